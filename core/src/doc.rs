@@ -1,1 +1,1220 @@
-//! TODO
+//! The Automerge documents and the typed API over them.
+//!
+//! A device holds two documents: the household document, which every device on the
+//! roster shares, and the private document of the person who owns the device, which only
+//! that person's devices share. Both have the same layout:
+//!
+//! ```text
+//! ROOT { schema: 1, people: {uuid: {..}}, devices: {id: {..}}, checkins: {uuid: {..}},
+//!        reflections, ledger, done, acks, handoffs, moments }
+//! ```
+//!
+//! Records live in maps keyed by UUID, so concurrent inserts never collide. Each record is
+//! a map of fields written one by one, so concurrent edits to different fields of the same
+//! record both survive, and edits to the same field resolve by Automerge's deterministic
+//! rule. Text that both partners edit (`title`, `good_enough`) is an Automerge text object
+//! and merges character by character.
+//!
+//! **Why a genesis change:** the collection maps must exist before anything is written,
+//! but if two devices each created `checkins` on their own, Automerge would keep one of the
+//! two maps and hide the other's records. So every document starts with the same
+//! deterministic change (fixed actor, fixed time), which has the same hash everywhere and
+//! merges as one.
+//!
+//! Writes touch only the record they change. Reads go record by record: a query filters on
+//! one or two scalar fields read in place and builds only the records it returns.
+//!
+//! This module does no IO and reads no clock: commit times come in as arguments.
+
+use std::collections::BTreeSet;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map as JsonMap, Number, Value as Json};
+use uuid::Uuid;
+
+use crate::model::{
+    Acknowledgment, CheckIn, Device, DoneEntry, Handoff, HandoffState, ItemStatus, LedgerItem,
+    Millis, Moment, Person, PersonId, Reflection, TargetKind, ValidationError, Visibility,
+    SCHEMA_VERSION,
+};
+
+/// Problems reading or writing a document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocError {
+    /// The record breaks a rule of the model.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// No record matches the id or prefix.
+    #[error("no {kind} has an id starting with `{prefix}`; `hearth log` and `hearth ledger list` show the ids")]
+    NotFound {
+        /// The kind of record looked for.
+        kind: &'static str,
+        /// The id or prefix given.
+        prefix: String,
+    },
+    /// A prefix matches several records.
+    #[error("`{prefix}` matches {count} {kind} records; type a few more characters of the id")]
+    Ambiguous {
+        /// The kind of record looked for.
+        kind: &'static str,
+        /// The prefix given.
+        prefix: String,
+        /// How many records it matched.
+        count: usize,
+    },
+    /// The bytes are not an Automerge document.
+    #[error("the document could not be read ({0}); it will be restored from a partner's device by sync")]
+    Corrupt(String),
+    /// The document has the wrong shape for a Hearth document.
+    #[error("the document is missing its `{0}` collection; it was not written by Hearth")]
+    MissingCollection(&'static str),
+    /// A record could not be encoded or decoded.
+    #[error("a {kind} record could not be read ({reason}); it may come from a newer Hearth — please update")]
+    Decode {
+        /// The kind of record.
+        kind: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Automerge refused an operation.
+    #[error("the document refused a change ({0}); nothing was written")]
+    Automerge(#[from] automerge::AutomergeError),
+}
+
+/// The record collections, each a map at the document root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Collection {
+    /// People in the household.
+    People,
+    /// The device roster.
+    Devices,
+    /// Check-ins.
+    CheckIns,
+    /// Reflections.
+    Reflections,
+    /// Ledger items.
+    Ledger,
+    /// Done entries.
+    Done,
+    /// Acknowledgments.
+    Acks,
+    /// Handoffs.
+    Handoffs,
+    /// Moments.
+    Moments,
+}
+
+impl Collection {
+    /// Every collection, in a fixed order.
+    pub const ALL: [Collection; 9] = [
+        Collection::People,
+        Collection::Devices,
+        Collection::CheckIns,
+        Collection::Reflections,
+        Collection::Ledger,
+        Collection::Done,
+        Collection::Acks,
+        Collection::Handoffs,
+        Collection::Moments,
+    ];
+
+    /// The key at the document root; also the record kind in events and errors.
+    pub fn key(self) -> &'static str {
+        match self {
+            Collection::People => "people",
+            Collection::Devices => "devices",
+            Collection::CheckIns => "checkins",
+            Collection::Reflections => "reflections",
+            Collection::Ledger => "ledger",
+            Collection::Done => "done",
+            Collection::Acks => "acks",
+            Collection::Handoffs => "handoffs",
+            Collection::Moments => "moments",
+        }
+    }
+}
+
+/// A record type stored in one collection.
+pub trait Record: Serialize + DeserializeOwned {
+    /// Where records of this type live.
+    const COLLECTION: Collection;
+    /// Its key in the collection map.
+    fn key(&self) -> String;
+}
+
+macro_rules! uuid_record {
+    ($ty:ty, $coll:expr) => {
+        impl Record for $ty {
+            const COLLECTION: Collection = $coll;
+            fn key(&self) -> String {
+                self.id.to_string()
+            }
+        }
+    };
+}
+
+uuid_record!(Person, Collection::People);
+uuid_record!(CheckIn, Collection::CheckIns);
+uuid_record!(Reflection, Collection::Reflections);
+uuid_record!(LedgerItem, Collection::Ledger);
+uuid_record!(DoneEntry, Collection::Done);
+uuid_record!(Acknowledgment, Collection::Acks);
+uuid_record!(Handoff, Collection::Handoffs);
+uuid_record!(Moment, Collection::Moments);
+
+impl Record for Device {
+    const COLLECTION: Collection = Collection::Devices;
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+}
+
+/// Fields written as collaborative text rather than as last-writer-wins strings.
+const TEXT_FIELDS: &[&str] = &["title", "good_enough"];
+
+/// Which document this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    /// Shared by every device on the roster.
+    Household,
+    /// Shared only by one person's devices.
+    Private(PersonId),
+}
+
+impl DocKind {
+    /// The document id used on the wire and on disk.
+    pub fn doc_id(&self) -> String {
+        match self {
+            DocKind::Household => "household".to_string(),
+            DocKind::Private(person) => format!("private-{person}"),
+        }
+    }
+
+    /// Parses a document id.
+    pub fn from_doc_id(id: &str) -> Option<DocKind> {
+        if id == "household" {
+            return Some(DocKind::Household);
+        }
+        id.strip_prefix("private-")
+            .and_then(|p| Uuid::parse_str(p).ok())
+            .map(DocKind::Private)
+    }
+}
+
+/// One Automerge document with Hearth's layout.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    am: Automerge,
+    kind: DocKind,
+}
+
+impl Doc {
+    /// A fresh document holding only the genesis change, writing as `actor` from here on.
+    pub fn new(kind: DocKind, actor: ActorId) -> Doc {
+        let mut am = genesis(kind);
+        am.set_actor(actor);
+        Doc { am, kind }
+    }
+
+    /// Wraps a loaded Automerge document, adding the genesis change if it lacks one.
+    pub fn from_automerge(kind: DocKind, mut am: Automerge, actor: ActorId) -> Doc {
+        let mut base = genesis(kind);
+        // Merging the genesis is a no-op when it is already there (same hash).
+        let _ = am.merge(&mut base);
+        am.set_actor(actor);
+        Doc { am, kind }
+    }
+
+    /// Loads a document from saved bytes.
+    pub fn load(kind: DocKind, bytes: &[u8], actor: ActorId) -> Result<Doc, DocError> {
+        let am = Automerge::load(bytes).map_err(|e| DocError::Corrupt(e.to_string()))?;
+        Ok(Doc::from_automerge(kind, am, actor))
+    }
+
+    /// Which document this is.
+    pub fn kind(&self) -> DocKind {
+        self.kind
+    }
+
+    /// The underlying Automerge document, for sync and storage.
+    pub fn automerge(&self) -> &Automerge {
+        &self.am
+    }
+
+    /// Mutable access for sync, which applies remote changes.
+    pub fn automerge_mut(&mut self) -> &mut Automerge {
+        &mut self.am
+    }
+
+    /// Current heads.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.am.get_heads()
+    }
+
+    /// The schema version recorded in the document.
+    pub fn schema(&self) -> u64 {
+        match self.am.get(automerge::ROOT, "schema") {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Uint(v) => *v,
+                ScalarValue::Int(v) => u64::try_from(*v).unwrap_or(0),
+                _ => 0,
+            },
+            _ => 0,
+        }
+    }
+
+    fn collection(&self, coll: Collection) -> Result<ObjId, DocError> {
+        collection_id(&self.am, coll)
+    }
+
+    /// Writes a record, creating it or updating only the fields that changed.
+    pub fn put<R: Record>(&mut self, record: &R, now: Millis) -> Result<(), DocError> {
+        let value = serde_json::to_value(record).map_err(|e| DocError::Decode {
+            kind: R::COLLECTION.key(),
+            reason: e.to_string(),
+        })?;
+        let Json::Object(fields) = value else {
+            return Err(DocError::Decode {
+                kind: R::COLLECTION.key(),
+                reason: "a record must be a JSON object".into(),
+            });
+        };
+        let coll = self.collection(R::COLLECTION)?;
+        let key = record.key();
+        self.am
+            .transact_with(
+                |_| CommitOptions::default().with_time(now / 1000),
+                |tx| -> Result<(), automerge::AutomergeError> {
+                    let obj = match tx.get(&coll, key.as_str())? {
+                        Some((Value::Object(ObjType::Map), id)) => id,
+                        _ => tx.put_object(&coll, key.as_str(), ObjType::Map)?,
+                    };
+                    write_map(tx, &obj, &fields, true)
+                },
+            )
+            .map_err(|f| DocError::Automerge(f.error))?;
+        Ok(())
+    }
+
+    /// Reads one record by its exact key.
+    pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, DocError> {
+        let coll = self.collection(R::COLLECTION)?;
+        match self.am.get(&coll, key)? {
+            Some((Value::Object(ObjType::Map), obj)) => decode::<R>(&self.am, &obj).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether a record with this exact key exists.
+    pub fn contains(&self, coll: Collection, key: &str) -> bool {
+        self.collection(coll)
+            .ok()
+            .and_then(|c| self.am.get(&c, key).ok().flatten())
+            .is_some()
+    }
+
+    /// Number of records in a collection.
+    pub fn count(&self, coll: Collection) -> usize {
+        self.collection(coll)
+            .map(|c| self.am.length(&c))
+            .unwrap_or(0)
+    }
+
+    /// Every record of a type. Records that cannot be decoded (for example from a newer
+    /// schema) are skipped with a warning rather than failing the whole read.
+    pub fn all<R: Record>(&self) -> Vec<R> {
+        self.filter::<R>(|_| true)
+    }
+
+    /// Records whose scalar fields pass `keep`, building only those.
+    pub fn filter<R: Record>(&self, keep: impl Fn(&Fields<'_>) -> bool) -> Vec<R> {
+        let Ok(coll) = self.collection(R::COLLECTION) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in self.am.map_range(&coll, ..) {
+            if !matches!(item.value, automerge::ValueRef::Object(ObjType::Map)) {
+                continue;
+            }
+            let obj = item.id();
+            let fields = Fields {
+                am: &self.am,
+                obj: &obj,
+            };
+            if !keep(&fields) {
+                continue;
+            }
+            match decode::<R>(&self.am, &obj) {
+                Ok(record) => out.push(record),
+                Err(e) => tracing::warn!(kind = R::COLLECTION.key(), error = %e, "skipping a record that could not be read"),
+            }
+        }
+        out
+    }
+
+    /// Keys in a collection that start with `prefix`.
+    pub fn keys_with_prefix(&self, coll: Collection, prefix: &str) -> Vec<String> {
+        let Ok(obj) = self.collection(coll) else {
+            return Vec::new();
+        };
+        let prefix = prefix.to_ascii_lowercase();
+        self.am
+            .keys(&obj)
+            .filter(|k| k.to_ascii_lowercase().starts_with(&prefix))
+            .collect()
+    }
+}
+
+/// Reads scalar fields of one record in place, for filtering without building it.
+pub struct Fields<'a> {
+    am: &'a Automerge,
+    obj: &'a ObjId,
+}
+
+impl Fields<'_> {
+    /// A string field, if present.
+    pub fn str(&self, field: &str) -> Option<String> {
+        match self.am.get(self.obj, field).ok().flatten() {
+            Some((Value::Scalar(s), _)) => match s.as_ref() {
+                ScalarValue::Str(s) => Some(s.to_string()),
+                _ => None,
+            },
+            Some((Value::Object(ObjType::Text), id)) => self.am.text(&id).ok(),
+            _ => None,
+        }
+    }
+
+    /// An integer field, if present.
+    pub fn int(&self, field: &str) -> Option<i64> {
+        match self.am.get(self.obj, field).ok().flatten() {
+            Some((Value::Scalar(s), _)) => match s.as_ref() {
+                ScalarValue::Int(v) => Some(*v),
+                ScalarValue::Uint(v) => i64::try_from(*v).ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+fn collection_id(am: &Automerge, coll: Collection) -> Result<ObjId, DocError> {
+    match am.get(automerge::ROOT, coll.key()) {
+        Ok(Some((Value::Object(ObjType::Map), id))) => Ok(id),
+        _ => Err(DocError::MissingCollection(coll.key())),
+    }
+}
+
+/// The deterministic first change every replica of a document shares.
+fn genesis(kind: DocKind) -> Automerge {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("hearth-genesis:{}", kind.doc_id()).as_bytes(),
+    );
+    let actor = ActorId::from(&digest.as_ref()[..16]);
+    let mut am = Automerge::new().with_actor(actor);
+    let result = am.transact_with(
+        |_| CommitOptions::default().with_time(0),
+        |tx| -> Result<(), automerge::AutomergeError> {
+            tx.put(automerge::ROOT, "schema", SCHEMA_VERSION)?;
+            for coll in Collection::ALL {
+                tx.put_object(automerge::ROOT, coll.key(), ObjType::Map)?;
+            }
+            Ok(())
+        },
+    );
+    // Writing fixed keys into an empty document cannot fail; if it ever did, the
+    // document would report MissingCollection on first use rather than panic here.
+    if let Err(f) = result {
+        tracing::error!(error = %f.error, "could not create the genesis change");
+    }
+    am
+}
+
+fn decode<R: Record>(am: &Automerge, obj: &ObjId) -> Result<R, DocError> {
+    let json = read_map(am, obj);
+    serde_json::from_value(json).map_err(|e| DocError::Decode {
+        kind: R::COLLECTION.key(),
+        reason: e.to_string(),
+    })
+}
+
+fn read_value(am: &Automerge, value: Value<'_>, id: ObjId) -> Json {
+    match value {
+        Value::Object(ObjType::Map) | Value::Object(ObjType::Table) => read_map(am, &id),
+        Value::Object(ObjType::List) => Json::Array(
+            am.list_range(&id, ..)
+                .map(|item| read_value(am, item.value.clone().into_value(), item.id()))
+                .collect(),
+        ),
+        Value::Object(ObjType::Text) => Json::String(am.text(&id).unwrap_or_default()),
+        Value::Scalar(s) => scalar_to_json(s.as_ref()),
+    }
+}
+
+fn read_map(am: &Automerge, obj: &ObjId) -> Json {
+    let mut map = JsonMap::new();
+    for item in am.map_range(obj, ..) {
+        let v = read_value(am, item.value.clone().into_value(), item.id());
+        map.insert(item.key.to_string(), v);
+    }
+    Json::Object(map)
+}
+
+fn scalar_to_json(s: &ScalarValue) -> Json {
+    match s {
+        ScalarValue::Str(s) => Json::String(s.to_string()),
+        ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Json::Number((*i).into()),
+        ScalarValue::Uint(u) => Json::Number((*u).into()),
+        ScalarValue::Counter(c) => Json::Number(i64::from(c).into()),
+        ScalarValue::F64(f) => Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        ScalarValue::Boolean(b) => Json::Bool(*b),
+        ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
+    }
+}
+
+fn json_to_scalar(v: &Json) -> Option<ScalarValue> {
+    match v {
+        Json::Bool(b) => Some(ScalarValue::Boolean(*b)),
+        Json::Number(n) => n
+            .as_i64()
+            .map(ScalarValue::Int)
+            .or_else(|| n.as_u64().map(ScalarValue::Uint))
+            .or_else(|| n.as_f64().map(ScalarValue::F64)),
+        Json::String(s) => Some(ScalarValue::Str(s.as_str().into())),
+        Json::Null | Json::Array(_) | Json::Object(_) => None,
+    }
+}
+
+/// Writes `fields` into the map `obj`, touching only what differs. At the top level of a
+/// record, the fields in [`TEXT_FIELDS`] become collaborative text.
+fn write_map<T: Transactable + ReadDoc>(
+    tx: &mut T,
+    obj: &ObjId,
+    fields: &JsonMap<String, Json>,
+    record_level: bool,
+) -> Result<(), automerge::AutomergeError> {
+    let stale: Vec<String> = tx
+        .keys(obj)
+        .filter(|k| fields.get(k).is_none_or(Json::is_null))
+        .collect();
+    for key in stale {
+        tx.delete(obj, key.as_str())?;
+    }
+    for (key, value) in fields {
+        let key = key.as_str();
+        let current = tx.get(obj, key)?;
+        match value {
+            Json::Null => {}
+            Json::Object(inner) => {
+                let child = match current {
+                    Some((Value::Object(ObjType::Map), id)) => id,
+                    _ => tx.put_object(obj, key, ObjType::Map)?,
+                };
+                write_map(tx, &child, inner, false)?;
+            }
+            Json::Array(items) => {
+                let same = match &current {
+                    Some((v, id)) => {
+                        let doc_value = read_list_in_tx(tx, v, id);
+                        doc_value.as_ref() == Some(value)
+                    }
+                    None => false,
+                };
+                if !same {
+                    let list = tx.put_object(obj, key, ObjType::List)?;
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(s) = json_to_scalar(item) {
+                            tx.insert(&list, i, s)?;
+                        }
+                    }
+                }
+            }
+            Json::String(text) if record_level && TEXT_FIELDS.contains(&key) => match current {
+                Some((Value::Object(ObjType::Text), id)) => tx.update_text(&id, text)?,
+                _ => {
+                    let id = tx.put_object(obj, key, ObjType::Text)?;
+                    tx.splice_text(&id, 0, 0, text)?;
+                }
+            },
+            scalar => {
+                let Some(new) = json_to_scalar(scalar) else {
+                    continue;
+                };
+                let unchanged = matches!(&current, Some((Value::Scalar(old), _)) if old.as_ref() == &new);
+                if !unchanged {
+                    tx.put(obj, key, new)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lists in records hold only scalars (sets of keys), so comparing them is cheap.
+fn read_list_in_tx<T: ReadDoc>(tx: &T, value: &Value<'_>, id: &ObjId) -> Option<Json> {
+    match value {
+        Value::Object(ObjType::List) => Some(Json::Array(
+            tx.list_range(id, ..)
+                .map(|item| match item.value.into_value() {
+                    Value::Scalar(s) => scalar_to_json(s.as_ref()),
+                    Value::Object(_) => Json::Null,
+                })
+                .collect(),
+        )),
+        _ => None,
+    }
+}
+
+/// The records that balance insights weigh.
+#[derive(Debug, Clone, Default)]
+pub struct BalanceInputs {
+    /// Every ledger item, whatever its status.
+    pub items: Vec<LedgerItem>,
+    /// Done entries in the range.
+    pub done: Vec<DoneEntry>,
+    /// Acknowledgments in the range.
+    pub acks: Vec<Acknowledgment>,
+    /// Handoffs proposed in the range.
+    pub handoffs: Vec<Handoff>,
+}
+
+/// The pair of documents one device holds, with the typed API the daemon calls.
+#[derive(Debug, Clone)]
+pub struct Docs {
+    /// The household document.
+    pub household: Doc,
+    /// This device's person's private document.
+    pub private: Doc,
+    /// Whose device this is.
+    pub me: PersonId,
+}
+
+/// A record resolved from a short id prefix.
+pub type ResolvedId = Uuid;
+
+impl Docs {
+    /// Fresh documents for a new household founded by `me`.
+    pub fn new(me: PersonId, actor: ActorId) -> Docs {
+        Docs {
+            household: Doc::new(DocKind::Household, actor.clone()),
+            private: Doc::new(DocKind::Private(me), actor),
+            me,
+        }
+    }
+
+    /// The document with this id, if this device holds it.
+    pub fn by_id_mut(&mut self, doc_id: &str) -> Option<&mut Doc> {
+        if doc_id == self.household.kind.doc_id() {
+            Some(&mut self.household)
+        } else if doc_id == self.private.kind.doc_id() {
+            Some(&mut self.private)
+        } else {
+            None
+        }
+    }
+
+    fn doc_for(&mut self, visibility: Visibility) -> Result<&mut Doc, DocError> {
+        match visibility {
+            Visibility::Private => Ok(&mut self.private),
+            Visibility::Shared => Ok(&mut self.household),
+            Visibility::RevealTogether => Err(ValidationError::Invalid {
+                field: "visibility",
+                reason: "reveal-together is not available yet; use private or shared".into(),
+            }
+            .into()),
+        }
+    }
+
+    /// Resolves a full id or a short prefix to one record, as git does with hashes.
+    pub fn resolve(&self, coll: Collection, prefix: &str) -> Result<ResolvedId, DocError> {
+        let kind = coll.key();
+        let prefix = prefix.trim();
+        if prefix.is_empty() {
+            return Err(DocError::NotFound {
+                kind,
+                prefix: prefix.into(),
+            });
+        }
+        let mut keys: BTreeSet<String> = self
+            .household
+            .keys_with_prefix(coll, prefix)
+            .into_iter()
+            .collect();
+        if matches!(coll, Collection::CheckIns | Collection::Reflections) {
+            keys.extend(self.private.keys_with_prefix(coll, prefix));
+        }
+        let mut iter = keys.iter();
+        match (iter.next(), iter.next()) {
+            (None, _) => Err(DocError::NotFound {
+                kind,
+                prefix: prefix.into(),
+            }),
+            (Some(one), None) => Uuid::parse_str(one).map_err(|_| DocError::NotFound {
+                kind,
+                prefix: prefix.into(),
+            }),
+            (Some(_), Some(_)) => Err(DocError::Ambiguous {
+                kind,
+                prefix: prefix.into(),
+                count: keys.len(),
+            }),
+        }
+    }
+
+    /// Adds a person to the household.
+    pub fn add_person(&mut self, person: &Person, now: Millis) -> Result<(), DocError> {
+        person.validate()?;
+        self.household.put(person, now)
+    }
+
+    /// Everyone in the household.
+    pub fn people(&self) -> Vec<Person> {
+        self.household.all()
+    }
+
+    /// Adds or updates a device on the roster.
+    pub fn put_device(&mut self, device: &Device, now: Millis) -> Result<(), DocError> {
+        device.validate()?;
+        if !self
+            .household
+            .contains(Collection::People, &device.person.to_string())
+        {
+            return Err(ValidationError::UnknownReference {
+                field: "person",
+                id: device.person.to_string(),
+            }
+            .into());
+        }
+        self.household.put(device, now)
+    }
+
+    /// The roster.
+    pub fn devices(&self) -> Vec<Device> {
+        self.household.all()
+    }
+
+    fn require_person(&self, field: &'static str, person: PersonId) -> Result<(), DocError> {
+        if self
+            .household
+            .contains(Collection::People, &person.to_string())
+        {
+            Ok(())
+        } else {
+            Err(ValidationError::UnknownReference {
+                field,
+                id: person.to_string(),
+            }
+            .into())
+        }
+    }
+
+    /// Records a check-in in the document its visibility calls for.
+    pub fn add_checkin(&mut self, checkin: &CheckIn, now: Millis) -> Result<(), DocError> {
+        checkin.validate()?;
+        self.require_person("author", checkin.author)?;
+        self.doc_for(checkin.visibility)?.put(checkin, now)
+    }
+
+    /// Records a reflection in the document its visibility calls for.
+    pub fn add_reflection(&mut self, reflection: &Reflection, now: Millis) -> Result<(), DocError> {
+        reflection.validate()?;
+        self.require_person("author", reflection.author)?;
+        self.doc_for(reflection.visibility)?.put(reflection, now)
+    }
+
+    /// A person's check-ins whose local date falls in `from..=to`, from both documents,
+    /// oldest first.
+    pub fn checkins_between(
+        &self,
+        person: PersonId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Vec<CheckIn> {
+        let author = person.to_string();
+        let (from, to) = (from.to_string(), to.to_string());
+        let keep = |f: &Fields<'_>| {
+            f.str("author").as_deref() == Some(author.as_str())
+                && f.str("date").is_some_and(|d| d >= from && d <= to)
+        };
+        let mut out = self.household.filter::<CheckIn>(keep);
+        if self.private.kind == DocKind::Private(person) {
+            out.extend(self.private.filter::<CheckIn>(keep));
+        }
+        out.sort_by_key(|c| (c.when.at, c.id));
+        out
+    }
+
+    /// Every check-in this device can read.
+    pub fn checkins(&self) -> Vec<CheckIn> {
+        let mut out = self.household.all::<CheckIn>();
+        out.extend(self.private.all::<CheckIn>());
+        out.sort_by_key(|c| (c.when.at, c.id));
+        out
+    }
+
+    /// Every reflection this device can read.
+    pub fn reflections(&self) -> Vec<Reflection> {
+        let mut out = self.household.all::<Reflection>();
+        out.extend(self.private.all::<Reflection>());
+        out.sort_by_key(|r| (r.when.at, r.id));
+        out
+    }
+
+    /// Adds a ledger item.
+    pub fn add_ledger_item(&mut self, item: &LedgerItem, now: Millis) -> Result<(), DocError> {
+        item.validate()?;
+        self.require_person("created by", item.created_by)?;
+        self.household.put(item, now)
+    }
+
+    /// One ledger item.
+    pub fn ledger_item(&self, id: Uuid) -> Result<LedgerItem, DocError> {
+        self.household
+            .get::<LedgerItem>(&id.to_string())?
+            .ok_or(DocError::NotFound {
+                kind: "ledger",
+                prefix: id.to_string(),
+            })
+    }
+
+    /// Every ledger item.
+    pub fn ledger_items(&self) -> Vec<LedgerItem> {
+        self.household.all()
+    }
+
+    /// Changes a ledger item and writes back only the fields that changed.
+    pub fn update_ledger_item(
+        &mut self,
+        id: Uuid,
+        now: Millis,
+        change: impl FnOnce(&mut LedgerItem),
+    ) -> Result<LedgerItem, DocError> {
+        let mut item = self.ledger_item(id)?;
+        change(&mut item);
+        item.validate()?;
+        self.household.put(&item, now)?;
+        Ok(item)
+    }
+
+    /// Records that someone did an item or a piece of unlisted work.
+    pub fn add_done(&mut self, done: &DoneEntry, now: Millis) -> Result<(), DocError> {
+        done.validate()?;
+        self.require_person("by", done.by)?;
+        if let Some(item) = done.item {
+            if !self
+                .household
+                .contains(Collection::Ledger, &item.to_string())
+            {
+                return Err(ValidationError::UnknownReference {
+                    field: "item",
+                    id: item.to_string(),
+                }
+                .into());
+            }
+        }
+        self.household.put(done, now)
+    }
+
+    /// Records an acknowledgment, which must point at a record that exists here.
+    pub fn add_ack(&mut self, ack: &Acknowledgment, now: Millis) -> Result<(), DocError> {
+        ack.validate()?;
+        self.require_person("from", ack.from)?;
+        self.require_person("to", ack.to)?;
+        let key = ack.target.id.to_string();
+        let exists = match ack.target.kind {
+            TargetKind::Item => self.household.contains(Collection::Ledger, &key),
+            TargetKind::Done => self.household.contains(Collection::Done, &key),
+            TargetKind::Moment => self.household.contains(Collection::Moments, &key),
+            // An acknowledgment lives in the household document, so it may only point at
+            // a check-in the partner can read too.
+            TargetKind::CheckIn => self.household.contains(Collection::CheckIns, &key),
+        };
+        if !exists {
+            return Err(ValidationError::UnknownReference {
+                field: "target",
+                id: key,
+            }
+            .into());
+        }
+        self.household.put(ack, now)
+    }
+
+    /// Proposes a handoff of one stage of an active item.
+    pub fn propose_handoff(&mut self, handoff: &Handoff, now: Millis) -> Result<(), DocError> {
+        handoff.validate()?;
+        self.require_person("from", handoff.from)?;
+        self.require_person("to", handoff.to)?;
+        let item = self
+            .household
+            .get::<LedgerItem>(&handoff.item.to_string())?
+            .ok_or_else(|| ValidationError::UnknownReference {
+                field: "item",
+                id: handoff.item.to_string(),
+            })?;
+        if item.status == ItemStatus::Retired {
+            return Err(ValidationError::Invalid {
+                field: "item",
+                reason: "this item is retired; bring it back before handing it off".into(),
+            }
+            .into());
+        }
+        self.household.put(handoff, now)
+    }
+
+    /// One handoff.
+    pub fn handoff(&self, id: Uuid) -> Result<Handoff, DocError> {
+        self.household
+            .get::<Handoff>(&id.to_string())?
+            .ok_or(DocError::NotFound {
+                kind: "handoffs",
+                prefix: id.to_string(),
+            })
+    }
+
+    /// Every handoff.
+    pub fn handoffs(&self) -> Vec<Handoff> {
+        self.household.all()
+    }
+
+    /// Answers an open handoff. Accepting moves the stage to the person it was offered to.
+    pub fn answer_handoff(
+        &mut self,
+        id: Uuid,
+        answer: HandoffState,
+        by: PersonId,
+        counter: Option<String>,
+        now: Millis,
+    ) -> Result<Handoff, DocError> {
+        let mut handoff = self.handoff(id)?;
+        if handoff.state != HandoffState::Open {
+            return Err(ValidationError::Invalid {
+                field: "handoff",
+                reason: format!("it was already {}", handoff.state),
+            }
+            .into());
+        }
+        let allowed = match answer {
+            HandoffState::Withdrawn => by == handoff.from,
+            HandoffState::Accepted | HandoffState::Declined | HandoffState::Countered => {
+                by == handoff.to
+            }
+            HandoffState::Open => false,
+        };
+        if !allowed {
+            return Err(ValidationError::Invalid {
+                field: "handoff",
+                reason: "only the person it was offered to can answer it, and only the proposer can withdraw it".into(),
+            }
+            .into());
+        }
+        handoff.state = answer;
+        handoff.answered_by = Some(by);
+        handoff.answered_at = Some(now);
+        handoff.counter = counter;
+        handoff.validate()?;
+        if answer == HandoffState::Accepted {
+            let (stage, to) = (handoff.stage, handoff.to);
+            self.update_ledger_item(handoff.item, now, |item| {
+                item.owners.set(stage, Some(to))
+            })?;
+        }
+        self.household.put(&handoff, now)?;
+        Ok(handoff)
+    }
+
+    /// Records a moment of connection.
+    pub fn add_moment(&mut self, moment: &Moment, now: Millis) -> Result<(), DocError> {
+        moment.validate()?;
+        self.require_person("started by", moment.started_by)?;
+        self.household.put(moment, now)
+    }
+
+    /// Every moment.
+    pub fn moments(&self) -> Vec<Moment> {
+        let mut out = self.household.all::<Moment>();
+        out.sort_by_key(|m| (m.when.at, m.id));
+        out
+    }
+
+    /// Every done entry.
+    pub fn done_entries(&self) -> Vec<DoneEntry> {
+        let mut out = self.household.all::<DoneEntry>();
+        out.sort_by_key(|d| (d.when.at, d.id));
+        out
+    }
+
+    /// Every acknowledgment.
+    pub fn acks(&self) -> Vec<Acknowledgment> {
+        let mut out = self.household.all::<Acknowledgment>();
+        out.sort_by_key(|a| (a.when.at, a.id));
+        out
+    }
+
+    /// What balance insights weigh, for local dates in `from..=to`.
+    pub fn balance_inputs(&self, from: chrono::NaiveDate, to: chrono::NaiveDate) -> BalanceInputs {
+        let (from, to) = (from.to_string(), to.to_string());
+        let in_range = |f: &Fields<'_>| f.str("date").is_some_and(|d| d >= from && d <= to);
+        BalanceInputs {
+            items: self.household.all(),
+            done: self.household.filter(in_range),
+            acks: self.household.filter(in_range),
+            handoffs: self.household.filter(in_range),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    pub(crate) fn person(name: &str, n: u128) -> Person {
+        Person {
+            id: Uuid::from_u128(n),
+            name: name.into(),
+            joined_at: 0,
+        }
+    }
+
+    fn actor(n: u8) -> ActorId {
+        ActorId::from(vec![n; 16])
+    }
+
+    fn docs_pair() -> (Docs, Docs, PersonId, PersonId) {
+        let a = person("Ada", 1);
+        let b = person("Bo", 2);
+        let mut da = Docs::new(a.id, actor(1));
+        da.add_person(&a, 1000).unwrap();
+        da.add_person(&b, 1000).unwrap();
+        let mut db = Docs::new(b.id, actor(2));
+        db.household
+            .automerge_mut()
+            .merge(&mut da.household.automerge().clone())
+            .unwrap();
+        (da, db, a.id, b.id)
+    }
+
+    fn item(by: PersonId, n: u128) -> LedgerItem {
+        LedgerItem {
+            id: Uuid::from_u128(n),
+            title: "Plan the week's meals".into(),
+            domain: Domain::Household,
+            labour: Labour::Cognitive,
+            invisible: true,
+            owners: Owners::all(by),
+            cadence: Some(Cadence::Weekly),
+            minutes_per_week: Some(45),
+            weight: 2,
+            good_enough: "Five dinners sketched".into(),
+            status: ItemStatus::Active,
+            agreed_by: BTreeSet::new(),
+            agreed_at: None,
+            created_by: by,
+            created_at: 1000,
+        }
+    }
+
+    fn sync(a: &mut Doc, b: &mut Doc) {
+        let mut ca = a.automerge().clone();
+        let mut cb = b.automerge().clone();
+        a.automerge_mut().merge(&mut cb).unwrap();
+        b.automerge_mut().merge(&mut ca).unwrap();
+    }
+
+    #[test]
+    fn genesis_is_identical_everywhere_so_collections_never_fork() {
+        let (mut da, mut db, a, b) = docs_pair();
+        let c1 = checkin(a, 10, Visibility::Shared);
+        let c2 = checkin(b, 11, Visibility::Shared);
+        da.add_checkin(&c1, 2000).unwrap();
+        db.add_checkin(&c2, 2000).unwrap();
+        sync(&mut da.household, &mut db.household);
+        assert_eq!(da.checkins().len(), 2);
+        assert_eq!(db.checkins().len(), 2);
+        // Two independently created empty docs also merge without losing a collection.
+        let mut x = Doc::new(DocKind::Household, actor(7));
+        let y = Doc::new(DocKind::Household, actor(8));
+        assert_eq!(x.heads(), y.heads());
+        x.automerge_mut()
+            .merge(&mut y.automerge().clone())
+            .unwrap();
+        assert_eq!(x.schema(), SCHEMA_VERSION);
+    }
+
+    fn checkin(author: PersonId, n: u128, visibility: Visibility) -> CheckIn {
+        CheckIn {
+            id: Uuid::from_u128(n),
+            author,
+            when: When::from_utc(1_700_000_000_000 + n as i64 * 86_400_000, 0),
+            battery: 40,
+            signs: BTreeMap::from([(BurnoutSign::Dread, 2)]),
+            body: BTreeSet::from([BodySign::Fatigue]),
+            basics: BTreeMap::from([(Basic::Sleep, BasicLevel::Partly)]),
+            note: Some("long week".into()),
+            ask: None,
+            visibility,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_private_ones_stay_out_of_the_household() {
+        let (mut da, _db, a, _) = docs_pair();
+        let shared = checkin(a, 10, Visibility::Shared);
+        let private = checkin(a, 11, Visibility::Private);
+        da.add_checkin(&shared, 1).unwrap();
+        da.add_checkin(&private, 1).unwrap();
+        assert_eq!(
+            da.household.get::<CheckIn>(&shared.id.to_string()).unwrap(),
+            Some(shared.clone())
+        );
+        assert!(!da
+            .household
+            .contains(Collection::CheckIns, &private.id.to_string()));
+        assert_eq!(da.checkins(), vec![shared, private]);
+    }
+
+    #[test]
+    fn checkins_between_filters_by_person_and_local_date() {
+        let (mut da, _db, a, b) = docs_pair();
+        for n in 0..10 {
+            da.add_checkin(&checkin(a, n, Visibility::Shared), 1).unwrap();
+            da.add_checkin(&checkin(b, 100 + n, Visibility::Shared), 1)
+                .unwrap();
+        }
+        let first = checkin(a, 2, Visibility::Shared).when.date;
+        let last = checkin(a, 4, Visibility::Shared).when.date;
+        let got = da.checkins_between(a, first, last);
+        assert_eq!(
+            got.iter().map(|c| c.id.as_u128()).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn unknown_author_and_missing_references_are_refused() {
+        let (mut da, _db, a, _) = docs_pair();
+        let stranger = Uuid::from_u128(99);
+        let err = da
+            .add_checkin(&checkin(stranger, 1, Visibility::Shared), 1)
+            .unwrap_err();
+        assert!(err.to_string().contains("author points at"), "{err}");
+        let ack = Acknowledgment {
+            id: Uuid::from_u128(5),
+            from: a,
+            to: a,
+            target: Target {
+                kind: TargetKind::Item,
+                id: Uuid::from_u128(404),
+            },
+            kind: AckKind::Thanks,
+            when: When::from_utc(0, 0),
+            note: None,
+        };
+        assert!(matches!(
+            da.add_ack(&ack, 1),
+            Err(DocError::Invalid(ValidationError::UnknownReference { field: "target", .. }))
+        ));
+        assert_eq!(da.household.count(Collection::Acks), 0);
+    }
+
+    #[test]
+    fn prefixes_resolve_like_git() {
+        let (mut da, _db, a, _) = docs_pair();
+        let mut i1 = item(a, 0xabc1 << 112);
+        i1.title = "one".into();
+        let mut i2 = item(a, 0xabc2 << 112);
+        i2.title = "two".into();
+        da.add_ledger_item(&i1, 1).unwrap();
+        da.add_ledger_item(&i2, 1).unwrap();
+        assert_eq!(da.resolve(Collection::Ledger, "abc1").unwrap(), i1.id);
+        assert!(matches!(
+            da.resolve(Collection::Ledger, "abc"),
+            Err(DocError::Ambiguous { count: 2, .. })
+        ));
+        assert!(matches!(
+            da.resolve(Collection::Ledger, "ffff"),
+            Err(DocError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn concurrent_edits_to_one_item_merge_deterministically() {
+        let (mut da, mut db, a, b) = docs_pair();
+        let it = item(a, 42);
+        da.add_ledger_item(&it, 1).unwrap();
+        sync(&mut da.household, &mut db.household);
+        da.update_ledger_item(it.id, 2, |i| {
+            i.title = "Plan the week's meals together".into();
+            i.owners.plan = Some(b);
+        })
+        .unwrap();
+        db.update_ledger_item(it.id, 2, |i| {
+            i.title = "Plan the week's dinners".into();
+            i.status = ItemStatus::Paused;
+            i.owners.plan = Some(a);
+        })
+        .unwrap();
+        sync(&mut da.household, &mut db.household);
+        let left = da.ledger_item(it.id).unwrap();
+        let right = db.ledger_item(it.id).unwrap();
+        assert_eq!(left, right);
+        // Text edits merge rather than one overwriting the other.
+        assert_eq!(left.title, "Plan the week's dinners together");
+        assert_eq!(left.status, ItemStatus::Paused);
+        assert_eq!(da.household.heads(), db.household.heads());
+    }
+
+    #[test]
+    fn accepting_a_handoff_moves_the_stage() {
+        let (mut da, mut db, a, b) = docs_pair();
+        let it = item(a, 42);
+        da.add_ledger_item(&it, 1).unwrap();
+        let h = Handoff {
+            id: Uuid::from_u128(7),
+            item: it.id,
+            stage: Stage::FollowUp,
+            from: a,
+            to: b,
+            when: When::from_utc(0, 0),
+            note: None,
+            state: HandoffState::Open,
+            answered_by: None,
+            answered_at: None,
+            counter: None,
+        };
+        da.propose_handoff(&h, 1).unwrap();
+        sync(&mut da.household, &mut db.household);
+        // Only the person it was offered to can accept.
+        assert!(da
+            .answer_handoff(h.id, HandoffState::Accepted, a, None, 2)
+            .is_err());
+        db.answer_handoff(h.id, HandoffState::Accepted, b, None, 2)
+            .unwrap();
+        assert_eq!(db.ledger_item(it.id).unwrap().owners.follow_up, Some(b));
+        let bad = Handoff {
+            id: Uuid::from_u128(8),
+            item: Uuid::from_u128(404),
+            ..h
+        };
+        assert!(matches!(
+            db.propose_handoff(&bad, 3),
+            Err(DocError::Invalid(ValidationError::UnknownReference { field: "item", .. }))
+        ));
+    }
+
+    #[test]
+    fn removing_an_optional_field_deletes_it() {
+        let (mut da, _db, a, _) = docs_pair();
+        let mut it = item(a, 1);
+        da.add_ledger_item(&it, 1).unwrap();
+        it.minutes_per_week = None;
+        da.household.put(&it, 2).unwrap();
+        assert_eq!(da.ledger_item(it.id).unwrap().minutes_per_week, None);
+    }
+}
