@@ -1,6 +1,10 @@
-//! hearthd: the Hearth daemon as a library, so that tests and the CLI's demo can run it
-//! in-process or as a child.
+//! hearthd: the Hearth daemon as a library, so that the CLI, the tests and the demo can
+//! run it in-process or as a child, and share the control API's types.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod paths;
 pub mod storage;
 pub mod transport;

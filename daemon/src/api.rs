@@ -1,0 +1,633 @@
+//! The control API: the versioned, newline-delimited JSON protocol between `hearth` and
+//! `hearthd` over the Unix socket.
+//!
+//! One request per line, one response per line, matched by `id`. A `subscribe` request
+//! turns its connection into a stream of [`Event`] lines. This module only defines the
+//! shapes; it does no IO, so the CLI, the daemon and the tests share one definition.
+//!
+//! ```text
+//! → {"v":1,"id":7,"method":"moment.add","params":{"kind":"laugh","started_by":"me"}}
+//! ← {"id":7,"ok":{ ...the created record... }}
+//! ← {"id":7,"error":{"code":"invalid","message":"...","hint":"..."}}
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hearth_core::model::{
+    AckKind, Answer, Basic, BasicLevel, BodySign, BurnoutSign, Cadence, Domain, HandoffState,
+    ItemStatus, Labour, Millis, MomentKind, Stage, TargetKind, Visibility,
+};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The longest request line the daemon reads, so a runaway client cannot exhaust memory.
+/// Imports are the largest requests.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
+/// One request line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// Protocol version of the client.
+    #[serde(default = "default_version")]
+    pub v: u32,
+    /// Echoed in the response.
+    pub id: u64,
+    /// What to do.
+    #[serde(flatten)]
+    pub call: Call,
+}
+
+fn default_version() -> u32 {
+    PROTOCOL_VERSION
+}
+
+/// When a write happened, as the CLI saw it: instant and the local UTC offset. Filled
+/// from `--at` for back-filling, or from the clock.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct At {
+    /// Unix milliseconds; `None` means now, by the daemon's clock.
+    #[serde(default)]
+    pub at: Option<Millis>,
+    /// The author's UTC offset in minutes.
+    #[serde(default)]
+    pub utc_offset_min: i32,
+}
+
+/// A person named on the command line: `me`, `partner`, a name, or an id prefix.
+pub type PersonRef = String;
+
+/// Every method, with its parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Call {
+    /// Creates the identity and documents of a new device.
+    #[serde(rename = "init")]
+    Init {
+        /// The person's display name.
+        name: String,
+        /// A friendly name for this device.
+        #[serde(default)]
+        device_name: Option<String>,
+        /// Protects the identity file when given.
+        #[serde(default)]
+        passphrase: Option<String>,
+    },
+    /// Unlocks a passphrase-protected identity.
+    #[serde(rename = "unlock")]
+    Unlock {
+        /// The passphrase.
+        passphrase: String,
+    },
+    /// Daemon and document status.
+    #[serde(rename = "status")]
+    Status,
+    /// Stops the daemon after flushing.
+    #[serde(rename = "shutdown")]
+    Shutdown,
+    /// Streams events on this connection.
+    #[serde(rename = "subscribe")]
+    Subscribe,
+    /// Records a check-in.
+    #[serde(rename = "checkin.add")]
+    CheckinAdd(CheckinParams),
+    /// Records a reflection.
+    #[serde(rename = "reflect.add")]
+    ReflectAdd(ReflectParams),
+    /// Adds a ledger item.
+    #[serde(rename = "ledger.add")]
+    LedgerAdd(LedgerAddParams),
+    /// Lists ledger items.
+    #[serde(rename = "ledger.list")]
+    LedgerList {
+        /// Include retired items.
+        #[serde(default)]
+        all: bool,
+    },
+    /// One ledger item with its recent history.
+    #[serde(rename = "ledger.show")]
+    LedgerShow {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Records that something was done.
+    #[serde(rename = "ledger.done")]
+    LedgerDone(DoneParams),
+    /// Acknowledges an item, done entry, check-in or moment.
+    #[serde(rename = "ledger.ack")]
+    LedgerAck(AckParams),
+    /// Proposes moving one stage of an item to the partner.
+    #[serde(rename = "ledger.handoff")]
+    LedgerHandoff(HandoffParams),
+    /// Answers a handoff.
+    #[serde(rename = "ledger.answer")]
+    LedgerAnswer(AnswerParams),
+    /// Retires an item.
+    #[serde(rename = "ledger.retire")]
+    LedgerRetire {
+        /// Id or prefix.
+        id: String,
+        /// When.
+        #[serde(default, flatten)]
+        at: At,
+    },
+    /// Records a moment of connection.
+    #[serde(rename = "moment.add")]
+    MomentAdd(MomentParams),
+    /// The timeline.
+    #[serde(rename = "log")]
+    Log(LogParams),
+    /// Everything this device can read, as re-importable JSON.
+    #[serde(rename = "export")]
+    Export,
+    /// Merges an export file.
+    #[serde(rename = "import")]
+    Import {
+        /// The export document.
+        data: serde_json::Value,
+    },
+    /// Insights, computed now.
+    #[serde(rename = "insights")]
+    Insights {
+        /// How many weeks of history to show.
+        #[serde(default)]
+        weeks: Option<u32>,
+        /// Include the caller's own private entries.
+        #[serde(default)]
+        include_private: bool,
+    },
+}
+
+/// Parameters of `checkin.add`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CheckinParams {
+    /// Energy left, 0–100.
+    pub battery: u8,
+    /// Burnout signs rated 0–4.
+    #[serde(default)]
+    pub signs: BTreeMap<BurnoutSign, u8>,
+    /// Body signs present.
+    #[serde(default)]
+    pub body: BTreeSet<BodySign>,
+    /// Basics and how well they were met.
+    #[serde(default)]
+    pub basics: BTreeMap<Basic, BasicLevel>,
+    /// Optional note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Optional ask for the partner.
+    #[serde(default)]
+    pub ask: Option<String>,
+    /// Who may read it; defaults to shared.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+    /// When.
+    #[serde(default, flatten)]
+    pub at: At,
+}
+
+/// Parameters of `reflect.add`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReflectParams {
+    /// Would I want to work on this with more energy?
+    pub energy: Answer,
+    /// Do I feel emotionally safe?
+    pub safe: Answer,
+    /// Are we aligned on what we want?
+    pub aligned: Answer,
+    /// Optional note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Who may read it; defaults to private.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+    /// When.
+    #[serde(default, flatten)]
+    pub at: At,
+}
+
+/// Parameters of `ledger.add`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LedgerAddParams {
+    /// What it is.
+    pub title: String,
+    /// Area of life.
+    pub domain: Domain,
+    /// Kind of effort.
+    #[serde(default = "default_labour")]
+    pub labour: Labour,
+    /// Invisible work.
+    #[serde(default)]
+    pub invisible: bool,
+    /// Owner per stage; stages left out go to `owner`.
+    #[serde(default)]
+    pub owners: BTreeMap<Stage, PersonRef>,
+    /// The default owner of every stage; `me` when absent.
+    #[serde(default)]
+    pub owner: Option<PersonRef>,
+    /// How often.
+    #[serde(default)]
+    pub cadence: Option<Cadence>,
+    /// Rough minutes per week.
+    #[serde(default)]
+    pub minutes_per_week: Option<u32>,
+    /// 1–3.
+    #[serde(default = "default_weight")]
+    pub weight: u8,
+    /// The agreed "good enough" standard.
+    #[serde(default)]
+    pub good_enough: Option<String>,
+    /// When.
+    #[serde(default, flatten)]
+    pub at: At,
+}
+
+fn default_labour() -> Labour {
+    Labour::Physical
+}
+
+fn default_weight() -> u8 {
+    2
+}
+
+/// Parameters of `ledger.done`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DoneParams {
+    /// Item id or prefix; absent for unlisted work.
+    #[serde(default)]
+    pub item: Option<String>,
+    /// Label for unlisted work.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Who did it; `me` when absent.
+    #[serde(default)]
+    pub by: Option<PersonRef>,
+    /// Minutes it took.
+    #[serde(default)]
+    pub minutes: Option<u32>,
+    /// Optional note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// When.
+    #[serde(default, flatten)]
+    pub at: At,
+}
+
+/// Parameters of `ledger.ack`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AckParams {
+    /// What kind of record it points at.
+    pub target_kind: TargetKind,
+    /// Its id or prefix.
+    pub target: String,
+    /// What it says.
+    #[serde(default = "default_ack_kind")]
+    pub kind: AckKind,
+    /// To whom; the partner when absent.
+    #[serde(default)]
+    pub to: Option<PersonRef>,
+    /// Optional note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// When.
+    #[serde(default, flatten)]
+    pub at: At,
+}
+
+fn default_ack_kind() -> AckKind {
+    AckKind::Seen
+}
+
+/// Parameters of `ledger.handoff`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HandoffParams {
+    /// Item id or prefix.
+    pub item: String,
+    /// The stage to move.
+    pub stage: Stage,
+    /// To whom; the partner when absent.
+    #[serde(default)]
+    pub to: Option<PersonRef>,
+    /// Optional note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// When.
+    #[serde(default, flatten)]
+    pub at: At,
+}
+
+/// Parameters of `ledger.answer` (accept, decline, counter, withdraw).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnswerParams {
+    /// Handoff id or prefix.
+    pub handoff: String,
+    /// The answer.
+    pub answer: HandoffState,
+    /// The counter-proposal, when countering.
+    #[serde(default)]
+    pub counter: Option<String>,
+    /// When.
+    #[serde(default, flatten)]
+    pub at: At,
+}
+
+/// Parameters of `moment.add`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MomentParams {
+    /// What kind.
+    pub kind: MomentKind,
+    /// Who started it; `me` when absent.
+    #[serde(default)]
+    pub started_by: Option<PersonRef>,
+    /// Optional note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// When.
+    #[serde(default, flatten)]
+    pub at: At,
+}
+
+/// Parameters of `log`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LogParams {
+    /// Only this person's entries.
+    #[serde(default)]
+    pub person: Option<PersonRef>,
+    /// Only these record kinds (collection keys: `checkins`, `moments`, ...).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// From this local date, inclusive.
+    #[serde(default)]
+    pub from: Option<chrono::NaiveDate>,
+    /// To this local date, inclusive.
+    #[serde(default)]
+    pub to: Option<chrono::NaiveDate>,
+    /// At most this many entries, newest kept.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// One response line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id.
+    pub id: u64,
+    /// The result, on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<serde_json::Value>,
+    /// The error, on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+impl Response {
+    /// A success.
+    pub fn ok(id: u64, value: serde_json::Value) -> Response {
+        Response {
+            id,
+            ok: Some(value),
+            error: None,
+        }
+    }
+
+    /// A failure.
+    pub fn err(id: u64, error: ApiError) -> Response {
+        Response {
+            id,
+            ok: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// Machine-readable error codes. The CLI maps them to exit codes (README lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The request was malformed or a value was out of range.
+    Invalid,
+    /// No record matched.
+    NotFound,
+    /// A prefix matched several records.
+    Ambiguous,
+    /// The device has no identity yet.
+    NotInitialized,
+    /// The device already has an identity.
+    AlreadyInitialized,
+    /// The identity is locked by a passphrase.
+    Locked,
+    /// The passphrase was wrong.
+    WrongPassphrase,
+    /// Writing to disk failed; nothing was acknowledged.
+    Storage,
+    /// The client speaks another protocol version.
+    Version,
+    /// Anything else.
+    Internal,
+}
+
+/// A structured error: what happened and what to do next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// What happened.
+    pub message: String,
+    /// What to do next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a hint.
+    pub fn new(code: ErrorCode, message: impl Into<String>, hint: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+/// Events streamed to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A document changed, locally or by sync.
+    DocChanged {
+        /// The document id.
+        doc: String,
+        /// Which record kinds changed (collection keys), when known.
+        kinds: Vec<String>,
+        /// Whether the change came from a peer.
+        remote: bool,
+    },
+    /// A peer connected.
+    PeerUp {
+        /// Its device id.
+        device: String,
+    },
+    /// A peer disconnected.
+    PeerDown {
+        /// Its device id.
+        device: String,
+    },
+    /// A document finished syncing with a peer.
+    SyncCompleted {
+        /// Its device id.
+        device: String,
+        /// The document id.
+        doc: String,
+    },
+}
+
+/// One line on a subscription stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventLine {
+    /// The subscribe request's id.
+    pub id: u64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// The shape of `status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Status {
+    /// Protocol version.
+    pub protocol: u32,
+    /// Daemon process id.
+    pub pid: u32,
+    /// The data directory.
+    pub data_dir: String,
+    /// The control socket.
+    pub socket: String,
+    /// `ready`, `locked` or `uninitialized`.
+    pub state: String,
+    /// This device's id, once initialized.
+    #[serde(default)]
+    pub device_id: Option<String>,
+    /// This device's person, once initialized.
+    #[serde(default)]
+    pub person: Option<PersonSummary>,
+    /// Everyone in the household.
+    #[serde(default)]
+    pub people: Vec<PersonSummary>,
+    /// The documents and their size.
+    #[serde(default)]
+    pub documents: Vec<DocStatus>,
+    /// QUIC addresses this daemon listens on.
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// Known peers.
+    #[serde(default)]
+    pub peers: Vec<PeerStatus>,
+}
+
+/// A person in `status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PersonSummary {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A document in `status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DocStatus {
+    /// Document id.
+    pub id: String,
+    /// Bytes on disk.
+    pub disk_bytes: u64,
+    /// Records per collection.
+    pub records: BTreeMap<String, usize>,
+    /// Files moved aside because they could not be read.
+    #[serde(default)]
+    pub quarantined: Vec<String>,
+}
+
+/// A peer in `status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Device id.
+    pub device_id: String,
+    /// Whose device.
+    pub person: String,
+    /// Device name.
+    pub name: String,
+    /// Connected now.
+    pub connected: bool,
+    /// Last completed sync, Unix ms.
+    #[serde(default)]
+    pub last_sync: Option<Millis>,
+    /// Last address that worked.
+    #[serde(default)]
+    pub last_addr: Option<String>,
+}
+
+/// Kinds accepted by `--kind` in `log`, and the record kinds in events.
+pub const RECORD_KINDS: &[&str] = &[
+    "checkins",
+    "reflections",
+    "ledger",
+    "done",
+    "acks",
+    "handoffs",
+    "moments",
+];
+
+/// The item statuses an `ledger list` shows by default.
+pub fn listed_by_default(status: ItemStatus) -> bool {
+    status != ItemStatus::Retired
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_use_method_and_params() {
+        let line = r#"{"v":1,"id":3,"method":"moment.add","params":{"kind":"laugh","note":"x","at":5,"utc_offset_min":60}}"#;
+        let req: Request = serde_json::from_str(line).unwrap();
+        assert_eq!(req.id, 3);
+        match req.call {
+            Call::MomentAdd(p) => {
+                assert_eq!(p.kind, MomentKind::Laugh);
+                assert_eq!(p.at.at, Some(5));
+                assert_eq!(p.at.utc_offset_min, 60);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let status: Request =
+            serde_json::from_str(r#"{"id":1,"method":"status"}"#).unwrap();
+        assert!(matches!(status.call, Call::Status));
+    }
+
+    #[test]
+    fn unknown_methods_and_bad_values_fail_to_parse() {
+        assert!(serde_json::from_str::<Request>(r#"{"id":1,"method":"rm-rf"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(
+            r#"{"id":1,"method":"moment.add","params":{"kind":"hug"}}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn events_are_tagged() {
+        let line = serde_json::to_string(&EventLine {
+            id: 9,
+            event: Event::PeerUp {
+                device: "ABCD".into(),
+            },
+        })
+        .unwrap();
+        assert_eq!(line, r#"{"id":9,"event":"peer-up","device":"ABCD"}"#);
+    }
+}

@@ -1,0 +1,166 @@
+//! The optional `config.toml` in the data directory.
+//!
+//! Every key is optional. Unknown keys are an error, so a typo never silently does
+//! nothing. The keys are documented in README.md.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Problems with the config file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    #[error("could not read {path}: {source}; check its permissions")]
+    Read {
+        /// The config file.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("{path} is not valid: {reason}; see the config section of README.md for the keys")]
+    Parse {
+        /// The config file.
+        path: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// An environment override has a bad value.
+    #[error("{var}={value} is not valid: {reason}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The default QUIC port.
+pub const DEFAULT_PORT: u16 = 7447;
+
+/// The daemon's settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Whether CLI commands start the daemon when it is not running.
+    pub autostart: bool,
+    /// The QUIC address to listen on (`HEARTH_LISTEN` overrides it).
+    pub listen: SocketAddr,
+    /// Peers to dial without discovery, as `HOST:PORT`.
+    pub peers: Vec<String>,
+    /// How long `pair invite` waits, in seconds.
+    pub pair_timeout_secs: u64,
+    /// Discovery: `mdns`, `static` or `off` (`HEARTH_DISCOVERY` overrides it).
+    pub discovery: String,
+    /// Interfaces mDNS may use: empty means all (`HEARTH_MDNS_INTERFACES` overrides it).
+    pub mdns_interfaces: Vec<String>,
+    /// Log filter, as in `RUST_LOG` (`HEARTH_LOG` overrides it).
+    pub log: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            autostart: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            peers: Vec::new(),
+            pair_timeout_secs: 600,
+            discovery: "mdns".into(),
+            mdns_interfaces: Vec::new(),
+            log: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the config file if it exists, then applies environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let mut config = match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        config.apply_env()?;
+        Ok(config)
+    }
+
+    /// Parses config text.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            reason: e.message().to_string(),
+        })
+    }
+
+    fn apply_env(&mut self) -> Result<(), ConfigError> {
+        if let Ok(value) = std::env::var("HEARTH_LISTEN") {
+            self.listen = value.parse().map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                var: "HEARTH_LISTEN",
+                value: value.clone(),
+                reason: format!("{e}; use HOST:PORT such as 127.0.0.1:0"),
+            })?;
+        }
+        if let Ok(value) = std::env::var("HEARTH_DISCOVERY") {
+            if !["mdns", "static", "off"].contains(&value.as_str()) {
+                return Err(ConfigError::Env {
+                    var: "HEARTH_DISCOVERY",
+                    value,
+                    reason: "use mdns, static or off".into(),
+                });
+            }
+            self.discovery = value;
+        }
+        if let Ok(value) = std::env::var("HEARTH_MDNS_INTERFACES") {
+            self.mdns_interfaces = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", Path::new("config.toml")).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn known_keys_parse() {
+        let c = Config::parse(
+            "autostart = false\nlisten = \"127.0.0.1:0\"\npeers = [\"127.0.0.1:7447\"]\n",
+            Path::new("config.toml"),
+        )
+        .unwrap();
+        assert!(!c.autostart);
+        assert_eq!(c.listen.port(), 0);
+        assert_eq!(c.peers.len(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_are_a_clear_error() {
+        let err = Config::parse("autostrat = false\n", Path::new("/d/config.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/d/config.toml"), "{msg}");
+        assert!(msg.contains("autostrat"), "{msg}");
+        assert!(msg.contains("README"), "{msg}");
+    }
+}
