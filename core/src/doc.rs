@@ -177,7 +177,7 @@ impl Record for Device {
 const TEXT_FIELDS: &[&str] = &["title", "good_enough"];
 
 /// Which document this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DocKind {
     /// Shared by every device on the roster.
     Household,

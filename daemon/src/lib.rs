@@ -2,9 +2,12 @@
 //! run it in-process or as a child, and share the control API's types.
 #![forbid(unsafe_code)]
 
+pub mod actor;
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod daemon;
+pub mod handlers;
 pub mod paths;
 pub mod storage;
 pub mod transport;

@@ -1,0 +1,344 @@
+//! The document owner: one thread that holds both documents and their stores, and is
+//! their only writer.
+//!
+//! Control requests (and, later, peer messages) reach it over a channel. It drains
+//! whatever is waiting into one batch, applies every call to the in-memory documents,
+//! writes one chunk per touched document and fsyncs it (a group commit), and only then
+//! answers each call. So a burst of writes shares one fsync, and every answer still means
+//! "on disk".
+//!
+//! It runs on a plain thread rather than a tokio task because its work is blocking file
+//! IO; nothing async ever waits on a lock it holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use automerge::ChangeHash;
+use hearth_core::doc::{Doc, DocKind, Docs};
+use hearth_core::model::Millis;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::api::{ApiError, Call, DocStatus, ErrorCode, Event, PersonSummary};
+use crate::handlers::{self, Outcome};
+use crate::storage::{DocStore, StoreError};
+
+/// The most calls folded into one group commit.
+const MAX_BATCH: usize = 512;
+
+/// A message for the document owner.
+#[derive(Debug)]
+pub enum ActorMsg {
+    /// A control call.
+    Call {
+        /// The call.
+        call: Call,
+        /// Where the answer goes once it is durable.
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+    /// Status of the documents.
+    Status {
+        /// Where the answer goes: documents, then people.
+        reply: oneshot::Sender<(Vec<DocStatus>, Vec<PersonSummary>)>,
+    },
+    /// Stop after answering everything queued before this.
+    Shutdown {
+        /// Signalled once the owner has stopped.
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A cheap handle to the document owner.
+#[derive(Debug, Clone)]
+pub struct ActorHandle {
+    tx: mpsc::Sender<ActorMsg>,
+}
+
+impl ActorHandle {
+    /// Sends a call and waits for its durable answer.
+    pub async fn call(&self, call: Call) -> Result<Value, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(ActorMsg::Call { call, reply })
+            .await
+            .map_err(|_| stopping())?;
+        answer.await.map_err(|_| stopping())?
+    }
+
+    /// Document status.
+    pub async fn status(&self) -> (Vec<DocStatus>, Vec<PersonSummary>) {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(ActorMsg::Status { reply }).await.is_err() {
+            return Default::default();
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    /// Stops the owner after it has answered everything queued so far.
+    pub async fn shutdown(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.tx.send(ActorMsg::Shutdown { done }).await.is_ok() {
+            let _ = stopped.await;
+        }
+    }
+}
+
+fn stopping() -> ApiError {
+    ApiError::new(
+        ErrorCode::Internal,
+        "hearthd is stopping",
+        "start it again with `hearth daemon start`",
+    )
+}
+
+/// One document with its store and what is already durable.
+struct Stored {
+    doc_kind: DocKind,
+    store: DocStore,
+    quarantined: Vec<String>,
+    /// Heads that are on disk; the next chunk holds the changes after these.
+    durable_heads: Vec<ChangeHash>,
+}
+
+/// The document owner's state.
+pub struct Actor {
+    docs: Docs,
+    household: Stored,
+    private: Stored,
+    events: broadcast::Sender<Event>,
+}
+
+/// Wall-clock time in Unix milliseconds.
+pub fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+impl Actor {
+    /// Opens both documents from their stores.
+    pub fn open(
+        docs_dir: PathBuf,
+        identity: &age::x25519::Identity,
+        me: hearth_core::model::PersonId,
+        events: broadcast::Sender<Event>,
+    ) -> Result<Actor, StoreError> {
+        let actor_id = automerge::ActorId::random();
+        let open = |kind: DocKind| -> Result<(Doc, Stored), StoreError> {
+            let dir = docs_dir.join(kind.doc_id());
+            let (store, loaded) = DocStore::open(&dir, identity)?;
+            let durable_heads = loaded.doc.get_heads();
+            let doc = Doc::from_automerge(kind, loaded.doc, actor_id.clone());
+            Ok((
+                doc,
+                Stored {
+                    doc_kind: kind,
+                    store,
+                    quarantined: loaded.quarantined,
+                    durable_heads,
+                },
+            ))
+        };
+        let (household_doc, household) = open(DocKind::Household)?;
+        let (private_doc, private) = open(DocKind::Private(me))?;
+        Ok(Actor {
+            docs: Docs {
+                household: household_doc,
+                private: private_doc,
+                me,
+            },
+            household,
+            private,
+            events,
+        })
+    }
+
+    /// Mutable access to the documents before the owner starts, for initialisation.
+    pub fn docs_mut(&mut self) -> &mut Docs {
+        &mut self.docs
+    }
+
+    /// The documents, read-only.
+    pub fn docs(&self) -> &Docs {
+        &self.docs
+    }
+
+    /// Makes everything in memory durable now. Used at init and shutdown.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        let kinds = [DocKind::Household, self.private.doc_kind];
+        for kind in kinds {
+            self.commit(kind)?;
+        }
+        Ok(())
+    }
+
+    fn parts(&mut self, kind: DocKind) -> (&mut Doc, &mut Stored) {
+        if kind == DocKind::Household {
+            (&mut self.docs.household, &mut self.household)
+        } else {
+            (&mut self.docs.private, &mut self.private)
+        }
+    }
+
+    /// Writes the changes after the durable heads as one chunk.
+    fn commit(&mut self, kind: DocKind) -> Result<(), StoreError> {
+        let (doc, stored) = self.parts(kind);
+        let heads = doc.heads();
+        if heads == stored.durable_heads {
+            return Ok(());
+        }
+        let chunk = doc.automerge().save_after(&stored.durable_heads);
+        match stored.store.append_chunk(&chunk) {
+            Ok(()) => {
+                stored.durable_heads = heads;
+                Ok(())
+            }
+            Err(e) => {
+                // Forget what could not be made durable, so memory never runs ahead of
+                // the disk: the caller is told the write failed, and it must not
+                // reappear later.
+                let rolled_back = doc.automerge().fork_at(&stored.durable_heads);
+                match rolled_back {
+                    // A fresh actor id, so the next change never reuses a sequence number
+                    // that the forgotten change had.
+                    Ok(am) => *doc = Doc::from_automerge(kind, am, automerge::ActorId::random()),
+                    Err(fork) => {
+                        tracing::error!(error = %fork, "could not roll back an unsaved change")
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn compact_if_needed(&mut self, kind: DocKind) {
+        let (doc, stored) = self.parts(kind);
+        if stored.store.needs_compaction() {
+            if let Err(e) = stored.store.compact(doc.automerge()) {
+                // Compaction is an optimisation: the chunks it would replace are intact.
+                tracing::warn!(doc = %stored.doc_kind.doc_id(), error = %e, "compaction failed; will retry later");
+            }
+        }
+    }
+
+    fn status(&self) -> (Vec<DocStatus>, Vec<PersonSummary>) {
+        let people = self
+            .docs
+            .people()
+            .into_iter()
+            .map(|p| PersonSummary {
+                id: p.id.to_string(),
+                name: p.name,
+            })
+            .collect();
+        let documents = [(&self.docs.household, &self.household), (&self.docs.private, &self.private)]
+            .into_iter()
+            .map(|(doc, stored)| DocStatus {
+                id: stored.doc_kind.doc_id(),
+                disk_bytes: stored.store.disk_bytes(),
+                records: handlers::record_counts(doc),
+                quarantined: stored.quarantined.clone(),
+            })
+            .collect();
+        (documents, people)
+    }
+
+    /// Starts the owner thread.
+    pub fn spawn(self) -> std::io::Result<ActorHandle> {
+        let (tx, rx) = mpsc::channel(4096);
+        std::thread::Builder::new()
+            .name("hearth-docs".into())
+            .spawn(move || self.run(rx))?;
+        Ok(ActorHandle { tx })
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<ActorMsg>) {
+        let mut shutdown: Option<oneshot::Sender<()>> = None;
+        while shutdown.is_none() {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(msg) => batch.push(msg),
+                    Err(_) => break,
+                }
+            }
+            shutdown = self.handle_batch(batch);
+        }
+        if let Err(e) = self.flush() {
+            tracing::error!(error = %e, "could not flush at shutdown");
+        }
+        if let Some(done) = shutdown {
+            let _ = done.send(());
+        }
+    }
+
+    /// Applies a batch, commits once per touched document, then answers.
+    fn handle_batch(&mut self, batch: Vec<ActorMsg>) -> Option<oneshot::Sender<()>> {
+        let now = now_millis();
+        let mut pending: Vec<(oneshot::Sender<Result<Value, ApiError>>, Result<Outcome, ApiError>)> =
+            Vec::new();
+        let mut shutdown = None;
+        for msg in batch {
+            match msg {
+                ActorMsg::Call { call, reply } => {
+                    let result = handlers::handle(&mut self.docs, call, now);
+                    pending.push((reply, result));
+                }
+                ActorMsg::Status { reply } => {
+                    let _ = reply.send(self.status());
+                }
+                ActorMsg::Shutdown { done } => shutdown = Some(done),
+            }
+        }
+        let mut touched: BTreeMap<DocKind, BTreeSet<&'static str>> = BTreeMap::new();
+        for (_, result) in &pending {
+            if let Ok(outcome) = result {
+                for (doc, kinds) in &outcome.touched {
+                    touched.entry(*doc).or_default().extend(kinds.iter().copied());
+                }
+            }
+        }
+        let mut failed: BTreeMap<DocKind, ApiError> = BTreeMap::new();
+        for doc in touched.keys() {
+            if let Err(e) = self.commit(*doc) {
+                tracing::error!(doc = %doc.doc_id(), error = %e, "could not write a chunk");
+                failed.insert(*doc, storage_error(&e));
+            }
+        }
+        for (reply, result) in pending {
+            let answer = result.and_then(|outcome| {
+                match outcome.touched.keys().find_map(|d| failed.get(d)) {
+                    Some(err) => Err(err.clone()),
+                    None => Ok(outcome.value),
+                }
+            });
+            let _ = reply.send(answer);
+        }
+        for (doc, kinds) in touched {
+            if failed.contains_key(&doc) {
+                continue;
+            }
+            let _ = self.events.send(Event::DocChanged {
+                doc: doc.doc_id(),
+                kinds: kinds.into_iter().map(String::from).collect(),
+                remote: false,
+            });
+            self.compact_if_needed(doc);
+        }
+        shutdown
+    }
+}
+
+/// The control API's view of a storage failure.
+pub fn storage_error(e: &StoreError) -> ApiError {
+    ApiError::new(
+        ErrorCode::Storage,
+        format!("this could not be saved: {e}"),
+        "nothing was saved from this request; everything saved before is safe",
+    )
+}

@@ -1,0 +1,524 @@
+//! The daemon's life: lock the data directory, unlock the identity, open the documents,
+//! serve the control socket, and stop cleanly on SIGTERM, SIGINT or `shutdown`.
+//!
+//! The daemon is in one of three states. `uninitialized` until `init` creates the
+//! identity; `locked` while a passphrase-protected identity waits for `unlock`; `ready`
+//! once the document owner runs. Only `status`, `shutdown` and the state's own call
+//! (`init` or `unlock`) work before `ready`, each other call gets an error that says
+//! which command to run.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use hearth_core::identity::DeviceId;
+use hearth_core::model::{Person, PersonId};
+
+use hearth_core::secrets::{DeviceSecrets, SecretsError};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
+
+use crate::actor::{now_millis, Actor, ActorHandle};
+use crate::api::{
+    ApiError, Call, ErrorCode, Event, EventLine, Request, Response, Status,
+    MAX_REQUEST_BYTES, PROTOCOL_VERSION,
+};
+use crate::config::Config;
+use crate::handlers;
+use crate::paths::{ensure_private_dir, Paths};
+use crate::storage::{self, DataDirLock, StoreError};
+
+/// How the daemon is started.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where its files live.
+    pub paths: Paths,
+    /// The passphrase for a protected identity, if known at start.
+    pub passphrase: Option<String>,
+}
+
+/// Who this device is, kept beside the identity. Not secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DeviceInfo {
+    person: PersonId,
+    device_id: String,
+}
+
+const DEVICE_FILE: &str = "device.json";
+
+enum State {
+    Uninitialized,
+    Locked,
+    Ready(Ready),
+}
+
+#[derive(Clone)]
+struct Ready {
+    actor: ActorHandle,
+    device_id: String,
+    me: PersonId,
+}
+
+struct Shared {
+    paths: Paths,
+    state: Mutex<State>,
+    events: broadcast::Sender<Event>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn ready(&self) -> Result<Ready, ApiError> {
+        let state = self.state.lock().map_err(|_| internal("state lock poisoned"))?;
+        match &*state {
+            State::Ready(r) => Ok(r.clone()),
+            State::Uninitialized => Err(ApiError::new(
+                ErrorCode::NotInitialized,
+                "this device has no Hearth identity yet",
+                "run `hearth init --name YOUR_NAME` to start",
+            )),
+            State::Locked => Err(ApiError::new(
+                ErrorCode::Locked,
+                "Hearth is locked by a passphrase",
+                "run any hearth command on a terminal to be asked for it, or set HEARTH_PASSPHRASE_FILE",
+            )),
+        }
+    }
+
+    fn set(&self, state: State) {
+        if let Ok(mut guard) = self.state.lock() {
+            *guard = state;
+        }
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.state.lock().as_deref() {
+            Ok(State::Ready(_)) => "ready",
+            Ok(State::Locked) => "locked",
+            _ => "uninitialized",
+        }
+    }
+}
+
+fn internal(message: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Internal,
+        message,
+        "restart the daemon with `hearth daemon stop` and try again",
+    )
+}
+
+/// Sets up logging from `HEARTH_LOG`, then `RUST_LOG`, then the config's `log`.
+pub fn init_logging(config_filter: Option<&str>) {
+    let filter = std::env::var("HEARTH_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .or_else(|| config_filter.map(String::from))
+        .unwrap_or_else(|| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Runs the daemon in the foreground until it is told to stop.
+pub fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let paths = opts.paths.clone();
+    ensure_private_dir(&paths.data_dir).with_context(|| {
+        format!("could not create the data directory {}", paths.data_dir.display())
+    })?;
+    let config = Config::load(&paths.config())?;
+    init_logging(config.log.as_deref());
+    let lock = DataDirLock::acquire(&paths.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("hearthd")
+        .build()
+        .context("could not start the async runtime")?;
+    let result = runtime.block_on(serve(opts, config));
+    drop(lock);
+    result
+}
+
+async fn serve(opts: RunOptions, _config: Config) -> anyhow::Result<()> {
+    let paths = opts.paths;
+    let (events, _) = broadcast::channel(1024);
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        paths: paths.clone(),
+        state: Mutex::new(State::Uninitialized),
+        events,
+        shutdown,
+    });
+
+    let initial = if !paths.identity().exists() {
+        State::Uninitialized
+    } else {
+        let bytes = storage::read_secrets(&paths.data_dir)?;
+        if DeviceSecrets::is_protected(&bytes) && opts.passphrase.is_none() {
+            State::Locked
+        } else {
+            let secrets = DeviceSecrets::from_file_bytes(&bytes, opts.passphrase.as_deref())?;
+            State::Ready(open_ready(&shared, &secrets).await?)
+        }
+    };
+    shared.set(initial);
+
+    let listener = bind_socket(&paths.socket)?;
+    tracing::info!(state = shared.state_name(), pid = std::process::id(), "hearthd is listening");
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            biased;
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = shutdown_rx.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let shared = shared.clone();
+                    tokio::spawn(async move { connection(shared, stream).await });
+                }
+                Err(e) => tracing::warn!(error = %e, "could not accept a control connection"),
+            },
+        }
+    }
+    tracing::info!("hearthd is stopping");
+    let ready = match shared.state.lock().as_deref() {
+        Ok(State::Ready(r)) => Some(r.clone()),
+        _ => None,
+    };
+    if let Some(ready) = ready {
+        ready.actor.shutdown().await;
+    }
+    let _ = std::fs::remove_file(&paths.socket);
+    Ok(())
+}
+
+fn bind_socket(socket: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = socket.parent() {
+        ensure_private_dir(dir)
+            .with_context(|| format!("could not create the socket directory {}", dir.display()))?;
+    }
+    // We hold the data-directory lock, so a socket file left here is from a daemon that
+    // died; nobody is listening on it.
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("could not remove the stale socket {}", socket.display())),
+    }
+    let listener = UnixListener::bind(socket)
+        .with_context(|| format!("could not listen on {}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+async fn open_ready(shared: &Arc<Shared>, secrets: &DeviceSecrets) -> anyhow::Result<Ready> {
+    let paths = shared.paths.clone();
+    let info: DeviceInfo = {
+        let path = paths.data_dir.join(DEVICE_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("could not read {}; the data directory is incomplete", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is damaged", path.display()))?
+    };
+    let identity = secrets.age_identity().clone();
+    let events = shared.events.clone();
+    let me = info.person;
+    let actor = tokio::task::spawn_blocking(move || Actor::open(paths.docs(), &identity, me, events))
+        .await??;
+    Ok(Ready {
+        actor: actor.spawn()?,
+        device_id: info.device_id,
+        me,
+    })
+}
+
+async fn connection(shared: Arc<Shared>, stream: UnixStream) {
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == rustix::process::getuid().as_raw() => {}
+        Ok(cred) => {
+            tracing::warn!(uid = cred.uid(), "refused a control connection from another user");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refused a control connection whose user could not be checked");
+            return;
+        }
+    }
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match read_line_bounded(&mut reader, &mut line).await {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(e) => {
+                let response = Response::err(0, ApiError::new(
+                    ErrorCode::Invalid,
+                    format!("the request could not be read: {e}"),
+                    "send one JSON request per line",
+                ));
+                let _ = write_json(&mut write, &response).await;
+                return;
+            }
+        }
+        let (id, call) = match parse_request(&line) {
+            Ok(parsed) => parsed,
+            Err((id, error)) => {
+                if write_json(&mut write, &Response::err(id, error)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Call::Subscribe = call {
+            let mut events = shared.events.subscribe();
+            if write_json(&mut write, &Response::ok(id, serde_json::json!({"subscribed": true}))).await.is_err() {
+                return;
+            }
+            stream_events(id, &mut events, &mut write, &mut reader).await;
+            return;
+        }
+        let response = match dispatch(&shared, call).await {
+            Ok(value) => Response::ok(id, value),
+            Err(error) => Response::err(id, error),
+        };
+        if write_json(&mut write, &response).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn stream_events(
+    id: u64,
+    events: &mut broadcast::Receiver<Event>,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+) {
+    let mut scratch = Vec::new();
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    if write_json(write, &EventLine { id, event }).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "a subscriber fell behind; some events were dropped");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            // The client closing its side ends the subscription.
+            read = reader.read_until(b'\n', &mut scratch) => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    return;
+                }
+                scratch.clear();
+            }
+        }
+    }
+}
+
+/// Reads one line of at most [`MAX_REQUEST_BYTES`]. `Ok(false)` at end of stream.
+async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(!line.is_empty());
+        }
+        let (used, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        line.extend_from_slice(&available[..used]);
+        reader.consume(used);
+        if line.len() > MAX_REQUEST_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a request is longer than {MAX_REQUEST_BYTES} bytes"),
+            ));
+        }
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
+/// Parses a request line, or says why not with the id when it could be found.
+pub fn parse_request(line: &[u8]) -> Result<(u64, Call), (u64, ApiError)> {
+    let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
+        (
+            0,
+            ApiError::new(
+                ErrorCode::Invalid,
+                format!("the request is not valid JSON: {e}"),
+                "send one JSON request per line",
+            ),
+        )
+    })?;
+    let id = value.get("id").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let version = value
+        .get("v")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(u64::from(PROTOCOL_VERSION));
+    if version != u64::from(PROTOCOL_VERSION) {
+        return Err((
+            id,
+            ApiError::new(
+                ErrorCode::Version,
+                format!("this hearthd speaks protocol {PROTOCOL_VERSION}, the request used {version}"),
+                "use the hearth and hearthd from the same release",
+            ),
+        ));
+    }
+    let request: Request = serde_json::from_value(value).map_err(|e| {
+        (
+            id,
+            ApiError::new(
+                ErrorCode::Invalid,
+                format!("the request could not be understood: {e}"),
+                "check the method name and its parameters",
+            ),
+        )
+    })?;
+    Ok((request.id, request.call))
+}
+
+async fn write_json<T: Serialize>(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    value: &T,
+) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await
+}
+
+async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value, ApiError> {
+    match call {
+        Call::Status => status(shared).await,
+        Call::Shutdown => {
+            let _ = shared.shutdown.send(true);
+            Ok(serde_json::json!({"stopping": true}))
+        }
+        Call::Init { name, device_name, passphrase } => init(shared, name, device_name, passphrase).await,
+        Call::Unlock { passphrase } => unlock(shared, passphrase).await,
+        Call::Subscribe => Err(internal("subscribe is handled per connection")),
+        other => shared.ready()?.actor.call(other).await,
+    }
+}
+
+async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
+    let mut status = Status {
+        protocol: PROTOCOL_VERSION,
+        pid: std::process::id(),
+        data_dir: shared.paths.data_dir.display().to_string(),
+        socket: shared.paths.socket.display().to_string(),
+        state: shared.state_name().into(),
+        ..Status::default()
+    };
+    if let Ok(ready) = shared.ready() {
+        status.device_id = Some(ready.device_id.clone());
+        let (documents, people) = ready.actor.status().await;
+        status.documents = documents;
+        status.people = people;
+        status.person = status.people.iter().find(|p| p.id == ready.me.to_string()).cloned();
+    }
+    serde_json::to_value(status).map_err(|e| internal(&e.to_string()))
+}
+
+fn secrets_error(e: SecretsError) -> ApiError {
+    let code = match e {
+        SecretsError::WrongPassphrase => ErrorCode::WrongPassphrase,
+        SecretsError::PassphraseRequired => ErrorCode::Locked,
+        _ => ErrorCode::Internal,
+    };
+    ApiError::new(code, e.to_string(), "check the passphrase and try again")
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    crate::actor::storage_error(&e)
+}
+
+async fn init(
+    shared: &Arc<Shared>,
+    name: String,
+    device_name: Option<String>,
+    passphrase: Option<String>,
+) -> Result<serde_json::Value, ApiError> {
+    if !matches!(shared.state.lock().as_deref(), Ok(State::Uninitialized)) || shared.paths.identity().exists() {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyInitialized,
+            format!("{} already holds a Hearth identity", shared.paths.data_dir.display()),
+            "nothing was changed; use another --data-dir to start afresh",
+        ));
+    }
+    hearth_core::model::check_title("name", &name)
+        .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string(), "choose the name your partner knows you by"))?;
+    let device_name = device_name
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "this device".into());
+    hearth_core::model::check_title("device name", &device_name)
+        .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string(), "choose a short device name"))?;
+
+    let secrets = DeviceSecrets::generate().map_err(secrets_error)?;
+    let device_id = DeviceId::from_public_key(&secrets.device_public_key()).to_string();
+    let me = Uuid::new_v4();
+    let paths = shared.paths.clone();
+    let events = shared.events.clone();
+    let file_bytes = secrets.to_file_bytes(passphrase.as_deref()).map_err(secrets_error)?;
+    let identity = secrets.age_identity().clone();
+    let recipient = secrets.age_recipient().to_string();
+    let public_key = secrets.device_public_key();
+    let device_id_for_roster = device_id.clone();
+    let actor = tokio::task::spawn_blocking(move || -> Result<Actor, ApiError> {
+        let now = now_millis();
+        let mut actor = Actor::open(paths.docs(), &identity, me, events).map_err(store_error)?;
+        let docs = actor.docs_mut();
+        docs.add_person(&Person { id: me, name, joined_at: now }, now)
+            .map_err(handlers::api_error)?;
+        let device = handlers::founding_device(device_id_for_roster.clone(), me, device_name, &public_key, recipient, now);
+        docs.put_device(&device, now).map_err(handlers::api_error)?;
+        actor.flush().map_err(store_error)?;
+        let info = serde_json::to_vec_pretty(&DeviceInfo { person: me, device_id: device_id_for_roster })
+            .map_err(|e| internal(&e.to_string()))?;
+        storage::atomic_write(&paths.data_dir, DEVICE_FILE, &info)
+            .map_err(|e| store_error(StoreError::Io { action: "write", path: paths.data_dir.join(DEVICE_FILE), source: e }))?;
+        // The identity goes last: its presence is what marks the directory initialised.
+        storage::write_secrets(&paths.data_dir, &file_bytes).map_err(store_error)?;
+        Ok(actor)
+    })
+    .await
+    .map_err(|e| internal(&e.to_string()))??;
+    let handle = actor.spawn().map_err(|e| internal(&e.to_string()))?;
+    shared.set(State::Ready(Ready { actor: handle, device_id: device_id.clone(), me }));
+    tracing::info!("initialised a new household");
+    Ok(serde_json::json!({ "device_id": device_id, "person_id": me, "protected": passphrase.is_some() }))
+}
+
+async fn unlock(shared: &Arc<Shared>, passphrase: String) -> Result<serde_json::Value, ApiError> {
+    if !matches!(shared.state.lock().as_deref(), Ok(State::Locked)) {
+        return Ok(serde_json::json!({ "unlocked": true, "already": true }));
+    }
+    let data_dir = shared.paths.data_dir.clone();
+    let secrets = tokio::task::spawn_blocking(move || -> Result<DeviceSecrets, ApiError> {
+        let bytes = storage::read_secrets(&data_dir).map_err(store_error)?;
+        DeviceSecrets::from_file_bytes(&bytes, Some(&passphrase)).map_err(secrets_error)
+    })
+    .await
+    .map_err(|e| internal(&e.to_string()))??;
+    let ready = open_ready(shared, &secrets).await.map_err(|e| internal(&format!("{e:#}")))?;
+    shared.set(State::Ready(ready));
+    Ok(serde_json::json!({ "unlocked": true }))
+}

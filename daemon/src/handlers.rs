@@ -1,0 +1,707 @@
+//! Turns control calls into reads and writes of the documents.
+//!
+//! Everything here runs on the document owner's thread (see [`crate::actor`]) with
+//! `&mut Docs`; it does no IO. A write returns the record it created and the documents it
+//! touched, and the owner makes those durable before anyone hears about it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use hearth_core::doc::{Collection, DocError, DocKind, Docs};
+use hearth_core::model::{
+    Acknowledgment, CheckIn, Device, DoneEntry, Handoff, HandoffState, ItemStatus, LedgerItem,
+    Millis, Moment, Owners, Person, PersonId, Reflection, Target, TargetKind,
+    ValidationError, Visibility, When,
+};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::api::{
+    listed_by_default, ApiError, At, Call, ErrorCode, LogParams, PersonRef, RECORD_KINDS,
+};
+
+/// What a handled call did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The result to send back.
+    pub value: Value,
+    /// Documents written, with the record kinds that changed in each.
+    pub touched: BTreeMap<DocKind, BTreeSet<&'static str>>,
+}
+
+impl Outcome {
+    fn read(value: Value) -> Outcome {
+        Outcome {
+            value,
+            touched: BTreeMap::new(),
+        }
+    }
+
+    fn wrote(value: Value, doc: DocKind, kind: &'static str) -> Outcome {
+        let mut touched = BTreeMap::new();
+        touched.insert(doc, BTreeSet::from([kind]));
+        Outcome { value, touched }
+    }
+}
+
+/// Maps document errors to the control API's structured errors.
+pub fn api_error(e: DocError) -> ApiError {
+    match e {
+        DocError::Invalid(v) => invalid(v),
+        DocError::NotFound { .. } => ApiError::new(
+            ErrorCode::NotFound,
+            e.to_string(),
+            "`hearth log` and `hearth ledger list` show ids; a few characters are enough",
+        ),
+        DocError::Ambiguous { .. } => ApiError::new(
+            ErrorCode::Ambiguous,
+            e.to_string(),
+            "type more characters of the id",
+        ),
+        other => ApiError::new(
+            ErrorCode::Internal,
+            other.to_string(),
+            "nothing was changed; if this keeps happening, run `hearth status` and report it",
+        ),
+    }
+}
+
+fn invalid(v: ValidationError) -> ApiError {
+    ApiError::new(
+        ErrorCode::Invalid,
+        v.to_string(),
+        "nothing was changed; fix the value and try again (`--help` lists the allowed ones)",
+    )
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// Resolves `me`, `partner`, a name or an id prefix to a person.
+pub fn resolve_person(docs: &Docs, who: &str) -> Result<PersonId, ApiError> {
+    let people = docs.people();
+    let wanted = who.trim().to_lowercase();
+    if wanted == "me" {
+        return Ok(docs.me);
+    }
+    if wanted == "partner" {
+        return people
+            .iter()
+            .find(|p| p.id != docs.me)
+            .map(|p| p.id)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    "no partner has joined this household yet",
+                    "pair your partner's device with `hearth pair invite`",
+                )
+            });
+    }
+    let matches: Vec<&Person> = people
+        .iter()
+        .filter(|p| p.name.to_lowercase() == wanted || p.id.to_string().starts_with(&wanted))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one.id),
+        [] => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("nobody called `{who}` is in this household"),
+            "use `me`, `partner`, or a name shown by `hearth status`",
+        )),
+        _ => Err(ApiError::new(
+            ErrorCode::Ambiguous,
+            format!("`{who}` matches more than one person"),
+            "use `me`, `partner`, or the person's id",
+        )),
+    }
+}
+
+fn person_or(docs: &Docs, who: &Option<PersonRef>, default: &str) -> Result<PersonId, ApiError> {
+    resolve_person(docs, who.as_deref().unwrap_or(default))
+}
+
+fn when(at: &At, now: Millis) -> When {
+    When::from_utc(at.at.unwrap_or(now), at.utc_offset_min)
+}
+
+fn new_id() -> Uuid {
+    Uuid::new_v4()
+}
+
+fn resolve(docs: &Docs, coll: Collection, prefix: &str) -> Result<Uuid, ApiError> {
+    docs.resolve(coll, prefix).map_err(api_error)
+}
+
+fn name_of(docs: &Docs, id: PersonId) -> String {
+    docs.people()
+        .into_iter()
+        .find(|p| p.id == id)
+        .map(|p| p.name)
+        .unwrap_or_else(|| "someone".into())
+}
+
+/// Handles one call against the documents.
+pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiError> {
+    match call {
+        Call::CheckinAdd(p) => {
+            let checkin = CheckIn {
+                id: new_id(),
+                author: docs.me,
+                when: when(&p.at, now),
+                battery: p.battery,
+                signs: p.signs,
+                body: p.body,
+                basics: p.basics,
+                note: p.note.filter(|s| !s.trim().is_empty()),
+                ask: p.ask.filter(|s| !s.trim().is_empty()),
+                visibility: p.visibility.unwrap_or(Visibility::Shared),
+            };
+            docs.add_checkin(&checkin, now).map_err(api_error)?;
+            let doc = doc_for(docs, checkin.visibility);
+            Ok(Outcome::wrote(to_json(&checkin), doc, "checkins"))
+        }
+        Call::ReflectAdd(p) => {
+            let reflection = Reflection {
+                id: new_id(),
+                author: docs.me,
+                when: when(&p.at, now),
+                energy: p.energy,
+                safe: p.safe,
+                aligned: p.aligned,
+                note: p.note.filter(|s| !s.trim().is_empty()),
+                visibility: p.visibility.unwrap_or(Visibility::Private),
+            };
+            docs.add_reflection(&reflection, now).map_err(api_error)?;
+            let doc = doc_for(docs, reflection.visibility);
+            Ok(Outcome::wrote(to_json(&reflection), doc, "reflections"))
+        }
+        Call::LedgerAdd(p) => {
+            let default_owner = person_or(docs, &p.owner, "me")?;
+            let mut owners = Owners::all(default_owner);
+            for (stage, who) in &p.owners {
+                owners.set(*stage, Some(resolve_person(docs, who)?));
+            }
+            let item = LedgerItem {
+                id: new_id(),
+                title: p.title.trim().to_string(),
+                domain: p.domain,
+                labour: p.labour,
+                invisible: p.invisible,
+                owners,
+                cadence: p.cadence,
+                minutes_per_week: p.minutes_per_week,
+                weight: p.weight,
+                good_enough: p.good_enough.unwrap_or_default(),
+                status: ItemStatus::Active,
+                agreed_by: BTreeSet::from([docs.me]),
+                agreed_at: Some(p.at.at.unwrap_or(now)),
+                created_by: docs.me,
+                created_at: p.at.at.unwrap_or(now),
+            };
+            docs.add_ledger_item(&item, now).map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
+        }
+        Call::LedgerList { all } => {
+            let mut items: Vec<LedgerItem> = docs
+                .ledger_items()
+                .into_iter()
+                .filter(|i| all || listed_by_default(i.status))
+                .collect();
+            items.sort_by(|a, b| (a.domain, &a.title).cmp(&(b.domain, &b.title)));
+            Ok(Outcome::read(to_json(&items)))
+        }
+        Call::LedgerShow { id } => {
+            let id = resolve(docs, Collection::Ledger, &id)?;
+            let item = docs.ledger_item(id).map_err(api_error)?;
+            let done: Vec<DoneEntry> = docs
+                .done_entries()
+                .into_iter()
+                .filter(|d| d.item == Some(id))
+                .collect();
+            let handoffs: Vec<Handoff> = docs
+                .handoffs()
+                .into_iter()
+                .filter(|h| h.item == id)
+                .collect();
+            let acks: Vec<Acknowledgment> = docs
+                .acks()
+                .into_iter()
+                .filter(|a| a.target.kind == TargetKind::Item && a.target.id == id)
+                .collect();
+            Ok(Outcome::read(
+                json!({ "item": item, "done": done, "handoffs": handoffs, "acks": acks }),
+            ))
+        }
+        Call::LedgerDone(p) => {
+            let item = match &p.item {
+                Some(prefix) => Some(resolve(docs, Collection::Ledger, prefix)?),
+                None => None,
+            };
+            let done = DoneEntry {
+                id: new_id(),
+                item,
+                label: p.label.filter(|s| !s.trim().is_empty()),
+                by: person_or(docs, &p.by, "me")?,
+                when: when(&p.at, now),
+                minutes: p.minutes,
+                note: p.note.filter(|s| !s.trim().is_empty()),
+            };
+            docs.add_done(&done, now).map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&done), DocKind::Household, "done"))
+        }
+        Call::LedgerAck(p) => {
+            let coll = match p.target_kind {
+                TargetKind::Item => Collection::Ledger,
+                TargetKind::Done => Collection::Done,
+                TargetKind::CheckIn => Collection::CheckIns,
+                TargetKind::Moment => Collection::Moments,
+            };
+            let target = resolve(docs, coll, &p.target)?;
+            let ack = Acknowledgment {
+                id: new_id(),
+                from: docs.me,
+                to: person_or(docs, &p.to, "partner")?,
+                target: Target {
+                    kind: p.target_kind,
+                    id: target,
+                },
+                kind: p.kind,
+                when: when(&p.at, now),
+                note: p.note.filter(|s| !s.trim().is_empty()),
+            };
+            docs.add_ack(&ack, now).map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&ack), DocKind::Household, "acks"))
+        }
+        Call::LedgerHandoff(p) => {
+            let item = resolve(docs, Collection::Ledger, &p.item)?;
+            let handoff = Handoff {
+                id: new_id(),
+                item,
+                stage: p.stage,
+                from: docs.me,
+                to: person_or(docs, &p.to, "partner")?,
+                when: when(&p.at, now),
+                note: p.note.filter(|s| !s.trim().is_empty()),
+                state: HandoffState::Open,
+                answered_by: None,
+                answered_at: None,
+                counter: None,
+            };
+            docs.propose_handoff(&handoff, now).map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&handoff), DocKind::Household, "handoffs"))
+        }
+        Call::LedgerAnswer(p) => {
+            let id = resolve(docs, Collection::Handoffs, &p.handoff)?;
+            let me = docs.me;
+            let at = p.at.at.unwrap_or(now);
+            let handoff = docs
+                .answer_handoff(id, p.answer, me, p.counter, at)
+                .map_err(api_error)?;
+            let mut outcome = Outcome::wrote(to_json(&handoff), DocKind::Household, "handoffs");
+            if p.answer == HandoffState::Accepted {
+                outcome
+                    .touched
+                    .entry(DocKind::Household)
+                    .or_default()
+                    .insert("ledger");
+            }
+            Ok(outcome)
+        }
+        Call::LedgerRetire { id, at } => {
+            let id = resolve(docs, Collection::Ledger, &id)?;
+            let item = docs
+                .update_ledger_item(id, at.at.unwrap_or(now), |i| {
+                    i.status = ItemStatus::Retired
+                })
+                .map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
+        }
+        Call::MomentAdd(p) => {
+            let moment = Moment {
+                id: new_id(),
+                kind: p.kind,
+                started_by: person_or(docs, &p.started_by, "me")?,
+                when: when(&p.at, now),
+                note: p.note.filter(|s| !s.trim().is_empty()),
+            };
+            docs.add_moment(&moment, now).map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&moment), DocKind::Household, "moments"))
+        }
+        Call::Log(p) => log(docs, &p).map(Outcome::read),
+        Call::Export => Ok(Outcome::read(export(docs))),
+        Call::Import { data } => import(docs, &data, now),
+        other => Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("{} is not handled by the document owner", method_name(&other)),
+            "this is a bug in hearthd; please report it",
+        )),
+    }
+}
+
+fn method_name(call: &Call) -> String {
+    serde_json::to_value(call)
+        .ok()
+        .and_then(|v| v.get("method").and_then(Value::as_str).map(String::from))
+        .unwrap_or_else(|| "this call".into())
+}
+
+fn doc_for(docs: &Docs, visibility: Visibility) -> DocKind {
+    match visibility {
+        Visibility::Private => docs.private.kind(),
+        _ => DocKind::Household,
+    }
+}
+
+/// One timeline entry.
+fn entry(
+    kind: &'static str,
+    id: Uuid,
+    when: &When,
+    person: PersonId,
+    summary: String,
+    record: Value,
+    docs: &Docs,
+) -> Value {
+    json!({
+        "kind": kind,
+        "id": id,
+        "at": when.at,
+        "date": when.date,
+        "utc_offset_min": when.utc_offset_min,
+        "person": name_of(docs, person),
+        "person_id": person,
+        "summary": summary,
+        "record": record,
+    })
+}
+
+fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
+    for kind in &p.kinds {
+        if !RECORD_KINDS.contains(&kind.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                format!("`{kind}` is not a record kind"),
+                format!("use one of: {}", RECORD_KINDS.join(", ")),
+            ));
+        }
+    }
+    let person = match &p.person {
+        Some(who) => Some(resolve_person(docs, who)?),
+        None => None,
+    };
+    let wants = |kind: &str| p.kinds.is_empty() || p.kinds.iter().any(|k| k == kind);
+    let in_range = |date: NaiveDate| {
+        p.from.is_none_or(|from| date >= from) && p.to.is_none_or(|to| date <= to)
+    };
+    let by = |id: PersonId| person.is_none_or(|p| p == id);
+    let mut entries: Vec<(Millis, Value)> = Vec::new();
+    let items: BTreeMap<Uuid, String> = docs
+        .ledger_items()
+        .into_iter()
+        .map(|i| (i.id, i.title))
+        .collect();
+    if wants("checkins") {
+        for c in docs.checkins() {
+            if by(c.author) && in_range(c.when.date) {
+                let summary = format!("battery {}%{}", c.battery, visibility_tag(c.visibility));
+                entries.push((c.when.at, entry("checkins", c.id, &c.when, c.author, summary, to_json(&c), docs)));
+            }
+        }
+    }
+    if wants("reflections") {
+        for r in docs.reflections() {
+            if by(r.author) && in_range(r.when.date) {
+                let summary = format!(
+                    "more energy: {}, safe: {}, aligned: {}{}",
+                    r.energy, r.safe, r.aligned, visibility_tag(r.visibility)
+                );
+                entries.push((r.when.at, entry("reflections", r.id, &r.when, r.author, summary, to_json(&r), docs)));
+            }
+        }
+    }
+    if wants("done") {
+        for d in docs.done_entries() {
+            if by(d.by) && in_range(d.when.date) {
+                let what = d
+                    .item
+                    .and_then(|i| items.get(&i).cloned())
+                    .or_else(|| d.label.clone())
+                    .unwrap_or_default();
+                entries.push((d.when.at, entry("done", d.id, &d.when, d.by, format!("did {what}"), to_json(&d), docs)));
+            }
+        }
+    }
+    if wants("acks") {
+        for a in docs.acks() {
+            if by(a.from) && in_range(a.when.date) {
+                let summary = format!("{} to {}", a.kind, name_of(docs, a.to));
+                entries.push((a.when.at, entry("acks", a.id, &a.when, a.from, summary, to_json(&a), docs)));
+            }
+        }
+    }
+    if wants("handoffs") {
+        for h in docs.handoffs() {
+            if by(h.from) && in_range(h.when.date) {
+                let what = items.get(&h.item).cloned().unwrap_or_default();
+                let summary = format!("offered {} of {what} ({})", h.stage, h.state);
+                entries.push((h.when.at, entry("handoffs", h.id, &h.when, h.from, summary, to_json(&h), docs)));
+            }
+        }
+    }
+    if wants("moments") {
+        for m in docs.moments() {
+            if by(m.started_by) && in_range(m.when.date) {
+                entries.push((m.when.at, entry("moments", m.id, &m.when, m.started_by, format!("a {} moment", m.kind), to_json(&m), docs)));
+            }
+        }
+    }
+    if wants("ledger") {
+        for i in docs.ledger_items() {
+            let w = When::from_utc(i.created_at, 0);
+            if by(i.created_by) && in_range(w.date) {
+                let summary = format!("added {}", i.title);
+                entries.push((i.created_at, entry("ledger", i.id, &w, i.created_by, summary, to_json(&i), docs)));
+            }
+        }
+    }
+    entries.sort_by_key(|(at, _)| *at);
+    if let Some(limit) = p.limit {
+        let skip = entries.len().saturating_sub(limit);
+        entries.drain(..skip);
+    }
+    Ok(Value::Array(entries.into_iter().map(|(_, v)| v).collect()))
+}
+
+fn visibility_tag(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Private => " (private)",
+        Visibility::Shared => "",
+        Visibility::RevealTogether => " (revealed together)",
+    }
+}
+
+/// The export format's name and version.
+pub const EXPORT_FORMAT: &str = "hearth-export";
+/// Bumped when the export shape changes incompatibly.
+pub const EXPORT_VERSION: u64 = 1;
+
+fn export(docs: &Docs) -> Value {
+    let reflections = docs.reflections();
+    json!({
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "records": {
+            "people": docs.people(),
+            "devices": docs.devices(),
+            "checkins": docs.checkins(),
+            "reflections": reflections,
+            "ledger": docs.ledger_items(),
+            "done": docs.done_entries(),
+            "acks": docs.acks(),
+            "handoffs": docs.handoffs(),
+            "moments": docs.moments(),
+        }
+    })
+}
+
+fn import_error(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        ErrorCode::Invalid,
+        message,
+        "nothing was imported; the file should come from `hearth export`",
+    )
+}
+
+fn records<T: serde::de::DeserializeOwned>(data: &Value, kind: &str) -> Result<Vec<T>, ApiError> {
+    match data.get("records").and_then(|r| r.get(kind)) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| import_error(format!("the `{kind}` records could not be read: {e}"))),
+    }
+}
+
+/// Imports a `hearth export` file, all or nothing. Records already present with the same
+/// content are skipped; a record whose id exists with different content is a conflict and
+/// stops the import before anything is written.
+fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiError> {
+    if data.get("format").and_then(Value::as_str) != Some(EXPORT_FORMAT) {
+        return Err(import_error("this file is not a Hearth export"));
+    }
+    let version = data.get("version").and_then(Value::as_u64).unwrap_or(0);
+    if version != EXPORT_VERSION {
+        return Err(import_error(format!(
+            "this export has version {version}, and this Hearth reads version {EXPORT_VERSION}"
+        )));
+    }
+    let people: Vec<Person> = records(data, "people")?;
+    let checkins: Vec<CheckIn> = records(data, "checkins")?;
+    let reflections: Vec<Reflection> = records(data, "reflections")?;
+    let ledger: Vec<LedgerItem> = records(data, "ledger")?;
+    let done: Vec<DoneEntry> = records(data, "done")?;
+    let acks: Vec<Acknowledgment> = records(data, "acks")?;
+    let handoffs: Vec<Handoff> = records(data, "handoffs")?;
+    let moments: Vec<Moment> = records(data, "moments")?;
+
+    // Work on a copy, so that a failure half way leaves the real documents untouched.
+    let mut scratch = docs.clone();
+    let mut conflicts = Vec::new();
+    let mut added = 0usize;
+    let mut touched: BTreeMap<DocKind, BTreeSet<&'static str>> = BTreeMap::new();
+
+    macro_rules! merge {
+        ($list:expr, $coll:expr, $existing:expr, $add:expr, $doc:expr) => {
+            for record in &$list {
+                match $existing(&scratch, record) {
+                    Some(current) if current == *record => {}
+                    Some(_) => conflicts.push(format!("{} {}", $coll.key(), record.id)),
+                    None => {
+                        $add(&mut scratch, record).map_err(|e: DocError| {
+                            import_error(format!("{} {}: {}", $coll.key(), record.id, e))
+                        })?;
+                        touched.entry($doc(&scratch, record)).or_default().insert($coll.key());
+                        added += 1;
+                    }
+                }
+            }
+        };
+    }
+
+    merge!(
+        people,
+        Collection::People,
+        |d: &Docs, r: &Person| d.people().into_iter().find(|p| p.id == r.id),
+        |d: &mut Docs, r: &Person| d.add_person(r, now),
+        household
+    );
+    merge!(
+        ledger,
+        Collection::Ledger,
+        |d: &Docs, r: &LedgerItem| d.ledger_item(r.id).ok(),
+        |d: &mut Docs, r: &LedgerItem| {
+            r.validate()?;
+            d.household.put(r, now)
+        },
+        household
+    );
+    merge!(
+        checkins,
+        Collection::CheckIns,
+        |d: &Docs, r: &CheckIn| d.checkins().into_iter().find(|c| c.id == r.id),
+        |d: &mut Docs, r: &CheckIn| {
+            if r.visibility == Visibility::Private && r.author != d.me {
+                // Another person's private entry cannot be in this device's export.
+                return Err(DocError::from(ValidationError::Invalid {
+                    field: "visibility",
+                    reason: "a private check-in of someone else cannot be imported here".into(),
+                }));
+            }
+            d.add_checkin(r, now)
+        },
+        |d: &Docs, r: &CheckIn| doc_for(d, r.visibility)
+    );
+    merge!(
+        reflections,
+        Collection::Reflections,
+        |d: &Docs, r: &Reflection| d.reflections().into_iter().find(|c| c.id == r.id),
+        |d: &mut Docs, r: &Reflection| {
+            if r.visibility == Visibility::Private && r.author != d.me {
+                return Err(DocError::from(ValidationError::Invalid {
+                    field: "visibility",
+                    reason: "a private reflection of someone else cannot be imported here".into(),
+                }));
+            }
+            d.add_reflection(r, now)
+        },
+        |d: &Docs, r: &Reflection| doc_for(d, r.visibility)
+    );
+    merge!(
+        done,
+        Collection::Done,
+        |d: &Docs, r: &DoneEntry| d.household.get::<DoneEntry>(&r.id.to_string()).ok().flatten(),
+        |d: &mut Docs, r: &DoneEntry| d.add_done(r, now),
+        household
+    );
+    merge!(
+        moments,
+        Collection::Moments,
+        |d: &Docs, r: &Moment| d.household.get::<Moment>(&r.id.to_string()).ok().flatten(),
+        |d: &mut Docs, r: &Moment| d.add_moment(r, now),
+        household
+    );
+    merge!(
+        handoffs,
+        Collection::Handoffs,
+        |d: &Docs, r: &Handoff| d.household.get::<Handoff>(&r.id.to_string()).ok().flatten(),
+        |d: &mut Docs, r: &Handoff| {
+            r.validate()?;
+            if d.ledger_item(r.item).is_err() {
+                return Err(DocError::from(ValidationError::UnknownReference {
+                    field: "item",
+                    id: r.item.to_string(),
+                }));
+            }
+            d.household.put(r, now)
+        },
+        household
+    );
+    merge!(
+        acks,
+        Collection::Acks,
+        |d: &Docs, r: &Acknowledgment| d.household.get::<Acknowledgment>(&r.id.to_string()).ok().flatten(),
+        |d: &mut Docs, r: &Acknowledgment| d.add_ack(r, now),
+        household
+    );
+
+    if !conflicts.is_empty() {
+        let shown: Vec<&String> = conflicts.iter().take(5).collect();
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!(
+                "{} record(s) in the file have the same id as different records here: {}",
+                conflicts.len(),
+                shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            "nothing was imported; this file may come from another household, or the records were edited since it was exported",
+        ));
+    }
+    *docs = scratch;
+    Ok(Outcome {
+        value: json!({ "imported": added }),
+        touched,
+    })
+}
+
+fn household<T>(_: &Docs, _: &T) -> DocKind {
+    DocKind::Household
+}
+
+/// A roster device for this device, used at init.
+pub fn founding_device(
+    id: String,
+    person: PersonId,
+    name: String,
+    public_key: &[u8; 32],
+    age_recipient: String,
+    now: Millis,
+) -> Device {
+    Device {
+        id,
+        person,
+        name,
+        public_key: data_encoding::HEXLOWER.encode(public_key),
+        age_recipient: Some(age_recipient),
+        added_by: None,
+        added_at: now,
+        revoked_at: None,
+    }
+}
+
+/// Counts records per collection, for `status`.
+pub fn record_counts(doc: &hearth_core::doc::Doc) -> BTreeMap<String, usize> {
+    Collection::ALL
+        .iter()
+        .map(|c| (c.key().to_string(), doc.count(*c)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
