@@ -1,0 +1,1259 @@
+//! [`Session`]: the sync state machine for one connected peer device.
+//!
+//! This module owns the `join`/`peer` exchange, one `automerge::sync::State` per
+//! document for this peer, access control over which documents the peer may see,
+//! pushing local commits, and the bounds that keep a reconciliation from looping. It
+//! does no IO and reads no clock; see the [module docs](super) for how to drive it.
+//!
+//! **Access control.** A session is built with the set of documents its peer may see.
+//! A `request` or `sync` for anything else is answered with `doc-unavailable`, exactly
+//! as for a document that does not exist, and [`DocAccess`] is never asked about it:
+//! a peer can neither read, write nor learn of the existence of a document outside its
+//! set.
+//!
+//! **Bounds.** A reconciliation is the exchange that brings one document into sync
+//! with the peer. It is aborted with [`SessionEvent::ReconciliationAborted`] if it runs
+//! more than [`SyncLimits::max_rounds`] incoming messages, or lasts longer than
+//! [`SyncLimits::max_duration`], without our copy of the document changing. An honest
+//! exchange changes our heads or finishes within a few rounds, so only a stuck or
+//! hostile peer reaches the limits. An aborted document is parked: messages for it
+//! are ignored until the next local change to it, or until a new connection.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use automerge::sync::{self as am_sync, SyncDoc};
+use automerge::{Automerge, ChangeHash};
+
+use super::message::{Message, PeerId, PeerMetadata, PROTOCOL_VERSION};
+use super::{ApplicationErrorCode, DocId};
+use crate::identity::DeviceId;
+
+/// Gives a session access to the documents it syncs.
+///
+/// The daemon implements this over its open documents. The session only ever asks for
+/// documents in the peer's allowed set.
+pub trait DocAccess {
+    /// The document named `id`, if this device has it.
+    fn doc_mut(&mut self, id: &DocId) -> Option<&mut Automerge>;
+
+    /// Creates an empty document named `id` because the peer is sending it and this
+    /// device does not have it yet (for example the household document on a freshly
+    /// paired device). Return `None` to decline; the peer is then told the document
+    /// is unavailable.
+    fn create_doc(&mut self, id: &DocId) -> Option<&mut Automerge> {
+        let _ = id;
+        None
+    }
+}
+
+/// Which side of the connection this session is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The side that opened the connection; it sends `join`.
+    Initiator,
+    /// The side that accepted the connection; it answers with `peer`.
+    Responder,
+}
+
+/// Timing and size bounds for a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncLimits {
+    /// How long the `join`/`peer` exchange may take.
+    pub handshake_timeout: Duration,
+    /// Incoming messages per reconciliation without our document changing.
+    pub max_rounds: u32,
+    /// Time per reconciliation without our document changing.
+    pub max_duration: Duration,
+    /// Local commits closer together than this are pushed as one message; the first
+    /// commit after a quiet spell is pushed at once.
+    pub push_debounce: Duration,
+}
+
+impl Default for SyncLimits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            max_rounds: 32,
+            max_duration: Duration::from_secs(60),
+            push_debounce: Duration::from_millis(5),
+        }
+    }
+}
+
+/// Everything a session needs to start.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// This device.
+    pub local: DeviceId,
+    /// The peer device, as authenticated by mutual TLS on this connection.
+    pub remote: DeviceId,
+    /// Which side opened the connection.
+    pub role: Role,
+    /// The documents this peer may see: the household document for every roster
+    /// device, and a person's private document only for that person's devices.
+    pub allowed_docs: BTreeSet<DocId>,
+    /// Sync states saved by [`Session::persisted_states`] at the end of an earlier
+    /// session with the same peer, so that this one exchanges heads, not history.
+    /// States that do not decode, or that name documents outside `allowed_docs`, are
+    /// dropped.
+    pub persisted: Vec<(DocId, Vec<u8>)>,
+    /// Timing and size bounds.
+    pub limits: SyncLimits,
+}
+
+/// Why a reconciliation was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AbortReason {
+    /// More than [`SyncLimits::max_rounds`] messages without progress.
+    TooManyRounds,
+    /// More than [`SyncLimits::max_duration`] without progress.
+    TimedOut,
+}
+
+/// Something the driver may want to react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// The `join`/`peer` exchange finished; documents are syncing.
+    PeerReady,
+    /// A change from the peer was applied to this document. Pass it on as
+    /// [`Session::handle_local_change`] to the sessions with every other peer, so that
+    /// changes travel along chains of devices that are not all connected.
+    DocChanged {
+        /// The document.
+        doc: DocId,
+    },
+    /// This document is in sync with the peer: both have the same heads.
+    SyncCompleted {
+        /// The document.
+        doc: DocId,
+    },
+    /// The peer does not have this document or will not share it.
+    DocUnavailable {
+        /// The document.
+        doc: DocId,
+    },
+    /// A reconciliation hit a bound and was abandoned; the document is parked until the
+    /// next local change or the next connection.
+    ReconciliationAborted {
+        /// The document.
+        doc: DocId,
+        /// Which bound was hit.
+        reason: AbortReason,
+    },
+}
+
+/// A fatal session error: close the stream with [`SessionError::code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The peer sent a message the protocol does not allow at this point.
+    #[error(
+        "the peer sent `{got}` where the sync protocol does not allow it; it may run an \
+         incompatible version of Hearth, so update both devices"
+    )]
+    UnexpectedMessage {
+        /// The message type received.
+        got: &'static str,
+    },
+    /// `senderId` or `targetId` does not match the devices on this TLS connection.
+    #[error(
+        "the peer's messages name a different device than the one on this connection; \
+         the connection was closed (check `hearth devices` for a stale or cloned device)"
+    )]
+    PeerMismatch,
+    /// The peer speaks no protocol version we speak.
+    #[error("the peer speaks a different sync protocol version; update Hearth on both devices")]
+    UnsupportedVersion,
+    /// The `join`/`peer` exchange did not finish in time.
+    #[error("the peer did not finish the sync handshake in time; it will be retried")]
+    HandshakeTimeout,
+    /// The peer sent an `error` message and gave up.
+    #[error("the peer closed the sync session with an error: {message}")]
+    Remote {
+        /// The peer's explanation, cut to a bounded length.
+        message: String,
+    },
+    /// The peer's Automerge sync data could not be decoded or applied.
+    #[error(
+        "the peer sent sync data for `{doc}` that could not be applied; the connection was \
+         closed and will be retried (if this repeats, update Hearth on both devices)"
+    )]
+    BadSyncData {
+        /// The document.
+        doc: DocId,
+    },
+    /// The session already failed; a new connection is needed.
+    #[error("this sync session already ended with an error; reconnect to sync again")]
+    Closed,
+}
+
+impl SessionError {
+    /// The QUIC application error code to close the stream with.
+    pub fn code(&self) -> ApplicationErrorCode {
+        match self {
+            Self::UnexpectedMessage { .. } | Self::Closed => {
+                ApplicationErrorCode::ProtocolViolation
+            }
+            Self::PeerMismatch => ApplicationErrorCode::PeerMismatch,
+            Self::UnsupportedVersion => ApplicationErrorCode::UnsupportedVersion,
+            Self::HandshakeTimeout => ApplicationErrorCode::HandshakeTimeout,
+            Self::Remote { .. } => ApplicationErrorCode::RemoteError,
+            Self::BadSyncData { .. } => ApplicationErrorCode::BadSyncData,
+        }
+    }
+}
+
+/// Where the `join`/`peer` exchange stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the peer's `join` or `peer`, until the deadline.
+    Handshake { deadline: Duration },
+    /// Documents are syncing.
+    Ready,
+    /// A fatal error happened.
+    Closed,
+}
+
+/// Where one document's reconciliation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reconcile {
+    /// In sync as far as we know, or never started.
+    Idle,
+    /// Messages are flowing; `since` and `rounds` count from the last progress.
+    Active { since: Duration, rounds: u32 },
+    /// Aborted by a bound; incoming messages are ignored until a local change.
+    Parked,
+}
+
+/// Per-document sync bookkeeping for this peer.
+#[derive(Debug)]
+struct DocSync {
+    state: am_sync::State,
+    reconcile: Reconcile,
+    last_push: Option<Duration>,
+    flush_at: Option<Duration>,
+}
+
+impl DocSync {
+    fn new(state: am_sync::State) -> Self {
+        Self {
+            state,
+            reconcile: Reconcile::Idle,
+            last_push: None,
+            flush_at: None,
+        }
+    }
+
+    /// Records that our copy of the document moved, which restarts the bounds.
+    fn progress(&mut self, now: Duration) {
+        if let Reconcile::Active { .. } = self.reconcile {
+            self.reconcile = Reconcile::Active {
+                since: now,
+                rounds: 0,
+            };
+        }
+    }
+
+    fn activate(&mut self, now: Duration) {
+        if self.reconcile == Reconcile::Idle {
+            self.reconcile = Reconcile::Active {
+                since: now,
+                rounds: 0,
+            };
+        }
+    }
+
+    /// Keeps only what survives a reconnect, so an abandoned exchange leaves no
+    /// half-finished in-flight bookkeeping behind.
+    fn reset_state(&mut self) {
+        self.state = am_sync::State::decode(&self.state.encode()).unwrap_or_default();
+    }
+}
+
+/// The sync state machine for one connected peer device.
+#[derive(Debug)]
+pub struct Session {
+    local: PeerId,
+    remote: PeerId,
+    role: Role,
+    allowed: BTreeSet<DocId>,
+    limits: SyncLimits,
+    phase: Phase,
+    docs: BTreeMap<DocId, DocSync>,
+    transmit: VecDeque<Message>,
+    events: VecDeque<SessionEvent>,
+}
+
+impl Session {
+    /// Starts a session. An initiator queues its `join` at once.
+    pub fn new(config: SessionConfig, now: Duration) -> Self {
+        let SessionConfig {
+            local,
+            remote,
+            role,
+            allowed_docs,
+            persisted,
+            limits,
+        } = config;
+        let docs = persisted
+            .into_iter()
+            .filter(|(doc, _)| allowed_docs.contains(doc))
+            .filter_map(|(doc, bytes)| {
+                let state = am_sync::State::decode(&bytes).ok()?;
+                Some((doc, DocSync::new(state)))
+            })
+            .collect();
+        let mut session = Self {
+            local: PeerId::from(&local),
+            remote: PeerId::from(&remote),
+            role,
+            allowed: allowed_docs,
+            limits,
+            phase: Phase::Handshake {
+                deadline: now.saturating_add(limits.handshake_timeout),
+            },
+            docs,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        if role == Role::Initiator {
+            session.transmit.push_back(Message::Join {
+                sender_id: session.local.clone(),
+                peer_metadata: PeerMetadata::default(),
+                supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
+            });
+        }
+        session
+    }
+
+    /// Whether the `join`/`peer` exchange has finished.
+    pub fn is_ready(&self) -> bool {
+        self.phase == Phase::Ready
+    }
+
+    /// Whether the session ended with a fatal error.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    // ----- inputs -------------------------------------------------------------------
+
+    /// Handles one message from the peer.
+    pub fn handle_message<D: DocAccess + ?Sized>(
+        &mut self,
+        now: Duration,
+        message: Message,
+        docs: &mut D,
+    ) -> Result<(), SessionError> {
+        let result = self.dispatch(now, message, docs);
+        if let Err(err) = &result {
+            self.fail(err);
+        }
+        result
+    }
+
+    /// Pushes a local commit on `doc` to the peer, at once or after a short debounce
+    /// if commits come in a burst. Documents the peer may not see are ignored.
+    pub fn handle_local_change<D: DocAccess + ?Sized>(
+        &mut self,
+        now: Duration,
+        doc: &DocId,
+        docs: &mut D,
+    ) -> Result<(), SessionError> {
+        match self.phase {
+            Phase::Closed => return Err(SessionError::Closed),
+            // Every allowed document is synced when the handshake finishes.
+            Phase::Handshake { .. } => return Ok(()),
+            Phase::Ready => {}
+        }
+        if !self.allowed.contains(doc) {
+            return Ok(());
+        }
+        let debounce = self.limits.push_debounce;
+        let entry = self.doc_entry(doc);
+        if entry.reconcile == Reconcile::Parked {
+            entry.reconcile = Reconcile::Idle;
+        }
+        entry.progress(now);
+        match entry.last_push {
+            Some(last) if now < last.saturating_add(debounce) => {
+                entry.flush_at = Some(last.saturating_add(debounce));
+            }
+            _ => self.push_now(now, doc, docs),
+        }
+        Ok(())
+    }
+
+    /// Handles the timer armed from [`Self::poll_timeout`]: flushes debounced pushes,
+    /// aborts reconciliations past their time bound, and fails a handshake that took
+    /// too long.
+    pub fn handle_timeout<D: DocAccess + ?Sized>(
+        &mut self,
+        now: Duration,
+        docs: &mut D,
+    ) -> Result<(), SessionError> {
+        match self.phase {
+            Phase::Closed => return Err(SessionError::Closed),
+            Phase::Handshake { deadline } => {
+                if now >= deadline {
+                    let err = SessionError::HandshakeTimeout;
+                    self.fail(&err);
+                    return Err(err);
+                }
+                return Ok(());
+            }
+            Phase::Ready => {}
+        }
+        let due: Vec<DocId> = self
+            .docs
+            .iter()
+            .filter(|(_, d)| d.flush_at.is_some_and(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for doc in due {
+            self.push_now(now, &doc, docs);
+        }
+        let max_duration = self.limits.max_duration;
+        let expired: Vec<DocId> = self
+            .docs
+            .iter()
+            .filter(|(_, d)| match d.reconcile {
+                Reconcile::Active { since, .. } => now >= since.saturating_add(max_duration),
+                _ => false,
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for doc in expired {
+            self.abort(&doc, AbortReason::TimedOut);
+        }
+        Ok(())
+    }
+
+    // ----- outputs ------------------------------------------------------------------
+
+    /// The next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Message> {
+        self.transmit.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] should next be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Handshake { deadline } => Some(deadline),
+            Phase::Ready => self
+                .docs
+                .values()
+                .flat_map(|d| {
+                    let bound = match d.reconcile {
+                        Reconcile::Active { since, .. } => {
+                            Some(since.saturating_add(self.limits.max_duration))
+                        }
+                        _ => None,
+                    };
+                    [d.flush_at, bound]
+                })
+                .flatten()
+                .min(),
+        }
+    }
+
+    /// The sync state per document, encoded for storage, so that the next session
+    /// with this peer starts from the heads both sides already share.
+    pub fn persisted_states(&self) -> Vec<(DocId, Vec<u8>)> {
+        self.docs
+            .iter()
+            .map(|(id, d)| (id.clone(), d.state.encode()))
+            .collect()
+    }
+
+    // ----- internals ----------------------------------------------------------------
+
+    fn dispatch<D: DocAccess + ?Sized>(
+        &mut self,
+        now: Duration,
+        message: Message,
+        docs: &mut D,
+    ) -> Result<(), SessionError> {
+        let kind = message.kind();
+        match (self.phase, self.role, message) {
+            (Phase::Closed, _, _) => Err(SessionError::Closed),
+            (_, _, Message::Error { message }) => Err(SessionError::Remote { message }),
+            (
+                Phase::Handshake { .. },
+                Role::Responder,
+                Message::Join {
+                    sender_id,
+                    supported_protocol_versions,
+                    ..
+                },
+            ) => {
+                if sender_id != self.remote {
+                    return Err(SessionError::PeerMismatch);
+                }
+                if !supported_protocol_versions
+                    .iter()
+                    .any(|v| v == PROTOCOL_VERSION)
+                {
+                    return Err(SessionError::UnsupportedVersion);
+                }
+                self.transmit.push_back(Message::Peer {
+                    sender_id: self.local.clone(),
+                    target_id: self.remote.clone(),
+                    peer_metadata: PeerMetadata::default(),
+                    selected_protocol_version: PROTOCOL_VERSION.to_owned(),
+                });
+                self.become_ready(now, docs);
+                Ok(())
+            }
+            (
+                Phase::Handshake { .. },
+                Role::Initiator,
+                Message::Peer {
+                    sender_id,
+                    target_id,
+                    selected_protocol_version,
+                    ..
+                },
+            ) => {
+                self.check_ids(&sender_id, &target_id)?;
+                if selected_protocol_version != PROTOCOL_VERSION {
+                    return Err(SessionError::UnsupportedVersion);
+                }
+                self.become_ready(now, docs);
+                Ok(())
+            }
+            (
+                Phase::Ready,
+                _,
+                Message::Sync {
+                    sender_id,
+                    target_id,
+                    document_id,
+                    data,
+                },
+            ) => {
+                self.check_ids(&sender_id, &target_id)?;
+                self.on_sync(now, document_id, &data, false, docs)
+            }
+            (
+                Phase::Ready,
+                _,
+                Message::Request {
+                    sender_id,
+                    target_id,
+                    document_id,
+                    data,
+                },
+            ) => {
+                self.check_ids(&sender_id, &target_id)?;
+                self.on_sync(now, document_id, &data, true, docs)
+            }
+            (
+                Phase::Ready,
+                _,
+                Message::DocUnavailable {
+                    sender_id,
+                    target_id,
+                    document_id,
+                },
+            ) => {
+                self.check_ids(&sender_id, &target_id)?;
+                // A doc we never offered needs no answer and gets no bookkeeping.
+                if self.allowed.contains(&document_id) {
+                    if let Some(entry) = self.docs.get_mut(&document_id) {
+                        if entry.reconcile != Reconcile::Parked {
+                            entry.reconcile = Reconcile::Idle;
+                        }
+                    }
+                    self.events
+                        .push_back(SessionEvent::DocUnavailable { doc: document_id });
+                }
+                Ok(())
+            }
+            _ => Err(SessionError::UnexpectedMessage { got: kind }),
+        }
+    }
+
+    fn check_ids(&self, sender: &PeerId, target: &PeerId) -> Result<(), SessionError> {
+        if *sender != self.remote || *target != self.local {
+            return Err(SessionError::PeerMismatch);
+        }
+        Ok(())
+    }
+
+    fn become_ready<D: DocAccess + ?Sized>(&mut self, now: Duration, docs: &mut D) {
+        self.phase = Phase::Ready;
+        self.events.push_back(SessionEvent::PeerReady);
+        let allowed: Vec<DocId> = self.allowed.iter().cloned().collect();
+        for doc in allowed {
+            self.push_now(now, &doc, docs);
+        }
+    }
+
+    fn doc_entry(&mut self, doc: &DocId) -> &mut DocSync {
+        self.docs
+            .entry(doc.clone())
+            .or_insert_with(|| DocSync::new(am_sync::State::new()))
+    }
+
+    /// Sends whatever Automerge says the peer is missing of an allowed `doc` we have.
+    fn push_now<D: DocAccess + ?Sized>(&mut self, now: Duration, doc: &DocId, docs: &mut D) {
+        let Some(automerge) = docs.doc_mut(doc) else {
+            return;
+        };
+        let empty = automerge.get_heads().is_empty();
+        let entry = self
+            .docs
+            .entry(doc.clone())
+            .or_insert_with(|| DocSync::new(am_sync::State::new()));
+        entry.flush_at = None;
+        entry.last_push = Some(now);
+        if entry.reconcile == Reconcile::Parked {
+            return;
+        }
+        if let Some(sync) = automerge.generate_sync_message(&mut entry.state) {
+            entry.activate(now);
+            let data = sync.encode();
+            // automerge-repo asks with `request` for a document it has nothing of.
+            let message = if empty {
+                Message::Request {
+                    sender_id: self.local.clone(),
+                    target_id: self.remote.clone(),
+                    document_id: doc.clone(),
+                    data,
+                }
+            } else {
+                Message::Sync {
+                    sender_id: self.local.clone(),
+                    target_id: self.remote.clone(),
+                    document_id: doc.clone(),
+                    data,
+                }
+            };
+            self.transmit.push_back(message);
+        }
+    }
+
+    fn unavailable(&mut self, doc: DocId) {
+        self.transmit.push_back(Message::DocUnavailable {
+            sender_id: self.local.clone(),
+            target_id: self.remote.clone(),
+            document_id: doc,
+        });
+    }
+
+    fn on_sync<D: DocAccess + ?Sized>(
+        &mut self,
+        now: Duration,
+        doc: DocId,
+        data: &[u8],
+        is_request: bool,
+        docs: &mut D,
+    ) -> Result<(), SessionError> {
+        // Access control comes first: a document outside the allowed set gets the same
+        // answer as a missing one, and `docs` is never consulted about it.
+        if !self.allowed.contains(&doc) {
+            self.unavailable(doc);
+            return Ok(());
+        }
+        if self
+            .docs
+            .get(&doc)
+            .is_some_and(|d| d.reconcile == Reconcile::Parked)
+        {
+            return Ok(());
+        }
+        let Ok(sync) = am_sync::Message::decode(data) else {
+            return Err(SessionError::BadSyncData { doc });
+        };
+        // A `request` means the peer has nothing; creating an empty document to answer
+        // it would just trade two empty documents.
+        let automerge = match docs.doc_mut(&doc) {
+            Some(found) => Some(found),
+            None if !is_request => docs.create_doc(&doc),
+            None => None,
+        };
+        let Some(automerge) = automerge else {
+            self.unavailable(doc);
+            return Ok(());
+        };
+        let entry = self
+            .docs
+            .entry(doc.clone())
+            .or_insert_with(|| DocSync::new(am_sync::State::new()));
+        let before = automerge.get_heads();
+        if automerge
+            .receive_sync_message(&mut entry.state, sync)
+            .is_err()
+        {
+            return Err(SessionError::BadSyncData { doc });
+        }
+        let after = automerge.get_heads();
+        let changed = before != after;
+        if changed {
+            entry.progress(now);
+        }
+        let in_sync = heads_equal(entry.state.their_heads.as_deref(), &after);
+        match entry.reconcile {
+            Reconcile::Active { since, rounds } => {
+                let rounds = rounds.saturating_add(1);
+                entry.reconcile = Reconcile::Active { since, rounds };
+                // Progress resets `rounds`, so only a run of fruitless messages gets here.
+                if rounds > self.limits.max_rounds && !in_sync {
+                    if changed {
+                        self.events
+                            .push_back(SessionEvent::DocChanged { doc: doc.clone() });
+                    }
+                    self.abort(&doc, AbortReason::TooManyRounds);
+                    return Ok(());
+                }
+            }
+            Reconcile::Idle => {
+                if !in_sync {
+                    entry.activate(now);
+                }
+            }
+            Reconcile::Parked => {}
+        }
+        let reply = automerge.generate_sync_message(&mut entry.state);
+        let completed = in_sync && matches!(entry.reconcile, Reconcile::Active { .. });
+        if completed {
+            entry.reconcile = Reconcile::Idle;
+        }
+        if let Some(reply) = reply {
+            self.transmit.push_back(Message::Sync {
+                sender_id: self.local.clone(),
+                target_id: self.remote.clone(),
+                document_id: doc.clone(),
+                data: reply.encode(),
+            });
+        }
+        if changed {
+            self.events
+                .push_back(SessionEvent::DocChanged { doc: doc.clone() });
+        }
+        if completed {
+            self.events.push_back(SessionEvent::SyncCompleted { doc });
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self, doc: &DocId, reason: AbortReason) {
+        if let Some(entry) = self.docs.get_mut(doc) {
+            entry.reconcile = Reconcile::Parked;
+            entry.flush_at = None;
+            entry.reset_state();
+        }
+        self.events.push_back(SessionEvent::ReconciliationAborted {
+            doc: doc.clone(),
+            reason,
+        });
+    }
+
+    /// Ends the session: tells the peer why (unless the peer is the one who gave up)
+    /// and stops all further work.
+    fn fail(&mut self, err: &SessionError) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.transmit.clear();
+        if !matches!(err, SessionError::Remote { .. } | SessionError::Closed) {
+            self.transmit.push_back(Message::error(&err.to_string()));
+        }
+    }
+}
+
+fn heads_equal(theirs: Option<&[ChangeHash]>, ours: &[ChangeHash]) -> bool {
+    theirs.is_some_and(|theirs| {
+        // Automerge keeps heads sorted, but compare as sets so ordering never matters.
+        theirs.len() == ours.len() && theirs.iter().all(|h| ours.contains(h))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::ROOT;
+    use uuid::Uuid;
+
+    /// Documents that remember every id a session asked about.
+    #[derive(Default)]
+    struct Docs {
+        docs: BTreeMap<DocId, Automerge>,
+        touched: Vec<DocId>,
+        may_create: bool,
+    }
+
+    impl Docs {
+        fn with(ids: &[DocId]) -> Self {
+            let mut docs = Self::default();
+            for id in ids {
+                docs.docs.insert(id.clone(), Automerge::new());
+                edit(&mut docs, id, "seed", id.as_str());
+            }
+            docs
+        }
+    }
+
+    impl DocAccess for Docs {
+        fn doc_mut(&mut self, id: &DocId) -> Option<&mut Automerge> {
+            self.touched.push(id.clone());
+            self.docs.get_mut(id)
+        }
+
+        fn create_doc(&mut self, id: &DocId) -> Option<&mut Automerge> {
+            self.touched.push(id.clone());
+            if !self.may_create {
+                return None;
+            }
+            Some(self.docs.entry(id.clone()).or_default())
+        }
+    }
+
+    fn edit(docs: &mut Docs, id: &DocId, key: &str, value: &str) {
+        let doc = docs.docs.get_mut(id).unwrap();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, key, value).unwrap();
+        tx.commit();
+    }
+
+    fn alice_dev() -> DeviceId {
+        DeviceId::from_public_key(&[1; 32])
+    }
+
+    fn bob_dev() -> DeviceId {
+        DeviceId::from_public_key(&[2; 32])
+    }
+
+    fn alice_private() -> DocId {
+        DocId::private(&Uuid::from_u128(0xa11ce))
+    }
+
+    fn config(local: DeviceId, remote: DeviceId, role: Role, allowed: &[DocId]) -> SessionConfig {
+        SessionConfig {
+            local,
+            remote,
+            role,
+            allowed_docs: allowed.iter().cloned().collect(),
+            persisted: Vec::new(),
+            limits: SyncLimits::default(),
+        }
+    }
+
+    fn drain(session: &mut Session) -> Vec<Message> {
+        std::iter::from_fn(|| session.poll_transmit()).collect()
+    }
+
+    fn events(session: &mut Session) -> Vec<SessionEvent> {
+        std::iter::from_fn(|| session.poll_event()).collect()
+    }
+
+    /// Moves messages both ways until neither side has anything to send.
+    fn pump(a: &mut Session, a_docs: &mut Docs, b: &mut Session, b_docs: &mut Docs) {
+        for _ in 0..100 {
+            let to_b = drain(a);
+            let to_a = drain(b);
+            if to_a.is_empty() && to_b.is_empty() {
+                return;
+            }
+            for m in to_b {
+                b.handle_message(Duration::ZERO, m, b_docs).unwrap();
+            }
+            for m in to_a {
+                a.handle_message(Duration::ZERO, m, a_docs).unwrap();
+            }
+        }
+        panic!("sessions kept talking");
+    }
+
+    fn sync_msg(from: DeviceId, to: DeviceId, doc: DocId, data: Vec<u8>) -> Message {
+        Message::Sync {
+            sender_id: PeerId::from(&from),
+            target_id: PeerId::from(&to),
+            document_id: doc,
+            data,
+        }
+    }
+
+    /// A ready responder session on Alice's device for peer Bob.
+    fn ready_responder(allowed: &[DocId], docs: &mut Docs) -> Session {
+        let mut session = Session::new(
+            config(alice_dev(), bob_dev(), Role::Responder, allowed),
+            Duration::ZERO,
+        );
+        let join = Message::Join {
+            sender_id: PeerId::from(&bob_dev()),
+            peer_metadata: PeerMetadata::default(),
+            supported_protocol_versions: vec!["1".to_owned()],
+        };
+        session.handle_message(Duration::ZERO, join, docs).unwrap();
+        assert!(session.is_ready());
+        session
+    }
+
+    #[test]
+    fn two_sessions_handshake_sync_and_complete() {
+        let household = DocId::household();
+        let mut a_docs = Docs::with(std::slice::from_ref(&household));
+        let mut b_docs = Docs {
+            may_create: true,
+            ..Docs::default()
+        };
+        let mut a = Session::new(
+            config(
+                alice_dev(),
+                bob_dev(),
+                Role::Initiator,
+                std::slice::from_ref(&household),
+            ),
+            Duration::ZERO,
+        );
+        let mut b = Session::new(
+            config(
+                bob_dev(),
+                alice_dev(),
+                Role::Responder,
+                std::slice::from_ref(&household),
+            ),
+            Duration::ZERO,
+        );
+        // 1. The initiator speaks first with `join`.
+        assert!(matches!(a.poll_transmit(), Some(Message::Join { .. })));
+        let join = Message::Join {
+            sender_id: PeerId::from(&alice_dev()),
+            peer_metadata: PeerMetadata::default(),
+            supported_protocol_versions: vec!["1".to_owned()],
+        };
+        b.handle_message(Duration::ZERO, join, &mut b_docs).unwrap();
+        // 2. The rest flows until quiet; Bob creates the household on first sync.
+        pump(&mut a, &mut a_docs, &mut b, &mut b_docs);
+        assert_eq!(
+            a_docs.docs[&household].get_heads(),
+            b_docs.docs[&household].get_heads()
+        );
+        let a_events = events(&mut a);
+        let b_events = events(&mut b);
+        assert_eq!(a_events[0], SessionEvent::PeerReady);
+        assert!(a_events.contains(&SessionEvent::SyncCompleted {
+            doc: household.clone()
+        }));
+        assert!(b_events.contains(&SessionEvent::DocChanged {
+            doc: household.clone()
+        }));
+        assert!(b_events.contains(&SessionEvent::SyncCompleted { doc: household }));
+        assert_eq!(a.poll_timeout(), None);
+        assert_eq!(b.poll_timeout(), None);
+    }
+
+    #[test]
+    fn hostile_peer_cannot_read_write_or_probe_a_private_doc() {
+        let household = DocId::household();
+        let mut docs = Docs::with(&[household.clone(), alice_private()]);
+        docs.may_create = true;
+        let heads_before = docs.docs[&alice_private()].get_heads();
+        // Alice's device talks to Bob's device: only the household is allowed.
+        let mut session = ready_responder(std::slice::from_ref(&household), &mut docs);
+        drain(&mut session);
+        docs.touched.clear();
+
+        // 1. Bob asks for Alice's private doc, and for a doc that does not exist.
+        let probe = Automerge::new();
+        let mut state = am_sync::State::new();
+        let ask = probe.generate_sync_message(&mut state).unwrap().encode();
+        let missing = DocId::new("private-does-not-exist");
+        let mut replies = Vec::new();
+        for doc in [alice_private(), missing.clone()] {
+            let request = Message::Request {
+                sender_id: PeerId::from(&bob_dev()),
+                target_id: PeerId::from(&alice_dev()),
+                document_id: doc.clone(),
+                data: ask.clone(),
+            };
+            session
+                .handle_message(Duration::ZERO, request, &mut docs)
+                .unwrap();
+            replies.push(drain(&mut session));
+        }
+        // 2. Both get the same answer: unavailable. Existence is not revealed.
+        for (reply, doc) in replies.iter().zip([alice_private(), missing]) {
+            assert_eq!(
+                reply,
+                &vec![Message::DocUnavailable {
+                    sender_id: PeerId::from(&alice_dev()),
+                    target_id: PeerId::from(&bob_dev()),
+                    document_id: doc,
+                }]
+            );
+        }
+
+        // 3. Bob pushes real changes into Alice's private doc id.
+        let mut forged = Automerge::new();
+        let mut tx = forged.transaction();
+        tx.put(ROOT, "battery", 0).unwrap();
+        tx.commit();
+        let mut state = am_sync::State::new();
+        let push = forged.generate_sync_message(&mut state).unwrap().encode();
+        let message = sync_msg(bob_dev(), alice_dev(), alice_private(), push);
+        session
+            .handle_message(Duration::ZERO, message, &mut docs)
+            .unwrap();
+        assert!(matches!(
+            drain(&mut session).as_slice(),
+            [Message::DocUnavailable { .. }]
+        ));
+
+        // 4. Garbage data for a forbidden doc is not even decoded.
+        let garbage = sync_msg(bob_dev(), alice_dev(), alice_private(), vec![0xff; 8]);
+        session
+            .handle_message(Duration::ZERO, garbage, &mut docs)
+            .unwrap();
+
+        // 5. A local change to the private doc is never pushed to Bob.
+        edit(&mut docs, &alice_private(), "note", "x");
+        session
+            .handle_local_change(Duration::ZERO, &alice_private(), &mut docs)
+            .unwrap();
+        assert!(drain(&mut session)
+            .iter()
+            .all(|m| matches!(m, Message::DocUnavailable { .. })));
+
+        // 6. The private doc was never touched, and nothing leaks into persistence.
+        assert!(!docs.touched.contains(&alice_private()));
+        assert_eq!(docs.docs[&alice_private()].get_heads().len(), 1);
+        assert_ne!(docs.docs[&alice_private()].get_heads(), heads_before);
+        assert!(session
+            .persisted_states()
+            .iter()
+            .all(|(doc, _)| *doc == household));
+        assert!(!events(&mut session)
+            .iter()
+            .any(|e| format!("{e:?}").contains("private")));
+    }
+
+    #[test]
+    fn persisted_states_outside_the_allowed_set_are_dropped() {
+        let mut state = am_sync::State::new();
+        state.shared_heads = Vec::new();
+        let mut cfg = config(
+            alice_dev(),
+            bob_dev(),
+            Role::Initiator,
+            &[DocId::household()],
+        );
+        cfg.persisted = vec![
+            (alice_private(), state.encode()),
+            (DocId::household(), state.encode()),
+            (DocId::new("other"), vec![0xff]),
+        ];
+        let session = Session::new(cfg, Duration::ZERO);
+        let kept: Vec<DocId> = session
+            .persisted_states()
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        assert_eq!(kept, vec![DocId::household()]);
+    }
+
+    #[test]
+    fn join_from_the_wrong_device_is_rejected() {
+        let mut docs = Docs::default();
+        let mut session = Session::new(
+            config(alice_dev(), bob_dev(), Role::Responder, &[]),
+            Duration::ZERO,
+        );
+        let join = Message::Join {
+            sender_id: PeerId::new("SOMEONE-ELSE"),
+            peer_metadata: PeerMetadata::default(),
+            supported_protocol_versions: vec!["1".to_owned()],
+        };
+        let err = session
+            .handle_message(Duration::ZERO, join, &mut docs)
+            .unwrap_err();
+        assert_eq!(err, SessionError::PeerMismatch);
+        assert_eq!(err.code(), ApplicationErrorCode::PeerMismatch);
+        assert!(matches!(
+            drain(&mut session).as_slice(),
+            [Message::Error { .. }]
+        ));
+        assert!(session.is_closed());
+        assert_eq!(
+            session.handle_timeout(Duration::ZERO, &mut docs),
+            Err(SessionError::Closed)
+        );
+    }
+
+    #[test]
+    fn unsupported_version_and_early_sync_are_rejected() {
+        let mut docs = Docs::default();
+        let mut session = Session::new(
+            config(alice_dev(), bob_dev(), Role::Responder, &[]),
+            Duration::ZERO,
+        );
+        let join = Message::Join {
+            sender_id: PeerId::from(&bob_dev()),
+            peer_metadata: PeerMetadata::default(),
+            supported_protocol_versions: vec!["2".to_owned()],
+        };
+        assert_eq!(
+            session.handle_message(Duration::ZERO, join, &mut docs),
+            Err(SessionError::UnsupportedVersion)
+        );
+
+        let mut session = Session::new(
+            config(alice_dev(), bob_dev(), Role::Responder, &[]),
+            Duration::ZERO,
+        );
+        let early = sync_msg(bob_dev(), alice_dev(), DocId::household(), vec![]);
+        assert_eq!(
+            session.handle_message(Duration::ZERO, early, &mut docs),
+            Err(SessionError::UnexpectedMessage { got: "sync" })
+        );
+    }
+
+    #[test]
+    fn handshake_times_out() {
+        let mut docs = Docs::default();
+        let mut session = Session::new(
+            config(alice_dev(), bob_dev(), Role::Initiator, &[]),
+            Duration::from_secs(5),
+        );
+        let deadline = session.poll_timeout().unwrap();
+        assert_eq!(deadline, Duration::from_secs(15));
+        session
+            .handle_timeout(Duration::from_secs(14), &mut docs)
+            .unwrap();
+        let err = session.handle_timeout(deadline, &mut docs).unwrap_err();
+        assert_eq!(err, SessionError::HandshakeTimeout);
+        assert_eq!(err.code(), ApplicationErrorCode::HandshakeTimeout);
+    }
+
+    #[test]
+    fn remote_error_closes_without_answering() {
+        let mut docs = Docs::default();
+        let mut session = ready_responder(&[], &mut docs);
+        drain(&mut session);
+        let err = session
+            .handle_message(Duration::ZERO, Message::error("bye"), &mut docs)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SessionError::Remote {
+                message: "bye".to_owned()
+            }
+        );
+        assert!(drain(&mut session).is_empty());
+    }
+
+    #[test]
+    fn undecodable_sync_data_is_fatal() {
+        let household = DocId::household();
+        let mut docs = Docs::with(std::slice::from_ref(&household));
+        let mut session = ready_responder(std::slice::from_ref(&household), &mut docs);
+        drain(&mut session);
+        let bad = sync_msg(bob_dev(), alice_dev(), household.clone(), vec![0x42, 0xff]);
+        let err = session
+            .handle_message(Duration::ZERO, bad, &mut docs)
+            .unwrap_err();
+        assert_eq!(err, SessionError::BadSyncData { doc: household });
+        assert_eq!(err.code(), ApplicationErrorCode::BadSyncData);
+    }
+
+    #[test]
+    fn a_peer_that_never_progresses_hits_the_round_bound() {
+        let household = DocId::household();
+        let mut docs = Docs::with(std::slice::from_ref(&household));
+        let mut session = ready_responder(std::slice::from_ref(&household), &mut docs);
+        drain(&mut session);
+        // The peer keeps saying "I have nothing" and never takes what it is sent.
+        let empty = Automerge::new();
+        let mut aborted = None;
+        let mut sent_after_abort = 0;
+        for round in 0..100 {
+            let mut state = am_sync::State::new();
+            let data = empty.generate_sync_message(&mut state).unwrap().encode();
+            let message = sync_msg(bob_dev(), alice_dev(), household.clone(), data);
+            session
+                .handle_message(Duration::from_millis(round), message, &mut docs)
+                .unwrap();
+            let sent = drain(&mut session).len();
+            if aborted.is_some() {
+                sent_after_abort += sent;
+            }
+            if let Some(SessionEvent::ReconciliationAborted { reason, .. }) = events(&mut session)
+                .into_iter()
+                .find(|e| matches!(e, SessionEvent::ReconciliationAborted { .. }))
+            {
+                aborted = Some((round, reason));
+            }
+        }
+        let (round, reason) = aborted.unwrap();
+        assert_eq!(reason, AbortReason::TooManyRounds);
+        assert!(round <= u64::from(SyncLimits::default().max_rounds) + 1);
+        // A parked document ignores the peer until something changes locally.
+        assert_eq!(sent_after_abort, 0);
+        edit(&mut docs, &household, "new", "entry");
+        session
+            .handle_local_change(Duration::from_secs(1), &household, &mut docs)
+            .unwrap();
+        assert_eq!(drain(&mut session).len(), 1);
+    }
+
+    #[test]
+    fn a_silent_peer_hits_the_time_bound() {
+        let household = DocId::household();
+        let mut docs = Docs::with(std::slice::from_ref(&household));
+        let mut session = ready_responder(std::slice::from_ref(&household), &mut docs);
+        // Our opening sync message went out and the peer never answers.
+        assert_eq!(drain(&mut session).len(), 2);
+        let limit = SyncLimits::default().max_duration;
+        assert_eq!(session.poll_timeout(), Some(limit));
+        session.handle_timeout(limit, &mut docs).unwrap();
+        assert!(
+            events(&mut session).contains(&SessionEvent::ReconciliationAborted {
+                doc: household,
+                reason: AbortReason::TimedOut,
+            })
+        );
+        assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn bursts_of_local_commits_are_debounced() {
+        let household = DocId::household();
+        let mut docs = Docs::with(std::slice::from_ref(&household));
+        let mut session = ready_responder(std::slice::from_ref(&household), &mut docs);
+        drain(&mut session);
+        let t0 = Duration::from_secs(1);
+        let debounce = SyncLimits::default().push_debounce;
+        // 1. The first commit after a quiet spell goes out at once.
+        edit(&mut docs, &household, "a", "1");
+        session
+            .handle_local_change(t0, &household, &mut docs)
+            .unwrap();
+        assert_eq!(drain(&mut session).len(), 1);
+        // 2. Commits right after it wait for the debounce timer.
+        for i in 0..3u64 {
+            edit(&mut docs, &household, "b", "2");
+            session
+                .handle_local_change(t0 + Duration::from_millis(i), &household, &mut docs)
+                .unwrap();
+        }
+        assert!(drain(&mut session).is_empty());
+        assert_eq!(session.poll_timeout(), Some(t0 + debounce));
+        // 3. The timer pushes them together.
+        session.handle_timeout(t0 + debounce, &mut docs).unwrap();
+        assert_eq!(drain(&mut session).len(), 1);
+    }
+}

@@ -1,0 +1,868 @@
+//! A deterministic network of sync sessions for tests, with no IO and no clock.
+//!
+//! This module owns a seeded simulation of several devices, each with in-memory
+//! Automerge documents, connected pairwise by [`Session`]s over simulated QUIC
+//! streams. It must stay free of sockets, threads and wall-clock time so that every
+//! run is reproducible from its seed; it is public so that integration tests in other
+//! crates can drive it too.
+//!
+//! **What the simulated transport guarantees, and what it does not.** A QUIC stream
+//! delivers bytes reliably and in order, and Automerge's sync protocol relies on that
+//! within one connection, so the simulator never drops or reorders bytes *inside* a
+//! live stream. It does split them into arbitrary chunks. Everything the real network
+//! can do is modelled at the connection level instead:
+//!
+//! * **reordering**: each direction of each link is an independent queue, and the
+//!   simulator interleaves deliveries across all of them, and with local edits, at
+//!   random;
+//! * **drops**: [`Network::disconnect`] resets a connection, losing every byte in
+//!   flight; each side keeps its persisted sync state, or loses it as if it crashed
+//!   before persisting;
+//! * **duplication**: after a reset the sides resume from persisted states that may
+//!   lag behind what was actually delivered, so changes are sent again;
+//! * **partitions**: [`Network::partition`] cuts every link between groups and keeps
+//!   them from reconnecting until [`Network::heal`].
+//!
+//! Every frame goes through the real codec, and every sync message is checked on the
+//! wire: a private document must only ever travel between devices of its person.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use automerge::{transaction::Transactable, ActorId, Automerge, ChangeHash, ROOT};
+use rand::{Rng, RngCore};
+use uuid::Uuid;
+
+use super::frame::{encode_frame, FrameDecoder};
+use super::message::Message;
+use super::session::{DocAccess, Role, Session, SessionConfig, SessionEvent, SyncLimits};
+use super::DocId;
+use crate::identity::DeviceId;
+
+/// Why a simulation run failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// Messages or timers kept coming after the step budget ran out.
+    #[error("the network did not settle within {steps} steps; a session may be looping")]
+    DidNotSettle {
+        /// The step budget.
+        steps: u64,
+    },
+    /// A session or the codec reported an error between honest peers.
+    #[error("an honest session failed: {0}")]
+    Session(String),
+    /// A document went somewhere it must never go.
+    #[error("privacy violation: {0}")]
+    Privacy(String),
+    /// Replicas that should agree do not.
+    #[error("replicas diverged: {0}")]
+    Diverged(String),
+}
+
+/// What each side keeps of its sync state when a connection resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// The states as they are now, as after an orderly shutdown.
+    Current,
+    /// Whatever was saved at an earlier reset, as after a crash between saves; the
+    /// next session then re-sends changes the peer already has.
+    Stale,
+    /// Nothing, as after losing the state file.
+    Lost,
+}
+
+/// One simulated device.
+#[derive(Debug)]
+pub struct SimDevice {
+    /// The device's id.
+    pub device: DeviceId,
+    /// The person the device belongs to.
+    pub person: Uuid,
+    /// The documents the device holds.
+    pub docs: BTreeMap<DocId, Automerge>,
+    /// Events from this device's sessions, with the index of the peer device.
+    pub events: Vec<(usize, SessionEvent)>,
+    saved: BTreeMap<usize, Vec<(DocId, Vec<u8>)>>,
+    actor_seq: u64,
+}
+
+impl SimDevice {
+    /// Whether this device may hold `doc`.
+    fn may_hold(&self, doc: &DocId) -> bool {
+        *doc == DocId::household() || *doc == DocId::private(&self.person)
+    }
+
+    /// The heads of `doc`, if the device has it.
+    pub fn heads(&self, doc: &DocId) -> Option<Vec<ChangeHash>> {
+        self.docs.get(doc).map(|d| {
+            let mut heads = d.get_heads();
+            heads.sort();
+            heads
+        })
+    }
+}
+
+/// The documents of one device, as a session on it sees them, recording every access.
+struct HostDocs<'a> {
+    device: &'a mut SimDevice,
+    allowed: &'a BTreeSet<DocId>,
+    violations: &'a mut Vec<String>,
+    actor: ActorId,
+}
+
+impl HostDocs<'_> {
+    fn check(&mut self, id: &DocId) {
+        if !self.allowed.contains(id) {
+            self.violations.push(format!(
+                "a session on {} asked for {id} outside its peer's allowed set",
+                self.device.device.short()
+            ));
+        }
+    }
+}
+
+impl DocAccess for HostDocs<'_> {
+    fn doc_mut(&mut self, id: &DocId) -> Option<&mut Automerge> {
+        self.check(id);
+        self.device.docs.get_mut(id)
+    }
+
+    fn create_doc(&mut self, id: &DocId) -> Option<&mut Automerge> {
+        self.check(id);
+        if !self.device.may_hold(id) {
+            return None;
+        }
+        let doc = Automerge::new().with_actor(self.actor.clone());
+        Some(self.device.docs.entry(id.clone()).or_insert(doc))
+    }
+}
+
+/// One end of a simulated connection.
+#[derive(Debug)]
+struct End {
+    session: Session,
+    /// Bytes sent towards this end and not yet delivered, in stream order.
+    inbox: Vec<u8>,
+    decoder: FrameDecoder,
+}
+
+/// A simulated connection between devices `pair.0 < pair.1`; `ends[0]` lives on the
+/// lower index, which also opened the connection.
+#[derive(Debug)]
+struct Link {
+    ends: [End; 2],
+}
+
+/// A seeded network of devices and their sync sessions.
+#[derive(Debug)]
+pub struct Network<R> {
+    rng: R,
+    now: Duration,
+    limits: SyncLimits,
+    devices: Vec<SimDevice>,
+    links: BTreeMap<(usize, usize), Link>,
+    blocked: BTreeSet<(usize, usize)>,
+    violations: Vec<String>,
+    errors: Vec<String>,
+}
+
+fn ordered(a: usize, b: usize) -> (usize, usize) {
+    (a.min(b), a.max(b))
+}
+
+impl<R: RngCore> Network<R> {
+    /// An empty network whose randomness all comes from `rng`.
+    pub fn new(rng: R, limits: SyncLimits) -> Self {
+        Self {
+            rng,
+            now: Duration::ZERO,
+            limits,
+            devices: Vec::new(),
+            links: BTreeMap::new(),
+            blocked: BTreeSet::new(),
+            violations: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Adds a device of `person` and returns its index.
+    pub fn add_device(&mut self, person: Uuid) -> usize {
+        let mut key = [0u8; 32];
+        self.rng.fill_bytes(&mut key);
+        self.devices.push(SimDevice {
+            device: DeviceId::from_public_key(&key),
+            person,
+            docs: BTreeMap::new(),
+            events: Vec::new(),
+            saved: BTreeMap::new(),
+            actor_seq: 0,
+        });
+        self.devices.len() - 1
+    }
+
+    /// The devices, by index.
+    pub fn devices(&self) -> &[SimDevice] {
+        &self.devices
+    }
+
+    /// The simulated time.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// Moves simulated time forward.
+    pub fn advance(&mut self, by: Duration) {
+        self.now = self.now.saturating_add(by);
+    }
+
+    /// Whether devices `a` and `b` are connected.
+    pub fn is_connected(&self, a: usize, b: usize) -> bool {
+        self.links.contains_key(&ordered(a, b))
+    }
+
+    /// A fresh actor id for `device`, drawn from the seeded RNG so runs are
+    /// reproducible (Automerge would otherwise pick a random one).
+    fn next_actor(&mut self, device: usize) -> ActorId {
+        let mut bytes = [0u8; 16];
+        self.rng.fill_bytes(&mut bytes);
+        if let Some(dev) = self.devices.get_mut(device) {
+            dev.actor_seq += 1;
+            bytes[..8].copy_from_slice(&dev.actor_seq.to_be_bytes());
+        }
+        ActorId::from(bytes.to_vec())
+    }
+
+    /// Creates an empty `doc` on `device`, as the first device of a household or person
+    /// does. Returns false if the device may not hold it or already has it.
+    pub fn create_doc(&mut self, device: usize, doc: &DocId) -> bool {
+        let actor = self.next_actor(device);
+        let Some(dev) = self.devices.get_mut(device) else {
+            return false;
+        };
+        if !dev.may_hold(doc) || dev.docs.contains_key(doc) {
+            return false;
+        }
+        dev.docs
+            .insert(doc.clone(), Automerge::new().with_actor(actor));
+        true
+    }
+
+    /// Commits `key = value` to `doc` on `device` and tells its sessions. Returns false
+    /// if the device does not have the document.
+    pub fn edit(&mut self, device: usize, doc: &DocId, key: &str, value: i64) -> bool {
+        let Some(automerge) = self
+            .devices
+            .get_mut(device)
+            .and_then(|d| d.docs.get_mut(doc))
+        else {
+            return false;
+        };
+        let mut tx = automerge.transaction();
+        if tx.put(ROOT, key, value).is_err() {
+            return false;
+        }
+        tx.commit();
+        self.notify_local_change(device, doc, None);
+        true
+    }
+
+    /// The documents devices `a` and `b` may exchange.
+    fn allowed(&self, a: usize, b: usize) -> BTreeSet<DocId> {
+        let mut allowed = BTreeSet::from([DocId::household()]);
+        if let (Some(da), Some(db)) = (self.devices.get(a), self.devices.get(b)) {
+            if da.person == db.person {
+                allowed.insert(DocId::private(&da.person));
+            }
+        }
+        allowed
+    }
+
+    /// Opens a connection between `a` and `b`, unless they are the same device, already
+    /// connected, or partitioned. The lower index connects.
+    pub fn connect(&mut self, a: usize, b: usize) -> bool {
+        let pair = ordered(a, b);
+        if a == b
+            || pair.1 >= self.devices.len()
+            || self.links.contains_key(&pair)
+            || self.blocked.contains(&pair)
+        {
+            return false;
+        }
+        let allowed = self.allowed(pair.0, pair.1);
+        let make = |me: usize, them: usize, role: Role, devices: &[SimDevice]| {
+            let persisted = devices[me].saved.get(&them).cloned().unwrap_or_default();
+            End {
+                session: Session::new(
+                    SessionConfig {
+                        local: devices[me].device,
+                        remote: devices[them].device,
+                        role,
+                        allowed_docs: allowed.clone(),
+                        persisted,
+                        limits: self.limits,
+                    },
+                    self.now,
+                ),
+                inbox: Vec::new(),
+                decoder: FrameDecoder::new(),
+            }
+        };
+        let link = Link {
+            ends: [
+                make(pair.0, pair.1, Role::Initiator, &self.devices),
+                make(pair.1, pair.0, Role::Responder, &self.devices),
+            ],
+        };
+        self.links.insert(pair, link);
+        self.drain(pair, 0);
+        self.drain(pair, 1);
+        true
+    }
+
+    /// Connects every pair that is not partitioned.
+    pub fn connect_all(&mut self) {
+        for a in 0..self.devices.len() {
+            for b in a + 1..self.devices.len() {
+                self.connect(a, b);
+            }
+        }
+    }
+
+    /// Resets the connection between `a` and `b`, losing the bytes in flight; `persist`
+    /// says what both sides keep of their sync states. Returns false if they were not
+    /// connected.
+    pub fn disconnect(&mut self, a: usize, b: usize, persist: Persist) -> bool {
+        let pair = ordered(a, b);
+        let Some(link) = self.links.remove(&pair) else {
+            return false;
+        };
+        for (side, end) in link.ends.iter().enumerate() {
+            let (me, them) = if side == 0 { pair } else { (pair.1, pair.0) };
+            if let Some(dev) = self.devices.get_mut(me) {
+                match persist {
+                    Persist::Current => {
+                        dev.saved.insert(them, end.session.persisted_states());
+                    }
+                    Persist::Stale => {}
+                    Persist::Lost => {
+                        dev.saved.remove(&them);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Splits the network: device `i` is in group `groups[i]` (missing entries are
+    /// group 0). Links between groups are reset, keeping state, and stay down until
+    /// [`Self::heal`].
+    pub fn partition(&mut self, groups: &[u8]) {
+        let group = |i: usize| groups.get(i).copied().unwrap_or(0);
+        for a in 0..self.devices.len() {
+            for b in a + 1..self.devices.len() {
+                if group(a) != group(b) {
+                    self.blocked.insert((a, b));
+                    self.disconnect(a, b, Persist::Current);
+                }
+            }
+        }
+    }
+
+    /// Lifts every partition (links are not reopened until [`Self::connect`]).
+    pub fn heal(&mut self) {
+        self.blocked.clear();
+    }
+
+    /// Runs `f` on one end's session with that device's documents, then moves its
+    /// output onto the wire. A session error resets the link and is recorded.
+    fn with_end<F>(&mut self, pair: (usize, usize), side: usize, f: F)
+    where
+        F: FnOnce(
+            &mut Session,
+            Duration,
+            &mut HostDocs<'_>,
+        ) -> Result<(), super::session::SessionError>,
+    {
+        let me = if side == 0 { pair.0 } else { pair.1 };
+        let actor = self.next_actor(me);
+        let allowed = self.allowed(pair.0, pair.1);
+        let now = self.now;
+        let (Some(link), Some(device)) = (self.links.get_mut(&pair), self.devices.get_mut(me))
+        else {
+            return;
+        };
+        let mut docs = HostDocs {
+            device,
+            allowed: &allowed,
+            violations: &mut self.violations,
+            actor,
+        };
+        let result = f(&mut link.ends[side].session, now, &mut docs);
+        self.drain(pair, side);
+        if let Err(err) = result {
+            self.errors.push(err.to_string());
+            self.disconnect(pair.0, pair.1, Persist::Current);
+        }
+    }
+
+    /// Moves one end's queued messages onto the wire and its events to its device.
+    fn drain(&mut self, pair: (usize, usize), side: usize) {
+        let (me, them) = if side == 0 { pair } else { (pair.1, pair.0) };
+        let Some(link) = self.links.get_mut(&pair) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        while let Some(message) = link.ends[side].session.poll_transmit() {
+            if let Message::Sync { document_id, .. } | Message::Request { document_id, .. } =
+                &message
+            {
+                for end in [me, them] {
+                    if let Some(dev) = self.devices.get(end) {
+                        if document_id.as_str().starts_with("private-")
+                            && !dev.may_hold(document_id)
+                        {
+                            self.violations.push(format!(
+                                "{document_id} was sent on a link with {}",
+                                dev.device.short()
+                            ));
+                        }
+                    }
+                }
+            }
+            match encode_frame(&message) {
+                Ok(frame) => bytes.extend(frame),
+                Err(err) => self.errors.push(err.to_string()),
+            }
+        }
+        link.ends[1 - side].inbox.extend(bytes);
+        let mut events = Vec::new();
+        while let Some(event) = link.ends[side].session.poll_event() {
+            events.push((them, event));
+        }
+        let changed: BTreeSet<DocId> = events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                SessionEvent::DocChanged { doc } => Some(doc.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Some(dev) = self.devices.get_mut(me) {
+            dev.events.extend(events);
+        }
+        // Like the daemon, pass a change from one peer on to every other peer, so
+        // changes travel along chains of devices that are not all connected.
+        for doc in changed {
+            self.notify_local_change(me, &doc, Some(pair));
+        }
+    }
+
+    /// Tells every session on `device` (except the one on `skip`) that `doc` changed.
+    fn notify_local_change(&mut self, device: usize, doc: &DocId, skip: Option<(usize, usize)>) {
+        let links: Vec<(usize, usize)> = self
+            .links
+            .keys()
+            .filter(|(a, b)| (*a == device || *b == device) && Some((*a, *b)) != skip)
+            .copied()
+            .collect();
+        for pair in links {
+            let side = usize::from(pair.1 == device);
+            self.with_end(pair, side, |session, now, docs| {
+                session.handle_local_change(now, doc, docs)
+            });
+        }
+    }
+
+    /// Calls `handle_timeout` on every session whose timer is due.
+    fn fire_due_timers(&mut self) {
+        let due: Vec<((usize, usize), usize)> = self
+            .links
+            .iter()
+            .flat_map(|(pair, link)| {
+                link.ends.iter().enumerate().filter_map(|(side, end)| {
+                    end.session
+                        .poll_timeout()
+                        .filter(|t| *t <= self.now)
+                        .map(|_| (*pair, side))
+                })
+            })
+            .collect();
+        for (pair, side) in due {
+            self.with_end(pair, side, |session, now, docs| {
+                session.handle_timeout(now, docs)
+            });
+        }
+    }
+
+    /// Delivers one random chunk of bytes on one random link direction. Returns false
+    /// if nothing was in flight.
+    pub fn step(&mut self) -> bool {
+        self.fire_due_timers();
+        let pending: Vec<((usize, usize), usize)> = self
+            .links
+            .iter()
+            .flat_map(|(pair, link)| {
+                link.ends
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, end)| !end.inbox.is_empty())
+                    .map(|(side, _)| (*pair, side))
+            })
+            .collect();
+        if pending.is_empty() {
+            return false;
+        }
+        let (pair, side) = pending[self.rng.gen_range(0..pending.len())];
+        let tick = self.rng.gen_range(0..3u64);
+        self.advance(Duration::from_millis(tick));
+        let Some(end) = self.links.get_mut(&pair).map(|l| &mut l.ends[side]) else {
+            return true;
+        };
+        // Usually deliver everything queued, sometimes a partial read, to exercise
+        // frame reassembly.
+        let len = if self.rng.gen_bool(0.5) {
+            end.inbox.len()
+        } else {
+            self.rng.gen_range(1..=end.inbox.len())
+        };
+        let chunk: Vec<u8> = end.inbox.drain(..len).collect();
+        let mut messages = Vec::new();
+        let mut failure = end.decoder.push(&chunk).err();
+        while failure.is_none() {
+            match end.decoder.next_message() {
+                Ok(Some(message)) => messages.push(message),
+                Ok(None) => break,
+                Err(err) => failure = Some(err),
+            }
+        }
+        if let Some(err) = failure {
+            self.errors.push(err.to_string());
+            self.disconnect(pair.0, pair.1, Persist::Current);
+            return true;
+        }
+        for message in messages {
+            if !self.links.contains_key(&pair) {
+                break;
+            }
+            self.with_end(pair, side, |session, now, docs| {
+                session.handle_message(now, message, docs)
+            });
+        }
+        true
+    }
+
+    /// Delivers messages and fires timers until nothing is in flight and no timer is
+    /// armed, or fails after `max_steps` steps.
+    pub fn run_until_quiescent(&mut self, max_steps: u64) -> Result<u64, SimError> {
+        let mut steps = 0;
+        loop {
+            if steps >= max_steps {
+                return Err(SimError::DidNotSettle { steps });
+            }
+            steps += 1;
+            if self.step() {
+                continue;
+            }
+            let next = self
+                .links
+                .values()
+                .flat_map(|l| l.ends.iter().filter_map(|e| e.session.poll_timeout()))
+                .min();
+            match next {
+                Some(at) => {
+                    self.now = self.now.max(at);
+                    self.fire_due_timers();
+                }
+                None => break,
+            }
+        }
+        self.check_health()?;
+        Ok(steps)
+    }
+
+    /// Fails if any honest session errored or any privacy rule was broken.
+    pub fn check_health(&self) -> Result<(), SimError> {
+        if let Some(err) = self.errors.first() {
+            return Err(SimError::Session(err.clone()));
+        }
+        if let Some(violation) = self.violations.first() {
+            return Err(SimError::Privacy(violation.clone()));
+        }
+        for dev in &self.devices {
+            if let Some(doc) = dev.docs.keys().find(|d| !dev.may_hold(d)) {
+                return Err(SimError::Privacy(format!(
+                    "{} holds {doc}",
+                    dev.device.short()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails unless every document is on every device that should hold it, with the
+    /// same heads everywhere.
+    pub fn check_converged(&self) -> Result<(), SimError> {
+        let doc_ids: BTreeSet<DocId> = self
+            .devices
+            .iter()
+            .flat_map(|d| d.docs.keys().cloned())
+            .collect();
+        for doc in doc_ids {
+            // A device that lacks a document agrees with one that holds it empty: an
+            // empty document has nothing to sync, and a `request` for it is answered
+            // with `doc-unavailable` by design.
+            let mut holders = self.devices.iter().filter(|d| d.may_hold(&doc));
+            let Some(first) = holders.next() else {
+                continue;
+            };
+            let expected = first.heads(&doc).unwrap_or_default();
+            for dev in holders {
+                if dev.heads(&doc).unwrap_or_default() != expected {
+                    return Err(SimError::Diverged(format!(
+                        "{doc} differs between {} and {}",
+                        first.device.short(),
+                        dev.device.short()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use automerge::ReadDoc;
+    use proptest::prelude::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    const STEPS: u64 = 200_000;
+
+    fn alice() -> Uuid {
+        Uuid::from_u128(0xa11ce)
+    }
+
+    fn bob() -> Uuid {
+        Uuid::from_u128(0xb0b)
+    }
+
+    fn network(seed: u64) -> Network<ChaCha8Rng> {
+        Network::new(ChaCha8Rng::seed_from_u64(seed), SyncLimits::default())
+    }
+
+    fn value(net: &Network<ChaCha8Rng>, device: usize, doc: &DocId, key: &str) -> Option<i64> {
+        let doc = net.devices()[device].docs.get(doc)?;
+        let (value, _) = doc.get(ROOT, key).ok()??;
+        value.as_i64()
+    }
+
+    #[test]
+    fn two_partners_converge_and_keep_private_docs_apart() {
+        let mut net = network(1);
+        let household = DocId::household();
+        // 1. Alice has a laptop and a phone, Bob a laptop.
+        let alice_laptop = net.add_device(alice());
+        let alice_phone = net.add_device(alice());
+        let bob_laptop = net.add_device(bob());
+        // 2. The household and each private document start on one device.
+        assert!(net.create_doc(alice_laptop, &household));
+        assert!(net.create_doc(alice_laptop, &DocId::private(&alice())));
+        assert!(net.create_doc(bob_laptop, &DocId::private(&bob())));
+        // 3. Everyone writes before connecting.
+        assert!(net.edit(alice_laptop, &household, "chores", 1));
+        assert!(net.edit(alice_laptop, &DocId::private(&alice()), "battery", 3));
+        assert!(net.edit(bob_laptop, &DocId::private(&bob()), "battery", 2));
+        // 4. Connect everyone and let it settle.
+        net.connect_all();
+        net.run_until_quiescent(STEPS).unwrap();
+        net.check_converged().unwrap();
+        // 5. The household reached everyone; each private doc only its person.
+        assert_eq!(value(&net, bob_laptop, &household, "chores"), Some(1));
+        assert_eq!(
+            value(&net, alice_phone, &DocId::private(&alice()), "battery"),
+            Some(3)
+        );
+        assert!(!net.devices()[bob_laptop]
+            .docs
+            .contains_key(&DocId::private(&alice())));
+        assert!(!net.devices()[alice_phone]
+            .docs
+            .contains_key(&DocId::private(&bob())));
+        // 6. Both sides of every session reported completion for the household.
+        let completed = net.devices()[bob_laptop]
+            .events
+            .iter()
+            .filter(|(_, e)| {
+                *e == SessionEvent::SyncCompleted {
+                    doc: household.clone(),
+                }
+            })
+            .count();
+        assert_eq!(completed, 2);
+    }
+
+    #[test]
+    fn live_edits_are_pushed_without_polling() {
+        let mut net = network(2);
+        let household = DocId::household();
+        let a = net.add_device(alice());
+        let b = net.add_device(bob());
+        net.create_doc(a, &household);
+        net.connect_all();
+        net.run_until_quiescent(STEPS).unwrap();
+        // 1. With the link idle and no timer armed, a local edit alone reaches Bob.
+        net.edit(a, &household, "dishes", 7);
+        net.run_until_quiescent(STEPS).unwrap();
+        assert_eq!(value(&net, b, &household, "dishes"), Some(7));
+        // 2. A burst of edits is debounced but still fully delivered.
+        for i in 0..20 {
+            net.edit(b, &household, "laundry", i);
+        }
+        net.run_until_quiescent(STEPS).unwrap();
+        net.check_converged().unwrap();
+        assert_eq!(value(&net, a, &household, "laundry"), Some(19));
+    }
+
+    #[test]
+    fn reconnect_with_persisted_state_sends_heads_not_history() {
+        let mut net = network(3);
+        let household = DocId::household();
+        let a = net.add_device(alice());
+        let b = net.add_device(bob());
+        net.create_doc(a, &household);
+        for i in 0..50 {
+            net.edit(a, &household, &format!("k{i}"), i);
+        }
+        net.connect_all();
+        net.run_until_quiescent(STEPS).unwrap();
+        net.disconnect(a, b, Persist::Current);
+        // Reconnect and count the bytes of the first exchange: heads only.
+        net.connect(a, b);
+        let link = net.links.get(&(a, b)).unwrap();
+        let first_bytes: usize = link.ends.iter().map(|e| e.inbox.len()).sum();
+        net.run_until_quiescent(STEPS).unwrap();
+        net.check_converged().unwrap();
+        assert!(first_bytes < 600, "first flight was {first_bytes} bytes");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Edit {
+            device: usize,
+            private: bool,
+            key: u8,
+            value: i64,
+        },
+        Deliver(u8),
+        Disconnect {
+            a: usize,
+            b: usize,
+            persist: Persist,
+        },
+        Connect {
+            a: usize,
+            b: usize,
+        },
+        Partition(Vec<u8>),
+        Heal,
+        Tick(u16),
+    }
+
+    fn arb_op(devices: usize) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..devices, any::<bool>(), 0u8..6, any::<i64>()).prop_map(
+                |(device, private, key, value)| Op::Edit { device, private, key, value }
+            ),
+            4 => (1u8..40).prop_map(Op::Deliver),
+            1 => (0..devices, 0..devices, prop_oneof![
+                    Just(Persist::Current), Just(Persist::Stale), Just(Persist::Lost)
+                ])
+                .prop_map(|(a, b, persist)| Op::Disconnect { a, b, persist }),
+            2 => (0..devices, 0..devices).prop_map(|(a, b)| Op::Connect { a, b }),
+            1 => proptest::collection::vec(0u8..2, devices).prop_map(Op::Partition),
+            1 => Just(Op::Heal),
+            1 => (0u16..2000).prop_map(Op::Tick),
+        ]
+    }
+
+    fn arb_scenario() -> impl Strategy<Value = (u64, Vec<bool>, Vec<Op>)> {
+        (2usize..=5).prop_flat_map(|devices| {
+            (
+                any::<u64>(),
+                proptest::collection::vec(any::<bool>(), devices),
+                proptest::collection::vec(arb_op(devices), 0..60),
+            )
+        })
+    }
+
+    fn cases() -> u32 {
+        if std::env::var_os("HEARTH_LONG_TESTS").is_some_and(|v| v == "1") {
+            2000
+        } else {
+            200
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        #[test]
+        fn replicas_converge_after_healing_and_private_docs_stay_home(
+            (seed, is_bob, ops) in arb_scenario()
+        ) {
+            let mut net = network(seed);
+            let household = DocId::household();
+            let people: Vec<Uuid> = is_bob.iter().map(|b| if *b { bob() } else { alice() }).collect();
+            for person in &people {
+                net.add_device(*person);
+            }
+            // The household starts on device 0, each private doc on its person's first
+            // device; everyone else receives them by sync.
+            net.create_doc(0, &household);
+            for person in [alice(), bob()] {
+                if let Some(first) = people.iter().position(|p| *p == person) {
+                    net.create_doc(first, &DocId::private(&person));
+                }
+            }
+            net.connect_all();
+            for op in ops {
+                match op {
+                    Op::Edit { device, private, key, value } => {
+                        let doc = if private { DocId::private(&people[device]) } else { household.clone() };
+                        net.edit(device, &doc, &format!("k{key}"), value);
+                    }
+                    Op::Deliver(n) => {
+                        for _ in 0..n {
+                            net.step();
+                        }
+                    }
+                    Op::Disconnect { a, b, persist } => { net.disconnect(a, b, persist); }
+                    Op::Connect { a, b } => { net.connect(a, b); }
+                    Op::Partition(groups) => net.partition(&groups),
+                    Op::Heal => net.heal(),
+                    Op::Tick(ms) => {
+                        net.advance(Duration::from_millis(u64::from(ms)));
+                        net.step();
+                    }
+                }
+                net.check_health().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            net.heal();
+            net.connect_all();
+            net.run_until_quiescent(STEPS).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            net.check_converged().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            // Every device holds every non-empty document it may hold.
+            for (index, person) in people.iter().enumerate() {
+                for doc in [household.clone(), DocId::private(person)] {
+                    let holds = net.devices()[index].heads(&doc).is_some_and(|h| !h.is_empty());
+                    let someone_has_data = net.devices().iter()
+                        .any(|d| d.heads(&doc).is_some_and(|h| !h.is_empty()));
+                    prop_assert_eq!(holds, someone_has_data);
+                }
+            }
+        }
+    }
+}
