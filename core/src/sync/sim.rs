@@ -165,6 +165,7 @@ pub struct Network<R> {
     blocked: BTreeSet<(usize, usize)>,
     violations: Vec<String>,
     errors: Vec<String>,
+    bytes_sent: u64,
 }
 
 fn ordered(a: usize, b: usize) -> (usize, usize) {
@@ -183,6 +184,7 @@ impl<R: RngCore> Network<R> {
             blocked: BTreeSet::new(),
             violations: Vec::new(),
             errors: Vec::new(),
+            bytes_sent: 0,
         }
     }
 
@@ -214,6 +216,11 @@ impl<R: RngCore> Network<R> {
     /// Moves simulated time forward.
     pub fn advance(&mut self, by: Duration) {
         self.now = self.now.saturating_add(by);
+    }
+
+    /// Total bytes put on the wire so far, frames included.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
     }
 
     /// Whether devices `a` and `b` are connected.
@@ -435,6 +442,7 @@ impl<R: RngCore> Network<R> {
                 Err(err) => self.errors.push(err.to_string()),
             }
         }
+        self.bytes_sent += bytes.len() as u64;
         link.ends[1 - side].inbox.extend(bytes);
         let mut events = Vec::new();
         while let Some(event) = link.ends[side].session.poll_event() {
@@ -726,26 +734,42 @@ mod tests {
         assert_eq!(value(&net, a, &household, "laundry"), Some(19));
     }
 
-    #[test]
-    fn reconnect_with_persisted_state_sends_heads_not_history() {
-        let mut net = network(3);
+    /// Bytes on the wire when `a` and `b` reconnect after syncing `history` changes.
+    fn reconnect_cost(history: i64, persist: Persist) -> u64 {
         let household = DocId::household();
+        let mut net = network(3);
         let a = net.add_device(alice());
         let b = net.add_device(bob());
         net.create_doc(a, &household);
-        for i in 0..50 {
-            net.edit(a, &household, &format!("k{i}"), i);
+        for i in 0..history {
+            net.edit(a, &household, &format!("key-{i}"), i);
         }
         net.connect_all();
         net.run_until_quiescent(STEPS).unwrap();
-        net.disconnect(a, b, Persist::Current);
-        // Reconnect and count the bytes of the first exchange: heads only.
+        net.disconnect(a, b, persist);
+        let before = net.bytes_sent();
         net.connect(a, b);
-        let link = net.links.get(&(a, b)).unwrap();
-        let first_bytes: usize = link.ends.iter().map(|e| e.inbox.len()).sum();
         net.run_until_quiescent(STEPS).unwrap();
         net.check_converged().unwrap();
-        assert!(first_bytes < 600, "first flight was {first_bytes} bytes");
+        net.bytes_sent() - before
+    }
+
+    #[test]
+    fn reconnect_with_persisted_state_sends_heads_not_history() {
+        // With persisted states a reconnect costs the same however long the history:
+        // heads, not a summary of every change.
+        let short = reconnect_cost(20, Persist::Current);
+        let long = reconnect_cost(2000, Persist::Current);
+        assert!(
+            long <= short + 64,
+            "{short} bytes after 20 changes, {long} after 2000"
+        );
+        // Without them, the peers have to compare their whole histories.
+        let lost = reconnect_cost(2000, Persist::Lost);
+        assert!(
+            lost > long + 1000,
+            "{lost} bytes without state vs {long} with"
+        );
     }
 
     #[derive(Debug, Clone)]
