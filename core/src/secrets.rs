@@ -47,10 +47,10 @@ use crate::envelope;
 
 /// scrypt work factor (`N = 2^n`) for passphrase-protected identity files.
 ///
-/// Measured on the development machine (2 cores, scrypt built with optimisations):
-/// n = 15 unlocks in about 0.09 s, n = 16 in about 0.18 s and n = 17 in about 0.37 s.
-/// 16 sits in the middle of the 0.1–0.3 s target: slow enough to make guessing expensive,
-/// fast enough that `hearth daemon start` does not feel stuck. Reproduce with
+/// Measured on the development machine (2 cores) in release: n = 15 unlocks in about
+/// 0.07 s, n = 16 in about 0.14 s and n = 17 in about 0.29 s. 16 sits inside the
+/// 0.1–0.3 s target with room for a machine twice as slow: slow enough to make guessing
+/// expensive, fast enough that `hearth daemon start` does not feel stuck. Reproduce with
 /// `cargo test -p hearth-core --release --lib secrets::tests::measure_work_factors -- --ignored --nocapture`.
 pub const PASSPHRASE_WORK_FACTOR: u8 = 16;
 
@@ -71,15 +71,15 @@ const HOUSEHOLD_SECRET_LEN: usize = 32;
 pub enum SecretsError {
     /// The passphrase did not unlock the identity file.
     #[error(
-        "the passphrase does not unlock this device's identity file; try again, and if the \
-         passphrase comes from a passphrase file, check that file (a stray space or a \
-         second line counts as part of the passphrase)"
+        "the passphrase does not unlock this device's identity file; try again, and if it \
+         comes from --passphrase-file (or HEARTH_PASSPHRASE_FILE), check that file: its \
+         first line is the passphrase, spaces included"
     )]
     WrongPassphrase,
     /// The identity file is protected, but no passphrase was given.
     #[error(
         "this device's identity file is protected by a passphrase; enter it when asked, or \
-         give a passphrase file"
+         give it with --passphrase-file FILE (or HEARTH_PASSPHRASE_FILE)"
     )]
     PassphraseRequired,
     /// An empty passphrase was given to protect the file.

@@ -302,7 +302,7 @@ struct StoredFile {
 pub struct DocStore {
     dir: PathBuf,
     recipient: age::x25519::Recipient,
-    /// The generation of the current snapshot, or 0 if there is none.
+    /// The current snapshot; its generation is in its name.
     snapshot: Option<StoredFile>,
     /// Chunks loaded at open or written since, all at or above the snapshot generation.
     chunks: Vec<StoredFile>,

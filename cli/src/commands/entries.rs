@@ -1,0 +1,211 @@
+//! `checkin`, `reflect` and `moment`: the personal entries, from flags or, on a
+//! terminal, from a few gentle questions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hearth_core::model::{
+    Answer, Basic, BasicLevel, BodySign, BurnoutSign, MomentKind, Visibility,
+};
+use hearthd::api::{Call, CheckinParams, MomentParams, ReflectParams};
+
+use super::{write, Io};
+use crate::args::{CheckinArgs, MomentArgs, ReflectArgs};
+use crate::daemonctl::Ctx;
+use crate::error::CliError;
+use crate::prompt;
+use crate::render;
+
+fn needs_terminal(what: &str, flags: &str) -> CliError {
+    CliError::Usage {
+        message: format!("{what}, and there is no terminal to ask on"),
+        hint: format!("give it with {flags}"),
+    }
+}
+
+/// Whether a note was given but is empty: an empty note is almost always a slip.
+fn non_empty(text: Option<String>) -> Option<String> {
+    text.filter(|t| !t.trim().is_empty())
+}
+
+pub(super) fn checkin(ctx: &Ctx, io: &mut Io, args: CheckinArgs) -> anyhow::Result<()> {
+    let at = args.at.resolve();
+    let mut params = CheckinParams {
+        battery: 0,
+        signs: args.signs.into_iter().collect(),
+        body: args.body.into_iter().collect(),
+        basics: args.basics.into_iter().collect(),
+        note: non_empty(args.note),
+        ask: non_empty(args.ask),
+        visibility: args.visibility,
+        at,
+    };
+    match args.battery {
+        Some(battery) => params.battery = battery,
+        None if prompt::interactive() => ask_checkin(&mut params)?,
+        None => {
+            return Err(needs_terminal(
+                "a check-in needs a battery level",
+                "--battery 0-100 (and --sign, --body, --basics as you like)",
+            )
+            .into())
+        }
+    }
+    write(ctx, io, "checkin", Call::CheckinAdd(params))
+}
+
+/// Asks for whatever the flags left out.
+fn ask_checkin(p: &mut CheckinParams) -> anyhow::Result<()> {
+    let battery = prompt::read_number(
+        "How much energy is left, from 0 (none) to 100 (full)? ",
+        0,
+        100,
+    )?;
+    p.battery = u8::try_from(battery).unwrap_or(100);
+
+    let ratings: Vec<String> = render::RATING_WORDS.iter().map(|w| w.to_string()).collect();
+    for sign in BurnoutSign::ALL {
+        if p.signs.contains_key(sign) {
+            continue;
+        }
+        let picked = prompt::pick_one(render::sign_label(*sign), &ratings, 0, true)?;
+        p.signs.insert(*sign, u8::try_from(picked).unwrap_or(0));
+    }
+
+    if p.body.is_empty() {
+        let labels: Vec<String> = BodySign::ALL
+            .iter()
+            .map(|s| render::body_label(*s).to_string())
+            .collect();
+        let chosen = prompt::pick_many("Anything in your body lately?", &labels)?;
+        p.body = chosen
+            .iter()
+            .map(|i| BodySign::ALL[*i])
+            .collect::<BTreeSet<_>>();
+    }
+
+    let levels = [BasicLevel::Met, BasicLevel::Partly, BasicLevel::No];
+    let mut options: Vec<String> = levels
+        .iter()
+        .map(|l| render::level_label(*l).to_string())
+        .collect();
+    options.push("skip".into());
+    let mut basics = BTreeMap::new();
+    for basic in Basic::ALL {
+        if let Some(level) = p.basics.get(basic) {
+            basics.insert(*basic, *level);
+            continue;
+        }
+        let question = format!("{} today?", render::basic_label(*basic));
+        let picked = prompt::pick_one(&question, &options, levels.len(), false)?;
+        if let Some(level) = levels.get(picked) {
+            basics.insert(*basic, *level);
+        }
+    }
+    p.basics = basics;
+
+    if p.note.is_none() {
+        p.note = prompt::read_line("A note, if you like (Enter to skip): ")?;
+    }
+    if p.ask.is_none() {
+        p.ask = prompt::read_line("Anything you would like from your partner? (Enter to skip): ")?;
+    }
+    if p.visibility.is_none() {
+        let options = vec![
+            "shared: both of you can read it".to_string(),
+            "private: only your own devices".to_string(),
+        ];
+        let picked = prompt::pick_one("Who may read this?", &options, 0, false)?;
+        p.visibility = Some(if picked == 0 {
+            Visibility::Shared
+        } else {
+            Visibility::Private
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn reflect(ctx: &Ctx, io: &mut Io, args: ReflectArgs) -> anyhow::Result<()> {
+    let at = args.at.resolve();
+    let mut answers = [args.energy, args.safe, args.aligned];
+    let mut note = non_empty(args.note);
+    let mut visibility = args.visibility;
+    if answers.iter().any(Option::is_none) {
+        if !prompt::interactive() {
+            return Err(needs_terminal(
+                "a reflection needs all three answers",
+                "--energy, --safe and --aligned (yes, no or unsure)",
+            )
+            .into());
+        }
+        let choices = [Answer::Yes, Answer::No, Answer::Unsure];
+        let options: Vec<String> = choices
+            .iter()
+            .map(|a| render::answer_label(*a).to_string())
+            .collect();
+        for (answer, question) in answers.iter_mut().zip(render::REFLECTION_QUESTIONS) {
+            if answer.is_none() {
+                let picked = prompt::pick_one(question, &options, 2, false)?;
+                *answer = choices.get(picked).copied();
+            }
+        }
+        if note.is_none() {
+            note = prompt::read_line("A note, if you like (Enter to skip): ")?;
+        }
+        if visibility.is_none() {
+            let options = vec![
+                "private: only your own devices".to_string(),
+                "shared: both of you can read it".to_string(),
+            ];
+            let picked = prompt::pick_one("Who may read this?", &options, 0, false)?;
+            visibility = Some(if picked == 0 {
+                Visibility::Private
+            } else {
+                Visibility::Shared
+            });
+        }
+    }
+    let [Some(energy), Some(safe), Some(aligned)] = answers else {
+        return Err(CliError::Cancelled.into());
+    };
+    let params = ReflectParams {
+        energy,
+        safe,
+        aligned,
+        note,
+        visibility,
+        at,
+    };
+    write(ctx, io, "reflection", Call::ReflectAdd(params))
+}
+
+pub(super) fn moment(ctx: &Ctx, io: &mut Io, args: MomentArgs) -> anyhow::Result<()> {
+    let at = args.at.resolve();
+    let kind = match args.kind {
+        Some(kind) => kind,
+        None if prompt::interactive() => {
+            let options: Vec<String> = MomentKind::ALL
+                .iter()
+                .map(|k| render::moment_label(*k).to_string())
+                .collect();
+            let picked = prompt::pick_one("What kind of moment?", &options, 0, false)?;
+            MomentKind::ALL
+                .get(picked)
+                .copied()
+                .ok_or(CliError::Cancelled)?
+        }
+        None => {
+            return Err(needs_terminal(
+                "a moment needs a kind",
+                "`hearth moment KIND` (glance, laugh, touch, quiet, talk or other)",
+            )
+            .into())
+        }
+    };
+    let params = MomentParams {
+        kind,
+        started_by: args.by,
+        note: non_empty(args.note),
+        at,
+    };
+    write(ctx, io, "moment", Call::MomentAdd(params))
+}

@@ -1,0 +1,254 @@
+//! `init`, `status` and `daemon run|start|stop|status`: setting up a device and looking
+//! after its daemon.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hearthd::api::Call;
+use hearthd::client::Client;
+use serde_json::{json, Value};
+
+use super::{Io, Session};
+use crate::args::{DaemonCommand, InitArgs};
+use crate::daemonctl::{self, Ctx};
+use crate::error::CliError;
+use crate::prompt;
+use crate::render;
+
+pub(super) fn init(ctx: &Ctx, io: &mut Io, args: InitArgs) -> anyhow::Result<()> {
+    let passphrase = if args.passphrase {
+        Some(new_passphrase(ctx)?)
+    } else {
+        None
+    };
+    let mut session = Session::open(ctx)?;
+    let result = session.call(Call::Init {
+        name: args.name.clone(),
+        device_name: args.device_name,
+        passphrase,
+    })?;
+    if ctx.json {
+        io.out.json(&result)?;
+        return Ok(());
+    }
+    let s = io.style;
+    io.out.line(&format!(
+        "Welcome, {}. Hearth is set up on this device, in {}.",
+        s.bold(args.name.trim()),
+        ctx.paths.data_dir.display()
+    ))?;
+    io.out.line(&format!(
+        "A first step: {} to note how you are doing, or {} for something the household carries.",
+        s.cmd("hearth checkin"),
+        s.cmd("hearth ledger add")
+    ))?;
+    Ok(())
+}
+
+/// A new passphrase: from the file, or typed twice on the terminal.
+fn new_passphrase(ctx: &Ctx) -> anyhow::Result<String> {
+    if let Some(path) = &ctx.passphrase_file {
+        return daemonctl::read_passphrase_file(path);
+    }
+    if !daemonctl::can_prompt_secret() {
+        return Err(CliError::Usage {
+            message: "--passphrase needs a terminal to ask on, or a passphrase file".into(),
+            hint: "add --passphrase-file FILE with the passphrase on its first line".into(),
+        }
+        .into());
+    }
+    loop {
+        let first = rpassword::prompt_password("New passphrase: ")
+            .context("could not read the passphrase from the terminal")?;
+        if first.is_empty() {
+            crate::out::note("An empty passphrase protects nothing; please type one.");
+            continue;
+        }
+        let second = rpassword::prompt_password("Same passphrase again: ")
+            .context("could not read the passphrase from the terminal")?;
+        if first == second {
+            return Ok(first);
+        }
+        crate::out::note("The two did not match; let's try again.");
+    }
+}
+
+pub(super) fn status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
+    let mut session = Session::open(ctx)?;
+    let status = session.call(Call::Status)?;
+    if ctx.json {
+        io.out.json(&status)?;
+    } else {
+        io.out.write(&render::status(&status, io.style))?;
+    }
+    Ok(())
+}
+
+pub(super) fn daemon(ctx: &Ctx, io: &mut Io, cmd: DaemonCommand) -> anyhow::Result<()> {
+    match cmd {
+        DaemonCommand::Run => run_foreground(ctx),
+        DaemonCommand::Start => start(ctx, io),
+        DaemonCommand::Stop => stop(ctx, io),
+        DaemonCommand::Status => daemon_status(ctx, io),
+    }
+}
+
+/// Runs the daemon in this process. On a terminal without a passphrase file, a locked
+/// identity is unlocked by asking, over the daemon's own socket, once it is listening.
+fn run_foreground(ctx: &Ctx) -> anyhow::Result<()> {
+    if ctx.verbose > 0 && std::env::var_os("HEARTH_LOG").is_none() {
+        // Set before any thread starts, so the daemon's log filter sees it.
+        std::env::set_var(
+            "HEARTH_LOG",
+            if ctx.verbose > 1 { "trace" } else { "debug" },
+        );
+    }
+    let passphrase = match &ctx.passphrase_file {
+        Some(path) => Some(daemonctl::read_passphrase_file(path)?),
+        None => None,
+    };
+    let ask = passphrase.is_none() && prompt::interactive();
+    let opts = hearthd::daemon::RunOptions {
+        paths: ctx.paths.clone(),
+        passphrase,
+    };
+    if !ask {
+        return hearthd::daemon::run(opts);
+    }
+    let daemon = std::thread::Builder::new()
+        .name("hearthd".into())
+        .spawn(move || hearthd::daemon::run(opts))
+        .context("could not start the daemon thread")?;
+    while !daemon.is_finished() {
+        match Client::connect(&ctx.paths.socket) {
+            Ok(mut client) => {
+                if let Err(e) = unlock_if_locked(ctx, &mut client) {
+                    // Without the passphrase the daemon is of no use; stop it cleanly.
+                    let _ = client.call(Call::Shutdown);
+                    let _ = daemon.join();
+                    return Err(e);
+                }
+                break;
+            }
+            Err(e) if daemonctl::is_not_running(&e) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match daemon.join() {
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!(
+            "the daemon stopped unexpectedly; its log above says why"
+        )),
+    }
+}
+
+fn unlock_if_locked(ctx: &Ctx, client: &mut Client) -> anyhow::Result<()> {
+    let status = client.call(Call::Status)?;
+    if status["state"].as_str() == Some("locked") {
+        daemonctl::unlock(ctx, client)?;
+        crate::out::note("Unlocked.");
+    }
+    Ok(())
+}
+
+fn start(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
+    let (mut client, started) = match ctx.try_connect()? {
+        Some(client) => (client, false),
+        None => (daemonctl::start(ctx)?, true),
+    };
+    let status = client.call(Call::Status)?;
+    // A protected identity is best unlocked now, while someone is at the keyboard.
+    if started
+        && status["state"].as_str() == Some("locked")
+        && (ctx.passphrase_file.is_some() || daemonctl::can_prompt_secret())
+    {
+        daemonctl::unlock(ctx, &mut client)?;
+    }
+    let status = client.call(Call::Status)?;
+    let summary = daemon_summary(ctx, &status, started);
+    if ctx.json {
+        io.out.json(&summary)?;
+        return Ok(());
+    }
+    let verb = if started {
+        "started"
+    } else {
+        "is already running"
+    };
+    io.out.line(&format!(
+        "hearthd {verb} (pid {}), {}.",
+        status["pid"],
+        status["state"].as_str().unwrap_or("?")
+    ))?;
+    io.out
+        .line(&io.style.dim(&format!("log: {}", ctx.paths.log().display())))?;
+    Ok(())
+}
+
+fn daemon_summary(ctx: &Ctx, status: &Value, started: bool) -> Value {
+    json!({
+        "running": true,
+        "started": started,
+        "pid": status["pid"],
+        "state": status["state"],
+        "data_dir": ctx.paths.data_dir.display().to_string(),
+        "socket": ctx.paths.socket.display().to_string(),
+        "log": ctx.paths.log().display().to_string(),
+    })
+}
+
+fn stop(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
+    let stopped = daemonctl::stop(ctx)?;
+    if ctx.json {
+        io.out.json(&json!({"stopped": stopped}))?;
+    } else if stopped {
+        io.out
+            .line("hearthd stopped; everything it had was saved.")?;
+    } else {
+        io.out.line("hearthd was not running.")?;
+    }
+    Ok(())
+}
+
+fn daemon_status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
+    let Some(mut client) = ctx.try_connect()? else {
+        if ctx.json {
+            io.out.json(&json!({
+                "running": false,
+                "data_dir": ctx.paths.data_dir.display().to_string(),
+                "socket": ctx.paths.socket.display().to_string(),
+                "log": ctx.paths.log().display().to_string(),
+            }))?;
+        }
+        return Err(CliError::Unreachable {
+            message: format!(
+                "hearthd is not running for {}",
+                ctx.paths.data_dir.display()
+            ),
+            hint: format!("start it with `{}`", ctx.start_command()),
+        }
+        .into());
+    };
+    let status = client.call(Call::Status)?;
+    let mut summary = daemon_summary(ctx, &status, false);
+    if let Some(map) = summary.as_object_mut() {
+        map.remove("started");
+    }
+    if ctx.json {
+        io.out.json(&summary)?;
+        return Ok(());
+    }
+    io.out.line(&format!(
+        "hearthd is running (pid {}), {}.",
+        status["pid"],
+        status["state"].as_str().unwrap_or("?")
+    ))?;
+    let s = io.style;
+    io.out
+        .line(&s.dim(&format!("socket: {}", ctx.paths.socket.display())))?;
+    io.out
+        .line(&s.dim(&format!("log:    {}", ctx.paths.log().display())))?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The subcommands: each turns parsed arguments into control API calls and renders the
+//! answer. No business logic lives here; the daemon validates, resolves ids and
+//! computes, and `render` words the result.
+
+mod data;
+mod entries;
+mod ledger;
+mod lifecycle;
+mod meta;
+
+use hearthd::api::Call;
+use hearthd::client::Client;
+use serde_json::Value;
+
+use crate::args::{Cli, Command};
+use crate::daemonctl::{self, Ctx};
+use crate::out::{Out, Style};
+use crate::render::{self, Names};
+
+/// Runs one parsed command line.
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Ctx {
+        paths: hearthd::paths::Paths::resolve(cli.data_dir.as_deref()),
+        json: cli.json,
+        verbose: cli.verbose,
+        passphrase_file: cli.passphrase_file,
+    };
+    let mut io = Io {
+        out: Out::new(),
+        style: Style::stdout(),
+    };
+    let result = dispatch(&ctx, &mut io, cli.command);
+    // Flush even after an error, so partial output is not lost; the first error wins.
+    let flushed = io.out.flush();
+    result?;
+    flushed?;
+    Ok(())
+}
+
+fn dispatch(ctx: &Ctx, io: &mut Io, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init(args) => lifecycle::init(ctx, io, args),
+        Command::Daemon(cmd) => lifecycle::daemon(ctx, io, cmd),
+        Command::Status => lifecycle::status(ctx, io),
+        Command::Checkin(args) => entries::checkin(ctx, io, args),
+        Command::Reflect(args) => entries::reflect(ctx, io, args),
+        Command::Moment(args) => entries::moment(ctx, io, args),
+        Command::Ledger(cmd) => ledger::run(ctx, io, cmd),
+        Command::Log(args) => data::log(ctx, io, args),
+        Command::Export(args) => data::export(ctx, io, args),
+        Command::Import(args) => data::import(ctx, io, args),
+        Command::Insights(args) => data::insights(ctx, io, args),
+        Command::Report(args) => data::report(ctx, io, args),
+        Command::Completions(args) => meta::completions(io, args),
+        Command::Man(args) => meta::man(io, args),
+        Command::Demo => meta::demo(io),
+    }
+}
+
+/// Where a command's output goes.
+pub(crate) struct Io {
+    pub(crate) out: Out,
+    pub(crate) style: Style,
+}
+
+/// One connection to the daemon for the length of a command.
+pub(crate) struct Session<'a> {
+    ctx: &'a Ctx,
+    client: Client,
+}
+
+impl<'a> Session<'a> {
+    /// Connects, starting the daemon if needed and allowed.
+    pub(crate) fn open(ctx: &'a Ctx) -> anyhow::Result<Session<'a>> {
+        Ok(Session {
+            ctx,
+            client: ctx.connect()?,
+        })
+    }
+
+    /// One call; unlocks and retries when the daemon is locked.
+    pub(crate) fn call(&mut self, call: Call) -> anyhow::Result<Value> {
+        daemonctl::call_unlocking(self.ctx, &mut self.client, call)
+    }
+
+    /// People's names, for showing them instead of ids.
+    pub(crate) fn names(&mut self) -> anyhow::Result<Names> {
+        Ok(Names::from_status(&self.call(Call::Status)?))
+    }
+}
+
+/// Sends a write and shows the created record: raw with `--json`, else a summary.
+pub(crate) fn write(ctx: &Ctx, io: &mut Io, kind: &str, call: Call) -> anyhow::Result<()> {
+    let mut session = Session::open(ctx)?;
+    let record = session.call(call)?;
+    if ctx.json {
+        io.out.json(&record)?;
+        return Ok(());
+    }
+    let names = session.names()?;
+    io.out
+        .write(&render::created(kind, &record, &names, io.style))?;
+    Ok(())
+}
