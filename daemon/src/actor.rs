@@ -25,6 +25,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::api::{ApiError, Call, DocStatus, ErrorCode, Event, PeerStatus, PersonSummary};
 use crate::handlers::{self, Outcome};
+use crate::pairing::RosterExport;
 use crate::storage::{DocStore, StoreError};
 use crate::sync_hub::{ConnId, Outbound, PeerProgress, SyncHub};
 use crate::transport::TrustSet;
@@ -75,6 +76,23 @@ pub enum ActorMsg {
     },
     /// A session timer is due.
     Tick,
+    /// The people and devices, for pairing.
+    Roster {
+        /// Where the answer goes.
+        reply: oneshot::Sender<RosterExport>,
+    },
+    /// Adds people and devices learnt in pairing; answered once durable.
+    AddToRoster {
+        /// What to add.
+        roster: RosterExport,
+        /// Where the answer goes.
+        reply: Reply,
+    },
+    /// Whether this device holds entries of its own (beyond its roster).
+    HoldsEntries {
+        /// Where the answer goes.
+        reply: oneshot::Sender<bool>,
+    },
     /// Offer every document to every connected peer now.
     SyncNow,
     /// Stop after answering everything queued before this.
@@ -451,6 +469,19 @@ impl Actor {
                 }
                 ActorMsg::PeerClosed { conn } => self.hub.closed(conn),
                 ActorMsg::Tick => self.hub.tick(&mut self.docs),
+                ActorMsg::Roster { reply } => {
+                    let _ = reply.send(RosterExport {
+                        people: self.docs.people(),
+                        devices: self.docs.devices(),
+                    });
+                }
+                ActorMsg::AddToRoster { roster, reply } => {
+                    let result = handlers::add_to_roster(&mut self.docs, roster, now);
+                    pending.push((reply, result));
+                }
+                ActorMsg::HoldsEntries { reply } => {
+                    let _ = reply.send(handlers::holds_entries(&self.docs));
+                }
                 ActorMsg::SyncNow => sync_now = true,
                 ActorMsg::Shutdown { done } => shutdown = Some(done),
             }

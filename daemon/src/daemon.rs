@@ -30,6 +30,7 @@ use crate::api::{
 use crate::config::Config;
 use crate::handlers;
 use crate::net::Net;
+use crate::pairing::Pairing;
 use crate::paths::{ensure_private_dir, Paths};
 use crate::storage::{self, DataDirLock, StoreError};
 use crate::transport::{DeviceKey, Transport, TrustSet};
@@ -281,14 +282,22 @@ fn start_ready(
 ) -> anyhow::Result<Ready> {
     let key = DeviceKey::from_pkcs8(secrets.device_pkcs8())?;
     let device = key.device_id();
-    let transport = Transport::bind(shared.config.listen, &key, trust)?;
+    let transport = Transport::bind(shared.config.listen, &key, trust.clone())?;
     let handle = actor.spawn()?;
+    let pairing = Arc::new(Pairing::new(
+        trust,
+        handle.clone(),
+        shared.paths.data_dir.clone(),
+        secrets,
+        me,
+    ));
     let net = Net::start(
         transport,
         handle.clone(),
         device,
         shared.paths.data_dir.clone(),
         shared.config.peers.clone(),
+        pairing,
     );
     Ok(Ready {
         actor: handle,
@@ -502,6 +511,37 @@ async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value,
             ready.net.dial_now();
             ready.actor.send(ActorMsg::SyncNow).await?;
             Ok(serde_json::json!({ "syncing": true }))
+        }
+        Call::PairInvite { timeout_secs } => {
+            let ready = shared.ready()?;
+            let timeout = std::time::Duration::from_secs(
+                timeout_secs.unwrap_or(shared.config.pair_timeout_secs),
+            );
+            let code = ready.net.pairing().invite(timeout)?;
+            Ok(serde_json::json!({
+                "code": code.to_string(),
+                "addresses": ready.net.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "expires_in_secs": timeout.as_secs(),
+            }))
+        }
+        Call::PairWait => shared.ready()?.net.pairing().wait().await,
+        Call::PairJoin { code, addr, merge } => {
+            let ready = shared.ready()?;
+            let Some(addr) = addr else {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "finding the inviting device without an address is not available yet",
+                    "add --addr HOST:PORT with the address `hearth pair invite` printed",
+                ));
+            };
+            let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::Invalid,
+                    format!("`{addr}` is not an address"),
+                    "use the HOST:PORT that `hearth pair invite` printed",
+                )
+            })?;
+            crate::pairing::join(ready.net.pairing(), &ready.net, &code, addr, merge).await
         }
         Call::PeersAdd { addr } => {
             let ready = shared.ready()?;

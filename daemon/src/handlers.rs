@@ -789,3 +789,61 @@ pub fn record_counts(doc: &hearth_core::doc::Doc) -> BTreeMap<String, usize> {
         .filter(|(_, n)| *n > 0)
         .collect()
 }
+
+/// Adds people and devices learnt in pairing, leaving records already present alone.
+pub fn add_to_roster(
+    docs: &mut Docs,
+    roster: crate::pairing::RosterExport,
+    now: Millis,
+) -> Result<Outcome, ApiError> {
+    let mut kinds = BTreeSet::new();
+    let known_people: BTreeSet<PersonId> = docs.people().iter().map(|p| p.id).collect();
+    for person in &roster.people {
+        if !known_people.contains(&person.id) {
+            docs.add_person(person, now).map_err(api_error)?;
+            kinds.insert("people");
+        }
+    }
+    let known_devices: BTreeMap<String, Device> = docs
+        .devices()
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect();
+    for device in &roster.devices {
+        match known_devices.get(&device.id) {
+            Some(current) if current == device => {}
+            // A revocation is never undone by an older copy of the roster.
+            Some(current) if current.revoked_at.is_some() => {}
+            Some(current) => {
+                let mut merged = device.clone();
+                merged.age_recipient = merged
+                    .age_recipient
+                    .or_else(|| current.age_recipient.clone());
+                docs.put_device(&merged, now).map_err(api_error)?;
+                kinds.insert("devices");
+            }
+            None => {
+                docs.put_device(device, now).map_err(api_error)?;
+                kinds.insert("devices");
+            }
+        }
+    }
+    let mut touched = BTreeMap::new();
+    if !kinds.is_empty() {
+        touched.insert(DocKind::Household, kinds);
+    }
+    Ok(Outcome {
+        value: json!({ "added": true }),
+        touched,
+    })
+}
+
+/// Whether this device holds entries beyond its own person and device.
+pub fn holds_entries(docs: &Docs) -> bool {
+    [&docs.household, &docs.private].iter().any(|doc| {
+        Collection::ALL
+            .iter()
+            .filter(|c| !matches!(c, Collection::People | Collection::Devices))
+            .any(|c| doc.count(*c) > 0)
+    })
+}

@@ -73,6 +73,7 @@ pub struct Net {
     backoff: Mutex<HashMap<String, Backoff>>,
     next_conn: AtomicU64,
     wake: Notify,
+    pairing: Arc<crate::pairing::Pairing>,
 }
 
 impl Net {
@@ -83,6 +84,7 @@ impl Net {
         me: DeviceId,
         data_dir: PathBuf,
         config_peers: Vec<String>,
+        pairing: Arc<crate::pairing::Pairing>,
     ) -> Arc<Net> {
         let book = std::fs::read(data_dir.join(BOOK_FILE))
             .ok()
@@ -99,10 +101,16 @@ impl Net {
             backoff: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             wake: Notify::new(),
+            pairing,
         });
         tokio::spawn(net.clone().accept_loop());
         tokio::spawn(net.clone().dial_loop());
         net
+    }
+
+    /// Pairing state.
+    pub fn pairing(&self) -> &Arc<crate::pairing::Pairing> {
+        &self.pairing
     }
 
     /// The transport, for pairing.
@@ -182,7 +190,7 @@ impl Net {
                             .await;
                     }
                     Ok(accepted) => {
-                        crate::pairing::accept(net.clone(), accepted).await;
+                        crate::pairing::accept(net.pairing.clone(), accepted).await;
                     }
                     Err(e) => tracing::debug!(error = %e, "an incoming connection was refused"),
                 }
@@ -347,7 +355,7 @@ impl Net {
             .actor
             .send(ActorMsg::PeerConnected {
                 conn,
-                device: device,
+                device,
                 role,
                 out: out_tx,
             })
