@@ -510,7 +510,9 @@ impl Handshake {
             transmit: VecDeque::new(),
             outcome: None,
         };
-        handshake.send(&PairMessage::Spake { msg: own_msg });
+        // A SPAKE2 message is 33 bytes, far below the frame cap, so this cannot fail;
+        // if it somehow did, the peer would see silence and the invite would expire.
+        let _ = handshake.send(&PairMessage::Spake { msg: own_msg });
         handshake
     }
 
@@ -550,12 +552,12 @@ impl Handshake {
         matches!(self.state, State::Finished)
     }
 
-    fn send(&mut self, message: &PairMessage) {
-        // Our own messages are tiny except the inviter's payload, whose roster the
-        // caller controls; one that does not fit is dropped and the peer times out.
-        if let Ok(frame) = message.to_frame() {
-            self.transmit.push_back(frame);
-        }
+    fn send(&mut self, message: &PairMessage) -> Result<(), PairError> {
+        // Only the inviter's payload can grow (the caller's roster); one over the
+        // frame cap fails the handshake here instead of being cut off in flight.
+        let frame = message.to_frame().map_err(|_| PairError::TooLarge)?;
+        self.transmit.push_back(frame);
+        Ok(())
     }
 
     fn process(&mut self, bytes: &[u8]) -> Result<(), PairError> {
@@ -584,7 +586,7 @@ impl Handshake {
                 let tag = hmac::sign(&keys.confirm_mine, &keys.confirm_input(self.role));
                 let mut mac = [0u8; 32];
                 mac.copy_from_slice(tag.as_ref());
-                self.send(&PairMessage::Confirm { mac });
+                self.send(&PairMessage::Confirm { mac })?;
                 State::AwaitConfirm(keys)
             }
             (State::AwaitConfirm(keys), PairMessage::Confirm { mac }) => {
@@ -604,7 +606,7 @@ impl Handshake {
                 // device whose key it has checked.
                 if let LocalInfo::Joiner(info) = &self.local {
                     let sealed = channel.seal(&Payload::Joiner(info.clone()))?;
-                    self.send(&sealed);
+                    self.send(&sealed)?;
                 }
                 State::AwaitPayload(channel)
             }
@@ -615,7 +617,7 @@ impl Handshake {
                             return Err(PairError::KeyMismatch);
                         }
                         let sealed = channel.seal(&Payload::Inviter(info.clone()))?;
-                        self.send(&sealed);
+                        self.send(&sealed)?;
                         State::AwaitDone(channel, joiner)
                     }
                     (Payload::Inviter(inviter), LocalInfo::Joiner(_)) => {
@@ -623,7 +625,7 @@ impl Handshake {
                             return Err(PairError::KeyMismatch);
                         }
                         let sealed = channel.seal(&Payload::Done)?;
-                        self.send(&sealed);
+                        self.send(&sealed)?;
                         self.outcome = Some(PairOutcome::Inviter(inviter));
                         State::Finished
                     }
@@ -943,6 +945,26 @@ mod tests {
         assert_eq!(a, Some(PairError::KeyMismatch));
         assert!(joiner.outcome().is_none());
         assert!(inviter.outcome().is_none());
+    }
+
+    #[test]
+    fn a_roster_over_the_frame_cap_fails_cleanly() {
+        let mut rng = ChaCha20Rng::seed_from_u64(17);
+        let huge = InviterInfo {
+            roster: vec![0; PAIR_MAX_FRAME],
+            ..inviter_info()
+        };
+        let mut inviter =
+            Handshake::new_inviter(&code(), huge, tls(INVITER_KEY, JOINER_KEY), &mut rng);
+        let mut joiner = Handshake::new_joiner(
+            &code(),
+            joiner_info(),
+            tls(JOINER_KEY, INVITER_KEY),
+            &mut rng,
+        );
+        let (a, _) = run(&mut inviter, &mut joiner, 4096, &mut Vec::new());
+        assert_eq!(a, Some(PairError::TooLarge));
+        assert!(joiner.outcome().is_none());
     }
 
     #[test]

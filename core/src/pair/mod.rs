@@ -86,6 +86,12 @@ pub enum PairError {
          version of Hearth, so update both devices and create a new invite"
     )]
     UnexpectedMessage,
+    /// This side's own payload does not fit in a pairing frame (the roster is too big).
+    #[error(
+        "the household roster is too large to send while pairing; this is a bug in Hearth, \
+         please report it"
+    )]
+    TooLarge,
     /// The handshake already ended, with an outcome or an error.
     #[error("this pairing attempt has already ended; start a new one with `hearth pair invite`")]
     Closed,
@@ -97,7 +103,7 @@ impl PairError {
         match self {
             Self::WrongCode => ApplicationErrorCode::PairWrongCode,
             Self::Replay => ApplicationErrorCode::PairReplay,
-            Self::Malformed { .. } => ApplicationErrorCode::PairMalformed,
+            Self::Malformed { .. } | Self::TooLarge => ApplicationErrorCode::PairMalformed,
             Self::KeyMismatch => ApplicationErrorCode::PairKeyMismatch,
             Self::UnexpectedMessage | Self::Closed => ApplicationErrorCode::PairUnexpectedMessage,
         }

@@ -1256,4 +1256,134 @@ mod tests {
         session.handle_timeout(t0 + debounce, &mut docs).unwrap();
         assert_eq!(drain(&mut session).len(), 1);
     }
+
+    #[derive(Debug, Clone)]
+    enum Hostile {
+        Sync {
+            doc: u8,
+            valid: bool,
+            request: bool,
+            bytes: Vec<u8>,
+        },
+        Unavailable {
+            doc: u8,
+        },
+        Join,
+        LocalChange {
+            doc: u8,
+        },
+        Tick {
+            ms: u32,
+        },
+    }
+
+    fn hostile_doc(index: u8) -> DocId {
+        match index % 3 {
+            0 => DocId::household(),
+            1 => alice_private(),
+            _ => DocId::new("x"),
+        }
+    }
+
+    fn arb_hostile() -> impl proptest::strategy::Strategy<Value = Hostile> {
+        use proptest::prelude::*;
+        prop_oneof![
+            12 => (any::<u8>(), proptest::bool::weighted(0.85), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..40))
+                .prop_map(|(doc, valid, request, bytes)| Hostile::Sync { doc, valid, request, bytes }),
+            2 => any::<u8>().prop_map(|doc| Hostile::Unavailable { doc }),
+            1 => Just(Hostile::Join),
+            3 => any::<u8>().prop_map(|doc| Hostile::LocalChange { doc }),
+            2 => (0u32..120_000).prop_map(|ms| Hostile::Tick { ms }),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hostile_message_sequences_never_touch_or_leak_a_forbidden_doc(
+            ops in proptest::collection::vec(arb_hostile(), 1..40)
+        ) {
+            let household = DocId::household();
+            let mut docs = Docs::with(&[household.clone(), alice_private()]);
+            docs.may_create = true;
+            let mut session = ready_responder(std::slice::from_ref(&household), &mut docs);
+            let mut now = Duration::ZERO;
+            // The peer's own view of the household, so some of its messages are valid.
+            let mut theirs = Automerge::new();
+            let mut their_state = am_sync::State::new();
+            for op in ops {
+                let result = match op {
+                    Hostile::Sync { doc, valid, request, bytes } => {
+                        if valid {
+                            let mut tx = theirs.transaction();
+                            tx.put(ROOT, "k", bytes.len() as i64).unwrap();
+                            tx.commit();
+                        }
+                        let data = if valid {
+                            theirs
+                                .generate_sync_message(&mut their_state)
+                                .map(|m| m.encode())
+                                .unwrap_or(bytes)
+                        } else {
+                            bytes
+                        };
+                        let (sender_id, target_id) = (PeerId::from(&bob_dev()), PeerId::from(&alice_dev()));
+                        let document_id = hostile_doc(doc);
+                        let message = if request {
+                            Message::Request { sender_id, target_id, document_id, data }
+                        } else {
+                            Message::Sync { sender_id, target_id, document_id, data }
+                        };
+                        session.handle_message(now, message, &mut docs)
+                    }
+                    Hostile::Unavailable { doc } => session.handle_message(
+                        now,
+                        Message::DocUnavailable {
+                            sender_id: PeerId::from(&bob_dev()),
+                            target_id: PeerId::from(&alice_dev()),
+                            document_id: hostile_doc(doc),
+                        },
+                        &mut docs,
+                    ),
+                    Hostile::Join => session.handle_message(
+                        now,
+                        Message::Join {
+                            sender_id: PeerId::from(&bob_dev()),
+                            peer_metadata: PeerMetadata::default(),
+                            supported_protocol_versions: vec!["1".to_owned()],
+                        },
+                        &mut docs,
+                    ),
+                    Hostile::LocalChange { doc } => {
+                        let doc = hostile_doc(doc);
+                        if docs.docs.contains_key(&doc) {
+                            edit(&mut docs, &doc, "local", "change");
+                        }
+                        session.handle_local_change(now, &doc, &mut docs)
+                    }
+                    Hostile::Tick { ms } => {
+                        now += Duration::from_millis(u64::from(ms));
+                        session.handle_timeout(now, &mut docs)
+                    }
+                };
+                for message in drain(&mut session) {
+                    if let Message::Sync { document_id, .. } | Message::Request { document_id, .. } = &message {
+                        proptest::prop_assert_eq!(document_id, &household);
+                    }
+                }
+                proptest::prop_assert!(!docs.touched.contains(&alice_private()));
+                proptest::prop_assert!(!docs.touched.contains(&DocId::new("x")));
+                if result.is_err() {
+                    proptest::prop_assert!(session.is_closed());
+                    break;
+                }
+            }
+            // Local edits may have moved Alice's private doc, but never a remote one:
+            // every head was made here.
+            let private = &docs.docs[&alice_private()];
+            for head in private.get_heads() {
+                let change = automerge::ReadDoc::get_change_by_hash(private, &head).unwrap();
+                proptest::prop_assert_eq!(change.actor_id(), private.get_actor());
+            }
+        }
+    }
 }
