@@ -12,20 +12,29 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use automerge::ChangeHash;
 use hearth_core::doc::{Doc, DocKind, Docs};
+use hearth_core::identity::DeviceId;
 use hearth_core::model::Millis;
+use hearth_core::sync::{Message, Role};
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::api::{ApiError, Call, DocStatus, ErrorCode, Event, PersonSummary};
+use crate::api::{ApiError, Call, DocStatus, ErrorCode, Event, PeerStatus, PersonSummary};
 use crate::handlers::{self, Outcome};
+use crate::pairing::RosterExport;
 use crate::storage::{DocStore, StoreError};
+use crate::sync_hub::{ConnId, Outbound, PeerProgress, SyncHub};
+use crate::transport::TrustSet;
 
 /// The most calls folded into one group commit.
 const MAX_BATCH: usize = 512;
+
+/// Where a call's answer goes.
+type Reply = oneshot::Sender<Result<Value, ApiError>>;
 
 /// A message for the document owner.
 #[derive(Debug)]
@@ -40,8 +49,52 @@ pub enum ActorMsg {
     /// Status of the documents.
     Status {
         /// Where the answer goes: documents, then people.
-        reply: oneshot::Sender<(Vec<DocStatus>, Vec<PersonSummary>)>,
+        reply: oneshot::Sender<OwnerStatus>,
     },
+    /// A peer connection was authenticated; start its sync session.
+    PeerConnected {
+        /// The connection.
+        conn: ConnId,
+        /// The peer device.
+        device: DeviceId,
+        /// Which side dialled.
+        role: Role,
+        /// Where the session's messages go.
+        out: mpsc::UnboundedSender<Outbound>,
+    },
+    /// A sync message arrived from a peer.
+    PeerMessage {
+        /// The connection.
+        conn: ConnId,
+        /// The message.
+        message: Message,
+    },
+    /// A peer connection ended.
+    PeerClosed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A session timer is due.
+    Tick,
+    /// The people and devices, for pairing.
+    Roster {
+        /// Where the answer goes.
+        reply: oneshot::Sender<RosterExport>,
+    },
+    /// Adds people and devices learnt in pairing; answered once durable.
+    AddToRoster {
+        /// What to add.
+        roster: RosterExport,
+        /// Where the answer goes.
+        reply: Reply,
+    },
+    /// Whether this device holds entries of its own (beyond its roster).
+    HoldsEntries {
+        /// Where the answer goes.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Offer every document to every connected peer now.
+    SyncNow,
     /// Stop after answering everything queued before this.
     Shutdown {
         /// Signalled once the owner has stopped.
@@ -67,12 +120,17 @@ impl ActorHandle {
     }
 
     /// Document status.
-    pub async fn status(&self) -> (Vec<DocStatus>, Vec<PersonSummary>) {
+    pub async fn status(&self) -> OwnerStatus {
         let (reply, answer) = oneshot::channel();
         if self.tx.send(ActorMsg::Status { reply }).await.is_err() {
             return Default::default();
         }
         answer.await.unwrap_or_default()
+    }
+
+    /// Sends a message that needs no answer. Fails only when the owner has stopped.
+    pub async fn send(&self, msg: ActorMsg) -> Result<(), ApiError> {
+        self.tx.send(msg).await.map_err(|_| stopping())
     }
 
     /// Stops the owner after it has answered everything queued so far.
@@ -92,6 +150,17 @@ fn stopping() -> ApiError {
     )
 }
 
+/// What the owner reports for `status`.
+#[derive(Debug, Default)]
+pub struct OwnerStatus {
+    /// The documents and their size.
+    pub documents: Vec<DocStatus>,
+    /// Everyone in the household.
+    pub people: Vec<PersonSummary>,
+    /// Every other live device on the roster, with sync progress.
+    pub peers: Vec<PeerStatus>,
+}
+
 /// One document with its store and what is already durable.
 struct Stored {
     doc_kind: DocKind,
@@ -107,6 +176,22 @@ pub struct Actor {
     household: Stored,
     private: Stored,
     events: broadcast::Sender<Event>,
+    hub: SyncHub,
+    trust: Arc<TrustSet>,
+    me_device: String,
+    deadline: watch::Sender<Option<Instant>>,
+}
+
+/// What the owner needs beyond its documents.
+pub struct ActorContext {
+    /// Where events go.
+    pub events: broadcast::Sender<Event>,
+    /// The set of keys the QUIC transport accepts; kept equal to the roster.
+    pub trust: Arc<TrustSet>,
+    /// This device.
+    pub device: DeviceId,
+    /// Where sync states are kept.
+    pub sync_dir: PathBuf,
 }
 
 /// Wall-clock time in Unix milliseconds.
@@ -123,7 +208,7 @@ impl Actor {
         docs_dir: PathBuf,
         identity: &age::x25519::Identity,
         me: hearth_core::model::PersonId,
-        events: broadcast::Sender<Event>,
+        ctx: ActorContext,
     ) -> Result<Actor, StoreError> {
         let actor_id = automerge::ActorId::random();
         let open = |kind: DocKind| -> Result<(Doc, Stored), StoreError> {
@@ -143,7 +228,8 @@ impl Actor {
         };
         let (household_doc, household) = open(DocKind::Household)?;
         let (private_doc, private) = open(DocKind::Private(me))?;
-        Ok(Actor {
+        let (deadline, _) = watch::channel(None);
+        let actor = Actor {
             docs: Docs {
                 household: household_doc,
                 private: private_doc,
@@ -151,8 +237,30 @@ impl Actor {
             },
             household,
             private,
-            events,
-        })
+            events: ctx.events,
+            hub: SyncHub::new(ctx.device, ctx.sync_dir, identity.clone()),
+            trust: ctx.trust,
+            me_device: ctx.device.to_string(),
+            deadline,
+        };
+        actor.refresh_trust();
+        Ok(actor)
+    }
+
+    /// Keeps the transport's trusted keys equal to the roster's live devices.
+    fn refresh_trust(&self) {
+        let keys = self
+            .docs
+            .devices()
+            .into_iter()
+            .filter(|d| d.revoked_at.is_none() && d.id != self.me_device)
+            .filter_map(|d| {
+                let bytes = data_encoding::HEXLOWER
+                    .decode(d.public_key.as_bytes())
+                    .ok()?;
+                <[u8; 32]>::try_from(bytes.as_slice()).ok()
+            });
+        self.trust.replace(keys);
     }
 
     /// Mutable access to the documents before the owner starts, for initialisation.
@@ -223,8 +331,8 @@ impl Actor {
         }
     }
 
-    fn status(&self) -> (Vec<DocStatus>, Vec<PersonSummary>) {
-        let people = self
+    fn status(&self) -> OwnerStatus {
+        let people: Vec<PersonSummary> = self
             .docs
             .people()
             .into_iter()
@@ -233,21 +341,77 @@ impl Actor {
                 name: p.name,
             })
             .collect();
-        let documents = [(&self.docs.household, &self.household), (&self.docs.private, &self.private)]
+        let documents = [
+            (&self.docs.household, &self.household),
+            (&self.docs.private, &self.private),
+        ]
+        .into_iter()
+        .map(|(doc, stored)| DocStatus {
+            id: stored.doc_kind.doc_id(),
+            disk_bytes: stored.store.disk_bytes(),
+            records: handlers::record_counts(doc),
+            quarantined: stored.quarantined.clone(),
+        })
+        .collect();
+        let progress = self.hub.progress();
+        let peers = self
+            .docs
+            .devices()
             .into_iter()
-            .map(|(doc, stored)| DocStatus {
-                id: stored.doc_kind.doc_id(),
-                disk_bytes: stored.store.disk_bytes(),
-                records: handlers::record_counts(doc),
-                quarantined: stored.quarantined.clone(),
+            .filter(|d| d.id != self.me_device && d.revoked_at.is_none())
+            .map(|d| {
+                let p: PeerProgress = progress.get(&d.id).cloned().unwrap_or_default();
+                PeerStatus {
+                    person: people
+                        .iter()
+                        .find(|x| x.id == d.person.to_string())
+                        .map(|x| x.name.clone())
+                        .unwrap_or_default(),
+                    device_id: d.id,
+                    name: d.name,
+                    connected: p.connected,
+                    last_sync: p.last_sync,
+                    last_addr: None,
+                }
             })
             .collect();
-        (documents, people)
+        OwnerStatus {
+            documents,
+            people,
+            peers,
+        }
     }
 
-    /// Starts the owner thread.
+    /// Starts the owner thread, and a timer task on the current tokio runtime that
+    /// wakes it when a session timer is due.
     pub fn spawn(self) -> std::io::Result<ActorHandle> {
         let (tx, rx) = mpsc::channel(4096);
+        let mut deadline = self.deadline.subscribe();
+        let timer_tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = *deadline.borrow_and_update();
+                match next {
+                    Some(at) => tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => {
+                            if timer_tx.send(ActorMsg::Tick).await.is_err() {
+                                return;
+                            }
+                            // Wait for the owner to arm the next deadline.
+                            if deadline.changed().await.is_err() {
+                                return;
+                            }
+                        }
+                        changed = deadline.changed() => if changed.is_err() { return },
+                    },
+                    None => {
+                        if deadline.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
         std::thread::Builder::new()
             .name("hearth-docs".into())
             .spawn(move || self.run(rx))?;
@@ -272,17 +436,19 @@ impl Actor {
         if let Err(e) = self.flush() {
             tracing::error!(error = %e, "could not flush at shutdown");
         }
+        self.hub.save_all();
         if let Some(done) = shutdown {
             let _ = done.send(());
         }
     }
 
-    /// Applies a batch, commits once per touched document, then answers.
+    /// Applies a batch, commits once per touched document, then answers and lets the
+    /// sync sessions send what the batch produced.
     fn handle_batch(&mut self, batch: Vec<ActorMsg>) -> Option<oneshot::Sender<()>> {
         let now = now_millis();
-        let mut pending: Vec<(oneshot::Sender<Result<Value, ApiError>>, Result<Outcome, ApiError>)> =
-            Vec::new();
+        let mut pending: Vec<(Reply, Result<Outcome, ApiError>)> = Vec::new();
         let mut shutdown = None;
+        let mut sync_now = false;
         for msg in batch {
             match msg {
                 ActorMsg::Call { call, reply } => {
@@ -292,19 +458,52 @@ impl Actor {
                 ActorMsg::Status { reply } => {
                     let _ = reply.send(self.status());
                 }
+                ActorMsg::PeerConnected {
+                    conn,
+                    device,
+                    role,
+                    out,
+                } => self.hub.connected(&mut self.docs, conn, device, role, out),
+                ActorMsg::PeerMessage { conn, message } => {
+                    self.hub.message(&mut self.docs, conn, message)
+                }
+                ActorMsg::PeerClosed { conn } => self.hub.closed(conn),
+                ActorMsg::Tick => self.hub.tick(&mut self.docs),
+                ActorMsg::Roster { reply } => {
+                    let _ = reply.send(RosterExport {
+                        people: self.docs.people(),
+                        devices: self.docs.devices(),
+                    });
+                }
+                ActorMsg::AddToRoster { roster, reply } => {
+                    let result = handlers::add_to_roster(&mut self.docs, roster, now);
+                    pending.push((reply, result));
+                }
+                ActorMsg::HoldsEntries { reply } => {
+                    let _ = reply.send(handlers::holds_entries(&self.docs));
+                }
+                ActorMsg::SyncNow => sync_now = true,
                 ActorMsg::Shutdown { done } => shutdown = Some(done),
             }
         }
+        // Which documents changed, locally (with the record kinds) or from a peer.
         let mut touched: BTreeMap<DocKind, BTreeSet<&'static str>> = BTreeMap::new();
         for (_, result) in &pending {
             if let Ok(outcome) = result {
                 for (doc, kinds) in &outcome.touched {
-                    touched.entry(*doc).or_default().extend(kinds.iter().copied());
+                    touched
+                        .entry(*doc)
+                        .or_default()
+                        .extend(kinds.iter().copied());
                 }
             }
         }
+        let remote: BTreeSet<DocKind> = std::mem::take(&mut self.hub.remote_changes)
+            .iter()
+            .filter_map(|id| DocKind::from_doc_id(id))
+            .collect();
         let mut failed: BTreeMap<DocKind, ApiError> = BTreeMap::new();
-        for doc in touched.keys() {
+        for doc in touched.keys().chain(remote.iter()).collect::<BTreeSet<_>>() {
             if let Err(e) = self.commit(*doc) {
                 tracing::error!(doc = %doc.doc_id(), error = %e, "could not write a chunk");
                 failed.insert(*doc, storage_error(&e));
@@ -319,16 +518,59 @@ impl Actor {
             });
             let _ = reply.send(answer);
         }
-        for (doc, kinds) in touched {
-            if failed.contains_key(&doc) {
+        if !failed.is_empty() {
+            self.hub.abandon();
+            self.hub.events.clear();
+        }
+        let household_changed =
+            touched.contains_key(&DocKind::Household) || remote.contains(&DocKind::Household);
+        if household_changed && failed.is_empty() {
+            self.refresh_trust();
+            self.hub.enforce_roster(&self.docs.devices());
+        }
+        for (doc, kinds) in &touched {
+            if failed.contains_key(doc) {
                 continue;
             }
             let _ = self.events.send(Event::DocChanged {
                 doc: doc.doc_id(),
-                kinds: kinds.into_iter().map(String::from).collect(),
+                kinds: kinds.iter().map(|k| k.to_string()).collect(),
                 remote: false,
             });
-            self.compact_if_needed(doc);
+            self.hub.local_change(&mut self.docs, &doc.doc_id());
+        }
+        for doc in &remote {
+            if failed.contains_key(doc) || touched.contains_key(doc) {
+                continue;
+            }
+            let _ = self.events.send(Event::DocChanged {
+                doc: doc.doc_id(),
+                kinds: Vec::new(),
+                remote: true,
+            });
+            // Pass a peer's change on to the other peers, so it travels along chains of
+            // devices that are not all connected to each other.
+            self.hub.local_change(&mut self.docs, &doc.doc_id());
+        }
+        if sync_now {
+            for doc in [DocKind::Household, self.private.doc_kind] {
+                self.hub.local_change(&mut self.docs, &doc.doc_id());
+            }
+        }
+        for event in self.hub.events.drain(..) {
+            let _ = self.events.send(event);
+        }
+        self.hub.release();
+        let next = self.hub.next_deadline();
+        self.deadline.send_if_modified(|current| {
+            let changed = *current != next;
+            *current = next;
+            changed
+        });
+        for doc in touched.keys().chain(remote.iter()).collect::<BTreeSet<_>>() {
+            if !failed.contains_key(doc) {
+                self.compact_if_needed(*doc);
+            }
         }
         shutdown
     }

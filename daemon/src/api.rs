@@ -148,6 +148,37 @@ pub enum Call {
         /// The export document.
         data: serde_json::Value,
     },
+    /// Offers every document to every connected peer now, and dials the others.
+    #[serde(rename = "sync")]
+    SyncNow,
+    /// Adds a peer to dial without discovery.
+    #[serde(rename = "peers.add")]
+    PeersAdd {
+        /// `HOST:PORT`.
+        addr: String,
+    },
+    /// Starts a pairing invite and returns its code at once.
+    #[serde(rename = "pair.invite")]
+    PairInvite {
+        /// How long the invite stays open, in seconds.
+        #[serde(default)]
+        timeout_secs: Option<u64>,
+    },
+    /// Waits for the open invite to be used.
+    #[serde(rename = "pair.wait")]
+    PairWait,
+    /// Joins a household with an invite code.
+    #[serde(rename = "pair.join")]
+    PairJoin {
+        /// The code from `pair invite`.
+        code: String,
+        /// The inviter's address.
+        #[serde(default)]
+        addr: Option<String>,
+        /// Join even though this device already holds entries.
+        #[serde(default)]
+        merge: bool,
+    },
     /// Insights, computed now.
     #[serde(rename = "insights")]
     Insights {
@@ -605,8 +636,7 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        let status: Request =
-            serde_json::from_str(r#"{"id":1,"method":"status"}"#).unwrap();
+        let status: Request = serde_json::from_str(r#"{"id":1,"method":"status"}"#).unwrap();
         assert!(matches!(status.call, Call::Status));
     }
 

@@ -26,7 +26,9 @@ pub enum ClientError {
     #[error("the connection to hearthd broke ({0}); check `hearth daemon status`")]
     Io(#[from] io::Error),
     /// The daemon answered with something this client does not understand.
-    #[error("hearthd sent an answer this hearth does not understand ({0}); are both the same version?")]
+    #[error(
+        "hearthd sent an answer this hearth does not understand ({0}); are both the same version?"
+    )]
     Protocol(String),
     /// The daemon refused the request.
     #[error(transparent)]
@@ -65,8 +67,8 @@ impl Client {
         let id = self.send(call)?;
         loop {
             let line = self.read_line()?;
-            let response: Response = serde_json::from_str(&line)
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let response: Response =
+                serde_json::from_str(&line).map_err(|e| ClientError::Protocol(e.to_string()))?;
             if response.id != id {
                 continue;
             }
@@ -123,7 +125,10 @@ impl Subscription {
                 .map(Some)
                 .map_err(|e| ClientError::Protocol(e.to_string())),
             Err(ClientError::Io(e))
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
             {
                 Ok(None)
             }

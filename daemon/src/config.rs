@@ -104,11 +104,14 @@ impl Config {
 
     fn apply_env(&mut self) -> Result<(), ConfigError> {
         if let Ok(value) = std::env::var("HEARTH_LISTEN") {
-            self.listen = value.parse().map_err(|e: std::net::AddrParseError| ConfigError::Env {
-                var: "HEARTH_LISTEN",
-                value: value.clone(),
-                reason: format!("{e}; use HOST:PORT such as 127.0.0.1:0"),
-            })?;
+            self.listen =
+                value
+                    .parse()
+                    .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                        var: "HEARTH_LISTEN",
+                        value: value.clone(),
+                        reason: format!("{e}; use HOST:PORT such as 127.0.0.1:0"),
+                    })?;
         }
         if let Ok(value) = std::env::var("HEARTH_DISCOVERY") {
             if !["mdns", "static", "off"].contains(&value.as_str()) {

@@ -22,15 +22,18 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use crate::actor::{now_millis, Actor, ActorHandle};
+use crate::actor::{now_millis, Actor, ActorContext, ActorHandle, ActorMsg};
 use crate::api::{
-    ApiError, Call, ErrorCode, Event, EventLine, Request, Response, Status,
-    MAX_REQUEST_BYTES, PROTOCOL_VERSION,
+    ApiError, Call, ErrorCode, Event, EventLine, Request, Response, Status, MAX_REQUEST_BYTES,
+    PROTOCOL_VERSION,
 };
 use crate::config::Config;
 use crate::handlers;
+use crate::net::Net;
+use crate::pairing::Pairing;
 use crate::paths::{ensure_private_dir, Paths};
 use crate::storage::{self, DataDirLock, StoreError};
+use crate::transport::{DeviceKey, Transport, TrustSet};
 
 /// How the daemon is started.
 #[derive(Debug, Clone)]
@@ -61,10 +64,12 @@ struct Ready {
     actor: ActorHandle,
     device_id: String,
     me: PersonId,
+    net: Arc<Net>,
 }
 
 struct Shared {
     paths: Paths,
+    config: Config,
     state: Mutex<State>,
     events: broadcast::Sender<Event>,
     shutdown: watch::Sender<bool>,
@@ -72,7 +77,10 @@ struct Shared {
 
 impl Shared {
     fn ready(&self) -> Result<Ready, ApiError> {
-        let state = self.state.lock().map_err(|_| internal("state lock poisoned"))?;
+        let state = self
+            .state
+            .lock()
+            .map_err(|_| internal("state lock poisoned"))?;
         match &*state {
             State::Ready(r) => Ok(r.clone()),
             State::Uninitialized => Err(ApiError::new(
@@ -129,7 +137,10 @@ pub fn init_logging(config_filter: Option<&str>) {
 pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     let paths = opts.paths.clone();
     ensure_private_dir(&paths.data_dir).with_context(|| {
-        format!("could not create the data directory {}", paths.data_dir.display())
+        format!(
+            "could not create the data directory {}",
+            paths.data_dir.display()
+        )
     })?;
     let config = Config::load(&paths.config())?;
     init_logging(config.log.as_deref());
@@ -145,12 +156,13 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     result
 }
 
-async fn serve(opts: RunOptions, _config: Config) -> anyhow::Result<()> {
+async fn serve(opts: RunOptions, config: Config) -> anyhow::Result<()> {
     let paths = opts.paths;
     let (events, _) = broadcast::channel(1024);
     let (shutdown, mut shutdown_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         paths: paths.clone(),
+        config,
         state: Mutex::new(State::Uninitialized),
         events,
         shutdown,
@@ -170,7 +182,11 @@ async fn serve(opts: RunOptions, _config: Config) -> anyhow::Result<()> {
     shared.set(initial);
 
     let listener = bind_socket(&paths.socket)?;
-    tracing::info!(state = shared.state_name(), pid = std::process::id(), "hearthd is listening");
+    tracing::info!(
+        state = shared.state_name(),
+        pid = std::process::id(),
+        "hearthd is listening"
+    );
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -196,6 +212,7 @@ async fn serve(opts: RunOptions, _config: Config) -> anyhow::Result<()> {
     };
     if let Some(ready) = ready {
         ready.actor.shutdown().await;
+        ready.net.shutdown().await;
     }
     let _ = std::fs::remove_file(&paths.socket);
     Ok(())
@@ -211,7 +228,10 @@ fn bind_socket(socket: &Path) -> anyhow::Result<UnixListener> {
     match std::fs::remove_file(socket) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("could not remove the stale socket {}", socket.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("could not remove the stale socket {}", socket.display()))
+        }
     }
     let listener = UnixListener::bind(socket)
         .with_context(|| format!("could not listen on {}", socket.display()))?;
@@ -223,20 +243,67 @@ async fn open_ready(shared: &Arc<Shared>, secrets: &DeviceSecrets) -> anyhow::Re
     let paths = shared.paths.clone();
     let info: DeviceInfo = {
         let path = paths.data_dir.join(DEVICE_FILE);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("could not read {}; the data directory is incomplete", path.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{} is damaged", path.display()))?
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "could not read {}; the data directory is incomplete",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?
     };
     let identity = secrets.age_identity().clone();
-    let events = shared.events.clone();
     let me = info.person;
-    let actor = tokio::task::spawn_blocking(move || Actor::open(paths.docs(), &identity, me, events))
+    let (trust, ctx) = actor_context(shared, secrets)?;
+    let actor = tokio::task::spawn_blocking(move || Actor::open(paths.docs(), &identity, me, ctx))
         .await??;
-    Ok(Ready {
-        actor: actor.spawn()?,
-        device_id: info.device_id,
+    start_ready(shared, actor, secrets, trust, me)
+}
+
+fn actor_context(
+    shared: &Arc<Shared>,
+    secrets: &DeviceSecrets,
+) -> anyhow::Result<(Arc<TrustSet>, ActorContext)> {
+    let trust = TrustSet::new();
+    let ctx = ActorContext {
+        events: shared.events.clone(),
+        trust: trust.clone(),
+        device: DeviceId::from_public_key(&secrets.device_public_key()),
+        sync_dir: shared.paths.data_dir.join("sync"),
+    };
+    Ok((trust, ctx))
+}
+
+fn start_ready(
+    shared: &Arc<Shared>,
+    actor: Actor,
+    secrets: &DeviceSecrets,
+    trust: Arc<TrustSet>,
+    me: PersonId,
+) -> anyhow::Result<Ready> {
+    let key = DeviceKey::from_pkcs8(secrets.device_pkcs8())?;
+    let device = key.device_id();
+    let transport = Transport::bind(shared.config.listen, &key, trust.clone())?;
+    let handle = actor.spawn()?;
+    let pairing = Arc::new(Pairing::new(
+        trust,
+        handle.clone(),
+        shared.paths.data_dir.clone(),
+        secrets,
         me,
+    ));
+    let net = Net::start(
+        transport,
+        handle.clone(),
+        device,
+        shared.paths.data_dir.clone(),
+        shared.config.peers.clone(),
+        pairing,
+    );
+    Ok(Ready {
+        actor: handle,
+        device_id: device.to_string(),
+        me,
+        net,
     })
 }
 
@@ -244,7 +311,10 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) {
     match stream.peer_cred() {
         Ok(cred) if cred.uid() == rustix::process::getuid().as_raw() => {}
         Ok(cred) => {
-            tracing::warn!(uid = cred.uid(), "refused a control connection from another user");
+            tracing::warn!(
+                uid = cred.uid(),
+                "refused a control connection from another user"
+            );
             return;
         }
         Err(e) => {
@@ -261,11 +331,14 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) {
             Ok(false) => return,
             Ok(true) => {}
             Err(e) => {
-                let response = Response::err(0, ApiError::new(
-                    ErrorCode::Invalid,
-                    format!("the request could not be read: {e}"),
-                    "send one JSON request per line",
-                ));
+                let response = Response::err(
+                    0,
+                    ApiError::new(
+                        ErrorCode::Invalid,
+                        format!("the request could not be read: {e}"),
+                        "send one JSON request per line",
+                    ),
+                );
                 let _ = write_json(&mut write, &response).await;
                 return;
             }
@@ -273,7 +346,10 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) {
         let (id, call) = match parse_request(&line) {
             Ok(parsed) => parsed,
             Err((id, error)) => {
-                if write_json(&mut write, &Response::err(id, error)).await.is_err() {
+                if write_json(&mut write, &Response::err(id, error))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 continue;
@@ -281,7 +357,13 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) {
         };
         if let Call::Subscribe = call {
             let mut events = shared.events.subscribe();
-            if write_json(&mut write, &Response::ok(id, serde_json::json!({"subscribed": true}))).await.is_err() {
+            if write_json(
+                &mut write,
+                &Response::ok(id, serde_json::json!({"subscribed": true})),
+            )
+            .await
+            .is_err()
+            {
                 return;
             }
             stream_events(id, &mut events, &mut write, &mut reader).await;
@@ -368,7 +450,10 @@ pub fn parse_request(line: &[u8]) -> Result<(u64, Call), (u64, ApiError)> {
             ),
         )
     })?;
-    let id = value.get("id").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let id = value
+        .get("id")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
     let version = value
         .get("v")
         .and_then(serde_json::Value::as_u64)
@@ -378,7 +463,9 @@ pub fn parse_request(line: &[u8]) -> Result<(u64, Call), (u64, ApiError)> {
             id,
             ApiError::new(
                 ErrorCode::Version,
-                format!("this hearthd speaks protocol {PROTOCOL_VERSION}, the request used {version}"),
+                format!(
+                    "this hearthd speaks protocol {PROTOCOL_VERSION}, the request used {version}"
+                ),
                 "use the hearth and hearthd from the same release",
             ),
         ));
@@ -412,9 +499,62 @@ async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value,
             let _ = shared.shutdown.send(true);
             Ok(serde_json::json!({"stopping": true}))
         }
-        Call::Init { name, device_name, passphrase } => init(shared, name, device_name, passphrase).await,
+        Call::Init {
+            name,
+            device_name,
+            passphrase,
+        } => init(shared, name, device_name, passphrase).await,
         Call::Unlock { passphrase } => unlock(shared, passphrase).await,
         Call::Subscribe => Err(internal("subscribe is handled per connection")),
+        Call::SyncNow => {
+            let ready = shared.ready()?;
+            ready.net.dial_now();
+            ready.actor.send(ActorMsg::SyncNow).await?;
+            Ok(serde_json::json!({ "syncing": true }))
+        }
+        Call::PairInvite { timeout_secs } => {
+            let ready = shared.ready()?;
+            let timeout = std::time::Duration::from_secs(
+                timeout_secs.unwrap_or(shared.config.pair_timeout_secs),
+            );
+            let code = ready.net.pairing().invite(timeout)?;
+            Ok(serde_json::json!({
+                "code": code.to_string(),
+                "addresses": ready.net.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "expires_in_secs": timeout.as_secs(),
+            }))
+        }
+        Call::PairWait => shared.ready()?.net.pairing().wait().await,
+        Call::PairJoin { code, addr, merge } => {
+            let ready = shared.ready()?;
+            let Some(addr) = addr else {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "finding the inviting device without an address is not available yet",
+                    "add --addr HOST:PORT with the address `hearth pair invite` printed",
+                ));
+            };
+            let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::Invalid,
+                    format!("`{addr}` is not an address"),
+                    "use the HOST:PORT that `hearth pair invite` printed",
+                )
+            })?;
+            crate::pairing::join(ready.net.pairing(), &ready.net, &code, addr, merge).await
+        }
+        Call::PeersAdd { addr } => {
+            let ready = shared.ready()?;
+            let parsed: std::net::SocketAddr = addr.parse().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::Invalid,
+                    format!("`{addr}` is not an address"),
+                    "use HOST:PORT with an IP address, such as 192.0.2.10:7447",
+                )
+            })?;
+            ready.net.add_static(parsed);
+            Ok(serde_json::json!({ "added": parsed.to_string() }))
+        }
         other => shared.ready()?.actor.call(other).await,
     }
 }
@@ -430,10 +570,29 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
     };
     if let Ok(ready) = shared.ready() {
         status.device_id = Some(ready.device_id.clone());
-        let (documents, people) = ready.actor.status().await;
-        status.documents = documents;
-        status.people = people;
-        status.person = status.people.iter().find(|p| p.id == ready.me.to_string()).cloned();
+        let owner = ready.actor.status().await;
+        status.documents = owner.documents;
+        status.people = owner.people;
+        let book = ready.net.book();
+        status.peers = owner
+            .peers
+            .into_iter()
+            .map(|mut p| {
+                p.last_addr = book.last_addr.get(&p.device_id).cloned();
+                p
+            })
+            .collect();
+        status.listen = ready
+            .net
+            .listen_addrs()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        status.person = status
+            .people
+            .iter()
+            .find(|p| p.id == ready.me.to_string())
+            .cloned();
     }
     serde_json::to_value(status).map_err(|e| internal(&e.to_string()))
 }
@@ -457,54 +616,101 @@ async fn init(
     device_name: Option<String>,
     passphrase: Option<String>,
 ) -> Result<serde_json::Value, ApiError> {
-    if !matches!(shared.state.lock().as_deref(), Ok(State::Uninitialized)) || shared.paths.identity().exists() {
+    if !matches!(shared.state.lock().as_deref(), Ok(State::Uninitialized))
+        || shared.paths.identity().exists()
+    {
         return Err(ApiError::new(
             ErrorCode::AlreadyInitialized,
-            format!("{} already holds a Hearth identity", shared.paths.data_dir.display()),
+            format!(
+                "{} already holds a Hearth identity",
+                shared.paths.data_dir.display()
+            ),
             "nothing was changed; use another --data-dir to start afresh",
         ));
     }
-    hearth_core::model::check_title("name", &name)
-        .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string(), "choose the name your partner knows you by"))?;
+    hearth_core::model::check_title("name", &name).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Invalid,
+            e.to_string(),
+            "choose the name your partner knows you by",
+        )
+    })?;
     let device_name = device_name
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| "this device".into());
-    hearth_core::model::check_title("device name", &device_name)
-        .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string(), "choose a short device name"))?;
+    hearth_core::model::check_title("device name", &device_name).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Invalid,
+            e.to_string(),
+            "choose a short device name",
+        )
+    })?;
 
     let secrets = DeviceSecrets::generate().map_err(secrets_error)?;
     let device_id = DeviceId::from_public_key(&secrets.device_public_key()).to_string();
     let me = Uuid::new_v4();
     let paths = shared.paths.clone();
-    let events = shared.events.clone();
-    let file_bytes = secrets.to_file_bytes(passphrase.as_deref()).map_err(secrets_error)?;
+    let (trust, ctx) = actor_context(shared, &secrets).map_err(|e| internal(&format!("{e:#}")))?;
+    let file_bytes = secrets
+        .to_file_bytes(passphrase.as_deref())
+        .map_err(secrets_error)?;
     let identity = secrets.age_identity().clone();
     let recipient = secrets.age_recipient().to_string();
     let public_key = secrets.device_public_key();
     let device_id_for_roster = device_id.clone();
     let actor = tokio::task::spawn_blocking(move || -> Result<Actor, ApiError> {
         let now = now_millis();
-        let mut actor = Actor::open(paths.docs(), &identity, me, events).map_err(store_error)?;
+        let mut actor = Actor::open(paths.docs(), &identity, me, ctx).map_err(store_error)?;
         let docs = actor.docs_mut();
-        docs.add_person(&Person { id: me, name, joined_at: now }, now)
-            .map_err(handlers::api_error)?;
-        let device = handlers::founding_device(device_id_for_roster.clone(), me, device_name, &public_key, recipient, now);
+        docs.add_person(
+            &Person {
+                id: me,
+                name,
+                joined_at: now,
+            },
+            now,
+        )
+        .map_err(handlers::api_error)?;
+        let device = handlers::founding_device(
+            device_id_for_roster.clone(),
+            me,
+            device_name,
+            &public_key,
+            recipient,
+            now,
+        );
         docs.put_device(&device, now).map_err(handlers::api_error)?;
         actor.flush().map_err(store_error)?;
-        let info = serde_json::to_vec_pretty(&DeviceInfo { person: me, device_id: device_id_for_roster })
-            .map_err(|e| internal(&e.to_string()))?;
-        storage::atomic_write(&paths.data_dir, DEVICE_FILE, &info)
-            .map_err(|e| store_error(StoreError::Io { action: "write", path: paths.data_dir.join(DEVICE_FILE), source: e }))?;
+        let info = serde_json::to_vec_pretty(&DeviceInfo {
+            person: me,
+            device_id: device_id_for_roster,
+        })
+        .map_err(|e| internal(&e.to_string()))?;
+        storage::atomic_write(&paths.data_dir, DEVICE_FILE, &info).map_err(|e| {
+            store_error(StoreError::Io {
+                action: "write",
+                path: paths.data_dir.join(DEVICE_FILE),
+                source: e,
+            })
+        })?;
         // The identity goes last: its presence is what marks the directory initialised.
         storage::write_secrets(&paths.data_dir, &file_bytes).map_err(store_error)?;
         Ok(actor)
     })
     .await
     .map_err(|e| internal(&e.to_string()))??;
-    let handle = actor.spawn().map_err(|e| internal(&e.to_string()))?;
-    shared.set(State::Ready(Ready { actor: handle, device_id: device_id.clone(), me }));
+    let ready = start_ready(shared, actor, &secrets, trust, me).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("the identity was created, but the daemon could not start: {e:#}"),
+            "run `hearth daemon stop`, then try any command again",
+        )
+    })?;
+    shared.set(State::Ready(ready));
     tracing::info!("initialised a new household");
-    Ok(serde_json::json!({ "device_id": device_id, "person_id": me, "protected": passphrase.is_some() }))
+    Ok(
+        serde_json::json!({ "device_id": device_id, "person_id": me, "protected": passphrase.is_some() }),
+    )
 }
 
 async fn unlock(shared: &Arc<Shared>, passphrase: String) -> Result<serde_json::Value, ApiError> {
@@ -518,7 +724,9 @@ async fn unlock(shared: &Arc<Shared>, passphrase: String) -> Result<serde_json::
     })
     .await
     .map_err(|e| internal(&e.to_string()))??;
-    let ready = open_ready(shared, &secrets).await.map_err(|e| internal(&format!("{e:#}")))?;
+    let ready = open_ready(shared, &secrets)
+        .await
+        .map_err(|e| internal(&format!("{e:#}")))?;
     shared.set(State::Ready(ready));
     Ok(serde_json::json!({ "unlocked": true }))
 }

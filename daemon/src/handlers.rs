@@ -10,8 +10,8 @@ use chrono::NaiveDate;
 use hearth_core::doc::{Collection, DocError, DocKind, Docs};
 use hearth_core::model::{
     Acknowledgment, CheckIn, Device, DoneEntry, Handoff, HandoffState, ItemStatus, LedgerItem,
-    Millis, Moment, Owners, Person, PersonId, Reflection, Target, TargetKind,
-    ValidationError, Visibility, When,
+    Millis, Moment, Owners, Person, PersonId, Reflection, Target, TargetKind, ValidationError,
+    Visibility, When,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -289,7 +289,11 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 counter: None,
             };
             docs.propose_handoff(&handoff, now).map_err(api_error)?;
-            Ok(Outcome::wrote(to_json(&handoff), DocKind::Household, "handoffs"))
+            Ok(Outcome::wrote(
+                to_json(&handoff),
+                DocKind::Household,
+                "handoffs",
+            ))
         }
         Call::LedgerAnswer(p) => {
             let id = resolve(docs, Collection::Handoffs, &p.handoff)?;
@@ -311,9 +315,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
         Call::LedgerRetire { id, at } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
             let item = docs
-                .update_ledger_item(id, at.at.unwrap_or(now), |i| {
-                    i.status = ItemStatus::Retired
-                })
+                .update_ledger_item(id, at.at.unwrap_or(now), |i| i.status = ItemStatus::Retired)
                 .map_err(api_error)?;
             Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
         }
@@ -326,14 +328,21 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 note: p.note.filter(|s| !s.trim().is_empty()),
             };
             docs.add_moment(&moment, now).map_err(api_error)?;
-            Ok(Outcome::wrote(to_json(&moment), DocKind::Household, "moments"))
+            Ok(Outcome::wrote(
+                to_json(&moment),
+                DocKind::Household,
+                "moments",
+            ))
         }
         Call::Log(p) => log(docs, &p).map(Outcome::read),
         Call::Export => Ok(Outcome::read(export(docs))),
         Call::Import { data } => import(docs, &data, now),
         other => Err(ApiError::new(
             ErrorCode::Invalid,
-            format!("{} is not handled by the document owner", method_name(&other)),
+            format!(
+                "{} is not handled by the document owner",
+                method_name(&other)
+            ),
             "this is a bug in hearthd; please report it",
         )),
     }
@@ -405,7 +414,18 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
         for c in docs.checkins() {
             if by(c.author) && in_range(c.when.date) {
                 let summary = format!("battery {}%{}", c.battery, visibility_tag(c.visibility));
-                entries.push((c.when.at, entry("checkins", c.id, &c.when, c.author, summary, to_json(&c), docs)));
+                entries.push((
+                    c.when.at,
+                    entry(
+                        "checkins",
+                        c.id,
+                        &c.when,
+                        c.author,
+                        summary,
+                        to_json(&c),
+                        docs,
+                    ),
+                ));
             }
         }
     }
@@ -414,9 +434,23 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
             if by(r.author) && in_range(r.when.date) {
                 let summary = format!(
                     "more energy: {}, safe: {}, aligned: {}{}",
-                    r.energy, r.safe, r.aligned, visibility_tag(r.visibility)
+                    r.energy,
+                    r.safe,
+                    r.aligned,
+                    visibility_tag(r.visibility)
                 );
-                entries.push((r.when.at, entry("reflections", r.id, &r.when, r.author, summary, to_json(&r), docs)));
+                entries.push((
+                    r.when.at,
+                    entry(
+                        "reflections",
+                        r.id,
+                        &r.when,
+                        r.author,
+                        summary,
+                        to_json(&r),
+                        docs,
+                    ),
+                ));
             }
         }
     }
@@ -428,7 +462,18 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
                     .and_then(|i| items.get(&i).cloned())
                     .or_else(|| d.label.clone())
                     .unwrap_or_default();
-                entries.push((d.when.at, entry("done", d.id, &d.when, d.by, format!("did {what}"), to_json(&d), docs)));
+                entries.push((
+                    d.when.at,
+                    entry(
+                        "done",
+                        d.id,
+                        &d.when,
+                        d.by,
+                        format!("did {what}"),
+                        to_json(&d),
+                        docs,
+                    ),
+                ));
             }
         }
     }
@@ -436,7 +481,10 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
         for a in docs.acks() {
             if by(a.from) && in_range(a.when.date) {
                 let summary = format!("{} to {}", a.kind, name_of(docs, a.to));
-                entries.push((a.when.at, entry("acks", a.id, &a.when, a.from, summary, to_json(&a), docs)));
+                entries.push((
+                    a.when.at,
+                    entry("acks", a.id, &a.when, a.from, summary, to_json(&a), docs),
+                ));
             }
         }
     }
@@ -445,14 +493,36 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
             if by(h.from) && in_range(h.when.date) {
                 let what = items.get(&h.item).cloned().unwrap_or_default();
                 let summary = format!("offered {} of {what} ({})", h.stage, h.state);
-                entries.push((h.when.at, entry("handoffs", h.id, &h.when, h.from, summary, to_json(&h), docs)));
+                entries.push((
+                    h.when.at,
+                    entry(
+                        "handoffs",
+                        h.id,
+                        &h.when,
+                        h.from,
+                        summary,
+                        to_json(&h),
+                        docs,
+                    ),
+                ));
             }
         }
     }
     if wants("moments") {
         for m in docs.moments() {
             if by(m.started_by) && in_range(m.when.date) {
-                entries.push((m.when.at, entry("moments", m.id, &m.when, m.started_by, format!("a {} moment", m.kind), to_json(&m), docs)));
+                entries.push((
+                    m.when.at,
+                    entry(
+                        "moments",
+                        m.id,
+                        &m.when,
+                        m.started_by,
+                        format!("a {} moment", m.kind),
+                        to_json(&m),
+                        docs,
+                    ),
+                ));
             }
         }
     }
@@ -461,7 +531,10 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
             let w = When::from_utc(i.created_at, 0);
             if by(i.created_by) && in_range(w.date) {
                 let summary = format!("added {}", i.title);
-                entries.push((i.created_at, entry("ledger", i.id, &w, i.created_by, summary, to_json(&i), docs)));
+                entries.push((
+                    i.created_at,
+                    entry("ledger", i.id, &w, i.created_by, summary, to_json(&i), docs),
+                ));
             }
         }
     }
@@ -559,7 +632,10 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
                         $add(&mut scratch, record).map_err(|e: DocError| {
                             import_error(format!("{} {}: {}", $coll.key(), record.id, e))
                         })?;
-                        touched.entry($doc(&scratch, record)).or_default().insert($coll.key());
+                        touched
+                            .entry($doc(&scratch, record))
+                            .or_default()
+                            .insert($coll.key());
                         added += 1;
                     }
                 }
@@ -618,7 +694,11 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
     merge!(
         done,
         Collection::Done,
-        |d: &Docs, r: &DoneEntry| d.household.get::<DoneEntry>(&r.id.to_string()).ok().flatten(),
+        |d: &Docs, r: &DoneEntry| d
+            .household
+            .get::<DoneEntry>(&r.id.to_string())
+            .ok()
+            .flatten(),
         |d: &mut Docs, r: &DoneEntry| d.add_done(r, now),
         household
     );
@@ -648,7 +728,11 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
     merge!(
         acks,
         Collection::Acks,
-        |d: &Docs, r: &Acknowledgment| d.household.get::<Acknowledgment>(&r.id.to_string()).ok().flatten(),
+        |d: &Docs, r: &Acknowledgment| d
+            .household
+            .get::<Acknowledgment>(&r.id.to_string())
+            .ok()
+            .flatten(),
         |d: &mut Docs, r: &Acknowledgment| d.add_ack(r, now),
         household
     );
@@ -704,4 +788,62 @@ pub fn record_counts(doc: &hearth_core::doc::Doc) -> BTreeMap<String, usize> {
         .map(|c| (c.key().to_string(), doc.count(*c)))
         .filter(|(_, n)| *n > 0)
         .collect()
+}
+
+/// Adds people and devices learnt in pairing, leaving records already present alone.
+pub fn add_to_roster(
+    docs: &mut Docs,
+    roster: crate::pairing::RosterExport,
+    now: Millis,
+) -> Result<Outcome, ApiError> {
+    let mut kinds = BTreeSet::new();
+    let known_people: BTreeSet<PersonId> = docs.people().iter().map(|p| p.id).collect();
+    for person in &roster.people {
+        if !known_people.contains(&person.id) {
+            docs.add_person(person, now).map_err(api_error)?;
+            kinds.insert("people");
+        }
+    }
+    let known_devices: BTreeMap<String, Device> = docs
+        .devices()
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect();
+    for device in &roster.devices {
+        match known_devices.get(&device.id) {
+            Some(current) if current == device => {}
+            // A revocation is never undone by an older copy of the roster.
+            Some(current) if current.revoked_at.is_some() => {}
+            Some(current) => {
+                let mut merged = device.clone();
+                merged.age_recipient = merged
+                    .age_recipient
+                    .or_else(|| current.age_recipient.clone());
+                docs.put_device(&merged, now).map_err(api_error)?;
+                kinds.insert("devices");
+            }
+            None => {
+                docs.put_device(device, now).map_err(api_error)?;
+                kinds.insert("devices");
+            }
+        }
+    }
+    let mut touched = BTreeMap::new();
+    if !kinds.is_empty() {
+        touched.insert(DocKind::Household, kinds);
+    }
+    Ok(Outcome {
+        value: json!({ "added": true }),
+        touched,
+    })
+}
+
+/// Whether this device holds entries beyond its own person and device.
+pub fn holds_entries(docs: &Docs) -> bool {
+    [&docs.household, &docs.private].iter().any(|doc| {
+        Collection::ALL
+            .iter()
+            .filter(|c| !matches!(c, Collection::People | Collection::Devices))
+            .any(|c| doc.count(*c) > 0)
+    })
 }

@@ -1,0 +1,431 @@
+//! The network driver: accepts and dials QUIC connections and moves sync frames between
+//! them and the document owner.
+//!
+//! It owns no protocol state. For each authenticated `hearth/1` connection it opens (or
+//! accepts) one bidirectional stream, decodes frames into messages for the owner, and
+//! writes back whatever the owner sends. It also keeps the address book: static peers,
+//! and the last address that worked for each device.
+//!
+//! **One connection per device.** A new connection from a device replaces the old one at
+//! once, because a peer that dials again has restarted or lost its link, and waiting
+//! for the old one to time out would stall sync for half a minute. The one exception is
+//! two devices dialling each other at the same moment: then the connection dialled by the
+//! smaller device id wins on both sides, so they do not replace each other in a loop.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hearth_core::identity::DeviceId;
+use hearth_core::sync::{encode_frame, FrameDecoder, Role};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Notify};
+
+use crate::actor::{ActorHandle, ActorMsg};
+use crate::storage;
+use crate::sync_hub::{ConnId, Outbound};
+use crate::transport::{self, Alpn, CloseReason, Transport};
+
+/// A connection this recent that we dialled is kept when the same peer dials us, if our
+/// device id is the smaller: both sides then agree on which one survives.
+const SIMULTANEOUS_DIAL: Duration = Duration::from_secs(2);
+/// Reconnect backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+const BOOK_FILE: &str = "peers.json";
+
+/// Addresses this device knows, saved across restarts. Not secret, but kept 0600.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AddressBook {
+    /// Peers added with `hearth peers add` or pairing, dialled without discovery.
+    #[serde(default)]
+    pub static_peers: BTreeSet<String>,
+    /// The last address that worked, per device id.
+    #[serde(default)]
+    pub last_addr: BTreeMap<String, String>,
+}
+
+struct LiveConn {
+    id: ConnId,
+    connection: quinn::Connection,
+    dialled: bool,
+    since: Instant,
+}
+
+struct Backoff {
+    wait: Duration,
+    next: Instant,
+}
+
+/// The network driver's shared state.
+pub struct Net {
+    transport: Transport,
+    actor: ActorHandle,
+    me: DeviceId,
+    data_dir: PathBuf,
+    config_peers: Vec<String>,
+    book: Mutex<AddressBook>,
+    live: Mutex<HashMap<String, LiveConn>>,
+    backoff: Mutex<HashMap<String, Backoff>>,
+    next_conn: AtomicU64,
+    wake: Notify,
+    pairing: Arc<crate::pairing::Pairing>,
+}
+
+impl Net {
+    /// Starts accepting and dialling.
+    pub fn start(
+        transport: Transport,
+        actor: ActorHandle,
+        me: DeviceId,
+        data_dir: PathBuf,
+        config_peers: Vec<String>,
+        pairing: Arc<crate::pairing::Pairing>,
+    ) -> Arc<Net> {
+        let book = std::fs::read(data_dir.join(BOOK_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let net = Arc::new(Net {
+            transport,
+            actor,
+            me,
+            data_dir,
+            config_peers,
+            book: Mutex::new(book),
+            live: Mutex::new(HashMap::new()),
+            backoff: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            wake: Notify::new(),
+            pairing,
+        });
+        tokio::spawn(net.clone().accept_loop());
+        tokio::spawn(net.clone().dial_loop());
+        net
+    }
+
+    /// Pairing state.
+    pub fn pairing(&self) -> &Arc<crate::pairing::Pairing> {
+        &self.pairing
+    }
+
+    /// The transport, for pairing.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Addresses we listen on, for `status` and `pair invite`.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        let Ok(local) = self.transport.local_addr() else {
+            return Vec::new();
+        };
+        if !local.ip().is_unspecified() {
+            return vec![local];
+        }
+        // Bound to every interface: list loopback; discovery finds the rest.
+        vec![SocketAddr::new(
+            if local.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            },
+            local.port(),
+        )]
+    }
+
+    /// A copy of the address book.
+    pub fn book(&self) -> AddressBook {
+        self.book.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// Remembers a static peer and dials it now.
+    pub fn add_static(&self, addr: SocketAddr) {
+        if let Ok(mut book) = self.book.lock() {
+            book.static_peers.insert(addr.to_string());
+        }
+        self.save_book();
+        self.dial_now();
+    }
+
+    /// Records the address that worked for a device.
+    pub fn remember(&self, device: &DeviceId, addr: SocketAddr) {
+        let changed = self.book.lock().is_ok_and(|mut book| {
+            book.last_addr.insert(device.to_string(), addr.to_string()) != Some(addr.to_string())
+        });
+        if changed {
+            self.save_book();
+        }
+    }
+
+    /// Skips every backoff and dials everyone not connected.
+    pub fn dial_now(&self) {
+        if let Ok(mut b) = self.backoff.lock() {
+            b.clear();
+        }
+        self.wake.notify_one();
+    }
+
+    fn save_book(&self) {
+        let Ok(bytes) = serde_json::to_vec_pretty(&self.book()) else {
+            return;
+        };
+        if let Err(e) = storage::atomic_write(&self.data_dir, BOOK_FILE, &bytes) {
+            tracing::warn!(error = %e, "could not save the address book");
+        }
+    }
+
+    async fn accept_loop(self: Arc<Self>) {
+        while let Some(incoming) = self.transport.accept().await {
+            let net = self.clone();
+            tokio::spawn(async move {
+                match incoming.handshake().await {
+                    Ok(accepted) if accepted.alpn == Alpn::Sync => {
+                        let device = accepted.peer_device_id();
+                        net.clone()
+                            .run_link(accepted.connection, device, Role::Responder)
+                            .await;
+                    }
+                    Ok(accepted) => {
+                        crate::pairing::accept(net.pairing.clone(), accepted).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "an incoming connection was refused"),
+                }
+            });
+        }
+    }
+
+    fn targets(&self) -> Vec<SocketAddr> {
+        let book = self.book();
+        let connected: BTreeSet<String> = self
+            .live
+            .lock()
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut addrs: BTreeSet<String> = book.static_peers.clone();
+        addrs.extend(self.config_peers.iter().cloned());
+        for (device, addr) in &book.last_addr {
+            if !connected.contains(device) {
+                addrs.insert(addr.clone());
+            }
+        }
+        // An address whose device is connected needs no dial.
+        for (device, addr) in &book.last_addr {
+            if connected.contains(device) {
+                addrs.remove(addr);
+            }
+        }
+        addrs.iter().filter_map(|a| a.parse().ok()).collect()
+    }
+
+    async fn dial_loop(self: Arc<Self>) {
+        loop {
+            let now = Instant::now();
+            let mut next_due: Option<Instant> = None;
+            for addr in self.targets() {
+                let key = addr.to_string();
+                let due = self
+                    .backoff
+                    .lock()
+                    .map(|b| b.get(&key).map_or(now, |s| s.next))
+                    .unwrap_or(now);
+                if due > now {
+                    next_due = Some(next_due.map_or(due, |n: Instant| n.min(due)));
+                    continue;
+                }
+                // Mark as in flight until the attempt reports back.
+                self.bump_backoff(&key);
+                let net = self.clone();
+                tokio::spawn(async move { net.dial(addr).await });
+            }
+            let sleep =
+                next_due.map_or(BACKOFF_MAX, |d| d.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    fn bump_backoff(&self, key: &str) {
+        if let Ok(mut map) = self.backoff.lock() {
+            let entry = map.entry(key.to_string()).or_insert(Backoff {
+                wait: BACKOFF_MIN,
+                next: Instant::now(),
+            });
+            let jitter = rand::thread_rng().gen_range(0.5..1.5);
+            entry.next = Instant::now() + entry.wait.mul_f64(jitter);
+            entry.wait = (entry.wait * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    async fn dial(self: Arc<Self>, addr: SocketAddr) {
+        match self.transport.connect(addr, Alpn::Sync, None).await {
+            Ok(connection) => {
+                let Some(key) = transport::peer_public_key(&connection) else {
+                    return;
+                };
+                let device = DeviceId::from_public_key(&key);
+                if let Ok(mut b) = self.backoff.lock() {
+                    b.remove(&addr.to_string());
+                }
+                self.remember(&device, addr);
+                self.run_link(connection, device, Role::Initiator).await;
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "could not reach a peer; will retry"),
+        }
+    }
+
+    /// Registers a connection under its device, applying the one-connection rule.
+    fn register(
+        &self,
+        device: &DeviceId,
+        connection: &quinn::Connection,
+        dialled: bool,
+    ) -> Option<ConnId> {
+        let mut live = self.live.lock().ok()?;
+        let key = device.to_string();
+        if let Some(existing) = live.get(&key) {
+            let simultaneous =
+                existing.dialled != dialled && existing.since.elapsed() < SIMULTANEOUS_DIAL;
+            // Keep the connection dialled by the smaller device id.
+            let keep_existing = simultaneous && {
+                let existing_dialler_is_me = existing.dialled;
+                let me_smaller = self.me.to_string() < key;
+                existing_dialler_is_me == me_smaller
+            };
+            if keep_existing {
+                transport::close(connection, CloseReason::Replaced);
+                return None;
+            }
+            transport::close(&existing.connection, CloseReason::Replaced);
+        }
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        live.insert(
+            key,
+            LiveConn {
+                id,
+                connection: connection.clone(),
+                dialled,
+                since: Instant::now(),
+            },
+        );
+        Some(id)
+    }
+
+    fn unregister(&self, device: &DeviceId, conn: ConnId) {
+        if let Ok(mut live) = self.live.lock() {
+            if live.get(&device.to_string()).is_some_and(|c| c.id == conn) {
+                live.remove(&device.to_string());
+            }
+        }
+        // A lost connection is worth redialling promptly.
+        self.wake.notify_one();
+    }
+
+    /// Runs one sync connection until it ends.
+    async fn run_link(
+        self: Arc<Self>,
+        connection: quinn::Connection,
+        device: DeviceId,
+        role: Role,
+    ) {
+        let dialled = role == Role::Initiator;
+        let Some(conn) = self.register(&device, &connection, dialled) else {
+            return;
+        };
+        let streams = if dialled {
+            connection.open_bi().await
+        } else {
+            connection.accept_bi().await
+        };
+        let (mut send, mut recv) = match streams {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(peer = %device, error = %e, "the sync stream could not be opened");
+                self.unregister(&device, conn);
+                return;
+            }
+        };
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+        if self
+            .actor
+            .send(ActorMsg::PeerConnected {
+                conn,
+                device,
+                role,
+                out: out_tx,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut decoder = FrameDecoder::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            tokio::select! {
+                read = recv.read(&mut buf) => match read {
+                    Ok(Some(n)) => {
+                        if let Err(e) = decoder.push(&buf[..n]) {
+                            tracing::info!(peer = %device, error = %e, "closing a connection that sent a bad frame");
+                            connection.close(e.code().as_u32().into(), b"bad frame");
+                            break;
+                        }
+                        let mut failed = None;
+                        loop {
+                            match decoder.next_message() {
+                                Ok(Some(message)) => {
+                                    if self.actor.send(ActorMsg::PeerMessage { conn, message }).await.is_err() {
+                                        failed = Some(0);
+                                        break;
+                                    }
+                                }
+                                Ok(None) => break,
+                                Err(e) => {
+                                    tracing::info!(peer = %device, error = %e, "closing a connection that sent a bad frame");
+                                    failed = Some(e.code().as_u32());
+                                    break;
+                                }
+                            }
+                        }
+                        if let Some(code) = failed {
+                            connection.close(code.into(), b"bad frame");
+                            break;
+                        }
+                    }
+                    Ok(None) | Err(_) => break,
+                },
+                out = out_rx.recv() => match out {
+                    Some(Outbound::Send(message)) => {
+                        let frame = match encode_frame(&message) {
+                            Ok(f) => f,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not encode a sync message");
+                                continue;
+                            }
+                        };
+                        if send.write_all(&frame).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Outbound::Close(code)) => {
+                        connection.close(code.into(), b"closed");
+                        break;
+                    }
+                    None => break,
+                },
+            }
+        }
+        let _ = self.actor.send(ActorMsg::PeerClosed { conn }).await;
+        self.unregister(&device, conn);
+    }
+
+    /// Closes every connection, for shutdown.
+    pub async fn shutdown(&self) {
+        self.transport.shutdown().await;
+    }
+}

@@ -1,0 +1,510 @@
+//! Pairing over `hearth-pair/1`: the daemon's driver for [`hearth_core::pair::Handshake`].
+//!
+//! The inviter opens one single-use invite at a time. Its code is good for one attempt:
+//! the first pairing connection takes the invite, and whatever happens next (success,
+//! a wrong code, a dropped connection) the invite is gone. The joiner connects to the
+//! inviter's address, runs the same handshake, and on success records the inviter's
+//! roster and the household secret, then dials the inviter over `hearth/1` to sync.
+//!
+//! This module moves bytes between a QUIC stream and the handshake; all cryptography
+//! and message checks live in `core::pair`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hearth_core::identity::DeviceId;
+use hearth_core::model::{Device, Person, PersonId};
+use hearth_core::pair::{
+    Handshake, InviterInfo, JoinerInfo, JoiningAs, PairError, PairOutcome, PairingCode, TlsBinding,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+use crate::actor::{now_millis, ActorHandle, ActorMsg};
+use crate::api::{ApiError, ErrorCode};
+use crate::net::Net;
+use crate::storage;
+use crate::transport::{self, Accepted, Alpn, CloseReason, PairingWindow, TrustSet};
+
+/// How long one pairing attempt may take once connected.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Where a joined device keeps the household secret, sealed to its own identity.
+const HOUSEHOLD_SECRET_FILE: &str = "household-secret.hearth";
+
+/// The roster as it travels inside pairing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RosterExport {
+    /// Everyone in the household.
+    pub people: Vec<Person>,
+    /// Every device on the roster.
+    pub devices: Vec<Device>,
+}
+
+/// How an invite ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviteResult {
+    /// A device joined.
+    Paired {
+        /// The display name the joiner gave.
+        name: String,
+        /// Its device id.
+        device: String,
+    },
+    /// Someone tried a code that did not match; the invite is used up.
+    WrongCode,
+    /// The attempt failed for another reason; the invite is used up.
+    Failed(String),
+    /// Nobody came in time.
+    Expired,
+}
+
+struct Invite {
+    code: PairingCode,
+    _window: PairingWindow,
+    result: watch::Sender<Option<InviteResult>>,
+}
+
+/// Pairing state of one daemon.
+pub struct Pairing {
+    trust: Arc<TrustSet>,
+    actor: ActorHandle,
+    data_dir: std::path::PathBuf,
+    identity: age::x25519::Identity,
+    local_key: [u8; 32],
+    me: PersonId,
+    household_secret: Mutex<Option<Zeroizing<[u8; 32]>>>,
+    invite: Mutex<Option<Invite>>,
+    last_result: Mutex<Option<watch::Receiver<Option<InviteResult>>>>,
+}
+
+impl Pairing {
+    /// Pairing for a ready daemon.
+    pub fn new(
+        trust: Arc<TrustSet>,
+        actor: ActorHandle,
+        data_dir: std::path::PathBuf,
+        secrets: &hearth_core::secrets::DeviceSecrets,
+        me: PersonId,
+    ) -> Pairing {
+        let identity = secrets.age_identity().clone();
+        let stored = std::fs::read(data_dir.join(HOUSEHOLD_SECRET_FILE))
+            .ok()
+            .and_then(|sealed| hearth_core::envelope::open(&identity, &sealed).ok())
+            .and_then(|plain| <[u8; 32]>::try_from(plain.as_slice()).ok());
+        let household_secret = stored
+            .or_else(|| secrets.household_secret().copied())
+            .map(Zeroizing::new);
+        Pairing {
+            trust,
+            actor,
+            data_dir,
+            identity,
+            local_key: secrets.device_public_key(),
+            me,
+            household_secret: Mutex::new(household_secret),
+            invite: Mutex::new(None),
+            last_result: Mutex::new(None),
+        }
+    }
+
+    /// The household secret, once this device has one.
+    pub fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>> {
+        self.household_secret.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Opens a new invite, replacing any open one, and closes it after `timeout`.
+    pub fn invite(self: &Arc<Self>, timeout: Duration) -> Result<PairingCode, ApiError> {
+        if self.household_secret().is_none() {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                "this device joined a household but has no household secret",
+                "invite from the device that started the household",
+            ));
+        }
+        let code = PairingCode::generate(&mut rand::rngs::OsRng);
+        let (result, receiver) = watch::channel(None);
+        let invite = Invite {
+            code: code.clone(),
+            _window: self.trust.open_pairing(),
+            result,
+        };
+        if let Ok(mut slot) = self.invite.lock() {
+            if let Some(old) = slot.replace(invite) {
+                old.result.send_replace(Some(InviteResult::Failed(
+                    "a newer invite replaced it".into(),
+                )));
+            }
+        }
+        if let Ok(mut last) = self.last_result.lock() {
+            *last = Some(receiver);
+        }
+        let me = self.clone();
+        let expiring = code.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            me.finish_if(&expiring, InviteResult::Expired);
+        });
+        Ok(code)
+    }
+
+    /// Ends the invite with `code` if it is still the open one.
+    fn finish_if(&self, code: &PairingCode, result: InviteResult) {
+        if let Ok(mut slot) = self.invite.lock() {
+            if slot.as_ref().is_some_and(|i| i.code == *code) {
+                if let Some(invite) = slot.take() {
+                    invite.result.send_replace(Some(result));
+                }
+            }
+        }
+    }
+
+    /// Takes the open invite: it is single-use from the first connection on.
+    fn take_invite(&self) -> Option<Invite> {
+        self.invite.lock().ok().and_then(|mut slot| slot.take())
+    }
+
+    /// Waits until the latest invite ends.
+    pub async fn wait(&self) -> Result<Value, ApiError> {
+        let receiver = self.last_result.lock().ok().and_then(|r| r.clone());
+        let Some(mut receiver) = receiver else {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                "there is no open invite",
+                "create one with `hearth pair invite`",
+            ));
+        };
+        let result = loop {
+            if let Some(result) = receiver.borrow_and_update().clone() {
+                break result;
+            }
+            if receiver.changed().await.is_err() {
+                break InviteResult::Failed("the daemon stopped".into());
+            }
+        };
+        match result {
+            InviteResult::Paired { name, device } => Ok(json!({ "paired": true, "name": name, "device_id": device })),
+            InviteResult::WrongCode => Err(ApiError::new(
+                ErrorCode::Invalid,
+                "someone tried to join with a code that did not match, so the invite is used up",
+                "if it was your partner, run `hearth pair invite` again and read the new code out carefully",
+            )),
+            InviteResult::Failed(why) => Err(ApiError::new(
+                ErrorCode::Invalid,
+                format!("pairing did not finish: {why}; the invite is used up"),
+                "run `hearth pair invite` again",
+            )),
+            InviteResult::Expired => Err(ApiError::new(
+                ErrorCode::Invalid,
+                "nobody joined before the invite expired",
+                "run `hearth pair invite` again when your partner is ready",
+            )),
+        }
+    }
+
+    async fn roster(&self) -> Result<RosterExport, ApiError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.actor.send(ActorMsg::Roster { reply }).await?;
+        answer.await.map_err(|_| stopping())
+    }
+
+    async fn add_to_roster(&self, roster: RosterExport) -> Result<(), ApiError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.actor
+            .send(ActorMsg::AddToRoster { roster, reply })
+            .await?;
+        answer.await.map_err(|_| stopping())?.map(|_| ())
+    }
+
+    fn save_household_secret(&self, secret: &[u8; 32]) -> Result<(), ApiError> {
+        let sealed = hearth_core::envelope::seal(&self.identity.to_public(), secret)
+            .map_err(|e| internal(&e.to_string()))?;
+        storage::atomic_write(&self.data_dir, HOUSEHOLD_SECRET_FILE, &sealed)
+            .map_err(|e| internal(&format!("could not save the household secret: {e}")))?;
+        if let Ok(mut slot) = self.household_secret.lock() {
+            *slot = Some(Zeroizing::new(*secret));
+        }
+        Ok(())
+    }
+}
+
+fn stopping() -> ApiError {
+    ApiError::new(
+        ErrorCode::Internal,
+        "hearthd is stopping",
+        "start it again with `hearth daemon start`",
+    )
+}
+
+fn internal(message: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Internal,
+        message,
+        "try pairing again; if it keeps failing, check `hearth status`",
+    )
+}
+
+/// Finishes the stream and waits (briefly) until the peer has read all of it, so that
+/// closing the connection afterwards does not discard the last frames.
+async fn flush(send: &mut quinn::SendStream) {
+    if send.finish().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+    }
+}
+
+/// Runs a handshake over one bidirectional stream until it finishes or fails.
+async fn drive(
+    handshake: &mut Handshake,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> Result<PairOutcome, PairError> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        while let Some(frame) = handshake.poll_transmit() {
+            if send.write_all(&frame).await.is_err() {
+                return Err(PairError::Closed);
+            }
+        }
+        if handshake.is_finished() {
+            if let Some(outcome) = handshake.take_outcome() {
+                flush(send).await;
+                return Ok(outcome);
+            }
+        }
+        match recv.read(&mut buf).await {
+            Ok(Some(n)) => {
+                let result = handshake.handle_bytes(&buf[..n]);
+                if let Err(e) = result {
+                    // Flush what the handshake queued (our confirmation), so the peer
+                    // learns the code was wrong on its side too.
+                    while let Some(frame) = handshake.poll_transmit() {
+                        let _ = send.write_all(&frame).await;
+                    }
+                    flush(send).await;
+                    return Err(e);
+                }
+            }
+            Ok(None) | Err(_) => {
+                if handshake.is_finished() {
+                    if let Some(outcome) = handshake.take_outcome() {
+                        return Ok(outcome);
+                    }
+                }
+                return Err(PairError::Closed);
+            }
+        }
+    }
+}
+
+/// Handles an incoming pairing connection on the inviting device.
+pub async fn accept(pairing: Arc<Pairing>, accepted: Accepted) {
+    let connection = accepted.connection;
+    let Some(invite) = pairing.take_invite() else {
+        transport::close(&connection, CloseReason::ProtocolViolation);
+        return;
+    };
+    let peer = accepted.peer;
+    let result = tokio::time::timeout(
+        ATTEMPT_TIMEOUT,
+        invite_side(&pairing, &invite.code, &connection, peer),
+    )
+    .await;
+    let result = match result {
+        Ok(r) => r,
+        Err(_) => Err(InviteResult::Failed(
+            "the other device took too long".into(),
+        )),
+    };
+    let outcome = match result {
+        Ok(done) => done,
+        Err(fail) => {
+            tracing::info!(peer = %DeviceId::from_public_key(&peer), "a pairing attempt failed; the invite is used up");
+            fail
+        }
+    };
+    invite.result.send_replace(Some(outcome));
+    transport::close(&connection, CloseReason::Done);
+}
+
+async fn invite_side(
+    pairing: &Pairing,
+    code: &PairingCode,
+    connection: &quinn::Connection,
+    peer: [u8; 32],
+) -> Result<InviteResult, InviteResult> {
+    let failed = |why: &str| InviteResult::Failed(why.to_string());
+    let (mut send, mut recv) = connection
+        .accept_bi()
+        .await
+        .map_err(|_| failed("the connection closed"))?;
+    let roster = pairing.roster().await.map_err(|e| failed(&e.message))?;
+    let me = roster.people.iter().find(|p| p.id == pairing.me).cloned();
+    let my_device = DeviceId::from_public_key(&pairing.local_key).to_string();
+    let secret = pairing
+        .household_secret()
+        .ok_or_else(|| failed("no household secret"))?;
+    let info = InviterInfo {
+        device_key: pairing.local_key,
+        display_name: me.map(|p| p.name).unwrap_or_default(),
+        person_id: pairing.me,
+        roster: serde_json::to_vec(&roster).map_err(|e| failed(&e.to_string()))?,
+        household_secret: secret,
+    };
+    let tls = TlsBinding {
+        local_tls_key: pairing.local_key,
+        peer_tls_key: peer,
+    };
+    let mut handshake = Handshake::new_inviter(code, info, tls, &mut rand::rngs::OsRng);
+    let outcome = drive(&mut handshake, &mut send, &mut recv)
+        .await
+        .map_err(|e| match e {
+            PairError::WrongCode => InviteResult::WrongCode,
+            other => InviteResult::Failed(other.to_string()),
+        })?;
+    let PairOutcome::Joiner(joiner) = outcome else {
+        return Err(failed("the other device answered as an inviter"));
+    };
+    let person = match joiner.joining_as {
+        JoiningAs::NewPartner { person_id } => person_id,
+        JoiningAs::SamePersonAsInviter => pairing.me,
+    };
+    let device_id = DeviceId::from_public_key(&joiner.device_key).to_string();
+    let now = now_millis();
+    let mut people = Vec::new();
+    if !roster.people.iter().any(|p| p.id == person) {
+        people.push(Person {
+            id: person,
+            name: joiner.display_name.clone(),
+            joined_at: now,
+        });
+    }
+    let device = Device {
+        id: device_id.clone(),
+        person,
+        name: format!("{}'s device", joiner.display_name),
+        public_key: data_encoding::HEXLOWER.encode(&joiner.device_key),
+        age_recipient: None,
+        added_by: Some(my_device),
+        added_at: now,
+        revoked_at: None,
+    };
+    pairing
+        .add_to_roster(RosterExport {
+            people,
+            devices: vec![device],
+        })
+        .await
+        .map_err(|e| failed(&e.message))?;
+    tracing::info!(peer = %device_id, "paired a new device");
+    Ok(InviteResult::Paired {
+        name: joiner.display_name,
+        device: device_id,
+    })
+}
+
+/// Joins a household from the joining device.
+pub async fn join(
+    pairing: &Pairing,
+    net: &Net,
+    code: &str,
+    addr: SocketAddr,
+    merge: bool,
+) -> Result<Value, ApiError> {
+    let code: PairingCode = code.parse().map_err(|e: hearth_core::pair::CodeError| {
+        ApiError::new(
+            ErrorCode::Invalid,
+            e.to_string(),
+            "type the code exactly as `hearth pair invite` showed it, like 4-amber-orbit-lantern",
+        )
+    })?;
+    let roster = pairing.roster().await?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    pairing.actor.send(ActorMsg::HoldsEntries { reply }).await?;
+    if answer.await.map_err(|_| stopping())? && !merge {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            "this device already holds entries of its own, and joining would mix them into the shared household",
+            "join from a fresh device (`hearth init` with a new --data-dir), or add --merge to bring these entries along",
+        ));
+    }
+    let me = roster
+        .people
+        .iter()
+        .find(|p| p.id == pairing.me)
+        .cloned()
+        .ok_or_else(|| internal("this device's person is missing from its roster"))?;
+    let connection = net
+        .transport()
+        .connect(addr, Alpn::Pair, None)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::Invalid,
+                format!("could not reach the inviting device at {addr}: {e}"),
+                "check the address and that `hearth pair invite` is still waiting there",
+            )
+        })?;
+    let peer = transport::peer_public_key(&connection)
+        .ok_or_else(|| internal("the inviting device presented no key"))?;
+    let (mut send, mut recv) = connection
+        .open_bi()
+        .await
+        .map_err(|e| internal(&e.to_string()))?;
+    let info = JoinerInfo {
+        device_key: pairing.local_key,
+        display_name: me.name.clone(),
+        joining_as: JoiningAs::NewPartner {
+            person_id: pairing.me,
+        },
+    };
+    let tls = TlsBinding {
+        local_tls_key: pairing.local_key,
+        peer_tls_key: peer,
+    };
+    let mut handshake = Handshake::new_joiner(&code, info, tls, &mut rand::rngs::OsRng);
+    let outcome =
+        tokio::time::timeout(ATTEMPT_TIMEOUT, drive(&mut handshake, &mut send, &mut recv))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::Invalid,
+                    "the inviting device stopped answering",
+                    "run `hearth pair invite` again and retry",
+                )
+            })?;
+    let outcome = outcome.map_err(|e| {
+        let closed = matches!(e, PairError::Closed);
+        let err = transport::connection_error(&connection, quinn::ConnectionError::LocallyClosed);
+        let message = if closed {
+            format!("pairing did not finish ({err})")
+        } else {
+            e.to_string()
+        };
+        ApiError::new(
+            ErrorCode::Invalid,
+            message,
+            "run `hearth pair invite` on the other device again, then join with the new code",
+        )
+    })?;
+    // The inviter closes the connection once our device is on its roster; only then
+    // can our sync connection get through.
+    let _ = tokio::time::timeout(Duration::from_secs(5), connection.closed()).await;
+    transport::close(&connection, CloseReason::Done);
+    let PairOutcome::Inviter(inviter) = outcome else {
+        return Err(internal("the other device answered as a joiner"));
+    };
+    let received: RosterExport = serde_json::from_slice(&inviter.roster)
+        .map_err(|_| internal("the inviting device sent a roster this Hearth cannot read"))?;
+    pairing.save_household_secret(&inviter.household_secret)?;
+    let inviter_device = DeviceId::from_public_key(&inviter.device_key);
+    pairing.add_to_roster(received).await?;
+    net.remember(&inviter_device, addr);
+    net.dial_now();
+    Ok(json!({
+        "paired": true,
+        "name": inviter.display_name,
+        "device_id": inviter_device.to_string(),
+    }))
+}
