@@ -432,12 +432,18 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
             );
         }
         "ack" => {
+            let about = match text(&r["target"], "kind") {
+                "item" => "an item",
+                "done" => "something done",
+                "checkin" => "a check-in",
+                "moment" => "a moment",
+                _ => "an entry",
+            };
             let _ = writeln!(
                 out,
-                "Sent {} “{}” about a {}.  {id}",
+                "Sent {} “{}” about {about}.  {id}",
                 names.of(&r["to"]),
                 text(r, "kind"),
-                text(&r["target"], "kind")
             );
         }
         "handoff" => {
