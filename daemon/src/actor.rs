@@ -351,6 +351,7 @@ impl Actor {
             disk_bytes: stored.store.disk_bytes(),
             records: handlers::record_counts(doc),
             quarantined: stored.quarantined.clone(),
+            heads: doc.heads().iter().map(|h| h.to_string()).collect(),
         })
         .collect();
         let progress = self.hub.progress();

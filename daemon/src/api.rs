@@ -581,6 +581,9 @@ pub struct DocStatus {
     /// Files moved aside because they could not be read.
     #[serde(default)]
     pub quarantined: Vec<String>,
+    /// The document's heads, hex: equal heads mean equal documents.
+    #[serde(default)]
+    pub heads: Vec<String>,
 }
 
 /// A peer in `status`.

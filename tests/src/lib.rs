@@ -6,3 +6,4 @@
 //! generates is a pure function of its seed.
 
 pub mod generate;
+pub mod harness;

@@ -1,0 +1,310 @@
+//! Real daemons in temp dirs, for integration tests, the benchmark and the demo.
+//!
+//! Each [`TestDaemon`] is a `hearthd` child process with its own data directory, its
+//! QUIC endpoint on `127.0.0.1:0` and discovery off, so nothing leaves loopback. Start-up
+//! waits for the daemon's own "listening" log line, and convergence waits on subscribe
+//! events: nothing here sleeps to hope something happened.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use hearthd::api::{Call, Status};
+use hearthd::client::{Client, ClientError, Subscription};
+use hearthd::paths::Paths;
+use serde_json::Value;
+
+/// How long a test waits for an event before it gives up.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Finds a binary built by this workspace next to the running test or benchmark.
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Test binaries live in target/<profile>/deps; binaries in target/<profile>.
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        bail!(
+            "{} is not built; run `cargo build -p {}` first (cargo test --workspace builds it)",
+            path.display(),
+            if name == "hearth" {
+                "hearth-cli"
+            } else {
+                "hearthd"
+            }
+        )
+    }
+}
+
+/// A `hearthd` child process with its own data directory.
+pub struct TestDaemon {
+    /// Where its files live.
+    pub paths: Paths,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+    log: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestDaemon {
+    /// Starts a daemon in a fresh temp dir.
+    pub fn start() -> anyhow::Result<TestDaemon> {
+        let dir = tempfile::tempdir()?;
+        let mut daemon = TestDaemon::start_in(dir.path())?;
+        daemon._dir = Some(dir);
+        Ok(daemon)
+    }
+
+    /// Starts (or restarts) a daemon on an existing data directory.
+    pub fn start_in(data_dir: &Path) -> anyhow::Result<TestDaemon> {
+        TestDaemon::start_with(data_dir, "127.0.0.1:0")
+    }
+
+    /// Stops the daemon and starts it again on the same directory and QUIC port, as a
+    /// device restarting would.
+    pub fn restart(&mut self, crash: bool) -> anyhow::Result<()> {
+        let listen = self.addr()?;
+        if crash {
+            self.kill();
+        } else {
+            self.stop()?;
+        }
+        let mut fresh = TestDaemon::start_with(&self.paths.data_dir, &listen)?;
+        self.child = fresh.child.take();
+        self.log = fresh.log.take();
+        Ok(())
+    }
+
+    /// Starts a daemon on `data_dir` listening on `listen`.
+    pub fn start_with(data_dir: &Path, listen: &str) -> anyhow::Result<TestDaemon> {
+        let paths = Paths::in_dir(data_dir);
+        let mut child = Command::new(workspace_binary("hearthd")?)
+            .arg("--data-dir")
+            .arg(&paths.data_dir)
+            .env("HEARTH_LISTEN", listen)
+            .env("HEARTH_DISCOVERY", "off")
+            .env(
+                "HEARTH_LOG",
+                std::env::var("HEARTH_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env_remove("HEARTH_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("could not start hearthd")?;
+        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let echo = std::env::var_os("HEARTH_TEST_ECHO").is_some();
+        let log = std::thread::spawn(move || {
+            let mut ready = Some(ready_tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("[hearthd] {line}");
+                }
+                if line.contains("hearthd is listening") {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(Ok(()));
+                    }
+                } else if line.starts_with("error:") {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(Err(line.clone()));
+                    }
+                }
+            }
+        });
+        let mut daemon = TestDaemon {
+            paths,
+            child: Some(child),
+            _dir: None,
+            log: Some(log),
+        };
+        match ready_rx.recv_timeout(EVENT_TIMEOUT) {
+            Ok(Ok(())) => Ok(daemon),
+            Ok(Err(line)) => {
+                daemon.kill();
+                bail!("hearthd refused to start: {line}")
+            }
+            Err(_) => {
+                daemon.kill();
+                bail!("hearthd did not start within {EVENT_TIMEOUT:?}")
+            }
+        }
+    }
+
+    /// A new control connection.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let mut client = Client::connect(&self.paths.socket)?;
+        client.set_timeout(Some(Duration::from_secs(60)))?;
+        Ok(client)
+    }
+
+    /// One call on a fresh connection.
+    pub fn call(&self, call: Call) -> Result<Value, ClientError> {
+        let mut client = Client::connect(&self.paths.socket)?;
+        client.call(call)
+    }
+
+    /// `status`, parsed.
+    pub fn status(&self) -> anyhow::Result<Status> {
+        Ok(serde_json::from_value(self.call(Call::Status)?)?)
+    }
+
+    /// Initialises the daemon as a person.
+    pub fn init(&self, name: &str) -> anyhow::Result<Value> {
+        Ok(self.call(Call::Init {
+            name: name.into(),
+            device_name: Some(format!("{name}'s laptop")),
+            passphrase: None,
+        })?)
+    }
+
+    /// The events stream.
+    pub fn subscribe(&self) -> anyhow::Result<Subscription> {
+        let mut sub = Client::connect(&self.paths.socket)?.subscribe()?;
+        sub.set_timeout(Some(Duration::from_millis(200)))?;
+        Ok(sub)
+    }
+
+    /// Heads of one document, by id prefix (`household` or `private`).
+    pub fn heads(&self, doc_prefix: &str) -> anyhow::Result<Vec<String>> {
+        let status = self.status()?;
+        status
+            .documents
+            .into_iter()
+            .find(|d| d.id.starts_with(doc_prefix))
+            .map(|d| d.heads)
+            .ok_or_else(|| anyhow!("no document {doc_prefix}"))
+    }
+
+    /// The QUIC address this daemon listens on.
+    pub fn addr(&self) -> anyhow::Result<String> {
+        self.status()?
+            .listen
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("the daemon listens on no address"))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the daemon with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(log) = self.log.take() {
+            let _ = log.join();
+        }
+    }
+
+    /// Asks the daemon to stop and waits until it has exited.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let _ = self.call(Call::Shutdown);
+        if let Some(mut child) = self.child.take() {
+            let status = child.wait()?;
+            if !status.success() {
+                bail!("hearthd exited with {status}");
+            }
+        }
+        if let Some(log) = self.log.take() {
+            let _ = log.join();
+        }
+        Ok(())
+    }
+
+    /// Keeps the temp dir after the daemon is dropped (for restarts), returning it.
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._dir.take()
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Pairs `joiner` into `inviter`'s household through the real pairing flow.
+pub fn pair(inviter: &TestDaemon, joiner: &TestDaemon) -> anyhow::Result<()> {
+    let invite = inviter.call(Call::PairInvite {
+        timeout_secs: Some(60),
+    })?;
+    let code = invite["code"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no code"))?
+        .to_string();
+    let addr = invite["addresses"][0]
+        .as_str()
+        .ok_or_else(|| anyhow!("no address"))?
+        .to_string();
+    let waiter = {
+        let socket = inviter.paths.socket.clone();
+        std::thread::spawn(move || -> Result<Value, ClientError> {
+            Client::connect(&socket)?.call(Call::PairWait)
+        })
+    };
+    joiner.call(Call::PairJoin {
+        code,
+        addr: Some(addr),
+        merge: false,
+    })?;
+    waiter
+        .join()
+        .map_err(|_| anyhow!("the pair.wait thread panicked"))??;
+    Ok(())
+}
+
+/// Waits until every daemon has the same heads for `doc_prefix`, waking on events.
+pub fn wait_converged(daemons: &[&TestDaemon], doc_prefix: &str) -> anyhow::Result<Vec<String>> {
+    let mut subs = daemons
+        .iter()
+        .map(|d| d.subscribe())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let heads = daemons
+            .iter()
+            .map(|d| d.heads(doc_prefix))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if heads.windows(2).all(|w| w[0] == w[1]) {
+            return Ok(heads.into_iter().next().unwrap_or_default());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the daemons did not converge on {doc_prefix} within {EVENT_TIMEOUT:?}: {heads:?}"
+            );
+        }
+        // Sleep on the event streams: any sync or change event is a reason to look again.
+        for sub in &mut subs {
+            let _ = sub.next_event()?;
+        }
+    }
+}
+
+/// Waits for an event matching `want` on a subscription.
+pub fn wait_for_event(
+    sub: &mut Subscription,
+    want: impl Fn(&hearthd::api::Event) -> bool,
+) -> anyhow::Result<hearthd::api::Event> {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some(line) = sub.next_event()? {
+            if want(&line.event) {
+                return Ok(line.event);
+            }
+        }
+    }
+    bail!("the expected event did not arrive within {EVENT_TIMEOUT:?}")
+}

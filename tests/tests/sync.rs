@@ -1,0 +1,221 @@
+//! Pairing and sync between real daemons over QUIC on loopback.
+#![allow(clippy::unwrap_used)]
+
+use hearth_core::model::MomentKind;
+use hearth_tests::harness::{pair, wait_converged, wait_for_event, TestDaemon};
+use hearthd::api::{At, Call, CheckinParams, ErrorCode, Event, LogParams, MomentParams};
+use hearthd::client::ClientError;
+use serde_json::Value;
+
+fn moment(d: &TestDaemon, note: &str) -> Value {
+    d.call(Call::MomentAdd(MomentParams {
+        kind: MomentKind::Laugh,
+        started_by: None,
+        note: Some(note.into()),
+        at: At::default(),
+    }))
+    .unwrap()
+}
+
+fn notes(d: &TestDaemon) -> Vec<String> {
+    let log = d.call(Call::Log(LogParams::default())).unwrap();
+    let mut notes: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["record"]["note"].as_str().map(String::from))
+        .collect();
+    notes.sort();
+    notes
+}
+
+fn two_paired() -> (TestDaemon, TestDaemon) {
+    let a = TestDaemon::start().unwrap();
+    let b = TestDaemon::start().unwrap();
+    a.init("Ada").unwrap();
+    b.init("Bo").unwrap();
+    pair(&a, &b).unwrap();
+    (a, b)
+}
+
+#[test]
+fn two_daemons_pair_write_while_apart_and_converge() {
+    let (mut a, mut b) = two_paired();
+    // 1. Both write while connected and converge.
+    moment(&a, "a-1");
+    moment(&b, "b-1");
+    wait_converged(&[&a, &b], "household").unwrap();
+    assert_eq!(notes(&a), vec!["a-1", "b-1"]);
+
+    // 2. Apart: B is down while A writes, then A is down while B writes.
+    b.stop().unwrap();
+    moment(&a, "a-2");
+    a.restart(false).unwrap();
+    // Restart B on its directory: it dials A at A's remembered address.
+    let mut b2 = TestDaemon::start_in(&b.paths.data_dir).unwrap();
+    moment(&b2, "b-2");
+    wait_converged(&[&a, &b2], "household").unwrap();
+    assert_eq!(notes(&a), vec!["a-1", "a-2", "b-1", "b-2"]);
+    assert_eq!(notes(&a), notes(&b2));
+    b2.stop().unwrap();
+    a.stop().unwrap();
+}
+
+#[test]
+fn private_entries_never_reach_the_partner() {
+    let (a, b) = two_paired();
+    b.call(Call::CheckinAdd(CheckinParams {
+        battery: 20,
+        note: Some("only for me".into()),
+        visibility: Some(hearth_core::model::Visibility::Private),
+        ..Default::default()
+    }))
+    .unwrap();
+    b.call(Call::CheckinAdd(CheckinParams {
+        battery: 30,
+        note: Some("for us both".into()),
+        ..Default::default()
+    }))
+    .unwrap();
+    wait_converged(&[&a, &b], "household").unwrap();
+    assert_eq!(notes(&a), vec!["for us both"]);
+    assert_eq!(notes(&b), vec!["for us both", "only for me"]);
+    // A's store holds no document of B's person at all.
+    let b_person = b.status().unwrap().person.unwrap().id;
+    let a_docs: Vec<String> = std::fs::read_dir(a.paths.docs())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        !a_docs.iter().any(|d| d.contains(&b_person)),
+        "A holds {a_docs:?}"
+    );
+    assert!(a
+        .status()
+        .unwrap()
+        .documents
+        .iter()
+        .all(|d| !d.id.contains(&b_person)));
+}
+
+#[test]
+fn a_change_reaches_the_partner_as_an_event() {
+    let (a, b) = two_paired();
+    wait_converged(&[&a, &b], "household").unwrap();
+    let mut events = b.subscribe().unwrap();
+    moment(&a, "hello");
+    wait_for_event(
+        &mut events,
+        |e| matches!(e, Event::DocChanged { doc, remote: true, .. } if doc == "household"),
+    )
+    .unwrap();
+    assert_eq!(notes(&b), vec!["hello"]);
+}
+
+#[test]
+fn three_daemons_converge_through_the_one_they_share() {
+    let a = TestDaemon::start().unwrap();
+    let b = TestDaemon::start().unwrap();
+    let c = TestDaemon::start().unwrap();
+    a.init("Ada").unwrap();
+    b.init("Bo").unwrap();
+    c.init("Cy").unwrap();
+    pair(&a, &b).unwrap();
+    pair(&a, &c).unwrap();
+    moment(&b, "from b");
+    moment(&c, "from c");
+    moment(&a, "from a");
+    wait_converged(&[&a, &b, &c], "household").unwrap();
+    assert_eq!(notes(&b), vec!["from a", "from b", "from c"]);
+    assert_eq!(notes(&b), notes(&c));
+}
+
+#[test]
+fn a_wrong_code_burns_the_invite() {
+    let a = TestDaemon::start().unwrap();
+    let b = TestDaemon::start().unwrap();
+    a.init("Ada").unwrap();
+    b.init("Bo").unwrap();
+    let invite = a
+        .call(Call::PairInvite {
+            timeout_secs: Some(60),
+        })
+        .unwrap();
+    let code = invite["code"].as_str().unwrap().to_string();
+    let addr = invite["addresses"][0].as_str().unwrap().to_string();
+    let socket = a.paths.socket.clone();
+    let waiter = std::thread::spawn(move || {
+        hearthd::client::Client::connect(&socket)
+            .unwrap()
+            .call(Call::PairWait)
+    });
+    // Same number and words in another order: a well-formed, wrong guess.
+    let parts: Vec<&str> = code.split('-').collect();
+    let wrong = format!("{}-{}-{}-{}", parts[0], parts[3], parts[2], parts[1]);
+    let err = b
+        .call(Call::PairJoin {
+            code: wrong,
+            addr: Some(addr.clone()),
+            merge: false,
+        })
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Api(_)), "{err}");
+    let waited = waiter.join().unwrap().unwrap_err();
+    match waited {
+        ClientError::Api(e) => assert!(e.message.contains("did not match"), "{}", e.message),
+        other => panic!("unexpected {other}"),
+    }
+    // The right code no longer works: the invite is gone.
+    let err = b
+        .call(Call::PairJoin {
+            code,
+            addr: Some(addr),
+            merge: false,
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Api(ref e) if e.code == ErrorCode::Invalid),
+        "{err}"
+    );
+    assert!(b.status().unwrap().peers.is_empty());
+}
+
+#[test]
+fn a_device_with_entries_needs_merge_to_join() {
+    let a = TestDaemon::start().unwrap();
+    let b = TestDaemon::start().unwrap();
+    a.init("Ada").unwrap();
+    b.init("Bo").unwrap();
+    moment(&b, "mine");
+    let invite = a
+        .call(Call::PairInvite {
+            timeout_secs: Some(60),
+        })
+        .unwrap();
+    let err = b
+        .call(Call::PairJoin {
+            code: invite["code"].as_str().unwrap().into(),
+            addr: invite["addresses"][0].as_str().map(String::from),
+            merge: false,
+        })
+        .unwrap_err();
+    match err {
+        ClientError::Api(e) => assert!(e.hint.unwrap_or_default().contains("--merge")),
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn a_peer_killed_mid_sync_converges_after_restart() {
+    let (a, mut b) = two_paired();
+    wait_converged(&[&a, &b], "household").unwrap();
+    for i in 0..50 {
+        moment(&a, &format!("burst-{i:02}"));
+        if i == 10 {
+            b.restart(true).unwrap();
+        }
+    }
+    wait_converged(&[&a, &b], "household").unwrap();
+    assert_eq!(notes(&a), notes(&b));
+    assert_eq!(notes(&b).len(), 50);
+}
