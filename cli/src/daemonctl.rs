@@ -23,6 +23,8 @@ use crate::out;
 
 /// How long `daemon start` and autostart wait for the socket to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long to look for another daemon when the one we started exits at once.
+const RACE_GRACE: Duration = Duration::from_secs(2);
 /// How long `daemon stop` waits for the socket to go away.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often to try a locked identity's passphrase on a terminal.
@@ -227,6 +229,11 @@ fn wait_for_socket(
             Err(e) => return Err(e.into()),
         }
         if let Ok(Some(status)) = child.try_wait() {
+            // Two commands may autostart at once; the daemon that loses the race for
+            // the data-directory lock exits, and the winner is about to answer.
+            if let Some(client) = connect_within(&ctx.paths.socket, RACE_GRACE) {
+                return Ok(client);
+            }
             let tail = log_tail(log_path, log_start);
             let detail = if tail.is_empty() {
                 String::new()
@@ -254,6 +261,20 @@ fn wait_for_socket(
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Tries to connect until `within` has passed.
+fn connect_within(socket: &Path, within: Duration) -> Option<Client> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(client) = Client::connect(socket) {
+            return Some(client);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

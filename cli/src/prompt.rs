@@ -176,6 +176,7 @@ fn run_picker(
     // Fold the list away and leave one line with the answer.
     write!(err, "\x1b[{}A\r\x1b[J", options.len() + 1)?;
     let answer = match &picker.chosen {
+        _ if outcome.is_err() => "stopped".to_string(),
         Some(chosen) => {
             let names: Vec<&str> = options
                 .iter()

@@ -641,6 +641,20 @@ pub(crate) fn ledger_show(v: &Value, names: &Names, style: Style) -> String {
     out
 }
 
+/// A record kind of the log (`checkins`, ...) as one word for a table cell.
+fn kind_label(kind: &str) -> &str {
+    match kind {
+        "checkins" => "check-in",
+        "reflections" => "reflection",
+        "ledger" => "item",
+        "done" => "done",
+        "acks" => "ack",
+        "handoffs" => "handoff",
+        "moments" => "moment",
+        other => other,
+    }
+}
+
 /// `hearth log`: one row per entry, with the local time it happened.
 pub(crate) fn log(entries: &[Value], names: &Names, style: Style) -> String {
     if entries.is_empty() {
@@ -656,7 +670,7 @@ pub(crate) fn log(entries: &[Value], names: &Names, style: Style) -> String {
             };
             vec![
                 when_of(e),
-                text(e, "kind").to_string(),
+                kind_label(text(e, "kind")).to_string(),
                 person,
                 text(e, "summary").replace(['\n', '\r'], " "),
                 short_id(text(e, "id")).to_string(),
@@ -814,7 +828,7 @@ mod tests {
     #[test]
     fn log_rows_show_time_kind_person_and_summary() {
         let entries = vec![json!({
-            "kind": "moment", "id": "abcdef0123", "at": 0, "utc_offset_min": 120,
+            "kind": "moments", "id": "abcdef0123", "at": 0, "utc_offset_min": 120,
             "date": "1970-01-01", "person": "Sam", "person_id": "bbbbbbbb-2222",
             "summary": "a laugh\nover tea"
         })];

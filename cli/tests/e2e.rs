@@ -966,3 +966,31 @@ fn insights_and_report_answer() {
     }
     env.fails(&["report"], 2);
 }
+
+#[test]
+fn commands_that_autostart_at_once_share_one_daemon() {
+    let env = Env::new();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            env.cmd(&["--json", "status"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let pids: std::collections::HashSet<u64> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+            status["pid"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(pids.len(), 1, "more than one daemon answered: {pids:?}");
+}
