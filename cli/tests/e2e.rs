@@ -994,3 +994,41 @@ fn commands_that_autostart_at_once_share_one_daemon() {
         .collect();
     assert_eq!(pids.len(), 1, "more than one daemon answered: {pids:?}");
 }
+
+#[test]
+fn concurrent_writers_survive_sigkill_after_the_last_ack() {
+    const EACH: usize = 500;
+    let env = Env::init();
+    let pid = env.json(&["status"])["pid"].as_u64().unwrap();
+    std::thread::scope(|scope| {
+        for writer in ["a", "b"] {
+            let env = &env;
+            scope.spawn(move || {
+                for i in 0..EACH {
+                    let note = format!("{writer}{i}");
+                    let out = env.run(&["moment", "glance", "--note", &note]);
+                    assert!(
+                        out.status.success(),
+                        "write {note} failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            });
+        }
+    });
+    // Every write above was acknowledged; none may be lost to a crash now.
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = env.json(&["daemon", "start"]);
+    assert_ne!(started["pid"].as_u64(), Some(pid));
+    let moments = env.snapshot()["moments"].as_array().unwrap().clone();
+    assert_eq!(moments.len(), 2 * EACH);
+    let notes: std::collections::HashSet<&str> = moments
+        .iter()
+        .map(|m| m["note"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes.len(), 2 * EACH);
+}
