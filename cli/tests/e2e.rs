@@ -1017,11 +1017,17 @@ fn concurrent_writers_survive_sigkill_after_the_last_ack() {
         }
     });
     // Every write above was acknowledged; none may be lost to a crash now.
-    let killed = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let pid_raw = i32::try_from(pid).unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid_raw).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    // The kill is asynchronous; the socket stops answering once the process is gone.
+    let socket = env.path().join("hearthd.sock");
+    while std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let started = env.json(&["daemon", "start"]);
     assert_ne!(started["pid"].as_u64(), Some(pid));
     let moments = env.snapshot()["moments"].as_array().unwrap().clone();
