@@ -953,18 +953,48 @@ fn completions_man_and_demo() {
 }
 
 #[test]
-fn insights_and_report_answer() {
+fn insights_and_report_render_the_daemons_report() {
     let env = Env::init();
-    env.ok(&["checkin", "--battery", "30"]);
-    let out = env.run(&["--json", "insights", "--weeks", "4"]);
-    // The insights call is the daemon's; whatever it answers, the CLI passes it on
-    // as JSON or as a clear error.
-    if out.status.success() {
-        let _: Value = serde_json::from_slice(&out.stdout).unwrap();
-    } else {
-        assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
-    }
+    env.ok(&["checkin", "--battery", "30", "--sign", "dread=2"]);
+    env.ok(&["moment", "laugh"]);
+    env.fails(&["insights", "--weeks", "0"], 2);
     env.fails(&["report"], 2);
+    env.fails(&["report", "--markdown", "--html", "x.html"], 2);
+    let out = env.run(&["--json", "insights", "--weeks", "4"]);
+    if !out.status.success() {
+        // A daemon without the insights call answers with a clear error, and the CLI
+        // passes it on.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("error:") && stderr.contains("hint:"),
+            "{stderr}"
+        );
+        return;
+    }
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "schema",
+        "today",
+        "people",
+        "trends",
+        "signals",
+        "suggestions",
+    ] {
+        assert!(report.get(key).is_some(), "insights without {key}");
+    }
+    let human = env.ok(&["insights"]);
+    assert!(human.contains("Robin"), "{human}");
+    let md = env.ok(&["report", "--markdown"]);
+    assert!(md.starts_with('#'), "{md}");
+    let html = env.path().join("report.html");
+    let wrote = env.json(&["report", "--html", s(&html)]);
+    assert_eq!(wrote["files"], json!([s(&html)]));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<html"), "{}", &page[..200.min(page.len())]);
+    assert!(
+        !page.contains("<script"),
+        "the report must be self-contained and inert"
+    );
 }
 
 #[test]
