@@ -238,7 +238,12 @@ impl Params {
         for w in &self.windows_days {
             range("windows_days", f64::from(*w), 1.0, span)?;
         }
-        range("weeks", f64::from(self.weeks), 1.0, span / 7.0)?;
+        range(
+            "weeks",
+            f64::from(self.weeks),
+            1.0,
+            f64::from(MAX_SPAN_DAYS / 7),
+        )?;
         range("recent_weeks", f64::from(self.recent_weeks), 1.0, 52.0)?;
         range("baseline_days", f64::from(self.baseline_days), 7.0, 365.0)?;
         if !(self.ewma_alpha > 0.0 && self.ewma_alpha <= 1.0) {

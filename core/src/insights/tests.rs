@@ -740,6 +740,14 @@ fn bad_params_say_which_and_how_to_fix() {
         p.validate(),
         Err(InsightsError::ParamOutOfRange { name: "weeks", .. })
     ));
+    let p = Params {
+        weeks: 600,
+        ..Params::default()
+    };
+    assert_eq!(
+        p.validate().unwrap_err().to_string(),
+        "the insights setting `weeks` must be between 1 and 522, but was 600; leave it out to use the default"
+    );
 }
 
 #[test]

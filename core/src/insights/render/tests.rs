@@ -350,3 +350,60 @@ fn sample_report() {
     println!("{}", render_markdown(&r));
     println!("=====HTML=====\n{}", render_html(&r));
 }
+
+/// Opens the report in headless Chromium (Debian's `chromium`), checks that the browser
+/// parses every chart with its points, and prints it to PDF with the print stylesheet.
+/// Ignored by default because it needs the browser:
+/// `apt-get install chromium` then
+/// `cargo test -p hearth-core --lib renders_in_headless_chromium -- --ignored`.
+#[test]
+#[ignore]
+fn renders_in_headless_chromium() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let pdf = dir.path().join("report.pdf");
+    let r = history().run();
+    std::fs::write(&page, render_html(&r)).unwrap();
+    let url = format!("file://{}", page.display());
+    let chromium = |args: &[&str]| {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                // Any attempt to reach the network fails to resolve.
+                "--host-resolver-rules=MAP * ~NOTFOUND",
+            ])
+            .args(args)
+            .arg(&url)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("could not run chromium ({e}); install it with `apt-get install chromium`")
+            })
+    };
+    let dom = chromium(&["--dump-dom"]);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8(dom.stdout).unwrap();
+    assert_eq!(count(chart(&dom, "battery"), "<circle"), 22);
+    assert_eq!(count(chart(&dom, "signs"), "<circle"), 22);
+    for name in ["balance-overall", "balance-stage", "moments", "acks"] {
+        assert!(count(chart(&dom, name), "<rect") > 0, "{name}");
+    }
+    let printed = chromium(&[
+        &format!("--print-to-pdf={}", pdf.display()),
+        "--no-pdf-header-footer",
+    ]);
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF"), "not a PDF");
+}
