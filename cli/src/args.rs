@@ -14,6 +14,9 @@ use hearth_core::model::{
 };
 use hearthd::api::At;
 
+/// The heading that keeps the global options apart from each command's own.
+const GLOBAL: &str = "Global options";
+
 /// Hearth: notice and undo burnout together, privately, on your own devices.
 #[derive(Debug, Parser)]
 #[command(
@@ -28,15 +31,15 @@ use hearthd::api::At;
 )]
 pub(crate) struct Cli {
     /// Keep everything (data and control socket) under DIR.
-    #[arg(long, global = true, env = "HEARTH_DATA_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "HEARTH_DATA_DIR", value_name = "DIR", help_heading = GLOBAL)]
     pub(crate) data_dir: Option<PathBuf>,
 
     /// Print the raw result as JSON (shapes are documented in docs/cli-json.md).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub(crate) json: bool,
 
     /// Say more about what is happening; repeat for more detail.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub(crate) verbose: u8,
 
     /// Read the passphrase from FILE instead of asking for it.
@@ -44,7 +47,8 @@ pub(crate) struct Cli {
         long,
         global = true,
         env = "HEARTH_PASSPHRASE_FILE",
-        value_name = "FILE"
+        value_name = "FILE",
+        help_heading = GLOBAL
     )]
     pub(crate) passphrase_file: Option<PathBuf>,
 

@@ -40,6 +40,11 @@ impl Style {
         Style { enabled: false }
     }
 
+    /// Whether styling is on, for renderers that take a color flag.
+    pub(crate) fn enabled(self) -> bool {
+        self.enabled
+    }
+
     fn paint(self, code: &str, text: &str) -> String {
         if self.enabled {
             format!("\x1b[{code}m{text}\x1b[0m")

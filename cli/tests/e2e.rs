@@ -953,18 +953,48 @@ fn completions_man_and_demo() {
 }
 
 #[test]
-fn insights_and_report_answer() {
+fn insights_and_report_render_the_daemons_report() {
     let env = Env::init();
-    env.ok(&["checkin", "--battery", "30"]);
-    let out = env.run(&["--json", "insights", "--weeks", "4"]);
-    // The insights call is the daemon's; whatever it answers, the CLI passes it on
-    // as JSON or as a clear error.
-    if out.status.success() {
-        let _: Value = serde_json::from_slice(&out.stdout).unwrap();
-    } else {
-        assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
-    }
+    env.ok(&["checkin", "--battery", "30", "--sign", "dread=2"]);
+    env.ok(&["moment", "laugh"]);
+    env.fails(&["insights", "--weeks", "0"], 2);
     env.fails(&["report"], 2);
+    env.fails(&["report", "--markdown", "--html", "x.html"], 2);
+    let out = env.run(&["--json", "insights", "--weeks", "4"]);
+    if !out.status.success() {
+        // A daemon without the insights call answers with a clear error, and the CLI
+        // passes it on.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("error:") && stderr.contains("hint:"),
+            "{stderr}"
+        );
+        return;
+    }
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "schema",
+        "today",
+        "people",
+        "trends",
+        "signals",
+        "suggestions",
+    ] {
+        assert!(report.get(key).is_some(), "insights without {key}");
+    }
+    let human = env.ok(&["insights"]);
+    assert!(human.contains("Robin"), "{human}");
+    let md = env.ok(&["report", "--markdown"]);
+    assert!(md.starts_with('#'), "{md}");
+    let html = env.path().join("report.html");
+    let wrote = env.json(&["report", "--html", s(&html)]);
+    assert_eq!(wrote["files"], json!([s(&html)]));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<html"), "{}", &page[..200.min(page.len())]);
+    assert!(
+        !page.contains("<script"),
+        "the report must be self-contained and inert"
+    );
 }
 
 #[test]
@@ -993,4 +1023,48 @@ fn commands_that_autostart_at_once_share_one_daemon() {
         })
         .collect();
     assert_eq!(pids.len(), 1, "more than one daemon answered: {pids:?}");
+}
+
+#[test]
+fn concurrent_writers_survive_sigkill_after_the_last_ack() {
+    const EACH: usize = 500;
+    let env = Env::init();
+    let pid = env.json(&["status"])["pid"].as_u64().unwrap();
+    std::thread::scope(|scope| {
+        for writer in ["a", "b"] {
+            let env = &env;
+            scope.spawn(move || {
+                for i in 0..EACH {
+                    let note = format!("{writer}{i}");
+                    let out = env.run(&["moment", "glance", "--note", &note]);
+                    assert!(
+                        out.status.success(),
+                        "write {note} failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            });
+        }
+    });
+    // Every write above was acknowledged; none may be lost to a crash now.
+    let pid_raw = i32::try_from(pid).unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid_raw).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    // The kill is asynchronous; the socket stops answering once the process is gone.
+    let socket = env.path().join("hearthd.sock");
+    while std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let started = env.json(&["daemon", "start"]);
+    assert_ne!(started["pid"].as_u64(), Some(pid));
+    let moments = env.snapshot()["moments"].as_array().unwrap().clone();
+    assert_eq!(moments.len(), 2 * EACH);
+    let notes: std::collections::HashSet<&str> = moments
+        .iter()
+        .map(|m| m["note"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes.len(), 2 * EACH);
 }

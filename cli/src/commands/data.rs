@@ -3,8 +3,10 @@
 use std::io::Read as _;
 use std::path::Path;
 
+use hearth_core::insights::{render_html, render_markdown, render_terminal, Insights};
 use hearthd::api::{Call, LogParams};
-use serde_json::json;
+use hearthd::client::ClientError;
+use serde_json::{json, Value};
 
 use super::{Io, Session};
 use crate::args::{ExportArgs, ExportFormat, ImportArgs, InsightsArgs, LogArgs, ReportArgs};
@@ -87,7 +89,7 @@ fn report_files(ctx: &Ctx, io: &mut Io, format: &str, files: &[String]) -> anyho
 
 pub(super) fn import(ctx: &Ctx, io: &mut Io, args: ImportArgs) -> anyhow::Result<()> {
     let (text, source) = read_import(&args.file)?;
-    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| CliError::Invalid {
+    let doc: Value = serde_json::from_str(&text).map_err(|e| CliError::Invalid {
         message: format!("{source} is not valid JSON: {e}"),
         hint: "import reads the JSON written by `hearth export`".into(),
     })?;
@@ -121,26 +123,54 @@ fn read_import(path: &Path) -> anyhow::Result<(String, String)> {
     Ok((text, source))
 }
 
-pub(super) fn insights(ctx: &Ctx, io: &mut Io, args: InsightsArgs) -> anyhow::Result<()> {
+/// Asks the daemon for insights, and reads them into the report type.
+fn fetch_insights(
+    ctx: &Ctx,
+    weeks: Option<u32>,
+    include_private: bool,
+) -> anyhow::Result<(Value, Insights)> {
+    if weeks == Some(0) {
+        return Err(CliError::Usage {
+            message: "--weeks 0 leaves nothing to look at".into(),
+            hint: "use --weeks 4 or more; leave it out for the usual span".into(),
+        }
+        .into());
+    }
     let mut session = Session::open(ctx)?;
-    let result = session.call(Call::Insights {
-        weeks: args.weeks,
-        include_private: args.include_private,
+    let raw = session.call(Call::Insights {
+        weeks,
+        include_private,
     })?;
-    // The terminal rendering arrives with core::insights::render; until then the JSON
-    // is the output in both modes.
-    io.out.json(&result)?;
+    let report: Insights = serde_json::from_value(raw.clone())
+        .map_err(|e| ClientError::Protocol(format!("the insights report does not read: {e}")))?;
+    Ok((raw, report))
+}
+
+pub(super) fn insights(ctx: &Ctx, io: &mut Io, args: InsightsArgs) -> anyhow::Result<()> {
+    let (raw, report) = fetch_insights(ctx, args.weeks, args.include_private)?;
+    if ctx.json {
+        io.out.json(&raw)?;
+    } else {
+        io.out
+            .write(&render_terminal(&report, io.style.enabled()))?;
+    }
     Ok(())
 }
 
 pub(super) fn report(ctx: &Ctx, io: &mut Io, args: ReportArgs) -> anyhow::Result<()> {
-    let mut session = Session::open(ctx)?;
-    let result = session.call(Call::Insights {
-        weeks: args.weeks,
-        include_private: args.include_private,
-    })?;
-    // HTML and Markdown rendering arrive with core::insights::render; until then the
-    // report prints the insights JSON.
-    io.out.json(&result)?;
+    let (raw, report) = fetch_insights(ctx, args.weeks, args.include_private)?;
+    match args.html {
+        Some(path) => {
+            export::write_private(&path, render_html(&report).as_bytes())?;
+            let files = vec![path.display().to_string()];
+            if ctx.json {
+                io.out.json(&json!({"format": "html", "files": files}))?;
+            } else {
+                io.out.line(&format!("wrote {}", path.display()))?;
+            }
+        }
+        None if ctx.json => io.out.json(&raw)?,
+        None => io.out.write(&render_markdown(&report))?,
+    }
     Ok(())
 }

@@ -1,0 +1,1205 @@
+//! Insights: what the records say about how a couple is doing, and what to try first.
+//!
+//! This module owns the pure computation from records to an [`Insights`] report, and the
+//! renderers that turn a report into terminal text, Markdown or one self-contained HTML
+//! file ([`render_terminal`], [`render_markdown`], [`render_html`]). It must not read the
+//! clock, touch files or decide who may see what: `today` is an argument, and the caller
+//! (the daemon) decides which records go in, for example whether the caller's own private
+//! check-ins are included ([`InsightInputs::from_docs`]).
+//!
+//! # What it computes
+//!
+//! Everything is measured against a person's *own* usual level and never against the
+//! partner's. Days are the author's local dates ([`crate::model::When::date`]), so a
+//! check-in written at 23:30 in another time zone still lands on the day it was lived.
+//! Weeks are the seven-day spans ending `today`, `today - 7`, and so on, so "the last four
+//! weeks" always means the last 28 days, whatever the weekday.
+//!
+//! * **Trend** ([`PersonTrend`]): battery and burnout-sign level over each window in
+//!   [`Params::windows_days`] (7, 28 and 90 days), next to the person's baseline. The
+//!   baseline is the median of the daily values in the [`Params::baseline_days`] (28) days
+//!   *before* the recent stretch of [`Params::recent_weeks`] (4) weeks, so that a long
+//!   rise is not hidden by comparing it with itself; an exponentially weighted average
+//!   ([`Params::ewma_alpha`] per logged day) over all earlier days stands in when that
+//!   period has too few check-ins (gaps in logging).
+//! * **Elevated week:** a week with at least [`Params::min_days_per_week`] check-in days
+//!   whose sign level rose by [`Params::sign_rise`] or whose battery fell by
+//!   [`Params::battery_drop`] against the baseline, or that is high in absolute terms
+//!   ([`Params::signs_high`], [`Params::battery_low`]) so that someone whose usual is
+//!   already depleted is not missed.
+//! * **Signals** ([`Signal`], [`SignalKey`]): lingering, rough patch, both depleted,
+//!   basics first, balance, unacknowledged invisible work, fewer moments and
+//!   acknowledgments, declined handoffs, reflections, and "not enough data yet". Each
+//!   carries a one-line plain *why* and the counts it rests on. They come out in the
+//!   order of [`SignalKey`]'s declaration, then in household order of the person.
+//! * **Balance** ([`Balance`]): each person's share of the weighted load of active
+//!   ledger items, overall, per domain, per stage and for the invisible stages (notice
+//!   and follow-up), as a band and a four-week trend. Shares are listed in household
+//!   order, never sorted by size.
+//! * **Connection** ([`Connection`]): moments per week, who starts them, and the trend;
+//!   acknowledgments likewise.
+//! * **Suggestions** ([`Suggestion`]): one or two next steps in the order of recovery —
+//!   basics, small moments, who holds what, good enough, support beyond the couple.
+//!
+//! # JSON shape
+//!
+//! [`Insights`] serializes to one object whose top-level keys are stable:
+//! `schema`, `today`, `note`, `params`, `people`, `weeks`, `trends`, `balance`,
+//! `connection`, `reflections`, `signals`, `suggestions`, `data`. Keys inside are the
+//! field names documented on each type; enums serialize to the kebab-case keys listed on
+//! them. Numbers that may be unknown are `null` rather than guessed. New fields may be
+//! added; none is renamed or removed without bumping [`SCHEMA`].
+
+mod balance;
+mod connection;
+mod render;
+mod signals;
+mod suggest;
+mod trend;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use chrono::{Days, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::doc::{Doc, DocKind, Docs, Fields};
+use crate::model::{
+    Acknowledgment, Answer, Basic, BodySign, CheckIn, Domain, DoneEntry, Handoff, LedgerItem,
+    Moment, Person, PersonId, Reflection, Stage, Visibility,
+};
+
+pub use render::{render_html, render_markdown, render_terminal};
+
+/// The version of the report's JSON shape.
+pub const SCHEMA: u32 = 1;
+
+/// The one-line note every insights view carries.
+pub const NOT_MEDICAL_ADVICE: &str =
+    "Hearth shows patterns, not diagnoses. It is not medical advice.";
+
+/// Problems with the parameters of an insights run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InsightsError {
+    /// A parameter is outside the range that makes sense.
+    #[error("the insights setting `{name}` must be between {min} and {max}, but was {value}; leave it out to use the default")]
+    ParamOutOfRange {
+        /// The parameter's field name in [`Params`].
+        name: &'static str,
+        /// Smallest allowed value.
+        min: f64,
+        /// Largest allowed value.
+        max: f64,
+        /// The value given.
+        value: f64,
+    },
+    /// Two parameters contradict each other.
+    #[error("the insights settings disagree: {reason}; leave them out to use the defaults")]
+    ParamsDisagree {
+        /// What is wrong, in plain words.
+        reason: &'static str,
+    },
+}
+
+/// Every threshold and window the insights use, with the defaults documented per field.
+///
+/// The report carries the parameters it was computed with, so a reader can always see
+/// what "elevated" or "leaning" meant for that report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Params {
+    /// Trend windows in days, shortest first. Default `[7, 28, 90]`.
+    pub windows_days: Vec<u32>,
+    /// How many weeks the weekly series cover, for sparklines and charts. Default 12.
+    pub weeks: u32,
+    /// The recent stretch, in weeks, that lingering and the trends look at. The
+    /// baseline is taken from before it. Default 4.
+    pub recent_weeks: u32,
+    /// How many days before the recent stretch make up the baseline. Default 28.
+    pub baseline_days: u32,
+    /// Weight of the newest logged day in the exponentially weighted average
+    /// (0 < alpha ≤ 1). Default 0.2: a day's weight halves after about three logged days,
+    /// and the last two weeks of logging carry most of it.
+    pub ewma_alpha: f64,
+    /// Logged days a baseline needs before it counts. Default 7.
+    pub min_baseline_days: u32,
+    /// Check-in days a week needs before it can count as elevated or not. Default 2.
+    pub min_days_per_week: u32,
+    /// Check-in days within the recent stretch below which a person's patterns are
+    /// reported as "not enough yet". Default 4.
+    pub min_recent_days: u32,
+    /// Rise of the weekly sign level (0–4 scale) over the baseline that makes a week
+    /// elevated. Default 0.75.
+    pub sign_rise: f64,
+    /// Drop of the weekly battery (0–100) under the baseline that makes a week elevated.
+    /// Default 15.
+    pub battery_drop: f64,
+    /// Weekly sign level at or above which a week is elevated whatever the baseline.
+    /// Default 2.0 ("often", on the 0–4 scale).
+    pub signs_high: f64,
+    /// Weekly battery at or below which a week is elevated whatever the baseline.
+    /// Default 30.
+    pub battery_low: f64,
+    /// Battery change against the baseline that still counts as steady. Default 5.
+    pub battery_steady: f64,
+    /// Sign-level change against the baseline that still counts as steady. Default 0.25.
+    pub signs_steady: f64,
+    /// Elevated weeks, out of the recent stretch, that make a rise lingering. Default 3.
+    pub lingering_weeks: u32,
+    /// The largest share, in percent, that is still balanced. Default 60 (60/40).
+    pub balanced_max_pct: u32,
+    /// The largest share, in percent, that is leaning rather than heavy. Default 70.
+    pub leaning_max_pct: u32,
+    /// Change of the largest share, in percentage points over the trend, that counts as
+    /// a change of direction. Default 5.
+    pub balance_trend_pct: u32,
+    /// Active ledger items needed before balance signals are given. Default 3.
+    pub min_active_items: u32,
+    /// Moments or acknowledgments in the earlier period needed before a drop is
+    /// reported. Default 4.
+    pub min_connection_baseline: u32,
+    /// Recent rate below this fraction of the earlier rate is "fewer". Default 0.5.
+    pub fewer_ratio: f64,
+    /// Relative change of a rate that still counts as steady in a trend. Default 0.25.
+    pub rate_steady: f64,
+    /// Pieces of unacknowledged invisible work, per person and recent stretch, before it
+    /// is raised as a signal. Default 3.
+    pub min_unacknowledged: u32,
+    /// Declined handoffs in the recent stretch, also outnumbering accepted ones, before
+    /// it is raised. Default 2.
+    pub min_declined_handoffs: u32,
+    /// How old, in days, the latest reflection may be and still count. Default 90.
+    pub reflection_max_age_days: u32,
+    /// Records dated up to this many days after `today` count as today: a partner a few
+    /// time zones ahead may already be on tomorrow. Later dates are ignored. Default 1.
+    pub future_tolerance_days: u32,
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            windows_days: vec![7, 28, 90],
+            weeks: 12,
+            recent_weeks: 4,
+            baseline_days: 28,
+            ewma_alpha: 0.2,
+            min_baseline_days: 7,
+            min_days_per_week: 2,
+            min_recent_days: 4,
+            sign_rise: 0.75,
+            battery_drop: 15.0,
+            signs_high: 2.0,
+            battery_low: 30.0,
+            battery_steady: 5.0,
+            signs_steady: 0.25,
+            lingering_weeks: 3,
+            balanced_max_pct: 60,
+            leaning_max_pct: 70,
+            balance_trend_pct: 5,
+            min_active_items: 3,
+            min_connection_baseline: 4,
+            fewer_ratio: 0.5,
+            rate_steady: 0.25,
+            min_unacknowledged: 3,
+            min_declined_handoffs: 2,
+            reflection_max_age_days: 90,
+            future_tolerance_days: 1,
+        }
+    }
+}
+
+/// The longest span, in days, any window or series may cover (ten years).
+pub const MAX_SPAN_DAYS: u32 = 3660;
+
+impl Params {
+    /// Checks that every parameter is in a range that makes sense.
+    pub fn validate(&self) -> Result<(), InsightsError> {
+        let range = |name: &'static str, value: f64, min: f64, max: f64| {
+            if value.is_finite() && (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(InsightsError::ParamOutOfRange {
+                    name,
+                    min,
+                    max,
+                    value,
+                })
+            }
+        };
+        let span = f64::from(MAX_SPAN_DAYS);
+        if self.windows_days.is_empty() {
+            return Err(InsightsError::ParamsDisagree {
+                reason: "at least one trend window is needed",
+            });
+        }
+        for w in &self.windows_days {
+            range("windows_days", f64::from(*w), 1.0, span)?;
+        }
+        range(
+            "weeks",
+            f64::from(self.weeks),
+            1.0,
+            f64::from(MAX_SPAN_DAYS / 7),
+        )?;
+        range("recent_weeks", f64::from(self.recent_weeks), 1.0, 52.0)?;
+        range("baseline_days", f64::from(self.baseline_days), 7.0, 365.0)?;
+        if !(self.ewma_alpha > 0.0 && self.ewma_alpha <= 1.0) {
+            return Err(InsightsError::ParamOutOfRange {
+                name: "ewma_alpha",
+                min: 0.0,
+                max: 1.0,
+                value: self.ewma_alpha,
+            });
+        }
+        range(
+            "min_baseline_days",
+            f64::from(self.min_baseline_days),
+            1.0,
+            365.0,
+        )?;
+        range(
+            "min_days_per_week",
+            f64::from(self.min_days_per_week),
+            1.0,
+            7.0,
+        )?;
+        range(
+            "min_recent_days",
+            f64::from(self.min_recent_days),
+            1.0,
+            365.0,
+        )?;
+        range("sign_rise", self.sign_rise, 0.0, 4.0)?;
+        range("battery_drop", self.battery_drop, 0.0, 100.0)?;
+        range("signs_high", self.signs_high, 0.0, 4.0)?;
+        range("battery_low", self.battery_low, 0.0, 100.0)?;
+        range("battery_steady", self.battery_steady, 0.0, 100.0)?;
+        range("signs_steady", self.signs_steady, 0.0, 4.0)?;
+        range(
+            "lingering_weeks",
+            f64::from(self.lingering_weeks),
+            1.0,
+            f64::from(self.recent_weeks),
+        )?;
+        range(
+            "balanced_max_pct",
+            f64::from(self.balanced_max_pct),
+            50.0,
+            100.0,
+        )?;
+        range(
+            "leaning_max_pct",
+            f64::from(self.leaning_max_pct),
+            50.0,
+            100.0,
+        )?;
+        if self.leaning_max_pct < self.balanced_max_pct {
+            return Err(InsightsError::ParamsDisagree {
+                reason: "leaning_max_pct must be at least balanced_max_pct",
+            });
+        }
+        range(
+            "balance_trend_pct",
+            f64::from(self.balance_trend_pct),
+            1.0,
+            100.0,
+        )?;
+        range("fewer_ratio", self.fewer_ratio, 0.0, 1.0)?;
+        range("rate_steady", self.rate_steady, 0.0, 1.0)?;
+        range(
+            "reflection_max_age_days",
+            f64::from(self.reflection_max_age_days),
+            1.0,
+            span,
+        )?;
+        range(
+            "future_tolerance_days",
+            f64::from(self.future_tolerance_days),
+            0.0,
+            2.0,
+        )?;
+        Ok(())
+    }
+
+    /// How many days of history, counting back from today, the report can use. Records
+    /// older than this change nothing but the long-run average, so a caller may leave
+    /// them out ([`InsightInputs::from_docs_since`]).
+    pub fn history_days(&self) -> u32 {
+        let windows = self.windows_days.iter().copied().max().unwrap_or(0);
+        let recent = self.recent_weeks.saturating_mul(7);
+        let baseline = recent.saturating_add(self.baseline_days);
+        let connection = recent.saturating_mul(2);
+        let series = self.weeks.saturating_mul(7);
+        // A year before the baseline gives the average time to settle.
+        let ewma = baseline.saturating_add(365);
+        [
+            windows,
+            baseline,
+            connection,
+            series,
+            ewma,
+            self.reflection_max_age_days,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+        .min(MAX_SPAN_DAYS * 2)
+    }
+}
+
+/// The records insights are computed from. Plain data: build it by hand in tests, or
+/// from the documents with [`InsightInputs::from_docs`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InsightInputs {
+    /// Everyone in the household.
+    pub people: Vec<Person>,
+    /// Check-ins, in any order.
+    pub checkins: Vec<CheckIn>,
+    /// Reflections, in any order.
+    pub reflections: Vec<Reflection>,
+    /// Ledger items, whatever their status.
+    pub items: Vec<LedgerItem>,
+    /// Done entries.
+    pub done: Vec<DoneEntry>,
+    /// Acknowledgments.
+    pub acks: Vec<Acknowledgment>,
+    /// Handoffs.
+    pub handoffs: Vec<Handoff>,
+    /// Moments of connection.
+    pub moments: Vec<Moment>,
+}
+
+impl InsightInputs {
+    /// Everything this device can read that insights use.
+    ///
+    /// Shared records always come in. Private check-ins and reflections come in only when
+    /// `include_private` is set, and then only those of the device's own person
+    /// (`docs.me`): a private document never holds anyone else's, and this checks it
+    /// again rather than trusting it.
+    pub fn from_docs(docs: &Docs, include_private: bool) -> InsightInputs {
+        Self::read(docs, include_private, None)
+    }
+
+    /// Like [`InsightInputs::from_docs`], but leaves out dated records before `since`,
+    /// which keeps a report over a long history fast. Pass
+    /// `today - params.history_days()` to lose nothing the report shows.
+    pub fn from_docs_since(docs: &Docs, include_private: bool, since: NaiveDate) -> InsightInputs {
+        Self::read(docs, include_private, Some(since))
+    }
+
+    fn read(docs: &Docs, include_private: bool, since: Option<NaiveDate>) -> InsightInputs {
+        let since = since.map(|d| d.to_string());
+        // Dates are stored as `YYYY-MM-DD`, so comparing the text compares the dates.
+        let keep = |f: &Fields<'_>| match &since {
+            Some(since) => f.str("date").is_some_and(|d| d.as_str() >= since.as_str()),
+            None => true,
+        };
+        let household = &docs.household;
+        let mut checkins: Vec<CheckIn> = household
+            .filter::<CheckIn>(keep)
+            .into_iter()
+            .filter(|c| c.visibility != Visibility::Private)
+            .collect();
+        let mut reflections: Vec<Reflection> = household
+            .filter::<Reflection>(keep)
+            .into_iter()
+            .filter(|r| r.visibility != Visibility::Private)
+            .collect();
+        if include_private && own_private(&docs.private, docs.me) {
+            checkins.extend(
+                docs.private
+                    .filter::<CheckIn>(keep)
+                    .into_iter()
+                    .filter(|c| c.author == docs.me),
+            );
+            reflections.extend(
+                docs.private
+                    .filter::<Reflection>(keep)
+                    .into_iter()
+                    .filter(|r| r.author == docs.me),
+            );
+        }
+        InsightInputs {
+            people: docs.people(),
+            checkins,
+            reflections,
+            items: docs.ledger_items(),
+            done: household.filter(keep),
+            acks: household.filter(keep),
+            handoffs: household.filter(keep),
+            moments: household.filter(keep),
+        }
+    }
+}
+
+fn own_private(doc: &Doc, me: PersonId) -> bool {
+    doc.kind() == DocKind::Private(me)
+}
+
+/// A person as the report names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonInfo {
+    /// Stable id.
+    pub id: PersonId,
+    /// Display name; "someone" when the record names a person the roster does not know.
+    pub name: String,
+}
+
+/// One seven-day span of the weekly series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeekSpan {
+    /// First day, inclusive.
+    pub start: NaiveDate,
+    /// Last day, inclusive.
+    pub end: NaiveDate,
+}
+
+/// Which way a measure moved against the person's own baseline or earlier period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    /// Higher than before.
+    Higher,
+    /// About the same.
+    Steady,
+    /// Lower than before.
+    Lower,
+    /// Not enough data to say.
+    Unknown,
+}
+
+/// Where a baseline comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaselineSource {
+    /// The median of the baseline period.
+    Median,
+    /// The weighted average of all earlier days, because the baseline period was sparse.
+    Ewma,
+    /// Not enough earlier data yet.
+    None,
+}
+
+/// A person's usual level, from before the recent stretch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// First day of the baseline period.
+    pub from: NaiveDate,
+    /// Last day of the baseline period.
+    pub to: NaiveDate,
+    /// Check-in days in the period.
+    pub days: u32,
+    /// Median daily battery in the period.
+    pub battery_median: Option<f64>,
+    /// Median daily sign level in the period.
+    pub signs_median: Option<f64>,
+    /// Weighted average of the daily battery over every day before the recent stretch.
+    pub battery_ewma: Option<f64>,
+    /// Weighted average of the daily sign level over every day before the recent stretch.
+    pub signs_ewma: Option<f64>,
+    /// Which of the two the comparisons use.
+    pub source: BaselineSource,
+    /// The battery the comparisons use.
+    pub battery: Option<f64>,
+    /// The sign level the comparisons use.
+    pub signs: Option<f64>,
+}
+
+/// Levels over one trend window, against the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowTrend {
+    /// Length of the window in days, ending today.
+    pub days: u32,
+    /// Days with at least one check-in.
+    pub checkin_days: u32,
+    /// Mean daily battery, 0–100.
+    pub battery: Option<f64>,
+    /// Mean daily burnout-sign level, 0–4.
+    pub signs: Option<f64>,
+    /// Battery minus the baseline battery.
+    pub battery_vs_baseline: Option<f64>,
+    /// Sign level minus the baseline sign level.
+    pub signs_vs_baseline: Option<f64>,
+    /// Battery against the baseline.
+    pub battery_change: Change,
+    /// Sign level against the baseline.
+    pub signs_change: Change,
+}
+
+/// One week of one person's series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeekPoint {
+    /// Days with at least one check-in.
+    pub days: u32,
+    /// Mean daily battery.
+    pub battery: Option<f64>,
+    /// Mean daily sign level.
+    pub signs: Option<f64>,
+    /// Whether the week was elevated; only judged within the recent stretch, and only
+    /// with enough days.
+    pub elevated: Option<bool>,
+    /// Whether rest, or all four basics, were logged as met on some day.
+    pub rested: bool,
+    /// Days on which some basic was logged as not met.
+    pub basics_unmet_days: u32,
+}
+
+/// One person's levels over time, against their own baseline only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonTrend {
+    /// Whose trend this is.
+    pub person: PersonId,
+    /// Check-ins counted, over all time read.
+    pub checkins: u32,
+    /// Private check-ins among them (only ever the caller's own).
+    pub private_checkins: u32,
+    /// The usual level.
+    pub baseline: Baseline,
+    /// One entry per window in [`Params::windows_days`].
+    pub windows: Vec<WindowTrend>,
+    /// One entry per week of [`Insights::weeks`], oldest first.
+    pub weekly: Vec<WeekPoint>,
+    /// The weeks of the recent stretch ([`Params::recent_weeks`]), oldest first, each
+    /// judged elevated or not where it has enough days.
+    pub recent: Vec<WeekPoint>,
+    /// For the last seven days, how many days each basic was logged as not met.
+    pub basics_unmet_last_week: BTreeMap<Basic, u32>,
+    /// Body signs noted in the recent stretch, and on how many check-ins.
+    pub body_signs_recent: BTreeMap<BodySign, u32>,
+}
+
+/// The band a split of load falls in. It describes the split, not the people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Band {
+    /// Up to 60/40.
+    Balanced,
+    /// Up to 70/30.
+    Leaning,
+    /// Beyond 70/30.
+    Heavy,
+}
+
+impl Band {
+    /// The stable key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Band::Balanced => "balanced",
+            Band::Leaning => "leaning",
+            Band::Heavy => "heavy",
+        }
+    }
+}
+
+/// One person's part of a load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    /// Who.
+    pub person: PersonId,
+    /// Weighted load units: an item's weight (1–3) for every stage the person holds.
+    pub load: u32,
+    /// Whole percent; the percents of one [`Shares`] always sum to exactly 100.
+    pub pct: u32,
+}
+
+/// How one load splits between the people, in household order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shares {
+    /// Total assigned load units.
+    pub load: u32,
+    /// True when nothing is assigned; `shares` then carry zero load and zero percent.
+    pub no_load: bool,
+    /// Each person's part, in household order.
+    pub shares: Vec<Share>,
+    /// The band, when there is load and at least two people to share it.
+    pub band: Option<Band>,
+}
+
+/// A domain's split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainShares {
+    /// The domain.
+    pub domain: Domain,
+    /// Active items in it.
+    pub items: u32,
+    /// The split.
+    pub shares: Shares,
+}
+
+/// A stage's split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageShares {
+    /// The stage.
+    pub stage: Stage,
+    /// The split.
+    pub shares: Shares,
+}
+
+/// The split at the end of one week of the balance trend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalancePoint {
+    /// The last day of the week.
+    pub end: NaiveDate,
+    /// The overall split then.
+    pub overall: Shares,
+    /// The split of the invisible stages then.
+    pub invisible_stages: Shares,
+}
+
+/// Which way the split moved over the trend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BalanceDirection {
+    /// About the same.
+    Steady,
+    /// Closer to even.
+    EveningOut,
+    /// Further from even.
+    MoreUneven,
+    /// Not enough to say.
+    Unknown,
+}
+
+/// One person's invisible work in the recent stretch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvisibleWork {
+    /// Who did it.
+    pub person: PersonId,
+    /// Done entries that were invisible work: invisible items, or unlisted work.
+    pub done: u32,
+    /// How many of them nobody has acknowledged.
+    pub unacknowledged: u32,
+    /// Minutes logged on them, where given.
+    pub minutes: u32,
+}
+
+/// Handoffs proposed in the recent stretch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffCounts {
+    /// Still open.
+    pub open: u32,
+    /// Accepted.
+    pub accepted: u32,
+    /// Declined.
+    pub declined: u32,
+    /// Countered.
+    pub countered: u32,
+    /// Withdrawn.
+    pub withdrawn: u32,
+}
+
+/// Who holds what. Never a ranking: people are listed in household order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    /// Active ledger items.
+    pub active_items: u32,
+    /// Load units of stages nobody holds.
+    pub unassigned_load: u32,
+    /// All stages of all active items.
+    pub overall: Shares,
+    /// Noticing and following up, the stages nobody sees.
+    pub invisible_stages: Shares,
+    /// Per domain that has active items, in the domain order of the model.
+    pub by_domain: Vec<DomainShares>,
+    /// Per stage, in the order notice, plan, do, follow-up.
+    pub by_stage: Vec<StageShares>,
+    /// The split at the end of each of the recent weeks, oldest first. Earlier splits
+    /// are estimated by undoing the handoffs accepted since.
+    pub trend: Vec<BalancePoint>,
+    /// Which way the overall split moved over the trend.
+    pub direction: BalanceDirection,
+    /// Invisible work done in the recent stretch, per person.
+    pub invisible_work: Vec<InvisibleWork>,
+    /// Handoffs proposed in the recent stretch.
+    pub handoffs: HandoffCounts,
+}
+
+/// A count for one person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonCount {
+    /// Who.
+    pub person: PersonId,
+    /// How many.
+    pub n: u32,
+}
+
+/// One week of counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountWeek {
+    /// All of them.
+    pub total: u32,
+    /// Per person, in household order.
+    pub by: Vec<PersonCount>,
+}
+
+/// Counts over a period of whole weeks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeriodCount {
+    /// Length in weeks.
+    pub weeks: u32,
+    /// All of them.
+    pub total: u32,
+    /// Mean per week.
+    pub per_week: f64,
+    /// Per person, in household order, with whole percents that sum to 100 (all zero
+    /// when there were none).
+    pub by: Vec<CountShare>,
+}
+
+/// A count for one person with its whole-percent part of the total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountShare {
+    /// Who.
+    pub person: PersonId,
+    /// How many.
+    pub n: u32,
+    /// Whole percent of the total.
+    pub pct: u32,
+}
+
+/// Something counted per week: moments (by who started them) or acknowledgments (by
+/// who gave them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeeklyCounts {
+    /// One entry per week of [`Insights::weeks`], oldest first.
+    pub weekly: Vec<CountWeek>,
+    /// The recent stretch.
+    pub recent: PeriodCount,
+    /// The stretch of the same length just before it.
+    pub earlier: PeriodCount,
+    /// Recent against earlier.
+    pub trend: Change,
+}
+
+/// Small moments of connection and acknowledgments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    /// Moments, by who started them.
+    pub moments: WeeklyCounts,
+    /// Acknowledgments, by who gave them.
+    pub acknowledgments: WeeklyCounts,
+}
+
+/// A person's latest reflection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReflectionSummary {
+    /// Whose.
+    pub person: PersonId,
+    /// Its local date.
+    pub date: NaiveDate,
+    /// Would I want to work on this with more energy?
+    pub energy: Answer,
+    /// Do I feel emotionally safe?
+    pub safe: Answer,
+    /// Are we aligned on what we want?
+    pub aligned: Answer,
+    /// "Yes" to all three.
+    pub all_yes: bool,
+    /// Whether it is a private reflection (only ever the caller's own).
+    pub private: bool,
+}
+
+/// The kinds of signal, in the order they are shown: the state of each person first,
+/// then connection, then who holds what, then reflections, then missing data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignalKey {
+    /// Some basic (sleep, food, safety, rest) was not met in the last week.
+    BasicsFirst,
+    /// Both partners are worn down in the same week.
+    BothDepleted,
+    /// Signs stayed up for most of the recent weeks, even with rest.
+    Lingering,
+    /// A harder stretch: lifting, or not yet long or rested enough to call lingering.
+    RoughPatch,
+    /// Fewer moments of connection than before.
+    FewerMoments,
+    /// No moments at all lately, where there used to be some.
+    NobodyStarting,
+    /// Fewer acknowledgments than before.
+    FewerAcks,
+    /// The load is split beyond 70/30.
+    BalanceHeavy,
+    /// The load is split beyond 60/40.
+    BalanceLeaning,
+    /// Invisible work that nobody has acknowledged.
+    UnacknowledgedInvisibleWork,
+    /// Handoffs were declined more than accepted.
+    HandoffsDeclined,
+    /// "Yes" to all three reflection questions.
+    ReflectionPointsToBurnout,
+    /// Mixed reflection answers.
+    ReflectionMixed,
+    /// Too little data to say.
+    NotEnoughData,
+}
+
+impl SignalKey {
+    /// The stable key.
+    pub fn key(self) -> &'static str {
+        match self {
+            SignalKey::BasicsFirst => "basics-first",
+            SignalKey::BothDepleted => "both-depleted",
+            SignalKey::Lingering => "lingering",
+            SignalKey::RoughPatch => "rough-patch",
+            SignalKey::FewerMoments => "fewer-moments",
+            SignalKey::NobodyStarting => "nobody-starting",
+            SignalKey::FewerAcks => "fewer-acks",
+            SignalKey::BalanceHeavy => "balance-heavy",
+            SignalKey::BalanceLeaning => "balance-leaning",
+            SignalKey::UnacknowledgedInvisibleWork => "unacknowledged-invisible-work",
+            SignalKey::HandoffsDeclined => "handoffs-declined",
+            SignalKey::ReflectionPointsToBurnout => "reflection-points-to-burnout",
+            SignalKey::ReflectionMixed => "reflection-mixed",
+            SignalKey::NotEnoughData => "not-enough-data",
+        }
+    }
+
+    /// A short plain title for headings.
+    pub fn title(self) -> &'static str {
+        match self {
+            SignalKey::BasicsFirst => "Basics first",
+            SignalKey::BothDepleted => "Both running low",
+            SignalKey::Lingering => "Lingering",
+            SignalKey::RoughPatch => "A rough patch",
+            SignalKey::FewerMoments => "Fewer moments",
+            SignalKey::NobodyStarting => "Moments have paused",
+            SignalKey::FewerAcks => "Fewer thank-yous",
+            SignalKey::BalanceHeavy => "Load sits heavily on one side",
+            SignalKey::BalanceLeaning => "Load leans to one side",
+            SignalKey::UnacknowledgedInvisibleWork => "Unseen work",
+            SignalKey::HandoffsDeclined => "Handoffs declined",
+            SignalKey::ReflectionPointsToBurnout => "Reflection: tired, not apart",
+            SignalKey::ReflectionMixed => "Reflection: worth a talk",
+            SignalKey::NotEnoughData => "Not enough yet",
+        }
+    }
+}
+
+/// The counts a signal rests on, so a reader can judge how much to trust it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Basis {
+    /// Check-in days.
+    pub checkin_days: u32,
+    /// Weeks looked at.
+    pub weeks: u32,
+    /// Active ledger items.
+    pub items: u32,
+    /// Done entries.
+    pub done: u32,
+    /// Moments.
+    pub moments: u32,
+    /// Acknowledgments.
+    pub acks: u32,
+    /// Handoffs.
+    pub handoffs: u32,
+    /// Reflections.
+    pub reflections: u32,
+}
+
+/// Something worth noticing, with why. A signal, never a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    /// What kind.
+    pub key: SignalKey,
+    /// About whom, or `null` for the couple.
+    pub person: Option<PersonId>,
+    /// One plain line on why it shows, without the person's name (renderers add it).
+    pub why: String,
+    /// What it rests on.
+    pub rests_on: Basis,
+}
+
+/// The steps of recovery, in their order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Restore sleep, food, safety and rest.
+    Basics,
+    /// Small moments of connection.
+    Moments,
+    /// Look at who holds what and propose a handoff.
+    WhoHoldsWhat,
+    /// Agree on "good enough".
+    GoodEnough,
+    /// Support beyond the couple.
+    Support,
+    /// Nothing calls for a change: keep what works.
+    KeepGoing,
+    /// Too little data: a few check-ins, whenever it suits.
+    CheckIn,
+}
+
+impl Step {
+    /// The stable key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Step::Basics => "basics",
+            Step::Moments => "moments",
+            Step::WhoHoldsWhat => "who-holds-what",
+            Step::GoodEnough => "good-enough",
+            Step::Support => "support",
+            Step::KeepGoing => "keep-going",
+            Step::CheckIn => "check-in",
+        }
+    }
+}
+
+/// A concrete next step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suggestion {
+    /// Which step of recovery.
+    pub step: Step,
+    /// What to try, in plain words.
+    pub text: String,
+    /// The signals that led to it.
+    pub because: Vec<SignalKey>,
+}
+
+/// How much data the report rests on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataSummary {
+    /// Check-ins read.
+    pub checkins: u32,
+    /// Private check-ins and reflections among what was read (only the caller's own).
+    pub private_entries: u32,
+    /// Reflections read.
+    pub reflections: u32,
+    /// Ledger items, whatever their status.
+    pub items: u32,
+    /// Done entries read.
+    pub done: u32,
+    /// Acknowledgments read.
+    pub acks: u32,
+    /// Handoffs read.
+    pub handoffs: u32,
+    /// Moments read.
+    pub moments: u32,
+    /// Records dated too far after today, left out.
+    pub future_dated: u32,
+}
+
+/// The insights report. See the module docs for the JSON shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Insights {
+    /// The JSON shape's version, [`SCHEMA`].
+    pub schema: u32,
+    /// The day the report was computed for.
+    pub today: NaiveDate,
+    /// The one-line note that this is not medical advice.
+    pub note: String,
+    /// The parameters used.
+    pub params: Params,
+    /// Everyone in the household, in household order (by joining time).
+    pub people: Vec<PersonInfo>,
+    /// The weeks of every weekly series, oldest first.
+    pub weeks: Vec<WeekSpan>,
+    /// One per person, in household order.
+    pub trends: Vec<PersonTrend>,
+    /// Who holds what.
+    pub balance: Balance,
+    /// Moments and acknowledgments.
+    pub connection: Connection,
+    /// Each person's latest reflection, if recent enough.
+    pub reflections: Vec<ReflectionSummary>,
+    /// What is worth noticing, in display order.
+    pub signals: Vec<Signal>,
+    /// One or two next steps, in the order of recovery.
+    pub suggestions: Vec<Suggestion>,
+    /// How much data this rests on.
+    pub data: DataSummary,
+}
+
+impl Insights {
+    /// A person's display name, or "someone" for an id the roster does not know.
+    pub fn name_of(&self, person: PersonId) -> &str {
+        self.people
+            .iter()
+            .find(|p| p.id == person)
+            .map_or("someone", |p| p.name.as_str())
+    }
+}
+
+/// Computes the report for `today` (the caller's local date).
+pub fn compute(
+    inputs: &InsightInputs,
+    today: NaiveDate,
+    params: &Params,
+) -> Result<Insights, InsightsError> {
+    params.validate()?;
+    let cal = Calendar::new(today, params);
+    let people = household_order(inputs);
+    let ids: Vec<PersonId> = people.iter().map(|p| p.id).collect();
+
+    let trends: Vec<PersonTrend> = ids
+        .iter()
+        .map(|id| trend::person_trend(*id, &inputs.checkins, &cal, params))
+        .collect();
+    let balance = balance::balance(inputs, &ids, &cal, params);
+    let connection = connection::connection(inputs, &ids, &cal, params);
+    let reflections = signals::latest_reflections(&inputs.reflections, &ids, &cal, params);
+    let signals = signals::signals(&signals::Context {
+        ids: &ids,
+        trends: &trends,
+        balance: &balance,
+        connection: &connection,
+        reflections: &reflections,
+        params,
+    });
+    let suggestions = suggest::suggestions(&signals, &trends, &reflections);
+
+    let private_entries = inputs
+        .checkins
+        .iter()
+        .filter(|c| c.visibility == Visibility::Private)
+        .count()
+        + inputs
+            .reflections
+            .iter()
+            .filter(|r| r.visibility == Visibility::Private)
+            .count();
+    let future_dated = inputs
+        .checkins
+        .iter()
+        .map(|c| c.when.date)
+        .chain(inputs.done.iter().map(|d| d.when.date))
+        .chain(inputs.moments.iter().map(|m| m.when.date))
+        .chain(inputs.acks.iter().map(|a| a.when.date))
+        .chain(inputs.reflections.iter().map(|r| r.when.date))
+        .chain(inputs.handoffs.iter().map(|h| h.when.date))
+        .filter(|d| cal.age(*d).is_none())
+        .count();
+    let data = DataSummary {
+        checkins: count(inputs.checkins.len()),
+        private_entries: count(private_entries),
+        reflections: count(inputs.reflections.len()),
+        items: count(inputs.items.len()),
+        done: count(inputs.done.len()),
+        acks: count(inputs.acks.len()),
+        handoffs: count(inputs.handoffs.len()),
+        moments: count(inputs.moments.len()),
+        future_dated: count(future_dated),
+    };
+
+    Ok(Insights {
+        schema: SCHEMA,
+        today,
+        note: NOT_MEDICAL_ADVICE.to_string(),
+        params: params.clone(),
+        people,
+        weeks: cal.weeks(params.weeks),
+        trends,
+        balance,
+        connection,
+        reflections,
+        signals,
+        suggestions,
+        data,
+    })
+}
+
+/// Known people by joining time, then anyone the records name whom the roster does not
+/// know (a roster that has not synced yet), by id.
+fn household_order(inputs: &InsightInputs) -> Vec<PersonInfo> {
+    let mut known: Vec<&Person> = inputs.people.iter().collect();
+    known.sort_by_key(|p| (p.joined_at, p.id));
+    let mut out: Vec<PersonInfo> = Vec::new();
+    for p in known {
+        if !out.iter().any(|o| o.id == p.id) {
+            out.push(PersonInfo {
+                id: p.id,
+                name: p.name.clone(),
+            });
+        }
+    }
+    let mut unknown: Vec<PersonId> = inputs
+        .checkins
+        .iter()
+        .map(|c| c.author)
+        .chain(inputs.moments.iter().map(|m| m.started_by))
+        .chain(inputs.done.iter().map(|d| d.by))
+        .chain(inputs.reflections.iter().map(|r| r.author))
+        .filter(|id| !out.iter().any(|o| o.id == *id))
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    out.extend(unknown.into_iter().map(|id| PersonInfo {
+        id,
+        name: "someone".to_string(),
+    }));
+    out
+}
+
+/// Saturating conversion for counts that are shown, never used for indexing.
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Rounds to one decimal place, so reports are stable and readable.
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Rounds to two decimal places.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Turns local dates into ages in days before `today`, and ages into weeks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Calendar {
+    today: NaiveDate,
+    tolerance: i64,
+    recent_weeks: u32,
+}
+
+impl Calendar {
+    fn new(today: NaiveDate, params: &Params) -> Calendar {
+        Calendar {
+            today,
+            tolerance: i64::from(params.future_tolerance_days),
+            recent_weeks: params.recent_weeks,
+        }
+    }
+
+    /// Days before today (0 = today), or `None` for a date too far in the future. A date
+    /// within the tolerance after today counts as today.
+    fn age(&self, date: NaiveDate) -> Option<u32> {
+        let days = self.today.signed_duration_since(date).num_days();
+        if days < -self.tolerance {
+            return None;
+        }
+        Some(u32::try_from(days.max(0)).unwrap_or(u32::MAX))
+    }
+
+    /// The date `days` before today, saturating at the calendar's start.
+    fn back(&self, days: u32) -> NaiveDate {
+        self.today
+            .checked_sub_days(Days::new(u64::from(days)))
+            .unwrap_or(NaiveDate::MIN)
+    }
+
+    /// The last `n` weeks, oldest first.
+    fn weeks(&self, n: u32) -> Vec<WeekSpan> {
+        (0..n)
+            .rev()
+            .map(|k| WeekSpan {
+                start: self.back(k.saturating_mul(7).saturating_add(6)),
+                end: self.back(k.saturating_mul(7)),
+            })
+            .collect()
+    }
+
+    /// Length of the recent stretch in days.
+    fn recent_days(&self) -> u32 {
+        self.recent_weeks.saturating_mul(7)
+    }
+}
+
+/// Shared helpers for the submodules.
+fn week_of(age: u32) -> u32 {
+    age / 7
+}
