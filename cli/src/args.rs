@@ -89,8 +89,56 @@ pub(crate) enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), or write one page per command into a directory.
     Man(ManArgs),
+    /// Pair a partner's device: invite on one, join on the other.
+    #[command(subcommand)]
+    Pair(PairCommand),
+    /// Devices to reach without discovery.
+    #[command(subcommand)]
+    Peers(PeersCommand),
+    /// Sync with every paired device that can be reached, now.
+    Sync,
     /// Two daemons in temporary directories, paired, writing as both partners.
-    Demo,
+    Demo(DemoArgs),
+}
+
+/// `hearth pair ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PairCommand {
+    /// Print a one-time code and wait for a partner's device to join with it.
+    Invite {
+        /// How long to wait, in seconds (default: `pair_timeout_secs`, 10 minutes).
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    /// Join a household with the code `pair invite` printed.
+    Join {
+        /// The code, like 4-amber-orbit-lantern.
+        code: String,
+        /// The inviting device's address, HOST:PORT, as `pair invite` printed it.
+        #[arg(long)]
+        addr: Option<String>,
+        /// Join even though this device already holds entries of its own.
+        #[arg(long)]
+        merge: bool,
+    },
+}
+
+/// `hearth peers ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PeersCommand {
+    /// Remember a device's address, HOST:PORT, and keep reaching out to it.
+    Add {
+        /// HOST:PORT.
+        addr: String,
+    },
+}
+
+/// `hearth demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Keep the two temporary data directories afterwards, and print where they are.
+    #[arg(long)]
+    pub(crate) keep: bool,
 }
 
 /// `hearth init`.

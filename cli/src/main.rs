@@ -8,6 +8,7 @@
 mod args;
 mod commands;
 mod daemonctl;
+mod demo;
 mod error;
 mod export;
 mod out;

@@ -188,6 +188,9 @@ pub enum Call {
         /// Include the caller's own private entries.
         #[serde(default)]
         include_private: bool,
+        /// The caller's UTC offset, which decides what "today" is.
+        #[serde(default)]
+        utc_offset_min: i32,
     },
 }
 

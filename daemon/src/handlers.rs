@@ -337,6 +337,11 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
         Call::Log(p) => log(docs, &p).map(Outcome::read),
         Call::Export => Ok(Outcome::read(export(docs))),
         Call::Import { data } => import(docs, &data, now),
+        Call::Insights {
+            weeks,
+            include_private,
+            utc_offset_min,
+        } => insights(docs, weeks, include_private, utc_offset_min, now).map(Outcome::read),
         other => Err(ApiError::new(
             ErrorCode::Invalid,
             format!(
@@ -360,6 +365,29 @@ fn doc_for(docs: &Docs, visibility: Visibility) -> DocKind {
         Visibility::Private => docs.private.kind(),
         _ => DocKind::Household,
     }
+}
+
+fn insights(
+    docs: &Docs,
+    weeks: Option<u32>,
+    include_private: bool,
+    utc_offset_min: i32,
+    now: Millis,
+) -> Result<Value, ApiError> {
+    use hearth_core::insights::{compute, InsightInputs, Params};
+    let today = When::from_utc(now, utc_offset_min).date;
+    let mut params = Params::default();
+    if let Some(weeks) = weeks {
+        params.weeks = weeks;
+    }
+    let invalid = |e: hearth_core::insights::InsightsError| {
+        ApiError::new(ErrorCode::Invalid, e.to_string(), "try a smaller --weeks")
+    };
+    params.validate().map_err(invalid)?;
+    let since = today - chrono::Duration::days(i64::from(params.history_days()));
+    let inputs = InsightInputs::from_docs_since(docs, include_private, since);
+    let report = compute(&inputs, today, &params).map_err(invalid)?;
+    Ok(to_json(&report))
 }
 
 /// One timeline entry.

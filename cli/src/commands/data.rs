@@ -140,6 +140,7 @@ fn fetch_insights(
     let raw = session.call(Call::Insights {
         weeks,
         include_private,
+        utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
     })?;
     let report: Insights = serde_json::from_value(raw.clone())
         .map_err(|e| ClientError::Protocol(format!("the insights report does not read: {e}")))?;

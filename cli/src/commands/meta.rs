@@ -43,9 +43,3 @@ pub(super) fn man(io: &mut Io, args: ManArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-pub(super) fn demo(io: &mut Io) -> anyhow::Result<()> {
-    io.out
-        .line("demo: not built yet — pairing and sync are coming")?;
-    Ok(())
-}

@@ -7,6 +7,7 @@ mod entries;
 mod ledger;
 mod lifecycle;
 mod meta;
+mod pairing;
 
 use hearthd::api::Call;
 use hearthd::client::Client;
@@ -53,7 +54,10 @@ fn dispatch(ctx: &Ctx, io: &mut Io, command: Command) -> anyhow::Result<()> {
         Command::Report(args) => data::report(ctx, io, args),
         Command::Completions(args) => meta::completions(io, args),
         Command::Man(args) => meta::man(io, args),
-        Command::Demo => meta::demo(io),
+        Command::Pair(cmd) => pairing::pair(ctx, io, cmd),
+        Command::Peers(cmd) => pairing::peers(ctx, io, cmd),
+        Command::Sync => pairing::sync(ctx, io),
+        Command::Demo(args) => crate::demo::run(io, args),
     }
 }
 
