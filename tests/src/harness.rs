@@ -51,6 +51,7 @@ pub struct TestDaemon {
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
     log: Option<std::thread::JoinHandle<()>>,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl TestDaemon {
@@ -79,6 +80,7 @@ impl TestDaemon {
         let mut fresh = TestDaemon::start_with(&self.paths.data_dir, &listen)?;
         self.child = fresh.child.take();
         self.log = fresh.log.take();
+        self.lines = fresh.lines.clone();
         Ok(())
     }
 
@@ -103,11 +105,16 @@ impl TestDaemon {
         let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
         let (ready_tx, ready_rx) = mpsc::channel();
         let echo = std::env::var_os("HEARTH_TEST_ECHO").is_some();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = lines.clone();
         let log = std::thread::spawn(move || {
             let mut ready = Some(ready_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if echo {
                     eprintln!("[hearthd] {line}");
+                }
+                if let Ok(mut kept) = kept.lock() {
+                    kept.push(line.clone());
                 }
                 if line.contains("hearthd is listening") {
                     if let Some(tx) = ready.take() {
@@ -125,6 +132,7 @@ impl TestDaemon {
             child: Some(child),
             _dir: None,
             log: Some(log),
+            lines,
         };
         match ready_rx.recv_timeout(EVENT_TIMEOUT) {
             Ok(Ok(())) => Ok(daemon),
@@ -191,6 +199,29 @@ impl TestDaemon {
             .into_iter()
             .next()
             .ok_or_else(|| anyhow!("the daemon listens on no address"))
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the daemon logs a line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> anyhow::Result<String> {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        let mut seen = 0;
+        loop {
+            let lines = self.log_lines();
+            if let Some(line) = lines[seen.min(lines.len())..].iter().find(|l| l.contains(needle)) {
+                return Ok(line.clone());
+            }
+            seen = lines.len();
+            if Instant::now() > deadline {
+                bail!("hearthd never logged {needle:?}");
+            }
+            // Log lines arrive on a pipe the reader thread drains; look again shortly.
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The process id.
