@@ -67,7 +67,9 @@ pub enum DocError {
         count: usize,
     },
     /// The bytes are not an Automerge document.
-    #[error("the document could not be read ({0}); it will be restored from a partner's device by sync")]
+    #[error(
+        "the document could not be read ({0}); it will be restored from a partner's device by sync"
+    )]
     Corrupt(String),
     /// The document has the wrong shape for a Hearth document.
     #[error("the document is missing its `{0}` collection; it was not written by Hearth")]
@@ -350,7 +352,9 @@ impl Doc {
             }
             match decode::<R>(&self.am, &obj) {
                 Ok(record) => out.push(record),
-                Err(e) => tracing::warn!(kind = R::COLLECTION.key(), error = %e, "skipping a record that could not be read"),
+                Err(e) => {
+                    tracing::warn!(kind = R::COLLECTION.key(), error = %e, "skipping a record that could not be read")
+                }
             }
         }
         out
@@ -544,7 +548,8 @@ fn write_map<T: Transactable + ReadDoc>(
                 let Some(new) = json_to_scalar(scalar) else {
                     continue;
                 };
-                let unchanged = matches!(&current, Some((Value::Scalar(old), _)) if old.as_ref() == &new);
+                let unchanged =
+                    matches!(&current, Some((Value::Scalar(old), _)) if old.as_ref() == &new);
                 if !unchanged {
                     tx.put(obj, key, new)?;
                 }
@@ -918,9 +923,7 @@ impl Docs {
         handoff.validate()?;
         if answer == HandoffState::Accepted {
             let (stage, to) = (handoff.stage, handoff.to);
-            self.update_ledger_item(handoff.item, now, |item| {
-                item.owners.set(stage, Some(to))
-            })?;
+            self.update_ledger_item(handoff.item, now, |item| item.owners.set(stage, Some(to)))?;
         }
         self.household.put(&handoff, now)?;
         Ok(handoff)
@@ -1041,9 +1044,7 @@ mod tests {
         let mut x = Doc::new(DocKind::Household, actor(7));
         let y = Doc::new(DocKind::Household, actor(8));
         assert_eq!(x.heads(), y.heads());
-        x.automerge_mut()
-            .merge(&mut y.automerge().clone())
-            .unwrap();
+        x.automerge_mut().merge(&mut y.automerge().clone()).unwrap();
         assert_eq!(x.schema(), SCHEMA_VERSION);
     }
 
@@ -1083,7 +1084,8 @@ mod tests {
     fn checkins_between_filters_by_person_and_local_date() {
         let (mut da, _db, a, b) = docs_pair();
         for n in 0..10 {
-            da.add_checkin(&checkin(a, n, Visibility::Shared), 1).unwrap();
+            da.add_checkin(&checkin(a, n, Visibility::Shared), 1)
+                .unwrap();
             da.add_checkin(&checkin(b, 100 + n, Visibility::Shared), 1)
                 .unwrap();
         }
@@ -1118,7 +1120,10 @@ mod tests {
         };
         assert!(matches!(
             da.add_ack(&ack, 1),
-            Err(DocError::Invalid(ValidationError::UnknownReference { field: "target", .. }))
+            Err(DocError::Invalid(ValidationError::UnknownReference {
+                field: "target",
+                ..
+            }))
         ));
         assert_eq!(da.household.count(Collection::Acks), 0);
     }
@@ -1204,7 +1209,10 @@ mod tests {
         };
         assert!(matches!(
             db.propose_handoff(&bad, 3),
-            Err(DocError::Invalid(ValidationError::UnknownReference { field: "item", .. }))
+            Err(DocError::Invalid(ValidationError::UnknownReference {
+                field: "item",
+                ..
+            }))
         ));
     }
 

@@ -212,7 +212,10 @@ impl TestDaemon {
         let mut seen = 0;
         loop {
             let lines = self.log_lines();
-            if let Some(line) = lines[seen.min(lines.len())..].iter().find(|l| l.contains(needle)) {
+            if let Some(line) = lines[seen.min(lines.len())..]
+                .iter()
+                .find(|l| l.contains(needle))
+            {
                 return Ok(line.clone());
             }
             seen = lines.len();

@@ -60,8 +60,14 @@ fn another_user_is_refused_on_the_control_socket() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(output.stdout.is_empty(), "the other user saw: {}", String::from_utf8_lossy(&output.stdout));
-    let line = d.wait_for_log("refused a control connection from another user").unwrap();
+    assert!(
+        output.stdout.is_empty(),
+        "the other user saw: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let line = d
+        .wait_for_log("refused a control connection from another user")
+        .unwrap();
     assert!(line.contains("uid=65534"), "{line}");
     // The owner still gets in.
     assert_eq!(d.status().unwrap().state, "ready");
