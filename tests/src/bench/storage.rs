@@ -424,6 +424,8 @@ fn durable_writes(
     let mut append = Samples::default();
     let mut without_io = Samples::default();
     let mut chunk_bytes = 0usize;
+    let base = docs.household.automerge().save();
+    let mut chunks = Vec::new();
     let writes = opts.writes.max(1);
     for i in 0..writes {
         let at = set.last_at + i as i64 * 60_000;
@@ -446,6 +448,7 @@ fn durable_writes(
         total.push(started.elapsed());
         durable = docs.household.heads();
         chunk_bytes += chunk.len();
+        chunks.push(chunk.clone());
         // Sealing is inside append_chunk; time it once more on its own so the IO part
         // can be told apart.
         let t = Instant::now();
@@ -539,6 +542,104 @@ fn durable_writes(
         data,
         &format!("open with {writes} chunks (median)"),
         reopen.median(),
+        Unit::Ms,
+    );
+
+    // Where that goes: DocStore::open parses each chunk strictly on its own, then applies
+    // it with load_incremental, one at a time. Compare with one batched apply.
+    let mut read = Samples::default();
+    let mut decrypt = Samples::default();
+    let dir = stored.doc_dir(DocKind::Household)?;
+    for _ in 0..3 {
+        stored.evict()?;
+        let mut names: Vec<PathBuf> = fs::read_dir(&dir)
+            .map_err(BenchError::io("list a document directory"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("chunk-"))
+            })
+            .collect();
+        names.sort();
+        let started = Instant::now();
+        let mut sealed = Vec::new();
+        for name in &names {
+            sealed.push(fs::read(name).map_err(BenchError::io("read a chunk"))?);
+        }
+        read.push(started.elapsed());
+        let started = Instant::now();
+        for bytes in &sealed {
+            envelope::open(&stored.identity, bytes)?;
+        }
+        decrypt.push(started.elapsed());
+    }
+    report.add(
+        SECTION,
+        data,
+        &format!("  read {writes} chunk files (cold cache)"),
+        read.median(),
+        Unit::Ms,
+    );
+    report.add(
+        SECTION,
+        data,
+        &format!("  decrypt {writes} chunks"),
+        decrypt.median(),
+        Unit::Ms,
+    );
+    let mut parse = Samples::default();
+    let mut one_by_one = Samples::default();
+    let mut batched = Samples::default();
+    for _ in 0..3 {
+        let mut am = Automerge::load(&base)?;
+        let started = Instant::now();
+        for chunk in &chunks {
+            match Automerge::load_with_options(
+                chunk,
+                LoadOptions::new()
+                    .on_partial_load(OnPartialLoad::Error)
+                    .verification_mode(VerificationMode::DontCheck),
+            ) {
+                Ok(_) | Err(automerge::AutomergeError::MissingDeps) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        parse.push(started.elapsed());
+        let started = Instant::now();
+        for chunk in &chunks {
+            am.load_incremental(chunk)?;
+        }
+        one_by_one.push(started.elapsed());
+        let mut am = Automerge::load(&base)?;
+        let all: Vec<u8> = chunks.concat();
+        let started = Instant::now();
+        am.load_incremental(&all)?;
+        batched.push(started.elapsed());
+        if am.get_heads() != durable {
+            return Err(BenchError::Check(
+                "a batched chunk load lost a write".into(),
+            ));
+        }
+    }
+    report.add(
+        SECTION,
+        data,
+        &format!("  parse {writes} chunks on their own"),
+        parse.median(),
+        Unit::Ms,
+    );
+    report.add(
+        SECTION,
+        data,
+        &format!("  apply {writes} chunks one by one"),
+        one_by_one.median(),
+        Unit::Ms,
+    );
+    report.add(
+        SECTION,
+        data,
+        &format!("  apply {writes} chunks in one batch"),
+        batched.median(),
         Unit::Ms,
     );
 
