@@ -28,6 +28,7 @@ use crate::api::{
     PROTOCOL_VERSION,
 };
 use crate::config::Config;
+use crate::discovery::{self, Discoverer};
 use crate::handlers;
 use crate::net::Net;
 use crate::pairing::Pairing;
@@ -65,6 +66,7 @@ struct Ready {
     device_id: String,
     me: PersonId,
     net: Arc<Net>,
+    discovery: Option<Arc<Discoverer>>,
 }
 
 struct Shared {
@@ -211,6 +213,10 @@ async fn serve(opts: RunOptions, config: Config) -> anyhow::Result<()> {
         _ => None,
     };
     if let Some(ready) = ready {
+        // Goodbyes first, while the sockets still work.
+        if let Some(discovery) = &ready.discovery {
+            discovery.shutdown().await;
+        }
         ready.actor.shutdown().await;
         ready.net.shutdown().await;
     }
@@ -280,6 +286,7 @@ fn start_ready(
     trust: Arc<TrustSet>,
     me: PersonId,
 ) -> anyhow::Result<Ready> {
+    let mode = discovery::Mode::parse(&shared.config.discovery)?;
     let key = DeviceKey::from_pkcs8(secrets.device_pkcs8())?;
     let device = key.device_id();
     let transport = Transport::bind(shared.config.listen, &key, trust.clone())?;
@@ -291,20 +298,55 @@ fn start_ready(
         secrets,
         me,
     ));
+    let listen = transport.local_addr()?;
     let net = Net::start(
         transport,
         handle.clone(),
         device,
         shared.paths.data_dir.clone(),
         shared.config.peers.clone(),
-        pairing,
+        pairing.clone(),
     );
+    let discovery = start_discovery(mode, &shared.config, listen, &net, pairing);
     Ok(Ready {
         actor: handle,
         device_id: device.to_string(),
         me,
         net,
+        discovery,
     })
+}
+
+/// Starts discovery, or runs without it (known addresses only) when it cannot start:
+/// a daemon that cannot multicast still syncs with the peers it knows.
+fn start_discovery(
+    mode: discovery::Mode,
+    config: &Config,
+    listen: std::net::SocketAddr,
+    net: &Arc<Net>,
+    pairing: Arc<Pairing>,
+) -> Option<Arc<Discoverer>> {
+    let started = discovery::backend(mode, &config.mdns_interfaces, listen).and_then(|backend| {
+        backend
+            .map(|backend| {
+                Discoverer::start(
+                    mode,
+                    backend,
+                    listen.port(),
+                    pairing,
+                    Arc::new(discovery::NetSink(net.clone())),
+                    discovery::system_clock,
+                )
+            })
+            .transpose()
+    });
+    match started {
+        Ok(discoverer) => discoverer,
+        Err(e) => {
+            tracing::warn!(error = %e, "discovery is off; peers are found only at known addresses");
+            None
+        }
+    }
 }
 
 async fn connection(shared: Arc<Shared>, stream: UnixStream) {
@@ -527,21 +569,27 @@ async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value,
         Call::PairWait => shared.ready()?.net.pairing().wait().await,
         Call::PairJoin { code, addr, merge } => {
             let ready = shared.ready()?;
-            let Some(addr) = addr else {
-                return Err(ApiError::new(
-                    ErrorCode::Invalid,
-                    "finding the inviting device without an address is not available yet",
-                    "add --addr HOST:PORT with the address `hearth pair invite` printed",
-                ));
+            let target = match (addr, &ready.discovery) {
+                (Some(addr), _) => {
+                    let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
+                        ApiError::new(
+                            ErrorCode::Invalid,
+                            format!("`{addr}` is not an address"),
+                            "use the HOST:PORT that `hearth pair invite` printed",
+                        )
+                    })?;
+                    crate::pairing::JoinTarget::Addr(addr)
+                }
+                (None, Some(discovery)) => crate::pairing::JoinTarget::Discover(discovery.clone()),
+                (None, None) => {
+                    return Err(ApiError::new(
+                        ErrorCode::Invalid,
+                        "discovery is off on this device, so it cannot find the inviting device by itself",
+                        "add --addr HOST:PORT with the address `hearth pair invite` printed, or set discovery = \"mdns\" in config.toml",
+                    ))
+                }
             };
-            let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
-                ApiError::new(
-                    ErrorCode::Invalid,
-                    format!("`{addr}` is not an address"),
-                    "use the HOST:PORT that `hearth pair invite` printed",
-                )
-            })?;
-            crate::pairing::join(ready.net.pairing(), &ready.net, &code, addr, merge).await
+            crate::pairing::join(ready.net.pairing(), &ready.net, &code, target, merge).await
         }
         Call::PeersAdd { addr } => {
             let ready = shared.ready()?;

@@ -7,6 +7,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod discovery;
 pub mod handlers;
 pub mod net;
 pub mod pairing;

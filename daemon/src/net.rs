@@ -33,6 +33,11 @@ use crate::transport::{self, Alpn, CloseReason, Transport};
 /// A connection this recent that we dialled is kept when the same peer dials us, if our
 /// device id is the smaller: both sides then agree on which one survives.
 const SIMULTANEOUS_DIAL: Duration = Duration::from_secs(2);
+/// How long one dial to an address that discovery found may take before the next
+/// address of the same announcement is tried.
+const OFFER_DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Announcements whose dial state is kept at once; discovery forgets withdrawn ones.
+const MAX_OFFERS: usize = 64;
 /// Reconnect backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -56,6 +61,15 @@ struct LiveConn {
     since: Instant,
 }
 
+/// Addresses discovery found under one label, and how dialling them went.
+#[derive(Default)]
+struct Offer {
+    queue: std::collections::VecDeque<SocketAddr>,
+    tried: BTreeSet<SocketAddr>,
+    running: bool,
+    device: Option<String>,
+}
+
 struct Backoff {
     wait: Duration,
     next: Instant,
@@ -74,6 +88,7 @@ pub struct Net {
     next_conn: AtomicU64,
     wake: Notify,
     pairing: Arc<crate::pairing::Pairing>,
+    offers: Mutex<HashMap<String, Offer>>,
 }
 
 impl Net {
@@ -102,6 +117,7 @@ impl Net {
             next_conn: AtomicU64::new(1),
             wake: Notify::new(),
             pairing,
+            offers: Mutex::new(HashMap::new()),
         });
         tokio::spawn(net.clone().accept_loop());
         tokio::spawn(net.clone().dial_loop());
@@ -167,6 +183,124 @@ impl Net {
             b.clear();
         }
         self.wake.notify_one();
+    }
+
+    /// Takes addresses that discovery found under one household label, best first, and
+    /// dials them one after another until one answers. Resolution is only a hint: the
+    /// handshake decides whether the device is trusted.
+    ///
+    /// Nothing is dialled when a connected device already uses one of the addresses,
+    /// or when this label already led to a device that is connected; an address is
+    /// tried once per label (the dial loop keeps redialling the one that worked).
+    pub fn offer(self: &Arc<Self>, label: &str, addrs: Vec<SocketAddr>) {
+        let Ok(local) = self.transport.local_addr() else {
+            return;
+        };
+        let mut addrs: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| crate::discovery::dialable(local, a))
+            .collect();
+        if addrs.is_empty() || self.connected_at(&addrs) {
+            return;
+        }
+        // The last address that worked for any device goes first.
+        let known: BTreeSet<String> = self.book().last_addr.into_values().collect();
+        addrs.sort_by_key(|a| !known.contains(&a.to_string()));
+        let start = {
+            let Ok(live) = self
+                .live
+                .lock()
+                .map(|l| l.keys().cloned().collect::<BTreeSet<_>>())
+            else {
+                return;
+            };
+            let Ok(mut offers) = self.offers.lock() else {
+                return;
+            };
+            if !offers.contains_key(label) && offers.len() >= MAX_OFFERS {
+                offers.retain(|_, o| o.running);
+            }
+            let offer = offers.entry(label.to_string()).or_default();
+            if offer.device.as_ref().is_some_and(|d| live.contains(d)) {
+                return;
+            }
+            for addr in addrs {
+                if offer.tried.insert(addr) {
+                    offer.queue.push_back(addr);
+                }
+            }
+            let start = !offer.running && !offer.queue.is_empty();
+            offer.running |= start;
+            start
+        };
+        if start {
+            tokio::spawn(self.clone().dial_offer(label.to_string()));
+        }
+    }
+
+    /// Forgets a label discovery saw withdrawn.
+    pub fn forget_offer(&self, label: &str) {
+        if let Ok(mut offers) = self.offers.lock() {
+            offers.remove(label);
+        }
+    }
+
+    /// Whether a live connection's peer address is among `addrs`.
+    fn connected_at(&self, addrs: &[SocketAddr]) -> bool {
+        let canonical = |a: &SocketAddr| (a.ip().to_canonical(), a.port());
+        let wanted: BTreeSet<_> = addrs.iter().map(canonical).collect();
+        self.live.lock().is_ok_and(|live| {
+            live.values()
+                .any(|c| wanted.contains(&canonical(&c.connection.remote_address())))
+        })
+    }
+
+    async fn dial_offer(self: Arc<Self>, label: String) {
+        loop {
+            let next = self.offers.lock().ok().and_then(|mut offers| {
+                let offer = offers.get_mut(&label)?;
+                let next = offer.queue.pop_front();
+                offer.running = next.is_some();
+                next
+            });
+            let Some(addr) = next else {
+                return;
+            };
+            let dialled = tokio::time::timeout(
+                OFFER_DIAL_TIMEOUT,
+                self.transport.connect(addr, Alpn::Sync, None),
+            )
+            .await;
+            let connection = match dialled {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(e)) => {
+                    tracing::debug!(%addr, error = %e, "a discovered address did not lead to a household device");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::debug!(%addr, "a discovered address did not answer in time");
+                    continue;
+                }
+            };
+            let Some(key) = transport::peer_public_key(&connection) else {
+                continue;
+            };
+            let device = DeviceId::from_public_key(&key);
+            if let Ok(mut offers) = self.offers.lock() {
+                if let Some(offer) = offers.get_mut(&label) {
+                    offer.device = Some(device.to_string());
+                    offer.queue.clear();
+                    offer.running = false;
+                }
+            }
+            if let Ok(mut b) = self.backoff.lock() {
+                b.remove(&addr.to_string());
+            }
+            tracing::debug!(peer = %device, %addr, "reached a device that discovery found");
+            self.remember(&device, addr);
+            self.run_link(connection, device, Role::Initiator).await;
+            return;
+        }
     }
 
     fn save_book(&self) {

@@ -3,7 +3,7 @@
 //! The inviter opens one single-use invite at a time. Its code is good for one attempt:
 //! the first pairing connection takes the invite, and whatever happens next (success,
 //! a wrong code, a dropped connection) the invite is gone. The joiner connects to the
-//! inviter's address, runs the same handshake, and on success records the inviter's
+//! inviter's address (given, or found by discovery from the code's number), runs the same handshake, and on success records the inviter's
 //! roster and the household secret, then dials the inviter over `hearth/1` to sync.
 //!
 //! This module moves bytes between a QUIC stream and the handshake; all cryptography
@@ -29,6 +29,10 @@ use crate::net::Net;
 use crate::storage;
 use crate::transport::{self, Accepted, Alpn, CloseReason, PairingWindow, TrustSet};
 
+/// How long `pair join` without an address looks for the inviting device.
+const FIND_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one dial to a discovered inviter address may take before the next is tried.
+const FIND_DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one pairing attempt may take once connected.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where a joined device keeps the household secret, sealed to its own identity.
@@ -78,6 +82,9 @@ pub struct Pairing {
     household_secret: Mutex<Option<Zeroizing<[u8; 32]>>>,
     invite: Mutex<Option<Invite>>,
     last_result: Mutex<Option<watch::Receiver<Option<InviteResult>>>>,
+    /// Bumped whenever the open invite or the household secret changes, so that
+    /// discovery announces the right labels.
+    changes: watch::Sender<u64>,
 }
 
 impl Pairing {
@@ -107,7 +114,25 @@ impl Pairing {
             household_secret: Mutex::new(household_secret),
             invite: Mutex::new(None),
             last_result: Mutex::new(None),
+            changes: watch::channel(0).0,
         }
+    }
+
+    /// Changes whenever the open invite or the household secret may have changed.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The number part of the open invite's code, for the pairing announcement.
+    pub fn open_invite_number(&self) -> Option<u8> {
+        self.invite
+            .lock()
+            .ok()
+            .and_then(|slot| slot.as_ref().map(|i| i.code.number()))
     }
 
     /// The household secret, once this device has one.
@@ -141,6 +166,7 @@ impl Pairing {
         if let Ok(mut last) = self.last_result.lock() {
             *last = Some(receiver);
         }
+        self.changed();
         let me = self.clone();
         let expiring = code.clone();
         tokio::spawn(async move {
@@ -159,11 +185,14 @@ impl Pairing {
                 }
             }
         }
+        self.changed();
     }
 
     /// Takes the open invite: it is single-use from the first connection on.
     fn take_invite(&self) -> Option<Invite> {
-        self.invite.lock().ok().and_then(|mut slot| slot.take())
+        let taken = self.invite.lock().ok().and_then(|mut slot| slot.take());
+        self.changed();
+        taken
     }
 
     /// Waits until the latest invite ends.
@@ -226,6 +255,7 @@ impl Pairing {
         if let Ok(mut slot) = self.household_secret.lock() {
             *slot = Some(Zeroizing::new(*secret));
         }
+        self.changed();
         Ok(())
     }
 }
@@ -404,12 +434,80 @@ async fn invite_side(
     })
 }
 
+/// Where `pair join` looks for the inviting device.
+pub enum JoinTarget {
+    /// The address the user gave.
+    Addr(SocketAddr),
+    /// Whatever discovery finds announcing the code's number.
+    Discover(Arc<crate::discovery::Discoverer>),
+}
+
+/// Dials the inviting device for `hearth-pair/1`. With discovery, every address found
+/// for the code's number is tried in turn, as they arrive, until one answers.
+async fn connect_inviter(
+    net: &Net,
+    code: &PairingCode,
+    target: JoinTarget,
+) -> Result<(quinn::Connection, SocketAddr), ApiError> {
+    let discovery = match target {
+        JoinTarget::Addr(addr) => {
+            return net
+                .transport()
+                .connect(addr, Alpn::Pair, None)
+                .await
+                .map(|c| (c, addr))
+                .map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::Invalid,
+                        format!("could not reach the inviting device at {addr}: {e}"),
+                        "check the address and that `hearth pair invite` is still waiting there",
+                    )
+                });
+        }
+        JoinTarget::Discover(discovery) => discovery,
+    };
+    let mut found = discovery.find_inviter(code.number());
+    let deadline = tokio::time::Instant::now() + FIND_TIMEOUT;
+    let local = net.transport().local_addr().ok();
+    let mut last_error = None;
+    while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, found.recv()).await {
+        for addr in batch {
+            if local.is_some_and(|l| !crate::discovery::dialable(l, &addr)) {
+                continue;
+            }
+            match tokio::time::timeout(
+                FIND_DIAL_TIMEOUT,
+                net.transport().connect(addr, Alpn::Pair, None),
+            )
+            .await
+            {
+                Ok(Ok(connection)) => return Ok((connection, addr)),
+                Ok(Err(e)) => last_error = Some(format!("{addr}: {e}")),
+                Err(_) => last_error = Some(format!("{addr} did not answer")),
+            }
+        }
+    }
+    let message = match last_error {
+        Some(why) => format!("found the inviting device but could not reach it ({why})"),
+        None => format!(
+            "no device on this network is waiting with a code that starts with {} (looked for {} s)",
+            code.number(),
+            FIND_TIMEOUT.as_secs()
+        ),
+    };
+    Err(ApiError::new(
+        ErrorCode::Invalid,
+        message,
+        "check that `hearth pair invite` is still waiting on a device on the same network, or add --addr HOST:PORT with the address it printed",
+    ))
+}
+
 /// Joins a household from the joining device.
 pub async fn join(
     pairing: &Pairing,
     net: &Net,
     code: &str,
-    addr: SocketAddr,
+    target: JoinTarget,
     merge: bool,
 ) -> Result<Value, ApiError> {
     let code: PairingCode = code.parse().map_err(|e: hearth_core::pair::CodeError| {
@@ -435,17 +533,7 @@ pub async fn join(
         .find(|p| p.id == pairing.me)
         .cloned()
         .ok_or_else(|| internal("this device's person is missing from its roster"))?;
-    let connection = net
-        .transport()
-        .connect(addr, Alpn::Pair, None)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                ErrorCode::Invalid,
-                format!("could not reach the inviting device at {addr}: {e}"),
-                "check the address and that `hearth pair invite` is still waiting there",
-            )
-        })?;
+    let (connection, addr) = connect_inviter(net, &code, target).await?;
     let peer = transport::peer_public_key(&connection)
         .ok_or_else(|| internal("the inviting device presented no key"))?;
     let (mut send, mut recv) = connection

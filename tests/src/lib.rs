@@ -5,5 +5,6 @@
 //! the demo. It may do IO and read clocks (the benchmark measures time), but the data it
 //! generates is a pure function of its seed.
 
+pub mod bench;
 pub mod generate;
 pub mod harness;

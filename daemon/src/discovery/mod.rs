@@ -1,0 +1,519 @@
+//! Finding household devices and inviters on the local network without typing an
+//! address, and without telling strangers who is there.
+//!
+//! This module owns what the daemon announces (see [`token`] for the labels) and what it
+//! does with what it hears. It must not decide trust: a sighting is only a hint, an
+//! address worth dialling. Whether the device behind it is a partner is settled by the
+//! pinned QUIC handshake in [`crate::transport`], never here. A stranger who replays a
+//! label gets a refused handshake and nothing else.
+//!
+//! The pieces:
+//! - [`Discovery`] is the backend: announce a set of labels for our QUIC port, browse and
+//!   report sightings. [`mdns::MdnsDiscovery`] speaks mDNS (`_hearth._udp.local.`);
+//!   [`board::StaticDiscovery`] uses a rendezvous board (a directory, or memory) for
+//!   tests and single-machine demos, and sends nothing on any network.
+//! - [`Discoverer`] is the driver task: it announces the household label of the current
+//!   hour (and a pairing label while an invite is open), renews both when the hour turns,
+//!   matches sightings against this and the previous hour, hands household devices'
+//!   addresses to the network driver, and answers `pair join` lookups.
+
+pub mod board;
+pub mod mdns;
+pub mod token;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::RngCore;
+use tokio::sync::{mpsc, oneshot, watch};
+use zeroize::Zeroizing;
+
+use token::Salt;
+
+/// The DNS-SD service type Hearth announces.
+pub const SERVICE_TYPE: &str = "_hearth._udp.local.";
+
+/// Sightings remembered at once; older ones are dropped first, so a flood of junk
+/// announcements cannot grow memory.
+const MAX_SEEN: usize = 256;
+/// Our own recent labels, skipped when we hear them back.
+const OWN_LABELS: usize = 16;
+
+/// Problems starting or running discovery.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// The configured mode is not one Hearth knows.
+    #[error("discovery = \"{0}\" is not a mode Hearth knows; use mdns, static or off in config.toml or HEARTH_DISCOVERY")]
+    UnknownMode(String),
+    /// The mDNS responder could not start or refused a request.
+    #[error("mDNS failed: {0}; set discovery = \"off\" (or HEARTH_DISCOVERY=off) and add peers with `hearth peers add`, or check the network interfaces in mdns_interfaces")]
+    Mdns(String),
+    /// The static rendezvous board could not be read or written.
+    #[error("the discovery board at {path} failed: {source}; check that the directory exists and is writable, or unset HEARTH_DISCOVERY_DIR")]
+    Board {
+        /// The board directory.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The backend was asked to browse twice, or after it stopped.
+    #[error(
+        "discovery is not running; restart the daemon with `hearth daemon stop` and any command"
+    )]
+    NotRunning,
+}
+
+/// How the daemon finds peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Only configured and remembered addresses.
+    Off,
+    /// A rendezvous board on this machine (`HEARTH_DISCOVERY_DIR`); without one, like
+    /// `Off`.
+    Static,
+    /// Multicast DNS on the configured interfaces.
+    Mdns,
+}
+
+impl Mode {
+    /// The mode for a config value (`mdns`, `static`, `off`; `false` and `true` too,
+    /// so `discovery = "false"` reads as it should).
+    pub fn parse(value: &str) -> Result<Mode, DiscoveryError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "mdns" | "true" | "on" => Ok(Mode::Mdns),
+            "static" => Ok(Mode::Static),
+            "off" | "false" | "none" => Ok(Mode::Off),
+            _ => Err(DiscoveryError::UnknownMode(value.to_string())),
+        }
+    }
+}
+
+/// What a backend heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// An announcement and the addresses known for it so far. The same label may come
+    /// again with more addresses: the first event often carries only one family.
+    Found {
+        /// The announced label.
+        label: String,
+        /// Where it says it listens.
+        addrs: Vec<SocketAddr>,
+    },
+    /// An announcement was withdrawn or expired.
+    Gone {
+        /// The label.
+        label: String,
+    },
+}
+
+/// A future a backend returns from [`Discovery::shutdown`].
+pub type Stopping = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A way to announce labels and hear other devices' labels.
+pub trait Discovery: Send + Sync {
+    /// Announces exactly `labels`, each for QUIC `port`, withdrawing any others this
+    /// backend announced before (with a goodbye where the medium has one).
+    fn announce(&self, labels: &BTreeSet<String>, port: u16) -> Result<(), DiscoveryError>;
+    /// Starts browsing. Sightings arrive on the returned channel until shutdown.
+    fn browse(&self) -> Result<mpsc::UnboundedReceiver<Seen>, DiscoveryError>;
+    /// Asks again now, for someone who is waiting (a pairing lookup).
+    fn requery(&self);
+    /// Withdraws every announcement and stops.
+    fn shutdown(&self) -> Stopping;
+}
+
+/// What the driver needs from the daemon's pairing state.
+pub trait Keys: Send + Sync {
+    /// The household secret, once there is one.
+    fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>>;
+    /// The number part of the open invite's code, while one is open.
+    fn open_invite_number(&self) -> Option<u8>;
+    /// Changes whenever either of the above may have changed.
+    fn changes(&self) -> watch::Receiver<u64>;
+}
+
+/// Where the driver sends household devices' addresses.
+pub trait PeerSink: Send + Sync {
+    /// Addresses announced under one household label, best first, to try until one
+    /// answers. Later calls for the same label bring addresses that arrived since.
+    fn offer(&self, label: &str, addrs: Vec<SocketAddr>);
+    /// The label was withdrawn.
+    fn forget(&self, label: &str);
+}
+
+impl Keys for crate::pairing::Pairing {
+    fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>> {
+        crate::pairing::Pairing::household_secret(self)
+    }
+
+    fn open_invite_number(&self) -> Option<u8> {
+        crate::pairing::Pairing::open_invite_number(self)
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        crate::pairing::Pairing::changes(self)
+    }
+}
+
+/// The network driver as a [`PeerSink`].
+pub struct NetSink(pub Arc<crate::net::Net>);
+
+impl PeerSink for NetSink {
+    fn offer(&self, label: &str, addrs: Vec<SocketAddr>) {
+        self.0.offer(label, addrs);
+    }
+
+    fn forget(&self, label: &str) {
+        self.0.forget_offer(label);
+    }
+}
+
+/// Unix seconds, for the token hour.
+pub type Clock = fn() -> u64;
+
+/// The wall clock.
+pub fn system_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+enum Command {
+    FindInviter {
+        number: u8,
+        reply: mpsc::UnboundedSender<Vec<SocketAddr>>,
+    },
+    Stop(oneshot::Sender<()>),
+}
+
+/// The running discovery driver.
+pub struct Discoverer {
+    commands: mpsc::UnboundedSender<Command>,
+    mode: Mode,
+    stopped: Mutex<bool>,
+}
+
+impl Discoverer {
+    /// Starts the driver on `backend`, announcing QUIC `port`.
+    pub fn start(
+        mode: Mode,
+        backend: Arc<dyn Discovery>,
+        port: u16,
+        keys: Arc<dyn Keys>,
+        sink: Arc<dyn PeerSink>,
+        clock: Clock,
+    ) -> Result<Arc<Discoverer>, DiscoveryError> {
+        let sightings = backend.browse()?;
+        let (commands, inbox) = mpsc::unbounded_channel();
+        let driver = Driver {
+            backend,
+            port,
+            changes: keys.changes(),
+            keys,
+            sink,
+            clock,
+            hour: 0,
+            household_salt: [0; token::SALT_LEN],
+            pairing_salt: [0; token::SALT_LEN],
+            announced: BTreeSet::new(),
+            own: VecDeque::new(),
+            seen: HashMap::new(),
+            seen_order: VecDeque::new(),
+            offered: HashMap::new(),
+            lookups: Vec::new(),
+        };
+        tokio::spawn(driver.run(sightings, inbox));
+        Ok(Arc::new(Discoverer {
+            commands,
+            mode,
+            stopped: Mutex::new(false),
+        }))
+    }
+
+    /// The mode this driver runs in.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Looks for an inviter whose open code has `number`. The receiver gets the
+    /// addresses of each matching announcement as they arrive (only new ones each
+    /// time), for as long as the caller keeps it: dropping it ends the lookup.
+    pub fn find_inviter(&self, number: u8) -> mpsc::UnboundedReceiver<Vec<SocketAddr>> {
+        let (reply, found) = mpsc::unbounded_channel();
+        let _ = self.commands.send(Command::FindInviter { number, reply });
+        found
+    }
+
+    /// Withdraws our announcements (mDNS goodbye packets) and stops the driver.
+    pub async fn shutdown(&self) {
+        if let Ok(mut stopped) = self.stopped.lock() {
+            if *stopped {
+                return;
+            }
+            *stopped = true;
+        }
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Stop(tx)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), rx).await;
+        }
+    }
+}
+
+struct Lookup {
+    number: u8,
+    reply: mpsc::UnboundedSender<Vec<SocketAddr>>,
+    sent: HashMap<String, BTreeSet<SocketAddr>>,
+}
+
+struct Driver {
+    backend: Arc<dyn Discovery>,
+    port: u16,
+    keys: Arc<dyn Keys>,
+    changes: watch::Receiver<u64>,
+    sink: Arc<dyn PeerSink>,
+    clock: Clock,
+    hour: u64,
+    household_salt: Salt,
+    pairing_salt: Salt,
+    announced: BTreeSet<String>,
+    own: VecDeque<String>,
+    seen: HashMap<String, BTreeSet<SocketAddr>>,
+    seen_order: VecDeque<String>,
+    offered: HashMap<String, BTreeSet<SocketAddr>>,
+    lookups: Vec<Lookup>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut sightings: mpsc::UnboundedReceiver<Seen>,
+        mut inbox: mpsc::UnboundedReceiver<Command>,
+    ) {
+        self.new_period((self.clock)());
+        loop {
+            let wait = Duration::from_secs(token::secs_to_next_hour((self.clock)()));
+            tokio::select! {
+                biased;
+                command = inbox.recv() => match command {
+                    Some(Command::Stop(done)) => {
+                        self.backend.shutdown().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(Command::FindInviter { number, reply }) => {
+                        self.lookups.push(Lookup { number, reply, sent: HashMap::new() });
+                        self.match_all();
+                        self.backend.requery();
+                    }
+                    None => {
+                        self.backend.shutdown().await;
+                        return;
+                    }
+                },
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        // Pairing state is gone: the daemon is stopping. Keep serving
+                        // until told to stop, without watching it any more.
+                        self.changes = watch::channel(0).1;
+                    }
+                    self.reannounce();
+                    self.match_all();
+                }
+                seen = sightings.recv() => match seen {
+                    Some(Seen::Found { label, addrs }) => self.found(label, addrs),
+                    Some(Seen::Gone { label }) => self.gone(&label),
+                    None => {
+                        tracing::warn!("discovery stopped browsing; peers will be found only at known addresses");
+                        sightings = mpsc::unbounded_channel().1;
+                    }
+                },
+                () = tokio::time::sleep(wait) => {
+                    self.new_period((self.clock)());
+                }
+            }
+        }
+    }
+
+    /// A new hour: fresh salts, new labels, and the previous hour's labels withdrawn.
+    fn new_period(&mut self, now: u64) {
+        self.hour = token::hour_of(now);
+        rand::rngs::OsRng.fill_bytes(&mut self.household_salt);
+        rand::rngs::OsRng.fill_bytes(&mut self.pairing_salt);
+        self.reannounce();
+        // Labels of the hour before still match for one more hour; re-check so that a
+        // sighting made just before the turn is not lost.
+        self.match_all();
+    }
+
+    fn labels(&self) -> BTreeSet<String> {
+        let mut labels = BTreeSet::new();
+        if let Some(secret) = self.keys.household_secret() {
+            labels.insert(token::household_label(
+                &secret,
+                self.hour,
+                &self.household_salt,
+            ));
+        }
+        if let Some(number) = self.keys.open_invite_number() {
+            labels.insert(token::pairing_label(number, self.hour, &self.pairing_salt));
+        }
+        labels
+    }
+
+    fn reannounce(&mut self) {
+        let labels = self.labels();
+        if labels == self.announced {
+            return;
+        }
+        for label in &labels {
+            if !self.own.contains(label) {
+                self.own.push_back(label.clone());
+                if self.own.len() > OWN_LABELS {
+                    self.own.pop_front();
+                }
+            }
+        }
+        match self.backend.announce(&labels, self.port) {
+            Ok(()) => {
+                tracing::debug!(count = labels.len(), "announced this device");
+                self.announced = labels;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not announce this device"),
+        }
+    }
+
+    fn found(&mut self, label: String, addrs: Vec<SocketAddr>) {
+        if self.own.contains(&label) || token::parse_label(&label).is_none() {
+            return;
+        }
+        if !self.seen.contains_key(&label) {
+            self.seen_order.push_back(label.clone());
+            if self.seen_order.len() > MAX_SEEN {
+                if let Some(old) = self.seen_order.pop_front() {
+                    self.seen.remove(&old);
+                    self.offered.remove(&old);
+                }
+            }
+        }
+        self.seen.entry(label.clone()).or_default().extend(addrs);
+        self.match_label(&label);
+    }
+
+    fn gone(&mut self, label: &str) {
+        if self.seen.remove(label).is_some() {
+            self.seen_order.retain(|l| l != label);
+        }
+        if self.offered.remove(label).is_some() {
+            self.sink.forget(label);
+        }
+        for lookup in &mut self.lookups {
+            lookup.sent.remove(label);
+        }
+    }
+
+    fn match_all(&mut self) {
+        self.lookups.retain(|l| !l.reply.is_closed());
+        let labels: Vec<String> = self.seen.keys().cloned().collect();
+        for label in labels {
+            self.match_label(&label);
+        }
+    }
+
+    fn match_label(&mut self, label: &str) {
+        let Some(addrs) = self.seen.get(label) else {
+            return;
+        };
+        if let Some(secret) = self.keys.household_secret() {
+            if token::is_household(label, &secret, self.hour) {
+                let offered = self.offered.entry(label.to_string()).or_default();
+                let fresh: Vec<SocketAddr> = addrs.difference(offered).copied().collect();
+                if !fresh.is_empty() {
+                    offered.extend(fresh.iter().copied());
+                    tracing::debug!(
+                        addresses = fresh.len(),
+                        "discovery found a household device"
+                    );
+                    self.sink.offer(label, order(fresh));
+                }
+                return;
+            }
+        }
+        for lookup in &mut self.lookups {
+            if lookup.reply.is_closed() || !token::is_pairing(label, lookup.number, self.hour) {
+                continue;
+            }
+            let sent = lookup.sent.entry(label.to_string()).or_default();
+            let fresh: Vec<SocketAddr> = addrs.difference(sent).copied().collect();
+            if !fresh.is_empty() {
+                sent.extend(fresh.iter().copied());
+                let _ = lookup.reply.send(order(fresh));
+            }
+        }
+    }
+}
+
+/// Orders addresses to try: IPv4 first (it works on the most networks and with an
+/// IPv4-only socket), then routable IPv6, then IPv6 link-local (with its scope id).
+/// The network driver puts the last address that worked before all of these.
+pub fn order(mut addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    fn rank(addr: &SocketAddr) -> u8 {
+        match addr.ip() {
+            IpAddr::V4(_) => 0,
+            IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => 2,
+            IpAddr::V6(_) => 1,
+        }
+    }
+    addrs.sort_by_key(|a| (rank(a), *a));
+    addrs.dedup();
+    addrs
+}
+
+/// Whether `addr` can be dialled from a socket bound to `local`: an IPv4 socket
+/// reaches only IPv4; an IPv6 socket bound to `[::]` reaches both.
+pub fn dialable(local: SocketAddr, addr: &SocketAddr) -> bool {
+    match (local.ip(), addr.ip()) {
+        (IpAddr::V4(l), IpAddr::V4(a)) => l.is_unspecified() || l.is_loopback() == a.is_loopback(),
+        (IpAddr::V4(_), IpAddr::V6(_)) => false,
+        (IpAddr::V6(l), IpAddr::V4(_)) => l.is_unspecified(),
+        (IpAddr::V6(l), IpAddr::V6(a)) => l.is_unspecified() || l.is_loopback() == a.is_loopback(),
+    }
+}
+
+/// The backend for `mode`, or `None` when discovery is off.
+///
+/// `listen` is the QUIC socket's address: the static board announces it (or loopback
+/// when it is bound to every interface).
+pub fn backend(
+    mode: Mode,
+    interfaces: &[String],
+    listen: SocketAddr,
+) -> Result<Option<Arc<dyn Discovery>>, DiscoveryError> {
+    match mode {
+        Mode::Off => Ok(None),
+        Mode::Static => {
+            let Some(dir) = std::env::var_os("HEARTH_DISCOVERY_DIR") else {
+                return Ok(None);
+            };
+            let ip = if listen.ip().is_unspecified() {
+                match listen {
+                    SocketAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+                    SocketAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                }
+            } else {
+                listen.ip()
+            };
+            let board = board::Board::dir(std::path::PathBuf::from(dir))?;
+            Ok(Some(Arc::new(board::StaticDiscovery::new(board, ip))))
+        }
+        Mode::Mdns => Ok(Some(Arc::new(mdns::MdnsDiscovery::new(interfaces)?))),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -1,0 +1,284 @@
+//! The discovery driver against an in-memory board: matching, pairing lookups, secret
+//! changes and hourly rotation, with the clock and the network driver replaced.
+
+use std::sync::OnceLock;
+
+use super::board::{Board, StaticDiscovery};
+use super::*;
+
+const HOME: [u8; 32] = [1; 32];
+const ELSEWHERE: [u8; 32] = [2; 32];
+// An hour boundary, so tests know where the next one is.
+const BASE: u64 = 1_795_773_600;
+
+/// Unix seconds that move with tokio's (pausable) clock.
+fn test_clock() -> u64 {
+    static START: OnceLock<tokio::time::Instant> = OnceLock::new();
+    let start = *START.get_or_init(tokio::time::Instant::now);
+    BASE + tokio::time::Instant::now().duration_since(start).as_secs()
+}
+
+struct FakeKeys {
+    secret: Mutex<Option<[u8; 32]>>,
+    invite: Mutex<Option<u8>>,
+    changes: watch::Sender<u64>,
+}
+
+impl FakeKeys {
+    fn new(secret: [u8; 32]) -> Arc<FakeKeys> {
+        Arc::new(FakeKeys {
+            secret: Mutex::new(Some(secret)),
+            invite: Mutex::new(None),
+            changes: watch::channel(0).0,
+        })
+    }
+
+    fn set_secret(&self, secret: [u8; 32]) {
+        *self.secret.lock().unwrap() = Some(secret);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    fn set_invite(&self, number: Option<u8>) {
+        *self.invite.lock().unwrap() = number;
+        self.changes.send_modify(|n| *n += 1);
+    }
+}
+
+impl Keys for FakeKeys {
+    fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>> {
+        self.secret.lock().unwrap().map(Zeroizing::new)
+    }
+    fn open_invite_number(&self) -> Option<u8> {
+        *self.invite.lock().unwrap()
+    }
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    offers: Mutex<Vec<(String, Vec<SocketAddr>)>>,
+    forgotten: Mutex<Vec<String>>,
+}
+
+impl PeerSink for Recorder {
+    fn offer(&self, label: &str, addrs: Vec<SocketAddr>) {
+        self.offers.lock().unwrap().push((label.to_string(), addrs));
+    }
+    fn forget(&self, label: &str) {
+        self.forgotten.lock().unwrap().push(label.to_string());
+    }
+}
+
+impl Recorder {
+    fn offered_ports(&self) -> BTreeSet<u16> {
+        self.offers
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, a)| a.iter().map(SocketAddr::port))
+            .collect()
+    }
+}
+
+struct Device {
+    keys: Arc<FakeKeys>,
+    sink: Arc<Recorder>,
+    driver: Arc<Discoverer>,
+}
+
+fn device(board: &Board, secret: [u8; 32], port: u16) -> Device {
+    let keys = FakeKeys::new(secret);
+    let sink = Arc::new(Recorder::default());
+    let backend = Arc::new(StaticDiscovery::new(
+        board.clone(),
+        IpAddr::from([127, 0, 0, 1]),
+    ));
+    let driver = Discoverer::start(
+        Mode::Static,
+        backend,
+        port,
+        keys.clone(),
+        sink.clone(),
+        test_clock,
+    )
+    .unwrap();
+    Device { keys, sink, driver }
+}
+
+/// Lets the drivers and the board watchers run until nothing is left to do.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+fn board_labels(board: &Board) -> BTreeSet<String> {
+    board.entries().into_keys().collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn housemates_find_each_other_and_not_themselves() {
+    let board = Board::memory();
+    let a = device(&board, HOME, 1001);
+    let b = device(&board, HOME, 1002);
+    settle().await;
+    assert_eq!(a.sink.offered_ports(), BTreeSet::from([1002]));
+    assert_eq!(b.sink.offered_ports(), BTreeSet::from([1001]));
+    a.driver.shutdown().await;
+    b.driver.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_household_is_ignored() {
+    let board = Board::memory();
+    let a = device(&board, HOME, 1001);
+    let stranger = device(&board, ELSEWHERE, 1002);
+    settle().await;
+    assert!(a.sink.offered_ports().is_empty());
+    assert!(stranger.sink.offered_ports().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_board_holds_only_labels_and_goodbyes_clear_it() {
+    let board = Board::memory();
+    let a = device(&board, HOME, 1001);
+    settle().await;
+    let labels = board_labels(&board);
+    assert_eq!(labels.len(), 1);
+    let label = labels.iter().next().unwrap();
+    assert!(token::is_household(
+        label,
+        &HOME,
+        token::hour_of(test_clock())
+    ));
+    a.driver.shutdown().await;
+    settle().await;
+    assert!(
+        board_labels(&board).is_empty(),
+        "shutdown withdraws the label"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pairing_lookup_finds_the_inviter_by_number_only() {
+    let board = Board::memory();
+    let inviter = device(&board, HOME, 1001);
+    let joiner = device(&board, ELSEWHERE, 1002);
+    settle().await;
+    let mut wrong = joiner.driver.find_inviter(5);
+    let mut right = joiner.driver.find_inviter(4);
+    inviter.keys.set_invite(Some(4));
+    settle().await;
+    let found = right.try_recv().unwrap();
+    assert_eq!(found, vec![SocketAddr::from(([127, 0, 0, 1], 1001))]);
+    assert!(wrong.try_recv().is_err());
+    // The invite closing withdraws the pairing label, and the household label stays.
+    inviter.keys.set_invite(None);
+    settle().await;
+    assert_eq!(board_labels(&board).len(), 2);
+    // The joiner never offered the inviter as a household device.
+    assert!(joiner.sink.offered_ports().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_joining_the_new_secret_finds_the_household() {
+    let board = Board::memory();
+    let inviter = device(&board, HOME, 1001);
+    let joiner = device(&board, ELSEWHERE, 1002);
+    settle().await;
+    assert!(joiner.sink.offered_ports().is_empty());
+    joiner.keys.set_secret(HOME);
+    settle().await;
+    assert_eq!(joiner.sink.offered_ports(), BTreeSet::from([1001]));
+    assert_eq!(inviter.sink.offered_ports(), BTreeSet::from([1002]));
+    // The joiner's old label was withdrawn: one label per device on the board.
+    assert_eq!(board_labels(&board).len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn labels_rotate_when_the_hour_turns_and_still_match() {
+    let board = Board::memory();
+    let a = device(&board, HOME, 1001);
+    settle().await;
+    let first = board_labels(&board);
+    let hour = token::hour_of(test_clock());
+    tokio::time::advance(Duration::from_secs(token::secs_to_next_hour(test_clock()))).await;
+    settle().await;
+    assert_eq!(token::hour_of(test_clock()), hour + 1);
+    let second = board_labels(&board);
+    assert_eq!(second.len(), 1);
+    assert!(first.is_disjoint(&second), "a new hour brings a new label");
+    let label = second.iter().next().unwrap();
+    assert!(token::is_household(label, &HOME, hour + 1));
+    assert!(!token::is_household(label, &HOME, hour + 3));
+    // A housemate arriving now finds the rotated label.
+    let b = device(&board, HOME, 1002);
+    settle().await;
+    assert_eq!(b.sink.offered_ports(), BTreeSet::from([1001]));
+    drop(a);
+}
+
+#[tokio::test(start_paused = true)]
+async fn addresses_merge_as_they_arrive_and_withdrawal_is_forwarded() {
+    let board = Board::memory();
+    let me = device(&board, HOME, 1001);
+    settle().await;
+    // A housemate's label, announced first with one address and then with two.
+    let label = token::household_label(&HOME, token::hour_of(test_clock()), &[9, 9, 9, 9]);
+    let other = StaticDiscovery::new(board.clone(), IpAddr::from([127, 0, 0, 2]));
+    let labels = BTreeSet::from([label.clone()]);
+    other.announce(&labels, 2000).unwrap();
+    settle().await;
+    other.announce(&BTreeSet::new(), 2000).unwrap();
+    let wider = StaticDiscovery::new(board.clone(), IpAddr::from([127, 0, 0, 3]));
+    wider.announce(&labels, 2000).unwrap();
+    settle().await;
+    let offers = me.sink.offers.lock().unwrap().clone();
+    let addrs: Vec<Vec<SocketAddr>> = offers.iter().map(|(_, a)| a.clone()).collect();
+    assert_eq!(
+        addrs,
+        vec![
+            vec![SocketAddr::from(([127, 0, 0, 2], 2000))],
+            vec![SocketAddr::from(([127, 0, 0, 3], 2000))],
+        ],
+        "each offer brings only the addresses not offered before"
+    );
+    wider.announce(&BTreeSet::new(), 2000).unwrap();
+    settle().await;
+    assert_eq!(*me.sink.forgotten.lock().unwrap(), vec![label]);
+}
+
+#[test]
+fn order_puts_ipv4_first_and_link_local_last() {
+    let ll: SocketAddr = "[fe80::1%2]:7".parse().unwrap();
+    let global: SocketAddr = "[2001:db8::1]:7".parse().unwrap();
+    let v4: SocketAddr = "198.51.100.1:7".parse().unwrap();
+    assert_eq!(order(vec![ll, global, v4, v4]), vec![v4, global, ll]);
+}
+
+#[test]
+fn only_addresses_our_socket_can_reach_are_dialled() {
+    let any4: SocketAddr = "0.0.0.0:1".parse().unwrap();
+    let lo4: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let any6: SocketAddr = "[::]:1".parse().unwrap();
+    let v4: SocketAddr = "198.51.100.1:7".parse().unwrap();
+    let v6: SocketAddr = "[fe80::1%2]:7".parse().unwrap();
+    assert!(dialable(any4, &v4));
+    assert!(!dialable(any4, &v6));
+    assert!(!dialable(lo4, &v4));
+    assert!(dialable(lo4, &"127.0.0.1:9".parse().unwrap()));
+    assert!(dialable(any6, &v4));
+    assert!(dialable(any6, &v6));
+}
+
+#[test]
+fn modes_parse_with_the_spellings_people_use() {
+    assert_eq!(Mode::parse("mdns").unwrap(), Mode::Mdns);
+    assert_eq!(Mode::parse("OFF").unwrap(), Mode::Off);
+    assert_eq!(Mode::parse("false").unwrap(), Mode::Off);
+    assert_eq!(Mode::parse("static").unwrap(), Mode::Static);
+    let err = Mode::parse("bonjour").unwrap_err().to_string();
+    assert!(err.contains("mdns, static or off"), "{err}");
+}
