@@ -152,6 +152,8 @@ pub trait Record: Serialize + DeserializeOwned {
     fn compact_header(&self) -> Option<(String, PersonId)> {
         None
     }
+    /// The name of the person field that a compact header carries.
+    const PERSON_FIELD: &'static str = "";
 }
 
 /// The first characters of a record stored as one value: `h1`, then the local date,
@@ -186,6 +188,7 @@ macro_rules! compact_record {
             fn compact_header(&self) -> Option<(String, PersonId)> {
                 Some((self.when.date.to_string(), self.$person))
             }
+            const PERSON_FIELD: &'static str = stringify!($person);
         }
     };
 }
@@ -319,6 +322,12 @@ impl Doc {
         let coll = self.collection(R::COLLECTION)?;
         let key = record.key();
         if let Some((date, person)) = record.compact_header() {
+            // The key, the header and the JSON would otherwise all carry the id, date and
+            // person; on disk and at load every byte counts tens of thousands of times.
+            let mut fields = fields;
+            for redundant in ["id", "date", R::PERSON_FIELD] {
+                fields.remove(redundant);
+            }
             let json = serde_json::to_string(&fields).map_err(|e| DocError::Decode {
                 kind: R::COLLECTION.key(),
                 reason: e.to_string(),
@@ -360,7 +369,7 @@ impl Doc {
         match self.am.get(&coll, key)? {
             Some((Value::Object(ObjType::Map), obj)) => decode::<R>(&self.am, &obj).map(Some),
             Some((Value::Scalar(s), _)) => match s.as_ref() {
-                ScalarValue::Str(text) => decode_compact::<R>(text).map(Some),
+                ScalarValue::Str(text) => decode_compact::<R>(key, text).map(Some),
                 _ => Ok(None),
             },
             _ => Ok(None),
@@ -417,7 +426,7 @@ impl Doc {
                     if !keep(&Fields::Compact { date, person }) {
                         continue;
                     }
-                    decode_compact::<R>(text)
+                    decode_compact::<R>(&item.key, text)
                 }
                 _ => continue,
             };
@@ -536,15 +545,19 @@ fn split_compact(text: &str) -> Option<(&str, &str, &str)> {
     Some((parts.next()?, parts.next()?, parts.next()?))
 }
 
-fn decode_compact<R: Record>(text: &str) -> Result<R, DocError> {
-    let (_, _, json) = split_compact(text).ok_or_else(|| DocError::Decode {
+fn decode_compact<R: Record>(key: &str, text: &str) -> Result<R, DocError> {
+    let bad = |reason: String| DocError::Decode {
         kind: R::COLLECTION.key(),
-        reason: "not a record value".into(),
-    })?;
-    serde_json::from_str(json).map_err(|e| DocError::Decode {
-        kind: R::COLLECTION.key(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let (date, person, json) =
+        split_compact(text).ok_or_else(|| bad("not a record value".into()))?;
+    let mut fields: JsonMap<String, Json> =
+        serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    fields.insert("id".into(), Json::String(key.to_string()));
+    fields.insert("date".into(), Json::String(date.to_string()));
+    fields.insert(R::PERSON_FIELD.into(), Json::String(person.to_string()));
+    serde_json::from_value(Json::Object(fields)).map_err(|e| bad(e.to_string()))
 }
 
 fn collection_id(am: &Automerge, coll: Collection) -> Result<ObjId, DocError> {
