@@ -67,7 +67,9 @@ pub enum DocError {
         count: usize,
     },
     /// The bytes are not an Automerge document.
-    #[error("the document could not be read ({0}); it will be restored from a partner's device by sync")]
+    #[error(
+        "the document could not be read ({0}); it will be restored from a partner's device by sync"
+    )]
     Corrupt(String),
     /// The document has the wrong shape for a Hearth document.
     #[error("the document is missing its `{0}` collection; it was not written by Hearth")]
@@ -144,7 +146,24 @@ pub trait Record: Serialize + DeserializeOwned {
     const COLLECTION: Collection;
     /// Its key in the collection map.
     fn key(&self) -> String;
+    /// For records that are never edited after they are written: the local date and the
+    /// person, which queries filter on. Such a record is stored as one compact value
+    /// instead of a map of fields (see [`COMPACT_TAG`]).
+    fn compact_header(&self) -> Option<(String, PersonId)> {
+        None
+    }
 }
+
+/// The first characters of a record stored as one value: `h1`, then the local date,
+/// the person and the record's JSON, separated by the ASCII unit separator.
+///
+/// **Why:** Automerge's load cost grows with the number of operations, and a check-in
+/// written field by field costs a dozen of them. Check-ins, reflections, done entries,
+/// acknowledgments and moments are never edited, so nothing merges inside them; one
+/// value each cuts a ten-year document's operations several times over. The date and
+/// person in front let queries filter without parsing the JSON.
+pub const COMPACT_TAG: &str = "h1\u{1f}";
+const SEP: char = '\u{1f}';
 
 macro_rules! uuid_record {
     ($ty:ty, $coll:expr) => {
@@ -157,14 +176,28 @@ macro_rules! uuid_record {
     };
 }
 
+macro_rules! compact_record {
+    ($ty:ty, $coll:expr, $person:ident) => {
+        impl Record for $ty {
+            const COLLECTION: Collection = $coll;
+            fn key(&self) -> String {
+                self.id.to_string()
+            }
+            fn compact_header(&self) -> Option<(String, PersonId)> {
+                Some((self.when.date.to_string(), self.$person))
+            }
+        }
+    };
+}
+
 uuid_record!(Person, Collection::People);
-uuid_record!(CheckIn, Collection::CheckIns);
-uuid_record!(Reflection, Collection::Reflections);
 uuid_record!(LedgerItem, Collection::Ledger);
-uuid_record!(DoneEntry, Collection::Done);
-uuid_record!(Acknowledgment, Collection::Acks);
 uuid_record!(Handoff, Collection::Handoffs);
-uuid_record!(Moment, Collection::Moments);
+compact_record!(CheckIn, Collection::CheckIns, author);
+compact_record!(Reflection, Collection::Reflections, author);
+compact_record!(DoneEntry, Collection::Done, by);
+compact_record!(Acknowledgment, Collection::Acks, from);
+compact_record!(Moment, Collection::Moments, started_by);
 
 impl Record for Device {
     const COLLECTION: Collection = Collection::Devices;
@@ -285,6 +318,27 @@ impl Doc {
         };
         let coll = self.collection(R::COLLECTION)?;
         let key = record.key();
+        if let Some((date, person)) = record.compact_header() {
+            let json = serde_json::to_string(&fields).map_err(|e| DocError::Decode {
+                kind: R::COLLECTION.key(),
+                reason: e.to_string(),
+            })?;
+            let value = format!("{COMPACT_TAG}{date}{SEP}{person}{SEP}{json}");
+            let unchanged = matches!(
+                self.am.get(&coll, key.as_str())?,
+                Some((Value::Scalar(old), _)) if matches!(old.as_ref(), ScalarValue::Str(s) if s.as_str() == value)
+            );
+            if unchanged {
+                return Ok(());
+            }
+            self.am
+                .transact_with(
+                    |_| CommitOptions::default().with_time(now / 1000),
+                    |tx| tx.put(&coll, key.as_str(), value.as_str()),
+                )
+                .map_err(|f| DocError::Automerge(f.error))?;
+            return Ok(());
+        }
         self.am
             .transact_with(
                 |_| CommitOptions::default().with_time(now / 1000),
@@ -305,6 +359,10 @@ impl Doc {
         let coll = self.collection(R::COLLECTION)?;
         match self.am.get(&coll, key)? {
             Some((Value::Object(ObjType::Map), obj)) => decode::<R>(&self.am, &obj).map(Some),
+            Some((Value::Scalar(s), _)) => match s.as_ref() {
+                ScalarValue::Str(text) => decode_compact::<R>(text).map(Some),
+                _ => Ok(None),
+            },
             _ => Ok(None),
         }
     }
@@ -337,23 +395,61 @@ impl Doc {
         };
         let mut out = Vec::new();
         for item in self.am.map_range(&coll, ..) {
-            if !matches!(item.value, automerge::ValueRef::Object(ObjType::Map)) {
-                continue;
-            }
-            let obj = item.id();
-            let fields = Fields {
-                am: &self.am,
-                obj: &obj,
+            let decoded = match &item.value {
+                automerge::ValueRef::Object(ObjType::Map) => {
+                    let obj = item.id();
+                    let fields = Fields::Map {
+                        am: &self.am,
+                        obj: &obj,
+                    };
+                    if !keep(&fields) {
+                        continue;
+                    }
+                    decode::<R>(&self.am, &obj)
+                }
+                automerge::ValueRef::Scalar(scalar) => {
+                    let Some(text) = scalar_str(scalar) else {
+                        continue;
+                    };
+                    let Some((date, person, _)) = split_compact(text) else {
+                        continue;
+                    };
+                    if !keep(&Fields::Compact { date, person }) {
+                        continue;
+                    }
+                    decode_compact::<R>(text)
+                }
+                _ => continue,
             };
-            if !keep(&fields) {
-                continue;
-            }
-            match decode::<R>(&self.am, &obj) {
+            match decoded {
                 Ok(record) => out.push(record),
                 Err(e) => tracing::warn!(kind = R::COLLECTION.key(), error = %e, "skipping a record that could not be read"),
             }
         }
         out
+    }
+
+    /// Every concurrent value of one string field of a map-stored record. Automerge
+    /// keeps them all after concurrent writes; an ordinary read shows only one.
+    pub fn field_conflicts(&self, coll: Collection, key: &str, field: &str) -> Vec<String> {
+        let Ok(coll) = self.collection(coll) else {
+            return Vec::new();
+        };
+        let Ok(Some((Value::Object(ObjType::Map), obj))) = self.am.get(&coll, key) else {
+            return Vec::new();
+        };
+        self.am
+            .get_all(&obj, field)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(value, _)| match value {
+                Value::Scalar(s) => match s.as_ref() {
+                    ScalarValue::Str(s) => Some(s.to_string()),
+                    _ => None,
+                },
+                Value::Object(_) => None,
+            })
+            .collect()
     }
 
     /// Keys in a collection that start with `prefix`.
@@ -370,27 +466,52 @@ impl Doc {
 }
 
 /// Reads scalar fields of one record in place, for filtering without building it.
-pub struct Fields<'a> {
-    am: &'a Automerge,
-    obj: &'a ObjId,
+///
+/// A record stored compactly (see [`COMPACT_TAG`]) answers only `date`, and its person
+/// under whichever name the record uses (`author`, `by`, `from`, `started_by`).
+pub enum Fields<'a> {
+    /// A record stored as a map of fields.
+    Map {
+        /// The document.
+        am: &'a Automerge,
+        /// The record's map.
+        obj: &'a ObjId,
+    },
+    /// A record stored as one value.
+    Compact {
+        /// The local date, `YYYY-MM-DD`.
+        date: &'a str,
+        /// The person, as a UUID string.
+        person: &'a str,
+    },
 }
 
 impl Fields<'_> {
     /// A string field, if present.
     pub fn str(&self, field: &str) -> Option<String> {
-        match self.am.get(self.obj, field).ok().flatten() {
-            Some((Value::Scalar(s), _)) => match s.as_ref() {
-                ScalarValue::Str(s) => Some(s.to_string()),
+        match self {
+            Fields::Compact { date, person } => match field {
+                "date" => Some((*date).to_string()),
+                "author" | "by" | "from" | "started_by" => Some((*person).to_string()),
                 _ => None,
             },
-            Some((Value::Object(ObjType::Text), id)) => self.am.text(&id).ok(),
-            _ => None,
+            Fields::Map { am, obj } => match am.get(*obj, field).ok().flatten() {
+                Some((Value::Scalar(s), _)) => match s.as_ref() {
+                    ScalarValue::Str(s) => Some(s.to_string()),
+                    _ => None,
+                },
+                Some((Value::Object(ObjType::Text), id)) => am.text(&id).ok(),
+                _ => None,
+            },
         }
     }
 
-    /// An integer field, if present.
+    /// An integer field, if present (map-stored records only).
     pub fn int(&self, field: &str) -> Option<i64> {
-        match self.am.get(self.obj, field).ok().flatten() {
+        let Fields::Map { am, obj } = self else {
+            return None;
+        };
+        match am.get(*obj, field).ok().flatten() {
             Some((Value::Scalar(s), _)) => match s.as_ref() {
                 ScalarValue::Int(v) => Some(*v),
                 ScalarValue::Uint(v) => i64::try_from(*v).ok(),
@@ -399,6 +520,31 @@ impl Fields<'_> {
             _ => None,
         }
     }
+}
+
+fn scalar_str<'a>(scalar: &'a automerge::ScalarValueRef<'a>) -> Option<&'a str> {
+    match scalar {
+        automerge::ScalarValueRef::Str(s) => Some(s.as_ref()),
+        _ => None,
+    }
+}
+
+/// Splits a compact record into date, person and JSON.
+fn split_compact(text: &str) -> Option<(&str, &str, &str)> {
+    let rest = text.strip_prefix(COMPACT_TAG)?;
+    let mut parts = rest.splitn(3, SEP);
+    Some((parts.next()?, parts.next()?, parts.next()?))
+}
+
+fn decode_compact<R: Record>(text: &str) -> Result<R, DocError> {
+    let (_, _, json) = split_compact(text).ok_or_else(|| DocError::Decode {
+        kind: R::COLLECTION.key(),
+        reason: "not a record value".into(),
+    })?;
+    serde_json::from_str(json).map_err(|e| DocError::Decode {
+        kind: R::COLLECTION.key(),
+        reason: e.to_string(),
+    })
 }
 
 fn collection_id(am: &Automerge, coll: Collection) -> Result<ObjId, DocError> {
@@ -544,7 +690,8 @@ fn write_map<T: Transactable + ReadDoc>(
                 let Some(new) = json_to_scalar(scalar) else {
                     continue;
                 };
-                let unchanged = matches!(&current, Some((Value::Scalar(old), _)) if old.as_ref() == &new);
+                let unchanged =
+                    matches!(&current, Some((Value::Scalar(old), _)) if old.as_ref() == &new);
                 if !unchanged {
                     tx.put(obj, key, new)?;
                 }
@@ -869,6 +1016,7 @@ impl Docs {
     pub fn handoff(&self, id: Uuid) -> Result<Handoff, DocError> {
         self.household
             .get::<Handoff>(&id.to_string())?
+            .map(|h| self.settle_handoff(h))
             .ok_or(DocError::NotFound {
                 kind: "handoffs",
                 prefix: id.to_string(),
@@ -877,7 +1025,28 @@ impl Docs {
 
     /// Every handoff.
     pub fn handoffs(&self) -> Vec<Handoff> {
-        self.household.all()
+        self.household
+            .all::<Handoff>()
+            .into_iter()
+            .map(|h| self.settle_handoff(h))
+            .collect()
+    }
+
+    /// Accepting moves the stage in the same change; a concurrent decline or withdraw
+    /// does not move it back. So when answers raced, an accept among them wins: the
+    /// handoff reads as accepted, which is what the ledger already shows.
+    fn settle_handoff(&self, mut handoff: Handoff) -> Handoff {
+        if handoff.state != HandoffState::Accepted {
+            let answers =
+                self.household
+                    .field_conflicts(Collection::Handoffs, &handoff.id.to_string(), "state");
+            if answers.len() > 1 && answers.iter().any(|a| a == HandoffState::Accepted.key()) {
+                handoff.state = HandoffState::Accepted;
+                handoff.answered_by = Some(handoff.to);
+                handoff.counter = None;
+            }
+        }
+        handoff
     }
 
     /// Answers an open handoff. Accepting moves the stage to the person it was offered to.
@@ -918,9 +1087,7 @@ impl Docs {
         handoff.validate()?;
         if answer == HandoffState::Accepted {
             let (stage, to) = (handoff.stage, handoff.to);
-            self.update_ledger_item(handoff.item, now, |item| {
-                item.owners.set(stage, Some(to))
-            })?;
+            self.update_ledger_item(handoff.item, now, |item| item.owners.set(stage, Some(to)))?;
         }
         self.household.put(&handoff, now)?;
         Ok(handoff)
@@ -1041,9 +1208,7 @@ mod tests {
         let mut x = Doc::new(DocKind::Household, actor(7));
         let y = Doc::new(DocKind::Household, actor(8));
         assert_eq!(x.heads(), y.heads());
-        x.automerge_mut()
-            .merge(&mut y.automerge().clone())
-            .unwrap();
+        x.automerge_mut().merge(&mut y.automerge().clone()).unwrap();
         assert_eq!(x.schema(), SCHEMA_VERSION);
     }
 
@@ -1083,7 +1248,8 @@ mod tests {
     fn checkins_between_filters_by_person_and_local_date() {
         let (mut da, _db, a, b) = docs_pair();
         for n in 0..10 {
-            da.add_checkin(&checkin(a, n, Visibility::Shared), 1).unwrap();
+            da.add_checkin(&checkin(a, n, Visibility::Shared), 1)
+                .unwrap();
             da.add_checkin(&checkin(b, 100 + n, Visibility::Shared), 1)
                 .unwrap();
         }
@@ -1118,7 +1284,10 @@ mod tests {
         };
         assert!(matches!(
             da.add_ack(&ack, 1),
-            Err(DocError::Invalid(ValidationError::UnknownReference { field: "target", .. }))
+            Err(DocError::Invalid(ValidationError::UnknownReference {
+                field: "target",
+                ..
+            }))
         ));
         assert_eq!(da.household.count(Collection::Acks), 0);
     }
@@ -1204,7 +1373,10 @@ mod tests {
         };
         assert!(matches!(
             db.propose_handoff(&bad, 3),
-            Err(DocError::Invalid(ValidationError::UnknownReference { field: "item", .. }))
+            Err(DocError::Invalid(ValidationError::UnknownReference {
+                field: "item",
+                ..
+            }))
         ));
     }
 

@@ -874,7 +874,10 @@ mod tests {
         let err = "grumpy".parse::<BurnoutSign>().unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("grumpy"), "{msg}");
-        assert!(msg.contains("dread, numb, irritation, warmth, relief"), "{msg}");
+        assert!(
+            msg.contains("dread, numb, irritation, warmth, relief"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -891,7 +894,10 @@ mod tests {
                 value: 101
             }
         );
-        assert_eq!(err.to_string(), "battery must be between 0 and 100, but was 101");
+        assert_eq!(
+            err.to_string(),
+            "battery must be between 0 and 100, but was 101"
+        );
     }
 
     #[test]
@@ -900,7 +906,11 @@ mod tests {
         c.signs.insert(BurnoutSign::Dread, 5);
         assert!(matches!(
             c.validate(),
-            Err(ValidationError::OutOfRange { field: "sign rating", max: 4, .. })
+            Err(ValidationError::OutOfRange {
+                field: "sign rating",
+                max: 4,
+                ..
+            })
         ));
     }
 
@@ -950,7 +960,10 @@ mod tests {
         };
         assert!(matches!(
             item.validate(),
-            Err(ValidationError::OutOfRange { field: "weight", .. })
+            Err(ValidationError::OutOfRange {
+                field: "weight",
+                ..
+            })
         ));
     }
 

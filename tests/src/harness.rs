@@ -285,9 +285,30 @@ impl TestDaemon {
             .ok_or_else(|| anyhow!("the daemon listens on no address"))
     }
 
-    /// The log lines the daemon wrote so far.
+    /// Everything the daemon logged so far.
     pub fn log_lines(&self) -> Vec<String> {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the daemon logs a line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> anyhow::Result<String> {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        let mut seen = 0;
+        loop {
+            let lines = self.log_lines();
+            if let Some(line) = lines[seen.min(lines.len())..]
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return Ok(line.clone());
+            }
+            seen = lines.len();
+            if Instant::now() > deadline {
+                bail!("hearthd never logged {needle:?}");
+            }
+            // Log lines arrive on a pipe the reader thread drains; look again shortly.
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The process id.
