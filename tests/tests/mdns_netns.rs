@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hearth_core::model::MomentKind;
-use hearth_tests::harness::{wait_converged, DaemonOptions, Lan, TestDaemon, TestDiscovery};
+use hearth_tests::harness::{wait_converged, DaemonOptions, Lan, Link, TestDaemon, TestDiscovery};
 use hearthd::api::{At, Call, MomentParams};
 use hearthd::client::Client;
 use hearthd::discovery::token;
@@ -208,7 +208,7 @@ fn two_daemons_on_loopback_pair_and_sync_by_mdns() {
     }
     // One namespace with nothing but `lo`: mDNS restricted to loopback, as the demo
     // uses it, with no way to reach any other interface even before the restriction.
-    let lan = Lan::create("lo", 1, false).unwrap();
+    let lan = Lan::create("lo", 1, Link::None).unwrap();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = start(lan.ns(1), dir_a.path(), &["lo"], "127.0.0.1:0");
     let b = start(lan.ns(1), dir_b.path(), &["lo"], "127.0.0.1:0");
@@ -221,12 +221,42 @@ fn two_daemons_on_loopback_pair_and_sync_by_mdns() {
 }
 
 #[test]
+fn ipv6_link_local_only_pairs_and_syncs_with_scope_ids() {
+    if unavailable() {
+        return;
+    }
+    // A link with nothing but fe80:: addresses: an address is only usable with the
+    // scope id of the interface it was heard on.
+    let lan = Lan::create("v6", 2, Link::Ipv6LinkLocal).unwrap();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(lan.ns(1), dir_a.path(), &[], "[::]:0");
+    let b = start(lan.ns(2), dir_b.path(), &[], "[::]:0");
+    a.init("Ada Lovelace").unwrap();
+    b.init("Bowen Tamsin").unwrap();
+    pair_without_address(&a, &b);
+    moment(&b, "over link-local");
+    wait_converged(&[&a, &b], "household").unwrap();
+    // The address that worked was remembered with its scope.
+    let remembered: Vec<String> = [&a, &b]
+        .iter()
+        .flat_map(|d| d.status().unwrap().peers)
+        .filter_map(|p| p.last_addr)
+        .collect();
+    assert!(
+        remembered
+            .iter()
+            .any(|a| a.starts_with("[fe80::") && a.contains('%')),
+        "remembered: {remembered:?}"
+    );
+}
+
+#[test]
 fn partners_find_each_other_on_a_lan_and_strangers_learn_nothing() {
     if unavailable() {
         return;
     }
     // Hosts: 1 Ada's device, 2 Bowen's, 3 a stranger listening, 4 a copycat (Eve).
-    let lan = Lan::create("lan", 4, true).unwrap();
+    let lan = Lan::create("lan", 4, Link::Ipv4).unwrap();
     let stranger = Helper::start(lan.ns(3), "stranger", &[("HELPER_IP", lan.addr(3))]);
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut a = start(lan.ns(1), dirs[0].path(), &[], "0.0.0.0:0");
@@ -396,7 +426,7 @@ fn idle_packets_per_minute() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(180);
-    let lan = Lan::create("idle", 3, true).unwrap();
+    let lan = Lan::create("idle", 3, Link::Ipv4).unwrap();
     // A passive listener: it never asks, so it adds nothing to count.
     let listener = Helper::start(
         lan.ns(3),
