@@ -4,6 +4,10 @@
 //! QUIC endpoint on `127.0.0.1:0` and discovery off, so nothing leaves loopback. Start-up
 //! waits for the daemon's own "listening" log line, and convergence waits on subscribe
 //! events: nothing here sleeps to hope something happened.
+//!
+//! [`DaemonOptions`] turns discovery on for the tests that need it: the static board
+//! (nothing on any network), or real mDNS, which a test may only run inside network
+//! namespaces it created with [`Lan`], never on the machine's own interfaces.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -41,6 +45,42 @@ pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
                 "hearthd"
             }
         )
+    }
+}
+
+/// How a test daemon finds peers.
+#[derive(Debug, Clone, Default)]
+pub enum TestDiscovery {
+    /// Only addresses the test gives it (the default).
+    #[default]
+    Off,
+    /// The static rendezvous board in this directory: nothing goes on any network.
+    Board(PathBuf),
+    /// Real mDNS on these interfaces (all when empty). Only inside a [`Lan`] namespace.
+    Mdns(Vec<String>),
+}
+
+/// How to start a test daemon.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// `HEARTH_LISTEN`.
+    pub listen: String,
+    /// Discovery mode.
+    pub discovery: TestDiscovery,
+    /// The network namespace to run in (`ip netns exec`), if any.
+    pub netns: Option<String>,
+    /// `HEARTH_LOG`; `HEARTH_TEST_LOG` or `info` when unset.
+    pub log: Option<String>,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> DaemonOptions {
+        DaemonOptions {
+            listen: "127.0.0.1:0".into(),
+            discovery: TestDiscovery::Off,
+            netns: None,
+            log: None,
+        }
     }
 }
 
@@ -86,17 +126,61 @@ impl TestDaemon {
 
     /// Starts a daemon on `data_dir` listening on `listen`.
     pub fn start_with(data_dir: &Path, listen: &str) -> anyhow::Result<TestDaemon> {
+        TestDaemon::start_opts(
+            data_dir,
+            &DaemonOptions {
+                listen: listen.into(),
+                ..DaemonOptions::default()
+            },
+        )
+    }
+
+    /// Starts a daemon on `data_dir` as `options` say.
+    pub fn start_opts(data_dir: &Path, options: &DaemonOptions) -> anyhow::Result<TestDaemon> {
         let paths = Paths::in_dir(data_dir);
-        let mut child = Command::new(workspace_binary("hearthd")?)
+        let hearthd = workspace_binary("hearthd")?;
+        let mut command = match &options.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(hearthd);
+                c
+            }
+            None => Command::new(hearthd),
+        };
+        command
             .arg("--data-dir")
             .arg(&paths.data_dir)
-            .env("HEARTH_LISTEN", listen)
-            .env("HEARTH_DISCOVERY", "off")
+            .env("HEARTH_LISTEN", &options.listen)
             .env(
                 "HEARTH_LOG",
-                std::env::var("HEARTH_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                options.log.clone().unwrap_or_else(|| {
+                    std::env::var("HEARTH_TEST_LOG").unwrap_or_else(|_| "info".into())
+                }),
             )
             .env_remove("HEARTH_DATA_DIR")
+            .env_remove("HEARTH_DISCOVERY_DIR")
+            .env_remove("HEARTH_MDNS_INTERFACES");
+        match &options.discovery {
+            TestDiscovery::Off => {
+                command.env("HEARTH_DISCOVERY", "off");
+            }
+            TestDiscovery::Board(dir) => {
+                command
+                    .env("HEARTH_DISCOVERY", "static")
+                    .env("HEARTH_DISCOVERY_DIR", dir);
+            }
+            TestDiscovery::Mdns(interfaces) => {
+                if options.netns.is_none() {
+                    bail!(
+                        "real mDNS in a test runs only inside a network namespace the test created"
+                    );
+                }
+                command
+                    .env("HEARTH_DISCOVERY", "mdns")
+                    .env("HEARTH_MDNS_INTERFACES", interfaces.join(","));
+            }
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -341,4 +425,159 @@ pub fn wait_for_event(
         }
     }
     bail!("the expected event did not arrive within {EVENT_TIMEOUT:?}")
+}
+
+/// How the hosts of a [`Lan`] are linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// No link: each host has only `lo`.
+    None,
+    /// One shared link with IPv4 addresses `198.18.77.N/24` (and the kernel's IPv6
+    /// link-local addresses).
+    Ipv4,
+    /// One shared link with nothing but IPv6 link-local addresses `fe80::N`.
+    Ipv6LinkLocal,
+}
+
+/// A small network built out of Linux network namespaces, for tests of real mDNS.
+///
+/// Every host is a namespace of its own with `lo` up and an `eth0` whose other end sits
+/// on a bridge inside a hub namespace, so the hosts share one link and nothing touches
+/// the machine's own interfaces or addresses. IPv4 addresses come from `198.18.0.0/15`
+/// (set aside for benchmarking) and live inside the namespaces only. Dropping the `Lan`
+/// deletes every namespace it made, which also deletes the links and the bridge.
+pub struct Lan {
+    hub: String,
+    hosts: Vec<String>,
+    link: Link,
+}
+
+impl Lan {
+    /// Why tests of real mDNS cannot run here, if they cannot: they need root and
+    /// iproute2.
+    pub fn unavailable() -> Option<String> {
+        if !rustix::process::geteuid().is_root() {
+            return Some("not running as root, so no network namespaces".into());
+        }
+        let ip = Command::new("ip")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !ip.is_ok_and(|s| s.success()) {
+            return Some("`ip` (iproute2) is not installed".into());
+        }
+        None
+    }
+
+    /// Creates `hosts` namespaces named `hearth-<tag>-<pid>-<n>`, joined as `link` says.
+    pub fn create(tag: &str, hosts: usize, link: Link) -> anyhow::Result<Lan> {
+        let base = format!("hearth-{tag}-{}", std::process::id());
+        let mut lan = Lan {
+            hub: format!("{base}-hub"),
+            hosts: Vec::new(),
+            link,
+        };
+        let linked = link != Link::None;
+        if linked {
+            netns_add(&lan.hub)?;
+            ip(
+                &lan.hub,
+                &[
+                    "link",
+                    "add",
+                    "br0",
+                    "type",
+                    "bridge",
+                    "mcast_snooping",
+                    "0",
+                ],
+            )?;
+            ip(&lan.hub, &["link", "set", "br0", "up"])?;
+        }
+        for n in 1..=hosts {
+            let ns = format!("{base}-{n}");
+            netns_add(&ns)?;
+            lan.hosts.push(ns.clone());
+            ip(&ns, &["link", "set", "lo", "up"])?;
+            if linked {
+                let port = format!("v{n}");
+                ip(
+                    &lan.hub,
+                    &[
+                        "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+                    ],
+                )?;
+                ip(&lan.hub, &["link", "set", &port, "master", "br0", "up"])?;
+                if link == Link::Ipv6LinkLocal {
+                    // A fixed link-local address, usable at once (no duplicate
+                    // detection), and no address generated by the kernel beside it.
+                    ip(&ns, &["link", "set", "eth0", "addrgenmode", "none"])?;
+                    ip(
+                        &ns,
+                        &[
+                            "addr",
+                            "add",
+                            &format!("fe80::{n}/64"),
+                            "dev",
+                            "eth0",
+                            "nodad",
+                        ],
+                    )?;
+                } else {
+                    ip(
+                        &ns,
+                        &["addr", "add", &format!("198.18.77.{n}/24"), "dev", "eth0"],
+                    )?;
+                }
+                ip(&ns, &["link", "set", "eth0", "up"])?;
+            }
+        }
+        Ok(lan)
+    }
+
+    /// The namespace of host `n` (from 1).
+    pub fn ns(&self, n: usize) -> &str {
+        self.hosts.get(n.wrapping_sub(1)).map_or("", String::as_str)
+    }
+
+    /// The address of host `n` (from 1) on the shared link.
+    pub fn addr(&self, n: usize) -> String {
+        match self.link {
+            Link::Ipv6LinkLocal => format!("fe80::{n}"),
+            _ => format!("198.18.77.{n}"),
+        }
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for ns in self.hosts.iter().chain(std::iter::once(&self.hub)) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn netns_add(ns: &str) -> anyhow::Result<()> {
+    // A namespace left by a run that was killed before its guard dropped.
+    let _ = Command::new("ip")
+        .args(["netns", "del", ns])
+        .stderr(Stdio::null())
+        .status();
+    let status = Command::new("ip").args(["netns", "add", ns]).status()?;
+    if !status.success() {
+        bail!("`ip netns add {ns}` failed ({status})");
+    }
+    Ok(())
+}
+
+fn ip(ns: &str, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("ip").arg("-n").arg(ns).args(args).status()?;
+    if !status.success() {
+        bail!("`ip -n {ns} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
 }

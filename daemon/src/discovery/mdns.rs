@@ -11,8 +11,8 @@
 //! a conflict would take another device drawing the same 32 salt bits and matching MAC),
 //! and then only answered when asked. Browsing queries with mdns-sd's back-off (1 s,
 //! 2 s, 4 s, ... up to an hour), and a peer's records are refreshed near the end of their
-//! lifetime. Interfaces are checked locally every few seconds; a change re-announces and
-//! asks once more.
+//! lifetime. Interfaces are checked locally every few seconds; mdns-sd announces and asks
+//! on an interface that appears, and the driver then moves to fresh labels.
 //!
 //! **Interfaces.** With `mdns_interfaces` set, every other interface is disabled before
 //! anything is announced or asked. mdns-sd joins the multicast group on each interface
@@ -32,6 +32,9 @@ use super::{Discovery, DiscoveryError, Seen, Stopping, SERVICE_TYPE};
 
 /// Interface changes closer together than this are handled once.
 const SETTLE: Duration = Duration::from_secs(1);
+/// Interface events this soon after start are the responder enabling the configured
+/// interfaces, not the network changing: the labels are fresh anyway.
+const STARTUP: Duration = Duration::from_secs(3);
 /// How long shutdown waits for the goodbyes to leave.
 const GOODBYE_WAIT: Duration = Duration::from_secs(1);
 
@@ -122,24 +125,13 @@ impl Inner {
         });
         Ok(())
     }
-
-    /// Announces every registration again, e.g. after an interface came up.
-    fn reannounce(&self) {
-        let infos: Vec<ServiceInfo> = self
-            .registered
-            .lock()
-            .map(|r| r.values().cloned().collect())
-            .unwrap_or_default();
-        for info in infos {
-            if let Err(e) = self.register(info) {
-                tracing::debug!(error = %e, "could not re-announce after a network change");
-            }
-        }
-    }
 }
 
-/// Re-announces and asks again when interface addresses change, once things settle.
+/// Tells the driver when interface addresses change, once things settle. mdns-sd itself
+/// announces our services on a new interface and asks there; the driver then replaces
+/// our labels with fresh ones, so a device is not recognisable across networks.
 async fn watch_interfaces(inner: std::sync::Weak<Inner>, monitor: mdns_sd::Receiver<DaemonEvent>) {
+    let started = tokio::time::Instant::now();
     loop {
         match monitor.recv_async().await {
             Ok(DaemonEvent::IpAdd(_) | DaemonEvent::IpDel(_)) => {}
@@ -151,7 +143,7 @@ async fn watch_interfaces(inner: std::sync::Weak<Inner>, monitor: mdns_sd::Recei
             Err(_) => return,
         }
         // Let a burst of changes (an interface coming up brings several addresses)
-        // settle into one re-announcement.
+        // settle into one event.
         loop {
             match tokio::time::timeout(SETTLE, monitor.recv_async()).await {
                 Ok(Ok(_)) => continue,
@@ -162,9 +154,14 @@ async fn watch_interfaces(inner: std::sync::Weak<Inner>, monitor: mdns_sd::Recei
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        tracing::debug!("network interfaces changed; announcing again");
-        inner.reannounce();
-        let _ = inner.browse();
+        if started.elapsed() < STARTUP {
+            continue;
+        }
+        let sightings = inner.sightings.lock().ok().and_then(|s| s.clone());
+        if let Some(sightings) = sightings {
+            tracing::debug!("network interfaces changed");
+            let _ = sightings.send(Seen::NetworkChanged);
+        }
     }
 }
 

@@ -13,7 +13,8 @@
 //!   [`board::StaticDiscovery`] uses a rendezvous board (a directory, or memory) for
 //!   tests and single-machine demos, and sends nothing on any network.
 //! - [`Discoverer`] is the driver task: it announces the household label of the current
-//!   hour (and a pairing label while an invite is open), renews both when the hour turns,
+//!   hour (and a pairing label while an invite is open), renews both when the hour turns
+//!   and when this device's network changes,
 //!   matches sightings against this and the previous hour, hands household devices'
 //!   addresses to the network driver, and answers `pair join` lookups.
 
@@ -109,6 +110,8 @@ pub enum Seen {
         /// The label.
         label: String,
     },
+    /// This device's own network addresses changed (it joined or left a network).
+    NetworkChanged,
 }
 
 /// A future a backend returns from [`Discovery::shutdown`].
@@ -327,6 +330,13 @@ impl Driver {
                 seen = sightings.recv() => match seen {
                     Some(Seen::Found { label, addrs }) => self.found(label, addrs),
                     Some(Seen::Gone { label }) => self.gone(&label),
+                    Some(Seen::NetworkChanged) => {
+                        // A device that moves to another network within the hour would
+                        // otherwise carry the same label there, and someone on both
+                        // networks could tell it was the same device.
+                        tracing::debug!("the network changed; announcing a fresh label");
+                        self.new_period((self.clock)());
+                    }
                     None => {
                         tracing::warn!("discovery stopped browsing; peers will be found only at known addresses");
                         sightings = mpsc::unbounded_channel().1;

@@ -282,3 +282,85 @@ fn modes_parse_with_the_spellings_people_use() {
     let err = Mode::parse("bonjour").unwrap_err().to_string();
     assert!(err.contains("mdns, static or off"), "{err}");
 }
+
+/// A backend whose sightings the test sends by hand.
+#[derive(Default)]
+struct Manual {
+    announced: Mutex<Vec<BTreeSet<String>>>,
+    sender: Mutex<Option<mpsc::UnboundedSender<Seen>>>,
+}
+
+impl Discovery for Manual {
+    fn announce(&self, labels: &BTreeSet<String>, _port: u16) -> Result<(), DiscoveryError> {
+        self.announced.lock().unwrap().push(labels.clone());
+        Ok(())
+    }
+    fn browse(&self) -> Result<mpsc::UnboundedReceiver<Seen>, DiscoveryError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.sender.lock().unwrap() = Some(tx);
+        Ok(rx)
+    }
+    fn requery(&self) {}
+    fn shutdown(&self) -> Stopping {
+        Box::pin(async {})
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_network_change_brings_a_fresh_label_and_junk_is_ignored() {
+    let backend = Arc::new(Manual::default());
+    let sink = Arc::new(Recorder::default());
+    let driver = Discoverer::start(
+        Mode::Mdns,
+        backend.clone(),
+        7447,
+        FakeKeys::new(HOME),
+        sink.clone(),
+        test_clock,
+    )
+    .unwrap();
+    settle().await;
+    let send = |seen: Seen| {
+        backend
+            .sender
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .send(seen)
+            .unwrap();
+    };
+    // Our own label heard back, names that are not labels, and another household's
+    // label: none is offered.
+    let own = backend.announced.lock().unwrap()[0]
+        .iter()
+        .next()
+        .unwrap()
+        .clone();
+    let addr = SocketAddr::from(([198, 51, 100, 7], 7447));
+    let foreign = token::household_label(&ELSEWHERE, token::hour_of(test_clock()), &[5; 4]);
+    for label in [
+        own.clone(),
+        "Ada's laptop".into(),
+        format!("{own} (2)"),
+        foreign,
+    ] {
+        send(Seen::Found {
+            label,
+            addrs: vec![addr],
+        });
+    }
+    settle().await;
+    assert!(sink.offered_ports().is_empty());
+    send(Seen::NetworkChanged);
+    settle().await;
+    let announced = backend.announced.lock().unwrap().clone();
+    assert_eq!(announced.len(), 2);
+    assert!(announced[0].is_disjoint(&announced[1]));
+    assert!(token::is_household(
+        announced[1].iter().next().unwrap(),
+        &HOME,
+        token::hour_of(test_clock())
+    ));
+    driver.shutdown().await;
+}
