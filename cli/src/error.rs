@@ -135,7 +135,10 @@ pub(crate) struct Report {
 pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {
     // A broken control socket is the daemon hanging up on us, not a reader that has
     // had enough: only a broken stdout counts.
-    if err.chain().any(|cause| cause.downcast_ref::<ClientError>().is_some()) {
+    if err
+        .chain()
+        .any(|cause| cause.downcast_ref::<ClientError>().is_some())
+    {
         return false;
     }
     err.chain().any(|cause| {

@@ -432,7 +432,9 @@ impl Doc {
             };
             match decoded {
                 Ok(record) => out.push(record),
-                Err(e) => tracing::warn!(kind = R::COLLECTION.key(), error = %e, "skipping a record that could not be read"),
+                Err(e) => {
+                    tracing::warn!(kind = R::COLLECTION.key(), error = %e, "skipping a record that could not be read")
+                }
             }
         }
         out
@@ -1050,9 +1052,11 @@ impl Docs {
     /// handoff reads as accepted, which is what the ledger already shows.
     fn settle_handoff(&self, mut handoff: Handoff) -> Handoff {
         if handoff.state != HandoffState::Accepted {
-            let answers =
-                self.household
-                    .field_conflicts(Collection::Handoffs, &handoff.id.to_string(), "state");
+            let answers = self.household.field_conflicts(
+                Collection::Handoffs,
+                &handoff.id.to_string(),
+                "state",
+            );
             if answers.len() > 1 && answers.iter().any(|a| a == HandoffState::Accepted.key()) {
                 handoff.state = HandoffState::Accepted;
                 handoff.answered_by = Some(handoff.to);

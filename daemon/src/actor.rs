@@ -373,6 +373,7 @@ impl Actor {
                     connected: p.connected,
                     last_sync: p.last_sync,
                     last_addr: None,
+                    ..PeerStatus::default()
                 }
             })
             .collect();

@@ -606,6 +606,18 @@ pub struct PeerStatus {
     /// Last address that worked.
     #[serde(default)]
     pub last_addr: Option<String>,
+    /// Sync frame bytes sent to it since the daemon started.
+    #[serde(default)]
+    pub bytes_sent: u64,
+    /// Sync frame bytes received from it since the daemon started.
+    #[serde(default)]
+    pub bytes_received: u64,
+    /// Sync frames sent to it since the daemon started.
+    #[serde(default)]
+    pub frames_sent: u64,
+    /// Sync frames received from it since the daemon started.
+    #[serde(default)]
+    pub frames_received: u64,
 }
 
 /// Kinds accepted by `--kind` in `log`, and the record kinds in events.

@@ -622,11 +622,18 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
         status.documents = owner.documents;
         status.people = owner.people;
         let book = ready.net.book();
+        let traffic = ready.net.traffic();
         status.peers = owner
             .peers
             .into_iter()
             .map(|mut p| {
                 p.last_addr = book.last_addr.get(&p.device_id).cloned();
+                if let Some(t) = traffic.get(&p.device_id) {
+                    p.bytes_sent = t.bytes_sent;
+                    p.bytes_received = t.bytes_received;
+                    p.frames_sent = t.frames_sent;
+                    p.frames_received = t.frames_received;
+                }
                 p
             })
             .collect();

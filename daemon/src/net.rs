@@ -54,6 +54,20 @@ pub struct AddressBook {
     pub last_addr: BTreeMap<String, String>,
 }
 
+/// Sync traffic with one device: frame bytes as written to and read from the stream,
+/// without QUIC's own overhead.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Traffic {
+    /// Bytes written.
+    pub bytes_sent: u64,
+    /// Bytes read.
+    pub bytes_received: u64,
+    /// Frames written.
+    pub frames_sent: u64,
+    /// Frames read.
+    pub frames_received: u64,
+}
+
 struct LiveConn {
     id: ConnId,
     connection: quinn::Connection,
@@ -84,6 +98,7 @@ pub struct Net {
     config_peers: Vec<String>,
     book: Mutex<AddressBook>,
     live: Mutex<HashMap<String, LiveConn>>,
+    traffic: Mutex<HashMap<String, Traffic>>,
     backoff: Mutex<HashMap<String, Backoff>>,
     next_conn: AtomicU64,
     wake: Notify,
@@ -113,6 +128,7 @@ impl Net {
             config_peers,
             book: Mutex::new(book),
             live: Mutex::new(HashMap::new()),
+            traffic: Mutex::new(HashMap::new()),
             backoff: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             wake: Notify::new(),
@@ -151,6 +167,17 @@ impl Net {
             },
             local.port(),
         )]
+    }
+
+    /// Sync traffic per device since this daemon started.
+    pub fn traffic(&self) -> HashMap<String, Traffic> {
+        self.traffic.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    fn count(&self, device: &DeviceId, update: impl FnOnce(&mut Traffic)) {
+        if let Ok(mut traffic) = self.traffic.lock() {
+            update(traffic.entry(device.to_string()).or_default());
+        }
     }
 
     /// A copy of the address book.
@@ -504,6 +531,7 @@ impl Net {
             tokio::select! {
                 read = recv.read(&mut buf) => match read {
                     Ok(Some(n)) => {
+                        self.count(&device, |t| t.bytes_received += n as u64);
                         if let Err(e) = decoder.push(&buf[..n]) {
                             tracing::info!(peer = %device, error = %e, "closing a connection that sent a bad frame");
                             connection.close(e.code().as_u32().into(), b"bad frame");
@@ -513,6 +541,7 @@ impl Net {
                         loop {
                             match decoder.next_message() {
                                 Ok(Some(message)) => {
+                                    self.count(&device, |t| t.frames_received += 1);
                                     if self.actor.send(ActorMsg::PeerMessage { conn, message }).await.is_err() {
                                         failed = Some(0);
                                         break;
@@ -545,6 +574,10 @@ impl Net {
                         if send.write_all(&frame).await.is_err() {
                             break;
                         }
+                        self.count(&device, |t| {
+                            t.bytes_sent += frame.len() as u64;
+                            t.frames_sent += 1;
+                        });
                     }
                     Some(Outbound::Close(code)) => {
                         connection.close(code.into(), b"closed");

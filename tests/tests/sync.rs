@@ -219,3 +219,48 @@ fn a_peer_killed_mid_sync_converges_after_restart() {
     assert_eq!(notes(&a), notes(&b));
     assert_eq!(notes(&b).len(), 50);
 }
+
+fn sync_bytes(d: &TestDaemon) -> u64 {
+    d.status()
+        .unwrap()
+        .peers
+        .iter()
+        .map(|p| p.bytes_received + p.bytes_sent)
+        .sum()
+}
+
+/// Starts B again on its directory and QUIC port and waits until its household is in
+/// sync with A; returns the running daemon and the sync bytes it sent and received.
+fn start_and_measure(dir: &std::path::Path, listen: &str) -> (TestDaemon, u64) {
+    let fresh = TestDaemon::start_with(dir, listen).unwrap();
+    let mut events = fresh.subscribe().unwrap();
+    wait_for_event(
+        &mut events,
+        |e| matches!(e, Event::SyncCompleted { doc, .. } if doc == "household"),
+    )
+    .unwrap();
+    let bytes = sync_bytes(&fresh);
+    (fresh, bytes)
+}
+
+#[test]
+fn a_restart_resumes_from_the_persisted_sync_state() {
+    let (a, mut b) = two_paired();
+    for i in 0..300 {
+        moment(&a, &format!("history-{i:03}"));
+    }
+    wait_converged(&[&a, &b], "household").unwrap();
+    let dir = b.paths.data_dir.clone();
+    let listen = b.addr().unwrap();
+    // `b` keeps the temp dir alive; the restarts run in their own handles.
+    b.stop().unwrap();
+    let (mut resumed, resumed_bytes) = start_and_measure(&dir, &listen);
+    resumed.stop().unwrap();
+    std::fs::remove_dir_all(dir.join("sync")).unwrap();
+    let (again, scratch_bytes) = start_and_measure(&dir, &listen);
+    assert!(
+        resumed_bytes * 4 < scratch_bytes,
+        "resuming took {resumed_bytes} bytes, starting over {scratch_bytes}"
+    );
+    wait_converged(&[&a, &again], "household").unwrap();
+}
