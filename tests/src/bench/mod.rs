@@ -1,16 +1,21 @@
 //! The benchmark's sections and the report they fill.
 //!
-//! Each section (today [`storage`]; later the CLI round trip, propagation between
-//! daemons, and insights) is a function that measures one area and pushes [`Figure`]s
-//! into a [`Report`]. The `hearth-bench` binary only parses arguments, runs the sections
+//! Each section ([`storage`]; [`cli`], the CLI round trip and the idle daemon; [`sync`],
+//! propagation and catch-up between daemons; [`insights`]) is a function that measures
+//! one area and pushes [`Figure`]s into a [`Report`]; [`fixture`] holds what the
+//! daemon-level sections share. The `hearth-bench` binary only parses arguments, runs the sections
 //! asked for and prints the report as a table or as JSON. A figure carries its target,
 //! when the project has one, so the table says at a glance what is met.
 //!
 //! This module measures wall-clock time, so it reads the clock; it must never be used by
 //! `core`, and nothing in it is part of Hearth's runtime.
 
+pub mod cli;
+pub mod fixture;
+pub mod insights;
 pub mod layout;
 pub mod storage;
+pub mod sync;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -45,6 +50,20 @@ pub enum BenchError {
         #[source]
         source: std::io::Error,
     },
+    /// A test daemon could not be started, stopped or asked something.
+    #[error("could not {action}: {detail}; run with HEARTH_TEST_ECHO=1 to see the daemon's log")]
+    Daemon {
+        /// What the benchmark was doing.
+        action: &'static str,
+        /// The harness's error, with its causes.
+        detail: String,
+    },
+    /// The daemon refused or failed a control call.
+    #[error("a control call to hearthd failed: {0}")]
+    Client(#[from] hearthd::client::ClientError),
+    /// The insights refused their parameters.
+    #[error("the insights could not be computed: {0}")]
+    Insights(#[from] hearth_core::insights::InsightsError),
     /// A measurement came out in a way that means the setup is wrong.
     #[error("{0}")]
     Check(String),
@@ -53,6 +72,13 @@ pub enum BenchError {
 impl BenchError {
     pub(crate) fn io(action: &'static str) -> impl FnOnce(std::io::Error) -> BenchError {
         move |source| BenchError::Io { action, source }
+    }
+
+    pub(crate) fn daemon(action: &'static str) -> impl FnOnce(anyhow::Error) -> BenchError {
+        move |e| BenchError::Daemon {
+            action,
+            detail: format!("{e:#}"),
+        }
     }
 }
 

@@ -3,21 +3,33 @@
 //! ```text
 //! cargo run --release -p hearth-tests --bin hearth-bench -- [SECTION ...] [OPTIONS]
 //!
-//! SECTION      storage | layout | all                (default: all = storage)
-//! --years L    history lengths in years, comma separated   (default: 1,10)
-//! --runs N     cold loads per history length               (default: 7)
-//! --writes N   durable writes timed on the longest history (default: 200)
-//! --seed N     generator seed                              (default: 42)
-//! --dir PATH   where to put the temp stores; must be a real disk for fsync figures
-//! --json       print the report as JSON instead of a table
+//! SECTION         storage | cli | sync | insights | layout | all
+//!                 (default: all = storage, cli, sync, insights)
+//! --years L       storage: history lengths in years, comma separated (default: 1,10)
+//! --runs N        storage: cold loads per length; insights: timed runs (default: 7)
+//! --writes N      storage: durable writes on the longest history;
+//!                 cli: `hearth moment` processes                    (default: 200)
+//! --spawns N      cli: `hearth status` processes timed              (default: 200)
+//! --history Y     cli, insights: years of history in the daemon     (default: 10)
+//! --idle SECS     cli, sync: idle window for daemon CPU time        (default: 60)
+//! --trials N      sync: propagation trials                          (default: 500)
+//! --catchup Y     sync: years of entries each side makes apart      (default: 1)
+//! --reconnects N  sync: restarts of B with nothing new              (default: 5)
+//! --seed N        generator seed                                    (default: 42)
+//! --dir PATH      where temp stores and daemon data dirs go (default: the system temp
+//!                 dir); a real disk for fsync figures
+//! --json          print the report as JSON instead of a table
 //! ```
 //!
+//! The cli, sync and insights sections run the release `hearthd` and `hearth` next to
+//! this binary: `cargo build --release -p hearthd -p hearth-cli` first.
+//!
 //! This binary only parses arguments and prints; each section lives in
-//! `hearth_tests::bench`. New sections (CLI round trip, propagation, insights) add a
-//! variant to `Section` and a line to `run`.
+//! `hearth_tests::bench`. A new section adds a variant to `Section` and a line to `run`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use hearth_tests::bench::{self, Report};
@@ -27,20 +39,36 @@ use hearth_tests::bench::{self, Report};
 enum Section {
     /// Generation, on-disk size, cold load and durable writes.
     Storage,
+    /// The CLI round trip, daemon memory and idle CPU.
+    Cli,
+    /// Propagation, catch-up and reconnect between two paired daemons.
+    Sync,
+    /// Insights and report over years of data.
+    Insights,
     /// An experiment with other document layouts; not part of `all` because it measures
     /// formats Hearth does not use.
     Layout,
 }
 
 impl Section {
-    const ALL: [Section; 1] = [Section::Storage];
+    const ALL: [Section; 4] = [
+        Section::Storage,
+        Section::Cli,
+        Section::Sync,
+        Section::Insights,
+    ];
 
     fn parse(name: &str) -> Result<Vec<Section>> {
         match name {
             "all" => Ok(Section::ALL.to_vec()),
             "storage" => Ok(vec![Section::Storage]),
+            "cli" => Ok(vec![Section::Cli]),
+            "sync" => Ok(vec![Section::Sync]),
+            "insights" => Ok(vec![Section::Insights]),
             "layout" => Ok(vec![Section::Layout]),
-            other => bail!("unknown section `{other}`; use one of: storage, layout, all"),
+            other => bail!(
+                "unknown section `{other}`; use one of: storage, cli, sync, insights, layout, all"
+            ),
         }
     }
 }
@@ -49,17 +77,24 @@ impl Section {
 struct Args {
     sections: Vec<Section>,
     storage: bench::storage::StorageOptions,
+    cli: bench::cli::CliOptions,
+    sync: bench::sync::SyncOptions,
+    insights: bench::insights::InsightsOptions,
     json: bool,
 }
 
 const USAGE: &str =
-    "usage: hearth-bench [storage|layout|all] [--years 1,10] [--runs 7] [--writes 200] \
-                     [--seed 42] [--dir PATH] [--json]";
+    "usage: hearth-bench [storage|cli|sync|insights|layout|all] [--years 1,10] [--runs 7] \
+     [--writes 200] [--spawns 200] [--history 10] [--idle 60] [--trials 500] [--catchup 1] \
+     [--reconnects 5] [--seed 42] [--dir PATH] [--json]";
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>> {
     let mut args = Args {
         sections: Vec::new(),
         storage: bench::storage::StorageOptions::default(),
+        cli: bench::cli::CliOptions::default(),
+        sync: bench::sync::SyncOptions::default(),
+        insights: bench::insights::InsightsOptions::default(),
         json: false,
     };
     while let Some(arg) = argv.next() {
@@ -74,25 +109,56 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>> {
                 let list = value("--years")?;
                 args.storage.years = list
                     .split(',')
-                    .map(|y| {
-                        let years: f64 = y.trim().parse().with_context(|| {
-                            format!("`{y}` is not a number of years; write e.g. --years 1,10")
-                        })?;
-                        if !(years.is_finite() && years > 0.0) {
-                            bail!("--years takes positive numbers, not {y}");
-                        }
-                        Ok(years)
-                    })
+                    .map(|y| years(y, "--years"))
                     .collect::<Result<_>>()?;
             }
-            "--runs" => args.storage.runs = count(&value("--runs")?, "--runs")?,
-            "--writes" => args.storage.writes = count(&value("--writes")?, "--writes")?,
-            "--seed" => {
-                args.storage.seed = value("--seed")?
-                    .parse()
-                    .context("--seed takes a whole number")?
+            "--runs" => {
+                let runs = count(&value("--runs")?, "--runs")?;
+                args.storage.runs = runs;
+                args.insights.runs = runs;
             }
-            "--dir" => args.storage.dir = Some(PathBuf::from(value("--dir")?)),
+            "--writes" => {
+                let writes = count(&value("--writes")?, "--writes")?;
+                args.storage.writes = writes;
+                args.cli.writes = writes;
+            }
+            "--spawns" => args.cli.spawns = count(&value("--spawns")?, "--spawns")?,
+            "--history" => {
+                let years = years(&value("--history")?, "--history")?;
+                args.cli.history_years = years;
+                args.insights.years = years;
+            }
+            "--idle" => {
+                let secs: f64 = value("--idle")?
+                    .parse()
+                    .context("--idle takes a number of seconds, e.g. --idle 5")?;
+                if !(secs.is_finite() && secs > 0.0) {
+                    bail!("--idle takes a positive number of seconds, not {secs}");
+                }
+                args.cli.idle = Duration::from_secs_f64(secs);
+                args.sync.idle = Duration::from_secs_f64(secs);
+            }
+            "--trials" => args.sync.trials = count(&value("--trials")?, "--trials")?,
+            "--catchup" => args.sync.catchup_years = years(&value("--catchup")?, "--catchup")?,
+            "--reconnects" => {
+                args.sync.reconnects = count(&value("--reconnects")?, "--reconnects")?
+            }
+            "--seed" => {
+                let seed: u64 = value("--seed")?
+                    .parse()
+                    .context("--seed takes a whole number")?;
+                args.storage.seed = seed;
+                args.cli.seed = seed;
+                args.sync.seed = seed;
+                args.insights.seed = seed;
+            }
+            "--dir" => {
+                let dir = PathBuf::from(value("--dir")?);
+                args.storage.dir = Some(dir.clone());
+                args.cli.dir = Some(dir.clone());
+                args.sync.dir = Some(dir.clone());
+                args.insights.dir = Some(dir);
+            }
             flag if flag.starts_with('-') => bail!("unknown option `{flag}`; {USAGE}"),
             section => {
                 for s in Section::parse(section)? {
@@ -109,6 +175,16 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>> {
     Ok(Some(args))
 }
 
+fn years(text: &str, flag: &str) -> Result<f64> {
+    let years: f64 = text.trim().parse().with_context(|| {
+        format!("`{text}` is not a number of years; write e.g. {flag} 10 (fractions allowed)")
+    })?;
+    if !(years.is_finite() && years > 0.0) {
+        bail!("{flag} takes positive numbers of years, not {text}");
+    }
+    Ok(years)
+}
+
 fn count(text: &str, flag: &str) -> Result<usize> {
     match text.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -122,6 +198,14 @@ fn run(args: &Args) -> Result<Report> {
         match section {
             Section::Storage => bench::storage::run(&args.storage, &mut report)
                 .context("the storage benchmark failed")?,
+            Section::Cli => {
+                bench::cli::run(&args.cli, &mut report).context("the cli benchmark failed")?
+            }
+            Section::Sync => {
+                bench::sync::run(&args.sync, &mut report).context("the sync benchmark failed")?
+            }
+            Section::Insights => bench::insights::run(&args.insights, &mut report)
+                .context("the insights benchmark failed")?,
             Section::Layout => {
                 // The longest history shows the effect best.
                 let years = args.storage.years.iter().copied().fold(1.0, f64::max);

@@ -1,0 +1,815 @@
+//! The sync section: how fast a write reaches the partner's device, and what catching
+//! up and reconnecting cost, between two real `hearthd` children paired over QUIC on
+//! loopback.
+//!
+//! - **Propagation:** a durable `moment.add` on A, from sending the request until B's
+//!   subscribe stream reports a remote change of the household document; one write at
+//!   a time, so each trial measures one push, not a batch.
+//! - **Catch-up:** both daemons stop. Each side then gets a year of entries that the
+//!   other has not seen, written through the typed API by the generator into its own
+//!   store (A's side with a benchmark-only device of B's person for the partner's
+//!   entries, B's side likewise with another seed). A starts, then B; the time runs
+//!   from B's start until both report the same household heads. The same two
+//!   documents are then synced in-process with Automerge's own sync protocol, from the
+//!   state both had in common, which is the yardstick for the wire bytes.
+//! - **Reconnect with nothing new:** B restarts; the time until A reports the household
+//!   in sync with it, and the frames and bytes that took.
+//! - **Idle while paired:** CPU time and wakeups of both daemons, connected and idle.
+//!
+//! Wire bytes and frames come from the per-peer counters in `status`
+//! (`peers[].bytes_sent`, `bytes_received`, `frames_sent`, `frames_received`) when the
+//! daemon reports them; when it does not, those figures are left out with a note.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use automerge::sync::{Message, State, SyncDoc};
+use automerge::Automerge;
+use hearth_core::doc::DocKind;
+use hearth_core::model::MomentKind;
+use hearthd::api::{Call, Event, MomentParams};
+use hearthd::client::Subscription;
+use serde_json::Value;
+
+use super::fixture::{self, OpenStore};
+use super::{BenchError, Report, Samples, Unit};
+use crate::generate;
+use crate::harness::{self, TestDaemon};
+
+const SECTION: &str = "sync";
+
+/// Targets from the sync issue, for a release build on loopback.
+const TARGET_PROPAGATION_P50_MS: f64 = 5.0;
+const TARGET_PROPAGATION_P95_MS: f64 = 20.0;
+const TARGET_WIRE_RATIO: f64 = 1.1;
+
+/// How long any one wait may take before the run is declared broken.
+const WAIT: Duration = Duration::from_secs(120);
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Propagation trials.
+    pub trials: usize,
+    /// Years of entries each side makes while apart.
+    pub catchup_years: f64,
+    /// Reconnects with nothing new.
+    pub reconnects: usize,
+    /// Length of the idle window for CPU time while paired.
+    pub idle: Duration,
+    /// Generator seed.
+    pub seed: u64,
+    /// Where the daemons' data directories go; the system temp dir when `None`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            trials: 500,
+            catchup_years: 1.0,
+            reconnects: 5,
+            idle: Duration::from_secs(60),
+            seed: 42,
+            dir: None,
+        }
+    }
+}
+
+/// Two paired daemons and what the benchmark needs to restart them. The daemons come
+/// first, so they are killed before their directories are removed.
+struct Pair {
+    a: TestDaemon,
+    b: TestDaemon,
+    a_dir: tempfile::TempDir,
+    b_dir: tempfile::TempDir,
+    a_addr: String,
+    b_addr: String,
+    a_me: hearth_core::model::PersonId,
+    b_me: hearth_core::model::PersonId,
+    b_device: String,
+    /// The first sync after pairing only happened after an explicit `sync`.
+    nudged: bool,
+}
+
+impl Pair {
+    /// Starts two daemons under `base`, pairs them and waits for their first sync.
+    fn start(base: Option<&Path>) -> Result<Pair, BenchError> {
+        let a = fixture::started("Alex", base)?;
+        let b = fixture::started("Sam", base)?;
+        harness::pair(&a.daemon, &b.daemon).map_err(BenchError::daemon("pair the two daemons"))?;
+        let mut nudged = false;
+        if let Err(first) = harness::wait_converged(&[&a.daemon, &b.daemon], &household()) {
+            // Seen now and then: the joiner's first `hearth/1` dial races the inviter's
+            // roster update, is refused at the handshake, and no retry follows. Ask
+            // both to sync once, so the run can go on, and say so in the report.
+            for daemon in [&a.daemon, &b.daemon] {
+                daemon.call(Call::SyncNow)?;
+            }
+            harness::wait_converged(&[&a.daemon, &b.daemon], &household()).map_err(|e| {
+                BenchError::Daemon {
+                    action: "wait for the first sync after pairing, even after `sync`",
+                    detail: format!("{first:#}; then {e:#}"),
+                }
+            })?;
+            nudged = true;
+        }
+        let b_device = b
+            .daemon
+            .status()
+            .map_err(BenchError::daemon("ask B for its status"))?
+            .device_id
+            .ok_or_else(|| BenchError::Check("B reports no device id".into()))?;
+        Ok(Pair {
+            a_addr: a
+                .daemon
+                .addr()
+                .map_err(BenchError::daemon("ask A for its address"))?,
+            b_addr: b
+                .daemon
+                .addr()
+                .map_err(BenchError::daemon("ask B for its address"))?,
+            a: a.daemon,
+            b: b.daemon,
+            a_dir: a.dir,
+            b_dir: b.dir,
+            a_me: a.me,
+            b_me: b.me,
+            b_device,
+            nudged,
+        })
+    }
+}
+
+/// Runs the sync section.
+pub fn run(opts: &SyncOptions, report: &mut Report) -> Result<(), BenchError> {
+    fixture::require_binaries()?;
+    let mut pair = Pair::start(opts.dir.as_deref())?;
+    let mut nudges = usize::from(pair.nudged);
+    let kind = fixture::fs_kind(pair.a_dir.path());
+    propagation(
+        &pair,
+        opts.trials,
+        &format!("loopback, {kind}"),
+        true,
+        report,
+    )?;
+    // The same on tmpfs, where fsync costs nothing, tells the disk from the rest.
+    if kind != "tmpfs" {
+        if let Some(tmpfs) = fixture::tmpfs() {
+            let quick = Pair::start(Some(&tmpfs))?;
+            nudges += usize::from(quick.nudged);
+            propagation(&quick, opts.trials, "loopback, tmpfs", false, report)?;
+        }
+    }
+    let merged = catch_up(&mut pair, opts, report)?;
+    reconnect(&mut pair, &merged, opts.reconnects, report)?;
+    super::cli::idle_cpu(
+        SECTION,
+        &[
+            ("paired A".to_string(), &pair.a),
+            ("paired B".to_string(), &pair.b),
+        ],
+        opts.idle,
+        report,
+    )?;
+
+    if nudges > 0 {
+        report.note(format!(
+            "sync: in {nudges} of the pairings, the two daemons had not synced 20 s after \
+             pairing and only did after an explicit `sync` call on both (a daemon bug: the \
+             joiner's first hearth/1 dial is refused while the inviter's roster update is in \
+             flight, and is not retried; see the daemons' logs with HEARTH_TEST_ECHO=1 \
+             HEARTH_TEST_LOG=debug)"
+        ));
+    }
+    report.note(
+        "sync propagation = moment.add on A over an open control connection (acknowledged \
+         once durable) until B's subscribe stream shows doc-changed(household, remote); \
+         'A ack' is the write alone, 'ack → B' the rest",
+    );
+    report.note(format!(
+        "sync catch-up = both daemons stopped, {y} year(s) of generated entries written into \
+         each one's store (different seeds, both partners' records on each side), A started, \
+         then B; timed from spawning B until both report the same household heads. The \
+         automerge yardstick syncs the same two household documents in-process with \
+         automerge::sync, starting from sync states that had reached the common state \
+         (encoded and decoded, as a persisted state is), and sums the encoded messages",
+        y = opts.catchup_years
+    ));
+    Ok(())
+}
+
+fn household() -> String {
+    DocKind::Household.doc_id()
+}
+
+fn propagation(
+    pair: &Pair,
+    trials: usize,
+    data: &str,
+    targets: bool,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let mut sub = pair
+        .b
+        .subscribe()
+        .map_err(BenchError::daemon("subscribe to B"))?;
+    let mut client = pair
+        .a
+        .client()
+        .map_err(BenchError::daemon("connect to A"))?;
+    let doc = household();
+    let mut total = Samples::default();
+    let mut ack = Samples::default();
+    let mut after_ack = Samples::default();
+    let mut strays = 0usize;
+    let warmup = 5;
+    for i in 0..trials.max(1) + warmup {
+        strays += drain(&mut sub, &doc)?;
+        let started = Instant::now();
+        client.call(Call::MomentAdd(MomentParams {
+            kind: MomentKind::ALL[i % MomentKind::ALL.len()],
+            started_by: None,
+            note: None,
+            at: Default::default(),
+        }))?;
+        let acked = started.elapsed();
+        wait(
+            &mut sub,
+            "B to report A's write",
+            |e| matches!(e, Event::DocChanged { doc: d, remote: true, .. } if *d == doc),
+        )?;
+        let seen = started.elapsed();
+        if i >= warmup {
+            total.push(seen);
+            ack.push(acked);
+            after_ack.push(seen.saturating_sub(acked));
+        }
+    }
+    if targets {
+        report.add_target(
+            SECTION,
+            data,
+            "propagation p50",
+            total.median(),
+            Unit::Ms,
+            TARGET_PROPAGATION_P50_MS,
+        );
+        report.add_target(
+            SECTION,
+            data,
+            "propagation p95",
+            total.percentile(95.0),
+            Unit::Ms,
+            TARGET_PROPAGATION_P95_MS,
+        );
+    } else {
+        report.add(SECTION, data, "propagation p50", total.median(), Unit::Ms);
+        report.add(
+            SECTION,
+            data,
+            "propagation p95",
+            total.percentile(95.0),
+            Unit::Ms,
+        );
+    }
+    report.add(SECTION, data, "  A ack p50", ack.median(), Unit::Ms);
+    report.add(SECTION, data, "  A ack p95", ack.percentile(95.0), Unit::Ms);
+    report.add(SECTION, data, "  ack → B p50", after_ack.median(), Unit::Ms);
+    report.add(
+        SECTION,
+        data,
+        "  ack → B p95",
+        after_ack.percentile(95.0),
+        Unit::Ms,
+    );
+    report.add(
+        SECTION,
+        data,
+        "propagation max",
+        total.percentile(100.0),
+        Unit::Ms,
+    );
+    report.add(SECTION, data, "trials", total.len() as f64, Unit::Count);
+    if strays > 0 {
+        report.note(format!(
+            "sync propagation: B reported {strays} remote household change(s) beyond one per \
+             write; each trial still waited for its own"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads whatever events are already queued, counting remote changes of `doc`.
+fn drain(sub: &mut Subscription, doc: &str) -> Result<usize, BenchError> {
+    sub.set_timeout(Some(Duration::from_millis(1)))
+        .map_err(BenchError::io("set a read timeout on the event stream"))?;
+    let mut strays = 0;
+    while let Some(line) = sub.next_event()? {
+        if matches!(&line.event, Event::DocChanged { doc: d, remote: true, .. } if d == doc) {
+            strays += 1;
+        }
+    }
+    sub.set_timeout(Some(Duration::from_millis(200)))
+        .map_err(BenchError::io("set a read timeout on the event stream"))?;
+    Ok(strays)
+}
+
+/// Waits for an event matching `want`.
+fn wait(
+    sub: &mut Subscription,
+    what: &str,
+    mut want: impl FnMut(&Event) -> bool,
+) -> Result<Event, BenchError> {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if let Some(line) = sub.next_event()? {
+            if want(&line.event) {
+                return Ok(line.event);
+            }
+        }
+    }
+    Err(BenchError::Check(format!(
+        "waited {WAIT:?} for {what}; run with HEARTH_TEST_ECHO=1 to see the daemons' logs"
+    )))
+}
+
+/// Returns the household document both sides converged on.
+fn catch_up(
+    pair: &mut Pair,
+    opts: &SyncOptions,
+    report: &mut Report,
+) -> Result<Automerge, BenchError> {
+    let data = format!("{}y apart", opts.catchup_years);
+    pair.a.stop().map_err(BenchError::daemon("stop A"))?;
+    pair.b.stop().map_err(BenchError::daemon("stop B"))?;
+    let mut a_store = OpenStore::open(pair.a_dir.path(), pair.a_me)?;
+    let mut b_store = OpenStore::open(pair.b_dir.path(), pair.b_me)?;
+    if a_store.docs.household.heads() != b_store.docs.household.heads() {
+        return Err(BenchError::Check(
+            "A and B stopped with different household heads".into(),
+        ));
+    }
+    let common = a_store.docs.household.automerge().clone();
+
+    // Each side writes a year: its own person through its own documents, the partner
+    // through a device that exists only here, merged daily as the generator does.
+    let gen_a = fixture::options_ending_yesterday(opts.catchup_years, opts.seed);
+    let mut gen_b = gen_a.clone();
+    gen_b.seed = opts.seed.wrapping_add(1);
+    let mut side_a = fixture::household_of(
+        a_store.docs.clone(),
+        fixture::scratch_docs(&a_store.docs.household, pair.b_me),
+    )?;
+    let made_a = generate::generate(&mut side_a, &gen_a)?;
+    let mut side_b = fixture::household_of(
+        fixture::scratch_docs(&b_store.docs.household, pair.a_me),
+        b_store.docs.clone(),
+    )?;
+    let made_b = generate::generate(&mut side_b, &gen_b)?;
+    a_store.save(&side_a.a)?;
+    b_store.save(&side_b.b)?;
+    let final_a = side_a.a.household.automerge().clone();
+    let final_b = side_b.b.household.automerge().clone();
+    drop((side_a, side_b, a_store, b_store));
+    report.add(
+        SECTION,
+        &data,
+        "records made on each side",
+        (made_a.total() + made_b.total()) as f64 / 2.0,
+        Unit::Count,
+    );
+    report.add(
+        SECTION,
+        &data,
+        "household changes A lacks",
+        final_b.get_changes(&common.get_heads()).len() as f64,
+        Unit::Count,
+    );
+    report.add(
+        SECTION,
+        &data,
+        "household changes B lacks",
+        final_a.get_changes(&common.get_heads()).len() as f64,
+        Unit::Count,
+    );
+    let mut merged = final_a.clone();
+    merged.merge(&mut final_b.clone())?;
+    let mut expected: Vec<String> = merged.get_heads().iter().map(|h| h.to_string()).collect();
+    expected.sort();
+
+    // A comes up alone, then B; A's event stream says when things happen.
+    pair.a = TestDaemon::start_with(pair.a_dir.path(), &pair.a_addr)
+        .map_err(BenchError::daemon("restart A"))?;
+    let mut sub = pair
+        .a
+        .subscribe()
+        .map_err(BenchError::daemon("subscribe to A"))?;
+    let wire_before = wire(&pair.a, &pair.b_device)?;
+    let started = Instant::now();
+    pair.b = TestDaemon::start_with(pair.b_dir.path(), &pair.b_addr)
+        .map_err(BenchError::daemon("restart B"))?;
+    let b_ready = started.elapsed();
+    let mut peer_up = None;
+    let deadline = Instant::now() + WAIT;
+    let converged = loop {
+        if Instant::now() > deadline {
+            return Err(BenchError::Check(format!(
+                "A and B did not converge within {WAIT:?} after B restarted"
+            )));
+        }
+        let event = sub.next_event()?;
+        if let Some(line) = &event {
+            if matches!(&line.event, Event::PeerUp { .. }) && peer_up.is_none() {
+                peer_up = Some(started.elapsed());
+            }
+        }
+        // Asking both for their heads costs a little; do it only when something
+        // happened or a read timed out.
+        if event.as_ref().is_none_or(|l| {
+            matches!(
+                l.event,
+                Event::SyncCompleted { .. } | Event::DocChanged { remote: true, .. }
+            )
+        }) {
+            let (ha, hb) = (heads(&pair.a)?, heads(&pair.b)?);
+            if ha == hb && ha == expected {
+                break started.elapsed();
+            }
+        }
+    };
+    let wire_after = settled_wire(&pair.a, &pair.b_device)?;
+    report.add(
+        SECTION,
+        &data,
+        "B start to listening",
+        b_ready.as_secs_f64() * 1000.0,
+        Unit::Ms,
+    );
+    if let Some(up) = peer_up {
+        report.add(
+            SECTION,
+            &data,
+            "B start to connected (A's peer-up)",
+            up.as_secs_f64() * 1000.0,
+            Unit::Ms,
+        );
+        report.add(
+            SECTION,
+            &data,
+            "connected to converged",
+            converged.saturating_sub(up).as_secs_f64() * 1000.0,
+            Unit::Ms,
+        );
+    }
+    report.add(
+        SECTION,
+        &data,
+        "catch-up: B start to converged",
+        converged.as_secs_f64() * 1000.0,
+        Unit::Ms,
+    );
+
+    // The yardstick: Automerge's own protocol between the same two documents.
+    let (state_a, state_b) = synced_states(&common)?;
+    let yardstick = automerge_sync(&final_a, &final_b, state_a, state_b)?;
+    let fresh = automerge_sync(&final_a, &final_b, State::new(), State::new())?;
+    report.add(
+        SECTION,
+        &data,
+        "automerge sync bytes (from common state)",
+        yardstick.bytes as f64,
+        Unit::Bytes,
+    );
+    report.add(
+        SECTION,
+        &data,
+        "automerge sync messages",
+        yardstick.messages as f64,
+        Unit::Count,
+    );
+    report.add(
+        SECTION,
+        &data,
+        "automerge sync bytes (fresh states)",
+        fresh.bytes as f64,
+        Unit::Bytes,
+    );
+    wire_figures(
+        report,
+        &data,
+        wire_before,
+        wire_after,
+        Some(yardstick.bytes),
+        Some(TARGET_WIRE_RATIO),
+    );
+    Ok(merged)
+}
+
+fn reconnect(
+    pair: &mut Pair,
+    merged: &Automerge,
+    runs: usize,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let data = "reconnect, nothing new";
+    let doc = household();
+    let mut sub = pair
+        .a
+        .subscribe()
+        .map_err(BenchError::daemon("subscribe to A"))?;
+    let mut to_synced = Samples::default();
+    let mut to_up = Samples::default();
+    let mut deltas = Vec::new();
+    for _ in 0..runs.max(1) {
+        let before = settled_wire(&pair.a, &pair.b_device)?;
+        pair.b.stop().map_err(BenchError::daemon("stop B"))?;
+        wait(&mut sub, "A to see B leave", |e| {
+            matches!(e, Event::PeerDown { .. })
+        })?;
+        let started = Instant::now();
+        pair.b = TestDaemon::start_with(pair.b_dir.path(), &pair.b_addr)
+            .map_err(BenchError::daemon("restart B"))?;
+        let device = pair.b_device.clone();
+        let mut up = None;
+        wait(
+            &mut sub,
+            "A to sync the household with B again",
+            |e| match e {
+                Event::PeerUp { device: d } if *d == device => {
+                    up.get_or_insert(started.elapsed());
+                    false
+                }
+                Event::SyncCompleted { device: d, doc: x } => *d == device && *x == doc,
+                _ => false,
+            },
+        )?;
+        to_synced.push(started.elapsed());
+        if let Some(up) = up {
+            to_up.push(up);
+        }
+        let after = settled_wire(&pair.a, &pair.b_device)?;
+        deltas.push((before, after));
+    }
+    report.add(
+        SECTION,
+        data,
+        "B start to household in sync (median)",
+        to_synced.median(),
+        Unit::Ms,
+    );
+    if !to_up.is_empty() {
+        report.add(
+            SECTION,
+            data,
+            "B start to connected (median)",
+            to_up.median(),
+            Unit::Ms,
+        );
+    }
+    report.add(
+        SECTION,
+        data,
+        "household changes",
+        merged.get_changes(&[]).len() as f64,
+        Unit::Count,
+    );
+    // Nothing new on either side: Automerge's own exchange for the same document.
+    let (state_a, state_b) = synced_states(merged)?;
+    let yardstick = automerge_sync(merged, merged, state_a, state_b)?;
+    report.add(
+        SECTION,
+        data,
+        "automerge sync bytes (persisted states)",
+        yardstick.bytes as f64,
+        Unit::Bytes,
+    );
+    report.add(
+        SECTION,
+        data,
+        "automerge sync messages",
+        yardstick.messages as f64,
+        Unit::Count,
+    );
+    if let Some((before, after)) = deltas.last() {
+        wire_figures(report, data, *before, *after, Some(yardstick.bytes), None);
+    }
+    Ok(())
+}
+
+fn heads(daemon: &TestDaemon) -> Result<Vec<String>, BenchError> {
+    let mut heads = daemon
+        .heads(&household())
+        .map_err(BenchError::daemon("ask for the household heads"))?;
+    heads.sort();
+    Ok(heads)
+}
+
+/// Per-peer traffic as `status` reports it, if this daemon reports it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Wire {
+    bytes_sent: u64,
+    bytes_received: u64,
+    frames_sent: u64,
+    frames_received: u64,
+}
+
+fn wire(daemon: &TestDaemon, device: &str) -> Result<Option<Wire>, BenchError> {
+    let status = daemon.call(Call::Status)?;
+    let peer = status
+        .get("peers")
+        .and_then(Value::as_array)
+        .and_then(|peers| {
+            peers
+                .iter()
+                .find(|p| p.get("device_id").and_then(Value::as_str) == Some(device))
+        });
+    let Some(peer) = peer else {
+        return Ok(None);
+    };
+    let get = |key: &str| peer.get(key).and_then(Value::as_u64);
+    Ok(
+        match (
+            get("bytes_sent"),
+            get("bytes_received"),
+            get("frames_sent"),
+            get("frames_received"),
+        ) {
+            (Some(bytes_sent), Some(bytes_received), Some(frames_sent), Some(frames_received)) => {
+                Some(Wire {
+                    bytes_sent,
+                    bytes_received,
+                    frames_sent,
+                    frames_received,
+                })
+            }
+            _ => None,
+        },
+    )
+}
+
+/// The counters once they stop moving, so trailing frames are counted.
+fn settled_wire(daemon: &TestDaemon, device: &str) -> Result<Option<Wire>, BenchError> {
+    let mut last = wire(daemon, device)?;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = wire(daemon, device)?;
+        let same = match (&last, &now) {
+            (Some(a), Some(b)) => {
+                a.bytes_sent == b.bytes_sent && a.bytes_received == b.bytes_received
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        last = now;
+        if same {
+            break;
+        }
+    }
+    Ok(last)
+}
+
+fn wire_figures(
+    report: &mut Report,
+    data: &str,
+    before: Option<Wire>,
+    after: Option<Wire>,
+    yardstick: Option<u64>,
+    ratio_max: Option<f64>,
+) {
+    let Some(after) = after else {
+        report.note(format!(
+            "sync {data}: wire bytes and frames not measured — this hearthd's `status` has no \
+             per-peer counters (peers[].bytes_sent, bytes_received, frames_sent, \
+             frames_received)"
+        ));
+        return;
+    };
+    // Counters that restarted with the daemon read as a delta from zero.
+    let before = before.unwrap_or_default();
+    let (before, after) = if after.bytes_sent < before.bytes_sent {
+        (Wire::default(), after)
+    } else {
+        (before, after)
+    };
+    let sent = after.bytes_sent - before.bytes_sent;
+    let received = after.bytes_received.saturating_sub(before.bytes_received);
+    let frames_sent = after.frames_sent.saturating_sub(before.frames_sent);
+    let frames_received = after.frames_received.saturating_sub(before.frames_received);
+    report.add(SECTION, data, "wire bytes A → B", sent as f64, Unit::Bytes);
+    report.add(
+        SECTION,
+        data,
+        "wire bytes B → A",
+        received as f64,
+        Unit::Bytes,
+    );
+    report.add(
+        SECTION,
+        data,
+        "frames A → B",
+        frames_sent as f64,
+        Unit::Count,
+    );
+    report.add(
+        SECTION,
+        data,
+        "frames B → A",
+        frames_received as f64,
+        Unit::Count,
+    );
+    report.add(
+        SECTION,
+        data,
+        "round trips (frames each way, the larger)",
+        frames_sent.max(frames_received) as f64,
+        Unit::Count,
+    );
+    if let Some(yardstick) = yardstick {
+        let name = "wire bytes / automerge sync bytes";
+        let ratio = (sent + received) as f64 / yardstick.max(1) as f64;
+        match ratio_max {
+            Some(max) => report.add_target(SECTION, data, name, ratio, Unit::Ratio, max),
+            None => report.add(SECTION, data, name, ratio, Unit::Ratio),
+        }
+    }
+}
+
+/// Sync states of two copies of `common` after they synced with each other, encoded and
+/// decoded as a persisted state would be.
+fn synced_states(common: &Automerge) -> Result<(State, State), BenchError> {
+    let (mut a, mut b) = (State::new(), State::new());
+    let run = exchange(common, common, &mut a, &mut b)?;
+    if run.messages == 0 {
+        return Err(BenchError::Check(
+            "two copies of one document exchanged no sync messages".into(),
+        ));
+    }
+    let keep = |s: &State| {
+        State::decode(&s.encode())
+            .map_err(|e| BenchError::Check(format!("a sync state did not decode: {e}")))
+    };
+    Ok((keep(&a)?, keep(&b)?))
+}
+
+/// What one in-process Automerge sync took.
+#[derive(Debug, Clone, Copy, Default)]
+struct SyncRun {
+    bytes: u64,
+    messages: u64,
+}
+
+fn automerge_sync(
+    a: &Automerge,
+    b: &Automerge,
+    mut state_a: State,
+    mut state_b: State,
+) -> Result<SyncRun, BenchError> {
+    exchange(a, b, &mut state_a, &mut state_b)
+}
+
+/// Runs Automerge's sync protocol between copies of `a` and `b` until neither has a
+/// message left, alternating sides, and checks that they converged.
+fn exchange(
+    a: &Automerge,
+    b: &Automerge,
+    state_a: &mut State,
+    state_b: &mut State,
+) -> Result<SyncRun, BenchError> {
+    let (mut a, mut b) = (a.clone(), b.clone());
+    let mut run = SyncRun::default();
+    for _ in 0..1000 {
+        let mut quiet = true;
+        if let Some(message) = a.generate_sync_message(state_a) {
+            let bytes = message.encode();
+            run.bytes += bytes.len() as u64;
+            run.messages += 1;
+            b.receive_sync_message(state_b, decode(&bytes)?)?;
+            quiet = false;
+        }
+        if let Some(message) = b.generate_sync_message(state_b) {
+            let bytes = message.encode();
+            run.bytes += bytes.len() as u64;
+            run.messages += 1;
+            a.receive_sync_message(state_a, decode(&bytes)?)?;
+            quiet = false;
+        }
+        if quiet {
+            if a.get_heads() != b.get_heads() {
+                return Err(BenchError::Check(
+                    "automerge's own sync stopped before the documents converged".into(),
+                ));
+            }
+            return Ok(run);
+        }
+    }
+    Err(BenchError::Check(
+        "automerge's own sync did not finish in 1000 rounds".into(),
+    ))
+}
+
+fn decode(bytes: &[u8]) -> Result<Message, BenchError> {
+    Message::decode(bytes)
+        .map_err(|e| BenchError::Check(format!("an automerge sync message did not decode: {e}")))
+}
