@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use crate::model::{
     Acknowledgment, CheckIn, Device, DoneEntry, Handoff, HandoffState, ItemStatus, LedgerItem,
-    Millis, Moment, Person, PersonId, Reflection, TargetKind, ValidationError, Visibility,
+    Millis, Moment, Pause, Person, PersonId, Reflection, TargetKind, ValidationError, Visibility,
     SCHEMA_VERSION,
 };
 
@@ -211,6 +211,20 @@ impl Record for Device {
 
 /// Fields written as collaborative text rather than as last-writer-wins strings.
 const TEXT_FIELDS: &[&str] = &["title", "good_enough"];
+
+/// A person's pause (a [`Pause`] as JSON text), beside the person's record.
+const SHARING_PAUSE: &str = "sharing_pause";
+/// When a person ended sharing (`hearth leave`), beside the person's record.
+const SHARING_LEFT_AT: &str = "sharing_left_at";
+/// Fields that sit in a record's map but belong to sharing rather than to the record.
+///
+/// **Why beside the record:** the pause and the leaving must travel in the household
+/// document (the partner learns of them by sync), and a new collection would change the
+/// genesis change every replica shares. They are written only by [`Docs::set_pause`] and
+/// [`Docs::set_left`]; a rewrite of the record with [`Doc::put`] leaves them alone, and a
+/// record's own type never sees them. Each is one value, so a pause and a resume made at
+/// once on two devices settle as one or the other, never as a mix.
+const SIDE_FIELDS: &[&str] = &[SHARING_PAUSE, SHARING_LEFT_AT];
 
 /// Which document this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -661,6 +675,7 @@ fn write_map<T: Transactable + ReadDoc>(
     let stale: Vec<String> = tx
         .keys(obj)
         .filter(|k| fields.get(k).is_none_or(Json::is_null))
+        .filter(|k| !(record_level && SIDE_FIELDS.contains(&k.as_str())))
         .collect();
     for key in stale {
         tx.delete(obj, key.as_str())?;
@@ -857,6 +872,100 @@ impl Docs {
     /// The roster.
     pub fn devices(&self) -> Vec<Device> {
         self.household.all()
+    }
+
+    /// The map of `person`'s record in the household document.
+    fn person_obj(&self, person: PersonId) -> Option<ObjId> {
+        let people = self.household.collection(Collection::People).ok()?;
+        match self.household.am.get(&people, person.to_string()).ok()? {
+            Some((Value::Object(ObjType::Map), id)) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn side_field(&self, person: PersonId, field: &str) -> Option<ScalarValue> {
+        let obj = self.person_obj(person)?;
+        match self.household.am.get(&obj, field).ok()? {
+            Some((Value::Scalar(s), _)) => Some(s.into_owned()),
+            _ => None,
+        }
+    }
+
+    fn put_side_field(
+        &mut self,
+        person: PersonId,
+        field: &'static str,
+        value: Option<ScalarValue>,
+        now: Millis,
+    ) -> Result<(), DocError> {
+        let obj = self
+            .person_obj(person)
+            .ok_or_else(|| ValidationError::UnknownReference {
+                field: "person",
+                id: person.to_string(),
+            })?;
+        let current = self.side_field(person, field);
+        if current == value {
+            return Ok(());
+        }
+        self.household
+            .am
+            .transact_with(
+                |_| CommitOptions::default().with_time(now / 1000),
+                |tx| match value {
+                    Some(v) => tx.put(&obj, field, v),
+                    None => tx.delete(&obj, field),
+                },
+            )
+            .map_err(|f| DocError::Automerge(f.error))?;
+        Ok(())
+    }
+
+    /// `person`'s pause of sharing, if one is recorded (it may have ended by itself;
+    /// see [`Pause::active_at`]).
+    pub fn pause_of(&self, person: PersonId) -> Option<Pause> {
+        match self.side_field(person, SHARING_PAUSE)? {
+            ScalarValue::Str(text) => serde_json::from_str(text.as_str()).ok(),
+            _ => None,
+        }
+    }
+
+    /// Records `person`'s pause of sharing, or clears it with `None`.
+    pub fn set_pause(
+        &mut self,
+        person: PersonId,
+        pause: Option<&Pause>,
+        now: Millis,
+    ) -> Result<(), DocError> {
+        let value = match pause {
+            Some(pause) => {
+                pause.validate()?;
+                let text = serde_json::to_string(pause).map_err(|e| DocError::Decode {
+                    kind: Collection::People.key(),
+                    reason: e.to_string(),
+                })?;
+                Some(ScalarValue::Str(text.into()))
+            }
+            None => None,
+        };
+        self.put_side_field(person, SHARING_PAUSE, value, now)
+    }
+
+    /// When `person` ended sharing with `hearth leave`, if they did.
+    pub fn left_at(&self, person: PersonId) -> Option<Millis> {
+        match self.side_field(person, SHARING_LEFT_AT)? {
+            ScalarValue::Int(v) => Some(v),
+            ScalarValue::Uint(v) => i64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// Records that `person` ended sharing at `at`. Leaving is for good: an earlier
+    /// record stays, and a pause ends with it.
+    pub fn set_left(&mut self, person: PersonId, at: Millis, now: Millis) -> Result<(), DocError> {
+        let at = self.left_at(person).map_or(at, |earlier| earlier.min(at));
+        self.put_side_field(person, SHARING_LEFT_AT, Some(ScalarValue::Int(at)), now)?;
+        self.set_pause(person, None, now)
     }
 
     fn require_person(&self, field: &'static str, person: PersonId) -> Result<(), DocError> {
@@ -1405,5 +1514,59 @@ mod tests {
         it.minutes_per_week = None;
         da.household.put(&it, 2).unwrap();
         assert_eq!(da.ledger_item(it.id).unwrap().minutes_per_week, None);
+    }
+    #[test]
+    fn a_pause_travels_beside_the_person_and_survives_a_rewrite_of_the_record() {
+        let (mut da, mut db, a, b) = docs_pair();
+        assert_eq!(db.pause_of(a), None);
+        let pause = Pause {
+            since: 5_000,
+            until: Some(9_000),
+        };
+        da.set_pause(a, Some(&pause), 5_000).unwrap();
+        // Rewriting the person (as an import or a rename would) keeps the pause.
+        let ada = da.people().into_iter().find(|p| p.id == a).unwrap();
+        da.household.put(&ada, 6_000).unwrap();
+        assert_eq!(da.pause_of(a), Some(pause));
+        assert_eq!(da.people().len(), 2, "the side field is not a record");
+        sync(&mut da.household, &mut db.household);
+        assert_eq!(db.pause_of(a), Some(pause));
+        assert_eq!(db.pause_of(b), None);
+        assert!(pause.active_at(8_999) && !pause.active_at(9_000) && !pause.active_at(4_999));
+        // Resume clears it everywhere.
+        da.set_pause(a, None, 7_000).unwrap();
+        sync(&mut da.household, &mut db.household);
+        assert_eq!(db.pause_of(a), None);
+        let backwards = Pause {
+            since: 10,
+            until: Some(10),
+        };
+        assert!(da.set_pause(a, Some(&backwards), 7_000).is_err());
+        assert!(da.set_pause(Uuid::from_u128(99), None, 7_000).is_err());
+    }
+
+    #[test]
+    fn leaving_is_kept_from_the_earliest_record_and_ends_a_pause() {
+        let (mut da, mut db, a, _) = docs_pair();
+        da.set_pause(
+            a,
+            Some(&Pause {
+                since: 1,
+                until: None,
+            }),
+            1,
+        )
+        .unwrap();
+        sync(&mut da.household, &mut db.household);
+        db.set_left(a, 300, 300).unwrap();
+        da.set_left(a, 200, 200).unwrap();
+        sync(&mut da.household, &mut db.household);
+        // Both wrote; whichever value wins, a later call never moves it forward.
+        let left = da.left_at(a).unwrap();
+        assert!(left == 200 || left == 300);
+        da.set_left(a, 900, 900).unwrap();
+        assert_eq!(da.left_at(a), Some(left));
+        assert_eq!(da.pause_of(a), None);
+        assert_eq!(db.left_at(a), Some(left));
     }
 }

@@ -834,6 +834,40 @@ impl Device {
     }
 }
 
+/// A person's pause of sharing with the partner (`hearth pause`).
+///
+/// It lives beside the person's record in the household document (see
+/// `Docs::set_pause`), so the partner's devices learn of it through sync before it takes
+/// effect. Only the pausing person's devices act on it: they hold their sessions with the
+/// other person's devices. The partner's devices only show it, which is what lets a
+/// resume travel back to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// When the pause began.
+    pub since: Millis,
+    /// When it ends by itself; `None` until `hearth resume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
+}
+
+impl Pause {
+    /// Whether the pause holds at `now`.
+    pub fn active_at(&self, now: Millis) -> bool {
+        self.since <= now && self.until.is_none_or(|until| now < until)
+    }
+
+    /// Checks that a pause with an end ends after it begins.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self.until {
+            Some(until) if until <= self.since => Err(ValidationError::Invalid {
+                field: "until",
+                reason: "a pause must end after it begins".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
