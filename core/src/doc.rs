@@ -41,6 +41,9 @@ use crate::model::{
     SCHEMA_VERSION,
 };
 
+mod reveal;
+pub use reveal::{Sealable, SealedEntry, KEY_TAG, SEALED_TAG};
+
 /// Problems reading or writing a document.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -85,6 +88,17 @@ pub enum DocError {
     /// Automerge refused an operation.
     #[error("the document refused a change ({0}); nothing was written")]
     Automerge(#[from] automerge::AutomergeError),
+    /// An answer to be revealed together could not be sealed, or a published key does not
+    /// open it.
+    #[error("a {kind} kept sealed until both partners answer could not be {action} ({reason}); nothing was changed — if this keeps happening, report it")]
+    Seal {
+        /// The kind of record.
+        kind: &'static str,
+        /// `sealed` or `opened`.
+        action: &'static str,
+        /// What went wrong. Never contains the answer.
+        reason: String,
+    },
 }
 
 /// The record collections, each a map at the document root.
@@ -336,16 +350,7 @@ impl Doc {
         let coll = self.collection(R::COLLECTION)?;
         let key = record.key();
         if let Some((date, person)) = record.compact_header() {
-            // The key, the header and the JSON would otherwise all carry the id, date and
-            // person; on disk and at load every byte counts tens of thousands of times.
-            let mut fields = fields;
-            for redundant in ["id", "date", R::PERSON_FIELD] {
-                fields.remove(redundant);
-            }
-            let json = serde_json::to_string(&fields).map_err(|e| DocError::Decode {
-                kind: R::COLLECTION.key(),
-                reason: e.to_string(),
-            })?;
+            let json = compact_body::<R>(fields)?;
             let value = format!("{COMPACT_TAG}{date}{SEP}{person}{SEP}{json}");
             let unchanged = matches!(
                 self.am.get(&coll, key.as_str())?,
@@ -383,6 +388,10 @@ impl Doc {
         match self.am.get(&coll, key)? {
             Some((Value::Object(ObjType::Map), obj)) => decode::<R>(&self.am, &obj).map(Some),
             Some((Value::Scalar(s), _)) => match s.as_ref() {
+                // A sealed answer reads as absent until its key is published.
+                ScalarValue::Str(text) if text.starts_with(SEALED_TAG) => {
+                    reveal::open_published::<R>(key, text)
+                }
                 ScalarValue::Str(text) => decode_compact::<R>(key, text).map(Some),
                 _ => Ok(None),
             },
@@ -434,13 +443,31 @@ impl Doc {
                     let Some(text) = scalar_str(scalar) else {
                         continue;
                     };
-                    let Some((date, person, _)) = split_compact(text) else {
-                        continue;
-                    };
-                    if !keep(&Fields::Compact { date, person }) {
-                        continue;
+                    if let Some(sealed) = reveal::split_sealed(text) {
+                        // Sealed answers are left out until their key is published;
+                        // `Docs::sealed` lists them without their contents.
+                        if sealed.key.is_none()
+                            || !keep(&Fields::Compact {
+                                date: sealed.date,
+                                person: sealed.person,
+                            })
+                        {
+                            continue;
+                        }
+                        match reveal::open_published::<R>(&item.key, text) {
+                            Ok(Some(record)) => Ok(record),
+                            Ok(None) => continue,
+                            Err(e) => Err(e),
+                        }
+                    } else {
+                        let Some((date, person, _)) = split_compact(text) else {
+                            continue;
+                        };
+                        if !keep(&Fields::Compact { date, person }) {
+                            continue;
+                        }
+                        decode_compact::<R>(&item.key, text)
                     }
-                    decode_compact::<R>(&item.key, text)
                 }
                 _ => continue,
             };
@@ -561,13 +588,34 @@ fn split_compact(text: &str) -> Option<(&str, &str, &str)> {
     Some((parts.next()?, parts.next()?, parts.next()?))
 }
 
+/// The JSON a compact record stores: its fields without the id, date and person.
+///
+/// The key, the header and the JSON would otherwise all carry the id, date and person;
+/// on disk and at load every byte counts tens of thousands of times.
+fn compact_body<R: Record>(mut fields: JsonMap<String, Json>) -> Result<String, DocError> {
+    for redundant in ["id", "date", R::PERSON_FIELD] {
+        fields.remove(redundant);
+    }
+    serde_json::to_string(&fields).map_err(|e| DocError::Decode {
+        kind: R::COLLECTION.key(),
+        reason: e.to_string(),
+    })
+}
+
 fn decode_compact<R: Record>(key: &str, text: &str) -> Result<R, DocError> {
+    let (date, person, json) = split_compact(text).ok_or_else(|| DocError::Decode {
+        kind: R::COLLECTION.key(),
+        reason: "not a record value".into(),
+    })?;
+    decode_parts::<R>(key, date, person, json)
+}
+
+/// Rebuilds a record from its key, the date and person of its header, and its JSON.
+fn decode_parts<R: Record>(key: &str, date: &str, person: &str, json: &str) -> Result<R, DocError> {
     let bad = |reason: String| DocError::Decode {
         kind: R::COLLECTION.key(),
         reason,
     };
-    let (date, person, json) =
-        split_compact(text).ok_or_else(|| bad("not a record value".into()))?;
     let mut fields: JsonMap<String, Json> =
         serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
     fields.insert("id".into(), Json::String(key.to_string()));
@@ -798,9 +846,10 @@ impl Docs {
         match visibility {
             Visibility::Private => Ok(&mut self.private),
             Visibility::Shared => Ok(&mut self.household),
+            // The one-time key has to come from the caller: see `Docs::add_sealed`.
             Visibility::RevealTogether => Err(ValidationError::Invalid {
                 field: "visibility",
-                reason: "reveal-together is not available yet; use private or shared".into(),
+                reason: "a reveal-together answer is sealed with a one-time key; write it with `Docs::add_sealed`".into(),
             }
             .into()),
         }
@@ -1006,6 +1055,7 @@ impl Docs {
         to: chrono::NaiveDate,
     ) -> Vec<CheckIn> {
         let author = person.to_string();
+        let (from_date, to_date) = (from, to);
         let (from, to) = (from.to_string(), to.to_string());
         let keep = |f: &Fields<'_>| {
             f.str("author").as_deref() == Some(author.as_str())
@@ -1014,23 +1064,31 @@ impl Docs {
         let mut out = self.household.filter::<CheckIn>(keep);
         if self.private.kind == DocKind::Private(person) {
             out.extend(self.private.filter::<CheckIn>(keep));
+            out.extend(
+                self.own_sealed::<CheckIn>()
+                    .into_iter()
+                    .filter(|c| c.when.date >= from_date && c.when.date <= to_date),
+            );
         }
         out.sort_by_key(|c| (c.when.at, c.id));
         out
     }
 
-    /// Every check-in this device can read.
+    /// Every check-in this device can read: shared, revealed, its person's private
+    /// ones, and its person's own answers still sealed for the partner.
     pub fn checkins(&self) -> Vec<CheckIn> {
         let mut out = self.household.all::<CheckIn>();
         out.extend(self.private.all::<CheckIn>());
+        out.extend(self.own_sealed::<CheckIn>());
         out.sort_by_key(|c| (c.when.at, c.id));
         out
     }
 
-    /// Every reflection this device can read.
+    /// Every reflection this device can read, as [`Docs::checkins`] does.
     pub fn reflections(&self) -> Vec<Reflection> {
         let mut out = self.household.all::<Reflection>();
         out.extend(self.private.all::<Reflection>());
+        out.extend(self.own_sealed::<Reflection>());
         out.sort_by_key(|r| (r.when.at, r.id));
         out
     }
@@ -1515,6 +1573,7 @@ mod tests {
         da.household.put(&it, 2).unwrap();
         assert_eq!(da.ledger_item(it.id).unwrap().minutes_per_week, None);
     }
+
     #[test]
     fn a_pause_travels_beside_the_person_and_survives_a_rewrite_of_the_record() {
         let (mut da, mut db, a, b) = docs_pair();

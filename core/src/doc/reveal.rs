@@ -1,0 +1,793 @@
+//! Answers revealed together: check-ins and reflections that the household document
+//! holds sealed until both partners have answered the same day.
+//!
+//! This module owns the sealed value format, the one-time keys kept in the author's
+//! private document, the rule for when a key is due, and publishing it. It must not make
+//! keys itself: the caller hands in a fresh age identity per answer, so `core` stays free
+//! of hidden randomness. It reads no clock.
+//!
+//! # How an answer is sealed
+//!
+//! The author's device encrypts the record's JSON with age to a fresh X25519 identity
+//! made for this one answer, and writes two values under the record's id, in the
+//! record's own collection:
+//!
+//! ```text
+//! household:  s1 ␟ date ␟ person ␟ at ␟ base64(age ciphertext)            (sealed)
+//!             s1 ␟ date ␟ person ␟ at ␟ base64(age ciphertext) ␟ AGE-SECRET-KEY-1…  (revealed)
+//! private:    k1 ␟ date ␟ person ␟ AGE-SECRET-KEY-1…
+//! ```
+//!
+//! The private document syncs only to the author's own devices, so until the key is
+//! published the partner's devices hold the ciphertext and nothing that opens it. The
+//! date, the author and the time stay readable: they are what lets the partner see that
+//! an answer waits for theirs, and what lets the author's daemon decide when to reveal.
+//!
+//! **Why the record's own collection:** the collections are made by the genesis change,
+//! and a collection added later by two devices apart would fork, one hiding the other.
+//!
+//! # When a key is published
+//!
+//! A key is due once the partner's answer of the same kind and the same local date is in
+//! the household document: shared, sealed or already revealed. A private answer does not
+//! count, since nobody else can see it. Reflections ask the same three questions every
+//! time, so their "prompt" is the day too. Any of the author's devices that holds the key
+//! publishes it by rewriting the sealed value with the key appended.
+//!
+//! **Why racing reveals are harmless:** two of the author's devices that publish at once
+//! both write the same value to the same key. Automerge keeps both as a conflict, and
+//! whichever wins reads the same.
+
+use std::collections::BTreeSet;
+
+use age::secrecy::ExposeSecret;
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ReadDoc, ScalarValue, Value};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use super::{
+    compact_body, decode_parts, split_compact, Collection, Doc, DocError, Docs, Fields, Record, SEP,
+};
+use crate::model::{CheckIn, Millis, PersonId, Reflection, ValidationError, Visibility, When};
+
+/// The first characters of a sealed answer in the household document.
+pub const SEALED_TAG: &str = "s1\u{1f}";
+/// The first characters of an answer's one-time key in the author's private document.
+pub const KEY_TAG: &str = "k1\u{1f}";
+
+/// The collections whose records may be revealed together.
+const SEALABLE: [Collection; 2] = [Collection::CheckIns, Collection::Reflections];
+
+/// A record that may be kept sealed until the partner answers: check-ins and reflections.
+pub trait Sealable: Record {
+    /// Who wrote it.
+    fn author(&self) -> PersonId;
+    /// When it was written.
+    fn when(&self) -> When;
+    /// Who may read it.
+    fn visibility(&self) -> Visibility;
+    /// Checks the record against the model's rules.
+    fn check(&self) -> Result<(), ValidationError>;
+    /// Its id.
+    fn id(&self) -> Uuid;
+}
+
+impl Sealable for CheckIn {
+    fn author(&self) -> PersonId {
+        self.author
+    }
+    fn when(&self) -> When {
+        self.when
+    }
+    fn visibility(&self) -> Visibility {
+        self.visibility
+    }
+    fn check(&self) -> Result<(), ValidationError> {
+        self.validate()
+    }
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+impl Sealable for Reflection {
+    fn author(&self) -> PersonId {
+        self.author
+    }
+    fn when(&self) -> When {
+        self.when
+    }
+    fn visibility(&self) -> Visibility {
+        self.visibility
+    }
+    fn check(&self) -> Result<(), ValidationError> {
+        self.validate()
+    }
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+/// An answer that this device cannot read yet, described without its contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEntry {
+    /// `checkins` or `reflections`.
+    pub collection: Collection,
+    /// The record's id.
+    pub id: Uuid,
+    /// Who wrote it.
+    pub author: PersonId,
+    /// The author's local date.
+    pub date: chrono::NaiveDate,
+    /// When it was written, Unix milliseconds.
+    pub at: Millis,
+}
+
+/// A sealed value, split into its parts.
+pub(super) struct SealedValue<'a> {
+    pub(super) date: &'a str,
+    pub(super) person: &'a str,
+    pub(super) at: Millis,
+    pub(super) ciphertext: &'a str,
+    pub(super) key: Option<&'a str>,
+}
+
+/// Splits a sealed value; `None` when `text` is not one.
+pub(super) fn split_sealed(text: &str) -> Option<SealedValue<'_>> {
+    let rest = text.strip_prefix(SEALED_TAG)?;
+    let mut parts = rest.split(SEP);
+    let value = SealedValue {
+        date: parts.next()?,
+        person: parts.next()?,
+        at: parts.next()?.parse().ok()?,
+        ciphertext: parts.next()?,
+        key: parts.next(),
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(value)
+}
+
+/// Splits a key value into date, person and the secret key.
+fn split_key(text: &str) -> Option<(&str, &str, &str)> {
+    let rest = text.strip_prefix(KEY_TAG)?;
+    let mut parts = rest.splitn(3, SEP);
+    Some((parts.next()?, parts.next()?, parts.next()?))
+}
+
+fn seal_error<R: Record>(action: &'static str, reason: impl Into<String>) -> DocError {
+    DocError::Seal {
+        kind: R::COLLECTION.key(),
+        action,
+        reason: reason.into(),
+    }
+}
+
+/// Opens a sealed value with `secret`.
+fn open_with<R: Record>(key: &str, sealed: &SealedValue<'_>, secret: &str) -> Result<R, DocError> {
+    let identity: age::x25519::Identity = secret
+        .parse()
+        .map_err(|_| seal_error::<R>("opened", "the key is not an age key"))?;
+    let ciphertext = data_encoding::BASE64
+        .decode(sealed.ciphertext.as_bytes())
+        .map_err(|e| seal_error::<R>("opened", e.to_string()))?;
+    let plain = crate::envelope::decrypt_with([&identity as &dyn age::Identity], &ciphertext)
+        .map_err(|_| seal_error::<R>("opened", "the key does not open it"))?;
+    let json = String::from_utf8(plain)
+        .map_err(|_| seal_error::<R>("opened", "the answer is not text"))?;
+    decode_parts::<R>(key, sealed.date, sealed.person, &json)
+}
+
+/// Opens a sealed value whose key was published; `Ok(None)` while it is still sealed.
+pub(super) fn open_published<R: Record>(key: &str, text: &str) -> Result<Option<R>, DocError> {
+    let Some(sealed) = split_sealed(text) else {
+        return Ok(None);
+    };
+    match sealed.key {
+        Some(secret) => open_with::<R>(key, &sealed, secret).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The date and person of any stored answer: compact, sealed or written field by field.
+fn date_and_person(
+    am: &automerge::Automerge,
+    item: &automerge::iter::MapRangeItem<'_>,
+) -> Option<(String, String)> {
+    match &item.value {
+        automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(text)) => {
+            let text: &str = text.as_ref();
+            if let Some(sealed) = split_sealed(text) {
+                Some((sealed.date.to_string(), sealed.person.to_string()))
+            } else {
+                split_compact(text).map(|(d, p, _)| (d.to_string(), p.to_string()))
+            }
+        }
+        automerge::ValueRef::Object(automerge::ObjType::Map) => {
+            let obj = item.id();
+            let fields = Fields::Map { am, obj: &obj };
+            Some((fields.str("date")?, fields.str("author")?))
+        }
+        _ => None,
+    }
+}
+
+impl Doc {
+    /// The text stored at `key` in `coll`, if it is a string.
+    fn text_at(&self, coll: Collection, key: &str) -> Option<String> {
+        let coll = self.collection(coll).ok()?;
+        match self.am.get(&coll, key).ok().flatten() {
+            Some((Value::Scalar(s), _)) => match s.as_ref() {
+                ScalarValue::Str(text) => Some(text.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Writes one string value in one change.
+    fn put_text(
+        &mut self,
+        coll: Collection,
+        key: &str,
+        text: &str,
+        now: Millis,
+    ) -> Result<(), DocError> {
+        let coll = self.collection(coll)?;
+        self.am
+            .transact_with(
+                |_| CommitOptions::default().with_time(now / 1000),
+                |tx| tx.put(&coll, key, text),
+            )
+            .map_err(|f| DocError::Automerge(f.error))?;
+        Ok(())
+    }
+
+    /// Every value in `coll` that starts with `tag`, with its key.
+    fn tagged(&self, coll: Collection, tag: &str) -> Vec<(String, String)> {
+        let Ok(obj) = self.collection(coll) else {
+            return Vec::new();
+        };
+        self.am
+            .map_range(&obj, ..)
+            .filter_map(|item| match &item.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(text))
+                    if text.starts_with(tag) =>
+                {
+                    Some((item.key.to_string(), text.to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The people who answered in `coll` on each of `dates`, as `(date, person)`.
+    fn answered_on(&self, coll: Collection, dates: &BTreeSet<&str>) -> BTreeSet<(String, String)> {
+        let Ok(obj) = self.collection(coll) else {
+            return BTreeSet::new();
+        };
+        self.am
+            .map_range(&obj, ..)
+            .filter_map(|item| date_and_person(&self.am, &item))
+            .filter(|(date, _)| dates.contains(date.as_str()))
+            .collect()
+    }
+}
+
+/// A key this device holds for one of its person's answers that is still sealed.
+struct Pending {
+    collection: Collection,
+    id: String,
+    date: String,
+    secret: String,
+    sealed: String,
+}
+
+impl Docs {
+    /// Writes an answer sealed until the partner answers the same day: the household
+    /// document gets it encrypted to `key`, and this person's private document gets `key`.
+    ///
+    /// `key` must be a fresh identity made for this one answer.
+    pub fn add_sealed<R: Sealable>(
+        &mut self,
+        record: &R,
+        key: &age::x25519::Identity,
+        now: Millis,
+    ) -> Result<(), DocError> {
+        record.check()?;
+        self.require_person("author", record.author())?;
+        if record.visibility() != Visibility::RevealTogether {
+            return Err(ValidationError::Invalid {
+                field: "visibility",
+                reason: "only a reveal-together answer is sealed".into(),
+            }
+            .into());
+        }
+        if record.author() != self.me {
+            return Err(ValidationError::Invalid {
+                field: "author",
+                reason: "only the author's own devices can seal an answer, since they keep its key"
+                    .into(),
+            }
+            .into());
+        }
+        let coll = R::COLLECTION;
+        let id = record.key();
+        if self.household.contains(coll, &id) || self.private.contains(coll, &id) {
+            return Err(ValidationError::Invalid {
+                field: "id",
+                reason: "an answer with this id is already here".into(),
+            }
+            .into());
+        }
+        let fields = match serde_json::to_value(record) {
+            Ok(Json::Object(fields)) => fields,
+            _ => return Err(seal_error::<R>("sealed", "it could not be written as JSON")),
+        };
+        let body = compact_body::<R>(fields)?;
+        let recipient = key.to_public();
+        let ciphertext =
+            crate::envelope::encrypt_to([&recipient as &dyn age::Recipient], body.as_bytes())
+                .map_err(|e| seal_error::<R>("sealed", e.to_string()))?;
+        let when = record.when();
+        let (date, person) = (when.date, record.author());
+        let secret = key.to_string();
+        // The key goes first: should the household write fail, what is left is a key
+        // for nothing, never a sealed answer that nobody can open.
+        self.private.put_text(
+            coll,
+            &id,
+            &format!(
+                "{KEY_TAG}{date}{SEP}{person}{SEP}{}",
+                secret.expose_secret()
+            ),
+            now,
+        )?;
+        let sealed = format!(
+            "{SEALED_TAG}{date}{SEP}{person}{SEP}{}{SEP}{}",
+            when.at,
+            data_encoding::BASE64.encode(&ciphertext)
+        );
+        self.household.put_text(coll, &id, &sealed, now)
+    }
+
+    /// Answers in the household document that are still sealed, oldest first, without
+    /// their contents. This person's own are among them: [`Docs::checkins`] and
+    /// [`Docs::reflections`] open those with the keys this device holds.
+    pub fn sealed(&self) -> Vec<SealedEntry> {
+        let mut out = Vec::new();
+        for coll in SEALABLE {
+            for (id, text) in self.household.tagged(coll, SEALED_TAG) {
+                let Some(sealed) = split_sealed(&text) else {
+                    continue;
+                };
+                if sealed.key.is_some() {
+                    continue;
+                }
+                let (Ok(id), Ok(author), Ok(date)) = (
+                    Uuid::parse_str(&id),
+                    Uuid::parse_str(sealed.person),
+                    sealed.date.parse::<chrono::NaiveDate>(),
+                ) else {
+                    continue;
+                };
+                out.push(SealedEntry {
+                    collection: coll,
+                    id,
+                    author,
+                    date,
+                    at: sealed.at,
+                });
+            }
+        }
+        out.sort_by_key(|e| (e.at, e.id));
+        out
+    }
+
+    /// Keys this device holds for its person's answers that are still sealed.
+    fn pending(&self, coll: Collection) -> Vec<Pending> {
+        let me = self.me.to_string();
+        self.private
+            .tagged(coll, KEY_TAG)
+            .into_iter()
+            .filter_map(|(id, text)| {
+                let (date, person, secret) = split_key(&text)?;
+                if person != me {
+                    return None;
+                }
+                let sealed = self.household.text_at(coll, &id)?;
+                // Already revealed, or not here yet: nothing to open or publish.
+                if split_sealed(&sealed)?.key.is_some() {
+                    return None;
+                }
+                Some(Pending {
+                    collection: coll,
+                    id,
+                    date: date.to_string(),
+                    secret: secret.to_string(),
+                    sealed,
+                })
+            })
+            .collect()
+    }
+
+    /// This person's own answers that are still sealed for the partner, opened with the
+    /// keys this device holds.
+    pub fn own_sealed<R: Sealable>(&self) -> Vec<R> {
+        self.pending(R::COLLECTION)
+            .into_iter()
+            .filter_map(|p| {
+                let sealed = split_sealed(&p.sealed)?;
+                match open_with::<R>(&p.id, &sealed, &p.secret) {
+                    Ok(record) => Some(record),
+                    Err(e) => {
+                        tracing::warn!(kind = R::COLLECTION.key(), error = %e, "could not open an answer of our own");
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// This person's sealed answers whose partner's answer is now here, so their key is
+    /// due. Each is `(collection, id)`.
+    pub fn reveals_due(&self) -> Vec<(Collection, Uuid)> {
+        self.due()
+            .into_iter()
+            .filter_map(|p| Uuid::parse_str(&p.id).ok().map(|id| (p.collection, id)))
+            .collect()
+    }
+
+    fn due(&self) -> Vec<Pending> {
+        let me = self.me.to_string();
+        let mut out = Vec::new();
+        for coll in SEALABLE {
+            let pending = self.pending(coll);
+            if pending.is_empty() {
+                continue;
+            }
+            let dates: BTreeSet<&str> = pending.iter().map(|p| p.date.as_str()).collect();
+            let answered: BTreeSet<String> = self
+                .household
+                .answered_on(coll, &dates)
+                .into_iter()
+                .filter(|(_, person)| *person != me)
+                .map(|(date, _)| date)
+                .collect();
+            out.extend(pending.into_iter().filter(|p| answered.contains(&p.date)));
+        }
+        out
+    }
+
+    /// Publishes the key of every answer of this person whose partner's answer is now
+    /// here, so both open on every device. Returns what it revealed.
+    pub fn publish_reveals(&mut self, now: Millis) -> Result<Vec<(Collection, Uuid)>, DocError> {
+        let mut revealed = Vec::new();
+        for p in self.due() {
+            let opened = format!("{}{SEP}{}", p.sealed, p.secret);
+            self.household.put_text(p.collection, &p.id, &opened, now)?;
+            if let Ok(id) = Uuid::parse_str(&p.id) {
+                revealed.push((p.collection, id));
+            }
+        }
+        Ok(revealed)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::doc::DocKind;
+    use crate::model::*;
+    use automerge::ActorId;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    const NOTE_A: &str = "ada's-secret-note";
+    const NOTE_B: &str = "bo's-secret-note";
+
+    fn actor(n: u8) -> ActorId {
+        ActorId::from(vec![n; 16])
+    }
+
+    fn person(name: &str, n: u128) -> Person {
+        Person {
+            id: Uuid::from_u128(n),
+            name: name.into(),
+            joined_at: 0,
+        }
+    }
+
+    /// Ada's two devices and Bo's one, with the household merged everywhere.
+    struct World {
+        ada1: Docs,
+        ada2: Docs,
+        bo: Docs,
+    }
+
+    fn merge(into: &mut Doc, from: &Doc) {
+        into.automerge_mut()
+            .merge(&mut from.automerge().clone())
+            .unwrap();
+    }
+
+    impl World {
+        fn new() -> World {
+            let a = person("Ada", 1);
+            let b = person("Bo", 2);
+            let mut ada1 = Docs::new(a.id, actor(1));
+            ada1.add_person(&a, 1).unwrap();
+            ada1.add_person(&b, 1).unwrap();
+            let mut ada2 = Docs::new(a.id, actor(2));
+            let mut bo = Docs::new(b.id, actor(3));
+            merge(&mut ada2.household, &ada1.household);
+            merge(&mut bo.household, &ada1.household);
+            World { ada1, ada2, bo }
+        }
+
+        /// Everyone's household meets; Ada's private document syncs between her devices.
+        fn sync_all(&mut self) {
+            for _ in 0..2 {
+                let (h1, h2, hb) = (
+                    self.ada1.household.clone(),
+                    self.ada2.household.clone(),
+                    self.bo.household.clone(),
+                );
+                for h in [&h1, &h2, &hb] {
+                    merge(&mut self.ada1.household, h);
+                    merge(&mut self.ada2.household, h);
+                    merge(&mut self.bo.household, h);
+                }
+                let (p1, p2) = (self.ada1.private.clone(), self.ada2.private.clone());
+                merge(&mut self.ada1.private, &p2);
+                merge(&mut self.ada2.private, &p1);
+            }
+        }
+
+        fn a(&self) -> PersonId {
+            self.ada1.me
+        }
+
+        fn b(&self) -> PersonId {
+            self.bo.me
+        }
+    }
+
+    fn checkin(author: PersonId, n: u128, day: i64, note: &str, visibility: Visibility) -> CheckIn {
+        CheckIn {
+            id: Uuid::from_u128(n),
+            author,
+            when: When::from_utc(1_700_000_000_000 + day * 86_400_000, 0),
+            battery: 35,
+            signs: BTreeMap::from([(BurnoutSign::Warmth, 3)]),
+            body: BTreeSet::new(),
+            basics: BTreeMap::new(),
+            note: Some(note.into()),
+            ask: None,
+            visibility,
+        }
+    }
+
+    fn contains_bytes(doc: &Doc, needle: &str) -> bool {
+        let bytes = doc.automerge().save_nocompress();
+        bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    fn notes(docs: &Docs) -> Vec<String> {
+        let mut out: Vec<String> = docs.checkins().into_iter().filter_map(|c| c.note).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_sealed_answer_is_ciphertext_for_the_partner_until_both_answered() {
+        let mut w = World::new();
+        let a = w.a();
+        let mine = checkin(a, 10, 0, NOTE_A, Visibility::RevealTogether);
+        w.ada1
+            .add_sealed(&mine, &age::x25519::Identity::generate(), 5)
+            .unwrap();
+        // The author reads her own answer; the plain text is in neither document's bytes.
+        assert_eq!(notes(&w.ada1), vec![NOTE_A]);
+        assert!(!contains_bytes(&w.ada1.household, NOTE_A));
+        assert!(!contains_bytes(&w.ada1.private, NOTE_A));
+        w.sync_all();
+
+        // Bo holds the sealed value and nothing that opens it.
+        assert!(w.bo.checkins().is_empty());
+        assert!(!contains_bytes(&w.bo.household, NOTE_A));
+        assert!(
+            w.bo.private.automerge().get_heads()
+                == Doc::new(DocKind::Private(w.b()), actor(9)).heads()
+        );
+        let sealed = w.bo.sealed();
+        assert_eq!(sealed.len(), 1);
+        assert_eq!((sealed[0].author, sealed[0].id), (a, mine.id));
+        assert!(w
+            .bo
+            .household
+            .get::<CheckIn>(&mine.id.to_string())
+            .unwrap()
+            .is_none());
+        assert!(w.ada1.reveals_due().is_empty());
+        assert!(w.ada1.publish_reveals(6).unwrap().is_empty());
+
+        // A private answer from Bo does not count: Ada cannot see it.
+        w.bo.add_checkin(&checkin(w.b(), 20, 0, "bo-private", Visibility::Private), 7)
+            .unwrap();
+        w.sync_all();
+        assert!(w.ada1.reveals_due().is_empty());
+
+        // Bo answers the same day, sealed too. His device can publish at once: Ada's
+        // answer is there.
+        let his = checkin(w.b(), 21, 0, NOTE_B, Visibility::RevealTogether);
+        w.bo.add_sealed(&his, &age::x25519::Identity::generate(), 8)
+            .unwrap();
+        assert_eq!(
+            w.bo.publish_reveals(8).unwrap(),
+            vec![(Collection::CheckIns, his.id)]
+        );
+        w.sync_all();
+        // Ada now reads Bo's, and Bo still cannot read Ada's until her daemon publishes.
+        assert_eq!(notes(&w.ada1), vec![NOTE_A, NOTE_B]);
+        assert_eq!(notes(&w.bo), vec![NOTE_B, "bo-private"]);
+        assert_eq!(
+            w.ada1.publish_reveals(9).unwrap(),
+            vec![(Collection::CheckIns, mine.id)]
+        );
+        w.sync_all();
+        assert_eq!(notes(&w.bo), vec![NOTE_A, NOTE_B, "bo-private"]);
+        assert!(w.bo.sealed().is_empty());
+        // Opened answers read like any other: through the filters insights use too.
+        let day = mine.when.date;
+        assert_eq!(
+            w.bo.household
+                .filter::<CheckIn>(|f| f.str("date") == Some(day.to_string()))
+                .len(),
+            2
+        );
+        assert_eq!(
+            w.bo.household.get::<CheckIn>(&mine.id.to_string()).unwrap(),
+            Some(mine)
+        );
+    }
+
+    #[test]
+    fn an_author_who_never_answers_keeps_the_other_sealed() {
+        let mut w = World::new();
+        let b = w.b();
+        w.bo.add_sealed(
+            &checkin(b, 30, 0, NOTE_B, Visibility::RevealTogether),
+            &age::x25519::Identity::generate(),
+            1,
+        )
+        .unwrap();
+        // Ada answers, but on another day, and shares a reflection the same day: neither
+        // is an answer to the same prompt.
+        w.ada1
+            .add_checkin(&checkin(w.a(), 31, 1, "other day", Visibility::Shared), 2)
+            .unwrap();
+        w.ada1
+            .add_reflection(
+                &Reflection {
+                    id: Uuid::from_u128(32),
+                    author: w.a(),
+                    when: When::from_utc(1_700_000_000_000, 0),
+                    energy: Answer::Yes,
+                    safe: Answer::Yes,
+                    aligned: Answer::Yes,
+                    note: None,
+                    visibility: Visibility::Shared,
+                },
+                2,
+            )
+            .unwrap();
+        w.sync_all();
+        assert!(w.bo.publish_reveals(3).unwrap().is_empty());
+        w.sync_all();
+        assert_eq!(notes(&w.ada1), vec!["other day"]);
+        assert_eq!(w.ada1.sealed().len(), 1);
+        assert!(!contains_bytes(&w.ada1.household, NOTE_B));
+    }
+
+    #[test]
+    fn two_of_the_authors_devices_revealing_at_once_is_harmless() {
+        let mut w = World::new();
+        let a = w.a();
+        let mine = checkin(a, 40, 0, NOTE_A, Visibility::RevealTogether);
+        w.ada1
+            .add_sealed(&mine, &age::x25519::Identity::generate(), 1)
+            .unwrap();
+        w.sync_all();
+        // Her second device got the key with her private document and reads the answer.
+        assert_eq!(notes(&w.ada2), vec![NOTE_A]);
+        w.bo.add_checkin(&checkin(w.b(), 41, 0, NOTE_B, Visibility::Shared), 2)
+            .unwrap();
+        w.sync_all();
+        // Both of Ada's devices see Bo's answer and publish before hearing of each other.
+        assert_eq!(w.ada1.publish_reveals(3).unwrap().len(), 1);
+        assert_eq!(w.ada2.publish_reveals(3).unwrap().len(), 1);
+        w.sync_all();
+        for docs in [&w.ada1, &w.ada2, &w.bo] {
+            assert_eq!(notes(docs), vec![NOTE_A, NOTE_B]);
+            assert!(docs.sealed().is_empty());
+            assert!(docs.reveals_due().is_empty());
+        }
+        assert_eq!(w.ada1.household.heads(), w.bo.household.heads());
+        // The two publications are a conflict of equal values, not two different answers.
+        let coll = w.bo.household.collection(Collection::CheckIns).unwrap();
+        let all =
+            w.bo.household
+                .automerge()
+                .get_all(&coll, mine.id.to_string().as_str())
+                .unwrap();
+        assert_eq!(all.len(), 2);
+        let texts: BTreeSet<String> = all.iter().map(|(v, _)| v.to_string()).collect();
+        assert_eq!(texts.len(), 1);
+        // Nothing more is due afterwards, so no device keeps rewriting it.
+        assert!(w.ada1.publish_reveals(4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_second_device_without_the_key_yet_waits_for_it() {
+        let mut w = World::new();
+        let a = w.a();
+        w.ada1
+            .add_sealed(
+                &checkin(a, 50, 0, NOTE_A, Visibility::RevealTogether),
+                &age::x25519::Identity::generate(),
+                1,
+            )
+            .unwrap();
+        // Only the household reaches the second device.
+        let h = w.ada1.household.clone();
+        merge(&mut w.ada2.household, &h);
+        merge(&mut w.bo.household, &h);
+        w.bo.add_checkin(&checkin(w.b(), 51, 0, NOTE_B, Visibility::Shared), 2)
+            .unwrap();
+        let hb = w.bo.household.clone();
+        merge(&mut w.ada2.household, &hb);
+        assert!(w.ada2.publish_reveals(3).unwrap().is_empty());
+        assert_eq!(w.ada2.sealed().len(), 1);
+    }
+
+    #[test]
+    fn only_reveal_together_answers_of_this_person_are_sealed() {
+        let mut w = World::new();
+        let key = age::x25519::Identity::generate();
+        let shared = checkin(w.a(), 60, 0, NOTE_A, Visibility::Shared);
+        assert!(w.ada1.add_sealed(&shared, &key, 1).is_err());
+        let bos = checkin(w.b(), 61, 0, NOTE_B, Visibility::RevealTogether);
+        assert!(w.ada1.add_sealed(&bos, &key, 1).is_err());
+        // The ordinary write path points at the sealed one instead of writing plain text.
+        let mine = checkin(w.a(), 62, 0, NOTE_A, Visibility::RevealTogether);
+        assert!(w.ada1.add_checkin(&mine, 1).is_err());
+        w.ada1.add_sealed(&mine, &key, 1).unwrap();
+        assert!(w.ada1.add_sealed(&mine, &key, 1).is_err());
+    }
+
+    #[test]
+    fn a_wrong_published_key_is_reported_not_trusted() {
+        let mut w = World::new();
+        let mine = checkin(w.a(), 70, 0, NOTE_A, Visibility::RevealTogether);
+        w.ada1
+            .add_sealed(&mine, &age::x25519::Identity::generate(), 1)
+            .unwrap();
+        let id = mine.id.to_string();
+        let sealed = w.ada1.household.text_at(Collection::CheckIns, &id).unwrap();
+        let other = age::x25519::Identity::generate();
+        let forged = format!("{sealed}{SEP}{}", other.to_string().expose_secret());
+        w.ada1
+            .household
+            .put_text(Collection::CheckIns, &id, &forged, 2)
+            .unwrap();
+        assert!(matches!(
+            w.ada1.household.get::<CheckIn>(&id),
+            Err(DocError::Seal { .. })
+        ));
+        // Whole reads skip it with a warning instead of failing.
+        assert!(w.ada1.household.all::<CheckIn>().is_empty());
+    }
+}
