@@ -25,12 +25,15 @@
 //! the public key they are derived from.
 //!
 //! [`encrypt_to`] is the bare age layer without the header, for payloads meant for
-//! several recipients (for example an offline bundle for more than one device).
+//! several recipients. The offline bundle, signed and sealed to the partner's devices,
+//! has a format of its own in the child module [`bundle`].
 
 use std::fmt;
 use std::io::{Read, Write};
 
 use thiserror::Error;
+
+pub mod bundle;
 
 /// The first bytes of every Hearth store file.
 const MAGIC: &[u8; 6] = b"HEARTH";
