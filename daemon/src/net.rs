@@ -346,6 +346,11 @@ impl Net {
                 match incoming.handshake().await {
                     Ok(accepted) if accepted.alpn == Alpn::Sync => {
                         let device = accepted.peer_device_id();
+                        // A peer dials from its one QUIC endpoint, which is also where
+                        // it listens. Remembering that address lets this device dial it
+                        // right after its own restart; otherwise the peer would sit on
+                        // its dead connection until the idle timeout.
+                        net.remember(&device, accepted.connection.remote_address());
                         net.clone()
                             .run_link(accepted.connection, device, Role::Responder)
                             .await;
