@@ -6,5 +6,6 @@
 //! generates is a pure function of its seed.
 
 pub mod bench;
+pub mod fuzzing;
 pub mod generate;
 pub mod harness;

@@ -1,0 +1,4 @@
+//! cargo-fuzz target; the entry point and what it checks are in hearth_tests::fuzzing.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hearth_tests::fuzzing::chunk_loader(data));
