@@ -75,7 +75,7 @@ pub fn run(opts: &CliOptions, report: &mut Report) -> Result<(), BenchError> {
     ));
     // Let start-up work (the first compaction, timers) finish before reading memory.
     std::thread::sleep(Duration::from_millis(500));
-    let idle = ProcSample::read(fixture::pid_of(&fresh)?)?;
+    let idle = ProcSample::read(fixture::pid_of(fresh)?)?;
     report.add_target(
         SECTION,
         data,
@@ -88,7 +88,7 @@ pub fn run(opts: &CliOptions, report: &mut Report) -> Result<(), BenchError> {
         SECTION,
         data,
         "daemon threads",
-        idle.threads as f64,
+        idle.threads.len() as f64,
         Unit::Count,
     );
 
@@ -161,7 +161,7 @@ pub fn run(opts: &CliOptions, report: &mut Report) -> Result<(), BenchError> {
         &socket_writes,
         None,
     );
-    let after = ProcSample::read(fixture::pid_of(&fresh)?)?;
+    let after = ProcSample::read(fixture::pid_of(fresh)?)?;
     report.add(
         SECTION,
         data,
@@ -404,7 +404,7 @@ pub(crate) fn idle_cpu(
             section,
             data,
             "  wakeups per minute",
-            after.switches.saturating_sub(before.switches) as f64 * per_minute,
+            after.switches_since(before) as f64 * per_minute,
             Unit::Count,
         );
     }

@@ -12,6 +12,7 @@
 //! Nothing here may touch a running daemon's files: every function that opens a store
 //! says so and is only called between `stop` and the next start.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -297,8 +298,46 @@ pub fn fill_alone(data_dir: &Path, me: PersonId, opts: &Options) -> Result<Fille
     })
 }
 
-/// A snapshot of what the kernel says about one process, summed over its threads.
-#[derive(Debug, Clone, Copy, Default)]
+/// Copies the stopped daemon directory `from` to `to` (created), with permissions;
+/// sockets and other special files are left out.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<(), BenchError> {
+    fs::create_dir_all(to).map_err(BenchError::io("create a backup dir"))?;
+    let mode = fs::metadata(from)
+        .map_err(BenchError::io("read a daemon dir"))?
+        .permissions();
+    fs::set_permissions(to, mode).map_err(BenchError::io("set a backup dir's mode"))?;
+    for entry in fs::read_dir(from).map_err(BenchError::io("list a daemon dir"))? {
+        let entry = entry.map_err(BenchError::io("list a daemon dir"))?;
+        let kind = entry
+            .file_type()
+            .map_err(BenchError::io("inspect a daemon file"))?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            // fs::copy keeps the mode, so the identity stays 0600.
+            fs::copy(entry.path(), &target).map_err(BenchError::io("copy a daemon file"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the stopped daemon directory `to` with the copy in `from`.
+pub fn restore_tree(from: &Path, to: &Path) -> Result<(), BenchError> {
+    for entry in fs::read_dir(to).map_err(BenchError::io("list a daemon dir"))? {
+        let path = entry.map_err(BenchError::io("list a daemon dir"))?.path();
+        if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        }
+        .map_err(BenchError::io("clear a daemon dir"))?;
+    }
+    copy_tree(from, to)
+}
+
+/// A snapshot of what the kernel says about one process and its threads.
+#[derive(Debug, Clone, Default)]
 pub struct ProcSample {
     /// Resident set size, bytes.
     pub rss: u64,
@@ -307,13 +346,9 @@ pub struct ProcSample {
     /// User plus system CPU time from `/proc/<pid>/stat`, in clock ticks; includes
     /// threads that have exited.
     pub cpu_ticks: u64,
-    /// CPU time of the live threads from their `schedstat`, nanoseconds.
-    pub sched_ns: u64,
-    /// Voluntary and involuntary context switches of the live threads: each wakeup of
-    /// a sleeping thread is one voluntary switch when it sleeps again.
-    pub switches: u64,
-    /// Live threads.
-    pub threads: u64,
+    /// Per live thread id: CPU nanoseconds from its `schedstat`, and its voluntary plus
+    /// involuntary context switches (a thread that wakes and sleeps again counts one).
+    pub threads: BTreeMap<u64, (u64, u64)>,
 }
 
 /// The kernel's clock tick for `/proc/<pid>/stat` times. `USER_HZ` is fixed at 100 in
@@ -347,31 +382,57 @@ impl ProcSample {
             rss: kb("VmRSS:"),
             rss_peak: kb("VmHWM:"),
             cpu_ticks,
-            ..ProcSample::default()
+            threads: BTreeMap::new(),
         };
         let tasks = fs::read_dir(base.join("task"))
             .map_err(BenchError::io("list the threads of hearthd"))?;
         for task in tasks.flatten() {
+            let Some(tid) = task
+                .file_name()
+                .to_str()
+                .and_then(|t| t.parse::<u64>().ok())
+            else {
+                continue;
+            };
             let dir = task.path();
-            // A thread may exit between the listing and the read; it is simply missed.
-            if let Ok(text) = fs::read_to_string(dir.join("schedstat")) {
-                sample.sched_ns += text
-                    .split_whitespace()
-                    .next()
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-            if let Ok(text) = fs::read_to_string(dir.join("status")) {
-                sample.switches += text
-                    .lines()
-                    .filter(|l| l.contains("ctxt_switches:"))
-                    .filter_map(|l| l.split_whitespace().nth(1))
-                    .filter_map(|n| n.parse::<u64>().ok())
-                    .sum::<u64>();
-                sample.threads += 1;
-            }
+            // A thread may exit between the listing and the reads; it is simply missed.
+            let (Ok(sched), Ok(status)) = (
+                fs::read_to_string(dir.join("schedstat")),
+                fs::read_to_string(dir.join("status")),
+            ) else {
+                continue;
+            };
+            let ns = sched
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            let switches = status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum::<u64>();
+            sample.threads.insert(tid, (ns, switches));
         }
         Ok(sample)
+    }
+
+    /// Per-thread growth since `earlier`, summed: threads born since count whole,
+    /// threads that died since are lost (their time is still in `cpu_ticks`).
+    fn thread_delta(&self, earlier: &ProcSample) -> (u64, u64) {
+        self.threads
+            .iter()
+            .map(|(tid, (ns, switches))| {
+                let (ns0, sw0) = earlier.threads.get(tid).copied().unwrap_or((0, 0));
+                (ns.saturating_sub(ns0), switches.saturating_sub(sw0))
+            })
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+    }
+
+    /// Context switches of the threads between `earlier` and `self`.
+    pub fn switches_since(&self, earlier: &ProcSample) -> u64 {
+        self.thread_delta(earlier).1
     }
 
     /// CPU milliseconds between `earlier` and `self`, by the tick counters.
@@ -381,7 +442,7 @@ impl ProcSample {
 
     /// CPU milliseconds between `earlier` and `self`, by the threads' schedstat.
     pub fn sched_ms_since(&self, earlier: &ProcSample) -> f64 {
-        self.sched_ns.saturating_sub(earlier.sched_ns) as f64 / 1e6
+        self.thread_delta(earlier).0 as f64 / 1e6
     }
 }
 
@@ -430,10 +491,7 @@ mod tests {
             "{before:?} {after:?}"
         );
         assert!(after.cpu_ms_since(&before) >= 50.0, "{before:?} {after:?}");
-        assert!(
-            after.switches >= before.switches + 10,
-            "{before:?} {after:?}"
-        );
-        assert!(after.threads >= 1);
+        assert!(after.switches_since(&before) >= 10, "{before:?} {after:?}");
+        assert!(after.threads.contains_key(&u64::from(pid)));
     }
 }

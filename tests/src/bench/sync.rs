@@ -55,6 +55,8 @@ pub struct SyncOptions {
     pub catchup_years: f64,
     /// Reconnects with nothing new.
     pub reconnects: usize,
+    /// Catch-up runs, each from the same stopped stores.
+    pub catchup_runs: usize,
     /// Length of the idle window for CPU time while paired.
     pub idle: Duration,
     /// Generator seed.
@@ -69,6 +71,7 @@ impl Default for SyncOptions {
             trials: 500,
             catchup_years: 1.0,
             reconnects: 5,
+            catchup_runs: 3,
             idle: Duration::from_secs(60),
             seed: 42,
             dir: None,
@@ -186,15 +189,19 @@ pub fn run(opts: &SyncOptions, report: &mut Report) -> Result<(), BenchError> {
     report.note(
         "sync propagation = moment.add on A over an open control connection (acknowledged \
          once durable) until B's subscribe stream shows doc-changed(household, remote); \
-         'A ack' is the write alone, 'ack → B' the rest",
+         'A ack' is the write alone, 'ack → B' the rest (push, B's durable apply, event); \
+         'atomic write alone' is one chunk-sized store write (temp file, fsync, rename, \
+         directory fsync) on the same filesystem, of which a propagation pays two in series",
     );
     report.note(format!(
         "sync catch-up = both daemons stopped, {y} year(s) of generated entries written into \
          each one's store (different seeds, both partners' records on each side), A started, \
          then B; timed from spawning B until both report the same household heads. The \
          automerge yardstick syncs the same two household documents in-process with \
-         automerge::sync, starting from sync states that had reached the common state \
-         (encoded and decoded, as a persisted state is), and sums the encoded messages",
+         automerge::sync, both sides sending each round, starting from sync states that had \
+         reached the common state (encoded and decoded, as a persisted state is), and sums \
+         the encoded messages. Wire bytes are hearthd's per-peer frame counters (length \
+         prefix + CBOR message, both ways), without QUIC's own packet overhead",
         y = opts.catchup_years
     ));
     Ok(())
@@ -292,6 +299,33 @@ fn propagation(
         Unit::Ms,
     );
     report.add(SECTION, data, "trials", total.len() as f64, Unit::Count);
+    // What one durable write costs on this filesystem: the same atomic write the
+    // store uses for a chunk (temp file, fsync, rename, fsync of the directory).
+    let probe_dir = pair.a_dir.path().join("fsync-probe");
+    hearthd::storage::create_private_dir(&probe_dir)
+        .map_err(BenchError::io("create the fsync probe dir"))?;
+    let payload = vec![7u8; 600];
+    let mut atomic = Samples::default();
+    for i in 0..trials.clamp(1, 200) {
+        let t = Instant::now();
+        hearthd::storage::atomic_write(&probe_dir, &format!("probe-{i}"), &payload)
+            .map_err(BenchError::io("write an fsync probe"))?;
+        atomic.push(t.elapsed());
+    }
+    report.add(
+        SECTION,
+        data,
+        "  atomic write alone p50",
+        atomic.median(),
+        Unit::Ms,
+    );
+    report.add(
+        SECTION,
+        data,
+        "  atomic write alone p95",
+        atomic.percentile(95.0),
+        Unit::Ms,
+    );
     if strays > 0 {
         report.note(format!(
             "sync propagation: B reported {strays} remote household change(s) beyond one per \
@@ -370,9 +404,19 @@ fn catch_up(
     let made_b = generate::generate(&mut side_b, &gen_b)?;
     a_store.save(&side_a.a)?;
     b_store.save(&side_b.b)?;
-    let final_a = side_a.a.household.automerge().clone();
-    let final_b = side_b.b.household.automerge().clone();
     drop((side_a, side_b, a_store, b_store));
+    // The documents exactly as each daemon will load them: a loaded document can encode
+    // its changes differently from the one that made them.
+    let final_a = OpenStore::open(pair.a_dir.path(), pair.a_me)?
+        .docs
+        .household
+        .automerge()
+        .clone();
+    let final_b = OpenStore::open(pair.b_dir.path(), pair.b_me)?
+        .docs
+        .household
+        .automerge()
+        .clone();
     report.add(
         SECTION,
         &data,
@@ -399,7 +443,107 @@ fn catch_up(
     let mut expected: Vec<String> = merged.get_heads().iter().map(|h| h.to_string()).collect();
     expected.sort();
 
-    // A comes up alone, then B; A's event stream says when things happen.
+    // Every run starts from the same stopped stores (and persisted sync states).
+    let backup = tempfile::tempdir().map_err(BenchError::io("create a backup dir"))?;
+    let (a_backup, b_backup) = (backup.path().join("a"), backup.path().join("b"));
+    fixture::copy_tree(pair.a_dir.path(), &a_backup)?;
+    fixture::copy_tree(pair.b_dir.path(), &b_backup)?;
+    let mut to_converged = Samples::default();
+    let mut to_up = Samples::default();
+    let mut b_ready = Samples::default();
+    let mut wire_run = (None, None);
+    for run in 0..opts.catchup_runs.max(1) {
+        if run > 0 {
+            pair.a.stop().map_err(BenchError::daemon("stop A"))?;
+            pair.b.stop().map_err(BenchError::daemon("stop B"))?;
+            fixture::restore_tree(&a_backup, pair.a_dir.path())?;
+            fixture::restore_tree(&b_backup, pair.b_dir.path())?;
+        }
+        let timing = catch_up_once(pair, &expected)?;
+        to_converged.push(timing.converged);
+        b_ready.push(timing.b_ready);
+        if let Some(up) = timing.peer_up {
+            to_up.push(up);
+        }
+        wire_run = (timing.wire_before, timing.wire_after);
+    }
+    let show = |report: &mut Report, name: &str, s: &Samples| {
+        report.add(
+            SECTION,
+            &data,
+            &format!("{name} (median)"),
+            s.median(),
+            Unit::Ms,
+        );
+        report.add(
+            SECTION,
+            &data,
+            &format!("{name} (slowest)"),
+            s.percentile(100.0),
+            Unit::Ms,
+        );
+    };
+    show(report, "catch-up: B start to converged", &to_converged);
+    show(report, "  B start to listening", &b_ready);
+    if !to_up.is_empty() {
+        show(report, "  B start to connected (A's peer-up)", &to_up);
+    }
+    report.add(
+        SECTION,
+        &data,
+        "runs",
+        to_converged.len() as f64,
+        Unit::Count,
+    );
+
+    // The yardstick: Automerge's own protocol between the same two documents.
+    let (state_a, state_b) = synced_states(&common)?;
+    let yardstick = automerge_sync(&final_a, &final_b, state_a, state_b)?;
+    let fresh = automerge_sync(&final_a, &final_b, State::new(), State::new())?;
+    report.add(
+        SECTION,
+        &data,
+        "automerge sync bytes (from common state)",
+        yardstick.bytes as f64,
+        Unit::Bytes,
+    );
+    report.add(
+        SECTION,
+        &data,
+        "automerge sync messages",
+        yardstick.messages as f64,
+        Unit::Count,
+    );
+    report.add(
+        SECTION,
+        &data,
+        "automerge sync bytes (fresh states)",
+        fresh.bytes as f64,
+        Unit::Bytes,
+    );
+    wire_figures(
+        report,
+        &data,
+        wire_run.0,
+        wire_run.1,
+        Some(yardstick.bytes),
+        Some(TARGET_WIRE_RATIO),
+    );
+    Ok(merged)
+}
+
+/// What one catch-up run took, from spawning B.
+struct CatchUp {
+    b_ready: Duration,
+    peer_up: Option<Duration>,
+    converged: Duration,
+    wire_before: Option<Wire>,
+    wire_after: Option<Wire>,
+}
+
+/// Starts A alone, then B, and waits until both hold `expected` as household heads.
+fn catch_up_once(pair: &mut Pair, expected: &[String]) -> Result<CatchUp, BenchError> {
+    // A's event stream says when things happen.
     pair.a = TestDaemon::start_with(pair.a_dir.path(), &pair.a_addr)
         .map_err(BenchError::daemon("restart A"))?;
     let mut sub = pair
@@ -439,72 +583,13 @@ fn catch_up(
             }
         }
     };
-    let wire_after = settled_wire(&pair.a, &pair.b_device)?;
-    report.add(
-        SECTION,
-        &data,
-        "B start to listening",
-        b_ready.as_secs_f64() * 1000.0,
-        Unit::Ms,
-    );
-    if let Some(up) = peer_up {
-        report.add(
-            SECTION,
-            &data,
-            "B start to connected (A's peer-up)",
-            up.as_secs_f64() * 1000.0,
-            Unit::Ms,
-        );
-        report.add(
-            SECTION,
-            &data,
-            "connected to converged",
-            converged.saturating_sub(up).as_secs_f64() * 1000.0,
-            Unit::Ms,
-        );
-    }
-    report.add(
-        SECTION,
-        &data,
-        "catch-up: B start to converged",
-        converged.as_secs_f64() * 1000.0,
-        Unit::Ms,
-    );
-
-    // The yardstick: Automerge's own protocol between the same two documents.
-    let (state_a, state_b) = synced_states(&common)?;
-    let yardstick = automerge_sync(&final_a, &final_b, state_a, state_b)?;
-    let fresh = automerge_sync(&final_a, &final_b, State::new(), State::new())?;
-    report.add(
-        SECTION,
-        &data,
-        "automerge sync bytes (from common state)",
-        yardstick.bytes as f64,
-        Unit::Bytes,
-    );
-    report.add(
-        SECTION,
-        &data,
-        "automerge sync messages",
-        yardstick.messages as f64,
-        Unit::Count,
-    );
-    report.add(
-        SECTION,
-        &data,
-        "automerge sync bytes (fresh states)",
-        fresh.bytes as f64,
-        Unit::Bytes,
-    );
-    wire_figures(
-        report,
-        &data,
+    Ok(CatchUp {
+        b_ready,
+        peer_up,
+        converged,
         wire_before,
-        wire_after,
-        Some(yardstick.bytes),
-        Some(TARGET_WIRE_RATIO),
-    );
-    Ok(merged)
+        wire_after: settled_wire(&pair.a, &pair.b_device)?,
+    })
 }
 
 fn reconnect(
@@ -722,7 +807,7 @@ fn wire_figures(
     report.add(
         SECTION,
         data,
-        "round trips (frames each way, the larger)",
+        "round trips (≈ frames each way, the larger)",
         frames_sent.max(frames_received) as f64,
         Unit::Count,
     );
@@ -770,7 +855,9 @@ fn automerge_sync(
 }
 
 /// Runs Automerge's sync protocol between copies of `a` and `b` until neither has a
-/// message left, alternating sides, and checks that they converged.
+/// message left, and checks that they converged. Both sides speak at once each round,
+/// as two daemons do: a side that waited for the other's changes first would answer
+/// with its whole merged document, which Automerge sends when the peer lacks a lot.
 fn exchange(
     a: &Automerge,
     b: &Automerge,
@@ -780,28 +867,25 @@ fn exchange(
     let (mut a, mut b) = (a.clone(), b.clone());
     let mut run = SyncRun::default();
     for _ in 0..1000 {
-        let mut quiet = true;
-        if let Some(message) = a.generate_sync_message(state_a) {
-            let bytes = message.encode();
-            run.bytes += bytes.len() as u64;
-            run.messages += 1;
-            b.receive_sync_message(state_b, decode(&bytes)?)?;
-            quiet = false;
-        }
-        if let Some(message) = b.generate_sync_message(state_b) {
-            let bytes = message.encode();
-            run.bytes += bytes.len() as u64;
-            run.messages += 1;
-            a.receive_sync_message(state_a, decode(&bytes)?)?;
-            quiet = false;
-        }
-        if quiet {
+        let to_b = a.generate_sync_message(state_a).map(Message::encode);
+        let to_a = b.generate_sync_message(state_b).map(Message::encode);
+        if to_b.is_none() && to_a.is_none() {
             if a.get_heads() != b.get_heads() {
                 return Err(BenchError::Check(
                     "automerge's own sync stopped before the documents converged".into(),
                 ));
             }
             return Ok(run);
+        }
+        for bytes in to_b.iter().chain(to_a.iter()) {
+            run.bytes += bytes.len() as u64;
+            run.messages += 1;
+        }
+        if let Some(bytes) = to_b {
+            b.receive_sync_message(state_b, decode(&bytes)?)?;
+        }
+        if let Some(bytes) = to_a {
+            a.receive_sync_message(state_a, decode(&bytes)?)?;
         }
     }
     Err(BenchError::Check(

@@ -3,22 +3,23 @@
 //! ```text
 //! cargo run --release -p hearth-tests --bin hearth-bench -- [SECTION ...] [OPTIONS]
 //!
-//! SECTION         storage | cli | sync | insights | layout | all
-//!                 (default: all = storage, cli, sync, insights)
-//! --years L       storage: history lengths in years, comma separated (default: 1,10)
-//! --runs N        storage: cold loads per length; insights: timed runs (default: 7)
-//! --writes N      storage: durable writes on the longest history;
-//!                 cli: `hearth moment` processes                    (default: 200)
-//! --spawns N      cli: `hearth status` processes timed              (default: 200)
-//! --history Y     cli, insights: years of history in the daemon     (default: 10)
-//! --idle SECS     cli, sync: idle window for daemon CPU time        (default: 60)
-//! --trials N      sync: propagation trials                          (default: 500)
-//! --catchup Y     sync: years of entries each side makes apart      (default: 1)
-//! --reconnects N  sync: restarts of B with nothing new              (default: 5)
-//! --seed N        generator seed                                    (default: 42)
-//! --dir PATH      where temp stores and daemon data dirs go (default: the system temp
-//!                 dir); a real disk for fsync figures
-//! --json          print the report as JSON instead of a table
+//! SECTION           storage | cli | sync | insights | layout | all
+//!                   (default: all = storage, cli, sync, insights)
+//! --years L         storage: history lengths in years, comma separated (default: 1,10)
+//! --runs N          storage: cold loads per length; insights: timed runs (default: 7)
+//! --writes N        storage: durable writes on the longest history;
+//!                   cli: `hearth moment` processes                 (default: 200)
+//! --spawns N        cli: `hearth status` processes timed           (default: 200)
+//! --history Y       cli, insights: years of history in the daemon  (default: 10)
+//! --idle SECS       cli, sync: idle window for daemon CPU time     (default: 60)
+//! --trials N        sync: propagation trials                       (default: 500)
+//! --catchup Y       sync: years of entries each side makes apart   (default: 1)
+//! --catchup-runs N  sync: catch-up runs from the same stores       (default: 3)
+//! --reconnects N    sync: restarts of B with nothing new           (default: 5)
+//! --seed N          generator seed                                 (default: 42)
+//! --dir PATH        where temp stores and daemon data dirs go (default: the system
+//!                   temp dir); a real disk for fsync figures
+//! --json            print the report as JSON instead of a table
 //! ```
 //!
 //! The cli, sync and insights sections run the release `hearthd` and `hearth` next to
@@ -86,7 +87,7 @@ struct Args {
 const USAGE: &str =
     "usage: hearth-bench [storage|cli|sync|insights|layout|all] [--years 1,10] [--runs 7] \
      [--writes 200] [--spawns 200] [--history 10] [--idle 60] [--trials 500] [--catchup 1] \
-     [--reconnects 5] [--seed 42] [--dir PATH] [--json]";
+     [--reconnects 5] [--catchup-runs 3] [--seed 42] [--dir PATH] [--json]";
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>> {
     let mut args = Args {
@@ -140,6 +141,9 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>> {
             }
             "--trials" => args.sync.trials = count(&value("--trials")?, "--trials")?,
             "--catchup" => args.sync.catchup_years = years(&value("--catchup")?, "--catchup")?,
+            "--catchup-runs" => {
+                args.sync.catchup_runs = count(&value("--catchup-runs")?, "--catchup-runs")?
+            }
             "--reconnects" => {
                 args.sync.reconnects = count(&value("--reconnects")?, "--reconnects")?
             }
