@@ -443,24 +443,27 @@ pub fn known_to_all(am: &Automerge, known: &[Vec<ChangeHash>]) -> Vec<ChangeHash
 /// **Why compare:** changes after some heads are written one by one, each compressed on
 /// its own, while a saved document compresses all columns together; for a long run of
 /// small changes on a small document, the whole document can be the smaller file.
-pub fn changes_after(doc: &Doc, since: &[ChangeHash]) -> BundleDoc {
+///
+/// The flag says whether the result is the whole document.
+pub fn changes_after(doc: &Doc, since: &[ChangeHash]) -> (BundleDoc, bool) {
     let am = doc.automerge();
     let whole = am.save();
-    let data = if since.is_empty() {
-        whole
+    let (data, complete) = if since.is_empty() {
+        (whole, true)
     } else {
         let delta = am.save_after(since);
         if delta.len() <= whole.len() {
-            delta
+            (delta, false)
         } else {
-            whole
+            (whole, true)
         }
     };
-    BundleDoc {
+    let doc = BundleDoc {
         doc_id: doc.kind().doc_id(),
         heads: am.get_heads(),
         data,
-    }
+    };
+    (doc, complete)
 }
 
 /// The age recipients of one roster device. A device's entry may have been written by
@@ -673,7 +676,7 @@ mod tests {
             .unwrap();
         }
         let mut b = docs(2, 2);
-        merge(&mut b.household, &changes_after(&a.household, &[])).unwrap();
+        merge(&mut b.household, &changes_after(&a.household, &[]).0).unwrap();
         (a, b)
     }
 
@@ -683,14 +686,16 @@ mod tests {
         for n in 0..300 {
             moment(&mut a, n);
         }
-        merge(&mut b.household, &changes_after(&a.household, &[])).unwrap();
+        merge(&mut b.household, &changes_after(&a.household, &[]).0).unwrap();
         let known = b.household.heads();
         for n in 1000..1010 {
             moment(&mut a, n);
         }
         let since = known_to_all(a.household.automerge(), &[known]);
-        let delta = changes_after(&a.household, &since);
-        let full = changes_after(&a.household, &[]);
+        let (delta, complete) = changes_after(&a.household, &since);
+        assert!(!complete);
+        let (full, complete) = changes_after(&a.household, &[]);
+        assert!(complete);
         assert!(delta.data.len() < full.data.len());
         assert_eq!(merge(&mut b.household, &delta).unwrap(), 10);
         assert_eq!(b.household.heads(), a.household.heads());
@@ -705,7 +710,7 @@ mod tests {
         moment(&mut a, 1);
         let middle = a.household.heads();
         moment(&mut a, 2);
-        let delta = changes_after(&a.household, &middle);
+        let (delta, _) = changes_after(&a.household, &middle);
         let before = b.household.heads();
         assert!(matches!(
             merge(&mut b.household, &delta),
@@ -732,7 +737,7 @@ mod tests {
         moment(&mut a, 1);
         let a1 = a.household.heads();
         moment(&mut b, 2);
-        merge(&mut a.household, &changes_after(&b.household, &base)).unwrap();
+        merge(&mut a.household, &changes_after(&b.household, &base).0).unwrap();
         // One device knows a1, the other knows base plus b's moment: common is base.
         let b1 = b.household.heads();
         let common = known_to_all(a.household.automerge(), &[a1.clone(), b1]);
