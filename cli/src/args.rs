@@ -81,6 +81,10 @@ pub(crate) enum Command {
     Export(ExportArgs),
     /// Merge an export file into this device's documents.
     Import(ImportArgs),
+    /// Carry changes to your partner's devices without a network, in a file sealed for
+    /// them and signed by this device (a USB stick, any cloud folder).
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Signals from the last weeks: trends, balance, connection, and a next step.
     Insights(InsightsArgs),
     /// A report of the insights, as HTML or Markdown.
@@ -440,6 +444,27 @@ pub(crate) struct ImportArgs {
     pub(crate) file: PathBuf,
 }
 
+/// `hearth bundle ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BundleCommand {
+    /// Write what your partner's devices lack, as far as this device knows, into a file
+    /// only their devices can open.
+    Export {
+        /// Where to write the bundle.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Everything in the shared household, not only what they lack.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check a bundle from your partner's device (signature, sender, recipient) and merge
+    /// it. Nothing changes if any check fails; importing one twice is harmless.
+    Import {
+        /// A file written by `hearth bundle export`, or - for standard input.
+        file: PathBuf,
+    },
+}
+
 /// `hearth insights`.
 #[derive(Debug, Args)]
 pub(crate) struct InsightsArgs {
@@ -605,14 +630,7 @@ where
 }
 
 fn parse_visibility(s: &str) -> Result<Visibility, String> {
-    let v = parse_key::<Visibility>(s)?;
-    if v == Visibility::RevealTogether {
-        return Err(
-            "reveal-together needs a partner's device and is not available yet; use private or shared"
-                .into(),
-        );
-    }
-    Ok(v)
+    parse_key::<Visibility>(s)
 }
 
 /// Parses `SIGN=RATING`, as in `--sign dread=3`.
@@ -831,7 +849,7 @@ mod tests {
     }
 
     #[test]
-    fn reveal_together_is_refused_for_now() {
+    fn every_visibility_parses() {
         assert!(parse(&[
             "checkin",
             "--battery",
@@ -839,8 +857,16 @@ mod tests {
             "--visibility",
             "reveal-together"
         ])
-        .is_err());
+        .is_ok());
         assert!(parse(&["reflect", "--visibility", "private"]).is_ok());
+        assert!(parse(&["reflect", "--visibility", "sealed"]).is_err());
+    }
+
+    #[test]
+    fn bundle_export_needs_a_destination() {
+        assert!(parse(&["bundle", "export"]).is_err());
+        assert!(parse(&["bundle", "export", "--out", "b.hearth", "--all"]).is_ok());
+        assert!(parse(&["bundle", "import", "b.hearth"]).is_ok());
     }
 
     #[test]

@@ -346,6 +346,25 @@ pub(crate) fn local_offset_min() -> i64 {
     i64::from(chrono::Local::now().offset().fix().local_minus_utc() / 60)
 }
 
+/// For a reveal-together answer: whether it waits for the partner or opens now.
+fn sealed_note(out: &mut String, r: &Value) {
+    match r["waiting_for_partner"].as_bool() {
+        Some(true) => {
+            let _ = writeln!(
+                out,
+                "Sealed: your partner's devices hold it locked until they answer for this day too; then both open."
+            );
+        }
+        Some(false) => {
+            let _ = writeln!(
+                out,
+                "Your partner has answered for this day too, so both answers open now."
+            );
+        }
+        None => {}
+    }
+}
+
 /// The one-paragraph answer to a write: what was saved, and a gentle signal if any.
 pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> String {
     let id = style.dim(short_id(text(r, "id")));
@@ -378,6 +397,7 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
             if let Some(ask) = r["ask"].as_str() {
                 let _ = writeln!(out, "Your ask is there for your partner: “{ask}”");
             }
+            sealed_note(&mut out, r);
         }
         "reflection" => {
             let _ = writeln!(
@@ -385,6 +405,7 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
                 "Reflection saved for {when} ({}).  {id}",
                 text(r, "visibility")
             );
+            sealed_note(&mut out, r);
             let answers: Vec<&str> = ["energy", "safe", "aligned"]
                 .iter()
                 .map(|k| text(r, k))

@@ -180,6 +180,12 @@ pub struct Actor {
     trust: Arc<TrustSet>,
     me_device: String,
     deadline: watch::Sender<Option<Instant>>,
+    identity: age::x25519::Identity,
+    /// Signs offline bundles.
+    signer: Arc<ring::signature::Ed25519KeyPair>,
+    /// Whether sealed answers were looked at since start-up: a key may have become due
+    /// while the daemon was stopped.
+    reveals_checked: bool,
 }
 
 /// What the owner needs beyond its documents.
@@ -192,6 +198,8 @@ pub struct ActorContext {
     pub device: DeviceId,
     /// Where sync states are kept.
     pub sync_dir: PathBuf,
+    /// This device's Ed25519 key, which signs offline bundles.
+    pub signer: Arc<ring::signature::Ed25519KeyPair>,
 }
 
 /// Wall-clock time in Unix milliseconds.
@@ -242,6 +250,9 @@ impl Actor {
             trust: ctx.trust,
             me_device: ctx.device.to_string(),
             deadline,
+            identity: identity.clone(),
+            signer: ctx.signer,
+            reveals_checked: false,
         };
         actor.refresh_trust();
         Ok(actor)
@@ -451,8 +462,27 @@ impl Actor {
         let mut pending: Vec<(Reply, Result<Outcome, ApiError>)> = Vec::new();
         let mut shutdown = None;
         let mut sync_now = false;
+        let mut exports: Vec<(Reply, bool)> = Vec::new();
         for msg in batch {
             match msg {
+                // A bundle is made after this batch's commit, so it never carries a
+                // change that could still be rolled back.
+                ActorMsg::Call {
+                    call: Call::BundleExport { all },
+                    reply,
+                } => exports.push((reply, all)),
+                ActorMsg::Call {
+                    call: Call::BundleImport { bundle },
+                    reply,
+                } => {
+                    let result = handlers::bundle::import(
+                        &mut self.docs,
+                        &self.identity,
+                        &self.me_device,
+                        &bundle,
+                    );
+                    pending.push((reply, result));
+                }
                 ActorMsg::Call { call, reply } => {
                     let result = handlers::handle(&mut self.docs, call, now);
                     pending.push((reply, result));
@@ -504,6 +534,25 @@ impl Actor {
             .iter()
             .filter_map(|id| DocKind::from_doc_id(id))
             .collect();
+        // A partner's answer may have arrived (or been written here) that one of this
+        // person's sealed answers waits for: publish its key in this same commit.
+        let answers_moved = [DocKind::Household, self.private.doc_kind]
+            .iter()
+            .any(|d| touched.contains_key(d) || remote.contains(d));
+        if answers_moved || !self.reveals_checked {
+            self.reveals_checked = true;
+            match self.docs.publish_reveals(now) {
+                Ok(revealed) => {
+                    for (coll, _) in revealed {
+                        touched
+                            .entry(DocKind::Household)
+                            .or_default()
+                            .insert(coll.key());
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not reveal a sealed answer"),
+            }
+        }
         let mut failed: BTreeMap<DocKind, ApiError> = BTreeMap::new();
         for doc in touched.keys().chain(remote.iter()).collect::<BTreeSet<_>>() {
             if let Err(e) = self.commit(*doc) {
@@ -523,6 +572,15 @@ impl Actor {
         if !failed.is_empty() {
             self.hub.abandon();
             self.hub.events.clear();
+        }
+        for (reply, all) in exports {
+            let hub = &self.hub;
+            let known = |device: &DeviceId, doc: &str| hub.known_heads(device, doc);
+            let ctx = handlers::bundle::ExportContext {
+                signer: &self.signer,
+                known_heads: &known,
+            };
+            let _ = reply.send(handlers::bundle::export(&self.docs, &ctx, all, now));
         }
         let household_changed =
             touched.contains_key(&DocKind::Household) || remote.contains(&DocKind::Household);

@@ -148,6 +148,20 @@ pub enum Call {
         /// The export document.
         data: serde_json::Value,
     },
+    /// Seals the household changes the partner's devices lack (or all of them) into an
+    /// offline bundle for them, signed by this device.
+    #[serde(rename = "bundle.export")]
+    BundleExport {
+        /// Everything, not only what the partner's devices lack as far as known.
+        #[serde(default)]
+        all: bool,
+    },
+    /// Verifies, opens and merges an offline bundle from the partner's device.
+    #[serde(rename = "bundle.import")]
+    BundleImport {
+        /// The bundle file's bytes, base64.
+        bundle: String,
+    },
     /// Offers every document to every connected peer now, and dials the others.
     #[serde(rename = "sync")]
     SyncNow,

@@ -270,11 +270,17 @@ fn actor_context(
     secrets: &DeviceSecrets,
 ) -> anyhow::Result<(Arc<TrustSet>, ActorContext)> {
     let trust = TrustSet::new();
+    let signer =
+        ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8())
+            .map_err(|_| {
+                anyhow::anyhow!("this device's key cannot sign; its identity file is damaged")
+            })?;
     let ctx = ActorContext {
         events: shared.events.clone(),
         trust: trust.clone(),
         device: DeviceId::from_public_key(&secrets.device_public_key()),
         sync_dir: shared.paths.data_dir.join("sync"),
+        signer: Arc::new(signer),
     };
     Ok((trust, ctx))
 }

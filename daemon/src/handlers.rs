@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
-use hearth_core::doc::{Collection, DocError, DocKind, Docs};
+use hearth_core::doc::{Collection, DocError, DocKind, Docs, Sealable, SealedEntry};
 use hearth_core::model::{
     Acknowledgment, CheckIn, Device, DoneEntry, Handoff, HandoffState, ItemStatus, LedgerItem,
     Millis, Moment, Owners, Person, PersonId, Reflection, Target, TargetKind, ValidationError,
@@ -19,6 +19,8 @@ use uuid::Uuid;
 use crate::api::{
     listed_by_default, ApiError, At, Call, ErrorCode, LogParams, PersonRef, RECORD_KINDS,
 };
+
+pub mod bundle;
 
 /// What a handled call did.
 #[derive(Debug, Default)]
@@ -157,6 +159,9 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 ask: p.ask.filter(|s| !s.trim().is_empty()),
                 visibility: p.visibility.unwrap_or(Visibility::Shared),
             };
+            if checkin.visibility == Visibility::RevealTogether {
+                return add_sealed(docs, &checkin, now);
+            }
             docs.add_checkin(&checkin, now).map_err(api_error)?;
             let doc = doc_for(docs, checkin.visibility);
             Ok(Outcome::wrote(to_json(&checkin), doc, "checkins"))
@@ -172,6 +177,9 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 note: p.note.filter(|s| !s.trim().is_empty()),
                 visibility: p.visibility.unwrap_or(Visibility::Private),
             };
+            if reflection.visibility == Visibility::RevealTogether {
+                return add_sealed(docs, &reflection, now);
+            }
             docs.add_reflection(&reflection, now).map_err(api_error)?;
             let doc = doc_for(docs, reflection.visibility);
             Ok(Outcome::wrote(to_json(&reflection), doc, "reflections"))
@@ -360,6 +368,23 @@ fn method_name(call: &Call) -> String {
         .unwrap_or_else(|| "this call".into())
 }
 
+/// Writes an answer sealed until the partner answers the same day, under a key made for
+/// it alone. The answer says whether it waits, or opens at once because the partner's
+/// answer is already here (the owner publishes the key in this same batch).
+fn add_sealed<R: Sealable>(docs: &mut Docs, record: &R, now: Millis) -> Result<Outcome, ApiError> {
+    // From the operating system's random source: nothing but this key opens the answer.
+    let key = age::x25519::Identity::generate();
+    docs.add_sealed(record, &key, now).map_err(api_error)?;
+    let kind = R::COLLECTION.key();
+    let mut value = to_json(record);
+    let opens_now = docs.reveals_due().iter().any(|(_, id)| *id == record.id());
+    value["waiting_for_partner"] = Value::Bool(!opens_now);
+    let mut touched = BTreeMap::new();
+    touched.insert(DocKind::Household, BTreeSet::from([kind]));
+    touched.insert(docs.private.kind(), BTreeSet::from([kind]));
+    Ok(Outcome { value, touched })
+}
+
 fn doc_for(docs: &Docs, visibility: Visibility) -> DocKind {
     match visibility {
         Visibility::Private => docs.private.kind(),
@@ -433,6 +458,42 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
     };
     let by = |id: PersonId| person.is_none_or(|p| p == id);
     let mut entries: Vec<(Millis, Value)> = Vec::new();
+    // Answers still sealed: this person's own read as theirs with a note that they
+    // wait, the partner's show only that they exist.
+    let sealed = docs.sealed();
+    let waiting: BTreeSet<Uuid> = sealed
+        .iter()
+        .filter(|e| e.author == docs.me)
+        .map(|e| e.id)
+        .collect();
+    let partner_name = docs
+        .people()
+        .into_iter()
+        .find(|x| x.id != docs.me)
+        .map(|x| x.name)
+        .unwrap_or_else(|| "your partner".into());
+    let tag = |id: Uuid, v: Visibility| {
+        if waiting.contains(&id) {
+            format!(" (sealed until {partner_name} answers the same day)")
+        } else {
+            visibility_tag(v).to_string()
+        }
+    };
+    for e in sealed.iter().filter(|e| e.author != docs.me) {
+        let kind = e.collection.key();
+        if wants(kind) && by(e.author) && in_range(e.date) {
+            let when = When {
+                at: e.at,
+                date: e.date,
+                utc_offset_min: 0,
+            };
+            let summary = format!("sealed: opens once you have answered for {} too", e.date);
+            entries.push((
+                e.at,
+                entry(kind, e.id, &when, e.author, summary, sealed_json(e), docs),
+            ));
+        }
+    }
     let items: BTreeMap<Uuid, String> = docs
         .ledger_items()
         .into_iter()
@@ -441,7 +502,7 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
     if wants("checkins") {
         for c in docs.checkins() {
             if by(c.author) && in_range(c.when.date) {
-                let summary = format!("battery {}%{}", c.battery, visibility_tag(c.visibility));
+                let summary = format!("battery {}%{}", c.battery, tag(c.id, c.visibility));
                 entries.push((
                     c.when.at,
                     entry(
@@ -465,7 +526,7 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
                     r.energy,
                     r.safe,
                     r.aligned,
-                    visibility_tag(r.visibility)
+                    tag(r.id, r.visibility)
                 );
                 entries.push((
                     r.when.at,
@@ -574,6 +635,19 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
     Ok(Value::Array(entries.into_iter().map(|(_, v)| v).collect()))
 }
 
+/// An answer this device cannot read yet: that it exists, by whom and when, nothing more.
+fn sealed_json(e: &SealedEntry) -> Value {
+    json!({
+        "id": e.id,
+        "kind": e.collection.key(),
+        "author": e.author,
+        "date": e.date,
+        "at": e.at,
+        "visibility": Visibility::RevealTogether,
+        "sealed": true,
+    })
+}
+
 fn visibility_tag(v: Visibility) -> &'static str {
     match v {
         Visibility::Private => " (private)",
@@ -602,6 +676,14 @@ fn export(docs: &Docs) -> Value {
             "acks": docs.acks(),
             "handoffs": docs.handoffs(),
             "moments": docs.moments(),
+            // The partner's answers still sealed: only that they exist. This person's
+            // own are among `checkins` and `reflections`, readable.
+            "sealed": docs
+                .sealed()
+                .iter()
+                .filter(|e| e.author != docs.me)
+                .map(sealed_json)
+                .collect::<Vec<_>>(),
         }
     })
 }
@@ -691,7 +773,11 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
     merge!(
         checkins,
         Collection::CheckIns,
-        |d: &Docs, r: &CheckIn| d.checkins().into_iter().find(|c| c.id == r.id),
+        |d: &Docs, r: &CheckIn| d
+            .checkins()
+            .into_iter()
+            .find(|c| c.id == r.id)
+            .or_else(|| sealed_here(d, r)),
         |d: &mut Docs, r: &CheckIn| {
             if r.visibility == Visibility::Private && r.author != d.me {
                 // Another person's private entry cannot be in this device's export.
@@ -700,6 +786,9 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
                     reason: "a private check-in of someone else cannot be imported here".into(),
                 }));
             }
+            if r.visibility == Visibility::RevealTogether {
+                return import_answer(d, r, now);
+            }
             d.add_checkin(r, now)
         },
         |d: &Docs, r: &CheckIn| doc_for(d, r.visibility)
@@ -707,13 +796,20 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
     merge!(
         reflections,
         Collection::Reflections,
-        |d: &Docs, r: &Reflection| d.reflections().into_iter().find(|c| c.id == r.id),
+        |d: &Docs, r: &Reflection| d
+            .reflections()
+            .into_iter()
+            .find(|c| c.id == r.id)
+            .or_else(|| sealed_here(d, r)),
         |d: &mut Docs, r: &Reflection| {
             if r.visibility == Visibility::Private && r.author != d.me {
                 return Err(DocError::from(ValidationError::Invalid {
                     field: "visibility",
                     reason: "a private reflection of someone else cannot be imported here".into(),
                 }));
+            }
+            if r.visibility == Visibility::RevealTogether {
+                return import_answer(d, r, now);
             }
             d.add_reflection(r, now)
         },
@@ -777,6 +873,18 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
             "nothing was imported; this file may come from another household, or the records were edited since it was exported",
         ));
     }
+    // This person's own reveal-together answers keep their new keys in the private
+    // document, which must be made durable with the household.
+    let me = scratch.me;
+    let sealed_own = checkins
+        .iter()
+        .any(|c| c.visibility == Visibility::RevealTogether && c.author == me)
+        || reflections
+            .iter()
+            .any(|r| r.visibility == Visibility::RevealTogether && r.author == me);
+    if sealed_own && touched.contains_key(&DocKind::Household) {
+        touched.entry(scratch.private.kind()).or_default();
+    }
     *docs = scratch;
     Ok(Outcome {
         value: json!({ "imported": added }),
@@ -786,6 +894,26 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
 
 fn household<T>(_: &Docs, _: &T) -> DocKind {
     DocKind::Household
+}
+
+/// An answer that is here sealed, unreadable to this device, counts as already here:
+/// an import must never overwrite it with text from a file.
+fn sealed_here<R: Sealable + Clone>(docs: &Docs, record: &R) -> Option<R> {
+    docs.household
+        .contains(R::COLLECTION, &record.key())
+        .then(|| record.clone())
+}
+
+/// Imports a reveal-together answer: this person's own is sealed again under a fresh
+/// key (and opens by the usual rule); the partner's was already revealed, since this
+/// device's export could read it, so it comes back readable.
+fn import_answer<R: Sealable>(docs: &mut Docs, record: &R, now: Millis) -> Result<(), DocError> {
+    if record.author() == docs.me {
+        docs.add_sealed(record, &age::x25519::Identity::generate(), now)
+    } else {
+        record.check()?;
+        docs.household.put(record, now)
+    }
 }
 
 /// A roster device for this device, used at init.

@@ -322,6 +322,27 @@ impl SyncHub {
         }
     }
 
+    /// The heads of `doc` that this device and `device` were last known to share: from
+    /// a live session if there is one, else from the saved sync state. `None` when they
+    /// never synced it. Offline bundles start from these.
+    pub fn known_heads(&self, device: &DeviceId, doc: &str) -> Option<Vec<automerge::ChangeHash>> {
+        let live = self
+            .links
+            .values()
+            .filter(|l| l.device == *device)
+            .flat_map(|l| l.session.persisted_states())
+            .find(|(id, _)| id.as_str() == doc)
+            .map(|(_, bytes)| bytes);
+        let encoded = live.or_else(|| {
+            self.load_states(device)
+                .into_iter()
+                .find(|(id, _)| id.as_str() == doc)
+                .map(|(_, bytes)| bytes)
+        })?;
+        let state = automerge::sync::State::decode(&encoded).ok()?;
+        Some(state.shared_heads).filter(|heads| !heads.is_empty())
+    }
+
     fn state_file(device: &DeviceId) -> String {
         format!("{}.hearth", device.to_string().replace('-', ""))
     }

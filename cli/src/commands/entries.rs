@@ -113,12 +113,13 @@ fn ask_checkin(p: &mut CheckinParams) -> anyhow::Result<()> {
         let options = vec![
             "shared: both of you can read it".to_string(),
             "private: only your own devices".to_string(),
+            "reveal together: sealed until your partner answers for today too".to_string(),
         ];
         let picked = prompt::pick_one("Who may read this?", &options, 0, false)?;
-        p.visibility = Some(if picked == 0 {
-            Visibility::Shared
-        } else {
-            Visibility::Private
+        p.visibility = Some(match picked {
+            0 => Visibility::Shared,
+            1 => Visibility::Private,
+            _ => Visibility::RevealTogether,
         });
     }
     Ok(())
@@ -155,12 +156,13 @@ pub(super) fn reflect(ctx: &Ctx, io: &mut Io, args: ReflectArgs) -> anyhow::Resu
             let options = vec![
                 "private: only your own devices".to_string(),
                 "shared: both of you can read it".to_string(),
+                "reveal together: sealed until your partner reflects today too".to_string(),
             ];
             let picked = prompt::pick_one("Who may read this?", &options, 0, false)?;
-            visibility = Some(if picked == 0 {
-                Visibility::Private
-            } else {
-                Visibility::Shared
+            visibility = Some(match picked {
+                0 => Visibility::Private,
+                1 => Visibility::Shared,
+                _ => Visibility::RevealTogether,
             });
         }
     }

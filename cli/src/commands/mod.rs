@@ -2,6 +2,7 @@
 //! answer. No business logic lives here; the daemon validates, resolves ids and
 //! computes, and `render` words the result.
 
+mod bundle;
 mod data;
 mod entries;
 mod ledger;
@@ -50,6 +51,7 @@ fn dispatch(ctx: &Ctx, io: &mut Io, command: Command) -> anyhow::Result<()> {
         Command::Log(args) => data::log(ctx, io, args),
         Command::Export(args) => data::export(ctx, io, args),
         Command::Import(args) => data::import(ctx, io, args),
+        Command::Bundle(cmd) => bundle::run(ctx, io, cmd),
         Command::Insights(args) => data::insights(ctx, io, args),
         Command::Report(args) => data::report(ctx, io, args),
         Command::Completions(args) => meta::completions(io, args),

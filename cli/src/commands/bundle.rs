@@ -1,0 +1,158 @@
+//! `hearth bundle export|import`: offline bundles for the partner's devices.
+//!
+//! The daemon makes, checks and merges bundles; this module only moves the file between
+//! the disk and the control call (as base64) and words the answer. It never opens the
+//! store, and it never looks inside a bundle.
+
+use std::io::Read as _;
+use std::path::Path;
+
+use hearthd::api::Call;
+use serde_json::Value;
+
+use super::{Io, Session};
+use crate::args::BundleCommand;
+use crate::daemonctl::Ctx;
+use crate::error::CliError;
+use crate::export;
+use crate::out::Style;
+
+/// The largest bundle read, so a wrong file (a disk image, say) fails quickly. The
+/// daemon takes requests up to 64 MiB, and base64 adds a third.
+const MAX_BUNDLE_BYTES: u64 = 46 * 1024 * 1024;
+
+pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: BundleCommand) -> anyhow::Result<()> {
+    match cmd {
+        BundleCommand::Export { out, all } => export_bundle(ctx, io, &out, all),
+        BundleCommand::Import { file } => import_bundle(ctx, io, &file),
+    }
+}
+
+fn export_bundle(ctx: &Ctx, io: &mut Io, out: &Path, all: bool) -> anyhow::Result<()> {
+    if out.is_dir() {
+        return Err(CliError::Usage {
+            message: format!("{} is a directory", out.display()),
+            hint: "give a file name, for example --out hearth-bundle.bin".into(),
+        }
+        .into());
+    }
+    let mut session = Session::open(ctx)?;
+    let answer = session.call(Call::BundleExport { all })?;
+    let encoded = answer["bundle"].as_str().unwrap_or_default();
+    let bytes = data_encoding::BASE64
+        .decode(encoded.as_bytes())
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "hearthd sent a bundle that is not base64; this is a bug, please report it"
+            )
+        })?;
+    export::write_private(out, &bytes)?;
+    if ctx.json {
+        let mut shown = answer.clone();
+        if let Value::Object(map) = &mut shown {
+            map.remove("bundle");
+            map.insert("file".into(), Value::String(out.display().to_string()));
+        }
+        io.out.json(&shown)?;
+    } else {
+        io.out.write(&exported(&answer, out, io.style))?;
+    }
+    Ok(())
+}
+
+fn device_names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let name = d["name"].as_str().unwrap_or("a device");
+            match d["person"].as_str() {
+                Some(person) if !person.is_empty() && !name.contains(person) => {
+                    format!("{person}'s {name}")
+                }
+                _ => name.to_string(),
+            }
+        })
+        .collect()
+}
+
+fn exported(answer: &Value, out: &Path, style: Style) -> String {
+    let bytes = answer["bytes"].as_u64().unwrap_or(0);
+    let what = if answer["complete"].as_bool().unwrap_or(false) {
+        "everything you share"
+    } else {
+        "the changes they lack, as far as this device knows"
+    };
+    let mut text = format!(
+        "Wrote {} ({bytes} bytes): {what}, sealed for {} and signed by this device.\n",
+        out.display(),
+        device_names(&answer["sealed_for"]).join(", ")
+    );
+    let unreadable = device_names(&answer["not_readable_by"]);
+    if !unreadable.is_empty() {
+        text.push_str(&format!(
+            "{} {} cannot open it: this device does not know its key yet. Let them sync once.\n",
+            style.warn("Note:"),
+            unreadable.join(", ")
+        ));
+    }
+    text.push_str("Carry it any way you like; only their devices can read it. They run `hearth bundle import FILE`.\n");
+    text
+}
+
+fn import_bundle(ctx: &Ctx, io: &mut Io, file: &Path) -> anyhow::Result<()> {
+    let (bytes, source) = read_bundle(file)?;
+    let mut session = Session::open(ctx)?;
+    let answer = session.call(Call::BundleImport {
+        bundle: data_encoding::BASE64.encode(&bytes),
+    })?;
+    if ctx.json {
+        io.out.json(&answer)?;
+        return Ok(());
+    }
+    let from = device_names(&Value::Array(vec![answer["signer"].clone()])).join("");
+    let text = match answer["new_changes"].as_u64() {
+        Some(0) | None => {
+            format!("Nothing new in {source}: everything in it from {from} is already here.\n")
+        }
+        Some(n) => format!("Merged {n} new change(s) from {from}.\n"),
+    };
+    io.out.write(&text)?;
+    Ok(())
+}
+
+fn read_bundle(path: &Path) -> anyhow::Result<(Vec<u8>, String)> {
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .take(MAX_BUNDLE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| CliError::Invalid {
+                message: format!("could not read the bundle from standard input: {e}"),
+                hint: "pipe in the file written by `hearth bundle export`".into(),
+            })?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_BUNDLE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| CliError::Invalid {
+                message: format!("could not read {}: {e}", path.display()),
+                hint: "check the path to the file `hearth bundle export` wrote".into(),
+            })?;
+    }
+    let source = if path == Path::new("-") {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
+    };
+    if bytes.len() as u64 > MAX_BUNDLE_BYTES {
+        return Err(CliError::Invalid {
+            message: format!(
+                "{source} is larger than any bundle ({} MiB at most)",
+                MAX_BUNDLE_BYTES / (1024 * 1024)
+            ),
+            hint: "check that this is the file `hearth bundle export` wrote".into(),
+        }
+        .into());
+    }
+    Ok((bytes, source))
+}
