@@ -1,0 +1,270 @@
+//! Answers revealed together, between real daemons: the partner's devices hold only
+//! ciphertext until both have answered the same day, then both answers open everywhere.
+//! Two of the author's devices revealing at once is tested in `core` with two replicas
+//! of one person's documents.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Instant;
+
+use hearth_core::model::{Answer, MomentKind, Visibility};
+use hearth_core::secrets::DeviceSecrets;
+use hearth_tests::harness::{pair, wait_converged, TestDaemon, EVENT_TIMEOUT};
+use hearthd::api::{At, Call, CheckinParams, LogParams, MomentParams, ReflectParams};
+use hearthd::storage::DocStore;
+use serde_json::Value;
+
+const ADA_NOTE: &str = "ada-sealed-note-7f3a";
+const ADA_ASK: &str = "ada-sealed-ask-91c2";
+const BO_NOTE: &str = "bo-sealed-note-c4d8";
+const SHARED_NOTE: &str = "a-shared-moment-0b6e";
+/// 2026-03-10T20:00:00Z and the next day: fixed dates, so "the same day" is certain.
+const DAY1: i64 = 1_773_172_800_000;
+const DAY2: i64 = DAY1 + 86_400_000;
+
+fn two_paired() -> (TestDaemon, TestDaemon) {
+    let a = TestDaemon::start().unwrap();
+    let b = TestDaemon::start().unwrap();
+    a.init("Ada").unwrap();
+    b.init("Bo").unwrap();
+    pair(&a, &b).unwrap();
+    wait_converged(&[&a, &b], "household").unwrap();
+    (a, b)
+}
+
+fn sealed_checkin(d: &TestDaemon, note: &str, ask: Option<&str>, at: i64) -> Value {
+    d.call(Call::CheckinAdd(CheckinParams {
+        battery: 30,
+        note: Some(note.into()),
+        ask: ask.map(String::from),
+        visibility: Some(Visibility::RevealTogether),
+        at: At {
+            at: Some(at),
+            utc_offset_min: 0,
+        },
+        ..Default::default()
+    }))
+    .unwrap()
+}
+
+fn log(d: &TestDaemon) -> Value {
+    d.call(Call::Log(LogParams::default())).unwrap()
+}
+
+/// Everything a person can get out of their daemon: status, log and export, as text.
+fn everything_readable(d: &TestDaemon) -> String {
+    let status = d.call(Call::Status).unwrap();
+    let export = d.call(Call::Export).unwrap();
+    format!("{status}\n{}\n{export}", log(d))
+}
+
+fn notes(d: &TestDaemon) -> Vec<String> {
+    let mut notes: Vec<String> = log(d)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["record"]["note"].as_str().map(String::from))
+        .collect();
+    notes.sort();
+    notes
+}
+
+/// The decrypted bytes of every document in a stopped daemon's store, uncompressed, so
+/// a plain-text answer would show up as itself.
+fn store_plaintext(data_dir: &Path) -> Vec<u8> {
+    let secrets = hearthd::storage::read_secrets(data_dir).unwrap();
+    let secrets = DeviceSecrets::from_file_bytes(&secrets, None).unwrap();
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(data_dir.join("docs")).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let (_, loaded) = DocStore::open(&dir, secrets.age_identity()).unwrap();
+        all.extend(loaded.doc.save_nocompress());
+    }
+    all
+}
+
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Waits, on events, until `check` holds for the daemon.
+fn wait_until(d: &TestDaemon, what: &str, check: impl Fn(&TestDaemon) -> bool) {
+    let mut events = d.subscribe().unwrap();
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while !check(d) {
+        assert!(Instant::now() < deadline, "gave up waiting until {what}");
+        let _ = events.next_event();
+    }
+}
+
+#[test]
+fn the_partner_holds_only_ciphertext_until_both_answered_then_both_open() {
+    let (a, mut b) = two_paired();
+    // 1. Ada answers sealed; nothing of hers is there for Bo yet, so it waits.
+    let mine = sealed_checkin(&a, ADA_NOTE, Some(ADA_ASK), DAY1);
+    assert_eq!(mine["waiting_for_partner"], true);
+    assert_eq!(mine["note"], ADA_NOTE);
+    a.call(Call::MomentAdd(MomentParams {
+        kind: MomentKind::Laugh,
+        started_by: None,
+        note: Some(SHARED_NOTE.into()),
+        at: At::default(),
+    }))
+    .unwrap();
+    // Ada reads her own answer, marked as waiting.
+    let ada_log = log(&a);
+    let own = ada_log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "checkins")
+        .unwrap();
+    assert_eq!(own["record"]["note"], ADA_NOTE);
+    assert!(
+        own["summary"].as_str().unwrap().contains("sealed until Bo"),
+        "{own}"
+    );
+    wait_converged(&[&a, &b], "household").unwrap();
+
+    // 2. Bo's daemon: the sealed check-in is listed as such, without its contents.
+    let bo_log = log(&b);
+    let sealed = bo_log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "checkins")
+        .unwrap()
+        .clone();
+    assert_eq!(sealed["record"]["sealed"], true, "{sealed}");
+    assert_eq!(sealed["person"], "Ada");
+    assert!(sealed["record"].get("battery").is_none(), "{sealed}");
+    assert!(sealed["summary"].as_str().unwrap().contains("sealed"));
+    let readable = everything_readable(&b);
+    assert!(!readable.contains(ADA_NOTE) && !readable.contains(ADA_ASK));
+    assert!(
+        readable.contains(SHARED_NOTE),
+        "the shared moment reached Bo"
+    );
+    let export = b.call(Call::Export).unwrap();
+    assert_eq!(export["records"]["checkins"], Value::Array(vec![]));
+    assert_eq!(export["records"]["sealed"].as_array().unwrap().len(), 1);
+    let insights = b
+        .call(Call::Insights {
+            weeks: None,
+            include_private: true,
+            utc_offset_min: 0,
+        })
+        .unwrap();
+    assert!(!insights.to_string().contains(ADA_NOTE));
+
+    // 3. Bo's store, decrypted with Bo's own identity: the shared moment is there in
+    // plain text, Ada's answer is not.
+    let listen = b.addr().unwrap();
+    // Keep the data directory past the first process, which is replaced below.
+    let _dir = b.take_dir();
+    b.stop().unwrap();
+    let bytes = store_plaintext(&b.paths.data_dir);
+    assert!(holds(&bytes, SHARED_NOTE), "the search can find text");
+    assert!(!holds(&bytes, ADA_NOTE) && !holds(&bytes, ADA_ASK));
+    assert!(holds(&bytes, hearth_core::doc::SEALED_TAG));
+    assert!(!holds(&bytes, "AGE-SECRET-KEY-"), "no key for it either");
+    let b = TestDaemon::start_with(&b.paths.data_dir, &listen).unwrap();
+
+    // 4. Bo answers the same day, sealed too: his opens at once (Ada's is there), and
+    // Ada's daemon publishes her key when his answer reaches it.
+    let his = b
+        .call(Call::ReflectAdd(ReflectParams {
+            energy: Answer::Yes,
+            safe: Answer::Yes,
+            aligned: Answer::Unsure,
+            note: None,
+            visibility: Some(Visibility::Shared),
+            at: At {
+                at: Some(DAY1 + 3_600_000),
+                utc_offset_min: 0,
+            },
+        }))
+        .unwrap();
+    assert_eq!(his["visibility"], "shared");
+    // A reflection is not an answer to a check-in: still sealed.
+    let theirs = sealed_checkin(&b, BO_NOTE, None, DAY1 + 7_200_000);
+    assert_eq!(theirs["waiting_for_partner"], false);
+    wait_until(&b, "Ada's answer opens on Bo's device", |b| {
+        notes(b).contains(&ADA_NOTE.to_string())
+    });
+    wait_until(&a, "Bo's answer opens on Ada's device", |a| {
+        notes(a).contains(&BO_NOTE.to_string())
+    });
+    wait_converged(&[&a, &b], "household").unwrap();
+    for d in [&a, &b] {
+        assert_eq!(
+            notes(d),
+            vec![
+                SHARED_NOTE.to_string(),
+                ADA_NOTE.to_string(),
+                BO_NOTE.to_string()
+            ]
+        );
+        let export = d.call(Call::Export).unwrap();
+        assert_eq!(export["records"]["sealed"], Value::Array(vec![]));
+        let log = log(d);
+        let ada = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["record"]["note"] == ADA_NOTE)
+            .unwrap();
+        assert_eq!(ada["record"]["ask"], ADA_ASK);
+        assert!(
+            ada["summary"]
+                .as_str()
+                .unwrap()
+                .contains("revealed together"),
+            "{ada}"
+        );
+    }
+}
+
+#[test]
+fn an_author_who_never_answers_keeps_the_other_sealed() {
+    let (mut a, mut b) = two_paired();
+    sealed_checkin(&a, ADA_NOTE, None, DAY1);
+    // Bo writes, but never a check-in for that day: one the day after, a private one the
+    // same day (which nobody else can see), and a moment.
+    b.call(Call::CheckinAdd(CheckinParams {
+        battery: 70,
+        note: Some("next day".into()),
+        at: At {
+            at: Some(DAY2),
+            utc_offset_min: 0,
+        },
+        ..Default::default()
+    }))
+    .unwrap();
+    b.call(Call::CheckinAdd(CheckinParams {
+        battery: 40,
+        note: Some("just mine".into()),
+        visibility: Some(Visibility::Private),
+        at: At {
+            at: Some(DAY1),
+            utc_offset_min: 0,
+        },
+        ..Default::default()
+    }))
+    .unwrap();
+    wait_converged(&[&a, &b], "household").unwrap();
+    // Restarts re-check what is due; still nothing is.
+    a.restart(false).unwrap();
+    b.restart(false).unwrap();
+    wait_converged(&[&a, &b], "household").unwrap();
+    assert!(!everything_readable(&b).contains(ADA_NOTE));
+    assert_eq!(notes(&b), vec!["just mine", "next day"]);
+    assert_eq!(notes(&a), vec![ADA_NOTE, "next day"]);
+    b.stop().unwrap();
+    assert!(!holds(&store_plaintext(&b.paths.data_dir), ADA_NOTE));
+}
