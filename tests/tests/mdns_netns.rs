@@ -414,8 +414,11 @@ fn partners_find_each_other_on_a_lan_and_strangers_learn_nothing() {
     assert!(labels.len() > copied.len() + 1, "labels seen: {labels:?}");
 }
 
-/// How quiet an idle pair is: run with `HEARTH_IDLE_SECS=300 cargo test -p hearth-tests
-/// --test mdns_netns idle -- --ignored --nocapture`.
+/// How quiet an idle pair is: run with `HEARTH_IDLE_SECS=600 cargo test -p hearth-tests
+/// --test mdns_netns idle -- --ignored --nocapture` (and `HEARTH_IDLE_DUMP=FILE` to keep
+/// the packets). It prints the mDNS packets per minute of two paired daemons, counted by
+/// a passive listener on the same link. Once the two-minute browse window after start
+/// has passed, an idle pair sends nothing until the hourly label change.
 #[test]
 #[ignore = "takes minutes; measures the idle packet rate"]
 fn idle_packets_per_minute() {
@@ -445,6 +448,9 @@ fn idle_packets_per_minute() {
     let record = listener.finish();
     a.stop().unwrap();
     b.stop().unwrap();
+    if let Ok(path) = std::env::var("HEARTH_IDLE_DUMP") {
+        std::fs::write(path, record.to_string()).unwrap();
+    }
     let packets = record["packets"].as_array().unwrap();
     let mut per_minute = std::collections::BTreeMap::<u64, [u64; 2]>::new();
     for p in packets {

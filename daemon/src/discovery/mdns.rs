@@ -9,10 +9,15 @@
 //!
 //! **Cost.** A registration is announced at once, without probing (labels are random, so
 //! a conflict would take another device drawing the same 32 salt bits and matching MAC),
-//! and then only answered when asked. Browsing queries with mdns-sd's back-off (1 s,
-//! 2 s, 4 s, ... up to an hour), and a peer's records are refreshed near the end of their
-//! lifetime. Interfaces are checked locally every few seconds; mdns-sd announces and asks
-//! on an interface that appears, and the driver then moves to fresh labels.
+//! and then only answered when asked. Asking is what costs: a browse queries with
+//! mdns-sd's back-off (1 s, 2 s, 4 s, ...) and, worse, refreshes every peer's 120-second
+//! host records for as long as it runs, about six packets a minute per peer and family.
+//! So a browse runs only for [`BROWSE_WINDOW`] after start, after a network change and
+//! when someone waits (a pairing lookup), then stops; an idle device only answers.
+//! That is enough, because whichever device arrives (starts, restarts, joins the
+//! network) asks, finds the idle ones and dials them, and a QUIC connection serves both
+//! ways. Interfaces are checked locally every few seconds; mdns-sd announces on an
+//! interface that appears, and the driver then moves to fresh labels.
 //!
 //! **Interfaces.** With `mdns_interfaces` set, every other interface is disabled before
 //! anything is announced or asked. mdns-sd joins the multicast group on each interface
@@ -22,6 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +41,8 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// Interface events this soon after start are the responder enabling the configured
 /// interfaces, not the network changing: the labels are fresh anyway.
 const STARTUP: Duration = Duration::from_secs(3);
+/// How long a browse asks before it stops and the device only answers.
+pub const BROWSE_WINDOW: Duration = Duration::from_secs(120);
 /// How long shutdown waits for the goodbyes to leave.
 const GOODBYE_WAIT: Duration = Duration::from_secs(1);
 
@@ -48,6 +56,8 @@ struct Inner {
     registered: Mutex<BTreeMap<String, ServiceInfo>>,
     /// Where sightings go once browsing started.
     sightings: Mutex<Option<mpsc::UnboundedSender<Seen>>>,
+    /// Which browse window is the latest; an older window's end does not stop it.
+    window: AtomicU64,
 }
 
 /// mDNS discovery.
@@ -70,6 +80,7 @@ impl MdnsDiscovery {
             daemon,
             registered: Mutex::new(BTreeMap::new()),
             sightings: Mutex::new(None),
+            window: AtomicU64::new(0),
         });
         tokio::spawn(watch_interfaces(Arc::downgrade(&inner), monitor));
         tracing::debug!(
@@ -89,9 +100,9 @@ impl Inner {
         self.daemon.register(info).map_err(mdns_error)
     }
 
-    /// Starts (or restarts) the browse and forwards what it finds. A new browse replaces
-    /// the old one inside mdns-sd, whose forwarder then ends.
-    fn browse(&self) -> Result<(), DiscoveryError> {
+    /// Starts (or restarts) the browse for one [`BROWSE_WINDOW`] and forwards what it
+    /// finds. A new browse replaces the old one inside mdns-sd, whose forwarder then ends.
+    fn browse(self: &Arc<Self>) -> Result<(), DiscoveryError> {
         let Some(tx) = self.sightings.lock().ok().and_then(|s| s.clone()) else {
             return Err(DiscoveryError::NotRunning);
         };
@@ -123,13 +134,26 @@ impl Inner {
                 }
             }
         });
+        let window = self.window.fetch_add(1, Ordering::Relaxed) + 1;
+        let inner = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(BROWSE_WINDOW).await;
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            if inner.window.load(Ordering::Relaxed) == window {
+                tracing::debug!("stopped asking the network; answering only");
+                let _ = inner.daemon.stop_browse(SERVICE_TYPE);
+            }
+        });
         Ok(())
     }
 }
 
-/// Tells the driver when interface addresses change, once things settle. mdns-sd itself
-/// announces our services on a new interface and asks there; the driver then replaces
-/// our labels with fresh ones, so a device is not recognisable across networks.
+/// Tells the driver when interface addresses change, once things settle, and asks the
+/// new network who is there. mdns-sd itself announces our services on a new interface;
+/// the driver then replaces our labels with fresh ones, so a device is not recognisable
+/// across networks.
 async fn watch_interfaces(inner: std::sync::Weak<Inner>, monitor: mdns_sd::Receiver<DaemonEvent>) {
     let started = tokio::time::Instant::now();
     loop {
@@ -159,8 +183,9 @@ async fn watch_interfaces(inner: std::sync::Weak<Inner>, monitor: mdns_sd::Recei
         }
         let sightings = inner.sightings.lock().ok().and_then(|s| s.clone());
         if let Some(sightings) = sightings {
-            tracing::debug!("network interfaces changed");
+            tracing::debug!("network interfaces changed; asking who is here");
             let _ = sightings.send(Seen::NetworkChanged);
+            let _ = inner.browse();
         }
     }
 }

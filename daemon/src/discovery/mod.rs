@@ -122,7 +122,9 @@ pub trait Discovery: Send + Sync {
     /// Announces exactly `labels`, each for QUIC `port`, withdrawing any others this
     /// backend announced before (with a goodbye where the medium has one).
     fn announce(&self, labels: &BTreeSet<String>, port: u16) -> Result<(), DiscoveryError>;
-    /// Starts browsing. Sightings arrive on the returned channel until shutdown.
+    /// Starts browsing. Sightings arrive on the returned channel until shutdown. A
+    /// backend may stop asking after a while to save battery (answering still works, and
+    /// arriving devices ask); [`Discovery::requery`] asks again.
     fn browse(&self) -> Result<mpsc::UnboundedReceiver<Seen>, DiscoveryError>;
     /// Asks again now, for someone who is waiting (a pairing lookup).
     fn requery(&self);
@@ -294,12 +296,30 @@ struct Driver {
 impl Driver {
     async fn run(
         mut self,
-        mut sightings: mpsc::UnboundedReceiver<Seen>,
+        sightings: mpsc::UnboundedReceiver<Seen>,
         mut inbox: mpsc::UnboundedReceiver<Command>,
     ) {
         self.new_period((self.clock)());
+        // Either input may end before the driver is told to stop; then it is no longer
+        // polled, rather than polled in a loop that returns at once.
+        let mut sightings = Some(sightings);
+        let mut watching = true;
         loop {
             let wait = Duration::from_secs(token::secs_to_next_hour((self.clock)()));
+            let changes = &mut self.changes;
+            let changed = async {
+                if watching {
+                    changes.changed().await
+                } else {
+                    std::future::pending().await
+                }
+            };
+            let seen = async {
+                match sightings.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 command = inbox.recv() => match command {
@@ -318,16 +338,13 @@ impl Driver {
                         return;
                     }
                 },
-                changed = self.changes.changed() => {
-                    if changed.is_err() {
-                        // Pairing state is gone: the daemon is stopping. Keep serving
-                        // until told to stop, without watching it any more.
-                        self.changes = watch::channel(0).1;
-                    }
+                changed = changed => {
+                    // An error means pairing state is gone: the daemon is stopping.
+                    watching = changed.is_ok();
                     self.reannounce();
                     self.match_all();
                 }
-                seen = sightings.recv() => match seen {
+                seen = seen => match seen {
                     Some(Seen::Found { label, addrs }) => self.found(label, addrs),
                     Some(Seen::Gone { label }) => self.gone(&label),
                     Some(Seen::NetworkChanged) => {
@@ -339,11 +356,16 @@ impl Driver {
                     }
                     None => {
                         tracing::warn!("discovery stopped browsing; peers will be found only at known addresses");
-                        sightings = mpsc::unbounded_channel().1;
+                        sightings = None;
                     }
                 },
                 () = tokio::time::sleep(wait) => {
-                    self.new_period((self.clock)());
+                    // The timer may fire a moment before the wall clock turns the hour;
+                    // then the loop waits the second or so that is left.
+                    let now = (self.clock)();
+                    if token::hour_of(now) != self.hour {
+                        self.new_period(now);
+                    }
                 }
             }
         }
