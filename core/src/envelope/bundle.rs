@@ -64,6 +64,9 @@ const SIGNING_CONTEXT: &[u8] = b"hearth bundle v1 signature\0";
 /// Bounds that keep a hostile payload from asking for absurd allocations.
 const MAX_DOCS: usize = 16;
 const MAX_HEADS: usize = 4096;
+/// Changes up to this size go in as they are, without comparing them to the whole
+/// document saved.
+const SMALL_DELTA: usize = 32 * 1024;
 
 /// Problems making, checking, opening or merging a bundle.
 #[derive(Debug, Error)]
@@ -438,7 +441,8 @@ pub fn known_to_all(am: &Automerge, known: &[Vec<ChangeHash>]) -> Vec<ChangeHash
 }
 
 /// What a device that holds `since` lacks: the changes after it, or the whole document
-/// when `since` is empty or when the compressed document is the smaller of the two.
+/// when `since` is empty or when, for a long run of changes, the compressed document is
+/// the smaller of the two.
 ///
 /// **Why compare:** changes after some heads are written one by one, each compressed on
 /// its own, while a saved document compresses all columns together; for a long run of
@@ -447,15 +451,21 @@ pub fn known_to_all(am: &Automerge, known: &[Vec<ChangeHash>]) -> Vec<ChangeHash
 /// The flag says whether the result is the whole document.
 pub fn changes_after(doc: &Doc, since: &[ChangeHash]) -> (BundleDoc, bool) {
     let am = doc.automerge();
-    let whole = am.save();
     let (data, complete) = if since.is_empty() {
-        (whole, true)
+        (am.save(), true)
     } else {
         let delta = am.save_after(since);
-        if delta.len() <= whole.len() {
+        // Saving a years-long document takes a while on the owner's thread; a small
+        // run of changes is never worth that comparison.
+        if delta.len() <= SMALL_DELTA {
             (delta, false)
         } else {
-            (whole, true)
+            let whole = am.save();
+            if delta.len() <= whole.len() {
+                (delta, false)
+            } else {
+                (whole, true)
+            }
         }
     };
     let doc = BundleDoc {
@@ -701,6 +711,20 @@ mod tests {
         assert_eq!(b.household.heads(), a.household.heads());
         // Twice is harmless.
         assert_eq!(merge(&mut b.household, &delta).unwrap(), 0);
+        assert_eq!(b.household.heads(), a.household.heads());
+    }
+
+    #[test]
+    fn a_long_run_of_changes_travels_as_the_smaller_whole_document() {
+        let (mut a, mut b) = household_pair();
+        let known = b.household.heads();
+        for n in 0..1500 {
+            moment(&mut a, n);
+        }
+        let (doc, complete) = changes_after(&a.household, &known);
+        assert!(complete);
+        assert!(doc.data.len() < a.household.automerge().save_after(&known).len());
+        merge(&mut b.household, &doc).unwrap();
         assert_eq!(b.household.heads(), a.household.heads());
     }
 
