@@ -417,8 +417,8 @@ fn partners_find_each_other_on_a_lan_and_strangers_learn_nothing() {
 /// How quiet an idle pair is: run with `HEARTH_IDLE_SECS=600 cargo test -p hearth-tests
 /// --test mdns_netns idle -- --ignored --nocapture` (and `HEARTH_IDLE_DUMP=FILE` to keep
 /// the packets). It prints the mDNS packets per minute of two paired daemons, counted by
-/// a passive listener on the same link. Once the two-minute browse window after start
-/// has passed, an idle pair sends nothing until the hourly label change.
+/// a passive listener on the same link. Once the one-minute browse window after start
+/// has passed, an idle pair sends nothing until the hourly label change and check.
 #[test]
 #[ignore = "takes minutes; measures the idle packet rate"]
 fn idle_packets_per_minute() {

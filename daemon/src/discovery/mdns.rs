@@ -11,9 +11,10 @@
 //! a conflict would take another device drawing the same 32 salt bits and matching MAC),
 //! and then only answered when asked. Asking is what costs: a browse queries with
 //! mdns-sd's back-off (1 s, 2 s, 4 s, ...) and, worse, refreshes every peer's 120-second
-//! host records for as long as it runs, about six packets a minute per peer and family.
-//! So a browse runs only for [`BROWSE_WINDOW`] after start, after a network change and
-//! when someone waits (a pairing lookup), then stops; an idle device only answers.
+//! host records (at 80% of their life) for as long as it runs, about six packets a
+//! minute per peer and family. So a browse runs only for [`BROWSE_WINDOW`], shorter
+//! than the first refresh, after start, after a network change, when someone waits (a
+//! pairing lookup) and once an hour, then stops; an idle device only answers.
 //! That is enough, because whichever device arrives (starts, restarts, joins the
 //! network) asks, finds the idle ones and dials them, and a QUIC connection serves both
 //! ways. Interfaces are checked locally every few seconds; mdns-sd announces on an
@@ -42,7 +43,7 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// interfaces, not the network changing: the labels are fresh anyway.
 const STARTUP: Duration = Duration::from_secs(3);
 /// How long a browse asks before it stops and the device only answers.
-pub const BROWSE_WINDOW: Duration = Duration::from_secs(120);
+pub const BROWSE_WINDOW: Duration = Duration::from_secs(60);
 /// How long shutdown waits for the goodbyes to leave.
 const GOODBYE_WAIT: Duration = Duration::from_secs(1);
 

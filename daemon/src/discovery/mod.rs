@@ -365,6 +365,10 @@ impl Driver {
                     let now = (self.clock)();
                     if token::hour_of(now) != self.hour {
                         self.new_period(now);
+                        // Ask once an hour too, so that two idle devices that both
+                        // missed each other's arrival (one asleep while the other
+                        // asked) still meet.
+                        self.backend.requery();
                     }
                 }
             }

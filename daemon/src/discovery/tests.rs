@@ -288,6 +288,7 @@ fn modes_parse_with_the_spellings_people_use() {
 struct Manual {
     announced: Mutex<Vec<BTreeSet<String>>>,
     sender: Mutex<Option<mpsc::UnboundedSender<Seen>>>,
+    requeries: Mutex<u32>,
 }
 
 impl Discovery for Manual {
@@ -300,7 +301,9 @@ impl Discovery for Manual {
         *self.sender.lock().unwrap() = Some(tx);
         Ok(rx)
     }
-    fn requery(&self) {}
+    fn requery(&self) {
+        *self.requeries.lock().unwrap() += 1;
+    }
     fn shutdown(&self) -> Stopping {
         Box::pin(async {})
     }
@@ -362,5 +365,11 @@ async fn a_network_change_brings_a_fresh_label_and_junk_is_ignored() {
         &HOME,
         token::hour_of(test_clock())
     ));
+    // The hour turning brings new labels and one more look around.
+    assert_eq!(*backend.requeries.lock().unwrap(), 0);
+    tokio::time::advance(Duration::from_secs(token::secs_to_next_hour(test_clock()))).await;
+    settle().await;
+    assert_eq!(backend.announced.lock().unwrap().len(), 3);
+    assert_eq!(*backend.requeries.lock().unwrap(), 1);
     driver.shutdown().await;
 }
