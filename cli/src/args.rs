@@ -99,6 +99,15 @@ pub(crate) enum Command {
     /// Devices to reach without discovery.
     #[command(subcommand)]
     Peers(PeersCommand),
+    /// Your devices and your partner's: list, rename, remove.
+    #[command(subcommand)]
+    Devices(DevicesCommand),
+    /// Take a break from sharing with your partner; your own devices keep syncing.
+    Pause(PauseArgs),
+    /// Share with your partner again after a pause.
+    Resume,
+    /// End sharing with your partner for good. Each of you keeps your own copy.
+    Leave(LeaveArgs),
     /// Sync with every paired device that can be reached, now.
     Sync,
     /// Two daemons in temporary directories, paired, writing as both partners.
@@ -122,9 +131,90 @@ pub(crate) enum PairCommand {
         #[arg(long)]
         addr: Option<String>,
         /// Join even though this device already holds entries of its own.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "same_person")]
         merge: bool,
+        /// This is another device of yours, not your partner's: it shares your private
+        /// entries with your other devices. Only for a fresh device.
+        #[arg(long)]
+        same_person: bool,
     },
+}
+
+/// `hearth devices ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DevicesCommand {
+    /// Every device in the household: whose it is, who added it, whether it was removed.
+    List,
+    /// Give one of your devices a new name.
+    Rename {
+        /// Device id or a unique prefix of it (`hearth devices list` shows them).
+        id: String,
+        /// The new name, such as "phone".
+        name: String,
+    },
+    /// Remove a device, such as a lost phone: every device refuses it from now on. It
+    /// keeps what it had already synced.
+    Remove {
+        /// Device id or a unique prefix of it.
+        id: String,
+    },
+}
+
+/// `hearth pause`.
+#[derive(Debug, Args)]
+pub(crate) struct PauseArgs {
+    /// End the pause by itself after this long: 30m, 12h, 2d or 1w. Without it, the
+    /// pause lasts until `hearth resume`.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) duration: Option<u64>,
+}
+
+/// `hearth leave`.
+#[derive(Debug, Args)]
+pub(crate) struct LeaveArgs {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub(crate) yes: bool,
+}
+
+/// Parses a duration such as `90m`, `12h`, `2d` or `1w` (or `1d12h`) into seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a duration; write a number with a unit, such as 30m, 12h, 2d or 1w"
+        )
+    };
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    let mut any = false;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit: u64 = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        number.clear();
+        any = true;
+    }
+    if !number.is_empty() || !any {
+        return Err(bad());
+    }
+    if total == 0 {
+        return Err("a pause needs to last a while; try 30m, 12h or 2d".into());
+    }
+    Ok(total)
 }
 
 /// `hearth peers ...`.
@@ -704,6 +794,55 @@ fn parse_record_kind(s: &str) -> Result<String, String> {
 mod tests {
     use super::*;
     use chrono::FixedOffset;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("2d"), Ok(2 * 86_400));
+        assert_eq!(parse_duration("90m"), Ok(5_400));
+        assert_eq!(parse_duration("1d12h"), Ok(36 * 3600));
+        assert_eq!(parse_duration("1W"), Ok(7 * 86_400));
+        for bad in ["", "2", "d", "2x", "0h", "-1d", "99999999999999999999w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pause_leave_devices_and_same_person_parse() {
+        let cli = parse(&["pause", "--for", "2d"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Pause(PauseArgs {
+                duration: Some(172_800)
+            })
+        ));
+        assert!(matches!(
+            parse(&["leave", "--yes"]).unwrap().command,
+            Command::Leave(LeaveArgs { yes: true })
+        ));
+        assert!(matches!(
+            parse(&["devices", "remove", "ABCD"]).unwrap().command,
+            Command::Devices(DevicesCommand::Remove { .. })
+        ));
+        assert!(matches!(
+            parse(&["pair", "join", "4-a-b-c", "--same-person"])
+                .unwrap()
+                .command,
+            Command::Pair(PairCommand::Join {
+                same_person: true,
+                merge: false,
+                ..
+            })
+        ));
+        assert!(parse(&[
+            "hearth",
+            "pair",
+            "join",
+            "4-a-b-c",
+            "--same-person",
+            "--merge"
+        ])
+        .is_err());
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("hearth").chain(args.iter().copied()))

@@ -309,7 +309,13 @@ pub(crate) fn status(s: &Value, style: Style) -> String {
         }
     }
     let peers = s["peers"].as_array().cloned().unwrap_or_default();
-    if peers.is_empty() {
+    let sharing_notes = sharing(s, style);
+    let ended = s["people"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| p["left_at"].is_i64());
+    if peers.is_empty() && !ended {
         let _ = writeln!(
             out,
             "{}no partner yet; everything stays on this device until you pair",
@@ -318,7 +324,9 @@ pub(crate) fn status(s: &Value, style: Style) -> String {
     } else {
         let mut first = true;
         for p in &peers {
-            let connected = if p["connected"].as_bool().unwrap_or(false) {
+            let connected = if p["on_hold"].as_bool().unwrap_or(false) {
+                style.dim("connected, sharing on hold")
+            } else if p["connected"].as_bool().unwrap_or(false) {
                 style.good("connected")
             } else {
                 let last = p["last_sync"]
@@ -335,6 +343,58 @@ pub(crate) fn status(s: &Value, style: Style) -> String {
                 text(p, "person"),
             );
             first = false;
+        }
+    }
+    out.push_str(&sharing_notes);
+    out
+}
+
+/// The pause and leaving lines of `status`, worded gently: a pause is a breather that
+/// either partner may take, and nobody is to blame for it.
+pub(crate) fn sharing(s: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let me = s["person"]["id"].as_str().unwrap_or_default();
+    let people = s["people"].as_array().cloned().unwrap_or_default();
+    let others: Vec<&str> = people
+        .iter()
+        .filter(|p| text(p, "id") != me)
+        .map(|p| text(p, "name"))
+        .collect();
+    let partner = if others.is_empty() {
+        "your partner".to_string()
+    } else {
+        others.join(" and ")
+    };
+    let at = |v: &Value| -> String {
+        v.as_i64()
+            .map(|t| local_time(t, local_offset_min()))
+            .unwrap_or_default()
+    };
+    for p in &people {
+        let mine = text(p, "id") == me;
+        let name = text(p, "name");
+        if p["left_at"].is_i64() {
+            let when = at(&p["left_at"]);
+            let line = if mine {
+                format!("You ended sharing with {partner} on {when}. Your copy of everything and your private entries stay on your devices; `hearth export` still writes them out.")
+            } else {
+                format!("{name} ended sharing on {when}. Everything you had stays here with you; `hearth export` still writes it out.")
+            };
+            let _ = writeln!(out, "{}{line}", style.dim(&format!("{:<15}", "Sharing")));
+            continue;
+        }
+        if p["paused"].is_object() {
+            let until = match p["paused"]["until"].as_i64() {
+                Some(t) => format!("until {}", at(&Value::from(t))),
+                None if mine => "until you resume".to_string(),
+                None => "for now".to_string(),
+            };
+            let line = if mine {
+                format!("paused with {partner} {until}. Your own devices keep syncing; what you write reaches {partner} after the pause ({}).", style.cmd("hearth resume"))
+            } else {
+                format!("{name} is taking a pause from sharing {until}. What you write stays safe here and reaches {name} when the pause ends.")
+            };
+            let _ = writeln!(out, "{}{line}", style.dim(&format!("{:<15}", "Sharing")));
         }
     }
     out
@@ -776,6 +836,53 @@ mod tests {
         assert!(s.contains("3 checkins"), "{s}");
         assert!(!s.contains("0 moments"), "{s}");
         assert!(s.contains("no partner yet"), "{s}");
+    }
+
+    #[test]
+    fn status_shows_a_pause_on_both_sides_without_blame() {
+        let base = |me: &str| {
+            json!({
+                "pid": 1, "data_dir": "/d", "state": "ready",
+                "person": {"id": me, "name": if me == "a" { "Robin" } else { "Sam" }},
+                "people": [
+                    {"id": "a", "name": "Robin", "paused": {"since": 0, "until": 86_400_000}},
+                    {"id": "b", "name": "Sam"}
+                ],
+                "documents": [],
+                "peers": [{"name": "phone", "person": "Sam", "connected": true, "on_hold": true}]
+            })
+        };
+        let pauser = status(&base("a"), Style::plain());
+        assert!(pauser.contains("paused with Sam until 19"), "{pauser}");
+        assert!(pauser.contains("Your own devices keep syncing"), "{pauser}");
+        assert!(pauser.contains("sharing on hold"), "{pauser}");
+        let partner = status(&base("b"), Style::plain());
+        assert!(
+            partner.contains("Robin is taking a pause from sharing until"),
+            "{partner}"
+        );
+        for s in [&pauser, &partner] {
+            let lower = s.to_lowercase();
+            for word in ["fault", "blame", "refused", "rejected", "blocked"] {
+                assert!(!lower.contains(word), "{word} in {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn status_after_leaving_says_export_still_works() {
+        let s = status(
+            &json!({
+                "pid": 1, "data_dir": "/d", "state": "ready",
+                "person": {"id": "b", "name": "Sam"},
+                "people": [{"id": "a", "name": "Robin", "left_at": 0}, {"id": "b", "name": "Sam"}],
+                "documents": [], "peers": []
+            }),
+            Style::plain(),
+        );
+        assert!(s.contains("Robin ended sharing on"), "{s}");
+        assert!(s.contains("hearth export"), "{s}");
+        assert!(!s.contains("no partner yet"), "{s}");
     }
 
     #[test]

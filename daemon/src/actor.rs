@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use automerge::ChangeHash;
 use hearth_core::doc::{Doc, DocKind, Docs};
 use hearth_core::identity::DeviceId;
-use hearth_core::model::Millis;
+use hearth_core::model::{Millis, PersonId};
 use hearth_core::sync::{Message, Role};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -93,6 +93,24 @@ pub enum ActorMsg {
         /// Where the answer goes.
         reply: oneshot::Sender<bool>,
     },
+    /// Whether this device is fresh: no entries, nobody on its roster but itself.
+    IsFresh {
+        /// Where the answer goes.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Makes this fresh device another device of `person` (a same-person join): its
+    /// documents are replaced by a household holding `roster` and `person`'s private
+    /// document, and `device_file` (who this device is) is rewritten as the commit point.
+    BecomePerson {
+        /// The person this device now belongs to.
+        person: PersonId,
+        /// The roster the inviting device sent.
+        roster: RosterExport,
+        /// The data directory, file name and contents of the new `device.json`.
+        device_file: (PathBuf, String, Vec<u8>),
+        /// Where the answer goes once everything is durable.
+        reply: Reply,
+    },
     /// Offer every document to every connected peer now.
     SyncNow,
     /// Stop after answering everything queued before this.
@@ -153,6 +171,9 @@ fn stopping() -> ApiError {
 /// What the owner reports for `status`.
 #[derive(Debug, Default)]
 pub struct OwnerStatus {
+    /// This device's person (it changes once, when a fresh device joins as the same
+    /// person as the inviting one).
+    pub me: PersonId,
     /// The documents and their size.
     pub documents: Vec<DocStatus>,
     /// Everyone in the household.
@@ -188,6 +209,99 @@ pub struct Actor {
     reveals_checked: bool,
 }
 
+/// Where a same-person join builds the new household before it replaces this device's.
+const JOINING_DIR: &str = "household-joining";
+/// Where the replaced household sits for a moment during the swap.
+const REPLACED_DIR: &str = "household-replaced";
+
+fn io_err(
+    action: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_owned();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+fn remove_dir_if_present(dir: &std::path::Path) -> Result<(), StoreError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove directory", dir)(e)),
+    }
+}
+
+fn open_doc(
+    docs_dir: &std::path::Path,
+    identity: &age::x25519::Identity,
+    kind: DocKind,
+    actor_id: &automerge::ActorId,
+) -> Result<(Doc, Stored), StoreError> {
+    let dir = docs_dir.join(kind.doc_id());
+    let (store, loaded) = DocStore::open(&dir, identity)?;
+    let durable_heads = loaded.doc.get_heads();
+    let doc = Doc::from_automerge(kind, loaded.doc, actor_id.clone());
+    Ok((
+        doc,
+        Stored {
+            doc_kind: kind,
+            store,
+            quarantined: loaded.quarantined,
+            durable_heads,
+        },
+    ))
+}
+
+/// Puts a household built by a same-person join in place of the old one. Safe to run
+/// again after a crash at any point: each step is a rename or a removal that is
+/// skipped when already done.
+fn swap_in_joined_household(docs_dir: &std::path::Path) -> Result<(), StoreError> {
+    let current = docs_dir.join(DocKind::Household.doc_id());
+    let joining = docs_dir.join(JOINING_DIR);
+    let replaced = docs_dir.join(REPLACED_DIR);
+    match std::fs::rename(&current, &replaced) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("set aside the old household", &current)(e)),
+    }
+    std::fs::rename(&joining, &current).map_err(io_err("move the new household in", &joining))?;
+    std::fs::File::open(docs_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("sync directory", docs_dir))?;
+    remove_dir_if_present(&replaced)
+}
+
+/// Finishes or forgets a same-person join that a crash interrupted. The new
+/// `device.json` is the commit point: if it names a person of the household built in
+/// `household-joining`, the join happened and the swap is finished; otherwise the
+/// half-built household is thrown away and the device is as fresh as before.
+fn recover_join(
+    docs_dir: &std::path::Path,
+    identity: &age::x25519::Identity,
+    me: PersonId,
+) -> Result<(), StoreError> {
+    let joining = docs_dir.join(JOINING_DIR);
+    if joining.exists() {
+        let (_, loaded) = DocStore::open(&joining, identity)?;
+        let doc = Doc::from_automerge(DocKind::Household, loaded.doc, automerge::ActorId::random());
+        let committed = doc
+            .all::<hearth_core::model::Person>()
+            .iter()
+            .any(|p| p.id == me);
+        if committed {
+            tracing::warn!("finishing a same-person join that was interrupted");
+            swap_in_joined_household(docs_dir)?;
+        } else {
+            tracing::warn!("forgetting a same-person join that did not finish");
+            remove_dir_if_present(&joining)?;
+        }
+    }
+    remove_dir_if_present(&docs_dir.join(REPLACED_DIR))
+}
+
 /// What the owner needs beyond its documents.
 pub struct ActorContext {
     /// Where events go.
@@ -219,25 +333,13 @@ impl Actor {
         ctx: ActorContext,
     ) -> Result<Actor, StoreError> {
         let actor_id = automerge::ActorId::random();
-        let open = |kind: DocKind| -> Result<(Doc, Stored), StoreError> {
-            let dir = docs_dir.join(kind.doc_id());
-            let (store, loaded) = DocStore::open(&dir, identity)?;
-            let durable_heads = loaded.doc.get_heads();
-            let doc = Doc::from_automerge(kind, loaded.doc, actor_id.clone());
-            Ok((
-                doc,
-                Stored {
-                    doc_kind: kind,
-                    store,
-                    quarantined: loaded.quarantined,
-                    durable_heads,
-                },
-            ))
-        };
-        let (household_doc, household) = open(DocKind::Household)?;
-        let (private_doc, private) = open(DocKind::Private(me))?;
+        recover_join(&docs_dir, identity, me)?;
+        let (household_doc, household) =
+            open_doc(&docs_dir, identity, DocKind::Household, &actor_id)?;
+        let (private_doc, private) =
+            open_doc(&docs_dir, identity, DocKind::Private(me), &actor_id)?;
         let (deadline, _) = watch::channel(None);
-        let actor = Actor {
+        let mut actor = Actor {
             docs: Docs {
                 household: household_doc,
                 private: private_doc,
@@ -254,17 +356,16 @@ impl Actor {
             signer: ctx.signer,
             reveals_checked: false,
         };
+        actor.hub.enforce(&actor.docs, now_millis());
         actor.refresh_trust();
         Ok(actor)
     }
 
-    /// Keeps the transport's trusted keys equal to the roster's live devices.
+    /// Keeps the transport's trusted keys equal to the devices the policy trusts: on
+    /// the roster, not removed, and nobody ended sharing between the two.
     fn refresh_trust(&self) {
-        let keys = self
-            .docs
-            .devices()
+        let keys = crate::sync_hub::trusted_devices(&self.docs, self.hub.policy(), &self.me_device)
             .into_iter()
-            .filter(|d| d.revoked_at.is_none() && d.id != self.me_device)
             .filter_map(|d| {
                 let bytes = data_encoding::HEXLOWER
                     .decode(d.public_key.as_bytes())
@@ -342,13 +443,127 @@ impl Actor {
         }
     }
 
+    /// Fills in this device's age recipient on its own roster entry when the device
+    /// that added it could not know it (pairing carries only the device key). Returns
+    /// whether it wrote.
+    fn heal_own_device(&mut self, now: Millis) -> bool {
+        let Some(mut own) = self
+            .docs
+            .devices()
+            .into_iter()
+            .find(|d| d.id == self.me_device && d.age_recipient.is_none())
+        else {
+            return false;
+        };
+        own.age_recipient = Some(self.identity.to_public().to_string());
+        match self.docs.put_device(&own, now) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not note this device's recipient on the roster");
+                false
+            }
+        }
+    }
+
+    /// A same-person join on this fresh device: see [`ActorMsg::BecomePerson`].
+    ///
+    /// The new household is built and made durable beside the old one; then the new
+    /// `device.json` is written, which is the commit point ([`recover_join`] finishes or
+    /// forgets the join after a crash on either side of it); then the household is
+    /// swapped in and both documents are reopened under the new person.
+    fn become_person(
+        &mut self,
+        person: PersonId,
+        roster: RosterExport,
+        device_file: (PathBuf, String, Vec<u8>),
+        now: Millis,
+    ) -> Result<Value, ApiError> {
+        if !handlers::is_fresh_device(&self.docs, &self.me_device) {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                "this device already holds entries or a household of its own, so it cannot become another device of someone else",
+                "join with --same-person from a fresh device (`hearth init` with a new --data-dir)",
+            ));
+        }
+        if !roster.people.iter().any(|p| p.id == person) {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                "the inviting device sent a roster without its own person",
+                "run `hearth pair invite` again on your other device and retry",
+            ));
+        }
+        let old = self.docs.me;
+        let Some(docs_dir) = self.household.store.dir().parent().map(PathBuf::from) else {
+            return Err(storage_error(&StoreError::Io {
+                action: "find the documents directory",
+                path: self.household.store.dir().to_path_buf(),
+                source: std::io::Error::other("no parent directory"),
+            }));
+        };
+        let store_err = |e: StoreError| storage_error(&e);
+        // 1. The new household, durable beside the old one. A fresh actor id: the old
+        //    documents' changes must never meet changes with the same sequence numbers.
+        let actor_id = automerge::ActorId::random();
+        let joining = docs_dir.join(JOINING_DIR);
+        remove_dir_if_present(&joining).map_err(store_err)?;
+        let (mut store, loaded) = DocStore::open(&joining, &self.identity).map_err(store_err)?;
+        let mut fresh = Docs {
+            household: Doc::from_automerge(DocKind::Household, loaded.doc, actor_id.clone()),
+            private: Doc::new(DocKind::Private(person), actor_id.clone()),
+            me: person,
+        };
+        handlers::add_to_roster(&mut fresh, roster, now)?;
+        store
+            .append_chunk(&fresh.household.automerge().save())
+            .map_err(store_err)?;
+        drop(store);
+        // 2. The commit point.
+        let (data_dir, name, bytes) = device_file;
+        if let Err(e) = crate::storage::atomic_write(&data_dir, &name, &bytes) {
+            let _ = remove_dir_if_present(&joining);
+            return Err(store_err(StoreError::Io {
+                action: "write",
+                path: data_dir.join(&name),
+                source: e,
+            }));
+        }
+        // 3. Swap and reopen. The sessions (a fresh device has none worth keeping) end.
+        self.hub.abandon();
+        swap_in_joined_household(&docs_dir).map_err(store_err)?;
+        remove_dir_if_present(&docs_dir.join(DocKind::Private(old).doc_id())).map_err(store_err)?;
+        let (household_doc, household) =
+            open_doc(&docs_dir, &self.identity, DocKind::Household, &actor_id)
+                .map_err(store_err)?;
+        let (private_doc, private) = open_doc(
+            &docs_dir,
+            &self.identity,
+            DocKind::Private(person),
+            &actor_id,
+        )
+        .map_err(store_err)?;
+        self.docs = Docs {
+            household: household_doc,
+            private: private_doc,
+            me: person,
+        };
+        self.household = household;
+        self.private = private;
+        self.hub.enforce(&self.docs, now);
+        self.refresh_trust();
+        tracing::info!("this device joined as another device of the inviting person");
+        Ok(serde_json::json!({ "person_id": person }))
+    }
+
     fn status(&self) -> OwnerStatus {
+        let now = now_millis();
         let people: Vec<PersonSummary> = self
             .docs
             .people()
             .into_iter()
             .map(|p| PersonSummary {
                 id: p.id.to_string(),
+                paused: self.docs.pause_of(p.id).filter(|x| x.active_at(now)),
+                left_at: self.docs.left_at(p.id),
                 name: p.name,
             })
             .collect();
@@ -366,29 +581,29 @@ impl Actor {
         })
         .collect();
         let progress = self.hub.progress();
-        let peers = self
-            .docs
-            .devices()
-            .into_iter()
-            .filter(|d| d.id != self.me_device && d.revoked_at.is_none())
-            .map(|d| {
-                let p: PeerProgress = progress.get(&d.id).cloned().unwrap_or_default();
-                PeerStatus {
-                    person: people
-                        .iter()
-                        .find(|x| x.id == d.person.to_string())
-                        .map(|x| x.name.clone())
-                        .unwrap_or_default(),
-                    device_id: d.id,
-                    name: d.name,
-                    connected: p.connected,
-                    last_sync: p.last_sync,
-                    last_addr: None,
-                    ..PeerStatus::default()
-                }
-            })
-            .collect();
+        let peers =
+            crate::sync_hub::trusted_devices(&self.docs, self.hub.policy(), &self.me_device)
+                .into_iter()
+                .map(|d| {
+                    let p: PeerProgress = progress.get(&d.id).cloned().unwrap_or_default();
+                    PeerStatus {
+                        person: people
+                            .iter()
+                            .find(|x| x.id == d.person.to_string())
+                            .map(|x| x.name.clone())
+                            .unwrap_or_default(),
+                        device_id: d.id,
+                        name: d.name,
+                        connected: p.connected,
+                        last_sync: p.last_sync,
+                        last_addr: None,
+                        on_hold: p.connected && p.on_hold,
+                        ..PeerStatus::default()
+                    }
+                })
+                .collect();
         OwnerStatus {
+            me: self.docs.me,
             documents,
             people,
             peers,
@@ -484,7 +699,11 @@ impl Actor {
                     pending.push((reply, result));
                 }
                 ActorMsg::Call { call, reply } => {
-                    let result = handlers::handle(&mut self.docs, call, now);
+                    let result = if handlers::is_roster_call(&call) {
+                        handlers::roster_call(&mut self.docs, &self.me_device, call, now)
+                    } else {
+                        handlers::handle(&mut self.docs, call, now)
+                    };
                     pending.push((reply, result));
                 }
                 ActorMsg::Status { reply } => {
@@ -505,6 +724,7 @@ impl Actor {
                     let _ = reply.send(RosterExport {
                         people: self.docs.people(),
                         devices: self.docs.devices(),
+                        left: self.hub.policy().left.iter().copied().collect(),
                     });
                 }
                 ActorMsg::AddToRoster { roster, reply } => {
@@ -513,6 +733,19 @@ impl Actor {
                 }
                 ActorMsg::HoldsEntries { reply } => {
                     let _ = reply.send(handlers::holds_entries(&self.docs));
+                }
+                ActorMsg::IsFresh { reply } => {
+                    let _ = reply.send(handlers::is_fresh_device(&self.docs, &self.me_device));
+                }
+                ActorMsg::BecomePerson {
+                    person,
+                    roster,
+                    device_file,
+                    reply,
+                } => {
+                    // Answered at once: the join writes its own files, durably, and the
+                    // batch's commit below has nothing of it left to do.
+                    let _ = reply.send(self.become_person(person, roster, device_file, now));
                 }
                 ActorMsg::SyncNow => sync_now = true,
                 ActorMsg::Shutdown { done } => shutdown = Some(done),
@@ -534,6 +767,12 @@ impl Actor {
             .iter()
             .filter_map(|id| DocKind::from_doc_id(id))
             .collect();
+        if remote.contains(&DocKind::Household) && self.heal_own_device(now) {
+            touched
+                .entry(DocKind::Household)
+                .or_default()
+                .insert("devices");
+        }
         // A partner's answer may have arrived (or been written here) that one of this
         // person's sealed answers waits for: publish its key in this same commit.
         let answers_moved = [DocKind::Household, self.private.doc_kind]
@@ -585,8 +824,8 @@ impl Actor {
         let household_changed =
             touched.contains_key(&DocKind::Household) || remote.contains(&DocKind::Household);
         if household_changed && failed.is_empty() {
+            self.hub.enforce(&self.docs, now);
             self.refresh_trust();
-            self.hub.enforce_roster(&self.docs.devices());
         }
         for (doc, kinds) in &touched {
             if failed.contains_key(doc) {

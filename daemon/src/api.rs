@@ -206,6 +206,51 @@ pub enum Call {
         #[serde(default)]
         utc_offset_min: i32,
     },
+    /// Joins with an invite code from one of this person's own devices: this device
+    /// becomes another device of the inviting person and shares their private document.
+    /// Only a fresh device can do this (see ARCHITECTURE.md, "Several devices").
+    #[serde(rename = "pair.join-same-person")]
+    PairJoinSamePerson {
+        /// The code from `pair invite`.
+        code: String,
+        /// The inviter's address.
+        #[serde(default)]
+        addr: Option<String>,
+    },
+    /// Every device on the roster, this one marked.
+    #[serde(rename = "devices.list")]
+    DevicesList,
+    /// Renames one of this person's devices.
+    #[serde(rename = "devices.rename")]
+    DevicesRename {
+        /// Device id or a prefix of it.
+        id: String,
+        /// The new name.
+        name: String,
+    },
+    /// Removes a device from the roster: every device refuses it from then on.
+    #[serde(rename = "devices.remove")]
+    DevicesRemove {
+        /// Device id or a prefix of it.
+        id: String,
+    },
+    /// Pauses sharing with the partner's devices; this person's own devices keep syncing.
+    #[serde(rename = "pause")]
+    Pause {
+        /// Ends the pause by itself after this many seconds; until `resume` when absent.
+        #[serde(default)]
+        for_secs: Option<u64>,
+    },
+    /// Ends this person's pause.
+    #[serde(rename = "resume")]
+    Resume,
+    /// Ends sharing with the partner for good. Each side keeps its own copy.
+    #[serde(rename = "leave")]
+    Leave {
+        /// Must be `true`: the caller has confirmed.
+        #[serde(default)]
+        confirm: bool,
+    },
 }
 
 /// Parameters of `checkin.add`.
@@ -584,6 +629,41 @@ pub struct PersonSummary {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// This person's pause of sharing, while it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<hearth_core::model::Pause>,
+    /// When this person ended sharing (`hearth leave`), if they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_at: Option<Millis>,
+}
+
+/// A device in `devices.list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSummary {
+    /// Device id, in groups.
+    pub id: String,
+    /// Device name.
+    pub name: String,
+    /// Whose device it is: the person's id.
+    pub person_id: String,
+    /// Whose device it is: the person's name.
+    pub person: String,
+    /// The device that added it (its id), absent for a household's first device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_by: Option<String>,
+    /// The name of the device that added it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_by_name: Option<String>,
+    /// When it was added, Unix ms.
+    pub added_at: Millis,
+    /// When it was removed, Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<Millis>,
+    /// Whether this is the device answering.
+    pub this_device: bool,
+    /// Whether this device syncs with it now: on the roster, not removed, and nobody
+    /// ended sharing between the two.
+    pub trusted: bool,
 }
 
 /// A document in `status`.
@@ -632,6 +712,10 @@ pub struct PeerStatus {
     /// Sync frames received from it since the daemon started.
     #[serde(default)]
     pub frames_received: u64,
+    /// Connected, but sharing with it is on hold: a pause on this side, or the other
+    /// side answered that it is not sharing now.
+    #[serde(default)]
+    pub on_hold: bool,
 }
 
 /// Kinds accepted by `--kind` in `log`, and the record kinds in events.

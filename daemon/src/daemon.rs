@@ -54,6 +54,21 @@ struct DeviceInfo {
 
 const DEVICE_FILE: &str = "device.json";
 
+/// The directory, name and contents of `device.json` for `person` on this device: a
+/// same-person join rewrites it (see `ActorMsg::BecomePerson`).
+pub(crate) fn device_file(
+    data_dir: &Path,
+    person: PersonId,
+    device_id: &str,
+) -> Result<(std::path::PathBuf, String, Vec<u8>), ApiError> {
+    let bytes = serde_json::to_vec_pretty(&DeviceInfo {
+        person,
+        device_id: device_id.to_string(),
+    })
+    .map_err(|e| internal(&e.to_string()))?;
+    Ok((data_dir.to_path_buf(), DEVICE_FILE.to_string(), bytes))
+}
+
 enum State {
     Uninitialized,
     Locked,
@@ -64,7 +79,6 @@ enum State {
 struct Ready {
     actor: ActorHandle,
     device_id: String,
-    me: PersonId,
     net: Arc<Net>,
     discovery: Option<Arc<Discoverer>>,
 }
@@ -317,7 +331,6 @@ fn start_ready(
     Ok(Ready {
         actor: handle,
         device_id: device.to_string(),
-        me,
         net,
         discovery,
     })
@@ -573,30 +586,8 @@ async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value,
             }))
         }
         Call::PairWait => shared.ready()?.net.pairing().wait().await,
-        Call::PairJoin { code, addr, merge } => {
-            let ready = shared.ready()?;
-            let target = match (addr, &ready.discovery) {
-                (Some(addr), _) => {
-                    let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
-                        ApiError::new(
-                            ErrorCode::Invalid,
-                            format!("`{addr}` is not an address"),
-                            "use the HOST:PORT that `hearth pair invite` printed",
-                        )
-                    })?;
-                    crate::pairing::JoinTarget::Addr(addr)
-                }
-                (None, Some(discovery)) => crate::pairing::JoinTarget::Discover(discovery.clone()),
-                (None, None) => {
-                    return Err(ApiError::new(
-                        ErrorCode::Invalid,
-                        "discovery is off on this device, so it cannot find the inviting device by itself",
-                        "add --addr HOST:PORT with the address `hearth pair invite` printed, or set discovery = \"mdns\" in config.toml",
-                    ))
-                }
-            };
-            crate::pairing::join(ready.net.pairing(), &ready.net, &code, target, merge).await
-        }
+        Call::PairJoin { code, addr, merge } => pair_join(shared, code, addr, merge, false).await,
+        Call::PairJoinSamePerson { code, addr } => pair_join(shared, code, addr, false, true).await,
         Call::PeersAdd { addr } => {
             let ready = shared.ready()?;
             let parsed: std::net::SocketAddr = addr.parse().map_err(|_| {
@@ -613,6 +604,39 @@ async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value,
     }
 }
 
+/// `pair.join` and `pair.join-same-person`.
+async fn pair_join(
+    shared: &Arc<Shared>,
+    code: String,
+    addr: Option<String>,
+    merge: bool,
+    same_person: bool,
+) -> Result<serde_json::Value, ApiError> {
+    let ready = shared.ready()?;
+    let target = match (addr, &ready.discovery) {
+            (Some(addr), _) => {
+                let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::Invalid,
+                        format!("`{addr}` is not an address"),
+                        "use the HOST:PORT that `hearth pair invite` printed",
+                    )
+                })?;
+                crate::pairing::JoinTarget::Addr(addr)
+            }
+            (None, Some(discovery)) => crate::pairing::JoinTarget::Discover(discovery.clone()),
+            (None, None) => {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "discovery is off on this device, so it cannot find the inviting device by itself",
+                    "add --addr HOST:PORT with the address `hearth pair invite` printed, or set discovery = \"mdns\" in config.toml",
+                ))
+            }
+        };
+    let join = crate::pairing::JoinOptions { merge, same_person };
+    crate::pairing::join(ready.net.pairing(), &ready.net, &code, target, join).await
+}
+
 async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
     let mut status = Status {
         protocol: PROTOCOL_VERSION,
@@ -625,6 +649,8 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
     if let Ok(ready) = shared.ready() {
         status.device_id = Some(ready.device_id.clone());
         let owner = ready.actor.status().await;
+        // The owner's person, not the one at start: a same-person join changes it.
+        let owner_me = owner.me;
         status.documents = owner.documents;
         status.people = owner.people;
         let book = ready.net.book();
@@ -652,7 +678,7 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
         status.person = status
             .people
             .iter()
-            .find(|p| p.id == ready.me.to_string())
+            .find(|p| p.id == owner_me.to_string())
             .cloned();
     }
     serde_json::to_value(status).map_err(|e| internal(&e.to_string()))

@@ -1003,3 +1003,277 @@ pub fn holds_entries(docs: &Docs) -> bool {
             .any(|c| doc.count(*c) > 0)
     })
 }
+
+// ----- the roster, pausing and leaving ------------------------------------------------
+//
+// These calls need to know which device is answering, so the owner routes them here
+// rather than through `handle`. The rules they keep are in ARCHITECTURE.md ("Roster").
+
+/// The longest pause `pause --for` accepts: a pause is a breather, not a way to leave.
+pub const MAX_PAUSE_SECS: u64 = 90 * 24 * 3600;
+
+/// Whether `call` is one of the roster, pause or leave calls [`roster_call`] handles.
+pub fn is_roster_call(call: &Call) -> bool {
+    matches!(
+        call,
+        Call::DevicesList
+            | Call::DevicesRename { .. }
+            | Call::DevicesRemove { .. }
+            | Call::Pause { .. }
+            | Call::Resume
+            | Call::Leave { .. }
+    )
+}
+
+/// A device id as typed: upper case, without the dashes between groups or spaces.
+fn device_key(id: &str) -> String {
+    id.chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// Resolves a device id or a prefix of it (dashes and case do not matter).
+pub fn resolve_device(docs: &Docs, prefix: &str) -> Result<Device, ApiError> {
+    let wanted = device_key(prefix);
+    let not_found = || {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!(
+                "no device on the roster has an id starting with `{}`",
+                prefix.trim()
+            ),
+            "`hearth devices list` shows the ids; a few characters are enough",
+        )
+    };
+    if wanted.is_empty() {
+        return Err(not_found());
+    }
+    let mut matches: Vec<Device> = docs
+        .devices()
+        .into_iter()
+        .filter(|d| device_key(&d.id).starts_with(&wanted))
+        .collect();
+    match matches.len() {
+        0 => Err(not_found()),
+        1 => Ok(matches.remove(0)),
+        n => Err(ApiError::new(
+            ErrorCode::Ambiguous,
+            format!("`{}` matches {n} devices", prefix.trim()),
+            "type more characters of the id",
+        )),
+    }
+}
+
+fn device_summary(
+    docs: &Docs,
+    device: &Device,
+    this_device: &str,
+    policy: &crate::sync_hub::Policy,
+) -> crate::api::DeviceSummary {
+    let devices = docs.devices();
+    crate::api::DeviceSummary {
+        id: device.id.clone(),
+        name: device.name.clone(),
+        person_id: device.person.to_string(),
+        person: name_of(docs, device.person),
+        added_by: device.added_by.clone(),
+        added_by_name: device
+            .added_by
+            .as_ref()
+            .and_then(|by| devices.iter().find(|d| &d.id == by))
+            .map(|d| d.name.clone()),
+        added_at: device.added_at,
+        removed_at: device.revoked_at,
+        this_device: device.id == this_device,
+        trusted: device.id == this_device || policy.trusts(device),
+    }
+}
+
+fn partner_names(docs: &Docs) -> Vec<String> {
+    docs.people()
+        .into_iter()
+        .filter(|p| p.id != docs.me)
+        .map(|p| p.name)
+        .collect()
+}
+
+/// Refuses pausing or leaving when there is nobody to share with, or sharing has ended.
+fn require_sharing(docs: &Docs, what: &str) -> Result<(), ApiError> {
+    let people = docs.people();
+    if !people.iter().any(|p| p.id != docs.me) {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("no partner has joined this household yet, so there is no sharing to {what}"),
+            "pair your partner's device with `hearth pair invite` first",
+        ));
+    }
+    if let Some(who) = people.iter().find(|p| docs.left_at(p.id).is_some()) {
+        let subject = if who.id == docs.me {
+            "you".to_string()
+        } else {
+            who.name.clone()
+        };
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("sharing in this household has ended ({subject} left), so there is nothing to {what}"),
+            "your own copy stays here; `hearth export` writes it out",
+        ));
+    }
+    Ok(())
+}
+
+/// Handles a roster, pause or leave call on the owner's thread. `this_device` is the
+/// id of the device answering.
+pub fn roster_call(
+    docs: &mut Docs,
+    this_device: &str,
+    call: Call,
+    now: Millis,
+) -> Result<Outcome, ApiError> {
+    let policy = crate::sync_hub::Policy::from_docs(docs, now);
+    match call {
+        Call::DevicesList => {
+            let mut list: Vec<crate::api::DeviceSummary> = docs
+                .devices()
+                .iter()
+                .map(|d| device_summary(docs, d, this_device, &policy))
+                .collect();
+            // Yours first, then by when they were added.
+            list.sort_by_key(|d| (d.person_id != docs.me.to_string(), d.added_at));
+            Ok(Outcome::read(to_json(&list)))
+        }
+        Call::DevicesRename { id, name } => {
+            let mut device = resolve_device(docs, &id)?;
+            if device.person != docs.me {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    format!(
+                        "that device is {}'s; each person names their own devices",
+                        name_of(docs, device.person)
+                    ),
+                    "ask them to rename it with `hearth devices rename` on one of their devices",
+                ));
+            }
+            if device.revoked_at.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "that device was removed from the household",
+                    "`hearth devices list` shows the devices still in use",
+                ));
+            }
+            device.name = name.trim().to_string();
+            docs.put_device(&device, now).map_err(api_error)?;
+            let summary = device_summary(docs, &device, this_device, &policy);
+            Ok(Outcome::wrote(
+                to_json(&summary),
+                DocKind::Household,
+                "devices",
+            ))
+        }
+        Call::DevicesRemove { id } => {
+            let mut device = resolve_device(docs, &id)?;
+            if device.id == this_device {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "that is the device you are using",
+                    "remove it from another of your devices; to stop sharing with your partner altogether, use `hearth leave`",
+                ));
+            }
+            if device.revoked_at.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "that device was already removed",
+                    "`hearth devices list` shows the devices still in use",
+                ));
+            }
+            device.revoked_at = Some(now);
+            docs.put_device(&device, now).map_err(api_error)?;
+            tracing::info!(peer = %device.id, "removed a device from the roster");
+            let summary = device_summary(docs, &device, this_device, &policy);
+            Ok(Outcome::wrote(
+                to_json(&summary),
+                DocKind::Household,
+                "devices",
+            ))
+        }
+        Call::Pause { for_secs } => {
+            require_sharing(docs, "pause")?;
+            let until = match for_secs {
+                Some(0) => {
+                    return Err(ApiError::new(
+                        ErrorCode::Invalid,
+                        "a pause needs to last a while",
+                        "give --for a length such as 2h or 2d, or leave it out to pause until `hearth resume`",
+                    ))
+                }
+                Some(secs) if secs > MAX_PAUSE_SECS => {
+                    return Err(ApiError::new(
+                        ErrorCode::Invalid,
+                        format!(
+                            "a pause can last at most {} days",
+                            MAX_PAUSE_SECS / (24 * 3600)
+                        ),
+                        "pick a shorter --for, or pause without --for and resume when you are ready",
+                    ))
+                }
+                Some(secs) => Some(now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX / 2) * 1000)),
+                None => None,
+            };
+            let pause = hearth_core::model::Pause { since: now, until };
+            docs.set_pause(docs.me, Some(&pause), now)
+                .map_err(api_error)?;
+            tracing::info!("sharing with the partner's devices is paused");
+            Ok(Outcome::wrote(
+                json!({ "paused": true, "since": pause.since, "until": pause.until, "with": partner_names(docs) }),
+                DocKind::Household,
+                "people",
+            ))
+        }
+        Call::Resume => {
+            let recorded = docs.pause_of(docs.me);
+            let was_active = recorded.is_some_and(|p| p.active_at(now));
+            if recorded.is_none() {
+                return Ok(Outcome::read(json!({ "resumed": false })));
+            }
+            docs.set_pause(docs.me, None, now).map_err(api_error)?;
+            tracing::info!("sharing with the partner's devices resumed");
+            Ok(Outcome::wrote(
+                json!({ "resumed": was_active, "with": partner_names(docs) }),
+                DocKind::Household,
+                "people",
+            ))
+        }
+        Call::Leave { confirm } => {
+            if let Some(at) = docs.left_at(docs.me) {
+                return Ok(Outcome::read(
+                    json!({ "left": true, "already": true, "at": at }),
+                ));
+            }
+            if !confirm {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "leaving ends sharing with your partner for good, so it needs a confirmation",
+                    "run `hearth leave` on a terminal to be asked, or add --yes",
+                ));
+            }
+            require_sharing(docs, "end")?;
+            docs.set_left(docs.me, now, now).map_err(api_error)?;
+            tracing::info!("this person ended sharing with the partner");
+            Ok(Outcome::wrote(
+                json!({ "left": true, "already": false, "at": now, "with": partner_names(docs) }),
+                DocKind::Household,
+                "people",
+            ))
+        }
+        other => handle(docs, other, now),
+    }
+}
+
+/// Whether this device is fresh enough to become another device of someone else: no
+/// entries, and a roster of nothing but itself and its own person.
+pub fn is_fresh_device(docs: &Docs, this_device: &str) -> bool {
+    !holds_entries(docs)
+        && docs.people().iter().all(|p| p.id == docs.me)
+        && docs.devices().iter().all(|d| d.id == this_device)
+}

@@ -6,6 +6,11 @@
 //! inviter's address (given, or found by discovery from the code's number), runs the same handshake, and on success records the inviter's
 //! roster and the household secret, then dials the inviter over `hearth/1` to sync.
 //!
+//! A joiner says whether it is the partner (a new person) or another device of the
+//! inviting person (`--same-person`). The latter must be a fresh device: it takes the
+//! inviter's person, which means replacing its own empty documents (see
+//! `ActorMsg::BecomePerson`), after which it shares that person's private document.
+//!
 //! This module moves bytes between a QUIC stream and the handshake; all cryptography
 //! and message checks live in `core::pair`.
 
@@ -45,6 +50,19 @@ pub struct RosterExport {
     pub people: Vec<Person>,
     /// Every device on the roster.
     pub devices: Vec<Device>,
+    /// People who ended sharing. Only for the inviting side's own checks; it does not
+    /// travel.
+    #[serde(skip)]
+    pub left: Vec<PersonId>,
+}
+
+/// How `pair join` joins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JoinOptions {
+    /// Join even though this device already holds entries (as the partner only).
+    pub merge: bool,
+    /// Join as another device of the inviting person.
+    pub same_person: bool,
 }
 
 /// How an invite ended.
@@ -78,7 +96,8 @@ pub struct Pairing {
     data_dir: std::path::PathBuf,
     identity: age::x25519::Identity,
     local_key: [u8; 32],
-    me: PersonId,
+    /// This device's person; a same-person join changes it once.
+    me: Mutex<PersonId>,
     household_secret: Mutex<Option<Zeroizing<[u8; 32]>>>,
     invite: Mutex<Option<Invite>>,
     last_result: Mutex<Option<watch::Receiver<Option<InviteResult>>>>,
@@ -110,7 +129,7 @@ impl Pairing {
             data_dir,
             identity,
             local_key: secrets.device_public_key(),
-            me,
+            me: Mutex::new(me),
             household_secret: Mutex::new(household_secret),
             invite: Mutex::new(None),
             last_result: Mutex::new(None),
@@ -133,6 +152,11 @@ impl Pairing {
             .lock()
             .ok()
             .and_then(|slot| slot.as_ref().map(|i| i.code.number()))
+    }
+
+    /// This device's person.
+    pub fn me(&self) -> PersonId {
+        self.me.lock().map(|m| *m).unwrap_or_default()
     }
 
     /// The household secret, once this device has one.
@@ -370,7 +394,8 @@ async fn invite_side(
         .await
         .map_err(|_| failed("the connection closed"))?;
     let roster = pairing.roster().await.map_err(|e| failed(&e.message))?;
-    let me = roster.people.iter().find(|p| p.id == pairing.me).cloned();
+    let me_id = pairing.me();
+    let me = roster.people.iter().find(|p| p.id == me_id).cloned();
     let my_device = DeviceId::from_public_key(&pairing.local_key).to_string();
     let secret = pairing
         .household_secret()
@@ -378,7 +403,7 @@ async fn invite_side(
     let info = InviterInfo {
         device_key: pairing.local_key,
         display_name: me.map(|p| p.name).unwrap_or_default(),
-        person_id: pairing.me,
+        person_id: me_id,
         roster: serde_json::to_vec(&roster).map_err(|e| failed(&e.to_string()))?,
         household_secret: secret,
     };
@@ -396,9 +421,17 @@ async fn invite_side(
     let PairOutcome::Joiner(joiner) = outcome else {
         return Err(failed("the other device answered as an inviter"));
     };
-    let person = match joiner.joining_as {
-        JoiningAs::NewPartner { person_id } => person_id,
-        JoiningAs::SamePersonAsInviter => pairing.me,
+    let (person, device_name) = match joiner.joining_as {
+        JoiningAs::NewPartner { person_id } => {
+            if !roster.left.is_empty() {
+                return Err(failed(
+                    "sharing in this household has ended, so it takes in no new partner; start a new household with `hearth init` in another data directory",
+                ));
+            }
+            (person_id, format!("{}'s device", joiner.display_name))
+        }
+        // Another device of ours tells us its own device name.
+        JoiningAs::SamePersonAsInviter => (me_id, joiner.display_name.clone()),
     };
     let device_id = DeviceId::from_public_key(&joiner.device_key).to_string();
     let now = now_millis();
@@ -413,7 +446,7 @@ async fn invite_side(
     let device = Device {
         id: device_id.clone(),
         person,
-        name: format!("{}'s device", joiner.display_name),
+        name: device_name,
         public_key: data_encoding::HEXLOWER.encode(&joiner.device_key),
         age_recipient: None,
         added_by: Some(my_device),
@@ -424,6 +457,7 @@ async fn invite_side(
         .add_to_roster(RosterExport {
             people,
             devices: vec![device],
+            left: Vec::new(),
         })
         .await
         .map_err(|e| failed(&e.message))?;
@@ -508,7 +542,7 @@ pub async fn join(
     net: &Net,
     code: &str,
     target: JoinTarget,
-    merge: bool,
+    options: JoinOptions,
 ) -> Result<Value, ApiError> {
     let code: PairingCode = code.parse().map_err(|e: hearth_core::pair::CodeError| {
         ApiError::new(
@@ -518,21 +552,51 @@ pub async fn join(
         )
     })?;
     let roster = pairing.roster().await?;
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    pairing.actor.send(ActorMsg::HoldsEntries { reply }).await?;
-    if answer.await.map_err(|_| stopping())? && !merge {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            "this device already holds entries of its own, and joining would mix them into the shared household",
-            "join from a fresh device (`hearth init` with a new --data-dir), or add --merge to bring these entries along",
-        ));
+    if options.same_person {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        pairing.actor.send(ActorMsg::IsFresh { reply }).await?;
+        if !answer.await.map_err(|_| stopping())? {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                "this device already holds entries or has been paired, and --same-person replaces its documents with yours from the other device",
+                "join with --same-person from a fresh device (`hearth init` with a new --data-dir); `hearth export` keeps anything here you want",
+            ));
+        }
+    } else {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        pairing.actor.send(ActorMsg::HoldsEntries { reply }).await?;
+        if answer.await.map_err(|_| stopping())? && !options.merge {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                "this device already holds entries of its own, and joining would mix them into the shared household",
+                "join from a fresh device (`hearth init` with a new --data-dir), or add --merge to bring these entries along",
+            ));
+        }
     }
+    let me_id = pairing.me();
     let me = roster
         .people
         .iter()
-        .find(|p| p.id == pairing.me)
+        .find(|p| p.id == me_id)
         .cloned()
         .ok_or_else(|| internal("this device's person is missing from its roster"))?;
+    let my_device = DeviceId::from_public_key(&pairing.local_key).to_string();
+    let display_name = if options.same_person {
+        // The inviter is this person already; what it needs is a name for this device.
+        roster
+            .devices
+            .iter()
+            .find(|d| d.id == my_device)
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| "another device".into())
+    } else {
+        me.name.clone()
+    };
+    let joining_as = if options.same_person {
+        JoiningAs::SamePersonAsInviter
+    } else {
+        JoiningAs::NewPartner { person_id: me_id }
+    };
     let (connection, addr) = connect_inviter(net, &code, target).await?;
     let peer = transport::peer_public_key(&connection)
         .ok_or_else(|| internal("the inviting device presented no key"))?;
@@ -542,10 +606,8 @@ pub async fn join(
         .map_err(|e| internal(&e.to_string()))?;
     let info = JoinerInfo {
         device_key: pairing.local_key,
-        display_name: me.name.clone(),
-        joining_as: JoiningAs::NewPartner {
-            person_id: pairing.me,
-        },
+        display_name,
+        joining_as,
     };
     let tls = TlsBinding {
         local_tls_key: pairing.local_key,
@@ -587,11 +649,32 @@ pub async fn join(
         .map_err(|_| internal("the inviting device sent a roster this Hearth cannot read"))?;
     pairing.save_household_secret(&inviter.household_secret)?;
     let inviter_device = DeviceId::from_public_key(&inviter.device_key);
-    pairing.add_to_roster(received).await?;
+    if options.same_person {
+        let device_file =
+            crate::daemon::device_file(&pairing.data_dir, inviter.person_id, &my_device)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        pairing
+            .actor
+            .send(ActorMsg::BecomePerson {
+                person: inviter.person_id,
+                roster: received,
+                device_file,
+                reply,
+            })
+            .await?;
+        answer.await.map_err(|_| stopping())??;
+        if let Ok(mut me) = pairing.me.lock() {
+            *me = inviter.person_id;
+        }
+        pairing.changed();
+    } else {
+        pairing.add_to_roster(received).await?;
+    }
     net.remember(&inviter_device, addr);
     net.dial_now();
     Ok(json!({
         "paired": true,
+        "same_person": options.same_person,
         "name": inviter.display_name,
         "device_id": inviter_device.to_string(),
     }))

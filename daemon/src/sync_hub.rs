@@ -1,10 +1,23 @@
 //! The document owner's side of sync: one [`Session`] per connected peer, driven with
-//! the documents the owner holds.
+//! the documents the owner holds, and the [`Policy`] that says who syncs what.
 //!
 //! The network tasks in [`crate::net`] only move frames; every session input and output
 //! happens here, on the owner's thread, so the sessions can touch the documents without
 //! locks. Outgoing messages are held until the batch they came from has been committed,
 //! so a peer never receives a change this device could still lose.
+//!
+//! **Who syncs what.** A session's documents are fixed when it starts: the household for
+//! every trusted device, this person's private document for their own devices, and
+//! nothing for the other person's devices while this person's pause holds (a *held*
+//! session: connected, but sharing no document, so nobody redials in a loop). When the
+//! policy changes (a pause, a resume, a pause running out, someone leaving, a removal),
+//! [`SyncHub::enforce`] closes the sessions that no longer fit; the peers reconnect into
+//! sessions that do. A pause or a leaving first lets the household document reach the
+//! partner's connected devices (a *farewell*, bounded by [`FAREWELL`]), so they learn of
+//! it; a removed device is cut off at once and learns nothing more.
+//!
+//! This module does not decide who may connect at all: the transport's trust set does
+//! that at the handshake, kept equal to [`Policy::trusts`] by the owner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -13,7 +26,7 @@ use std::time::{Duration, Instant};
 use automerge::Automerge;
 use hearth_core::doc::Docs;
 use hearth_core::identity::DeviceId;
-use hearth_core::model::{Device, Millis};
+use hearth_core::model::{Device, Millis, PersonId};
 use hearth_core::sync::{
     DocAccess, DocId, Message, Role, Session, SessionConfig, SessionEvent, SyncLimits,
 };
@@ -42,6 +55,74 @@ pub struct PeerProgress {
     pub connected: bool,
     /// Last time a document finished syncing with it.
     pub last_sync: Option<Millis>,
+    /// Connected, but no document is shared: this side's pause holds the session, or the
+    /// peer answered that the household is not available to us now (its person paused).
+    #[serde(default)]
+    pub on_hold: bool,
+}
+
+/// How long, at most, a pause or a leaving waits for the household document to reach a
+/// connected device of the partner before the session is closed anyway.
+pub const FAREWELL: Duration = Duration::from_secs(3);
+
+/// Who this device syncs with, and how, as the household document says now.
+///
+/// Pure: built from the documents and the wall-clock time, so it can be tested alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// This device's person.
+    pub me: PersonId,
+    /// This person's pause holds: sessions with other people's devices share nothing.
+    pub hold_others: bool,
+    /// When that pause ends by itself, Unix ms.
+    pub hold_ends: Option<Millis>,
+    /// People who ended sharing (`hearth leave`), this person included if they did.
+    pub left: BTreeSet<PersonId>,
+}
+
+impl Policy {
+    /// The policy the documents call for at `now`.
+    pub fn from_docs(docs: &Docs, now: Millis) -> Policy {
+        let pause = docs.pause_of(docs.me).filter(|p| p.active_at(now));
+        Policy {
+            me: docs.me,
+            hold_others: pause.is_some(),
+            hold_ends: pause.and_then(|p| p.until),
+            left: docs
+                .people()
+                .into_iter()
+                .filter(|p| docs.left_at(p.id).is_some())
+                .map(|p| p.id)
+                .collect(),
+        }
+    }
+
+    /// Whether this device syncs with `device` at all: it is not removed, and it is one
+    /// of this person's own devices, or neither person has ended sharing.
+    pub fn trusts(&self, device: &Device) -> bool {
+        device.revoked_at.is_none()
+            && (device.person == self.me
+                || (!self.left.contains(&self.me) && !self.left.contains(&device.person)))
+    }
+
+    /// The documents a session with a trusted `device` may share.
+    pub fn allowed_docs(&self, device: &Device) -> BTreeSet<DocId> {
+        if device.person == self.me {
+            BTreeSet::from([DocId::household(), DocId::private(&self.me)])
+        } else if self.hold_others {
+            BTreeSet::new()
+        } else {
+            BTreeSet::from([DocId::household()])
+        }
+    }
+}
+
+/// The devices on `docs`' roster that `policy` trusts, this one excluded.
+pub fn trusted_devices(docs: &Docs, policy: &Policy, this_device: &str) -> Vec<Device> {
+    docs.devices()
+        .into_iter()
+        .filter(|d| d.id != this_device && policy.trusts(d))
+        .collect()
 }
 
 struct Link {
@@ -50,6 +131,19 @@ struct Link {
     out: mpsc::UnboundedSender<Outbound>,
     ready: bool,
     last_saved: Option<Instant>,
+    /// The session shares no document because this person's pause holds.
+    held: bool,
+    /// Waiting for the household document to reach the peer before closing with this
+    /// code; closed anyway at the deadline.
+    farewell: Option<(Instant, u32)>,
+    /// The farewell began in this batch: the batch's own changes (the pause or the
+    /// leaving that began it) still go out on this session, nothing written later does.
+    farewell_fresh: bool,
+    /// A close was sent; the connection is going away.
+    closing: bool,
+    /// Saved sync states of documents this session does not share (while held), kept so
+    /// that saving this session's states does not forget them.
+    dormant: Vec<(DocId, Vec<u8>)>,
 }
 
 /// Gives sessions the owner's documents.
@@ -79,6 +173,7 @@ pub struct SyncHub {
     /// Events to publish once the batch is durable.
     pub events: Vec<Event>,
     limits: SyncLimits,
+    policy: Policy,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -100,7 +195,13 @@ impl SyncHub {
             remote_changes: BTreeSet::new(),
             events: Vec::new(),
             limits: SyncLimits::default(),
+            policy: Policy::default(),
         }
+    }
+
+    /// The policy sessions are started with.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     fn now(&self) -> Duration {
@@ -129,16 +230,24 @@ impl SyncHub {
             ));
             return;
         };
-        let mut allowed = BTreeSet::from([DocId::household()]);
-        if entry.person == docs.me {
-            allowed.insert(DocId::private(&docs.me));
+        if !self.policy.trusts(entry) {
+            // The handshake let it through just before the trust set changed.
+            tracing::info!(peer = %device, "closing a connection from a device this one no longer syncs with");
+            let _ = out.send(Outbound::Close(revoked_code()));
+            return;
         }
+        let allowed = self.policy.allowed_docs(entry);
+        let held = allowed.is_empty();
+        let (persisted, dormant) = self
+            .load_states(&device)
+            .into_iter()
+            .partition(|(doc, _)| allowed.contains(doc));
         let config = SessionConfig {
             local: self.me,
             remote: device,
             role,
             allowed_docs: allowed,
-            persisted: self.load_states(&device),
+            persisted,
             limits: self.limits,
         };
         let session = Session::new(config, self.now());
@@ -150,6 +259,11 @@ impl SyncHub {
                 out,
                 ready: false,
                 last_saved: None,
+                held,
+                farewell: None,
+                farewell_fresh: false,
+                closing: false,
+                dormant,
             },
         );
         self.drain(docs, conn);
@@ -181,7 +295,9 @@ impl SyncHub {
                 .values()
                 .any(|l| l.device.to_string() == device && l.ready);
             if link.ready && !still_connected {
-                self.progress.entry(device.clone()).or_default().connected = false;
+                let progress = self.progress.entry(device.clone()).or_default();
+                progress.connected = false;
+                progress.on_hold = false;
                 self.events.push(Event::PeerDown { device });
             }
         }
@@ -194,6 +310,10 @@ impl SyncHub {
         let conns: Vec<ConnId> = self.links.keys().copied().collect();
         for conn in conns {
             if let Some(link) = self.links.get_mut(&conn) {
+                // A session on its way out gets nothing written after its farewell began.
+                if link.closing || (link.farewell.is_some() && !link.farewell_fresh) {
+                    continue;
+                }
                 if let Err(e) =
                     link.session
                         .handle_local_change(now, &doc_id, &mut DocsAccess(docs))
@@ -205,8 +325,22 @@ impl SyncHub {
         }
     }
 
-    /// Fires due timers.
+    /// Fires due timers: sessions', farewells that ran out, and the end of a pause.
     pub fn tick(&mut self, docs: &mut Docs) {
+        let wall = crate::actor::now_millis();
+        if self.policy.hold_ends.is_some_and(|end| end <= wall) {
+            self.enforce(docs, wall);
+        }
+        let instant = Instant::now();
+        let overdue: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.farewell.is_some_and(|(at, _)| at <= instant))
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in overdue {
+            self.close_now(conn, None);
+        }
         let now = self.now();
         let due: Vec<ConnId> = self
             .links
@@ -227,15 +361,29 @@ impl SyncHub {
 
     /// When the next timer is due, as an instant.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.links
+        let sessions = self
+            .links
             .values()
             .filter_map(|l| l.session.poll_timeout())
             .min()
-            .map(|d| self.epoch + d)
+            .map(|d| self.epoch + d);
+        let farewells = self
+            .links
+            .values()
+            .filter_map(|l| l.farewell.map(|(at, _)| at))
+            .min();
+        let pause_end = self.policy.hold_ends.map(|end| {
+            let left = end.saturating_sub(crate::actor::now_millis()).max(0);
+            Instant::now() + Duration::from_millis(u64::try_from(left).unwrap_or(0))
+        });
+        [sessions, farewells, pause_end].into_iter().flatten().min()
     }
 
     /// Sends everything held back in this batch, now that it is durable.
     pub fn release(&mut self) {
+        for link in self.links.values_mut() {
+            link.farewell_fresh = false;
+        }
         for (conn, out) in self.held.drain(..) {
             if let Some(link) = self.links.get(&conn) {
                 let _ = link.out.send(out);
@@ -255,21 +403,70 @@ impl SyncHub {
         }
     }
 
-    /// Closes connections with devices that are no longer on the roster or were revoked.
-    pub fn enforce_roster(&mut self, roster: &[Device]) {
-        let trusted: BTreeSet<&str> = roster
-            .iter()
-            .filter(|d| d.revoked_at.is_none())
-            .map(|d| d.id.as_str())
+    /// Brings every session in line with the policy the documents call for at `now`:
+    /// a removed device is cut off at once; a device nobody shares with any more since
+    /// someone left, and a partner's device when this person's pause begins, first get
+    /// a farewell; a held session ends when the pause does. Closed peers reconnect into
+    /// sessions that fit the new policy (or are refused at the handshake).
+    pub fn enforce(&mut self, docs: &Docs, now: Millis) {
+        self.policy = Policy::from_docs(docs, now);
+        let roster: BTreeMap<String, Device> = docs
+            .devices()
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
             .collect();
-        for link in self.links.values() {
-            if !trusted.contains(link.device.to_string().as_str()) {
-                tracing::info!(peer = %link.device, "closing the connection of a removed device");
-                let _ = link.out.send(Outbound::Close(
-                    crate::transport::CloseReason::Revoked.code().into_inner() as u32,
-                ));
+        let replaced = crate::transport::CloseReason::Replaced.code().into_inner() as u32;
+        let conns: Vec<ConnId> = self.links.keys().copied().collect();
+        for conn in conns {
+            let Some(link) = self.links.get(&conn) else {
+                continue;
+            };
+            if link.closing {
+                continue;
+            }
+            let entry = roster.get(&link.device.to_string());
+            let action = match entry {
+                None => Some((false, revoked_code())),
+                Some(d) if d.revoked_at.is_some() => Some((false, revoked_code())),
+                Some(d) if !self.policy.trusts(d) => Some((true, revoked_code())),
+                Some(d) if d.person != self.policy.me => {
+                    match (self.policy.hold_others, link.held) {
+                        (true, false) => Some((true, replaced)),
+                        (false, true) => Some((false, replaced)),
+                        _ => None,
+                    }
+                }
+                Some(_) => None,
+            };
+            let Some((farewell, code)) = action else {
+                continue;
+            };
+            if farewell && link.ready {
+                if link.farewell.is_none() {
+                    tracing::info!(peer = %link.device, "sharing with this device ends once it has the household document");
+                    if let Some(link) = self.links.get_mut(&conn) {
+                        link.farewell = Some((Instant::now() + FAREWELL, code));
+                        link.farewell_fresh = true;
+                    }
+                }
+            } else {
+                tracing::info!(peer = %link.device, "closing a session that no longer fits who syncs what");
+                self.close_now(conn, Some(code));
             }
         }
+    }
+
+    /// Sends a close to one connection now, after whatever it already has to send.
+    fn close_now(&mut self, conn: ConnId, code: Option<u32>) {
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let Some(code) = code.or(link.farewell.map(|(_, c)| c)) else {
+            return;
+        };
+        link.farewell = None;
+        link.closing = true;
+        self.held.push((conn, Outbound::Close(code)));
     }
 
     /// Saves every live session's sync states, at shutdown.
@@ -288,12 +485,15 @@ impl SyncHub {
             self.held.push((conn, Outbound::Send(message)));
         }
         let mut save = false;
+        let mut farewell_done = None;
         let device = link.device.to_string();
         while let Some(event) = link.session.poll_event() {
             match event {
                 SessionEvent::PeerReady => {
                     link.ready = true;
-                    self.progress.entry(device.clone()).or_default().connected = true;
+                    let progress = self.progress.entry(device.clone()).or_default();
+                    progress.connected = true;
+                    progress.on_hold = link.held;
                     self.events.push(Event::PeerUp {
                         device: device.clone(),
                     });
@@ -302,13 +502,27 @@ impl SyncHub {
                     self.remote_changes.insert(doc.as_str().to_string());
                 }
                 SessionEvent::SyncCompleted { doc } => {
-                    self.progress.entry(device.clone()).or_default().last_sync =
-                        Some(crate::actor::now_millis());
+                    let progress = self.progress.entry(device.clone()).or_default();
+                    progress.last_sync = Some(crate::actor::now_millis());
+                    if doc == DocId::household() {
+                        progress.on_hold = false;
+                        // The household document, with whatever began the farewell, has
+                        // reached the peer: now the session can end.
+                        if let Some((_, code)) = link.farewell.take() {
+                            link.closing = true;
+                            farewell_done = Some(code);
+                        }
+                    }
                     self.events.push(Event::SyncCompleted {
                         device: device.clone(),
                         doc: doc.as_str().to_string(),
                     });
                     save = link.last_saved.is_none_or(|t| t.elapsed() >= SAVE_INTERVAL);
+                }
+                // Only another person's device withholds the household: its person has
+                // paused sharing, whether or not we have heard of it yet.
+                SessionEvent::DocUnavailable { doc } if doc == DocId::household() => {
+                    self.progress.entry(device.clone()).or_default().on_hold = true;
                 }
                 SessionEvent::DocUnavailable { .. }
                 | SessionEvent::ReconciliationAborted { .. } => {}
@@ -319,6 +533,9 @@ impl SyncHub {
             link.last_saved = Some(Instant::now());
             let link = &self.links[&conn];
             self.save_states(link);
+        }
+        if let Some(code) = farewell_done {
+            self.held.push((conn, Outbound::Close(code)));
         }
     }
 
@@ -380,6 +597,7 @@ impl SyncHub {
                 .session
                 .persisted_states()
                 .into_iter()
+                .chain(link.dormant.iter().cloned())
                 .map(|(doc, bytes)| {
                     (
                         doc.as_str().to_string(),
@@ -410,4 +628,8 @@ impl SyncHub {
             tracing::warn!(peer = %link.device, error = %e, "could not save a sync state");
         }
     }
+}
+
+fn revoked_code() -> u32 {
+    crate::transport::CloseReason::Revoked.code().into_inner() as u32
 }

@@ -356,6 +356,26 @@ impl Drop for TestDaemon {
 
 /// Pairs `joiner` into `inviter`'s household through the real pairing flow.
 pub fn pair(inviter: &TestDaemon, joiner: &TestDaemon) -> anyhow::Result<()> {
+    pair_with(inviter, joiner, |code, addr| Call::PairJoin {
+        code,
+        addr: Some(addr),
+        merge: false,
+    })
+}
+
+/// Pairs a fresh `joiner` as another device of `inviter`'s person (`--same-person`).
+pub fn pair_same_person(inviter: &TestDaemon, joiner: &TestDaemon) -> anyhow::Result<()> {
+    pair_with(inviter, joiner, |code, addr| Call::PairJoinSamePerson {
+        code,
+        addr: Some(addr),
+    })
+}
+
+fn pair_with(
+    inviter: &TestDaemon,
+    joiner: &TestDaemon,
+    join: impl FnOnce(String, String) -> Call,
+) -> anyhow::Result<()> {
     let invite = inviter.call(Call::PairInvite {
         timeout_secs: Some(60),
     })?;
@@ -373,11 +393,7 @@ pub fn pair(inviter: &TestDaemon, joiner: &TestDaemon) -> anyhow::Result<()> {
             Client::connect(&socket)?.call(Call::PairWait)
         })
     };
-    joiner.call(Call::PairJoin {
-        code,
-        addr: Some(addr),
-        merge: false,
-    })?;
+    joiner.call(join(code, addr))?;
     waiter
         .join()
         .map_err(|_| anyhow!("the pair.wait thread panicked"))??;
@@ -467,6 +483,17 @@ impl Lan {
         if !ip.is_ok_and(|s| s.success()) {
             return Some("`ip` (iproute2) is not installed".into());
         }
+        // Root in a container may still be refused namespaces.
+        static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = format!("hearth-probe-{}-{n}", std::process::id());
+        if netns_add(&probe).is_err() {
+            return Some("`ip netns add` is refused here".into());
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &probe])
+            .stderr(Stdio::null())
+            .status();
         None
     }
 
@@ -567,7 +594,10 @@ fn netns_add(ns: &str) -> anyhow::Result<()> {
         .args(["netns", "del", ns])
         .stderr(Stdio::null())
         .status();
-    let status = Command::new("ip").args(["netns", "add", ns]).status()?;
+    let status = Command::new("ip")
+        .args(["netns", "add", ns])
+        .stderr(Stdio::null())
+        .status()?;
     if !status.success() {
         bail!("`ip netns add {ns}` failed ({status})");
     }

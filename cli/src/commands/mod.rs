@@ -4,6 +4,7 @@
 
 mod bundle;
 mod data;
+mod devices;
 mod entries;
 mod ledger;
 mod lifecycle;
@@ -59,6 +60,10 @@ fn dispatch(ctx: &Ctx, io: &mut Io, command: Command) -> anyhow::Result<()> {
         Command::Pair(cmd) => pairing::pair(ctx, io, cmd),
         Command::Peers(cmd) => pairing::peers(ctx, io, cmd),
         Command::Sync => pairing::sync(ctx, io),
+        Command::Devices(cmd) => devices::devices(ctx, io, cmd),
+        Command::Pause(args) => devices::pause(ctx, io, args),
+        Command::Resume => devices::resume(ctx, io),
+        Command::Leave(args) => devices::leave(ctx, io, args),
         Command::Demo(args) => crate::demo::run(io, args),
     }
 }

@@ -29,6 +29,10 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
                     "On your partner's device, run: {}",
                     io.style.cmd(&format!("hearth pair join {code}"))
                 ))?;
+                io.out.line(&io.style.dim(&format!(
+                    "(For another device of your own, add {}.)",
+                    io.style.cmd("--same-person")
+                )))?;
                 if !addrs.is_empty() {
                     io.out.line(&format!(
                         "If their device cannot find this one, add {}",
@@ -56,10 +60,25 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
                 ))?;
             }
         }
-        PairCommand::Join { code, addr, merge } => {
-            let result = session.call(Call::PairJoin { code, addr, merge })?;
+        PairCommand::Join {
+            code,
+            addr,
+            merge,
+            same_person,
+        } => {
+            let call = if same_person {
+                Call::PairJoinSamePerson { code, addr }
+            } else {
+                Call::PairJoin { code, addr, merge }
+            };
+            let result = session.call(call)?;
             if ctx.json {
                 io.out.json(&result)?;
+            } else if same_person {
+                io.out.line(&format!(
+                    "This device is now one of {}'s devices. Your private entries and the household will arrive here shortly.",
+                    result["name"].as_str().unwrap_or("your")
+                ))?;
             } else {
                 io.out.line(&format!(
                     "You joined {}'s household. Your devices will now keep each other up to date.",

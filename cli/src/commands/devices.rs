@@ -1,0 +1,231 @@
+//! `devices`, `pause`, `resume` and `leave`: who is in the household, and how much is
+//! shared with the partner.
+//!
+//! This module turns those commands into control calls and words the answers. The rules
+//! (who may rename or remove what, what a pause holds back) live in the daemon; the only
+//! thing decided here is asking before `leave`, because only a terminal can ask.
+
+use hearthd::api::Call;
+use serde_json::Value;
+
+use crate::args::{DevicesCommand, LeaveArgs, PauseArgs};
+use crate::commands::{Io, Session};
+use crate::daemonctl::Ctx;
+use crate::error::CliError;
+use crate::out::Style;
+use crate::prompt;
+use crate::render::{local_offset_min, local_time};
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_default()
+}
+
+/// The first groups of a device id, enough to tell a household's devices apart.
+fn short_device(id: &str) -> String {
+    id.split('-').take(3).collect::<Vec<_>>().join("-")
+}
+
+fn when(ms: Option<i64>) -> String {
+    ms.map(|t| local_time(t, local_offset_min()))
+        .unwrap_or_default()
+}
+
+pub(super) fn devices(ctx: &Ctx, io: &mut Io, cmd: DevicesCommand) -> anyhow::Result<()> {
+    let mut session = Session::open(ctx)?;
+    match cmd {
+        DevicesCommand::List => {
+            let list = session.call(Call::DevicesList)?;
+            if ctx.json {
+                io.out.json(&list)?;
+            } else {
+                let rows = list.as_array().cloned().unwrap_or_default();
+                io.out.write(&device_table(&rows, io.style))?;
+            }
+        }
+        DevicesCommand::Rename { id, name } => {
+            let device = session.call(Call::DevicesRename { id, name })?;
+            if ctx.json {
+                io.out.json(&device)?;
+            } else {
+                io.out.line(&format!(
+                    "Renamed {} to {}.",
+                    io.style.dim(&short_device(text(&device, "id"))),
+                    io.style.bold(text(&device, "name"))
+                ))?;
+            }
+        }
+        DevicesCommand::Remove { id } => {
+            let device = session.call(Call::DevicesRemove { id })?;
+            if ctx.json {
+                io.out.json(&device)?;
+            } else {
+                io.out.line(&format!(
+                    "Removed {} ({}'s). Every device refuses it once it hears of this; it keeps what it had already synced.",
+                    io.style.bold(text(&device, "name")),
+                    text(&device, "person")
+                ))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The roster as a table: yours first, this device marked.
+fn device_table(rows: &[Value], style: Style) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|d| {
+            let marker = if d["this_device"].as_bool().unwrap_or(false) {
+                "*"
+            } else {
+                ""
+            };
+            let added_by = match (d["added_by_name"].as_str(), d["added_by"].as_str()) {
+                (Some(name), _) => name.to_string(),
+                (None, Some(id)) => short_device(id),
+                (None, None) => "started the household".into(),
+            };
+            let state = if let Some(at) = d["removed_at"].as_i64() {
+                format!("removed {}", when(Some(at)))
+            } else if d["this_device"].as_bool().unwrap_or(false) {
+                "this device".into()
+            } else if d["trusted"].as_bool().unwrap_or(false) {
+                "in use".into()
+            } else {
+                "sharing ended".into()
+            };
+            vec![
+                marker.to_string(),
+                short_device(text(d, "id")),
+                text(d, "name").to_string(),
+                text(d, "person").to_string(),
+                added_by,
+                state,
+            ]
+        })
+        .collect();
+    crate::render::table(
+        style,
+        &["", "ID", "NAME", "WHOSE", "ADDED BY", "STATE"],
+        &cells,
+    )
+}
+
+fn names(v: &Value) -> String {
+    let names: Vec<&str> = v["with"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if names.is_empty() {
+        "your partner".into()
+    } else {
+        names.join(" and ")
+    }
+}
+
+pub(super) fn pause(ctx: &Ctx, io: &mut Io, args: PauseArgs) -> anyhow::Result<()> {
+    let mut session = Session::open(ctx)?;
+    let result = session.call(Call::Pause {
+        for_secs: args.duration,
+    })?;
+    if ctx.json {
+        io.out.json(&result)?;
+        return Ok(());
+    }
+    let until = match result["until"].as_i64() {
+        Some(at) => format!("until {}", when(Some(at))),
+        None => format!("until you run {}", io.style.cmd("hearth resume")),
+    };
+    io.out.line(&format!(
+        "Sharing with {} is paused {until}.",
+        names(&result)
+    ))?;
+    io.out.line(
+        "Your own devices keep syncing, and what you write waits here until the pause ends.",
+    )?;
+    Ok(())
+}
+
+pub(super) fn resume(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
+    let mut session = Session::open(ctx)?;
+    let result = session.call(Call::Resume)?;
+    if ctx.json {
+        io.out.json(&result)?;
+    } else if result["resumed"].as_bool().unwrap_or(false) {
+        io.out.line(&format!(
+            "Sharing with {} again. What you wrote during the pause goes to them now.",
+            names(&result)
+        ))?;
+    } else {
+        io.out.line("Sharing was not paused; nothing changed.")?;
+    }
+    Ok(())
+}
+
+pub(super) fn leave(ctx: &Ctx, io: &mut Io, args: LeaveArgs) -> anyhow::Result<()> {
+    let mut session = Session::open(ctx)?;
+    if !args.yes {
+        if !prompt::interactive() {
+            return Err(CliError::Usage {
+                message: "leaving ends sharing for good, and there is no terminal to ask on".into(),
+                hint: "run `hearth leave` on a terminal, or add --yes".into(),
+            }
+            .into());
+        }
+        crate::out::note(
+            "Leaving ends sharing with your partner for good. Each of you keeps your own copy of \
+             everything shared so far, and your private entries stay yours. It cannot be undone; \
+             `hearth pause` is there for a break instead.",
+        );
+        let answer = prompt::read_line("Type `leave` to end sharing: ")?;
+        if answer.as_deref().map(str::trim) != Some("leave") {
+            return Err(CliError::Cancelled.into());
+        }
+    }
+    let result = session.call(Call::Leave { confirm: true })?;
+    if ctx.json {
+        io.out.json(&result)?;
+    } else if result["already"].as_bool().unwrap_or(false) {
+        io.out.line(&format!(
+            "You already ended sharing on {}.",
+            when(result["at"].as_i64())
+        ))?;
+    } else {
+        io.out.line(&format!(
+            "Sharing with {} has ended. Everything you had stays on your devices; {} still writes it out.",
+            names(&result),
+            io.style.cmd("hearth export")
+        ))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_device_table_marks_this_device_and_says_who_added_each() {
+        let rows = vec![
+            json!({"id": "AAAA-BBBB-CCCC-DDDD", "name": "laptop", "person": "Robin", "this_device": true, "trusted": true, "added_at": 1}),
+            json!({"id": "EEEE-FFFF-GGGG-HHHH", "name": "phone", "person": "Robin", "added_by": "AAAA-BBBB-CCCC-DDDD", "added_by_name": "laptop", "this_device": false, "trusted": true, "added_at": 2}),
+            json!({"id": "IIII-JJJJ-KKKK-LLLL", "name": "old tablet", "person": "Sam", "added_by": "AAAA-BBBB-CCCC-DDDD", "removed_at": 0, "this_device": false, "trusted": false, "added_at": 3}),
+        ];
+        let table = device_table(&rows, Style::plain());
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].starts_with("*  AAAA-BBBB-CCCC  laptop"), "{table}");
+        assert!(lines[1].contains("started the household"), "{table}");
+        assert!(
+            lines[2].contains("laptop") && lines[2].ends_with("in use"),
+            "{table}"
+        );
+        assert!(
+            lines[3].contains("Sam") && lines[3].contains("removed"),
+            "{table}"
+        );
+    }
+}

@@ -1,0 +1,432 @@
+//! Several devices per person, removing devices, pausing and leaving, between real
+//! daemons over QUIC on loopback.
+//!
+//! "Does not sync" is never shown by sleeping: each such assertion follows a positive
+//! event that the same batch would have carried to the other device too (one's own
+//! device receiving the write), or a refusal the other device logged.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Instant;
+
+use hearth_core::model::{MomentKind, Visibility};
+use hearth_tests::harness::{pair, pair_same_person, wait_converged, TestDaemon, EVENT_TIMEOUT};
+use hearthd::api::{At, Call, CheckinParams, DeviceSummary, LogParams, MomentParams};
+use hearthd::client::ClientError;
+use serde_json::Value;
+
+fn moment(d: &TestDaemon, note: &str) {
+    d.call(Call::MomentAdd(MomentParams {
+        kind: MomentKind::Laugh,
+        started_by: None,
+        note: Some(note.into()),
+        at: At::default(),
+    }))
+    .unwrap();
+}
+
+fn private_checkin(d: &TestDaemon, note: &str) {
+    d.call(Call::CheckinAdd(CheckinParams {
+        battery: 40,
+        note: Some(note.into()),
+        visibility: Some(Visibility::Private),
+        ..Default::default()
+    }))
+    .unwrap();
+}
+
+fn notes(d: &TestDaemon) -> Vec<String> {
+    let log = d.call(Call::Log(LogParams::default())).unwrap();
+    let mut notes: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["record"]["note"].as_str().map(String::from))
+        .collect();
+    notes.sort();
+    notes
+}
+
+fn has(d: &TestDaemon, note: &str) -> bool {
+    notes(d).iter().any(|n| n == note)
+}
+
+fn person_id(d: &TestDaemon) -> String {
+    d.status().unwrap().person.unwrap().id
+}
+
+fn device_id(d: &TestDaemon) -> String {
+    d.status().unwrap().device_id.unwrap()
+}
+
+fn devices(d: &TestDaemon) -> Vec<DeviceSummary> {
+    serde_json::from_value(d.call(Call::DevicesList).unwrap()).unwrap()
+}
+
+/// Waits until `cond` holds, looking again whenever one of `daemons` reports an event
+/// (and at least every few hundred milliseconds, for state that changes without one).
+fn wait_until(daemons: &[&TestDaemon], what: &str, cond: impl Fn() -> bool) {
+    let mut subs: Vec<_> = daemons.iter().map(|d| d.subscribe().unwrap()).collect();
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {EVENT_TIMEOUT:?}"
+        );
+        for sub in &mut subs {
+            let _ = sub.next_event().unwrap();
+        }
+    }
+}
+
+const REFUSED: &str = "refused an incoming connection: the device is not allowed to connect";
+/// What a device logs when the device it dialled is one it no longer trusts.
+const REFUSED_OUT: &str = "refused to talk to a device";
+
+/// Waits until `d` logs a refusal of `device` at the handshake, incoming or outgoing.
+fn wait_refused(d: &TestDaemon, device: &str) {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while !d
+        .log_lines()
+        .iter()
+        .any(|l| (l.contains(REFUSED) || l.contains(REFUSED_OUT)) && l.contains(device))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{device} was never refused at the handshake"
+        );
+        // Log lines arrive through a pipe that a reader thread drains.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Ada on `a`, Bo on `b`, and Ada's second device `a2`, joined with `--same-person`;
+/// `a2` also knows Bo's address, so it syncs with both.
+fn household() -> (TestDaemon, TestDaemon, TestDaemon) {
+    let a = TestDaemon::start().unwrap();
+    let b = TestDaemon::start().unwrap();
+    let a2 = TestDaemon::start().unwrap();
+    a.init("Ada").unwrap();
+    b.init("Bo").unwrap();
+    a2.init("Ada again").unwrap();
+    pair(&a, &b).unwrap();
+    pair_same_person(&a, &a2).unwrap();
+    a2.call(Call::PeersAdd {
+        addr: b.addr().unwrap(),
+    })
+    .unwrap();
+    wait_converged(&[&a, &b, &a2], "household").unwrap();
+    (a, b, a2)
+}
+
+#[test]
+fn a_second_device_of_the_same_person_shares_the_private_document_and_the_partner_trusts_it() {
+    let a = TestDaemon::start().unwrap();
+    let b = TestDaemon::start().unwrap();
+    let a2 = TestDaemon::start().unwrap();
+    a.init("Ada").unwrap();
+    b.init("Bo").unwrap();
+    a2.init("Ada's phone").unwrap();
+    pair(&a, &b).unwrap();
+    let ada = person_id(&a);
+    private_checkin(&a, "ada alone, before the phone");
+
+    // 1. A device that already holds entries cannot become someone else's device.
+    let busy = TestDaemon::start().unwrap();
+    busy.init("Someone").unwrap();
+    moment(&busy, "mine");
+    let invite = a
+        .call(Call::PairInvite {
+            timeout_secs: Some(60),
+        })
+        .unwrap();
+    let err = busy
+        .call(Call::PairJoinSamePerson {
+            code: invite["code"].as_str().unwrap().into(),
+            addr: invite["addresses"][0].as_str().map(String::from),
+        })
+        .unwrap_err();
+    match err {
+        ClientError::Api(e) => assert!(e.hint.unwrap_or_default().contains("fresh device")),
+        other => panic!("unexpected {other}"),
+    }
+
+    // 2. The fresh phone joins as Ada: it takes her person and her private document.
+    pair_same_person(&a, &a2).unwrap();
+    assert_eq!(person_id(&a2), ada);
+    assert_eq!(a2.status().unwrap().people.len(), 2, "no third person");
+    wait_converged(&[&a, &a2], "private").unwrap();
+    assert!(has(&a2, "ada alone, before the phone"));
+    private_checkin(&a2, "ada on the phone");
+    wait_converged(&[&a, &a2], "private").unwrap();
+    assert!(has(&a, "ada on the phone"));
+
+    // 3. The roster says who added the phone, on every device.
+    wait_converged(&[&a, &b, &a2], "household").unwrap();
+    let phone = device_id(&a2);
+    let listed = devices(&b);
+    let entry = listed.iter().find(|d| d.id == phone).unwrap();
+    assert_eq!(entry.person_id, ada);
+    assert_eq!(entry.added_by.as_deref(), Some(device_id(&a).as_str()));
+    assert!(entry.trusted && !entry.this_device);
+    assert!(devices(&a2).iter().any(|d| d.id == phone && d.this_device));
+
+    // 4. Bo's device trusts the phone through the roster alone: with Ada's laptop gone,
+    //    the phone reaches Bo directly and they sync.
+    let mut a = a;
+    a.stop().unwrap();
+    a2.call(Call::PeersAdd {
+        addr: b.addr().unwrap(),
+    })
+    .unwrap();
+    moment(&a2, "from the phone");
+    wait_converged(&[&a2, &b], "household").unwrap();
+    assert!(has(&b, "from the phone"));
+    // Ada's private entries never reach Bo.
+    assert!(!has(&b, "ada on the phone"));
+    assert!(!has(&b, "ada alone, before the phone"));
+
+    // 5. The phone stays Ada's across a restart.
+    let mut a2 = a2;
+    a2.restart(false).unwrap();
+    assert_eq!(person_id(&a2), ada);
+    assert!(has(&a2, "ada on the phone"));
+}
+
+#[test]
+fn a_removed_device_is_refused_everywhere_and_gets_nothing_more() {
+    let (a, b, a2) = household();
+    let phone = device_id(&a2);
+
+    // 1. Ada removes her phone from the laptop; Bo's device hears of it by sync.
+    let removed: DeviceSummary = serde_json::from_value(
+        a.call(Call::DevicesRemove {
+            id: phone[..6].into(),
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(removed.id, phone);
+    assert!(removed.removed_at.is_some());
+    wait_until(&[&b], "Bo's device learning of the removal", || {
+        devices(&b)
+            .iter()
+            .any(|d| d.id == phone && d.removed_at.is_some())
+    });
+
+    // 2. The phone keeps trying both devices, and both refuse it at the handshake.
+    a2.call(Call::SyncNow).unwrap();
+    wait_refused(&a, &phone);
+    wait_refused(&b, &phone);
+
+    // 3. A change after the removal reaches Bo and never the phone.
+    moment(&a, "after the removal");
+    wait_converged(&[&a, &b], "household").unwrap();
+    assert!(has(&b, "after the removal"));
+    assert!(!has(&a2, "after the removal"));
+    assert!(a2.status().unwrap().peers.iter().all(|p| !p.connected));
+
+    // 4. The phone cannot remove itself from the list by asking, and a second removal
+    //    says what happened.
+    let again = a
+        .call(Call::DevicesRemove { id: phone.clone() })
+        .unwrap_err();
+    assert!(again.to_string().contains("already removed"), "{again}");
+    let own = a
+        .call(Call::DevicesRemove { id: device_id(&a) })
+        .unwrap_err();
+    assert!(
+        own.to_string().contains("the device you are using"),
+        "{own}"
+    );
+}
+
+#[test]
+fn a_device_removed_while_offline_is_refused_when_it_returns() {
+    let (a, b, mut a2) = household();
+    let phone = device_id(&a2);
+    let dir = a2.take_dir().unwrap();
+    a2.stop().unwrap();
+
+    // 1. Removed while it is away; Bo's device learns of it.
+    a.call(Call::DevicesRemove { id: phone.clone() }).unwrap();
+    moment(&a, "while the phone was away");
+    wait_converged(&[&a, &b], "household").unwrap();
+
+    // 2. It comes back and dials both devices it knows: both refuse it.
+    let back = TestDaemon::start_in(dir.path()).unwrap();
+    wait_refused(&a, &phone);
+    wait_refused(&b, &phone);
+    moment(&b, "after the phone came back");
+    wait_converged(&[&a, &b], "household").unwrap();
+    assert!(!has(&back, "while the phone was away"));
+    assert!(!has(&back, "after the phone came back"));
+    // What it had synced before the removal, it still has.
+    assert_eq!(devices(&back).len(), 3);
+}
+
+#[test]
+fn a_pause_holds_the_partner_back_while_own_devices_sync_and_shows_on_both_sides() {
+    let (a, b, a2) = household();
+    let ada = person_id(&a);
+    let laptop = device_id(&a);
+
+    // 1. Ada pauses. The pause reaches Bo's device before it takes effect.
+    let paused = a.call(Call::Pause { for_secs: None }).unwrap();
+    assert_eq!(paused["paused"], Value::Bool(true));
+    let shows_pause = |d: &TestDaemon| {
+        d.status()
+            .unwrap()
+            .people
+            .iter()
+            .any(|p| p.id == ada && p.paused.is_some())
+    };
+    wait_until(&[&b], "Bo's device hearing of the pause", || {
+        shows_pause(&b)
+    });
+    assert!(shows_pause(&a) && shows_pause(&a2));
+    // Bo's device is connected again, into a session that shares nothing.
+    wait_until(&[&b], "Bo's session with Ada's laptop on hold", || {
+        b.status()
+            .unwrap()
+            .peers
+            .iter()
+            .any(|p| p.device_id == laptop && p.connected && p.on_hold)
+    });
+
+    // 2. Everyone writes. Ada's own devices sync; the same write goes nowhere else.
+    moment(&b, "bo during the pause");
+    moment(&a, "ada during the pause");
+    moment(&a2, "phone during the pause");
+    private_checkin(&a2, "ada's own, during the pause");
+    wait_converged(&[&a, &a2], "household").unwrap();
+    wait_converged(&[&a, &a2], "private").unwrap();
+    assert!(has(&a, "phone during the pause") && has(&a2, "ada during the pause"));
+    assert!(!has(&b, "ada during the pause"));
+    assert!(!has(&b, "phone during the pause"));
+    assert!(!has(&a, "bo during the pause") && !has(&a2, "bo during the pause"));
+
+    // 3. Resume: what was written during the pause travels both ways.
+    let resumed = a.call(Call::Resume).unwrap();
+    assert_eq!(resumed["resumed"], Value::Bool(true));
+    wait_converged(&[&a, &b, &a2], "household").unwrap();
+    for d in [&a, &b, &a2] {
+        for note in [
+            "bo during the pause",
+            "ada during the pause",
+            "phone during the pause",
+        ] {
+            assert!(has(d, note), "{note} missing");
+        }
+        assert!(!shows_pause(d));
+    }
+    assert!(!has(&b, "ada's own, during the pause"));
+}
+
+#[test]
+fn a_pause_for_a_while_ends_by_itself() {
+    let a = TestDaemon::start().unwrap();
+    let b = TestDaemon::start().unwrap();
+    a.init("Ada").unwrap();
+    b.init("Bo").unwrap();
+    pair(&a, &b).unwrap();
+    wait_converged(&[&a, &b], "household").unwrap();
+    let paused = a.call(Call::Pause { for_secs: Some(2) }).unwrap();
+    assert!(paused["until"].is_i64());
+    let ada = person_id(&a);
+    wait_until(&[&b], "Bo's device hearing of the pause", || {
+        b.status()
+            .unwrap()
+            .people
+            .iter()
+            .any(|p| p.id == ada && p.paused.is_some())
+    });
+    moment(&b, "written during a short pause");
+    // Nobody resumes: the pause runs out, and the entry arrives.
+    wait_until(&[&a, &b], "the pause running out", || {
+        has(&a, "written during a short pause")
+    });
+    wait_converged(&[&a, &b], "household").unwrap();
+}
+
+#[test]
+fn leaving_ends_sharing_for_good_and_both_sides_keep_their_copy() {
+    let (a, b, a2) = household();
+    moment(&a, "shared by ada");
+    moment(&b, "shared by bo");
+    private_checkin(&a, "ada's private");
+    private_checkin(&b, "bo's private");
+    wait_converged(&[&a, &b, &a2], "household").unwrap();
+
+    // 1. Leaving needs a confirmation.
+    let unconfirmed = a.call(Call::Leave { confirm: false }).unwrap_err();
+    assert!(
+        unconfirmed.to_string().contains("confirmation"),
+        "{unconfirmed}"
+    );
+
+    // 2. Ada leaves; Bo's device hears of it, then both sides refuse each other.
+    let left = a.call(Call::Leave { confirm: true }).unwrap();
+    assert_eq!(left["left"], Value::Bool(true));
+    let ada = person_id(&a);
+    wait_until(&[&b], "Bo's device hearing that Ada left", || {
+        b.status()
+            .unwrap()
+            .people
+            .iter()
+            .any(|p| p.id == ada && p.left_at.is_some())
+    });
+    // Bo's device dials Ada's again and refuses her at the handshake.
+    let laptop = device_id(&a);
+    b.call(Call::SyncNow).unwrap();
+    wait_refused(&b, &laptop);
+
+    // 3. Ada's devices keep syncing with each other; nothing crosses to Bo any more.
+    moment(&a, "ada after leaving");
+    moment(&b, "bo after ada left");
+    wait_converged(&[&a, &a2], "household").unwrap();
+    assert!(has(&a2, "ada after leaving"));
+    assert!(!has(&b, "ada after leaving"));
+    assert!(!has(&a, "bo after ada left"));
+    assert!(a.call(Call::Pause { for_secs: None }).is_err());
+
+    // 4. Export still works on both sides, each with their own copy.
+    let records = |d: &TestDaemon| -> Vec<String> {
+        let export = d.call(Call::Export).unwrap();
+        let mut notes = Vec::new();
+        for kind in ["moments", "checkins"] {
+            for r in export["records"][kind].as_array().unwrap() {
+                if let Some(n) = r["note"].as_str() {
+                    notes.push(n.to_string());
+                }
+            }
+        }
+        notes
+    };
+    let ada_export = records(&a);
+    let bo_export = records(&b);
+    for note in [
+        "shared by ada",
+        "shared by bo",
+        "ada's private",
+        "ada after leaving",
+    ] {
+        assert!(
+            ada_export.iter().any(|n| n == note),
+            "{note} not in Ada's export"
+        );
+    }
+    for note in [
+        "shared by ada",
+        "shared by bo",
+        "bo's private",
+        "bo after ada left",
+    ] {
+        assert!(
+            bo_export.iter().any(|n| n == note),
+            "{note} not in Bo's export"
+        );
+    }
+    assert!(!bo_export
+        .iter()
+        .any(|n| n == "ada's private" || n == "ada after leaving"));
+}
