@@ -79,6 +79,22 @@ fn pair_without_address(inviter: &TestDaemon, joiner: &TestDaemon) {
     waiter.join().unwrap().unwrap();
 }
 
+/// Joins `joiner` as another device of the inviting person, with the code alone.
+fn pair_same_person_without_address(inviter: &TestDaemon, joiner: &TestDaemon) {
+    let invite = inviter
+        .call(Call::PairInvite {
+            timeout_secs: Some(60),
+        })
+        .unwrap();
+    let code = invite["code"].as_str().unwrap().to_string();
+    let socket = inviter.paths.socket.clone();
+    let waiter = std::thread::spawn(move || Client::connect(&socket).unwrap().call(Call::PairWait));
+    joiner
+        .call(Call::PairJoinSamePerson { code, addr: None })
+        .unwrap();
+    waiter.join().unwrap().unwrap();
+}
+
 /// Polls `check` every 50 ms until it holds or `limit` passes.
 fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -412,6 +428,61 @@ fn partners_find_each_other_on_a_lan_and_strangers_learn_nothing() {
         .collect();
     assert!(!copied.is_empty());
     assert!(labels.len() > copied.len() + 1, "labels seen: {labels:?}");
+}
+
+#[test]
+fn a_removed_device_is_found_by_mdns_and_refused_at_the_handshake() {
+    if unavailable() {
+        return;
+    }
+    // Hosts: 1 Ada's laptop, 2 Bowen's, 3 Ada's phone (later removed from the roster).
+    let lan = Lan::create("removed", 3, Link::Ipv4).unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = start(lan.ns(1), dirs[0].path(), &[], "0.0.0.0:0");
+    let b = start(lan.ns(2), dirs[1].path(), &[], "0.0.0.0:0");
+    let mut phone = start(lan.ns(3), dirs[2].path(), &[], "0.0.0.0:0");
+    a.init("Ada Lovelace").unwrap();
+    b.init("Bowen Tamsin").unwrap();
+    phone.init("Ada Lovelace").unwrap();
+    pair_without_address(&a, &b);
+    pair_same_person_without_address(&a, &phone);
+    moment(&a, "all three of us");
+    wait_converged(&[&a, &b, &phone], "household").unwrap();
+    let phone_id = phone.status().unwrap().device_id.unwrap();
+
+    // 1. The phone is removed while it is away.
+    phone.stop().unwrap();
+    a.call(Call::DevicesRemove {
+        id: phone_id.clone(),
+    })
+    .unwrap();
+    moment(&a, "after the phone was removed");
+    wait_converged(&[&a, &b], "household").unwrap();
+
+    // 2. It comes back on a new port with no address book: it still holds the household
+    //    secret, so its labels match and mDNS finds it; the handshake refuses it.
+    std::fs::remove_file(dirs[2].path().join("peers.json")).ok();
+    phone = start(lan.ns(3), dirs[2].path(), &[], "0.0.0.0:0");
+    let phone_ip = lan.addr(3);
+    for d in [&a, &b] {
+        wait_until(
+            Duration::from_secs(10),
+            "the removed phone was dialled by discovery and refused",
+            || {
+                d.log_lines().iter().any(|l| {
+                    l.contains(&format!("{phone_ip}:"))
+                        && l.contains("did not lead to a household device")
+                })
+            },
+        );
+    }
+    assert!(phone.status().unwrap().peers.iter().all(|p| !p.connected));
+    let notes = phone
+        .call(Call::Log(Default::default()))
+        .unwrap()
+        .to_string();
+    assert!(!notes.contains("after the phone was removed"));
+    assert!(notes.contains("all three of us"));
 }
 
 /// How quiet an idle pair is: run with `HEARTH_IDLE_SECS=600 cargo test -p hearth-tests
