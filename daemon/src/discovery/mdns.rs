@@ -14,7 +14,9 @@
 //! host records (at 80% of their life) for as long as it runs, about six packets a
 //! minute per peer and family. So a browse runs only for [`BROWSE_WINDOW`], shorter
 //! than the first refresh, after start, after a network change, when someone waits (a
-//! pairing lookup) and once an hour, then stops; an idle device only answers.
+//! pairing lookup) and once an hour (well after the labels change, so that peers'
+//! goodbyes do not meet a running browse, which would chase each with a burst of
+//! queries), then stops; an idle device only answers.
 //! That is enough, because whichever device arrives (starts, restarts, joins the
 //! network) asks, finds the idle ones and dials them, and a QUIC connection serves both
 //! ways. Interfaces are checked locally every few seconds; mdns-sd announces on an

@@ -181,11 +181,21 @@ impl PeerSink for NetSink {
 /// Unix seconds, for the token hour.
 pub type Clock = fn() -> u64;
 
-/// The wall clock.
+/// The wall clock, shifted by `HEARTH_CLOCK_OFFSET_SECS` when that is set: tests use it
+/// to reach the turn of the hour without waiting for it. Devices whose hours differ by
+/// more than one do not recognise each other's labels.
 pub fn system_clock() -> u64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let offset = *OFFSET.get_or_init(|| {
+        std::env::var("HEARTH_CLOCK_OFFSET_SECS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    });
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+        .saturating_add_signed(offset)
 }
 
 enum Command {
@@ -231,6 +241,7 @@ impl Discoverer {
             seen_order: VecDeque::new(),
             offered: HashMap::new(),
             lookups: Vec::new(),
+            look_around: None,
         };
         tokio::spawn(driver.run(sightings, inbox));
         Ok(Arc::new(Discoverer {
@@ -291,6 +302,14 @@ struct Driver {
     seen_order: VecDeque<String>,
     offered: HashMap<String, BTreeSet<SocketAddr>>,
     lookups: Vec<Lookup>,
+    look_around: Option<tokio::time::Instant>,
+}
+
+/// When, after the hour turns, to ask the network once more: somewhere between 10 and 50
+/// minutes, drawn afresh each hour so that devices do not ask in step.
+fn look_around_delay() -> Duration {
+    use rand::Rng;
+    Duration::from_secs(rand::rngs::OsRng.gen_range(600..3000))
 }
 
 impl Driver {
@@ -365,11 +384,22 @@ impl Driver {
                     let now = (self.clock)();
                     if token::hour_of(now) != self.hour {
                         self.new_period(now);
-                        // Ask once an hour too, so that two idle devices that both
-                        // missed each other's arrival (one asleep while the other
-                        // asked) still meet.
-                        self.backend.requery();
+                        self.look_around = Some(tokio::time::Instant::now() + look_around_delay());
                     }
+                }
+                () = async {
+                    match self.look_around {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    // Once an hour, so that two idle devices that both missed each
+                    // other's arrival (one asleep while the other asked) still meet.
+                    // Not at the turn of the hour: peers' goodbyes for their old labels
+                    // arrive then, and a running browse would chase each one with a
+                    // burst of refresh queries.
+                    self.look_around = None;
+                    self.backend.requery();
                 }
             }
         }
