@@ -320,9 +320,6 @@ impl Net {
                     offer.running = false;
                 }
             }
-            if let Ok(mut b) = self.backoff.lock() {
-                b.remove(&addr.to_string());
-            }
             tracing::debug!(peer = %device, %addr, "reached a device that discovery found");
             self.remember(&device, addr);
             self.run_link(connection, device, Role::Initiator).await;
@@ -435,9 +432,10 @@ impl Net {
                     return;
                 };
                 let device = DeviceId::from_public_key(&key);
-                if let Ok(mut b) = self.backoff.lock() {
-                    b.remove(&addr.to_string());
-                }
+                // The backoff is reset only once the peer has answered on the link
+                // (in run_link): a connection the peer closes at once, because it
+                // still holds one it believes is alive, must not be redialled in a
+                // tight loop.
                 self.remember(&device, addr);
                 self.run_link(connection, device, Role::Initiator).await;
             }
@@ -532,10 +530,19 @@ impl Net {
         }
         let mut decoder = FrameDecoder::new();
         let mut buf = vec![0u8; 64 * 1024];
+        // A dialled connection counts as established once the peer's first frame
+        // arrives (see the transport docs); only then is its address's backoff reset.
+        let mut answered = !dialled;
         loop {
             tokio::select! {
                 read = recv.read(&mut buf) => match read {
                     Ok(Some(n)) => {
+                        if !answered {
+                            answered = true;
+                            if let Ok(mut b) = self.backoff.lock() {
+                                b.remove(&connection.remote_address().to_string());
+                            }
+                        }
                         self.count(&device, |t| t.bytes_received += n as u64);
                         if let Err(e) = decoder.push(&buf[..n]) {
                             tracing::info!(peer = %device, error = %e, "closing a connection that sent a bad frame");

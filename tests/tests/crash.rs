@@ -257,7 +257,13 @@ fn a_crash_during_sync_loses_nothing_and_converges() {
         all.absorb(theirs.finish());
         victim.restart();
         victim.check_loaded();
+        let restarted = std::time::Instant::now();
         wait_converged(&[&a.daemon, &b.daemon], "household").unwrap();
+        eprintln!(
+            "round {round}: killed {} at {event:?} #{nth}; converged {:?} after the restart",
+            if victim_is_a { "A" } else { "B" },
+            restarted.elapsed()
+        );
         let (on_a, on_b) = (notes(&a.daemon), notes(&b.daemon));
         assert_eq!(
             on_a, on_b,
