@@ -31,7 +31,7 @@ use hearthd::api::{Call, Event, MomentParams};
 use hearthd::client::Subscription;
 use serde_json::Value;
 
-use super::fixture::{self, OpenStore};
+use super::fixture::{self, OpenStore, ProcSample};
 use super::{BenchError, Report, Samples, Unit};
 use crate::generate;
 use crate::harness::{self, TestDaemon};
@@ -196,7 +196,8 @@ pub fn run(opts: &SyncOptions, report: &mut Report) -> Result<(), BenchError> {
     report.note(format!(
         "sync catch-up = both daemons stopped, {y} year(s) of generated entries written into \
          each one's store (different seeds, both partners' records on each side), A started, \
-         then B; timed from spawning B until both report the same household heads. The \
+         then B; timed from spawning B until both report sync-completed(household) on their \
+         event streams (heads checked to be the merge afterwards). The \
          automerge yardstick syncs the same two household documents in-process with \
          automerge::sync, both sides sending each round, starting from sync states that had \
          reached the common state (encoded and decoded, as a persisted state is), and sums \
@@ -451,6 +452,10 @@ fn catch_up(
     let mut to_converged = Samples::default();
     let mut to_up = Samples::default();
     let mut b_ready = Samples::default();
+    let mut a_applied = Samples::default();
+    let mut b_applied = Samples::default();
+    let mut a_cpu = Samples::default();
+    let mut b_cpu = Samples::default();
     let mut wire_run = (None, None);
     for run in 0..opts.catchup_runs.max(1) {
         if run > 0 {
@@ -464,6 +469,14 @@ fn catch_up(
         b_ready.push(timing.b_ready);
         if let Some(up) = timing.peer_up {
             to_up.push(up);
+        }
+        a_cpu.push_ms(timing.a_cpu);
+        b_cpu.push_ms(timing.b_cpu);
+        if let Some(at) = timing.a_applied {
+            a_applied.push(at);
+        }
+        if let Some(at) = timing.b_applied {
+            b_applied.push(at);
         }
         wire_run = (timing.wire_before, timing.wire_after);
     }
@@ -488,6 +501,26 @@ fn catch_up(
     if !to_up.is_empty() {
         show(report, "  B start to connected (A's peer-up)", &to_up);
     }
+    if !a_applied.is_empty() {
+        show(report, "  B start to A's first remote change", &a_applied);
+    }
+    if !b_applied.is_empty() {
+        show(report, "  B start to B's first remote change", &b_applied);
+    }
+    report.add(
+        SECTION,
+        &data,
+        "A's CPU time meanwhile (median)",
+        a_cpu.median(),
+        Unit::Ms,
+    );
+    report.add(
+        SECTION,
+        &data,
+        "B's CPU time from its start (median)",
+        b_cpu.median(),
+        Unit::Ms,
+    );
     report.add(
         SECTION,
         &data,
@@ -536,57 +569,103 @@ fn catch_up(
 struct CatchUp {
     b_ready: Duration,
     peer_up: Option<Duration>,
+    /// A reported a remote change of the household: it has applied B's entries.
+    a_applied: Option<Duration>,
+    /// B reported a remote change of the household.
+    b_applied: Option<Duration>,
+    /// Both reported the household in sync with the other.
     converged: Duration,
+    /// CPU milliseconds A spent from just before B started until then.
+    a_cpu: f64,
+    /// CPU milliseconds B spent from its start until then (start-up included).
+    b_cpu: f64,
     wire_before: Option<Wire>,
     wire_after: Option<Wire>,
 }
 
-/// Starts A alone, then B, and waits until both hold `expected` as household heads.
+/// Starts A alone, then B, and waits until both report the household in sync with the
+/// other; then checks that both hold `expected` as household heads.
+///
+/// It only listens to the event streams while the two sync: a `status` call would wait
+/// in the document owner's queue behind the sync work and slow what it measures.
 fn catch_up_once(pair: &mut Pair, expected: &[String]) -> Result<CatchUp, BenchError> {
-    // A's event stream says when things happen.
+    let doc = household();
     pair.a = TestDaemon::start_with(pair.a_dir.path(), &pair.a_addr)
         .map_err(BenchError::daemon("restart A"))?;
-    let mut sub = pair
+    let mut sub_a = pair
         .a
         .subscribe()
         .map_err(BenchError::daemon("subscribe to A"))?;
     let wire_before = wire(&pair.a, &pair.b_device)?;
+    let a_cpu_before = ProcSample::read(fixture::pid_of(&pair.a)?)?;
     let started = Instant::now();
     pair.b = TestDaemon::start_with(pair.b_dir.path(), &pair.b_addr)
         .map_err(BenchError::daemon("restart B"))?;
     let b_ready = started.elapsed();
-    let mut peer_up = None;
+    let mut sub_b = pair
+        .b
+        .subscribe()
+        .map_err(BenchError::daemon("subscribe to B"))?;
+    for sub in [&mut sub_a, &mut sub_b] {
+        sub.set_timeout(Some(Duration::from_millis(5)))
+            .map_err(BenchError::io("set a read timeout on the event stream"))?;
+    }
+    let (mut peer_up, mut a_applied, mut b_applied) = (None, None, None);
+    let (mut a_synced, mut b_synced) = (None, None);
     let deadline = Instant::now() + WAIT;
-    let converged = loop {
+    while a_synced.is_none() || b_synced.is_none() {
         if Instant::now() > deadline {
             return Err(BenchError::Check(format!(
-                "A and B did not converge within {WAIT:?} after B restarted"
+                "A and B did not both report the household in sync within {WAIT:?} after B \
+                 restarted"
             )));
         }
-        let event = sub.next_event()?;
-        if let Some(line) = &event {
-            if matches!(&line.event, Event::PeerUp { .. }) && peer_up.is_none() {
-                peer_up = Some(started.elapsed());
+        for (sub, applied, synced) in [
+            (&mut sub_a, &mut a_applied, &mut a_synced),
+            (&mut sub_b, &mut b_applied, &mut b_synced),
+        ] {
+            let Some(line) = sub.next_event()? else {
+                continue;
+            };
+            let at = started.elapsed();
+            match &line.event {
+                Event::PeerUp { .. } => {
+                    peer_up.get_or_insert(at);
+                }
+                Event::DocChanged {
+                    doc: d,
+                    remote: true,
+                    ..
+                } if *d == doc => {
+                    applied.get_or_insert(at);
+                }
+                Event::SyncCompleted { doc: d, .. } if *d == doc => {
+                    synced.get_or_insert(at);
+                }
+                _ => {}
             }
         }
-        // Asking both for their heads costs a little; do it only when something
-        // happened or a read timed out.
-        if event.as_ref().is_none_or(|l| {
-            matches!(
-                l.event,
-                Event::SyncCompleted { .. } | Event::DocChanged { remote: true, .. }
-            )
-        }) {
-            let (ha, hb) = (heads(&pair.a)?, heads(&pair.b)?);
-            if ha == hb && ha == expected {
-                break started.elapsed();
-            }
-        }
-    };
+    }
+    let converged = started.elapsed();
+    // CPU the two daemons spent: A since just before B started, B since its birth.
+    let a_cpu = ProcSample::read(fixture::pid_of(&pair.a)?)?.sched_ms_since(&a_cpu_before);
+    let b_cpu = ProcSample::read(fixture::pid_of(&pair.b)?)?.sched_ms_since(&ProcSample::default());
+    let (ha, hb) = (heads(&pair.a)?, heads(&pair.b)?);
+    if ha != expected || hb != expected {
+        return Err(BenchError::Check(
+            "A and B reported the household in sync, but their heads are not the merge of \
+             both sides"
+                .into(),
+        ));
+    }
     Ok(CatchUp {
         b_ready,
         peer_up,
+        a_applied,
+        b_applied,
         converged,
+        a_cpu,
+        b_cpu,
         wire_before,
         wire_after: settled_wire(&pair.a, &pair.b_device)?,
     })

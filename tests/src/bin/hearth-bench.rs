@@ -196,8 +196,17 @@ fn count(text: &str, flag: &str) -> Result<usize> {
     }
 }
 
+/// The machine's load average, for the notes: figures from a busy machine read slow.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn run(args: &Args) -> Result<Report> {
     let mut report = Report::default();
+    let load_before = load_average();
     for section in &args.sections {
         match section {
             Section::Storage => bench::storage::run(&args.storage, &mut report)
@@ -222,6 +231,12 @@ fn run(args: &Args) -> Result<Report> {
             }
         }
     }
+    report.note(format!(
+        "1-minute load average {load_before} before the run and {} after, on {} CPUs; \
+         timings from a machine with other work on it read slow",
+        load_average(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    ));
     Ok(report)
 }
 
