@@ -1,8 +1,6 @@
 //! The discovery driver against an in-memory board: matching, pairing lookups, secret
 //! changes and hourly rotation, with the clock and the network driver replaced.
 
-use std::sync::OnceLock;
-
 use super::board::{Board, StaticDiscovery};
 use super::*;
 
@@ -11,10 +9,26 @@ const ELSEWHERE: [u8; 32] = [2; 32];
 // An hour boundary, so tests know where the next one is.
 const BASE: u64 = 1_795_773_600;
 
-/// Unix seconds that move with tokio's (pausable) clock.
+thread_local! {
+    static START: std::cell::Cell<Option<tokio::time::Instant>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Starts the test clock afresh; each test calls it first, in case the test harness
+/// runs tests one after another on one thread.
+fn reset_clock() {
+    START.with(|s| s.set(None));
+}
+
+/// Unix seconds that move with tokio's (pausable) clock. Each test has its own start:
+/// `#[tokio::test]` runs the test and every task it spawns on the test's thread, and one
+/// test advancing its clock by an hour must not move another's.
 fn test_clock() -> u64 {
-    static START: OnceLock<tokio::time::Instant> = OnceLock::new();
-    let start = *START.get_or_init(tokio::time::Instant::now);
+    let start = START.with(|s| {
+        let start = s.get().unwrap_or_else(tokio::time::Instant::now);
+        s.set(Some(start));
+        start
+    });
     BASE + tokio::time::Instant::now().duration_since(start).as_secs()
 }
 
@@ -120,6 +134,7 @@ fn board_labels(board: &Board) -> BTreeSet<String> {
 
 #[tokio::test(start_paused = true)]
 async fn housemates_find_each_other_and_not_themselves() {
+    reset_clock();
     let board = Board::memory();
     let a = device(&board, HOME, 1001);
     let b = device(&board, HOME, 1002);
@@ -132,6 +147,7 @@ async fn housemates_find_each_other_and_not_themselves() {
 
 #[tokio::test(start_paused = true)]
 async fn another_household_is_ignored() {
+    reset_clock();
     let board = Board::memory();
     let a = device(&board, HOME, 1001);
     let stranger = device(&board, ELSEWHERE, 1002);
@@ -142,6 +158,7 @@ async fn another_household_is_ignored() {
 
 #[tokio::test(start_paused = true)]
 async fn the_board_holds_only_labels_and_goodbyes_clear_it() {
+    reset_clock();
     let board = Board::memory();
     let a = device(&board, HOME, 1001);
     settle().await;
@@ -163,6 +180,7 @@ async fn the_board_holds_only_labels_and_goodbyes_clear_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_pairing_lookup_finds_the_inviter_by_number_only() {
+    reset_clock();
     let board = Board::memory();
     let inviter = device(&board, HOME, 1001);
     let joiner = device(&board, ELSEWHERE, 1002);
@@ -184,6 +202,7 @@ async fn a_pairing_lookup_finds_the_inviter_by_number_only() {
 
 #[tokio::test(start_paused = true)]
 async fn after_joining_the_new_secret_finds_the_household() {
+    reset_clock();
     let board = Board::memory();
     let inviter = device(&board, HOME, 1001);
     let joiner = device(&board, ELSEWHERE, 1002);
@@ -199,6 +218,7 @@ async fn after_joining_the_new_secret_finds_the_household() {
 
 #[tokio::test(start_paused = true)]
 async fn labels_rotate_when_the_hour_turns_and_still_match() {
+    reset_clock();
     let board = Board::memory();
     let a = device(&board, HOME, 1001);
     settle().await;
@@ -222,6 +242,7 @@ async fn labels_rotate_when_the_hour_turns_and_still_match() {
 
 #[tokio::test(start_paused = true)]
 async fn addresses_merge_as_they_arrive_and_withdrawal_is_forwarded() {
+    reset_clock();
     let board = Board::memory();
     let me = device(&board, HOME, 1001);
     settle().await;
@@ -311,6 +332,7 @@ impl Discovery for Manual {
 
 #[tokio::test(start_paused = true)]
 async fn a_network_change_brings_a_fresh_label_and_junk_is_ignored() {
+    reset_clock();
     let backend = Arc::new(Manual::default());
     let sink = Arc::new(Recorder::default());
     let driver = Discoverer::start(
