@@ -56,6 +56,7 @@ pub struct Config {
     /// How long `pair invite` waits, in seconds.
     pub pair_timeout_secs: u64,
     /// Discovery: `mdns`, `static` or `off` (`HEARTH_DISCOVERY` overrides it).
+    #[serde(deserialize_with = "discovery_mode")]
     pub discovery: String,
     /// Interfaces mDNS may use: empty means all (`HEARTH_MDNS_INTERFACES` overrides it).
     pub mdns_interfaces: Vec<String>,
@@ -75,6 +76,21 @@ impl Default for Config {
             log: None,
         }
     }
+}
+
+/// `discovery` takes a mode name, or `false` as a plain way to turn discovery off.
+fn discovery_mode<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Mode {
+        Switch(bool),
+        Name(String),
+    }
+    Ok(match Mode::deserialize(de)? {
+        Mode::Switch(false) => "off".into(),
+        Mode::Switch(true) => "mdns".into(),
+        Mode::Name(name) => name,
+    })
 }
 
 impl Config {
@@ -156,6 +172,14 @@ mod tests {
         assert!(!c.autostart);
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.peers.len(), 1);
+    }
+
+    #[test]
+    fn discovery_false_turns_it_off() {
+        let c = Config::parse("discovery = false\n", Path::new("config.toml")).unwrap();
+        assert_eq!(c.discovery, "off");
+        let c = Config::parse("discovery = \"static\"\n", Path::new("config.toml")).unwrap();
+        assert_eq!(c.discovery, "static");
     }
 
     #[test]
