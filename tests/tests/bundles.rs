@@ -288,6 +288,29 @@ fn every_bad_bundle_is_refused_with_its_own_error_and_changes_nothing() {
     assert_eq!(a.heads("household").unwrap(), after);
 }
 
+#[test]
+fn a_bundle_from_a_removed_device_is_refused() {
+    let (mut a, b) = two_paired();
+    wait_converged(&[&a, &b], "household").unwrap();
+    let _a_dir = a.take_dir();
+    a.stop().unwrap();
+    moment(&b, "from-a-device-later-removed");
+    let (good, _) = export(&b, false);
+    let a = restart_unreachable(&mut a, "127.0.0.2:0");
+    let bo_device = b.status().unwrap().device_id.unwrap();
+    a.call(Call::DevicesRemove {
+        id: bo_device.clone(),
+    })
+    .unwrap();
+    let before = a.heads("household").unwrap();
+    let message = refused(&a, &good);
+    assert!(
+        message.contains("was removed from this household"),
+        "{message}"
+    );
+    assert_eq!(a.heads("household").unwrap(), before);
+}
+
 /// Sizes of bundles for a year of generated data, printed with `--nocapture`.
 #[test]
 fn bundle_sizes_for_a_year_of_data() {

@@ -1,7 +1,6 @@
 //! Answers revealed together, between real daemons: the partner's devices hold only
-//! ciphertext until both have answered the same day, then both answers open everywhere.
-//! Two of the author's devices revealing at once is tested in `core` with two replicas
-//! of one person's documents.
+//! ciphertext until both have answered the same day, then both answers open everywhere,
+//! and two of the author's devices revealing at once do no harm.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -9,7 +8,7 @@ use std::time::Instant;
 
 use hearth_core::model::{Answer, MomentKind, Visibility};
 use hearth_core::secrets::DeviceSecrets;
-use hearth_tests::harness::{pair, wait_converged, TestDaemon, EVENT_TIMEOUT};
+use hearth_tests::harness::{pair, pair_same_person, wait_converged, TestDaemon, EVENT_TIMEOUT};
 use hearthd::api::{At, Call, CheckinParams, LogParams, MomentParams, ReflectParams};
 use hearthd::storage::DocStore;
 use serde_json::Value;
@@ -267,4 +266,110 @@ fn an_author_who_never_answers_keeps_the_other_sealed() {
     assert_eq!(notes(&a), vec![ADA_NOTE, "next day"]);
     b.stop().unwrap();
     assert!(!holds(&store_plaintext(&b.paths.data_dir), ADA_NOTE));
+}
+
+/// Stops `d` and starts it on `listen` having forgotten every address it knew, so it
+/// reaches nobody until told.
+fn restart_alone(d: &mut TestDaemon, listen: &str) -> TestDaemon {
+    d.stop().unwrap();
+    let book = d.paths.data_dir.join("peers.json");
+    if book.exists() {
+        std::fs::remove_file(book).unwrap();
+    }
+    TestDaemon::start_with(&d.paths.data_dir, listen).unwrap()
+}
+
+#[test]
+fn two_of_the_authors_devices_revealing_at_once_is_harmless() {
+    // Ada on `a` and `a2` (her second device), Bo on `b`.
+    let mut a = TestDaemon::start().unwrap();
+    let mut b = TestDaemon::start().unwrap();
+    let mut a2 = TestDaemon::start().unwrap();
+    a.init("Ada").unwrap();
+    b.init("Bo").unwrap();
+    a2.init("Ada").unwrap();
+    pair(&a, &b).unwrap();
+    pair_same_person(&a, &a2).unwrap();
+    a2.call(Call::PeersAdd {
+        addr: b.addr().unwrap(),
+    })
+    .unwrap();
+    wait_converged(&[&a, &b, &a2], "household").unwrap();
+
+    // 1. Ada answers sealed on one device; her other device gets the key with her
+    // private document and reads it too.
+    sealed_checkin(&a, ADA_NOTE, None, DAY1);
+    wait_until(&a2, "Ada's second device reads her answer", |d| {
+        notes(d).contains(&ADA_NOTE.to_string())
+    });
+    wait_converged(&[&a, &b, &a2], "household").unwrap();
+
+    // 2. Bo answers while Ada's devices are off, and his answer reaches each of them
+    // on its own (a bundle each) while they cannot reach each other or Bo: both
+    // publish Ada's key.
+    let b_listen = b.addr().unwrap();
+    let (_a_dir, _b_dir, _a2_dir) = (a.take_dir(), b.take_dir(), a2.take_dir());
+    a.stop().unwrap();
+    a2.stop().unwrap();
+    b.call(Call::CheckinAdd(CheckinParams {
+        battery: 55,
+        note: Some(BO_NOTE.into()),
+        at: At {
+            at: Some(DAY1),
+            utc_offset_min: 0,
+        },
+        ..Default::default()
+    }))
+    .unwrap();
+    let bundle = b.call(Call::BundleExport { all: false }).unwrap();
+    assert_eq!(bundle["not_readable_by"], Value::Array(vec![]), "{bundle}");
+    assert_eq!(bundle["sealed_for"].as_array().unwrap().len(), 2);
+    b.stop().unwrap();
+    let a = restart_alone(&mut a, "127.0.0.2:0");
+    let a2 = restart_alone(&mut a2, "127.0.0.3:0");
+    for d in [&a, &a2] {
+        let merged = d
+            .call(Call::BundleImport {
+                bundle: bundle["bundle"].as_str().unwrap().into(),
+            })
+            .unwrap();
+        assert!(merged["new_changes"].as_u64().unwrap() >= 1, "{merged}");
+    }
+    for d in [&a, &a2] {
+        wait_until(d, "each of Ada's devices publishes on its own", |d| {
+            d.call(Call::Export).unwrap()["records"]["checkins"]
+                .as_array()
+                .unwrap()
+                .len()
+                == 2
+                && log(d).to_string().contains("revealed together")
+        });
+    }
+    assert_ne!(
+        a.heads("household").unwrap(),
+        a2.heads("household").unwrap(),
+        "the two publications are separate changes"
+    );
+
+    // 3. Together again, through Bo: one history, both answers open everywhere, and
+    // nothing keeps rewriting the key.
+    let b = TestDaemon::start_with(&b.paths.data_dir, &b_listen).unwrap();
+    for d in [&a, &a2] {
+        d.call(Call::PeersAdd {
+            addr: b_listen.clone(),
+        })
+        .unwrap();
+    }
+    wait_converged(&[&a, &b, &a2], "household").unwrap();
+    let heads = a.heads("household").unwrap();
+    for d in [&a, &b, &a2] {
+        assert_eq!(notes(d), vec![ADA_NOTE, BO_NOTE]);
+        assert_eq!(
+            d.call(Call::Export).unwrap()["records"]["sealed"],
+            Value::Array(vec![])
+        );
+    }
+    a.call(Call::SyncNow).unwrap();
+    wait_converged(&[&a, &b, &a2], "household").unwrap();
+    assert_eq!(a.heads("household").unwrap(), heads);
 }
