@@ -246,9 +246,29 @@ fn start_and_measure(dir: &std::path::Path, listen: &str) -> (TestDaemon, u64) {
 #[test]
 fn a_restart_resumes_from_the_persisted_sync_state() {
     let (a, mut b) = two_paired();
-    for i in 0..300 {
-        moment(&a, &format!("history-{i:03}"));
-    }
+    // A long history, imported in one request so the test stays quick: starting over
+    // costs a summary of every change, resuming only the heads both already share.
+    let me = a.status().unwrap().person.unwrap().id;
+    let moments: Vec<Value> = (0..3000)
+        .map(|i| {
+            serde_json::json!({
+                "id": uuid::Uuid::from_u128(0x5eed_0000 + i).to_string(),
+                "kind": "talk",
+                "started_by": me,
+                "at": 1_700_000_000_000_i64 + i as i64 * 3_600_000,
+                "date": "2023-11-14",
+                "utc_offset_min": 0,
+            })
+        })
+        .collect();
+    a.call(Call::Import {
+        data: serde_json::json!({
+            "format": "hearth-export",
+            "version": 1,
+            "records": { "moments": moments },
+        }),
+    })
+    .unwrap();
     wait_converged(&[&a, &b], "household").unwrap();
     let dir = b.paths.data_dir.clone();
     let listen = b.addr().unwrap();
