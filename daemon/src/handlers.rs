@@ -1277,3 +1277,155 @@ pub fn is_fresh_device(docs: &Docs, this_device: &str) -> bool {
         && docs.people().iter().all(|p| p.id == docs.me)
         && docs.devices().iter().all(|d| d.id == this_device)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod roster_tests {
+    use super::*;
+
+    fn device(id: &str, person: PersonId) -> Device {
+        Device {
+            id: id.into(),
+            person,
+            name: format!("device {id}"),
+            public_key: "00".repeat(32),
+            age_recipient: None,
+            added_by: None,
+            added_at: 0,
+            revoked_at: None,
+        }
+    }
+
+    fn docs(with_partner: bool) -> Docs {
+        let ada = Uuid::from_u128(1);
+        let bo = Uuid::from_u128(2);
+        let mut docs = Docs::new(ada, automerge::ActorId::random());
+        docs.add_person(
+            &Person {
+                id: ada,
+                name: "Ada".into(),
+                joined_at: 0,
+            },
+            0,
+        )
+        .unwrap();
+        docs.put_device(&device("AAAA-BBBB-CCCC", ada), 0).unwrap();
+        docs.put_device(&device("AAAA-ZZZZ-0000", ada), 0).unwrap();
+        if with_partner {
+            docs.add_person(
+                &Person {
+                    id: bo,
+                    name: "Bo".into(),
+                    joined_at: 0,
+                },
+                0,
+            )
+            .unwrap();
+            docs.put_device(&device("QQQQ-RRRR-SSSS", bo), 0).unwrap();
+        }
+        docs
+    }
+
+    const THIS: &str = "AAAA-BBBB-CCCC";
+
+    fn call(docs: &mut Docs, call: Call) -> Result<Value, ApiError> {
+        roster_call(docs, THIS, call, 1_000).map(|o| o.value)
+    }
+
+    #[test]
+    fn device_ids_resolve_by_prefix_whatever_the_dashes_and_case() {
+        let docs = docs(true);
+        assert_eq!(
+            resolve_device(&docs, "qqqq r").unwrap().id,
+            "QQQQ-RRRR-SSSS"
+        );
+        assert_eq!(resolve_device(&docs, "AAAAZ").unwrap().id, "AAAA-ZZZZ-0000");
+        assert_eq!(
+            resolve_device(&docs, "aaaa").unwrap_err().code,
+            ErrorCode::Ambiguous
+        );
+        assert_eq!(
+            resolve_device(&docs, "XYZ").unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            resolve_device(&docs, " - ").unwrap_err().code,
+            ErrorCode::NotFound
+        );
+    }
+
+    #[test]
+    fn people_rename_their_own_devices_and_nobody_removes_the_device_they_use() {
+        let mut docs = docs(true);
+        let renamed = call(
+            &mut docs,
+            Call::DevicesRename {
+                id: "aaaaz".into(),
+                name: " phone ".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(renamed["name"], "phone");
+        let theirs = call(
+            &mut docs,
+            Call::DevicesRename {
+                id: "QQQQ".into(),
+                name: "x".into(),
+            },
+        )
+        .unwrap_err();
+        assert!(theirs.message.contains("Bo's"), "{}", theirs.message);
+        let own = call(&mut docs, Call::DevicesRemove { id: THIS.into() }).unwrap_err();
+        assert!(own.message.contains("the device you are using"));
+        // A partner's lost phone may be removed from here; only once.
+        let removed = call(&mut docs, Call::DevicesRemove { id: "QQQQ".into() }).unwrap();
+        assert_eq!(removed["removed_at"], 1_000);
+        assert_eq!(removed["trusted"], false);
+        let again = call(&mut docs, Call::DevicesRemove { id: "QQQQ".into() }).unwrap_err();
+        assert!(again.message.contains("already removed"));
+        let list = call(&mut docs, Call::DevicesList).unwrap();
+        let list = list.as_array().unwrap();
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[2]["person"], "Bo", "this person's devices come first");
+        assert!(list
+            .iter()
+            .any(|d| d["this_device"] == true && d["id"] == THIS));
+    }
+
+    #[test]
+    fn pausing_needs_a_partner_and_a_sensible_length() {
+        let mut alone = docs(false);
+        let err = call(&mut alone, Call::Pause { for_secs: None }).unwrap_err();
+        assert!(err.message.contains("no partner"), "{}", err.message);
+        let mut docs = docs(true);
+        for bad in [0, MAX_PAUSE_SECS + 1] {
+            assert!(call(
+                &mut docs,
+                Call::Pause {
+                    for_secs: Some(bad)
+                }
+            )
+            .is_err());
+        }
+        let paused = call(&mut docs, Call::Pause { for_secs: Some(60) }).unwrap();
+        assert_eq!(paused["until"], 61_000);
+        assert_eq!(paused["with"], serde_json::json!(["Bo"]));
+        assert_eq!(call(&mut docs, Call::Resume).unwrap()["resumed"], true);
+        assert_eq!(call(&mut docs, Call::Resume).unwrap()["resumed"], false);
+    }
+
+    #[test]
+    fn leaving_needs_confirmation_happens_once_and_ends_pausing() {
+        let mut docs = docs(true);
+        let unconfirmed = call(&mut docs, Call::Leave { confirm: false }).unwrap_err();
+        assert!(unconfirmed.hint.unwrap().contains("--yes"));
+        call(&mut docs, Call::Pause { for_secs: None }).unwrap();
+        let left = call(&mut docs, Call::Leave { confirm: true }).unwrap();
+        assert_eq!(left["already"], false);
+        assert_eq!(docs.pause_of(docs.me), None, "leaving ends the pause");
+        let again = call(&mut docs, Call::Leave { confirm: false }).unwrap();
+        assert_eq!(again["already"], true);
+        let pause = call(&mut docs, Call::Pause { for_secs: None }).unwrap_err();
+        assert!(pause.message.contains("ended"), "{}", pause.message);
+    }
+}
