@@ -281,7 +281,8 @@ fn every_bad_bundle_is_refused_with_its_own_error_and_changes_nothing() {
 
     // The good one goes in, once.
     let merged = import(&a, &good).unwrap();
-    assert_eq!(merged["new_changes"], 1, "{merged}");
+    // Bo's note, plus whatever Bo's daemon wrote on its own (a roster touch at start-up).
+    assert!(merged["new_changes"].as_u64() >= Some(1), "{merged}");
     assert!(notes(&a).contains(&"only-in-the-bundle".to_string()));
     let after = a.heads("household").unwrap();
     assert_eq!(import(&a, &good).unwrap()["new_changes"], 0);

@@ -285,5 +285,5 @@ fn a_crash_during_sync_loses_nothing_and_converges() {
 /// Whether `path` is on tmpfs, where fsync is free and the kill windows are tiny.
 fn on_tmpfs(path: &Path) -> bool {
     const TMPFS_MAGIC: i64 = 0x0102_1994;
-    rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == TMPFS_MAGIC)
+    rustix::fs::statfs(path).is_ok_and(|s| s.f_type == TMPFS_MAGIC)
 }
