@@ -106,6 +106,10 @@ pub enum ActorMsg {
         person: PersonId,
         /// The roster the inviting device sent.
         roster: RosterExport,
+        /// This device's own roster entry under its new person, with its age recipient
+        /// (the inviting device writes one too, without it; the two are concurrent
+        /// versions of one entry, and bundles read the recipient from either).
+        own: Box<hearth_core::model::Device>,
         /// The data directory, file name and contents of the new `device.json`.
         device_file: (PathBuf, String, Vec<u8>),
         /// Where the answer goes once everything is durable.
@@ -443,28 +447,6 @@ impl Actor {
         }
     }
 
-    /// Fills in this device's age recipient on its own roster entry when the device
-    /// that added it could not know it (pairing carries only the device key). Returns
-    /// whether it wrote.
-    fn heal_own_device(&mut self, now: Millis) -> bool {
-        let Some(mut own) = self
-            .docs
-            .devices()
-            .into_iter()
-            .find(|d| d.id == self.me_device && d.age_recipient.is_none())
-        else {
-            return false;
-        };
-        own.age_recipient = Some(self.identity.to_public().to_string());
-        match self.docs.put_device(&own, now) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not note this device's recipient on the roster");
-                false
-            }
-        }
-    }
-
     /// A same-person join on this fresh device: see [`ActorMsg::BecomePerson`].
     ///
     /// The new household is built and made durable beside the old one; then the new
@@ -475,6 +457,7 @@ impl Actor {
         &mut self,
         person: PersonId,
         roster: RosterExport,
+        own: hearth_core::model::Device,
         device_file: (PathBuf, String, Vec<u8>),
         now: Millis,
     ) -> Result<Value, ApiError> {
@@ -513,6 +496,7 @@ impl Actor {
             me: person,
         };
         handlers::add_to_roster(&mut fresh, roster, now)?;
+        fresh.put_device(&own, now).map_err(handlers::api_error)?;
         store
             .append_chunk(&fresh.household.automerge().save())
             .map_err(store_err)?;
@@ -740,12 +724,13 @@ impl Actor {
                 ActorMsg::BecomePerson {
                     person,
                     roster,
+                    own,
                     device_file,
                     reply,
                 } => {
                     // Answered at once: the join writes its own files, durably, and the
                     // batch's commit below has nothing of it left to do.
-                    let _ = reply.send(self.become_person(person, roster, device_file, now));
+                    let _ = reply.send(self.become_person(person, roster, *own, device_file, now));
                 }
                 ActorMsg::SyncNow => sync_now = true,
                 ActorMsg::Shutdown { done } => shutdown = Some(done),
@@ -767,12 +752,6 @@ impl Actor {
             .iter()
             .filter_map(|id| DocKind::from_doc_id(id))
             .collect();
-        if remote.contains(&DocKind::Household) && self.heal_own_device(now) {
-            touched
-                .entry(DocKind::Household)
-                .or_default()
-                .insert("devices");
-        }
         // A partner's answer may have arrived (or been written here) that one of this
         // person's sealed answers waits for: publish its key in this same commit.
         let answers_moved = [DocKind::Household, self.private.doc_kind]

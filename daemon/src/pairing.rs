@@ -604,6 +604,7 @@ pub async fn join(
         .open_bi()
         .await
         .map_err(|e| internal(&e.to_string()))?;
+    let display_name_for_roster = display_name.clone();
     let info = JoinerInfo {
         device_key: pairing.local_key,
         display_name,
@@ -652,12 +653,23 @@ pub async fn join(
     if options.same_person {
         let device_file =
             crate::daemon::device_file(&pairing.data_dir, inviter.person_id, &my_device)?;
+        let own = Device {
+            id: my_device.clone(),
+            person: inviter.person_id,
+            name: display_name_for_roster,
+            public_key: data_encoding::HEXLOWER.encode(&pairing.local_key),
+            age_recipient: Some(pairing.identity.to_public().to_string()),
+            added_by: Some(inviter_device.to_string()),
+            added_at: now_millis(),
+            revoked_at: None,
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
         pairing
             .actor
             .send(ActorMsg::BecomePerson {
                 person: inviter.person_id,
                 roster: received,
+                own: Box::new(own),
                 device_file,
                 reply,
             })

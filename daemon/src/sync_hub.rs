@@ -139,6 +139,10 @@ struct Link {
     /// The farewell began in this batch: the batch's own changes (the pause or the
     /// leaving that began it) still go out on this session, nothing written later does.
     farewell_fresh: bool,
+    /// The household's heads when the farewell began, moved on only by what the peer
+    /// itself sends. Once the household holds anything else, the session is closed
+    /// before it could answer with it.
+    farewell_heads: Vec<automerge::ChangeHash>,
     /// A close was sent; the connection is going away.
     closing: bool,
     /// Saved sync states of documents this session does not share (while held), kept so
@@ -262,6 +266,7 @@ impl SyncHub {
                 held,
                 farewell: None,
                 farewell_fresh: false,
+                farewell_heads: Vec::new(),
                 closing: false,
                 dormant,
             },
@@ -272,12 +277,22 @@ impl SyncHub {
     /// Feeds one message from a peer.
     pub fn message(&mut self, docs: &mut Docs, conn: ConnId, message: Message) {
         let now = self.now();
+        if self.farewell_outgrown(docs, conn) {
+            return;
+        }
         let Some(link) = self.links.get_mut(&conn) else {
             return;
         };
+        if link.closing {
+            return;
+        }
         let result = link
             .session
             .handle_message(now, message, &mut DocsAccess(docs));
+        if link.farewell.is_some() {
+            // Whatever changed came from this peer, which has it already.
+            link.farewell_heads = docs.household.heads();
+        }
         self.drain(docs, conn);
         if let Err(e) = result {
             tracing::info!(error = %e, "a sync session ended with an error");
@@ -309,6 +324,9 @@ impl SyncHub {
         let doc_id = DocId::new(doc);
         let conns: Vec<ConnId> = self.links.keys().copied().collect();
         for conn in conns {
+            if self.farewell_outgrown(docs, conn) {
+                continue;
+            }
             if let Some(link) = self.links.get_mut(&conn) {
                 // A session on its way out gets nothing written after its farewell began.
                 if link.closing || (link.farewell.is_some() && !link.farewell_fresh) {
@@ -349,7 +367,13 @@ impl SyncHub {
             .map(|(c, _)| *c)
             .collect();
         for conn in due {
+            if self.farewell_outgrown(docs, conn) {
+                continue;
+            }
             if let Some(link) = self.links.get_mut(&conn) {
+                if link.closing {
+                    continue;
+                }
                 if let Err(e) = link.session.handle_timeout(now, &mut DocsAccess(docs)) {
                     tracing::info!(error = %e, "a sync session timed out");
                     self.held.push((conn, Outbound::Close(e.code().as_u32())));
@@ -447,6 +471,7 @@ impl SyncHub {
                     if let Some(link) = self.links.get_mut(&conn) {
                         link.farewell = Some((Instant::now() + FAREWELL, code));
                         link.farewell_fresh = true;
+                        link.farewell_heads = docs.household.heads();
                     }
                 }
             } else {
@@ -454,6 +479,27 @@ impl SyncHub {
                 self.close_now(conn, Some(code));
             }
         }
+    }
+
+    /// Closes a session in farewell as soon as the household holds something written
+    /// after the farewell began (here, or relayed from another peer), before the session
+    /// could send it: a farewell carries the pause or the leaving, nothing newer.
+    /// Returns whether the session is closing.
+    fn farewell_outgrown(&mut self, docs: &Docs, conn: ConnId) -> bool {
+        let Some(link) = self.links.get(&conn) else {
+            return false;
+        };
+        if link.closing {
+            return true;
+        }
+        let outgrown = link.farewell.is_some()
+            && !link.farewell_fresh
+            && docs.household.heads() != link.farewell_heads;
+        if outgrown {
+            tracing::debug!(peer = %link.device, "ending a farewell early: the household moved on");
+            self.close_now(conn, None);
+        }
+        outgrown
     }
 
     /// Sends a close to one connection now, after whatever it already has to send.
