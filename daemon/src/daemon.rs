@@ -575,6 +575,7 @@ async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value,
         }
         Call::PairInvite { timeout_secs } => {
             let ready = shared.ready()?;
+            ready.net.pairing().check_household_open().await?;
             let timeout = std::time::Duration::from_secs(
                 timeout_secs.unwrap_or(shared.config.pair_timeout_secs),
             );

@@ -257,6 +257,20 @@ impl Pairing {
         }
     }
 
+    /// Refuses invites once sharing in the household has ended: pairing hands the
+    /// roster and the household secret to the joiner before the inviter learns who it is,
+    /// and after a leaving nobody new may have them.
+    pub async fn check_household_open(&self) -> Result<(), ApiError> {
+        if self.roster().await?.left.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorCode::Invalid,
+            "sharing in this household has ended, so it takes in no new devices",
+            "your copy stays here and `hearth export` writes it out; to start afresh, `hearth init` in a new data directory and `hearth import` the export there",
+        ))
+    }
+
     async fn roster(&self) -> Result<RosterExport, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.actor.send(ActorMsg::Roster { reply }).await?;

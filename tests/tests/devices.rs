@@ -388,6 +388,15 @@ fn leaving_ends_sharing_for_good_and_both_sides_keep_their_copy() {
     assert!(!has(&b, "ada after leaving"));
     assert!(!has(&a, "bo after ada left"));
     assert!(a.call(Call::Pause { for_secs: None }).is_err());
+    // Nobody new is let in on either side: an invite would hand over the roster.
+    for d in [&a, &b] {
+        let invite = d
+            .call(Call::PairInvite {
+                timeout_secs: Some(60),
+            })
+            .unwrap_err();
+        assert!(invite.to_string().contains("has ended"), "{invite}");
+    }
 
     // 4. Export still works on both sides, each with their own copy.
     let records = |d: &TestDaemon| -> Vec<String> {
