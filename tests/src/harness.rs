@@ -22,7 +22,7 @@ use hearthd::paths::Paths;
 use serde_json::Value;
 
 /// How long a test waits for an event before it gives up.
-pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Finds a binary built by this workspace next to the running test or benchmark.
 pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
