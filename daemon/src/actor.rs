@@ -778,6 +778,15 @@ impl Actor {
                 failed.insert(*doc, storage_error(&e));
             }
         }
+        // The transport must trust a newly paired device before anyone hears the write
+        // is done: the pairing driver closes the pairing connection on that answer, and
+        // the new device dials back at once.
+        let household_changed =
+            touched.contains_key(&DocKind::Household) || remote.contains(&DocKind::Household);
+        if household_changed && failed.is_empty() {
+            self.hub.enforce(&self.docs, now);
+            self.refresh_trust();
+        }
         for (reply, result) in pending {
             let answer = result.and_then(|outcome| {
                 match outcome.touched.keys().find_map(|d| failed.get(d)) {
@@ -799,12 +808,6 @@ impl Actor {
                 known_heads: &known,
             };
             let _ = reply.send(handlers::bundle::export(&self.docs, &ctx, all, now));
-        }
-        let household_changed =
-            touched.contains_key(&DocKind::Household) || remote.contains(&DocKind::Household);
-        if household_changed && failed.is_empty() {
-            self.hub.enforce(&self.docs, now);
-            self.refresh_trust();
         }
         for (doc, kinds) in &touched {
             if failed.contains_key(doc) {
