@@ -103,7 +103,9 @@ fn kill_at(moment: Moment, pid: u32, dir: &Path, writers: impl FnOnce() -> Write
                 "the writers stopped before {n} acknowledgments"
             );
             kill(pid);
-            writers.finish()
+            // Not `finish`: a writer told to stop could quit between two writes before
+            // it noticed the kill. Each one runs into the dead daemon instead.
+            writers.join()
         }
         Moment::OnEvent(event, nth) => {
             let watcher = KillOnEvent::arm(dir, pid, event, nth);
@@ -112,7 +114,7 @@ fn kill_at(moment: Moment, pid: u32, dir: &Path, writers: impl FnOnce() -> Write
                 watcher.fired_within(EVENT_TIMEOUT),
                 "{event:?} #{nth} never happened"
             );
-            writers.finish()
+            writers.join()
         }
     }
 }
@@ -258,7 +260,7 @@ fn a_crash_during_sync_loses_nothing_and_converges() {
             "round {round}: {event:?} #{nth} never happened"
         );
         drop(watcher);
-        all.absorb(mine.finish());
+        all.absorb(mine.join());
         all.absorb(theirs.finish());
         victim.restart();
         victim.check_loaded();

@@ -213,6 +213,12 @@ impl Writers {
     /// Stops the writers after their current write and returns what they did.
     pub fn finish(self) -> WriteLog {
         self.stop.store(true, Ordering::SeqCst);
+        self.join()
+    }
+
+    /// Waits for the writers to stop by themselves, as they do once the daemon is
+    /// gone (or after `max` writes), and returns what they did.
+    pub fn join(self) -> WriteLog {
         for t in self.threads {
             t.join().unwrap();
         }
