@@ -276,6 +276,29 @@ impl TestDaemon {
             .ok_or_else(|| anyhow!("no document {doc_prefix}"))
     }
 
+    /// Records a small moment carrying `note`, and returns the created record.
+    pub fn moment(&self, note: &str) -> Result<Value, ClientError> {
+        self.call(Call::MomentAdd(hearthd::api::MomentParams {
+            kind: hearth_core::model::MomentKind::Laugh,
+            started_by: None,
+            note: Some(note.into()),
+            at: hearthd::api::At::default(),
+        }))
+    }
+
+    /// Every note this device's timeline shows, sorted.
+    pub fn notes(&self) -> anyhow::Result<Vec<String>> {
+        let log = self.call(Call::Log(hearthd::api::LogParams::default()))?;
+        let mut notes: Vec<String> = log
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["record"]["note"].as_str().map(String::from))
+            .collect();
+        notes.sort();
+        Ok(notes)
+    }
+
     /// The QUIC address this daemon listens on.
     pub fn addr(&self) -> anyhow::Result<String> {
         self.status()?
@@ -352,6 +375,16 @@ impl Drop for TestDaemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Two fresh daemons, Ada and Bo, paired through the real flow.
+pub fn two_paired() -> anyhow::Result<(TestDaemon, TestDaemon)> {
+    let a = TestDaemon::start()?;
+    let b = TestDaemon::start()?;
+    a.init("Ada")?;
+    b.init("Bo")?;
+    pair(&a, &b)?;
+    Ok((a, b))
 }
 
 /// Pairs `joiner` into `inviter`'s household through the real pairing flow.

@@ -13,35 +13,20 @@ use std::time::{Duration, Instant};
 
 use hearth_core::doc::{DocKind, Docs};
 use hearth_core::envelope::bundle::{self, Bundle};
-use hearth_core::model::MomentKind;
 use hearth_core::secrets::DeviceSecrets;
 use hearth_tests::generate::{Generator, Household, Options, Who, DEFAULT_START_MS};
-use hearth_tests::harness::{pair, wait_converged, workspace_binary, TestDaemon};
-use hearthd::api::{At, Call, Event, LogParams, MomentParams};
+use hearth_tests::harness::{wait_converged, workspace_binary, TestDaemon};
+use hearthd::api::{Call, Event};
 use hearthd::client::{ClientError, Subscription};
 use ring::signature::Ed25519KeyPair;
 use serde_json::Value;
 
 fn moment(d: &TestDaemon, note: &str) {
-    d.call(Call::MomentAdd(MomentParams {
-        kind: MomentKind::Talk,
-        started_by: None,
-        note: Some(note.into()),
-        at: At::default(),
-    }))
-    .unwrap();
+    d.moment(note).unwrap();
 }
 
 fn notes(d: &TestDaemon) -> Vec<String> {
-    let log = d.call(Call::Log(LogParams::default())).unwrap();
-    let mut notes: Vec<String> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["record"]["note"].as_str().map(String::from))
-        .collect();
-    notes.sort();
-    notes
+    d.notes().unwrap()
 }
 
 fn export(d: &TestDaemon, all: bool) -> (Vec<u8>, Value) {
@@ -127,12 +112,7 @@ fn hearth(d: &TestDaemon, args: &[&str]) -> String {
 }
 
 fn two_paired() -> (TestDaemon, TestDaemon) {
-    let a = TestDaemon::start().unwrap();
-    let b = TestDaemon::start().unwrap();
-    a.init("Ada").unwrap();
-    b.init("Bo").unwrap();
-    pair(&a, &b).unwrap();
-    (a, b)
+    hearth_tests::harness::two_paired().unwrap()
 }
 
 #[test]

@@ -8,20 +8,14 @@
 
 use std::time::Instant;
 
-use hearth_core::model::{MomentKind, Visibility};
+use hearth_core::model::Visibility;
 use hearth_tests::harness::{pair, pair_same_person, wait_converged, TestDaemon, EVENT_TIMEOUT};
-use hearthd::api::{At, Call, CheckinParams, DeviceSummary, LogParams, MomentParams};
+use hearthd::api::{Call, CheckinParams, DeviceSummary};
 use hearthd::client::ClientError;
 use serde_json::Value;
 
 fn moment(d: &TestDaemon, note: &str) {
-    d.call(Call::MomentAdd(MomentParams {
-        kind: MomentKind::Laugh,
-        started_by: None,
-        note: Some(note.into()),
-        at: At::default(),
-    }))
-    .unwrap();
+    d.moment(note).unwrap();
 }
 
 fn private_checkin(d: &TestDaemon, note: &str) {
@@ -35,15 +29,7 @@ fn private_checkin(d: &TestDaemon, note: &str) {
 }
 
 fn notes(d: &TestDaemon) -> Vec<String> {
-    let log = d.call(Call::Log(LogParams::default())).unwrap();
-    let mut notes: Vec<String> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["record"]["note"].as_str().map(String::from))
-        .collect();
-    notes.sort();
-    notes
+    d.notes().unwrap()
 }
 
 fn has(d: &TestDaemon, note: &str) -> bool {

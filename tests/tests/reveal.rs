@@ -22,11 +22,7 @@ const DAY1: i64 = 1_773_172_800_000;
 const DAY2: i64 = DAY1 + 86_400_000;
 
 fn two_paired() -> (TestDaemon, TestDaemon) {
-    let a = TestDaemon::start().unwrap();
-    let b = TestDaemon::start().unwrap();
-    a.init("Ada").unwrap();
-    b.init("Bo").unwrap();
-    pair(&a, &b).unwrap();
+    let (a, b) = hearth_tests::harness::two_paired().unwrap();
     wait_converged(&[&a, &b], "household").unwrap();
     (a, b)
 }

@@ -1,41 +1,21 @@
 //! Pairing and sync between real daemons over QUIC on loopback.
 #![allow(clippy::unwrap_used)]
 
-use hearth_core::model::MomentKind;
 use hearth_tests::harness::{pair, wait_converged, wait_for_event, TestDaemon};
-use hearthd::api::{At, Call, CheckinParams, ErrorCode, Event, LogParams, MomentParams};
+use hearthd::api::{Call, CheckinParams, ErrorCode, Event};
 use hearthd::client::ClientError;
 use serde_json::Value;
 
 fn moment(d: &TestDaemon, note: &str) -> Value {
-    d.call(Call::MomentAdd(MomentParams {
-        kind: MomentKind::Laugh,
-        started_by: None,
-        note: Some(note.into()),
-        at: At::default(),
-    }))
-    .unwrap()
+    d.moment(note).unwrap()
 }
 
 fn notes(d: &TestDaemon) -> Vec<String> {
-    let log = d.call(Call::Log(LogParams::default())).unwrap();
-    let mut notes: Vec<String> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["record"]["note"].as_str().map(String::from))
-        .collect();
-    notes.sort();
-    notes
+    d.notes().unwrap()
 }
 
 fn two_paired() -> (TestDaemon, TestDaemon) {
-    let a = TestDaemon::start().unwrap();
-    let b = TestDaemon::start().unwrap();
-    a.init("Ada").unwrap();
-    b.init("Bo").unwrap();
-    pair(&a, &b).unwrap();
-    (a, b)
+    hearth_tests::harness::two_paired().unwrap()
 }
 
 #[test]
