@@ -271,7 +271,7 @@ impl SyncHub {
                 dormant,
             },
         );
-        self.drain(docs, conn);
+        self.drain(conn);
     }
 
     /// Feeds one message from a peer.
@@ -293,7 +293,7 @@ impl SyncHub {
             // Whatever changed came from this peer, which has it already.
             link.farewell_heads = docs.household.heads();
         }
-        self.drain(docs, conn);
+        self.drain(conn);
         if let Err(e) = result {
             tracing::info!(error = %e, "a sync session ended with an error");
             self.held.push((conn, Outbound::Close(e.code().as_u32())));
@@ -339,7 +339,7 @@ impl SyncHub {
                     self.held.push((conn, Outbound::Close(e.code().as_u32())));
                 }
             }
-            self.drain(docs, conn);
+            self.drain(conn);
         }
     }
 
@@ -379,7 +379,7 @@ impl SyncHub {
                     self.held.push((conn, Outbound::Close(e.code().as_u32())));
                 }
             }
-            self.drain(docs, conn);
+            self.drain(conn);
         }
     }
 
@@ -522,8 +522,7 @@ impl SyncHub {
         }
     }
 
-    fn drain(&mut self, docs: &mut Docs, conn: ConnId) {
-        let _ = docs;
+    fn drain(&mut self, conn: ConnId) {
         let Some(link) = self.links.get_mut(&conn) else {
             return;
         };
