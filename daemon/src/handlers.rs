@@ -773,11 +773,7 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
     merge!(
         checkins,
         Collection::CheckIns,
-        |d: &Docs, r: &CheckIn| d
-            .checkins()
-            .into_iter()
-            .find(|c| c.id == r.id)
-            .or_else(|| sealed_here(d, r)),
+        |d: &Docs, r: &CheckIn| stored(d, &r.id.to_string()).or_else(|| sealed_here(d, r)),
         |d: &mut Docs, r: &CheckIn| {
             if r.visibility == Visibility::Private && r.author != d.me {
                 // Another person's private entry cannot be in this device's export.
@@ -796,11 +792,7 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
     merge!(
         reflections,
         Collection::Reflections,
-        |d: &Docs, r: &Reflection| d
-            .reflections()
-            .into_iter()
-            .find(|c| c.id == r.id)
-            .or_else(|| sealed_here(d, r)),
+        |d: &Docs, r: &Reflection| stored(d, &r.id.to_string()).or_else(|| sealed_here(d, r)),
         |d: &mut Docs, r: &Reflection| {
             if r.visibility == Visibility::Private && r.author != d.me {
                 return Err(DocError::from(ValidationError::Invalid {
@@ -898,6 +890,16 @@ fn household<T>(_: &Docs, _: &T) -> DocKind {
 
 /// An answer that is here sealed, unreadable to this device, counts as already here:
 /// an import must never overwrite it with text from a file.
+/// One record by its key, from whichever of the two documents holds it. A keyed read,
+/// so checking a whole import file for conflicts stays linear.
+fn stored<R: hearth_core::doc::Record>(docs: &Docs, key: &str) -> Option<R> {
+    docs.household
+        .get::<R>(key)
+        .ok()
+        .flatten()
+        .or_else(|| docs.private.get::<R>(key).ok().flatten())
+}
+
 fn sealed_here<R: Sealable + Clone>(docs: &Docs, record: &R) -> Option<R> {
     docs.household
         .contains(R::COLLECTION, &record.key())
