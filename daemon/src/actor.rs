@@ -27,7 +27,7 @@ use crate::api::{ApiError, Call, DocStatus, ErrorCode, Event, PeerStatus, Person
 use crate::handlers::{self, Outcome};
 use crate::pairing::RosterExport;
 use crate::storage::{DocStore, StoreError};
-use crate::sync_hub::{ConnId, Outbound, PeerProgress, SyncHub};
+use crate::sync_hub::{ConnId, Outbound, PeerProgress, SendQueue, SyncHub};
 use crate::transport::TrustSet;
 
 /// The most calls folded into one group commit.
@@ -61,6 +61,13 @@ pub enum ActorMsg {
         role: Role,
         /// Where the session's messages go.
         out: mpsc::UnboundedSender<Outbound>,
+        /// How full that queue is.
+        queue: Arc<SendQueue>,
+    },
+    /// A connection's writer drained its queue after the session found it full.
+    SendRoom {
+        /// The connection.
+        conn: ConnId,
     },
     /// A sync message arrived from a peer.
     PeerMessage {
@@ -698,7 +705,11 @@ impl Actor {
                     device,
                     role,
                     out,
-                } => self.hub.connected(&mut self.docs, conn, device, role, out),
+                    queue,
+                } => self
+                    .hub
+                    .connected(&mut self.docs, conn, device, role, out, queue),
+                ActorMsg::SendRoom { conn } => self.hub.send_room(&mut self.docs, conn),
                 ActorMsg::PeerMessage { conn, message } => {
                     self.hub.message(&mut self.docs, conn, message)
                 }

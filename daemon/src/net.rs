@@ -8,7 +8,7 @@
 //!
 //! **One connection per device.** A new connection from a device replaces the old one at
 //! once, because a peer that dials again has restarted or lost its link, and waiting
-//! for the old one to time out would stall sync for half a minute. The one exception is
+//! for the old one to time out would stall sync for seconds. The one exception is
 //! two devices dialling each other at the same moment: then the connection dialled by the
 //! smaller device id wins on both sides, so they do not replace each other in a loop.
 
@@ -20,14 +20,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_core::identity::DeviceId;
-use hearth_core::sync::{encode_frame, FrameDecoder, Role};
+use hearth_core::sync::{FrameDecoder, Role};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 
 use crate::actor::{ActorHandle, ActorMsg};
 use crate::storage;
-use crate::sync_hub::{ConnId, Outbound};
+use crate::sync_hub::{ConnId, Outbound, SendQueue};
 use crate::transport::{self, Alpn, CloseReason, Transport};
 
 /// A connection this recent that we dialled is kept when the same peer dials us, if our
@@ -41,6 +41,16 @@ const MAX_OFFERS: usize = 64;
 /// Reconnect backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// The backoff cap for an address whose device was connected within
+/// [`RECENTLY_LOST`]: after a network outage both sides must find each other again
+/// within seconds of it ending, while a device that has been away for long (a closed
+/// laptop) is not dialled more than once a minute.
+const BACKOFF_MAX_RECENT: Duration = Duration::from_secs(3);
+const RECENTLY_LOST: Duration = Duration::from_secs(10 * 60);
+/// How long a writer may wait for the peer to take any of a waiting frame before the
+/// link is closed and redialled. QUIC's idle timeout catches a silent peer; this
+/// catches one whose QUIC stack answers but whose sync side stopped reading.
+pub const WRITE_STALL: Duration = Duration::from_secs(20);
 const BOOK_FILE: &str = "peers.json";
 
 /// Addresses this device knows, saved across restarts. Not secret, but kept 0600.
@@ -104,6 +114,8 @@ pub struct Net {
     wake: Notify,
     pairing: Arc<crate::pairing::Pairing>,
     offers: Mutex<HashMap<String, Offer>>,
+    /// When each address last lost a live connection, for the fast redial backoff.
+    lost: Mutex<HashMap<String, Instant>>,
 }
 
 impl Net {
@@ -134,6 +146,7 @@ impl Net {
             wake: Notify::new(),
             pairing,
             offers: Mutex::new(HashMap::new()),
+            lost: Mutex::new(HashMap::new()),
         });
         tokio::spawn(net.clone().accept_loop());
         tokio::spawn(net.clone().dial_loop());
@@ -414,6 +427,15 @@ impl Net {
     }
 
     fn bump_backoff(&self, key: &str) {
+        let recent = self
+            .lost
+            .lock()
+            .is_ok_and(|lost| lost.get(key).is_some_and(|at| at.elapsed() < RECENTLY_LOST));
+        let cap = if recent {
+            BACKOFF_MAX_RECENT
+        } else {
+            BACKOFF_MAX
+        };
         if let Ok(mut map) = self.backoff.lock() {
             let entry = map.entry(key.to_string()).or_insert(Backoff {
                 wait: BACKOFF_MIN,
@@ -421,7 +443,7 @@ impl Net {
             });
             let jitter = rand::thread_rng().gen_range(0.5..1.5);
             entry.next = Instant::now() + entry.wait.mul_f64(jitter);
-            entry.wait = (entry.wait * 2).min(BACKOFF_MAX);
+            entry.wait = (entry.wait * 2).min(cap);
         }
     }
 
@@ -486,6 +508,11 @@ impl Net {
                 live.remove(&device.to_string());
             }
         }
+        if let Some(addr) = self.book().last_addr.get(&device.to_string()) {
+            if let Ok(mut lost) = self.lost.lock() {
+                lost.insert(addr.clone(), Instant::now());
+            }
+        }
         // A lost connection is worth redialling promptly.
         self.wake.notify_one();
     }
@@ -506,7 +533,7 @@ impl Net {
         } else {
             connection.accept_bi().await
         };
-        let (mut send, mut recv) = match streams {
+        let (send, mut recv) = match streams {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(peer = %device, error = %e, "the sync stream could not be opened");
@@ -514,7 +541,8 @@ impl Net {
                 return;
             }
         };
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let queue = Arc::new(SendQueue::default());
         if self
             .actor
             .send(ActorMsg::PeerConnected {
@@ -522,85 +550,130 @@ impl Net {
                 device,
                 role,
                 out: out_tx,
+                queue: queue.clone(),
             })
             .await
             .is_err()
         {
             return;
         }
+        // Reading and writing run apart, so that a write waiting for the peer's flow
+        // control credit never stops this side from reading: two peers that both have
+        // more to send than a stream window would otherwise wait on each other forever.
+        let writer = tokio::spawn(self.clone().write_link(
+            connection.clone(),
+            send,
+            out_rx,
+            queue,
+            conn,
+            device,
+        ));
+        self.read_link(&connection, &mut recv, conn, device, dialled)
+            .await;
+        writer.abort();
+        let _ = self.actor.send(ActorMsg::PeerClosed { conn }).await;
+        self.unregister(&device, conn);
+    }
+
+    /// Reads frames until the connection ends, handing each message to the owner.
+    async fn read_link(
+        &self,
+        connection: &quinn::Connection,
+        recv: &mut quinn::RecvStream,
+        conn: ConnId,
+        device: DeviceId,
+        dialled: bool,
+    ) {
         let mut decoder = FrameDecoder::new();
         let mut buf = vec![0u8; 64 * 1024];
         // A dialled connection counts as established once the peer's first frame
         // arrives (see the transport docs); only then is its address's backoff reset.
         let mut answered = !dialled;
         loop {
-            tokio::select! {
-                read = recv.read(&mut buf) => match read {
-                    Ok(Some(n)) => {
-                        if !answered {
-                            answered = true;
-                            if let Ok(mut b) = self.backoff.lock() {
-                                b.remove(&connection.remote_address().to_string());
+            let n = match recv.read(&mut buf).await {
+                Ok(Some(n)) => n,
+                Ok(None) | Err(_) => return,
+            };
+            if !answered {
+                answered = true;
+                if let Ok(mut b) = self.backoff.lock() {
+                    b.remove(&connection.remote_address().to_string());
+                }
+            }
+            self.count(&device, |t| t.bytes_received += n as u64);
+            let bad = match decoder.push(&buf[..n]) {
+                Err(e) => Some(e),
+                Ok(()) => loop {
+                    match decoder.next_message() {
+                        Ok(Some(message)) => {
+                            self.count(&device, |t| t.frames_received += 1);
+                            let sent = self
+                                .actor
+                                .send(ActorMsg::PeerMessage { conn, message })
+                                .await;
+                            if sent.is_err() {
+                                return;
                             }
                         }
-                        self.count(&device, |t| t.bytes_received += n as u64);
-                        if let Err(e) = decoder.push(&buf[..n]) {
-                            tracing::info!(peer = %device, error = %e, "closing a connection that sent a bad frame");
-                            connection.close(e.code().as_u32().into(), b"bad frame");
-                            break;
-                        }
-                        let mut failed = None;
-                        loop {
-                            match decoder.next_message() {
-                                Ok(Some(message)) => {
-                                    self.count(&device, |t| t.frames_received += 1);
-                                    if self.actor.send(ActorMsg::PeerMessage { conn, message }).await.is_err() {
-                                        failed = Some(0);
-                                        break;
-                                    }
-                                }
-                                Ok(None) => break,
-                                Err(e) => {
-                                    tracing::info!(peer = %device, error = %e, "closing a connection that sent a bad frame");
-                                    failed = Some(e.code().as_u32());
-                                    break;
-                                }
-                            }
-                        }
-                        if let Some(code) = failed {
-                            connection.close(code.into(), b"bad frame");
-                            break;
-                        }
+                        Ok(None) => break None,
+                        Err(e) => break Some(e),
                     }
-                    Ok(None) | Err(_) => break,
                 },
-                out = out_rx.recv() => match out {
-                    Some(Outbound::Send(message)) => {
-                        let frame = match encode_frame(&message) {
-                            Ok(f) => f,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "could not encode a sync message");
-                                continue;
-                            }
-                        };
-                        if send.write_all(&frame).await.is_err() {
-                            break;
-                        }
-                        self.count(&device, |t| {
-                            t.bytes_sent += frame.len() as u64;
-                            t.frames_sent += 1;
-                        });
-                    }
-                    Some(Outbound::Close(code)) => {
-                        connection.close(code.into(), b"closed");
-                        break;
-                    }
-                    None => break,
-                },
+            };
+            if let Some(e) = bad {
+                tracing::info!(peer = %device, error = %e, "closing a connection that sent a bad frame");
+                connection.close(e.code().as_u32().into(), b"bad frame");
+                return;
             }
         }
-        let _ = self.actor.send(ActorMsg::PeerClosed { conn }).await;
-        self.unregister(&device, conn);
+    }
+
+    /// Writes what the owner queues for one connection until the owner or the
+    /// connection ends it. A peer that takes none of the waiting bytes for
+    /// [`WRITE_STALL`] is given up on: the connection is closed and redialled.
+    async fn write_link(
+        self: Arc<Self>,
+        connection: quinn::Connection,
+        mut send: quinn::SendStream,
+        mut out_rx: mpsc::UnboundedReceiver<Outbound>,
+        queue: Arc<SendQueue>,
+        conn: ConnId,
+        device: DeviceId,
+    ) {
+        while let Some(out) = out_rx.recv().await {
+            let frame = match out {
+                Outbound::Frame(frame) => frame,
+                Outbound::Close(code) => {
+                    connection.close(code.into(), b"closed");
+                    return;
+                }
+            };
+            let mut written = 0;
+            while written < frame.len() {
+                match tokio::time::timeout(WRITE_STALL, send.write(&frame[written..])).await {
+                    Ok(Ok(n)) => written += n,
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        tracing::info!(
+                            peer = %device,
+                            stalled_secs = WRITE_STALL.as_secs(),
+                            "closing a link whose peer stopped reading while sync data waited; it will be redialled"
+                        );
+                        transport::close(&connection, CloseReason::Stalled);
+                        return;
+                    }
+                }
+            }
+            self.count(&device, |t| {
+                t.bytes_sent += frame.len() as u64;
+                t.frames_sent += 1;
+            });
+            if queue.sent(frame.len())
+                && self.actor.send(ActorMsg::SendRoom { conn }).await.is_err()
+            {
+                return;
+            }
+        }
     }
 
     /// Closes every connection, for shutdown.

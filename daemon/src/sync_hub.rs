@@ -21,6 +21,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use automerge::Automerge;
@@ -28,7 +30,7 @@ use hearth_core::doc::Docs;
 use hearth_core::identity::DeviceId;
 use hearth_core::model::{Device, Millis, PersonId};
 use hearth_core::sync::{
-    DocAccess, DocId, Message, Role, Session, SessionConfig, SessionEvent, SyncLimits,
+    encode_frame, DocAccess, DocId, Message, Role, Session, SessionConfig, SessionEvent, SyncLimits,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -39,13 +41,69 @@ use crate::storage;
 /// Identifies one network connection for its lifetime.
 pub type ConnId = u64;
 
-/// What the owner tells a connection's task to do.
+/// What the owner tells a connection's writer to do.
 #[derive(Debug)]
 pub enum Outbound {
-    /// Send this message.
-    Send(Message),
+    /// Write this encoded frame.
+    Frame(Vec<u8>),
     /// Close the connection with this application error code.
     Close(u32),
+}
+
+/// Frames queued for one connection and not yet taken by QUIC, past which its session
+/// generates no new sync message (see [`Session::handle_send_room`]).
+pub const QUEUE_SOFT_FRAMES: usize = 64;
+/// Bytes queued for one connection past which its session generates no new sync
+/// message. One message per document may still be added beyond it, so the queue holds
+/// at most this plus one frame ([`hearth_core::sync::MAX_FRAME`]) per shared document.
+pub const QUEUE_SOFT_BYTES: usize = 1024 * 1024;
+/// Frames queued past which the connection is closed: only a peer that keeps sending
+/// while it reads nothing gets here, since sync messages stop at the soft bound.
+pub const QUEUE_HARD_FRAMES: usize = 1024;
+
+/// The outbound queue of one connection, filled by the owner and drained by the
+/// connection's writer task. Only its size is shared; the frames travel on a channel.
+#[derive(Debug, Default)]
+pub struct SendQueue {
+    frames: AtomicUsize,
+    bytes: AtomicUsize,
+    /// The owner found the queue full and waits to hear that it drained.
+    wants_room: AtomicBool,
+}
+
+impl SendQueue {
+    fn push(&self, len: usize) -> usize {
+        self.bytes.fetch_add(len, Ordering::AcqRel);
+        self.frames.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The writer handed one frame of `len` bytes to QUIC. Returns whether the owner
+    /// is waiting for room and the queue is now empty: then the writer tells it so.
+    pub fn sent(&self, len: usize) -> bool {
+        self.bytes.fetch_sub(len, Ordering::AcqRel);
+        let left = self.frames.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+        left == 0 && self.wants_room.swap(false, Ordering::AcqRel)
+    }
+
+    fn below_soft_bound(&self) -> bool {
+        self.frames.load(Ordering::Acquire) < QUEUE_SOFT_FRAMES
+            && self.bytes.load(Ordering::Acquire) < QUEUE_SOFT_BYTES
+    }
+
+    /// Whether the owner may generate more sync messages. When not, the writer is
+    /// asked to report once the queue drains; the second look closes the race with a
+    /// writer that drained it in between.
+    fn has_room(&self) -> bool {
+        if self.below_soft_bound() {
+            return true;
+        }
+        self.wants_room.store(true, Ordering::Release);
+        if self.below_soft_bound() {
+            self.wants_room.store(false, Ordering::Release);
+            return true;
+        }
+        false
+    }
 }
 
 /// Sync progress with one peer device, for `status`.
@@ -129,6 +187,9 @@ struct Link {
     device: DeviceId,
     session: Session,
     out: mpsc::UnboundedSender<Outbound>,
+    /// How full the writer's queue is; the channel `out` itself is unbounded, and this
+    /// is what bounds it.
+    queue: Arc<SendQueue>,
     ready: bool,
     last_saved: Option<Instant>,
     /// The session shares no document because this person's pause holds.
@@ -225,6 +286,7 @@ impl SyncHub {
         device: DeviceId,
         role: Role,
         out: mpsc::UnboundedSender<Outbound>,
+        queue: Arc<SendQueue>,
     ) {
         let roster = docs.devices();
         let Some(entry) = roster.iter().find(|d| d.id == device.to_string()) else {
@@ -261,6 +323,7 @@ impl SyncHub {
                 device,
                 session,
                 out,
+                queue,
                 ready: false,
                 last_saved: None,
                 held,
@@ -286,6 +349,7 @@ impl SyncHub {
         if link.closing {
             return;
         }
+        refresh_room(link, now, docs);
         let result = link
             .session
             .handle_message(now, message, &mut DocsAccess(docs));
@@ -332,6 +396,7 @@ impl SyncHub {
                 if link.closing || (link.farewell.is_some() && !link.farewell_fresh) {
                     continue;
                 }
+                refresh_room(link, now, docs);
                 if let Err(e) =
                     link.session
                         .handle_local_change(now, &doc_id, &mut DocsAccess(docs))
@@ -341,6 +406,23 @@ impl SyncHub {
             }
             self.drain(conn);
         }
+    }
+
+    /// A connection's writer drained its queue: the session may send again, and
+    /// whatever waited for room goes out as one message per document.
+    pub fn send_room(&mut self, docs: &mut Docs, conn: ConnId) {
+        let now = self.now();
+        if self.farewell_outgrown(docs, conn) {
+            return;
+        }
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        if link.closing {
+            return;
+        }
+        refresh_room(link, now, docs);
+        self.drain(conn);
     }
 
     /// Fires due timers: sessions', farewells that ran out, and the end of a pause.
@@ -374,6 +456,7 @@ impl SyncHub {
                 if link.closing {
                     continue;
                 }
+                refresh_room(link, now, docs);
                 if let Err(e) = link.session.handle_timeout(now, &mut DocsAccess(docs)) {
                     tracing::info!(error = %e, "a sync session timed out");
                     self.held.push((conn, Outbound::Close(e.code().as_u32())));
@@ -526,8 +609,31 @@ impl SyncHub {
         let Some(link) = self.links.get_mut(&conn) else {
             return;
         };
+        let mut overflow = false;
         while let Some(message) = link.session.poll_transmit() {
-            self.held.push((conn, Outbound::Send(message)));
+            let frame = match encode_frame(&message) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not encode a sync message");
+                    continue;
+                }
+            };
+            if link.queue.push(frame.len()) > QUEUE_HARD_FRAMES {
+                overflow = true;
+                break;
+            }
+            self.held.push((conn, Outbound::Frame(frame)));
+        }
+        if overflow {
+            tracing::info!(peer = %link.device, "closing a link: the peer keeps sending but reads nothing");
+            link.closing = true;
+            self.held.push((
+                conn,
+                Outbound::Close(
+                    hearth_core::sync::ApplicationErrorCode::ProtocolViolation.as_u32(),
+                ),
+            ));
+            return;
         }
         let mut save = false;
         let mut farewell_done = None;
@@ -673,6 +779,14 @@ impl SyncHub {
             tracing::warn!(peer = %link.device, error = %e, "could not save a sync state");
         }
     }
+}
+
+/// Tells `link`'s session whether its writer has room, before any input that could
+/// make it send.
+fn refresh_room(link: &mut Link, now: Duration, docs: &mut Docs) {
+    let has_room = link.queue.has_room();
+    link.session
+        .handle_send_room(now, has_room, &mut DocsAccess(docs));
 }
 
 fn revoked_code() -> u32 {

@@ -20,7 +20,9 @@
 //!
 //! 1. Feed one input: [`Session::handle_message`] for each decoded frame,
 //!    [`Session::handle_local_change`] after each local commit, or
-//!    [`Session::handle_timeout`] when the armed timer fires.
+//!    [`Session::handle_timeout`] when the armed timer fires, or
+//!    [`Session::handle_send_room`] when the driver's outbound queue to the peer fills
+//!    up or drains (a full queue holds sync messages back and coalesces them).
 //! 2. Drain [`Session::poll_transmit`] until `None`, writing each message with
 //!    [`encode_frame`], then drain [`Session::poll_event`] until `None`.
 //! 3. Arm a timer for [`Session::poll_timeout`] (replacing any earlier one).

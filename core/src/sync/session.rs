@@ -235,6 +235,9 @@ struct DocSync {
     reconcile: Reconcile,
     last_push: Option<Duration>,
     flush_at: Option<Duration>,
+    /// A message for this document was due while the driver had no room to send; it
+    /// is generated, with everything new since, once room comes back.
+    waits_for_room: bool,
 }
 
 impl DocSync {
@@ -244,6 +247,7 @@ impl DocSync {
             reconcile: Reconcile::Idle,
             last_push: None,
             flush_at: None,
+            waits_for_room: false,
         }
     }
 
@@ -285,6 +289,9 @@ pub struct Session {
     docs: BTreeMap<DocId, DocSync>,
     transmit: VecDeque<Message>,
     events: VecDeque<SessionEvent>,
+    /// The driver's outbound queue to this peer is full (see
+    /// [`Session::handle_send_room`]): no sync message is generated until it drains.
+    send_blocked: bool,
 }
 
 impl Session {
@@ -318,6 +325,7 @@ impl Session {
             docs,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            send_blocked: false,
         };
         if role == Role::Initiator {
             session.transmit.push_back(Message::Join {
@@ -385,6 +393,40 @@ impl Session {
             _ => self.push_now(now, doc, docs),
         }
         Ok(())
+    }
+
+    /// Tells the session whether the driver has room to send to this peer.
+    ///
+    /// While it has none, the session generates no sync message: local changes and
+    /// replies to the peer only mark their document as waiting. When room comes back,
+    /// each waiting document gets one message that carries everything new since, so a
+    /// slow or stalled peer costs one message per document, not one per commit.
+    /// Handshake, `doc-unavailable` and `error` messages are never held back.
+    pub fn handle_send_room<D: DocAccess + ?Sized>(
+        &mut self,
+        now: Duration,
+        has_room: bool,
+        docs: &mut D,
+    ) {
+        let unblocked = self.send_blocked && has_room;
+        self.send_blocked = !has_room;
+        if !unblocked || self.phase != Phase::Ready {
+            return;
+        }
+        let waiting: Vec<DocId> = self
+            .docs
+            .iter()
+            .filter(|(_, d)| d.waits_for_room)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for doc in waiting {
+            self.push_now(now, &doc, docs);
+        }
+    }
+
+    /// Whether the session is holding messages back for lack of room to send.
+    pub fn is_send_blocked(&self) -> bool {
+        self.send_blocked
     }
 
     /// Handles the timer armed from [`Self::poll_timeout`]: flushes debounced pushes,
@@ -616,6 +658,11 @@ impl Session {
             .entry(doc.clone())
             .or_insert_with(|| DocSync::new(am_sync::State::new()));
         entry.flush_at = None;
+        if self.send_blocked {
+            entry.waits_for_room = true;
+            return;
+        }
+        entry.waits_for_room = false;
         entry.last_push = Some(now);
         if entry.reconcile == Reconcile::Parked {
             return;
@@ -724,7 +771,14 @@ impl Session {
             }
             Reconcile::Parked => {}
         }
-        let reply = automerge.generate_sync_message(&mut entry.state);
+        // Without room to send, the reply waits and folds into the next message.
+        let reply = if self.send_blocked {
+            entry.waits_for_room = true;
+            None
+        } else {
+            entry.waits_for_room = false;
+            automerge.generate_sync_message(&mut entry.state)
+        };
         let completed = in_sync && matches!(entry.reconcile, Reconcile::Active { .. });
         if completed {
             entry.reconcile = Reconcile::Idle;
@@ -1255,6 +1309,63 @@ mod tests {
         // 3. The timer pushes them together.
         session.handle_timeout(t0 + debounce, &mut docs).unwrap();
         assert_eq!(drain(&mut session).len(), 1);
+    }
+
+    #[test]
+    fn without_room_to_send_commits_and_replies_fold_into_one_message_per_doc() {
+        let household = DocId::household();
+        let mut a_docs = Docs::with(std::slice::from_ref(&household));
+        let mut b_docs = Docs::with(std::slice::from_ref(&household));
+        let mut a = Session::new(
+            config(
+                alice_dev(),
+                bob_dev(),
+                Role::Initiator,
+                std::slice::from_ref(&household),
+            ),
+            Duration::ZERO,
+        );
+        let mut b = Session::new(
+            config(
+                bob_dev(),
+                alice_dev(),
+                Role::Responder,
+                std::slice::from_ref(&household),
+            ),
+            Duration::ZERO,
+        );
+        pump(&mut a, &mut a_docs, &mut b, &mut b_docs);
+        assert!(a.is_ready() && b.is_ready());
+        // 1. The driver's queue to Bo is full: a hundred commits send nothing.
+        let mut now = Duration::from_secs(1);
+        a.handle_send_room(now, false, &mut a_docs);
+        assert!(a.is_send_blocked());
+        for i in 0..100u32 {
+            now += Duration::from_millis(10);
+            edit(&mut a_docs, &household, &format!("k{i}"), "v");
+            a.handle_local_change(now, &household, &mut a_docs).unwrap();
+            a.handle_timeout(now, &mut a_docs).unwrap();
+        }
+        assert!(drain(&mut a).is_empty());
+        // 2. A message from Bo is applied, but the reply waits too.
+        edit(&mut b_docs, &household, "from-bo", "v");
+        b.handle_local_change(now, &household, &mut b_docs).unwrap();
+        for message in drain(&mut b) {
+            a.handle_message(now, message, &mut a_docs).unwrap();
+        }
+        assert!(drain(&mut a).is_empty());
+        // 3. Room comes back: one message carries all of it.
+        a.handle_send_room(now, true, &mut a_docs);
+        let sent = drain(&mut a);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        for message in sent {
+            b.handle_message(now, message, &mut b_docs).unwrap();
+        }
+        pump(&mut a, &mut a_docs, &mut b, &mut b_docs);
+        assert_eq!(
+            a_docs.docs[&household].get_heads(),
+            b_docs.docs[&household].get_heads()
+        );
     }
 
     #[derive(Debug, Clone)]

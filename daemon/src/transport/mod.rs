@@ -71,7 +71,7 @@
 //! # Liveness
 //!
 //! Keep-alives every [`KEEP_ALIVE`] and an idle timeout of [`IDLE_TIMEOUT`] make a dead
-//! peer's connection fail within about half a minute, so a restarted peer's new
+//! peer's connection fail within ten seconds, so a restarted peer's new
 //! connection can replace the stale one. Revoking a key stops *new* handshakes; the
 //! driver must close live connections with that peer itself
 //! ([`close`] with [`CloseReason::Revoked`]).
@@ -107,11 +107,14 @@ pub const ALPN_PAIR: &[u8] = b"hearth-pair/1";
 /// The TLS server name every device dials. It is a placeholder (`.invalid` cannot
 /// resolve) because identity is the pinned key, never a name; it is not sent as SNI.
 pub const SERVER_NAME: &str = "hearth.invalid";
-/// Interval between QUIC keep-alive packets on an otherwise quiet connection.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// Interval between QUIC keep-alive packets on an otherwise quiet connection: a few
+/// bytes every few seconds, on a home network.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
 /// Silence after which a connection is considered dead (QUIC takes the smaller of the
-/// two peers' values). Three missed keep-alives.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// two peers' values): about three missed keep-alives. `status` says `connected` only
+/// while the connection lives, so a peer that stopped answering shows as gone within
+/// this time, and is redialled.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The subject of every device certificate. Deliberately neutral: it must never carry a
 /// person's or device's name, since the certificate is shown to anyone who dials.
@@ -380,15 +383,18 @@ pub enum CloseReason {
     Replaced,
     /// The peer broke the protocol.
     ProtocolViolation,
+    /// The peer took no data for too long while some waited; the link is redialled.
+    Stalled,
 }
 
 impl CloseReason {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Done,
         Self::Shutdown,
         Self::Revoked,
         Self::Replaced,
         Self::ProtocolViolation,
+        Self::Stalled,
     ];
 
     /// The application close code on the wire.
@@ -399,6 +405,7 @@ impl CloseReason {
             Self::Revoked => 2,
             Self::Replaced => 3,
             Self::ProtocolViolation => 4,
+            Self::Stalled => 5,
         })
     }
 
@@ -415,6 +422,7 @@ impl CloseReason {
             Self::Revoked => "this device was removed from the household",
             Self::Replaced => "a newer connection replaced this one",
             Self::ProtocolViolation => "protocol violation",
+            Self::Stalled => "the link stopped moving and will be redialled",
         }
     }
 }
