@@ -12,5 +12,6 @@ pub mod identity;
 pub mod insights;
 pub mod model;
 pub mod pair;
+pub mod roster;
 pub mod secrets;
 pub mod sync;

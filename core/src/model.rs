@@ -429,9 +429,20 @@ pub struct Device {
     pub added_by: Option<String>,
     /// When it was added.
     pub added_at: Millis,
-    /// When it was removed, if it was.
+    /// When it was removed, if it was. Only a verified [`Device::removal`] counts; this
+    /// field is what the verified roster reports (see `roster::verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Millis>,
+    /// Who admitted the device and as whom, signed (`roster::admit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<String>,
+    /// The device's own signature over its key, person, name and recipient
+    /// (`roster::self_sign`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_sig: Option<String>,
+    /// A signed removal by a device of the same person (`roster::remove`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal: Option<String>,
 }
 
 /// A check-in: how one person is doing today.

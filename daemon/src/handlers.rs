@@ -936,6 +936,9 @@ pub fn founding_device(
         added_by: None,
         added_at: now,
         revoked_at: None,
+        admission: None,
+        self_sig: None,
+        removal: None,
     }
 }
 
@@ -1295,6 +1298,9 @@ mod roster_tests {
             added_by: None,
             added_at: 0,
             revoked_at: None,
+            admission: None,
+            self_sig: None,
+            removal: None,
         }
     }
 

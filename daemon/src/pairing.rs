@@ -466,6 +466,9 @@ async fn invite_side(
         added_by: Some(my_device),
         added_at: now,
         revoked_at: None,
+        admission: None,
+        self_sig: None,
+        removal: None,
     };
     pairing
         .add_to_roster(RosterExport {
@@ -676,6 +679,9 @@ pub async fn join(
             added_by: Some(inviter_device.to_string()),
             added_at: now_millis(),
             revoked_at: None,
+            admission: None,
+            self_sig: None,
+            removal: None,
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         pairing

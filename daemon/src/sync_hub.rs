@@ -810,6 +810,9 @@ mod tests {
             added_by: None,
             added_at: 0,
             revoked_at: None,
+            admission: None,
+            self_sig: None,
+            removal: None,
         }
     }
 

@@ -134,6 +134,9 @@ impl Household {
                     added_by,
                     added_at: person.joined_at,
                     revoked_at: None,
+                    admission: None,
+                    self_sig: None,
+                    removal: None,
                 }
             };
         let device_a = device(&mut rng, &people[0], "laptop", None);

@@ -564,6 +564,9 @@ mod tests {
             added_by: None,
             added_at: 0,
             revoked_at: revoked.then_some(5),
+            admission: None,
+            self_sig: None,
+            removal: None,
         }
     }
 

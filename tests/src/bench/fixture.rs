@@ -254,6 +254,9 @@ fn placeholder_device(person: PersonId) -> Device {
         added_by: None,
         added_at: 0,
         revoked_at: None,
+        admission: None,
+        self_sig: None,
+        removal: None,
     }
 }
 
