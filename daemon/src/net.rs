@@ -412,8 +412,11 @@ impl Net {
                     next_due = Some(next_due.map_or(due, |n: Instant| n.min(due)));
                     continue;
                 }
-                // Mark as in flight until the attempt reports back.
-                self.bump_backoff(&key);
+                // Mark as in flight until the attempt reports back, and wake for the
+                // next attempt: one that never answers must not leave this loop
+                // asleep for the longest backoff.
+                let next = self.bump_backoff(&key);
+                next_due = Some(next_due.map_or(next, |n: Instant| n.min(next)));
                 let net = self.clone();
                 tokio::spawn(async move { net.dial(addr).await });
             }
@@ -426,7 +429,8 @@ impl Net {
         }
     }
 
-    fn bump_backoff(&self, key: &str) {
+    /// Pushes the next attempt on `key` back, and returns when it is due.
+    fn bump_backoff(&self, key: &str) -> Instant {
         let recent = self
             .lost
             .lock()
@@ -444,7 +448,9 @@ impl Net {
             let jitter = rand::thread_rng().gen_range(0.5..1.5);
             entry.next = Instant::now() + entry.wait.mul_f64(jitter);
             entry.wait = (entry.wait * 2).min(cap);
+            return entry.next;
         }
+        Instant::now() + cap
     }
 
     async fn dial(self: Arc<Self>, addr: SocketAddr) {
