@@ -40,6 +40,7 @@ use crate::model::{
     Millis, Moment, Pause, Person, PersonId, Reflection, TargetKind, ValidationError, Visibility,
     SCHEMA_VERSION,
 };
+use crate::roster;
 
 mod reveal;
 pub use reveal::{Sealable, SealedEntry, KEY_TAG, SEALED_TAG};
@@ -816,7 +817,27 @@ pub struct Docs {
     pub private: Doc,
     /// Whose device this is.
     pub me: PersonId,
+    /// How this device judges the roster.
+    pub roster: RosterView,
 }
+
+/// The roster as this device verified it (see [`crate::roster`]). Until a device key
+/// is set, nothing is verified and the roster reads as written: only tests and tools
+/// that build documents by hand see that.
+#[derive(Debug, Clone, Default)]
+pub struct RosterView {
+    key: Option<[u8; 32]>,
+    verified: Option<roster::Verified>,
+    /// What the last verification was made from: most household writes leave the
+    /// roster alone, and checking signatures again for them would slow every write.
+    made_from: Option<(Vec<Device>, Vec<(String, Millis)>)>,
+}
+
+/// The root key prefix, in a person's private document, of a partner's device that
+/// this person's devices no longer trust (`hearth devices remove` of a partner's
+/// device). One scalar per device, so concurrent removals on two devices never
+/// conflict.
+const DISTRUST_PREFIX: &str = "distrust:";
 
 /// A record resolved from a short id prefix.
 pub type ResolvedId = Uuid;
@@ -828,7 +849,94 @@ impl Docs {
             household: Doc::new(DocKind::Household, actor.clone()),
             private: Doc::new(DocKind::Private(me), actor),
             me,
+            roster: RosterView::default(),
         }
+    }
+
+    /// Both documents of `me`, as loaded.
+    pub fn from_parts(household: Doc, private: Doc, me: PersonId) -> Docs {
+        Docs {
+            household,
+            private,
+            me,
+            roster: RosterView::default(),
+        }
+    }
+
+    /// Sets this device's public key and verifies the roster from it. From then on
+    /// [`Docs::devices`] and [`Docs::people`] give only what the signatures hold up.
+    pub fn set_device_key(&mut self, key: [u8; 32]) {
+        self.roster.key = Some(key);
+        self.roster.made_from = None;
+        self.refresh_roster();
+    }
+
+    /// Verifies the roster again; call after the household document changed.
+    pub fn refresh_roster(&mut self) {
+        let Some(key) = self.roster.key else {
+            return;
+        };
+        let entries = self.roster_entries();
+        let distrusted = self.distrusted();
+        let inputs = (entries, distrusted);
+        if self.roster.made_from.as_ref() == Some(&inputs) {
+            return;
+        }
+        let mut verified = roster::verify(&inputs.0, &key, self.me);
+        // This person's own word about the partner's devices: removed for us.
+        for (device, at) in inputs.1.iter().cloned() {
+            if let Some(entry) = verified
+                .devices
+                .iter_mut()
+                .find(|d| d.id == device && d.person != self.me)
+            {
+                entry.revoked_at = Some(entry.revoked_at.map_or(at, |r| r.min(at)));
+            }
+        }
+        self.roster.verified = Some(verified);
+        self.roster.made_from = Some(inputs);
+    }
+
+    /// The roster as verified, once a device key is set.
+    pub fn verified_roster(&self) -> Option<&roster::Verified> {
+        self.roster.verified.as_ref()
+    }
+
+    /// Every device entry as written in the household document, trusted or not.
+    pub fn roster_entries(&self) -> Vec<Device> {
+        self.household.all()
+    }
+
+    /// Records that this person's devices stop trusting a partner's device.
+    pub fn distrust(&mut self, device: &str, now: Millis) -> Result<(), DocError> {
+        let key = format!("{DISTRUST_PREFIX}{device}");
+        self.private
+            .am
+            .transact_with(
+                |_| CommitOptions::default().with_time(now / 1000),
+                |tx| tx.put(automerge::ROOT, key.as_str(), now),
+            )
+            .map_err(|f| DocError::Automerge(f.error))?;
+        self.refresh_roster();
+        Ok(())
+    }
+
+    /// The partner's devices this person no longer trusts, with when.
+    pub fn distrusted(&self) -> Vec<(String, Millis)> {
+        let am = &self.private.am;
+        am.keys(automerge::ROOT)
+            .filter_map(|key| {
+                let device = key.strip_prefix(DISTRUST_PREFIX)?.to_string();
+                let at = match am.get(automerge::ROOT, key.as_str()).ok()?? {
+                    (Value::Scalar(v), _) => match v.as_ref() {
+                        ScalarValue::Int(at) => *at,
+                        _ => return None,
+                    },
+                    _ => return None,
+                };
+                Some((device, at))
+            })
+            .collect()
     }
 
     /// The document with this id, if this device holds it.
@@ -897,9 +1005,20 @@ impl Docs {
         self.household.put(person, now)
     }
 
-    /// Everyone in the household.
+    /// Everyone in the household: once the roster is verified, only this person and
+    /// the partner its signatures lead to, whatever other person records say.
     pub fn people(&self) -> Vec<Person> {
-        self.household.all()
+        let people: Vec<Person> = self.household.all();
+        match &self.roster.verified {
+            Some(verified) => {
+                let known = verified.people(self.me);
+                people
+                    .into_iter()
+                    .filter(|p| known.contains(&p.id))
+                    .collect()
+            }
+            None => people,
+        }
     }
 
     /// Adds or updates a device on the roster.
@@ -918,9 +1037,12 @@ impl Docs {
         self.household.put(device, now)
     }
 
-    /// The roster.
+    /// The roster: once verified, only trusted entries, with removals as verified.
     pub fn devices(&self) -> Vec<Device> {
-        self.household.all()
+        match &self.roster.verified {
+            Some(verified) => verified.devices.clone(),
+            None => self.household.all(),
+        }
     }
 
     /// The map of `person`'s record in the household document.

@@ -9,9 +9,11 @@
 //!   its own (*founder*); a later device of the same person is signed by one of that
 //!   person's devices (*own device*); the partner's first device is signed by the
 //!   inviting device (*partner*).
-//! * **`self_sig`**: the device's own signature over its key, person, name and age
-//!   recipient, so nobody else can move it to another person, rename it or swap the
-//!   recipient that bundles are sealed to.
+//! * **`self_sig`**: the device's own signature over its key, person and age
+//!   recipient, so nobody else can move it to another person or swap the recipient
+//!   that bundles are sealed to. The name is left out: another device of the same
+//!   person may rename it (who may edit a roster entry at all is the authorship rule's
+//!   job, not the signature's).
 //! * **`removal`**: a signature by a device of the *same person* saying the device is
 //!   removed. A removal signed by anyone else counts for nothing.
 //!
@@ -199,7 +201,6 @@ fn self_message(device: &Device, key: &[u8; 32]) -> Vec<u8> {
         &[
             key,
             device.person.as_bytes(),
-            device.name.as_bytes(),
             device.age_recipient.as_deref().unwrap_or("").as_bytes(),
         ],
     )
@@ -250,7 +251,7 @@ pub fn admit(
 }
 
 /// The device's own signature over its entry, stored in [`Device::self_sig`]. Made
-/// again whenever the name or the recipient changes.
+/// again whenever the person or the recipient changes.
 pub fn self_sign(signer: &Ed25519KeyPair, device: &Device) -> String {
     let signature = signer.sign(&self_message(device, &public_key(signer)));
     BASE64URL_NOPAD.encode(signature.as_ref())

@@ -546,11 +546,11 @@ fn run_scenario(n: usize, steps: &[Step], order: &[usize], seed: u64) {
     changes.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let replayed = replay(&changes);
     assert_eq!(replayed.get_heads(), heads);
-    let replayed = Docs {
-        household: Doc::from_automerge(DocKind::Household, replayed, ActorId::random()),
-        private: reps[0].private.clone(),
-        me: reps[0].me,
-    };
+    let replayed = Docs::from_parts(
+        Doc::from_automerge(DocKind::Household, replayed, ActorId::random()),
+        reps[0].private.clone(),
+        reps[0].me,
+    );
     assert_eq!(view(&replayed), expected);
 
     // What the merged state must mean, whatever the order.

@@ -23,7 +23,9 @@ use hearth_core::sync::{Message, Role};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::api::{ApiError, Call, DocStatus, ErrorCode, Event, PeerStatus, PersonSummary};
+use crate::api::{
+    ApiError, Call, DocStatus, ErrorCode, Event, PeerStatus, PersonSummary, RefusedStatus,
+};
 use crate::handlers::{self, Outcome};
 use crate::pairing::RosterExport;
 use crate::storage::{DocStore, StoreError};
@@ -191,6 +193,8 @@ pub struct OwnerStatus {
     pub people: Vec<PersonSummary>,
     /// Every other live device on the roster, with sync progress.
     pub peers: Vec<PeerStatus>,
+    /// Roster entries and removals this device does not trust.
+    pub refused: Vec<RefusedStatus>,
 }
 
 /// One document with its store and what is already durable.
@@ -218,6 +222,8 @@ pub struct Actor {
     /// Whether sealed answers were looked at since start-up: a key may have become due
     /// while the daemon was stopped.
     reveals_checked: bool,
+    /// Which device brought each refused roster entry, as far as this device saw.
+    refused_from: BTreeMap<String, String>,
 }
 
 /// Where a same-person join builds the new household before it replaces this device's.
@@ -351,11 +357,7 @@ impl Actor {
             open_doc(&docs_dir, identity, DocKind::Private(me), &actor_id)?;
         let (deadline, _) = watch::channel(None);
         let mut actor = Actor {
-            docs: Docs {
-                household: household_doc,
-                private: private_doc,
-                me,
-            },
+            docs: Docs::from_parts(household_doc, private_doc, me),
             household,
             private,
             events: ctx.events,
@@ -366,10 +368,42 @@ impl Actor {
             identity: identity.clone(),
             signer: ctx.signer,
             reveals_checked: false,
+            refused_from: BTreeMap::new(),
         };
+        actor.docs.set_device_key(signer_key(&actor.signer));
+        actor.note_refusals("this device");
         actor.hub.enforce(&actor.docs, now_millis());
         actor.refresh_trust();
         Ok(actor)
+    }
+
+    /// Logs and remembers roster entries refused since the last look, crediting them
+    /// to `source`, the device whose changes brought them.
+    fn note_refusals(&mut self, source: &str) {
+        let Some(verified) = self.docs.verified_roster() else {
+            return;
+        };
+        let now_refused: BTreeSet<String> = verified
+            .refused
+            .iter()
+            .map(|r| r.device_id.clone())
+            .chain(
+                verified
+                    .ignored_removals
+                    .iter()
+                    .map(|r| format!("removal of {}", r.device_id)),
+            )
+            .collect();
+        self.refused_from.retain(|id, _| now_refused.contains(id));
+        for id in now_refused {
+            if !self.refused_from.contains_key(&id) {
+                tracing::warn!(
+                    source,
+                    "refused a roster entry whose signatures do not hold up"
+                );
+                self.refused_from.insert(id, source.to_string());
+            }
+        }
     }
 
     /// Keeps the transport's trusted keys equal to the devices the policy trusts: on
@@ -497,11 +531,11 @@ impl Actor {
         let joining = docs_dir.join(JOINING_DIR);
         remove_dir_if_present(&joining).map_err(store_err)?;
         let (mut store, loaded) = DocStore::open(&joining, &self.identity).map_err(store_err)?;
-        let mut fresh = Docs {
-            household: Doc::from_automerge(DocKind::Household, loaded.doc, actor_id.clone()),
-            private: Doc::new(DocKind::Private(person), actor_id.clone()),
-            me: person,
-        };
+        let mut fresh = Docs::from_parts(
+            Doc::from_automerge(DocKind::Household, loaded.doc, actor_id.clone()),
+            Doc::new(DocKind::Private(person), actor_id.clone()),
+            person,
+        );
         handlers::add_to_roster(&mut fresh, roster, now)?;
         fresh.put_device(&own, now).map_err(handlers::api_error)?;
         store
@@ -532,13 +566,10 @@ impl Actor {
             &actor_id,
         )
         .map_err(store_err)?;
-        self.docs = Docs {
-            household: household_doc,
-            private: private_doc,
-            me: person,
-        };
+        self.docs = Docs::from_parts(household_doc, private_doc, person);
         self.household = household;
         self.private = private;
+        self.docs.set_device_key(signer_key(&self.signer));
         self.hub.enforce(&self.docs, now);
         self.refresh_trust();
         tracing::info!("this device joined as another device of the inviting person");
@@ -593,11 +624,35 @@ impl Actor {
                     }
                 })
                 .collect();
+        let refused = self
+            .docs
+            .verified_roster()
+            .map(|verified| {
+                let sent_by = |id: &str| self.refused_from.get(id).cloned();
+                verified
+                    .refused
+                    .iter()
+                    .map(|r| RefusedStatus {
+                        device_id: r.device_id.clone(),
+                        what: "device".into(),
+                        reason: r.reason.to_string(),
+                        sent_by: sent_by(&r.device_id),
+                    })
+                    .chain(verified.ignored_removals.iter().map(|r| RefusedStatus {
+                        device_id: r.device_id.clone(),
+                        what: "removal".into(),
+                        reason: r.reason.to_string(),
+                        sent_by: sent_by(&format!("removal of {}", r.device_id)),
+                    }))
+                    .collect()
+            })
+            .unwrap_or_default();
         OwnerStatus {
             me: self.docs.me,
             documents,
             people,
             peers,
+            refused,
         }
     }
 
@@ -691,7 +746,13 @@ impl Actor {
                 }
                 ActorMsg::Call { call, reply } => {
                     let result = if handlers::is_roster_call(&call) {
-                        handlers::roster_call(&mut self.docs, &self.me_device, call, now)
+                        handlers::roster_call(
+                            &mut self.docs,
+                            &self.me_device,
+                            &self.signer,
+                            call,
+                            now,
+                        )
                     } else {
                         handlers::handle(&mut self.docs, call, now)
                     };
@@ -794,7 +855,17 @@ impl Actor {
         // the new device dials back at once.
         let household_changed =
             touched.contains_key(&DocKind::Household) || remote.contains(&DocKind::Household);
-        if household_changed && failed.is_empty() {
+        let private_changed =
+            touched.contains_key(&self.private.doc_kind) || remote.contains(&self.private.doc_kind);
+        if (household_changed || private_changed) && failed.is_empty() {
+            self.docs.refresh_roster();
+            let senders = std::mem::take(&mut self.hub.household_senders);
+            let source = if remote.contains(&DocKind::Household) && !senders.is_empty() {
+                senders.into_iter().collect::<Vec<_>>().join(", ")
+            } else {
+                "this device".to_string()
+            };
+            self.note_refusals(&source);
             self.hub.enforce(&self.docs, now);
             self.refresh_trust();
         }
@@ -866,6 +937,14 @@ impl Actor {
         }
         shutdown
     }
+}
+
+/// This device's Ed25519 public key.
+pub fn signer_key(signer: &ring::signature::Ed25519KeyPair) -> [u8; 32] {
+    use ring::signature::KeyPair as _;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(signer.public_key().as_ref());
+    key
 }
 
 /// The control API's view of a storage failure.

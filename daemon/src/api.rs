@@ -620,6 +620,26 @@ pub struct Status {
     /// Known peers.
     #[serde(default)]
     pub peers: Vec<PeerStatus>,
+    /// Roster entries and removals this device refused, because their signatures do
+    /// not hold up. Nothing about them is trusted; they are shown so a person can see
+    /// that someone tried.
+    #[serde(default)]
+    pub refused: Vec<RefusedStatus>,
+}
+
+/// A roster entry or removal this device refused, in `status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RefusedStatus {
+    /// The device id the entry names.
+    pub device_id: String,
+    /// `device` (an entry) or `removal`.
+    pub what: String,
+    /// Why, in plain words.
+    pub reason: String,
+    /// The device (or devices) whose changes brought it, or `this device` for a local
+    /// write or import; unknown for what was already there when this daemon started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_by: Option<String>,
 }
 
 /// A person in `status`.

@@ -654,6 +654,7 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
         let owner_me = owner.me;
         status.documents = owner.documents;
         status.people = owner.people;
+        status.refused = owner.refused;
         let book = ready.net.book();
         let traffic = ready.net.traffic();
         status.peers = owner
@@ -744,8 +745,8 @@ async fn init(
         .map_err(secrets_error)?;
     let identity = secrets.age_identity().clone();
     let recipient = secrets.age_recipient().to_string();
-    let public_key = secrets.device_public_key();
     let device_id_for_roster = device_id.clone();
+    let signer = ctx.signer.clone();
     let actor = tokio::task::spawn_blocking(move || -> Result<Actor, ApiError> {
         let now = now_millis();
         let mut actor = Actor::open(paths.docs(), &identity, me, ctx).map_err(store_error)?;
@@ -759,15 +760,12 @@ async fn init(
             now,
         )
         .map_err(handlers::api_error)?;
-        let device = handlers::founding_device(
-            device_id_for_roster.clone(),
-            me,
-            device_name,
-            &public_key,
-            recipient,
-            now,
-        );
+        // The founding device signs its own admission and entry: the root every later
+        // signature chains back to.
+        let device =
+            hearth_core::roster::founder_entry(&signer, me, &device_name, Some(recipient), now);
         docs.put_device(&device, now).map_err(handlers::api_error)?;
+        docs.refresh_roster();
         actor.flush().map_err(store_error)?;
         let info = serde_json::to_vec_pretty(&DeviceInfo {
             person: me,

@@ -918,30 +918,6 @@ fn import_answer<R: Sealable>(docs: &mut Docs, record: &R, now: Millis) -> Resul
     }
 }
 
-/// A roster device for this device, used at init.
-pub fn founding_device(
-    id: String,
-    person: PersonId,
-    name: String,
-    public_key: &[u8; 32],
-    age_recipient: String,
-    now: Millis,
-) -> Device {
-    Device {
-        id,
-        person,
-        name,
-        public_key: data_encoding::HEXLOWER.encode(public_key),
-        age_recipient: Some(age_recipient),
-        added_by: None,
-        added_at: now,
-        revoked_at: None,
-        admission: None,
-        self_sig: None,
-        removal: None,
-    }
-}
-
 /// Counts records per collection, for `status`.
 pub fn record_counts(doc: &hearth_core::doc::Doc) -> BTreeMap<String, usize> {
     Collection::ALL
@@ -1133,6 +1109,7 @@ fn require_sharing(docs: &Docs, what: &str) -> Result<(), ApiError> {
 pub fn roster_call(
     docs: &mut Docs,
     this_device: &str,
+    signer: &ring::signature::Ed25519KeyPair,
     call: Call,
     now: Millis,
 ) -> Result<Outcome, ApiError> {
@@ -1185,7 +1162,8 @@ pub fn roster_call(
                     "remove it from another of your devices; to stop sharing with your partner altogether, use `hearth leave`",
                 ));
             }
-            if device.revoked_at.is_some() {
+            let distrusted = docs.distrusted().iter().any(|(d, _)| *d == device.id);
+            if device.revoked_at.is_some() || distrusted {
                 return Err(ApiError::new(
                     ErrorCode::Invalid,
                     "that device was already removed",
@@ -1193,14 +1171,29 @@ pub fn roster_call(
                 ));
             }
             device.revoked_at = Some(now);
-            docs.put_device(&device, now).map_err(api_error)?;
-            tracing::info!(peer = %device.id, "removed a device from the roster");
+            let doc = if device.person == docs.me {
+                // One of this person's own devices: a signed removal that every device
+                // of the household honours.
+                let key = hearth_core::roster::parse_key(&device.public_key).map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::Invalid,
+                        "that device's key on the roster is damaged",
+                        "nothing was changed; `hearth status` lists roster entries this device refused",
+                    )
+                })?;
+                device.removal = Some(hearth_core::roster::remove(signer, &key, now));
+                docs.put_device(&device, now).map_err(api_error)?;
+                tracing::info!(peer = %device.id, "removed one of this person's devices from the roster");
+                DocKind::Household
+            } else {
+                // The partner's device: only this person's devices stop trusting it.
+                // What the partner's devices trust among themselves is theirs to decide.
+                docs.distrust(&device.id, now).map_err(api_error)?;
+                tracing::info!(peer = %device.id, "this person's devices stop trusting a partner's device");
+                DocKind::Private(docs.me)
+            };
             let summary = device_summary(docs, &device, this_device, &policy);
-            Ok(Outcome::wrote(
-                to_json(&summary),
-                DocKind::Household,
-                "devices",
-            ))
+            Ok(Outcome::wrote(to_json(&summary), doc, "devices"))
         }
         Call::Pause { for_secs } => {
             require_sharing(docs, "pause")?;
@@ -1337,7 +1330,10 @@ mod roster_tests {
     const THIS: &str = "AAAA-BBBB-CCCC";
 
     fn call(docs: &mut Docs, call: Call) -> Result<Value, ApiError> {
-        roster_call(docs, THIS, call, 1_000).map(|o| o.value)
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let signer = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        roster_call(docs, THIS, &signer, call, 1_000).map(|o| o.value)
     }
 
     #[test]
@@ -1385,7 +1381,8 @@ mod roster_tests {
         assert!(theirs.message.contains("Bo's"), "{}", theirs.message);
         let own = call(&mut docs, Call::DevicesRemove { id: THIS.into() }).unwrap_err();
         assert!(own.message.contains("the device you are using"));
-        // A partner's lost phone may be removed from here; only once.
+        // A partner's lost phone may be removed from here (for this person's devices);
+        // only once.
         let removed = call(&mut docs, Call::DevicesRemove { id: "QQQQ".into() }).unwrap();
         assert_eq!(removed["removed_at"], 1_000);
         assert_eq!(removed["trusted"], false);

@@ -235,6 +235,9 @@ pub struct SyncHub {
     held: Vec<(ConnId, Outbound)>,
     /// Documents a peer changed in this batch, to commit and announce.
     pub remote_changes: BTreeSet<String>,
+    /// Devices that changed the household document in this batch, to credit what the
+    /// roster refuses to the one who sent it.
+    pub household_senders: BTreeSet<String>,
     /// Events to publish once the batch is durable.
     pub events: Vec<Event>,
     limits: SyncLimits,
@@ -258,6 +261,7 @@ impl SyncHub {
             progress: BTreeMap::new(),
             held: Vec::new(),
             remote_changes: BTreeSet::new(),
+            household_senders: BTreeSet::new(),
             events: Vec::new(),
             limits: SyncLimits::default(),
             policy: Policy::default(),
@@ -650,6 +654,9 @@ impl SyncHub {
                     });
                 }
                 SessionEvent::DocChanged { doc } => {
+                    if doc == DocId::household() {
+                        self.household_senders.insert(device.clone());
+                    }
                     self.remote_changes.insert(doc.as_str().to_string());
                 }
                 SessionEvent::SyncCompleted { doc } => {

@@ -129,7 +129,6 @@ fn an_edited_entry_loses_its_trust() {
     let a2 = id(&h.a2);
     for edit in [
         |d: &mut Device| d.person = bo(),
-        |d: &mut Device| d.name = "Bo's phone".into(),
         |d: &mut Device| d.age_recipient = Some("age1partner".into()),
         |d: &mut Device| d.admission = None,
         |d: &mut Device| d.self_sig = None,

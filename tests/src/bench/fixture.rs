@@ -174,11 +174,7 @@ impl OpenStore {
         let (household, household_store) = open(DocKind::Household)?;
         let (private, private_store) = open(DocKind::Private(me))?;
         Ok(OpenStore {
-            docs: Docs {
-                household,
-                private,
-                me,
-            },
+            docs: Docs::from_parts(household, private, me),
             household: household_store,
             private: private_store,
         })
@@ -203,15 +199,15 @@ impl OpenStore {
 /// only exists in the benchmark.
 pub fn scratch_docs(household: &Doc, me: PersonId) -> Docs {
     let actor = ActorId::random();
-    Docs {
-        household: Doc::from_automerge(
+    Docs::from_parts(
+        Doc::from_automerge(
             DocKind::Household,
             household.automerge().clone(),
             actor.clone(),
         ),
-        private: Doc::new(DocKind::Private(me), actor),
+        Doc::new(DocKind::Private(me), actor),
         me,
-    }
+    )
 }
 
 /// Makes a two-person household from two document sets whose household documents
