@@ -117,11 +117,16 @@ pub(crate) enum Command {
 /// `hearth pair ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum PairCommand {
-    /// Print a one-time code and wait for a partner's device to join with it.
+    /// Print a one-time code and wait for your partner's device (or, with
+    /// --own-device, another device of yours) to join with it.
     Invite {
         /// How long to wait, in seconds (default: `pair_timeout_secs`, 10 minutes).
         #[arg(long)]
         timeout: Option<u64>,
+        /// Invite another device of yours instead of your partner's: it will share your
+        /// private entries. The code admits only that, whoever types it.
+        #[arg(long)]
+        own_device: bool,
     },
     /// Join a household with the code `pair invite` printed.
     Join {
@@ -130,12 +135,13 @@ pub(crate) enum PairCommand {
         /// The inviting device's address, HOST:PORT, as `pair invite` printed it.
         #[arg(long)]
         addr: Option<String>,
-        /// Join even though this device already holds entries of its own.
-        #[arg(long, conflicts_with = "same_person")]
-        merge: bool,
-        /// This is another device of yours, not your partner's: it shares your private
-        /// entries with your other devices. Only for a fresh device.
+        /// Join even though this device already holds entries of its own (partner
+        /// invites only).
         #[arg(long)]
+        merge: bool,
+        /// No longer chosen here: the inviting device decides with `pair invite
+        /// --own-device`. Kept only to explain that.
+        #[arg(long, hide = true)]
         same_person: bool,
     },
 }
@@ -807,7 +813,7 @@ mod tests {
     }
 
     #[test]
-    fn pause_leave_devices_and_same_person_parse() {
+    fn pause_leave_devices_and_pair_roles_parse() {
         let cli = parse(&["pause", "--for", "2d"]).unwrap();
         assert!(matches!(
             cli.command,
@@ -824,24 +830,20 @@ mod tests {
             Command::Devices(DevicesCommand::Remove { .. })
         ));
         assert!(matches!(
-            parse(&["pair", "join", "4-a-b-c", "--same-person"])
-                .unwrap()
-                .command,
-            Command::Pair(PairCommand::Join {
-                same_person: true,
-                merge: false,
+            parse(&["pair", "invite", "--own-device"]).unwrap().command,
+            Command::Pair(PairCommand::Invite {
+                own_device: true,
                 ..
             })
         ));
-        assert!(parse(&[
-            "hearth",
-            "pair",
-            "join",
-            "4-a-b-c",
-            "--same-person",
-            "--merge"
-        ])
-        .is_err());
+        assert!(matches!(
+            parse(&["pair", "invite"]).unwrap().command,
+            Command::Pair(PairCommand::Invite {
+                own_device: false,
+                ..
+            })
+        ));
+        assert!(parse(&["pair", "join", "4-a-b-c", "--own-device"]).is_err());
     }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {

@@ -178,6 +178,7 @@ fn script(io: &mut Io, ada_dir: &Path, bo_dir: &Path) -> anyhow::Result<()> {
     step(io, "Pairing them with a one-time code")?;
     let invite = ada.call(Call::PairInvite {
         timeout_secs: Some(60),
+        own_device: false,
     })?;
     let code = invite["code"].as_str().unwrap_or_default().to_string();
     let addr = invite["addresses"][0].as_str().map(String::from);

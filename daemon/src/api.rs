@@ -171,12 +171,17 @@ pub enum Call {
         /// `HOST:PORT`.
         addr: String,
     },
-    /// Starts a pairing invite and returns its code at once.
+    /// Starts a pairing invite and returns its code at once. The invite admits the
+    /// partner, or with `own_device` another device of this person; the joiner cannot
+    /// change that.
     #[serde(rename = "pair.invite")]
     PairInvite {
         /// How long the invite stays open, in seconds.
         #[serde(default)]
         timeout_secs: Option<u64>,
+        /// Invite another device of this person instead of the partner.
+        #[serde(default)]
+        own_device: bool,
     },
     /// Waits for the open invite to be used.
     #[serde(rename = "pair.wait")]
@@ -205,17 +210,6 @@ pub enum Call {
         /// The caller's UTC offset, which decides what "today" is.
         #[serde(default)]
         utc_offset_min: i32,
-    },
-    /// Joins with an invite code from one of this person's own devices: this device
-    /// becomes another device of the inviting person and shares their private document.
-    /// Only a fresh device can do this (see ARCHITECTURE.md, "Several devices").
-    #[serde(rename = "pair.join-same-person")]
-    PairJoinSamePerson {
-        /// The code from `pair invite`.
-        code: String,
-        /// The inviter's address.
-        #[serde(default)]
-        addr: Option<String>,
     },
     /// Every device on the roster, this one marked.
     #[serde(rename = "devices.list")]

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use hearth_core::identity::DeviceId;
 use hearth_core::model::{Person, PersonId};
+use hearth_core::pair::InviteRole;
 
 use hearth_core::secrets::{DeviceSecrets, SecretsError};
 use serde::{Deserialize, Serialize};
@@ -55,7 +56,7 @@ struct DeviceInfo {
 const DEVICE_FILE: &str = "device.json";
 
 /// The directory, name and contents of `device.json` for `person` on this device: a
-/// same-person join rewrites it (see `ActorMsg::BecomePerson`).
+/// own-device join rewrites it (see `ActorMsg::BecomePerson`).
 pub(crate) fn device_file(
     data_dir: &Path,
     person: PersonId,
@@ -573,22 +574,30 @@ async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value,
             ready.actor.send(ActorMsg::SyncNow).await?;
             Ok(serde_json::json!({ "syncing": true }))
         }
-        Call::PairInvite { timeout_secs } => {
+        Call::PairInvite {
+            timeout_secs,
+            own_device,
+        } => {
             let ready = shared.ready()?;
-            ready.net.pairing().check_household_open().await?;
+            let role = if own_device {
+                InviteRole::OwnDevice
+            } else {
+                InviteRole::Partner
+            };
+            ready.net.pairing().check_can_invite(role).await?;
             let timeout = std::time::Duration::from_secs(
                 timeout_secs.unwrap_or(shared.config.pair_timeout_secs),
             );
-            let code = ready.net.pairing().invite(timeout)?;
+            let code = ready.net.pairing().invite(timeout, role)?;
             Ok(serde_json::json!({
                 "code": code.to_string(),
+                "role": role.as_str(),
                 "addresses": ready.net.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "expires_in_secs": timeout.as_secs(),
             }))
         }
         Call::PairWait => shared.ready()?.net.pairing().wait().await,
-        Call::PairJoin { code, addr, merge } => pair_join(shared, code, addr, merge, false).await,
-        Call::PairJoinSamePerson { code, addr } => pair_join(shared, code, addr, false, true).await,
+        Call::PairJoin { code, addr, merge } => pair_join(shared, code, addr, merge).await,
         Call::PeersAdd { addr } => {
             let ready = shared.ready()?;
             let parsed: std::net::SocketAddr = addr.parse().map_err(|_| {
@@ -605,13 +614,12 @@ async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value,
     }
 }
 
-/// `pair.join` and `pair.join-same-person`.
+/// `pair.join`.
 async fn pair_join(
     shared: &Arc<Shared>,
     code: String,
     addr: Option<String>,
     merge: bool,
-    same_person: bool,
 ) -> Result<serde_json::Value, ApiError> {
     let ready = shared.ready()?;
     let target = match (addr, &ready.discovery) {
@@ -634,7 +642,7 @@ async fn pair_join(
                 ))
             }
         };
-    let join = crate::pairing::JoinOptions { merge, same_person };
+    let join = crate::pairing::JoinOptions { merge };
     crate::pairing::join(ready.net.pairing(), &ready.net, &code, target, join).await
 }
 
@@ -650,7 +658,7 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
     if let Ok(ready) = shared.ready() {
         status.device_id = Some(ready.device_id.clone());
         let owner = ready.actor.status().await;
-        // The owner's person, not the one at start: a same-person join changes it.
+        // The owner's person, not the one at start: a own-device join changes it.
         let owner_me = owner.me;
         status.documents = owner.documents;
         status.people = owner.people;

@@ -6,9 +6,11 @@
 //! inviter's address (given, or found by discovery from the code's number), runs the same handshake, and on success records the inviter's
 //! roster and the household secret, then dials the inviter over `hearth/1` to sync.
 //!
-//! A joiner says whether it is the partner (a new person) or another device of the
-//! inviting person (`--same-person`). The latter must be a fresh device: it takes the
-//! inviter's person, which means replacing its own empty documents (see
+//! The inviter decides whom the code admits: the partner (a new person, `pair invite`)
+//! or another device of the inviting person (`pair invite --own-device`). The role is
+//! bound into the handshake's keys, so the joiner never chooses it; it learns the role
+//! from the inviter once the code is confirmed. An own device must be fresh: it takes
+//! the inviter's person, which means replacing its own empty documents (see
 //! `ActorMsg::BecomePerson`), after which it shares that person's private document.
 //!
 //! This module moves bytes between a QUIC stream and the handshake; all cryptography
@@ -21,7 +23,8 @@ use std::time::Duration;
 use hearth_core::identity::DeviceId;
 use hearth_core::model::{Device, Person, PersonId};
 use hearth_core::pair::{
-    Handshake, InviterInfo, JoinerInfo, JoiningAs, PairError, PairOutcome, PairingCode, TlsBinding,
+    Admission, Handshake, InviteRole, InviterInfo, JoinerInfo, JoinerPolicy, PairError,
+    PairOutcome, PairingCode, TlsBinding,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -61,8 +64,6 @@ pub struct RosterExport {
 pub struct JoinOptions {
     /// Join even though this device already holds entries (as the partner only).
     pub merge: bool,
-    /// Join as another device of the inviting person.
-    pub same_person: bool,
 }
 
 /// How an invite ended.
@@ -70,8 +71,12 @@ pub struct JoinOptions {
 pub enum InviteResult {
     /// A device joined.
     Paired {
-        /// The display name the joiner gave.
+        /// Whom the invite admitted.
+        role: InviteRole,
+        /// The joining person's name (the partner's; for an own device, this person's).
         name: String,
+        /// The name the joining device gave itself.
+        device_name: String,
         /// Its device id.
         device: String,
     },
@@ -85,6 +90,7 @@ pub enum InviteResult {
 
 struct Invite {
     code: PairingCode,
+    role: InviteRole,
     _window: PairingWindow,
     result: watch::Sender<Option<InviteResult>>,
 }
@@ -164,8 +170,13 @@ impl Pairing {
         self.household_secret.lock().ok().and_then(|s| s.clone())
     }
 
-    /// Opens a new invite, replacing any open one, and closes it after `timeout`.
-    pub fn invite(self: &Arc<Self>, timeout: Duration) -> Result<PairingCode, ApiError> {
+    /// Opens a new invite for `role`, replacing any open one, and closes it after
+    /// `timeout`.
+    pub fn invite(
+        self: &Arc<Self>,
+        timeout: Duration,
+        role: InviteRole,
+    ) -> Result<PairingCode, ApiError> {
         if self.household_secret().is_none() {
             return Err(ApiError::new(
                 ErrorCode::Invalid,
@@ -177,6 +188,7 @@ impl Pairing {
         let (result, receiver) = watch::channel(None);
         let invite = Invite {
             code: code.clone(),
+            role,
             _window: self.trust.open_pairing(),
             result,
         };
@@ -238,7 +250,18 @@ impl Pairing {
             }
         };
         match result {
-            InviteResult::Paired { name, device } => Ok(json!({ "paired": true, "name": name, "device_id": device })),
+            InviteResult::Paired {
+                role,
+                name,
+                device_name,
+                device,
+            } => Ok(json!({
+                "paired": true,
+                "role": role.as_str(),
+                "name": name,
+                "device_name": device_name,
+                "device_id": device,
+            })),
             InviteResult::WrongCode => Err(ApiError::new(
                 ErrorCode::Invalid,
                 "someone tried to join with a code that did not match, so the invite is used up",
@@ -257,18 +280,22 @@ impl Pairing {
         }
     }
 
-    /// Refuses invites once sharing in the household has ended: pairing hands the
-    /// roster and the household secret to the joiner before the inviter learns who it is,
-    /// and after a leaving nobody new may have them.
-    pub async fn check_household_open(&self) -> Result<(), ApiError> {
-        if self.roster().await?.left.is_empty() {
-            return Ok(());
+    /// Refuses an invite the household cannot take: none once sharing has ended
+    /// (pairing hands the roster and the household secret to the joiner, and after a
+    /// leaving nobody new may have them), and no partner once two people are in it.
+    pub async fn check_can_invite(&self, role: InviteRole) -> Result<(), ApiError> {
+        let roster = self.roster().await?;
+        if !roster.left.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                "sharing in this household has ended, so it takes in no new devices",
+                "your copy stays here and `hearth export` writes it out; to start afresh, `hearth init` in a new data directory and `hearth import` the export there",
+            ));
         }
-        Err(ApiError::new(
-            ErrorCode::Invalid,
-            "sharing in this household has ended, so it takes in no new devices",
-            "your copy stays here and `hearth export` writes it out; to start afresh, `hearth init` in a new data directory and `hearth import` the export there",
-        ))
+        if role == InviteRole::Partner && partner_is_here(&roster) {
+            return Err(partner_already_here());
+        }
+        Ok(())
     }
 
     async fn roster(&self) -> Result<RosterExport, ApiError> {
@@ -296,6 +323,19 @@ impl Pairing {
         self.changed();
         Ok(())
     }
+}
+
+/// Whether the household already holds its two people.
+fn partner_is_here(roster: &RosterExport) -> bool {
+    roster.people.len() >= 2
+}
+
+fn partner_already_here() -> ApiError {
+    ApiError::new(
+        ErrorCode::Invalid,
+        "both of you are already in this household, so there is no partner left to invite",
+        "to add another device of yours, run `hearth pair invite --own-device`; your partner adds their own devices from one of theirs",
+    )
 }
 
 fn stopping() -> ApiError {
@@ -376,7 +416,7 @@ pub async fn accept(pairing: Arc<Pairing>, accepted: Accepted) {
     let peer = accepted.peer;
     let result = tokio::time::timeout(
         ATTEMPT_TIMEOUT,
-        invite_side(&pairing, &invite.code, &connection, peer),
+        invite_side(&pairing, &invite.code, invite.role, &connection, peer),
     )
     .await;
     let result = match result {
@@ -399,6 +439,7 @@ pub async fn accept(pairing: Arc<Pairing>, accepted: Accepted) {
 async fn invite_side(
     pairing: &Pairing,
     code: &PairingCode,
+    role: InviteRole,
     connection: &quinn::Connection,
     peer: [u8; 32],
 ) -> Result<InviteResult, InviteResult> {
@@ -408,24 +449,48 @@ async fn invite_side(
         .await
         .map_err(|_| failed("the connection closed"))?;
     let roster = pairing.roster().await.map_err(|e| failed(&e.message))?;
+    // The roster may have changed since the invite was made (another device invited
+    // the partner meanwhile, or someone left): check again before anything goes out.
+    if !roster.left.is_empty() {
+        return Err(failed(
+            "sharing in this household has ended, so it takes in no new devices",
+        ));
+    }
+    if role == InviteRole::Partner && partner_is_here(&roster) {
+        return Err(failed(
+            "both of you are already in this household, so a partner invite admits nobody; to add another device of yours, run `hearth pair invite --own-device`",
+        ));
+    }
     let me_id = pairing.me();
     let me = roster.people.iter().find(|p| p.id == me_id).cloned();
     let my_device = DeviceId::from_public_key(&pairing.local_key).to_string();
     let secret = pairing
         .household_secret()
         .ok_or_else(|| failed("no household secret"))?;
+    let admission = Admission {
+        people: roster.people.iter().map(|p| p.id).collect(),
+        device_keys: roster
+            .devices
+            .iter()
+            .filter_map(|d| data_encoding::HEXLOWER.decode(d.public_key.as_bytes()).ok())
+            .filter_map(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+            .collect(),
+    };
+    let my_name = me.map(|p| p.name).unwrap_or_default();
     let info = InviterInfo {
+        role,
         device_key: pairing.local_key,
-        display_name: me.map(|p| p.name).unwrap_or_default(),
+        display_name: my_name.clone(),
         person_id: me_id,
-        roster: serde_json::to_vec(&roster).map_err(|e| failed(&e.to_string()))?,
+        roster: serde_json::to_vec(&roster)
+            .map_err(|_| failed("the roster could not be encoded"))?,
         household_secret: secret,
     };
     let tls = TlsBinding {
         local_tls_key: pairing.local_key,
         peer_tls_key: peer,
     };
-    let mut handshake = Handshake::new_inviter(code, info, tls, &mut rand::rngs::OsRng);
+    let mut handshake = Handshake::new_inviter(code, info, admission, tls, &mut rand::rngs::OsRng);
     let outcome = drive(&mut handshake, &mut send, &mut recv)
         .await
         .map_err(|e| match e {
@@ -435,25 +500,22 @@ async fn invite_side(
     let PairOutcome::Joiner(joiner) = outcome else {
         return Err(failed("the other device answered as an inviter"));
     };
-    let (person, device_name) = match joiner.joining_as {
-        JoiningAs::NewPartner { person_id } => {
-            if !roster.left.is_empty() {
-                return Err(failed(
-                    "sharing in this household has ended, so it takes in no new partner; start a new household with `hearth init` in another data directory",
-                ));
-            }
-            (person_id, format!("{}'s device", joiner.display_name))
-        }
-        // Another device of ours tells us its own device name.
-        JoiningAs::SamePersonAsInviter => (me_id, joiner.display_name.clone()),
+    // The role is ours, never the joiner's: it chose nothing.
+    let (person, person_name, device_name) = match role {
+        InviteRole::Partner => (
+            joiner.person_id,
+            joiner.person_name.clone(),
+            format!("{}'s device", joiner.person_name),
+        ),
+        InviteRole::OwnDevice => (me_id, my_name, joiner.device_name.clone()),
     };
     let device_id = DeviceId::from_public_key(&joiner.device_key).to_string();
     let now = now_millis();
     let mut people = Vec::new();
-    if !roster.people.iter().any(|p| p.id == person) {
+    if role == InviteRole::Partner {
         people.push(Person {
             id: person,
-            name: joiner.display_name.clone(),
+            name: joiner.person_name.clone(),
             joined_at: now,
         });
     }
@@ -470,6 +532,8 @@ async fn invite_side(
         self_sig: None,
         removal: None,
     };
+    // The entry is written (and durable) before the connection closes, and the joiner
+    // dials for sync only after that: nothing private can flow before it exists.
     pairing
         .add_to_roster(RosterExport {
             people,
@@ -478,9 +542,11 @@ async fn invite_side(
         })
         .await
         .map_err(|e| failed(&e.message))?;
-    tracing::info!(peer = %device_id, "paired a new device");
+    tracing::info!(peer = %device_id, role = role.as_str(), "paired a new device");
     Ok(InviteResult::Paired {
-        name: joiner.display_name,
+        role,
+        name: person_name,
+        device_name: joiner.device_name,
         device: device_id,
     })
 }
@@ -569,26 +635,26 @@ pub async fn join(
         )
     })?;
     let roster = pairing.roster().await?;
-    if options.same_person {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        pairing.actor.send(ActorMsg::IsFresh { reply }).await?;
-        if !answer.await.map_err(|_| stopping())? {
-            return Err(ApiError::new(
-                ErrorCode::Invalid,
-                "this device already holds entries or has been paired, and --same-person replaces its documents with yours from the other device",
-                "join with --same-person from a fresh device (`hearth init` with a new --data-dir); `hearth export` keeps anything here you want",
-            ));
-        }
-    } else {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        pairing.actor.send(ActorMsg::HoldsEntries { reply }).await?;
-        if answer.await.map_err(|_| stopping())? && !options.merge {
-            return Err(ApiError::new(
-                ErrorCode::Invalid,
-                "this device already holds entries of its own, and joining would mix them into the shared household",
-                "join from a fresh device (`hearth init` with a new --data-dir), or add --merge to bring these entries along",
-            ));
-        }
+    // Which roles this device can take, decided before dialling; the inviter's code
+    // says which one it is, and a role this device cannot take is refused before it
+    // says anything about itself.
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    pairing.actor.send(ActorMsg::IsFresh { reply }).await?;
+    let fresh = answer.await.map_err(|_| stopping())?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    pairing.actor.send(ActorMsg::HoldsEntries { reply }).await?;
+    let holds_entries = answer.await.map_err(|_| stopping())?;
+    let policy = JoinerPolicy {
+        accepts_partner: !holds_entries || options.merge,
+        accepts_own_device: fresh,
+        claim: None,
+    };
+    if !policy.accepts_partner && !policy.accepts_own_device {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            "this device already holds entries of its own, and joining would mix them into the shared household",
+            "join from a fresh device (`hearth init` with a new --data-dir), or add --merge to bring these entries along",
+        ));
     }
     let me_id = pairing.me();
     let me = roster
@@ -598,22 +664,12 @@ pub async fn join(
         .cloned()
         .ok_or_else(|| internal("this device's person is missing from its roster"))?;
     let my_device = DeviceId::from_public_key(&pairing.local_key).to_string();
-    let display_name = if options.same_person {
-        // The inviter is this person already; what it needs is a name for this device.
-        roster
-            .devices
-            .iter()
-            .find(|d| d.id == my_device)
-            .map(|d| d.name.clone())
-            .unwrap_or_else(|| "another device".into())
-    } else {
-        me.name.clone()
-    };
-    let joining_as = if options.same_person {
-        JoiningAs::SamePersonAsInviter
-    } else {
-        JoiningAs::NewPartner { person_id: me_id }
-    };
+    let device_name = roster
+        .devices
+        .iter()
+        .find(|d| d.id == my_device)
+        .map(|d| d.name.clone())
+        .unwrap_or_else(|| "another device".into());
     let (connection, addr) = connect_inviter(net, &code, target).await?;
     let peer = transport::peer_public_key(&connection)
         .ok_or_else(|| internal("the inviting device presented no key"))?;
@@ -621,17 +677,17 @@ pub async fn join(
         .open_bi()
         .await
         .map_err(|e| internal(&e.to_string()))?;
-    let display_name_for_roster = display_name.clone();
     let info = JoinerInfo {
         device_key: pairing.local_key,
-        display_name,
-        joining_as,
+        person_id: me_id,
+        person_name: me.name.clone(),
+        device_name: device_name.clone(),
     };
     let tls = TlsBinding {
         local_tls_key: pairing.local_key,
         peer_tls_key: peer,
     };
-    let mut handshake = Handshake::new_joiner(&code, info, tls, &mut rand::rngs::OsRng);
+    let mut handshake = Handshake::new_joiner(&code, info, policy, tls, &mut rand::rngs::OsRng);
     let outcome =
         tokio::time::timeout(ATTEMPT_TIMEOUT, drive(&mut handshake, &mut send, &mut recv))
             .await
@@ -643,6 +699,9 @@ pub async fn join(
                 )
             })?;
     let outcome = outcome.map_err(|e| {
+        if let PairError::RoleNotAccepted { role } = e {
+            return role_not_accepted(role);
+        }
         let closed = matches!(e, PairError::Closed);
         let err = transport::connection_error(&connection, quinn::ConnectionError::LocallyClosed);
         let message = if closed {
@@ -667,13 +726,14 @@ pub async fn join(
         .map_err(|_| internal("the inviting device sent a roster this Hearth cannot read"))?;
     pairing.save_household_secret(&inviter.household_secret)?;
     let inviter_device = DeviceId::from_public_key(&inviter.device_key);
-    if options.same_person {
+    let role = inviter.role;
+    if role == InviteRole::OwnDevice {
         let device_file =
             crate::daemon::device_file(&pairing.data_dir, inviter.person_id, &my_device)?;
         let own = Device {
             id: my_device.clone(),
             person: inviter.person_id,
-            name: display_name_for_roster,
+            name: device_name.clone(),
             public_key: data_encoding::HEXLOWER.encode(&pairing.local_key),
             age_recipient: Some(pairing.identity.to_public().to_string()),
             added_by: Some(inviter_device.to_string()),
@@ -706,8 +766,25 @@ pub async fn join(
     net.dial_now();
     Ok(json!({
         "paired": true,
-        "same_person": options.same_person,
+        "role": role.as_str(),
         "name": inviter.display_name,
         "device_id": inviter_device.to_string(),
+        "this_device": { "id": my_device, "name": device_name },
     }))
+}
+
+/// The joiner's own words for a code it cannot take, with what to do instead.
+fn role_not_accepted(role: InviteRole) -> ApiError {
+    match role {
+        InviteRole::OwnDevice => ApiError::new(
+            ErrorCode::Invalid,
+            "this code adds another device of the person who invited, and this device already holds entries or has been paired, so it cannot become theirs; nothing about it was sent and the invite is used up",
+            "to add one of your own devices, join from a fresh device (`hearth init` with a new --data-dir); if you are their partner, ask them for a partner invite (`hearth pair invite`, without --own-device)",
+        ),
+        InviteRole::Partner => ApiError::new(
+            ErrorCode::Invalid,
+            "this code invites a partner, and this device already holds entries of its own that joining would mix into the shared household; nothing about it was sent and the invite is used up",
+            "ask for a new invite, then join from a fresh device (`hearth init` with a new --data-dir), or add --merge to bring these entries along",
+        ),
+    }
 }

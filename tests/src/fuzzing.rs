@@ -35,8 +35,8 @@ use hearth_core::doc::Docs;
 use hearth_core::identity::DeviceId;
 use hearth_core::model::{Millis, Person};
 use hearth_core::pair::{
-    Handshake, InviterInfo, JoinerInfo, JoiningAs, PairOutcome, PairingCode, TlsBinding,
-    PAIR_MAX_FRAME,
+    Admission, Handshake, InviteRole, InviterInfo, JoinerInfo, JoinerPolicy, PairOutcome,
+    PairingCode, TlsBinding, PAIR_MAX_FRAME,
 };
 use hearth_core::sync::{
     encode_frame, DocAccess, DocId, FrameDecoder, FrameError, Message, PeerId, PeerMetadata, Role,
@@ -578,6 +578,7 @@ fn pair_code() -> PairingCode {
 
 fn inviter_info() -> InviterInfo {
     InviterInfo {
+        role: InviteRole::Partner,
         device_key: INVITER_KEY,
         display_name: "Ana's laptop".to_owned(),
         person_id: Uuid::from_u128(1),
@@ -589,10 +590,9 @@ fn inviter_info() -> InviterInfo {
 fn joiner_info() -> JoinerInfo {
     JoinerInfo {
         device_key: JOINER_KEY,
-        display_name: "Sam's phone".to_owned(),
-        joining_as: JoiningAs::NewPartner {
-            person_id: Uuid::from_u128(2),
-        },
+        person_id: Uuid::from_u128(2),
+        person_name: "Sam".to_owned(),
+        device_name: "Sam's phone".to_owned(),
     }
 }
 
@@ -601,6 +601,7 @@ fn handshakes(seed: u64) -> (Handshake, Handshake) {
     let inviter = Handshake::new_inviter(
         &pair_code(),
         inviter_info(),
+        Admission::default(),
         TlsBinding {
             local_tls_key: INVITER_KEY,
             peer_tls_key: JOINER_KEY,
@@ -610,6 +611,7 @@ fn handshakes(seed: u64) -> (Handshake, Handshake) {
     let joiner = Handshake::new_joiner(
         &pair_code(),
         joiner_info(),
+        JoinerPolicy::default(),
         TlsBinding {
             local_tls_key: JOINER_KEY,
             peer_tls_key: INVITER_KEY,

@@ -387,30 +387,27 @@ pub fn two_paired() -> anyhow::Result<(TestDaemon, TestDaemon)> {
     Ok((a, b))
 }
 
-/// Pairs `joiner` into `inviter`'s household through the real pairing flow.
+/// Pairs `joiner` into `inviter`'s household as the partner, through the real flow.
 pub fn pair(inviter: &TestDaemon, joiner: &TestDaemon) -> anyhow::Result<()> {
-    pair_with(inviter, joiner, |code, addr| Call::PairJoin {
-        code,
-        addr: Some(addr),
-        merge: false,
-    })
+    pair_with(inviter, joiner, false).map(|_| ())
 }
 
-/// Pairs a fresh `joiner` as another device of `inviter`'s person (`--same-person`).
+/// Pairs a fresh `joiner` as another device of `inviter`'s person (`pair invite
+/// --own-device`).
 pub fn pair_same_person(inviter: &TestDaemon, joiner: &TestDaemon) -> anyhow::Result<()> {
-    pair_with(inviter, joiner, |code, addr| Call::PairJoinSamePerson {
-        code,
-        addr: Some(addr),
-    })
+    pair_with(inviter, joiner, true).map(|_| ())
 }
 
-fn pair_with(
+/// Pairs `joiner` with an invite for the partner or, with `own_device`, for another
+/// device of the inviter's person, and returns what `pair.wait` and `pair.join` said.
+pub fn pair_with(
     inviter: &TestDaemon,
     joiner: &TestDaemon,
-    join: impl FnOnce(String, String) -> Call,
-) -> anyhow::Result<()> {
+    own_device: bool,
+) -> anyhow::Result<(Value, Value)> {
     let invite = inviter.call(Call::PairInvite {
         timeout_secs: Some(60),
+        own_device,
     })?;
     let code = invite["code"]
         .as_str()
@@ -426,11 +423,15 @@ fn pair_with(
             Client::connect(&socket)?.call(Call::PairWait)
         })
     };
-    joiner.call(join(code, addr))?;
-    waiter
+    let joined = joiner.call(Call::PairJoin {
+        code,
+        addr: Some(addr),
+        merge: false,
+    })?;
+    let waited = waiter
         .join()
         .map_err(|_| anyhow!("the pair.wait thread panicked"))??;
-    Ok(())
+    Ok((waited, joined))
 }
 
 /// Waits until every daemon has the same heads for `doc_prefix`, waking on events.

@@ -123,12 +123,14 @@ fn a_second_device_of_the_same_person_shares_the_private_document_and_the_partne
     let invite = a
         .call(Call::PairInvite {
             timeout_secs: Some(60),
+            own_device: true,
         })
         .unwrap();
     let err = busy
-        .call(Call::PairJoinSamePerson {
+        .call(Call::PairJoin {
             code: invite["code"].as_str().unwrap().into(),
             addr: invite["addresses"][0].as_str().map(String::from),
+            merge: true,
         })
         .unwrap_err();
     match err {
@@ -379,6 +381,7 @@ fn leaving_ends_sharing_for_good_and_both_sides_keep_their_copy() {
         let invite = d
             .call(Call::PairInvite {
                 timeout_secs: Some(60),
+                own_device: false,
             })
             .unwrap_err();
         assert!(invite.to_string().contains("has ended"), "{invite}");

@@ -38,6 +38,7 @@ fn pair_without_address(inviter: &TestDaemon, joiner: &TestDaemon) -> Value {
     let invite = inviter
         .call(Call::PairInvite {
             timeout_secs: Some(60),
+            own_device: false,
         })
         .unwrap();
     let code = invite["code"].as_str().unwrap().to_string();
@@ -125,6 +126,7 @@ fn join_finds_nobody_with_a_number_nobody_announces() {
     let code = a
         .call(Call::PairInvite {
             timeout_secs: Some(60),
+            own_device: false,
         })
         .unwrap()["code"]
         .as_str()

@@ -64,6 +64,7 @@ fn pair_without_address(inviter: &TestDaemon, joiner: &TestDaemon) {
     let invite = inviter
         .call(Call::PairInvite {
             timeout_secs: Some(60),
+            own_device: false,
         })
         .unwrap();
     let code = invite["code"].as_str().unwrap().to_string();
@@ -84,13 +85,18 @@ fn pair_same_person_without_address(inviter: &TestDaemon, joiner: &TestDaemon) {
     let invite = inviter
         .call(Call::PairInvite {
             timeout_secs: Some(60),
+            own_device: true,
         })
         .unwrap();
     let code = invite["code"].as_str().unwrap().to_string();
     let socket = inviter.paths.socket.clone();
     let waiter = std::thread::spawn(move || Client::connect(&socket).unwrap().call(Call::PairWait));
     joiner
-        .call(Call::PairJoinSamePerson { code, addr: None })
+        .call(Call::PairJoin {
+            code,
+            addr: None,
+            merge: false,
+        })
         .unwrap();
     waiter.join().unwrap().unwrap();
 }

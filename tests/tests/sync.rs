@@ -119,6 +119,7 @@ fn a_wrong_code_burns_the_invite() {
     let invite = a
         .call(Call::PairInvite {
             timeout_secs: Some(60),
+            own_device: false,
         })
         .unwrap();
     let code = invite["code"].as_str().unwrap().to_string();
@@ -170,6 +171,7 @@ fn a_device_with_entries_needs_merge_to_join() {
     let invite = a
         .call(Call::PairInvite {
             timeout_secs: Some(60),
+            own_device: false,
         })
         .unwrap();
     let err = b

@@ -11,9 +11,13 @@ use crate::daemonctl::Ctx;
 pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
     match cmd {
-        PairCommand::Invite { timeout } => {
+        PairCommand::Invite {
+            timeout,
+            own_device,
+        } => {
             let invite = session.call(Call::PairInvite {
                 timeout_secs: timeout,
+                own_device,
             })?;
             if !ctx.json {
                 let code = invite["code"].as_str().unwrap_or_default();
@@ -25,17 +29,23 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
                     .collect();
                 io.out
                     .line(&format!("Your invite code is {}", io.style.bold(code)))?;
+                let whose = if own_device {
+                    "On your other device (a fresh one), run"
+                } else {
+                    "On your partner's device, run"
+                };
                 io.out.line(&format!(
-                    "On your partner's device, run: {}",
+                    "{whose}: {}",
                     io.style.cmd(&format!("hearth pair join {code}"))
                 ))?;
-                io.out.line(&io.style.dim(&format!(
-                    "(For another device of your own, add {}.)",
-                    io.style.cmd("--same-person")
-                )))?;
+                if own_device {
+                    io.out.line(&io.style.dim(
+                        "This code adds a device of yours: it will see your private entries. Keep it to yourself.",
+                    ))?;
+                }
                 if !addrs.is_empty() {
                     io.out.line(&format!(
-                        "If their device cannot find this one, add {}",
+                        "If that device cannot find this one, add {}",
                         io.style
                             .cmd(&format!("--addr {}", addrs.join(" or --addr ")))
                     ))?;
@@ -53,10 +63,19 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
             if ctx.json {
                 io.out
                     .json(&json!({ "invite": invite, "result": result }))?;
+            } else if result["role"] == "own-device" {
+                io.out.line(&format!(
+                    "Your device {} ({}) joined. It now shares your private entries; if you do not recognise it, remove it with {}.",
+                    io.style.bold(result["device_name"].as_str().unwrap_or("another device")),
+                    result["device_id"].as_str().unwrap_or_default(),
+                    io.style.cmd("hearth devices remove ID")
+                ))?;
             } else {
                 io.out.line(&format!(
-                    "{} joined. Welcome to the household.",
-                    result["name"].as_str().unwrap_or("Your partner")
+                    "{} joined from {} ({}). Welcome to the household.",
+                    result["name"].as_str().unwrap_or("Your partner"),
+                    result["device_name"].as_str().unwrap_or("their device"),
+                    result["device_id"].as_str().unwrap_or_default()
                 ))?;
             }
         }
@@ -66,23 +85,29 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
             merge,
             same_person,
         } => {
-            let call = if same_person {
-                Call::PairJoinSamePerson { code, addr }
-            } else {
-                Call::PairJoin { code, addr, merge }
-            };
-            let result = session.call(call)?;
+            if same_person {
+                return Err(crate::error::CliError::Usage {
+                    message: "`--same-person` is gone: the inviting device now decides whether a code is for its partner or for another device of its own".into(),
+                    hint: "on your other device run `hearth pair invite --own-device`, then run `hearth pair join CODE` here without the flag".into(),
+                }
+                .into());
+            }
+            let result = session.call(Call::PairJoin { code, addr, merge })?;
             if ctx.json {
                 io.out.json(&result)?;
-            } else if same_person {
+            } else if result["role"] == "own-device" {
                 io.out.line(&format!(
-                    "This device is now one of {}'s devices. Your private entries and the household will arrive here shortly.",
+                    "This device, {} ({}), is now one of {}'s devices. Your private entries and the household will arrive here shortly.",
+                    io.style.bold(result["this_device"]["name"].as_str().unwrap_or("this device")),
+                    result["this_device"]["id"].as_str().unwrap_or_default(),
                     result["name"].as_str().unwrap_or("your")
                 ))?;
             } else {
                 io.out.line(&format!(
-                    "You joined {}'s household. Your devices will now keep each other up to date.",
-                    result["name"].as_str().unwrap_or("your partner")
+                    "You joined {}'s household from this device, {} ({}). Your devices will now keep each other up to date.",
+                    result["name"].as_str().unwrap_or("your partner"),
+                    result["this_device"]["name"].as_str().unwrap_or("this device"),
+                    result["this_device"]["id"].as_str().unwrap_or_default()
                 ))?;
             }
         }

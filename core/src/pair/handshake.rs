@@ -53,41 +53,107 @@ pub struct TlsBinding {
     pub peer_tls_key: [u8; 32],
 }
 
-/// Whether the joining device belongs to a new person or to the inviter's person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JoiningAs {
-    /// The partner, joining the household for the first time, with the person id the
-    /// joining device made for itself.
-    NewPartner {
-        /// The new person's id.
-        person_id: Uuid,
-    },
+/// Whom an invite admits. The inviting device decides; the joiner never chooses.
+///
+/// The role is bound into the key schedule (see [`Keys::derive`]), so a joiner that
+/// binds the other role fails key confirmation exactly as a wrong code does, and an
+/// honest joiner learns the role only from the inviter's key confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InviteRole {
+    /// The partner: a new person joining the household for the first time.
+    Partner,
     /// Another device of the person who owns the inviting device.
-    SamePersonAsInviter,
+    OwnDevice,
 }
 
-/// What the joining device tells the inviter.
+impl InviteRole {
+    /// Both roles, in the order an honest joiner tries them.
+    pub const ALL: [InviteRole; 2] = [InviteRole::Partner, InviteRole::OwnDevice];
+
+    /// The stable key, as in the control API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Partner => "partner",
+            Self::OwnDevice => "own-device",
+        }
+    }
+
+    fn parse(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == key)
+    }
+}
+
+/// What the joining device tells the inviter. It says nothing about its role: the
+/// inviter decided that when it made the code.
 #[derive(Clone, PartialEq, Eq)]
 pub struct JoinerInfo {
     /// The joiner's Ed25519 device public key (checked against its TLS key).
     pub device_key: [u8; 32],
+    /// The person the joining device made for itself at `init`. It becomes the new
+    /// person when the invite is for the partner, and is ignored for an own device.
+    pub person_id: Uuid,
+    /// That person's name, e.g. "Sam".
+    pub person_name: String,
     /// A name for the device, e.g. "Sam's phone".
-    pub display_name: String,
-    /// Which person the device belongs to.
-    pub joining_as: JoiningAs,
+    pub device_name: String,
 }
 
 impl fmt::Debug for JoinerInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinerInfo")
-            .field("joining_as", &self.joining_as)
-            .finish_non_exhaustive()
+        f.debug_struct("JoinerInfo").finish_non_exhaustive()
+    }
+}
+
+/// What the joining device will accept, decided before it dials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinerPolicy {
+    /// Whether this device can join as the partner (e.g. it holds no entries of its own,
+    /// or the user agreed to merge them).
+    pub accepts_partner: bool,
+    /// Whether this device can join as another device of the inviting person (only a
+    /// fresh device can give up its own person).
+    pub accepts_own_device: bool,
+    /// Bind this role into the key schedule instead of learning it from the inviter.
+    /// Honest joiners leave it `None`; with `Some`, a code for the other role fails as
+    /// a wrong code does.
+    pub claim: Option<InviteRole>,
+}
+
+impl Default for JoinerPolicy {
+    fn default() -> Self {
+        Self {
+            accepts_partner: true,
+            accepts_own_device: true,
+            claim: None,
+        }
+    }
+}
+
+/// What the inviting device checks a joiner against before anything private leaves.
+/// It never travels.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// The people already in the household: a partner may not claim to be one of them.
+    pub people: Vec<Uuid>,
+    /// Every device key on the roster, removed ones included: none may join again.
+    pub device_keys: Vec<[u8; 32]>,
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission")
+            .field("people", &self.people.len())
+            .field("device_keys", &self.device_keys.len())
+            .finish()
     }
 }
 
 /// What the inviting device tells the joiner.
 #[derive(Clone, PartialEq, Eq)]
 pub struct InviterInfo {
+    /// Whom the invite admits. On the joiner it must equal the role key confirmation
+    /// proved.
+    pub role: InviteRole,
     /// The inviter's Ed25519 device public key (checked against its TLS key).
     pub device_key: [u8; 32],
     /// A name for the device.
@@ -103,6 +169,7 @@ pub struct InviterInfo {
 impl fmt::Debug for InviterInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InviterInfo")
+            .field("role", &self.role)
             .field("roster_len", &self.roster.len())
             .finish_non_exhaustive()
     }
@@ -129,12 +196,12 @@ impl PairOutcome {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
+enum Side {
     Inviter,
     Joiner,
 }
 
-impl Role {
+impl Side {
     fn label(self) -> &'static [u8] {
         match self {
             Self::Inviter => b"inviter",
@@ -202,19 +269,14 @@ enum Payload {
 impl Payload {
     fn to_cbor(&self) -> Result<Zeroizing<Vec<u8>>, PairError> {
         let value = match self {
-            Self::Joiner(info) => {
-                let map = MapBuilder::new(JOINER)
-                    .field("deviceKey", Value::Bytes(info.device_key.to_vec()))
-                    .field("displayName", text(&info.display_name));
-                match info.joining_as {
-                    JoiningAs::NewPartner { person_id } => map
-                        .field("joiningAs", text("new-partner"))
-                        .field("personId", Value::Bytes(person_id.as_bytes().to_vec())),
-                    JoiningAs::SamePersonAsInviter => map.field("joiningAs", text("same-person")),
-                }
-                .build()
-            }
+            Self::Joiner(info) => MapBuilder::new(JOINER)
+                .field("deviceKey", Value::Bytes(info.device_key.to_vec()))
+                .field("personId", Value::Bytes(info.person_id.as_bytes().to_vec()))
+                .field("personName", text(&info.person_name))
+                .field("deviceName", text(&info.device_name))
+                .build(),
             Self::Inviter(info) => MapBuilder::new(INVITER)
+                .field("role", text(info.role.as_str()))
                 .field("deviceKey", Value::Bytes(info.device_key.to_vec()))
                 .field("displayName", text(&info.display_name))
                 .field("personId", Value::Bytes(info.person_id.as_bytes().to_vec()))
@@ -237,29 +299,18 @@ impl Payload {
     fn decode(plaintext: &[u8]) -> Result<Self, PairError> {
         let mut map = CborMap::decode(plaintext, &[JOINER, INVITER, DONE])?;
         Ok(match map.kind() {
-            JOINER => {
-                let device_key = map.byte_array("deviceKey")?;
-                let display_name = name(&mut map)?;
-                let joining_as = match map.text("joiningAs")?.as_str() {
-                    "new-partner" => JoiningAs::NewPartner {
-                        person_id: Uuid::from_bytes(map.byte_array("personId")?),
-                    },
-                    "same-person" => JoiningAs::SamePersonAsInviter,
-                    _ => {
-                        return Err(PairError::Malformed {
-                            detail: "unknown joiningAs",
-                        })
-                    }
-                };
-                Self::Joiner(JoinerInfo {
-                    device_key,
-                    display_name,
-                    joining_as,
-                })
-            }
-            INVITER => Self::Inviter(InviterInfo {
+            JOINER => Self::Joiner(JoinerInfo {
                 device_key: map.byte_array("deviceKey")?,
-                display_name: name(&mut map)?,
+                person_id: Uuid::from_bytes(map.byte_array("personId")?),
+                person_name: name(&mut map, "personName")?,
+                device_name: name(&mut map, "deviceName")?,
+            }),
+            INVITER => Self::Inviter(InviterInfo {
+                role: InviteRole::parse(&map.text("role")?).ok_or(PairError::Malformed {
+                    detail: "unknown role",
+                })?,
+                device_key: map.byte_array("deviceKey")?,
+                display_name: name(&mut map, "displayName")?,
                 person_id: Uuid::from_bytes(map.byte_array("personId")?),
                 roster: map.bytes("roster")?,
                 household_secret: Zeroizing::new(map.byte_array("householdSecret")?),
@@ -269,8 +320,8 @@ impl Payload {
     }
 }
 
-fn name(map: &mut CborMap) -> Result<String, PairError> {
-    let name = map.text("displayName")?;
+fn name(map: &mut CborMap, field: &'static str) -> Result<String, PairError> {
+    let name = map.text(field)?;
     if name.len() > MAX_NAME_LEN {
         return Err(PairError::Malformed {
             detail: "display name too long",
@@ -301,16 +352,20 @@ struct Keys {
 }
 
 impl Keys {
+    /// Derives every key from the SPAKE2 key and a transcript that binds the invite's
+    /// role, both SPAKE2 messages and both TLS keys: two sides that disagree on any of
+    /// them, the code included, end up with unrelated keys and fail confirmation.
     fn derive(
-        role: Role,
+        side: Side,
+        role: InviteRole,
         spake_key: &[u8],
         own_msg: &[u8],
         peer_msg: &[u8],
         tls: &TlsBinding,
     ) -> Result<Self, PairError> {
-        let (inviter_msg, joiner_msg) = match role {
-            Role::Inviter => (own_msg, peer_msg),
-            Role::Joiner => (peer_msg, own_msg),
+        let (inviter_msg, joiner_msg) = match side {
+            Side::Inviter => (own_msg, peer_msg),
+            Side::Joiner => (peer_msg, own_msg),
         };
         // Sorted, because each side calls its own key "local": sorting gives both the
         // same order without either needing to know which TLS side it is on.
@@ -322,7 +377,13 @@ impl Keys {
         let mut ctx = digest::Context::new(&digest::SHA256);
         ctx.update(LABEL);
         ctx.update(b" transcript");
-        for part in [inviter_msg, joiner_msg, &low, &high] {
+        for part in [
+            role.as_str().as_bytes(),
+            inviter_msg,
+            joiner_msg,
+            &low,
+            &high,
+        ] {
             ctx.update(&(part.len() as u64).to_be_bytes());
             ctx.update(part);
         }
@@ -330,14 +391,14 @@ impl Keys {
         transcript.copy_from_slice(ctx.finish().as_ref());
 
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &transcript).extract(spake_key);
-        let confirm = |who: Role| -> Result<hmac::Key, PairError> {
+        let confirm = |who: Side| -> Result<hmac::Key, PairError> {
             let info = [LABEL, b" confirm ", who.label()];
             let okm = prk
                 .expand(&info, hmac::HMAC_SHA256)
                 .map_err(|_| KDF_FAILED)?;
             Ok(hmac::Key::from(okm))
         };
-        let seal = |from: Role| -> Result<aead::LessSafeKey, PairError> {
+        let seal = |from: Side| -> Result<aead::LessSafeKey, PairError> {
             let info = [LABEL, b" seal from ", from.label()];
             let okm = prk
                 .expand(&info, &aead::CHACHA20_POLY1305)
@@ -346,14 +407,14 @@ impl Keys {
         };
         Ok(Self {
             transcript,
-            confirm_mine: confirm(role)?,
-            confirm_theirs: confirm(role.peer())?,
-            seal: seal(role)?,
-            open: seal(role.peer())?,
+            confirm_mine: confirm(side)?,
+            confirm_theirs: confirm(side.peer())?,
+            seal: seal(side)?,
+            open: seal(side.peer())?,
         })
     }
 
-    fn confirm_input(&self, who: Role) -> Vec<u8> {
+    fn confirm_input(&self, who: Side) -> Vec<u8> {
         [LABEL, b" confirm ", who.label(), &self.transcript].concat()
     }
 }
@@ -366,13 +427,13 @@ const KDF_FAILED: PairError = PairError::Malformed {
 /// The sealed channel after key confirmation, with a counter per direction.
 struct Channel {
     keys: Keys,
-    role: Role,
+    side: Side,
     send_seq: u64,
     recv_seq: u64,
 }
 
 impl Channel {
-    fn nonce_and_aad(from: Role, seq: u64) -> (aead::Nonce, Vec<u8>) {
+    fn nonce_and_aad(from: Side, seq: u64) -> (aead::Nonce, Vec<u8>) {
         let mut nonce = [0u8; aead::NONCE_LEN];
         nonce[aead::NONCE_LEN - 8..].copy_from_slice(&seq.to_be_bytes());
         let aad = [LABEL, b" sealed ", from.label(), &seq.to_be_bytes()].concat();
@@ -384,7 +445,7 @@ impl Channel {
         self.send_seq = seq.checked_add(1).ok_or(PairError::Replay)?;
         let plaintext = payload.to_cbor()?;
         let mut buf = plaintext.to_vec();
-        let (nonce, aad) = Self::nonce_and_aad(self.role, seq);
+        let (nonce, aad) = Self::nonce_and_aad(self.side, seq);
         self.keys
             .seal
             .seal_in_place_append_tag(nonce, aead::Aad::from(aad), &mut buf)
@@ -400,7 +461,7 @@ impl Channel {
         if seq != self.recv_seq {
             return Err(PairError::Replay);
         }
-        let (nonce, aad) = Self::nonce_and_aad(self.role.peer(), seq);
+        let (nonce, aad) = Self::nonce_and_aad(self.side.peer(), seq);
         let plaintext = self
             .keys
             .open
@@ -418,8 +479,9 @@ impl Channel {
 enum State {
     /// Waiting for the peer's SPAKE2 message.
     AwaitSpake(Spake2<Ed25519Group>),
-    /// Waiting for the peer's key confirmation.
-    AwaitConfirm(Keys),
+    /// Waiting for the peer's key confirmation, with the keys of each role this side
+    /// may be in: the inviter's own role, or the roles a joiner would take.
+    AwaitConfirm(Vec<(InviteRole, Keys)>),
     /// Waiting for the peer's sealed payload.
     AwaitPayload(Channel),
     /// Inviter only: payload sent, waiting for the joiner's `done`.
@@ -432,16 +494,18 @@ enum State {
 
 /// What this side will send once the channel is up.
 enum LocalInfo {
-    Inviter(InviterInfo),
-    Joiner(JoinerInfo),
+    Inviter(InviterInfo, Admission),
+    Joiner(JoinerInfo, JoinerPolicy),
 }
 
 /// The pairing handshake for one side of one `hearth-pair/1` connection.
 pub struct Handshake {
-    role: Role,
+    side: Side,
     tls: TlsBinding,
     own_msg: Vec<u8>,
     local: LocalInfo,
+    /// The invite's role once key confirmation proved it.
+    role: Option<InviteRole>,
     state: State,
     decoder: FrameDecoder,
     transmit: VecDeque<Vec<u8>>,
@@ -459,7 +523,7 @@ impl fmt::Debug for Handshake {
             State::Failed => "failed",
         };
         f.debug_struct("Handshake")
-            .field("role", &self.role)
+            .field("side", &self.side)
             .field("state", &state)
             .finish_non_exhaustive()
     }
@@ -468,27 +532,50 @@ impl fmt::Debug for Handshake {
 impl Handshake {
     /// Starts the inviting side, which will send `local` (roster and household secret
     /// included) only after verifying the joiner.
+    /// The role of the invite (`local.role`) is bound into every key; the joiner is
+    /// checked against `admission` before any of it goes out.
     pub fn new_inviter<R: RngCore + CryptoRng>(
         code: &PairingCode,
         local: InviterInfo,
+        admission: Admission,
         tls: TlsBinding,
         rng: &mut R,
     ) -> Self {
-        Self::start(Role::Inviter, code, LocalInfo::Inviter(local), tls, rng)
+        Self::start(
+            Side::Inviter,
+            code,
+            LocalInfo::Inviter(local, admission),
+            tls,
+            rng,
+        )
     }
 
-    /// Starts the joining side.
+    /// Starts the joining side. It learns the invite's role from the inviter's key
+    /// confirmation and refuses, before saying anything about itself, a role `policy`
+    /// does not accept.
     pub fn new_joiner<R: RngCore + CryptoRng>(
         code: &PairingCode,
         local: JoinerInfo,
+        policy: JoinerPolicy,
         tls: TlsBinding,
         rng: &mut R,
     ) -> Self {
-        Self::start(Role::Joiner, code, LocalInfo::Joiner(local), tls, rng)
+        Self::start(
+            Side::Joiner,
+            code,
+            LocalInfo::Joiner(local, policy),
+            tls,
+            rng,
+        )
+    }
+
+    /// The invite's role, once key confirmation has proved it.
+    pub fn role(&self) -> Option<InviteRole> {
+        self.role
     }
 
     fn start<R: RngCore + CryptoRng>(
-        role: Role,
+        side: Side,
         code: &PairingCode,
         local: LocalInfo,
         tls: TlsBinding,
@@ -501,10 +588,11 @@ impl Handshake {
             &mut *rng,
         );
         let mut handshake = Self {
-            role,
+            side,
             tls,
             own_msg: own_msg.clone(),
             local,
+            role: None,
             state: State::AwaitSpake(spake),
             decoder: FrameDecoder::with_max_frame(PAIR_MAX_FRAME),
             transmit: VecDeque::new(),
@@ -552,6 +640,13 @@ impl Handshake {
         matches!(self.state, State::Finished)
     }
 
+    fn send_confirm(&mut self, keys: &Keys) -> Result<(), PairError> {
+        let tag = hmac::sign(&keys.confirm_mine, &keys.confirm_input(self.side));
+        let mut mac = [0u8; 32];
+        mac.copy_from_slice(tag.as_ref());
+        self.send(&PairMessage::Confirm { mac })
+    }
+
     fn send(&mut self, message: &PairMessage) -> Result<(), PairError> {
         // Only the inviter's payload can grow (the caller's roster); one over the
         // frame cap fails the handshake here instead of being cut off in flight.
@@ -582,47 +677,94 @@ impl Handshake {
                 let key = Zeroizing::new(spake.finish(&msg).map_err(|_| PairError::Malformed {
                     detail: "bad SPAKE2 message",
                 })?);
-                let keys = Keys::derive(self.role, &key, &self.own_msg, &msg, &self.tls)?;
-                let tag = hmac::sign(&keys.confirm_mine, &keys.confirm_input(self.role));
-                let mut mac = [0u8; 32];
-                mac.copy_from_slice(tag.as_ref());
-                self.send(&PairMessage::Confirm { mac })?;
-                State::AwaitConfirm(keys)
+                let roles: Vec<InviteRole> = match &self.local {
+                    LocalInfo::Inviter(info, _) => vec![info.role],
+                    LocalInfo::Joiner(_, policy) => match policy.claim {
+                        Some(role) => vec![role],
+                        None => InviteRole::ALL.to_vec(),
+                    },
+                };
+                let mut candidates = Vec::with_capacity(roles.len());
+                for role in roles {
+                    let keys = Keys::derive(self.side, role, &key, &self.own_msg, &msg, &self.tls)?;
+                    candidates.push((role, keys));
+                }
+                // The inviter confirms first: its confirmation is what tells an honest
+                // joiner the role, and the joiner answers only under that role.
+                if self.side == Side::Inviter {
+                    self.send_confirm(&candidates[0].1)?;
+                }
+                State::AwaitConfirm(candidates)
             }
-            (State::AwaitConfirm(keys), PairMessage::Confirm { mac }) => {
-                hmac::verify(
-                    &keys.confirm_theirs,
-                    &keys.confirm_input(self.role.peer()),
-                    &mac,
-                )
-                .map_err(|_| PairError::WrongCode)?;
+            (State::AwaitConfirm(candidates), PairMessage::Confirm { mac }) => {
+                let peer = self.side.peer();
+                let proved = candidates.iter().position(|(_, keys)| {
+                    hmac::verify(&keys.confirm_theirs, &keys.confirm_input(peer), &mac).is_ok()
+                });
+                let Some(index) = proved else {
+                    if self.side == Side::Joiner {
+                        // Answer anyway, so the inviter learns the code was wrong on its
+                        // side too (a MAC under our wrong keys tells it nothing else).
+                        if let Some((_, keys)) = candidates.first() {
+                            self.send_confirm(keys)?;
+                        }
+                    }
+                    return Err(PairError::WrongCode);
+                };
+                let Some((role, keys)) = candidates.into_iter().nth(index) else {
+                    return Err(PairError::WrongCode);
+                };
+                self.role = Some(role);
                 let mut channel = Channel {
                     keys,
-                    role: self.role,
+                    side: self.side,
                     send_seq: 0,
                     recv_seq: 0,
                 };
                 // The joiner speaks first, so the inviter's secrets only ever go to a
-                // device whose key it has checked.
-                if let LocalInfo::Joiner(info) = &self.local {
-                    let sealed = channel.seal(&Payload::Joiner(info.clone()))?;
+                // device it has checked. A role this device cannot take is refused
+                // before it says anything about itself.
+                if let LocalInfo::Joiner(info, policy) = &self.local {
+                    let accepted = match role {
+                        InviteRole::Partner => policy.accepts_partner,
+                        InviteRole::OwnDevice => policy.accepts_own_device,
+                    };
+                    if !accepted {
+                        return Err(PairError::RoleNotAccepted { role });
+                    }
+                    let info = info.clone();
+                    self.send_confirm(&channel.keys)?;
+                    let sealed = channel.seal(&Payload::Joiner(info))?;
                     self.send(&sealed)?;
                 }
                 State::AwaitPayload(channel)
             }
             (State::AwaitPayload(mut channel), PairMessage::Sealed { seq, sealed }) => {
                 match (channel.open(seq, sealed)?, &self.local) {
-                    (Payload::Joiner(joiner), LocalInfo::Inviter(info)) => {
+                    (Payload::Joiner(joiner), LocalInfo::Inviter(info, admission)) => {
                         if joiner.device_key != self.tls.peer_tls_key {
                             return Err(PairError::KeyMismatch);
+                        }
+                        if admission.device_keys.contains(&joiner.device_key) {
+                            return Err(PairError::AlreadyPaired);
+                        }
+                        if info.role == InviteRole::Partner
+                            && admission.people.contains(&joiner.person_id)
+                        {
+                            return Err(PairError::PersonTaken);
                         }
                         let sealed = channel.seal(&Payload::Inviter(info.clone()))?;
                         self.send(&sealed)?;
                         State::AwaitDone(channel, joiner)
                     }
-                    (Payload::Inviter(inviter), LocalInfo::Joiner(_)) => {
+                    (Payload::Inviter(inviter), LocalInfo::Joiner(..)) => {
                         if inviter.device_key != self.tls.peer_tls_key {
                             return Err(PairError::KeyMismatch);
+                        }
+                        if Some(inviter.role) != self.role {
+                            return Err(PairError::Malformed {
+                                detail: "role differs from the confirmed one",
+                            });
                         }
                         let sealed = channel.seal(&Payload::Done)?;
                         self.send(&sealed)?;
@@ -668,6 +810,7 @@ mod tests {
 
     fn inviter_info() -> InviterInfo {
         InviterInfo {
+            role: InviteRole::Partner,
             device_key: INVITER_KEY,
             display_name: "Ana's laptop".to_owned(),
             person_id: Uuid::from_u128(1),
@@ -679,10 +822,9 @@ mod tests {
     fn joiner_info() -> JoinerInfo {
         JoinerInfo {
             device_key: JOINER_KEY,
-            display_name: "Sam's phone".to_owned(),
-            joining_as: JoiningAs::NewPartner {
-                person_id: Uuid::from_u128(2),
-            },
+            person_id: Uuid::from_u128(2),
+            person_name: "Sam".to_owned(),
+            device_name: "Sam's phone".to_owned(),
         }
     }
 
@@ -702,12 +844,14 @@ mod tests {
         let inviter = Handshake::new_inviter(
             inviter_code,
             inviter_info(),
+            Admission::default(),
             tls(INVITER_KEY, JOINER_KEY),
             &mut rng,
         );
         let joiner = Handshake::new_joiner(
             joiner_code,
             joiner_info(),
+            JoinerPolicy::default(),
             tls(JOINER_KEY, INVITER_KEY),
             &mut rng,
         );
@@ -762,29 +906,6 @@ mod tests {
     }
 
     #[test]
-    fn same_person_joiner_round_trips() {
-        let mut rng = ChaCha20Rng::seed_from_u64(9);
-        let info = JoinerInfo {
-            joining_as: JoiningAs::SamePersonAsInviter,
-            ..joiner_info()
-        };
-        let mut inviter = Handshake::new_inviter(
-            &code(),
-            inviter_info(),
-            tls(INVITER_KEY, JOINER_KEY),
-            &mut rng,
-        );
-        let mut joiner = Handshake::new_joiner(
-            &code(),
-            info.clone(),
-            tls(JOINER_KEY, INVITER_KEY),
-            &mut rng,
-        );
-        run(&mut inviter, &mut joiner, 64, &mut Vec::new());
-        assert_eq!(inviter.take_outcome(), Some(PairOutcome::Joiner(info)));
-    }
-
-    #[test]
     fn wrong_code_fails_on_both_sides_and_says_the_invite_is_used_up() {
         let other: PairingCode = "4-amber-orbit-lava".parse().unwrap();
         let (mut inviter, mut joiner) = pair_with(&code(), &other, 2);
@@ -805,19 +926,205 @@ mod tests {
     fn wrong_code_reaches_both_sides_even_when_frames_arrive_together() {
         let other: PairingCode = "5-amber-orbit-lantern".parse().unwrap();
         let (mut inviter, mut joiner) = pair_with(&code(), &other, 16);
-        // 1. The joiner gets the inviter's SPAKE2 message and answers.
-        let spake = inviter.poll_transmit().unwrap();
-        joiner.handle_bytes(&spake).unwrap();
-        // 2. The inviter reads the joiner's SPAKE2 message and confirmation in one go.
-        let burst: Vec<u8> = std::iter::from_fn(|| joiner.poll_transmit())
+        // 1. The inviter reads the joiner's SPAKE2 message and confirms at once.
+        let spake = joiner.poll_transmit().unwrap();
+        inviter.handle_bytes(&spake).unwrap();
+        // 2. The joiner reads the inviter's SPAKE2 message and confirmation in one go.
+        let burst: Vec<u8> = std::iter::from_fn(|| inviter.poll_transmit())
             .flatten()
             .collect();
-        assert_eq!(inviter.handle_bytes(&burst), Err(PairError::WrongCode));
-        // 3. Its own confirmation is still flushed, so the joiner fails the same way.
-        let rest: Vec<u8> = std::iter::from_fn(|| inviter.poll_transmit())
+        assert_eq!(joiner.handle_bytes(&burst), Err(PairError::WrongCode));
+        // 3. Its own confirmation is still flushed, so the inviter fails the same way.
+        let rest: Vec<u8> = std::iter::from_fn(|| joiner.poll_transmit())
             .flatten()
             .collect();
-        assert_eq!(joiner.handle_bytes(&rest), Err(PairError::WrongCode));
+        assert_eq!(inviter.handle_bytes(&rest), Err(PairError::WrongCode));
+    }
+
+    fn other_role(role: InviteRole) -> InviteRole {
+        match role {
+            InviteRole::Partner => InviteRole::OwnDevice,
+            InviteRole::OwnDevice => InviteRole::Partner,
+        }
+    }
+
+    /// Both sides of an invite for `role`, the inviter checking against `admission`.
+    fn pair_roles(
+        role: InviteRole,
+        admission: Admission,
+        policy: JoinerPolicy,
+        seed: u64,
+    ) -> (Handshake, Handshake) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let inviter = Handshake::new_inviter(
+            &code(),
+            InviterInfo {
+                role,
+                ..inviter_info()
+            },
+            admission,
+            tls(INVITER_KEY, JOINER_KEY),
+            &mut rng,
+        );
+        let joiner = Handshake::new_joiner(
+            &code(),
+            joiner_info(),
+            policy,
+            tls(JOINER_KEY, INVITER_KEY),
+            &mut rng,
+        );
+        (inviter, joiner)
+    }
+
+    /// Runs both sides until quiet and returns each side's first error and the
+    /// messages each side sent.
+    #[allow(clippy::type_complexity)]
+    fn run_both(
+        inviter: &mut Handshake,
+        joiner: &mut Handshake,
+    ) -> (
+        (Option<PairError>, Option<PairError>),
+        Vec<PairMessage>,
+        Vec<PairMessage>,
+    ) {
+        let (mut inviter_err, mut joiner_err) = (None, None);
+        let (mut from_inviter, mut from_joiner) = (Vec::new(), Vec::new());
+        for _ in 0..20 {
+            let to_joiner: Vec<Vec<u8>> = std::iter::from_fn(|| inviter.poll_transmit()).collect();
+            let to_inviter: Vec<Vec<u8>> = std::iter::from_fn(|| joiner.poll_transmit()).collect();
+            if to_joiner.is_empty() && to_inviter.is_empty() {
+                break;
+            }
+            for frame in &to_inviter {
+                from_joiner.push(PairMessage::decode(&frame[4..]).unwrap());
+                if inviter_err.is_none() {
+                    inviter_err = inviter.handle_bytes(frame).err();
+                }
+            }
+            for frame in &to_joiner {
+                from_inviter.push(PairMessage::decode(&frame[4..]).unwrap());
+                if joiner_err.is_none() {
+                    joiner_err = joiner.handle_bytes(frame).err();
+                }
+            }
+        }
+        ((inviter_err, joiner_err), from_inviter, from_joiner)
+    }
+
+    fn sealed_count(sent: &[PairMessage]) -> usize {
+        sent.iter()
+            .filter(|m| matches!(m, PairMessage::Sealed { .. }))
+            .count()
+    }
+
+    #[test]
+    fn the_joiner_learns_the_role_only_from_the_inviter() {
+        for role in InviteRole::ALL {
+            let (mut inviter, mut joiner) =
+                pair_roles(role, Admission::default(), JoinerPolicy::default(), 20);
+            let (errors, _, _) = run_both(&mut inviter, &mut joiner);
+            assert_eq!(errors, (None, None));
+            assert_eq!((inviter.role(), joiner.role()), (Some(role), Some(role)));
+            let Some(PairOutcome::Inviter(info)) = joiner.take_outcome() else {
+                panic!("no outcome")
+            };
+            assert_eq!(info.role, role);
+            assert_eq!(
+                inviter.take_outcome(),
+                Some(PairOutcome::Joiner(joiner_info()))
+            );
+        }
+    }
+
+    #[test]
+    fn a_joiner_that_binds_the_other_role_fails_exactly_like_a_wrong_code() {
+        for role in InviteRole::ALL {
+            // A modified client pretending to be the other role binds that role into
+            // its keys; binding the inviter's own role is what an honest joiner does.
+            let claiming = JoinerPolicy {
+                claim: Some(other_role(role)),
+                ..JoinerPolicy::default()
+            };
+            let (mut inviter, mut joiner) = pair_roles(role, Admission::default(), claiming, 21);
+            let (errors, from_inviter, _) = run_both(&mut inviter, &mut joiner);
+            assert_eq!(
+                errors,
+                (Some(PairError::WrongCode), Some(PairError::WrongCode))
+            );
+            assert_eq!(sealed_count(&from_inviter), 0, "nothing sealed went out");
+            assert!(inviter.outcome().is_none() && joiner.outcome().is_none());
+            assert_eq!(inviter.role(), None);
+
+            let honest = JoinerPolicy {
+                claim: Some(role),
+                ..JoinerPolicy::default()
+            };
+            let (mut inviter, mut joiner) = pair_roles(role, Admission::default(), honest, 22);
+            assert_eq!(run_both(&mut inviter, &mut joiner).0, (None, None));
+        }
+    }
+
+    #[test]
+    fn a_joiner_refuses_a_role_it_cannot_take_before_saying_anything_about_itself() {
+        for role in InviteRole::ALL {
+            let policy = JoinerPolicy {
+                accepts_partner: role != InviteRole::Partner,
+                accepts_own_device: role != InviteRole::OwnDevice,
+                claim: None,
+            };
+            let (mut inviter, mut joiner) = pair_roles(role, Admission::default(), policy, 23);
+            let (errors, from_inviter, from_joiner) = run_both(&mut inviter, &mut joiner);
+            assert_eq!(errors.1, Some(PairError::RoleNotAccepted { role }));
+            assert!(matches!(
+                from_joiner.as_slice(),
+                [PairMessage::Spake { .. }]
+            ));
+            assert_eq!(sealed_count(&from_inviter), 0);
+            assert!(inviter.outcome().is_none() && joiner.outcome().is_none());
+        }
+        let message = PairError::RoleNotAccepted {
+            role: InviteRole::OwnDevice,
+        }
+        .to_string();
+        assert!(message.contains("fresh device") && message.contains("partner invite"));
+    }
+
+    #[test]
+    fn a_partner_claiming_someone_already_in_the_household_gets_nothing() {
+        let known = Admission {
+            people: vec![joiner_info().person_id],
+            device_keys: vec![[0x55; 32]],
+        };
+        let (mut inviter, mut joiner) = pair_roles(
+            InviteRole::Partner,
+            known.clone(),
+            JoinerPolicy::default(),
+            24,
+        );
+        let (errors, from_inviter, _) = run_both(&mut inviter, &mut joiner);
+        assert_eq!(errors.0, Some(PairError::PersonTaken));
+        assert_eq!(sealed_count(&from_inviter), 0, "no roster, no secret");
+        assert!(joiner.outcome().is_none() && inviter.outcome().is_none());
+        // Another device of the inviter's person brings a throwaway person of its own,
+        // which the inviter ignores, so the same check does not apply.
+        let (mut inviter, mut joiner) =
+            pair_roles(InviteRole::OwnDevice, known, JoinerPolicy::default(), 25);
+        assert_eq!(run_both(&mut inviter, &mut joiner).0, (None, None));
+    }
+
+    #[test]
+    fn a_device_already_on_the_roster_cannot_join_again() {
+        for role in InviteRole::ALL {
+            let known = Admission {
+                people: Vec::new(),
+                device_keys: vec![JOINER_KEY],
+            };
+            let (mut inviter, mut joiner) = pair_roles(role, known, JoinerPolicy::default(), 26);
+            let (errors, from_inviter, _) = run_both(&mut inviter, &mut joiner);
+            assert_eq!(errors.0, Some(PairError::AlreadyPaired));
+            assert_eq!(sealed_count(&from_inviter), 0);
+            assert!(joiner.outcome().is_none());
+        }
     }
 
     #[test]
@@ -829,11 +1136,17 @@ mod tests {
         let mut inviter = Handshake::new_inviter(
             &code(),
             inviter_info(),
+            Admission::default(),
             tls(INVITER_KEY, relay_key),
             &mut rng,
         );
-        let mut joiner =
-            Handshake::new_joiner(&code(), joiner_info(), tls(JOINER_KEY, relay_key), &mut rng);
+        let mut joiner = Handshake::new_joiner(
+            &code(),
+            joiner_info(),
+            JoinerPolicy::default(),
+            tls(JOINER_KEY, relay_key),
+            &mut rng,
+        );
         let (a, b) = run(&mut inviter, &mut joiner, 4096, &mut Vec::new());
         assert_eq!(a, Some(PairError::WrongCode));
         assert_eq!(b, Some(PairError::WrongCode));
@@ -852,6 +1165,7 @@ mod tests {
             let mut fresh = Handshake::new_inviter(
                 &code(),
                 inviter_info(),
+                Admission::default(),
                 tls([0x44; 32], peer_key),
                 &mut rng,
             );
@@ -932,6 +1246,7 @@ mod tests {
         let mut inviter = Handshake::new_inviter(
             &code(),
             inviter_info(),
+            Admission::default(),
             tls(INVITER_KEY, JOINER_KEY),
             &mut rng,
         );
@@ -939,8 +1254,13 @@ mod tests {
             device_key: [0x77; 32],
             ..joiner_info()
         };
-        let mut joiner =
-            Handshake::new_joiner(&code(), lying, tls(JOINER_KEY, INVITER_KEY), &mut rng);
+        let mut joiner = Handshake::new_joiner(
+            &code(),
+            lying,
+            JoinerPolicy::default(),
+            tls(JOINER_KEY, INVITER_KEY),
+            &mut rng,
+        );
         let (a, _) = run(&mut inviter, &mut joiner, 4096, &mut Vec::new());
         assert_eq!(a, Some(PairError::KeyMismatch));
         assert!(joiner.outcome().is_none());
@@ -954,11 +1274,17 @@ mod tests {
             roster: vec![0; PAIR_MAX_FRAME],
             ..inviter_info()
         };
-        let mut inviter =
-            Handshake::new_inviter(&code(), huge, tls(INVITER_KEY, JOINER_KEY), &mut rng);
+        let mut inviter = Handshake::new_inviter(
+            &code(),
+            huge,
+            Admission::default(),
+            tls(INVITER_KEY, JOINER_KEY),
+            &mut rng,
+        );
         let mut joiner = Handshake::new_joiner(
             &code(),
             joiner_info(),
+            JoinerPolicy::default(),
             tls(JOINER_KEY, INVITER_KEY),
             &mut rng,
         );
@@ -1026,7 +1352,7 @@ mod tests {
             let i = index % bytes.len();
             bytes[i] ^= flip;
             let mut rng = ChaCha20Rng::seed_from_u64(15);
-            let mut fresh = Handshake::new_inviter(&code(), inviter_info(), tls(INVITER_KEY, JOINER_KEY), &mut rng);
+            let mut fresh = Handshake::new_inviter(&code(), inviter_info(), Admission::default(), tls(INVITER_KEY, JOINER_KEY), &mut rng);
             let _ = fresh.handle_bytes(&bytes);
             prop_assert!(fresh.outcome().is_none());
         }

@@ -10,22 +10,31 @@
 //!
 //! Both sides run symmetric SPAKE2 over Ed25519 with the canonical code as password,
 //! so a passive or active attacker learns nothing it could test offline, and an active
-//! one gets one guess per invite. Then, on one QUIC stream of length-prefixed CBOR
+//! one gets one guess per invite. The inviter decides the invite's [`InviteRole`]
+//! (the partner, or another device of the inviter's person) and the role is bound into
+//! every derived key, so the code admits that role and no other. Then, on one QUIC stream of length-prefixed CBOR
 //! frames (the same framing as sync, with a 1 MiB cap):
 //!
 //! 1. Both send `spake` with their SPAKE2 message.
 //! 2. Both derive keys with HKDF-SHA256: the salt is a hash of a transcript holding
-//!    both SPAKE2 messages in role order and both TLS public keys in sorted order, so a
-//!    relay that terminates TLS separately with each side ends up with keys that do
-//!    not match. Both send `confirm`: an HMAC over the transcript under a
-//!    per-direction key and label.
-//! 3. Each verifies the other's `confirm`. A mismatch is [`PairError::WrongCode`].
+//!    the invite's role, both SPAKE2 messages in side order and both TLS public keys
+//!    in sorted order, so a relay that terminates TLS separately with each side ends
+//!    up with keys that do not match. The inviter sends `confirm`: an HMAC over the
+//!    transcript under a per-direction key and label.
+//! 3. The joiner, which was not told the role, derives the keys of both roles and
+//!    keeps the one the inviter's `confirm` verifies under; none is
+//!    [`PairError::WrongCode`]. It answers with its own `confirm` under that role, and
+//!    the inviter checks it under the role it chose: a joiner that binds the other role
+//!    (a modified client pretending to be one of the inviter's own devices) fails here,
+//!    exactly as a wrong code does.
 //! 4. The rest is `sealed`: ChaCha20-Poly1305 under per-direction keys, with the
 //!    message counter as nonce; a counter that is not exactly the next one is a
-//!    [`PairError::Replay`]. The joiner sends its device key, name and whether it is a
-//!    new person; the inviter checks that the key equals the joiner's TLS key and only
-//!    then sends its own key, name, person, the roster and the household secret; the
-//!    joiner checks the inviter's key the same way and answers `done`.
+//!    [`PairError::Replay`]. The joiner first refuses a role it cannot take
+//!    ([`PairError::RoleNotAccepted`]), then sends its device key, person and names,
+//!    never a role; the inviter checks that the key equals the joiner's TLS key, is not
+//!    already on the roster, and, for a partner, that the person is new ([`Admission`]),
+//!    and only then sends the role, its own key, name, person, the roster and the
+//!    household secret; the joiner checks the inviter's key and role and answers `done`.
 //!
 //! # Driving a handshake
 //!
@@ -41,8 +50,8 @@ mod words;
 
 pub use code::{CodeError, PairingCode};
 pub use handshake::{
-    Handshake, InviterInfo, JoinerInfo, JoiningAs, PairOutcome, TlsBinding, PAIR_ALPN,
-    PAIR_MAX_FRAME,
+    Admission, Handshake, InviteRole, InviterInfo, JoinerInfo, JoinerPolicy, PairOutcome,
+    TlsBinding, PAIR_ALPN, PAIR_MAX_FRAME,
 };
 
 use crate::sync::{ApplicationErrorCode, FrameError};
@@ -92,9 +101,48 @@ pub enum PairError {
          please report it"
     )]
     TooLarge,
+    /// The invite is for a role this joining device cannot take as it is.
+    #[error("{}", role_not_accepted(*role))]
+    RoleNotAccepted {
+        /// The role the inviter chose.
+        role: InviteRole,
+    },
+    /// The joining device's key is already on the roster.
+    #[error(
+        "the joining device is already on this household's roster, so it was not let in \
+         again and nothing was sent to it; the invite is used up. To add a new device, run \
+         `hearth pair invite --own-device` and join from that device"
+    )]
+    AlreadyPaired,
+    /// A joining partner claimed a person who is already in the household.
+    #[error(
+        "the joining device claimed to be someone already in this household, which an \
+         honest partner's device never does, so nothing was sent to it; the invite is used \
+         up. To add another device of yours, run `hearth pair invite --own-device`; your \
+         partner adds theirs from one of their own devices"
+    )]
+    PersonTaken,
     /// The handshake already ended, with an outcome or an error.
     #[error("this pairing attempt has already ended; start a new one with `hearth pair invite`")]
     Closed,
+}
+
+fn role_not_accepted(role: InviteRole) -> &'static str {
+    match role {
+        InviteRole::OwnDevice => {
+            "this code adds another device of the person who invited, and only a fresh device \
+             can join that way (this one already holds entries or has been paired), so it said \
+             nothing about itself and the invite is used up. Join from a fresh device (`hearth \
+             init` with a new --data-dir); if you are their partner, ask them for a partner \
+             invite (`hearth pair invite`)"
+        }
+        InviteRole::Partner => {
+            "this code invites a partner, and this device already holds entries of its own \
+             that joining would mix into the shared household, so it said nothing about \
+             itself and the invite is used up. Ask for a new invite, then join from a fresh \
+             device or add --merge to bring these entries along"
+        }
+    }
 }
 
 impl PairError {
@@ -104,7 +152,10 @@ impl PairError {
             Self::WrongCode => ApplicationErrorCode::PairWrongCode,
             Self::Replay => ApplicationErrorCode::PairReplay,
             Self::Malformed { .. } | Self::TooLarge => ApplicationErrorCode::PairMalformed,
-            Self::KeyMismatch => ApplicationErrorCode::PairKeyMismatch,
+            Self::KeyMismatch | Self::AlreadyPaired | Self::PersonTaken => {
+                ApplicationErrorCode::PairKeyMismatch
+            }
+            Self::RoleNotAccepted { .. } => ApplicationErrorCode::PairUnexpectedMessage,
             Self::UnexpectedMessage | Self::Closed => ApplicationErrorCode::PairUnexpectedMessage,
         }
     }

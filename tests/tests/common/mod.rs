@@ -523,7 +523,25 @@ impl RawPeer {
         code: &str,
         name: &str,
     ) -> (Result<hearth_core::pair::PairOutcome, String>, Vec<u8>) {
-        use hearth_core::pair::{Handshake, JoinerInfo, JoiningAs, TlsBinding};
+        let info = hearth_core::pair::JoinerInfo {
+            device_key: self.public_key(),
+            person_id: uuid::Uuid::new_v4(),
+            person_name: name.into(),
+            device_name: format!("{name}'s device"),
+        };
+        self.join_with(addr, code, info, hearth_core::pair::JoinerPolicy::default())
+    }
+
+    /// Runs the joining side of `hearth-pair/1` as a modified client may: saying
+    /// whatever `info` holds and binding whatever role `policy` claims.
+    pub fn join_with(
+        &self,
+        addr: &str,
+        code: &str,
+        info: hearth_core::pair::JoinerInfo,
+        policy: hearth_core::pair::JoinerPolicy,
+    ) -> (Result<hearth_core::pair::PairOutcome, String>, Vec<u8>) {
+        use hearth_core::pair::{Handshake, TlsBinding};
         let addr: std::net::SocketAddr = addr.parse().unwrap();
         let code: hearth_core::pair::PairingCode = code.parse().unwrap();
         let local = self.public_key();
@@ -546,13 +564,8 @@ impl RawPeer {
             };
             let mut handshake = Handshake::new_joiner(
                 &code,
-                JoinerInfo {
-                    device_key: local,
-                    display_name: name.into(),
-                    joining_as: JoiningAs::NewPartner {
-                        person_id: uuid::Uuid::new_v4(),
-                    },
-                },
+                info,
+                policy,
                 TlsBinding {
                     local_tls_key: local,
                     peer_tls_key: peer,
@@ -599,11 +612,18 @@ pub fn secrets_of(data_dir: &Path) -> hearth_core::secrets::DeviceSecrets {
     hearth_core::secrets::DeviceSecrets::from_file_bytes(&bytes, None).unwrap()
 }
 
-/// Opens an invite on `d` and returns its code and address.
+/// Opens a partner invite on `d` and returns its code and address.
 pub fn invite(d: &TestDaemon) -> (String, String) {
+    invite_for(d, false)
+}
+
+/// Opens an invite on `d` (for another device of its person with `own_device`) and
+/// returns its code and address.
+pub fn invite_for(d: &TestDaemon, own_device: bool) -> (String, String) {
     let invite = d
         .call(Call::PairInvite {
             timeout_secs: Some(60),
+            own_device,
         })
         .unwrap();
     (
