@@ -605,14 +605,39 @@ fn an_ambiguous_prefix_is_refused() {
     assert_eq!(env.snapshot(), before);
 }
 
-/// A partner and handoffs offered to Robin, brought in by import: pairing is not part
-/// of a single device, but answering handoffs is.
+/// Pairs a real partner, Sam, into `env`'s household with `hearth pair join`: only a
+/// paired partner counts as one (a person record alone is not trusted).
+fn pair_partner(env: &Env) -> String {
+    use hearthd::api::Call;
+    use hearthd::client::Client;
+    let sam = Env::new();
+    sam.ok(&["init", "--name", "Sam", "--device-name", "phone"]);
+    let socket = hearthd::paths::Paths::in_dir(env.path()).socket;
+    let invite = Client::connect(&socket)
+        .unwrap()
+        .call(Call::PairInvite {
+            timeout_secs: Some(60),
+            own_device: false,
+        })
+        .unwrap();
+    let code = invite["code"].as_str().unwrap().to_string();
+    let addr = invite["addresses"][0].as_str().unwrap().to_string();
+    let waiter = std::thread::spawn(move || Client::connect(&socket).unwrap().call(Call::PairWait));
+    sam.ok(&["pair", "join", &code, "--addr", &addr]);
+    waiter.join().unwrap().unwrap();
+    sam.json(&["status"])["person"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A paired partner, and handoffs from them to Robin brought in by import.
 fn with_partner(env: &Env) -> (String, String) {
     let status = env.json(&["status"]);
     let me = status["person"]["id"].as_str().unwrap().to_string();
     let item = env.json(&["ledger", "add", "Laundry", "--domain", "household"]);
     let item_id = item["id"].as_str().unwrap().to_string();
-    let partner = "5a5a5a5a-0000-4000-8000-000000000001";
+    let partner = pair_partner(env);
     let handoff = |n: u32, stage: &str| {
         json!({
             "id": format!("{n:08x}-1111-4000-8000-000000000000"),
@@ -624,13 +649,12 @@ fn with_partner(env: &Env) -> (String, String) {
     let export = json!({
         "format": "hearth-export", "version": 1,
         "records": {
-            "people": [{"id": partner, "name": "Sam", "joined_at": 0}],
             "handoffs": [handoff(0xa1, "do"), handoff(0xb2, "plan"), handoff(0xc3, "notice")]
         }
     });
     let file = env.write_file("partner.json", &export.to_string());
-    assert_eq!(env.json(&["import", s(&file)])["imported"], 4);
-    (item_id, partner.to_string())
+    assert_eq!(env.json(&["import", s(&file)])["imported"], 3);
+    (item_id, partner)
 }
 
 #[test]

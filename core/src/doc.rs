@@ -838,6 +838,11 @@ pub struct RosterView {
 /// device). One scalar per device, so concurrent removals on two devices never
 /// conflict.
 const DISTRUST_PREFIX: &str = "distrust:";
+/// The root key prefix, in a person's private document, of the copy of a roster entry
+/// this person's devices verified. A partner can overwrite fields of an entry in the
+/// household document, which breaks its signatures; the kept copy still verifies, so
+/// that cannot make this person's devices drop each other.
+const KEPT_PREFIX: &str = "roster:";
 
 /// A record resolved from a short id prefix.
 pub type ResolvedId = Uuid;
@@ -876,7 +881,8 @@ impl Docs {
         let Some(key) = self.roster.key else {
             return;
         };
-        let entries = self.roster_entries();
+        let mut entries = self.roster_entries();
+        entries.extend(self.kept_entries());
         let distrusted = self.distrusted();
         let inputs = (entries, distrusted);
         if self.roster.made_from.as_ref() == Some(&inputs) {
@@ -905,6 +911,76 @@ impl Docs {
     /// Every device entry as written in the household document, trusted or not.
     pub fn roster_entries(&self) -> Vec<Device> {
         self.household.all()
+    }
+
+    /// The copies of roster entries this person's devices kept.
+    fn kept_entries(&self) -> Vec<Device> {
+        let am = &self.private.am;
+        am.keys(automerge::ROOT)
+            .filter(|key| key.starts_with(KEPT_PREFIX))
+            .filter_map(|key| match am.get(automerge::ROOT, key.as_str()).ok()?? {
+                (Value::Scalar(v), _) => match v.as_ref() {
+                    ScalarValue::Str(json) => serde_json::from_str(json).ok(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Keeps a copy, in the private document, of every trusted entry whose household
+    /// version verifies and differs from the copy kept so far. Returns whether anything
+    /// was written.
+    pub fn keep_verified_entries(&mut self, now: Millis) -> Result<bool, DocError> {
+        let Some(verified) = &self.roster.verified else {
+            return Ok(false);
+        };
+        let kept: Vec<Device> = self.kept_entries();
+        let household: Vec<Device> = self.roster_entries();
+        let mut copies = Vec::new();
+        for device in &verified.devices {
+            let Some(written) = household.iter().find(|d| d.id == device.id) else {
+                continue;
+            };
+            // Only a household version that is itself the verified one is kept.
+            let same = |a: &Device, b: &Device| {
+                a.public_key == b.public_key
+                    && a.person == b.person
+                    && a.admission == b.admission
+                    && a.self_sig == b.self_sig
+                    && a.age_recipient == b.age_recipient
+            };
+            if !same(written, device) || !roster::self_signature_holds(written) {
+                continue;
+            }
+            let mut copy = written.clone();
+            copy.revoked_at = None;
+            if kept.iter().any(|k| *k == copy) {
+                continue;
+            }
+            let json = serde_json::to_string(&copy).map_err(|e| DocError::Decode {
+                kind: Collection::Devices.key(),
+                reason: e.to_string(),
+            })?;
+            copies.push((format!("{KEPT_PREFIX}{}", copy.id), json));
+        }
+        if copies.is_empty() {
+            return Ok(false);
+        }
+        self.private
+            .am
+            .transact_with(
+                |_| CommitOptions::default().with_time(now / 1000),
+                |tx| -> Result<(), automerge::AutomergeError> {
+                    for (key, json) in &copies {
+                        tx.put(automerge::ROOT, key.as_str(), json.as_str())?;
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(|f| DocError::Automerge(f.error))?;
+        self.refresh_roster();
+        Ok(true)
     }
 
     /// Records that this person's devices stop trusting a partner's device.

@@ -331,6 +331,28 @@ impl Removal {
     }
 }
 
+/// Whether `device`'s own signature holds over its key, person and recipient: what the
+/// inviting device checks before it writes a joiner's entry.
+pub fn self_signature_holds(device: &Device) -> bool {
+    let Ok(key) = parse_key(&device.public_key) else {
+        return false;
+    };
+    device
+        .self_sig
+        .as_deref()
+        .and_then(|s| BASE64URL_NOPAD.decode(s.as_bytes()).ok())
+        .is_some_and(|sig| signature_holds(&key, &self_message(device, &key), &sig))
+}
+
+/// The entry's admission, if `sponsor` signed it for this entry's key and person:
+/// what a joining device checks in the entry the inviting device sends back.
+pub fn admission_by(device: &Device, sponsor: &[u8; 32]) -> Option<Admission> {
+    let key = parse_key(&device.public_key).ok()?;
+    Admission::parse(device.admission.as_deref()?)
+        .ok()
+        .filter(|a| a.sponsor == *sponsor && a.holds(&key, device.person))
+}
+
 /// One entry whose own signatures hold, waiting to be vouched for.
 struct Candidate {
     device: Device,
@@ -369,13 +391,26 @@ fn check_entry(device: &Device) -> Result<Candidate, Refusal> {
 }
 
 /// The roster as the device with key `me_key`, of person `me`, trusts it.
+///
+/// `entries` may hold several copies of one device's entry: the household document's,
+/// then the copy this person's devices kept when they last verified it. The first copy
+/// whose signatures hold is used, so a partner who overwrites a field of an entry
+/// (which breaks its signature) cannot make this person's devices drop each other; a
+/// copy that fails is still reported. Removals are read from every copy.
 pub fn verify(entries: &[Device], me_key: &[u8; 32], me: PersonId) -> Verified {
     let mut refused = Vec::new();
     let mut candidates: BTreeMap<[u8; 32], Candidate> = BTreeMap::new();
+    let mut removals: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for entry in entries {
+        if let Some(removal) = &entry.removal {
+            removals
+                .entry(entry.id.clone())
+                .or_default()
+                .insert(removal.clone());
+        }
         match check_entry(entry) {
             Ok(candidate) => {
-                candidates.insert(candidate.key, candidate);
+                candidates.entry(candidate.key).or_insert(candidate);
             }
             Err(reason) => refused.push(Refused {
                 device_id: entry.id.clone(),
@@ -388,60 +423,68 @@ pub fn verify(entries: &[Device], me_key: &[u8; 32], me: PersonId) -> Verified {
     // Trusted keys and their person. This device trusts itself, whatever its entry says.
     let mut trusted: BTreeMap<[u8; 32], PersonId> = BTreeMap::from([(*me_key, me)]);
     let mut partner: Option<PersonId> = None;
-    // A partner edge joins this device's person to exactly one other person.
-    let partner_edge = |a: PersonId, b: PersonId, partner: &mut Option<PersonId>| -> bool {
-        let other = match (a == me, b == me) {
-            (true, false) => b,
-            (false, true) => a,
-            _ => return false,
-        };
-        match partner {
-            Some(p) => *p == other,
-            None => {
-                *partner = Some(other);
-                true
-            }
-        }
-    };
     loop {
-        let mut grew = false;
+        // Every edge that would trust one more device: (admission time, key to trust,
+        // its person, whether it is a partner edge).
+        let mut edges: Vec<(Millis, [u8; 32], PersonId, bool)> = Vec::new();
         for candidate in candidates.values() {
             let admission = &candidate.admission;
             let person = candidate.device.person;
-            if let Some(&trusted_person) = trusted.get(&candidate.key) {
-                // Backwards: the sponsor of a trusted device is trusted, as the
-                // person its admission names.
-                if trusted_person != person || trusted.contains_key(&admission.sponsor) {
-                    continue;
-                }
-                let Some(sponsor) = candidates.get(&admission.sponsor) else {
-                    continue;
+            let (new_key, new_person, sponsor_person) =
+                match (trusted.get(&candidate.key), trusted.get(&admission.sponsor)) {
+                    // Forwards: a trusted sponsor vouches for the device it admitted.
+                    (None, Some(&sponsor_person)) => (candidate.key, person, sponsor_person),
+                    // Backwards: the sponsor of a trusted device is trusted, as the
+                    // person its own entry names.
+                    (Some(&trusted_person), None) if trusted_person == person => {
+                        let Some(sponsor) = candidates.get(&admission.sponsor) else {
+                            continue;
+                        };
+                        (sponsor.key, sponsor.device.person, sponsor.device.person)
+                    }
+                    _ => continue,
                 };
-                let sponsor_person = sponsor.device.person;
-                let vouched = match admission.role {
-                    Admit::Founder => false,
-                    Admit::OwnDevice => sponsor_person == person,
-                    Admit::Partner => partner_edge(sponsor_person, person, &mut partner),
-                };
-                if vouched {
-                    trusted.insert(sponsor.key, sponsor_person);
-                    grew = true;
+            let edge = match admission.role {
+                Admit::Founder => None,
+                Admit::OwnDevice => (sponsor_person == person).then_some(false),
+                // A partner edge joins this device's person to one other person.
+                Admit::Partner => {
+                    let other = match (sponsor_person == me, person == me) {
+                        (true, false) => Some(person),
+                        (false, true) => Some(sponsor_person),
+                        _ => None,
+                    };
+                    other
+                        .filter(|o| partner.is_none_or(|p| p == *o))
+                        .map(|_| true)
                 }
-            } else if let Some(&sponsor_person) = trusted.get(&admission.sponsor) {
-                // Forwards: a trusted sponsor vouches for the device it admitted.
-                let vouched = match admission.role {
-                    Admit::Founder => false,
-                    Admit::OwnDevice => sponsor_person == person,
-                    Admit::Partner => partner_edge(sponsor_person, person, &mut partner),
-                };
-                if vouched {
-                    trusted.insert(candidate.key, person);
-                    grew = true;
-                }
+            };
+            if let Some(is_partner) = edge {
+                edges.push((admission.at, new_key, new_person, is_partner));
             }
         }
-        if !grew {
+        if edges.is_empty() {
             break;
+        }
+        // Own-device edges first; the partner is chosen once, by the earliest partner
+        // admission that reaches this person, so the answer never depends on order.
+        let own: Vec<_> = edges.iter().filter(|e| !e.3).collect();
+        if !own.is_empty() {
+            for &(_, key, person, _) in own {
+                trusted.insert(key, person);
+            }
+            continue;
+        }
+        edges.sort();
+        if partner.is_none() {
+            // The device a partner edge brings in is always the other person's.
+            let (_, key, person, _) = edges[0];
+            partner = Some(person);
+            trusted.insert(key, person);
+            continue;
+        }
+        for (_, key, person, _) in edges {
+            trusted.insert(key, person);
         }
     }
     let mut devices = Vec::new();
@@ -459,7 +502,7 @@ pub fn verify(entries: &[Device], me_key: &[u8; 32], me: PersonId) -> Verified {
             });
         }
     }
-    let ignored_removals = apply_removals(&mut devices, &trusted);
+    let ignored_removals = apply_removals(&mut devices, &trusted, &removals);
     refused.sort_by(|a, b| a.device_id.cmp(&b.device_id));
     Verified {
         devices,
@@ -475,26 +518,28 @@ pub fn verify(entries: &[Device], me_key: &[u8; 32], me: PersonId) -> Verified {
 fn apply_removals(
     devices: &mut [Device],
     trusted: &BTreeMap<[u8; 32], PersonId>,
+    texts: &BTreeMap<String, BTreeSet<String>>,
 ) -> Vec<IgnoredRemoval> {
     let mut ignored = Vec::new();
     let mut removals: Vec<(Millis, String, usize, [u8; 32])> = Vec::new();
     for (index, device) in devices.iter().enumerate() {
-        let Some(text) = device.removal.as_deref() else {
-            continue;
-        };
         let Ok(key) = parse_key(&device.public_key) else {
             continue;
         };
-        let valid = Removal::parse(text).filter(|r| {
-            signature_holds(&r.by, &removal_message(&key, &r.by, r.at), &r.signature)
-                && trusted.get(&r.by) == Some(&device.person)
-        });
-        match valid {
-            Some(removal) => removals.push((removal.at, device.id.clone(), index, removal.by)),
-            None => ignored.push(IgnoredRemoval {
-                device_id: device.id.clone(),
-                reason: "it is not signed by a device of the same person",
-            }),
+        for text in texts.get(&device.id).into_iter().flatten() {
+            let valid = Removal::parse(text).filter(|r| {
+                signature_holds(&r.by, &removal_message(&key, &r.by, r.at), &r.signature)
+                    && trusted.get(&r.by) == Some(&device.person)
+            });
+            match valid {
+                Some(removal) => {
+                    removals.push((removal.at, device.id.clone(), index, removal.by));
+                }
+                None => ignored.push(IgnoredRemoval {
+                    device_id: device.id.clone(),
+                    reason: "it is not signed by a device of the same person",
+                }),
+            }
         }
     }
     removals.sort();
@@ -511,7 +556,7 @@ fn apply_removals(
             if let Ok(key) = parse_key(&device.public_key) {
                 removed.insert(key);
             }
-            device.revoked_at = Some(at);
+            device.revoked_at = Some(device.revoked_at.map_or(at, |r| r.min(at)));
         }
     }
     ignored

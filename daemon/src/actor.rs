@@ -843,6 +843,26 @@ impl Actor {
                 Err(e) => tracing::warn!(error = %e, "could not reveal a sealed answer"),
             }
         }
+        // The roster is verified again before anything is committed, so that copies of
+        // newly verified entries are kept (in the private document) in the same commit.
+        let roster_moved = [DocKind::Household, self.private.doc_kind]
+            .iter()
+            .any(|d| touched.contains_key(d) || remote.contains(d));
+        if roster_moved {
+            self.docs.refresh_roster();
+            match self.docs.keep_verified_entries(now) {
+                Ok(true) => {
+                    touched
+                        .entry(self.private.doc_kind)
+                        .or_default()
+                        .insert("devices");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not keep a copy of the verified roster")
+                }
+            }
+        }
         let mut failed: BTreeMap<DocKind, ApiError> = BTreeMap::new();
         for doc in touched.keys().chain(remote.iter()).collect::<BTreeSet<_>>() {
             if let Err(e) = self.commit(*doc) {
@@ -858,7 +878,6 @@ impl Actor {
         let private_changed =
             touched.contains_key(&self.private.doc_kind) || remote.contains(&self.private.doc_kind);
         if (household_changed || private_changed) && failed.is_empty() {
-            self.docs.refresh_roster();
             let senders = std::mem::take(&mut self.hub.household_senders);
             let source = if remote.contains(&DocKind::Household) && !senders.is_empty() {
                 senders.into_iter().collect::<Vec<_>>().join(", ")

@@ -142,6 +142,27 @@ pub enum Call {
     /// Everything this device can read, as re-importable JSON.
     #[serde(rename = "export")]
     Export,
+    /// Test only, and only with `HEARTH_TEST_ROGUE=1`: writes raw fields into a
+    /// household record, skipping every check, as a modified client could. It grants
+    /// nothing over other devices: they must refuse whatever it writes that breaks
+    /// their rules. Used by the tests that play a rogue paired device.
+    #[serde(rename = "rogue.put")]
+    RoguePut {
+        /// The collection (`devices`, `people`, `checkins`, ...).
+        collection: String,
+        /// The record's key.
+        key: String,
+        /// The fields to write; strings, numbers and booleans, written as they are.
+        fields: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Test only, and only with `HEARTH_TEST_ROGUE=1`: deletes a household record.
+    #[serde(rename = "rogue.delete")]
+    RogueDelete {
+        /// The collection.
+        collection: String,
+        /// The record's key.
+        key: String,
+    },
     /// Merges an export file.
     #[serde(rename = "import")]
     Import {

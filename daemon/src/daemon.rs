@@ -312,11 +312,17 @@ fn start_ready(
     let device = key.device_id();
     let transport = Transport::bind(shared.config.listen, &key, trust.clone())?;
     let handle = actor.spawn()?;
+    let signer =
+        ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8())
+            .map_err(|_| {
+                anyhow::anyhow!("this device's key cannot sign; its identity file is damaged")
+            })?;
     let pairing = Arc::new(Pairing::new(
         trust,
         handle.clone(),
         shared.paths.data_dir.clone(),
         secrets,
+        Arc::new(signer),
         me,
     ));
     let listen = transport.local_addr()?;

@@ -345,6 +345,12 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
         Call::Log(p) => log(docs, &p).map(Outcome::read),
         Call::Export => Ok(Outcome::read(export(docs))),
         Call::Import { data } => import(docs, &data, now),
+        Call::RoguePut {
+            collection,
+            key,
+            fields,
+        } => rogue::put(docs, &collection, &key, &fields, now),
+        Call::RogueDelete { collection, key } => rogue::delete(docs, &collection, &key, now),
         Call::Insights {
             weeks,
             include_private,
@@ -358,6 +364,104 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             ),
             "this is a bug in hearthd; please report it",
         )),
+    }
+}
+
+/// What a modified client can do to the household document: raw writes with no checks.
+/// Only for tests that play the attacker, behind `HEARTH_TEST_ROGUE=1`.
+mod rogue {
+    use super::*;
+    use automerge::transaction::{CommitOptions, Transactable};
+    use automerge::{ObjType, ReadDoc, ScalarValue};
+
+    fn allowed() -> Result<(), ApiError> {
+        if std::env::var_os("HEARTH_TEST_ROGUE").is_some_and(|v| v == "1") {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Invalid,
+                "raw writes are for tests that play a rogue device",
+                "nothing was changed; start hearthd with HEARTH_TEST_ROGUE=1 in a test",
+            ))
+        }
+    }
+
+    fn collection(docs: &Docs, name: &str) -> Result<automerge::ObjId, ApiError> {
+        match docs.household.automerge().get(automerge::ROOT, name) {
+            Ok(Some((automerge::Value::Object(ObjType::Map), id))) => Ok(id),
+            _ => Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no collection `{name}`"),
+                "name one of the household's collections",
+            )),
+        }
+    }
+
+    fn scalar(value: &Value) -> ScalarValue {
+        match value {
+            Value::Bool(b) => ScalarValue::Boolean(*b),
+            Value::Number(n) => n
+                .as_i64()
+                .map(ScalarValue::Int)
+                .unwrap_or_else(|| ScalarValue::F64(n.as_f64().unwrap_or(0.0))),
+            Value::String(s) => ScalarValue::Str(s.as_str().into()),
+            Value::Null => ScalarValue::Null,
+            other => ScalarValue::Str(other.to_string().into()),
+        }
+    }
+
+    pub(super) fn put(
+        docs: &mut Docs,
+        name: &str,
+        key: &str,
+        fields: &serde_json::Map<String, Value>,
+        now: Millis,
+    ) -> Result<Outcome, ApiError> {
+        allowed()?;
+        let coll = collection(docs, name)?;
+        docs.household
+            .automerge_mut()
+            .transact_with(
+                |_| CommitOptions::default().with_time(now / 1000),
+                |tx| -> Result<(), automerge::AutomergeError> {
+                    let obj = match tx.get(&coll, key)? {
+                        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+                        _ => tx.put_object(&coll, key, ObjType::Map)?,
+                    };
+                    for (field, value) in fields {
+                        tx.put(&obj, field.as_str(), scalar(value))?;
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(|f| internal_error(&f.error.to_string()))?;
+        Ok(Outcome::wrote(Value::Null, DocKind::Household, "rogue"))
+    }
+
+    pub(super) fn delete(
+        docs: &mut Docs,
+        name: &str,
+        key: &str,
+        now: Millis,
+    ) -> Result<Outcome, ApiError> {
+        allowed()?;
+        let coll = collection(docs, name)?;
+        docs.household
+            .automerge_mut()
+            .transact_with(
+                |_| CommitOptions::default().with_time(now / 1000),
+                |tx| tx.delete(&coll, key),
+            )
+            .map_err(|f| internal_error(&f.error.to_string()))?;
+        Ok(Outcome::wrote(Value::Null, DocKind::Household, "rogue"))
+    }
+
+    fn internal_error(message: &str) -> ApiError {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("the raw write failed: {message}"),
+            "nothing was changed",
+        )
     }
 }
 

@@ -26,6 +26,7 @@ use hearth_core::pair::{
     Admission, Handshake, InviteRole, InviterInfo, JoinerInfo, JoinerPolicy, PairError,
     PairOutcome, PairingCode, TlsBinding,
 };
+use hearth_core::roster;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -102,6 +103,8 @@ pub struct Pairing {
     data_dir: std::path::PathBuf,
     identity: age::x25519::Identity,
     local_key: [u8; 32],
+    /// Signs the admissions this device grants and its own entry when it joins.
+    signer: Arc<ring::signature::Ed25519KeyPair>,
     /// This device's person; a same-person join changes it once.
     me: Mutex<PersonId>,
     household_secret: Mutex<Option<Zeroizing<[u8; 32]>>>,
@@ -119,6 +122,7 @@ impl Pairing {
         actor: ActorHandle,
         data_dir: std::path::PathBuf,
         secrets: &hearth_core::secrets::DeviceSecrets,
+        signer: Arc<ring::signature::Ed25519KeyPair>,
         me: PersonId,
     ) -> Pairing {
         let identity = secrets.age_identity().clone();
@@ -135,6 +139,7 @@ impl Pairing {
             data_dir,
             identity,
             local_key: secrets.device_public_key(),
+            signer,
             me: Mutex::new(me),
             household_secret: Mutex::new(household_secret),
             invite: Mutex::new(None),
@@ -519,29 +524,60 @@ async fn invite_side(
             joined_at: now,
         });
     }
+    // Enrolment, on a second stream of the same authenticated connection: the joiner
+    // signs its own entry (key, person, recipient), and this device admits it with its
+    // signature. Both halves are needed before any device trusts the entry.
+    let (mut enrol_send, mut enrol_recv) =
+        tokio::time::timeout(ENROL_TIMEOUT, connection.accept_bi())
+            .await
+            .map_err(|_| failed("the joining device did not sign its entry in time"))?
+            .map_err(|_| failed("the connection closed"))?;
+    let request: Enrolment = read_json(&mut enrol_recv)
+        .await
+        .map_err(|_| failed("the joining device sent an entry this Hearth cannot read"))?;
+    let admit_as = match role {
+        InviteRole::Partner => roster::Admit::Partner,
+        InviteRole::OwnDevice => roster::Admit::OwnDevice,
+    };
     let device = Device {
         id: device_id.clone(),
         person,
         name: device_name,
         public_key: data_encoding::HEXLOWER.encode(&joiner.device_key),
-        age_recipient: None,
+        age_recipient: Some(request.age_recipient),
         added_by: Some(my_device),
         added_at: now,
         revoked_at: None,
-        admission: None,
-        self_sig: None,
+        admission: Some(roster::admit(
+            &pairing.signer,
+            &joiner.device_key,
+            person,
+            admit_as,
+            now,
+        )),
+        self_sig: Some(request.self_sig),
         removal: None,
     };
+    if !roster::self_signature_holds(&device) {
+        return Err(failed(
+            "the joining device's signature over its own entry does not hold",
+        ));
+    }
     // The entry is written (and durable) before the connection closes, and the joiner
     // dials for sync only after that: nothing private can flow before it exists.
     pairing
         .add_to_roster(RosterExport {
             people,
-            devices: vec![device],
+            devices: vec![device.clone()],
             left: Vec::new(),
         })
         .await
         .map_err(|e| failed(&e.message))?;
+    // The joiner writes the very same entry on its side, so the two copies agree.
+    if write_json(&mut enrol_send, &device).await.is_err() {
+        return Err(failed("the connection closed"));
+    }
+    flush(&mut enrol_send).await;
     tracing::info!(peer = %device_id, role = role.as_str(), "paired a new device");
     Ok(InviteResult::Paired {
         role,
@@ -715,13 +751,15 @@ pub async fn join(
             "run `hearth pair invite` on the other device again, then join with the new code",
         )
     })?;
+    let PairOutcome::Inviter(inviter) = outcome else {
+        return Err(internal("the other device answered as a joiner"));
+    };
+    let own = enrol(pairing, &connection, &inviter, &my_device, &device_name).await;
     // The inviter closes the connection once our device is on its roster; only then
     // can our sync connection get through.
     let _ = tokio::time::timeout(Duration::from_secs(5), connection.closed()).await;
     transport::close(&connection, CloseReason::Done);
-    let PairOutcome::Inviter(inviter) = outcome else {
-        return Err(internal("the other device answered as a joiner"));
-    };
+    let own = own?;
     let received: RosterExport = serde_json::from_slice(&inviter.roster)
         .map_err(|_| internal("the inviting device sent a roster this Hearth cannot read"))?;
     pairing.save_household_secret(&inviter.household_secret)?;
@@ -730,19 +768,6 @@ pub async fn join(
     if role == InviteRole::OwnDevice {
         let device_file =
             crate::daemon::device_file(&pairing.data_dir, inviter.person_id, &my_device)?;
-        let own = Device {
-            id: my_device.clone(),
-            person: inviter.person_id,
-            name: device_name.clone(),
-            public_key: data_encoding::HEXLOWER.encode(&pairing.local_key),
-            age_recipient: Some(pairing.identity.to_public().to_string()),
-            added_by: Some(inviter_device.to_string()),
-            added_at: now_millis(),
-            revoked_at: None,
-            admission: None,
-            self_sig: None,
-            removal: None,
-        };
         let (reply, answer) = tokio::sync::oneshot::channel();
         pairing
             .actor
@@ -760,6 +785,10 @@ pub async fn join(
         }
         pairing.changed();
     } else {
+        // Our own entry as the inviter admitted it replaces the one `init` wrote.
+        let mut received = received;
+        received.devices.retain(|d| d.id != own.id);
+        received.devices.push(own);
         pairing.add_to_roster(received).await?;
     }
     net.remember(&inviter_device, addr);
@@ -771,6 +800,96 @@ pub async fn join(
         "device_id": inviter_device.to_string(),
         "this_device": { "id": my_device, "name": device_name },
     }))
+}
+
+/// How long the enrolment after the handshake may take.
+const ENROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest enrolment message: an entry is a few hundred bytes.
+const ENROL_MAX: usize = 16 * 1024;
+
+/// What a joining device sends after the handshake: its recipient and its signature
+/// over its own entry.
+#[derive(Serialize, Deserialize)]
+struct Enrolment {
+    age_recipient: String,
+    self_sig: String,
+}
+
+async fn write_json<T: Serialize>(send: &mut quinn::SendStream, value: &T) -> Result<(), ()> {
+    let bytes = serde_json::to_vec(value).map_err(|_| ())?;
+    send.write_all(&bytes).await.map_err(|_| ())
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<T, ()> {
+    let bytes = recv.read_to_end(ENROL_MAX).await.map_err(|_| ())?;
+    serde_json::from_slice(&bytes).map_err(|_| ())
+}
+
+/// The joining side of enrolment: signs this device's entry for the role the inviter
+/// chose, and checks the entry the inviter sends back before it is written here.
+async fn enrol(
+    pairing: &Pairing,
+    connection: &quinn::Connection,
+    inviter: &hearth_core::pair::InviterInfo,
+    my_device: &str,
+    device_name: &str,
+) -> Result<Device, ApiError> {
+    let not_enrolled = |why: &str| {
+        ApiError::new(
+            ErrorCode::Invalid,
+            format!("pairing did not finish: {why}"),
+            "run `hearth pair invite` on the other device again, then join with the new code",
+        )
+    };
+    let person = match inviter.role {
+        InviteRole::OwnDevice => inviter.person_id,
+        InviteRole::Partner => pairing.me(),
+    };
+    let recipient = pairing.identity.to_public().to_string();
+    let template = Device {
+        id: my_device.to_string(),
+        person,
+        name: device_name.to_string(),
+        public_key: data_encoding::HEXLOWER.encode(&pairing.local_key),
+        age_recipient: Some(recipient.clone()),
+        added_by: None,
+        added_at: 0,
+        revoked_at: None,
+        admission: None,
+        self_sig: None,
+        removal: None,
+    };
+    let request = Enrolment {
+        age_recipient: recipient,
+        self_sig: roster::self_sign(&pairing.signer, &template),
+    };
+    let exchange = async {
+        let (mut send, mut recv) = connection.open_bi().await.map_err(|_| ())?;
+        write_json(&mut send, &request).await?;
+        send.finish().map_err(|_| ())?;
+        read_json::<Device>(&mut recv).await
+    };
+    let entry = tokio::time::timeout(ENROL_TIMEOUT, exchange)
+        .await
+        .map_err(|_| not_enrolled("the inviting device stopped answering"))?
+        .map_err(|_| not_enrolled("the inviting device did not admit this one"))?;
+    let expected_role = match inviter.role {
+        InviteRole::Partner => roster::Admit::Partner,
+        InviteRole::OwnDevice => roster::Admit::OwnDevice,
+    };
+    let sound = entry.id == my_device
+        && entry.public_key == template.public_key
+        && entry.person == person
+        && entry.age_recipient == template.age_recipient
+        && roster::self_signature_holds(&entry)
+        && roster::admission_by(&entry, &inviter.device_key)
+            .is_some_and(|a| a.role == expected_role);
+    if !sound {
+        return Err(not_enrolled(
+            "the inviting device sent back an entry that is not this device's",
+        ));
+    }
+    Ok(entry)
 }
 
 /// The joiner's own words for a code it cannot take, with what to do instead.

@@ -71,6 +71,9 @@ pub struct DaemonOptions {
     pub netns: Option<String>,
     /// `HEARTH_LOG`; `HEARTH_TEST_LOG` or `info` when unset.
     pub log: Option<String>,
+    /// Play a rogue paired device: the daemon accepts raw writes (`rogue.put`,
+    /// `rogue.delete`), as a modified client would (`HEARTH_TEST_ROGUE=1`).
+    pub rogue: bool,
 }
 
 impl Default for DaemonOptions {
@@ -80,6 +83,7 @@ impl Default for DaemonOptions {
             discovery: TestDiscovery::Off,
             netns: None,
             log: None,
+            rogue: false,
         }
     }
 }
@@ -99,6 +103,21 @@ impl TestDaemon {
     pub fn start() -> anyhow::Result<TestDaemon> {
         let dir = tempfile::tempdir()?;
         let mut daemon = TestDaemon::start_in(dir.path())?;
+        daemon._dir = Some(dir);
+        Ok(daemon)
+    }
+
+    /// Starts a rogue daemon in a fresh temp dir: a real device that also takes raw
+    /// writes, as a modified client would (see [`DaemonOptions::rogue`]).
+    pub fn start_rogue() -> anyhow::Result<TestDaemon> {
+        let dir = tempfile::tempdir()?;
+        let mut daemon = TestDaemon::start_opts(
+            dir.path(),
+            &DaemonOptions {
+                rogue: true,
+                ..DaemonOptions::default()
+            },
+        )?;
         daemon._dir = Some(dir);
         Ok(daemon)
     }
@@ -159,7 +178,11 @@ impl TestDaemon {
             )
             .env_remove("HEARTH_DATA_DIR")
             .env_remove("HEARTH_DISCOVERY_DIR")
-            .env_remove("HEARTH_MDNS_INTERFACES");
+            .env_remove("HEARTH_MDNS_INTERFACES")
+            .env_remove("HEARTH_TEST_ROGUE");
+        if options.rogue {
+            command.env("HEARTH_TEST_ROGUE", "1");
+        }
         match &options.discovery {
             TestDiscovery::Off => {
                 command.env("HEARTH_DISCOVERY", "off");

@@ -218,3 +218,28 @@ fn statements_in_a_damaged_form_are_refused_not_panicked_on() {
     }
     assert!(Admission::parse("founder:00:1:AAAA").is_err());
 }
+
+#[test]
+fn a_kept_copy_outlasts_an_overwritten_entry_and_removals_count_from_any_copy() {
+    let h = household();
+    let a2 = id(&h.a2);
+    let kept = h.roster[1].clone();
+    // The partner overwrites the recipient of Ada's second device in the household.
+    let mut roster = h.roster.clone();
+    roster[1].age_recipient = Some("age1partner".into());
+    roster.push(kept.clone());
+    let verified = verify(&roster, &public_key(&h.a1), ada());
+    let entry = verified.devices.iter().find(|d| d.id == a2).unwrap();
+    assert_eq!(entry.age_recipient, kept.age_recipient);
+    assert_eq!(
+        verified.refused.len(),
+        1,
+        "the overwritten copy is reported"
+    );
+    // A removal signed by Ada counts even though it sits on the household copy only.
+    let key = parse_key(&kept.public_key).unwrap();
+    roster[1].removal = Some(remove(&h.a1, &key, 7));
+    let verified = verify(&roster, &public_key(&h.a1), ada());
+    let entry = verified.devices.iter().find(|d| d.id == a2).unwrap();
+    assert_eq!(entry.revoked_at, Some(7));
+}

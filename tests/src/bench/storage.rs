@@ -257,14 +257,7 @@ impl Stored {
         let private_kind = DocKind::Private(me);
         let (_, loaded) = DocStore::open(&self.doc_dir(private_kind)?, &self.identity)?;
         let private = Doc::from_automerge(private_kind, loaded.doc, actor);
-        Ok((
-            Docs {
-                household,
-                private,
-                me,
-            },
-            store,
-        ))
+        Ok((Docs::from_parts(household, private, me), store))
     }
 }
 
@@ -376,11 +369,7 @@ fn cold_load(
         let (Some(household), Some(private)) = (household, private) else {
             return Err(BenchError::Check("a document went missing".into()));
         };
-        let docs = Docs {
-            household,
-            private,
-            me: set.me,
-        };
+        let docs = Docs::from_parts(household, private, set.me);
         let started = Instant::now();
         let first = docs.checkins_between(set.me, from, to).len();
         t[5] += ms(started);
