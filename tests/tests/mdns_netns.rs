@@ -45,6 +45,7 @@ fn start(ns: &str, dir: &Path, interfaces: &[&str], listen: &str) -> TestDaemon 
             discovery: TestDiscovery::Mdns(interfaces.iter().map(|s| s.to_string()).collect()),
             netns: Some(ns.into()),
             log: Some("info,hearthd::net=debug,hearthd::discovery=debug".into()),
+            rogue: false,
         },
     )
     .unwrap()
