@@ -160,6 +160,11 @@ impl Pairing {
             .and_then(|slot| slot.as_ref().map(|i| i.code.number()))
     }
 
+    /// This device's age identity, which every file it keeps is sealed to.
+    pub fn identity(&self) -> &age::x25519::Identity {
+        &self.identity
+    }
+
     /// This device's person.
     pub fn me(&self) -> PersonId {
         self.me.lock().map(|m| *m).unwrap_or_default()
