@@ -83,8 +83,9 @@ pub enum DocError {
     Decode {
         /// The kind of record.
         kind: &'static str,
-        /// What went wrong.
-        reason: String,
+        /// What went wrong, in fixed words: never serde's message, which quotes the
+        /// offending value (an entry's content or a name) and would reach the logs.
+        reason: &'static str,
     },
     /// Automerge refused an operation.
     #[error("the document refused a change ({0}); nothing was written")]
@@ -340,12 +341,12 @@ impl Doc {
     pub fn put<R: Record>(&mut self, record: &R, now: Millis) -> Result<(), DocError> {
         let value = serde_json::to_value(record).map_err(|e| DocError::Decode {
             kind: R::COLLECTION.key(),
-            reason: e.to_string(),
+            reason: crate::json_error_kind(&e),
         })?;
         let Json::Object(fields) = value else {
             return Err(DocError::Decode {
                 kind: R::COLLECTION.key(),
-                reason: "a record must be a JSON object".into(),
+                reason: "a record must be a JSON object",
             });
         };
         let coll = self.collection(R::COLLECTION)?;
@@ -599,30 +600,29 @@ fn compact_body<R: Record>(mut fields: JsonMap<String, Json>) -> Result<String, 
     }
     serde_json::to_string(&fields).map_err(|e| DocError::Decode {
         kind: R::COLLECTION.key(),
-        reason: e.to_string(),
+        reason: crate::json_error_kind(&e),
     })
 }
 
 fn decode_compact<R: Record>(key: &str, text: &str) -> Result<R, DocError> {
     let (date, person, json) = split_compact(text).ok_or_else(|| DocError::Decode {
         kind: R::COLLECTION.key(),
-        reason: "not a record value".into(),
+        reason: "not a record value",
     })?;
     decode_parts::<R>(key, date, person, json)
 }
 
 /// Rebuilds a record from its key, the date and person of its header, and its JSON.
 fn decode_parts<R: Record>(key: &str, date: &str, person: &str, json: &str) -> Result<R, DocError> {
-    let bad = |reason: String| DocError::Decode {
+    let bad = |e: serde_json::Error| DocError::Decode {
         kind: R::COLLECTION.key(),
-        reason,
+        reason: crate::json_error_kind(&e),
     };
-    let mut fields: JsonMap<String, Json> =
-        serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    let mut fields: JsonMap<String, Json> = serde_json::from_str(json).map_err(bad)?;
     fields.insert("id".into(), Json::String(key.to_string()));
     fields.insert("date".into(), Json::String(date.to_string()));
     fields.insert(R::PERSON_FIELD.into(), Json::String(person.to_string()));
-    serde_json::from_value(Json::Object(fields)).map_err(|e| bad(e.to_string()))
+    serde_json::from_value(Json::Object(fields)).map_err(bad)
 }
 
 fn collection_id(am: &Automerge, coll: Collection) -> Result<ObjId, DocError> {
@@ -662,7 +662,7 @@ fn decode<R: Record>(am: &Automerge, obj: &ObjId) -> Result<R, DocError> {
     let json = read_map(am, obj);
     serde_json::from_value(json).map_err(|e| DocError::Decode {
         kind: R::COLLECTION.key(),
-        reason: e.to_string(),
+        reason: crate::json_error_kind(&e),
     })
 }
 
@@ -960,7 +960,7 @@ impl Docs {
             }
             let json = serde_json::to_string(&copy).map_err(|e| DocError::Decode {
                 kind: Collection::Devices.key(),
-                reason: e.to_string(),
+                reason: crate::json_error_kind(&e),
             })?;
             copies.push((format!("{KEPT_PREFIX}{}", copy.id), json));
         }
@@ -1189,7 +1189,7 @@ impl Docs {
                 pause.validate()?;
                 let text = serde_json::to_string(pause).map_err(|e| DocError::Decode {
                     kind: Collection::People.key(),
-                    reason: e.to_string(),
+                    reason: crate::json_error_kind(&e),
                 })?;
                 Some(ScalarValue::Str(text.into()))
             }

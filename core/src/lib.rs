@@ -15,3 +15,16 @@ pub mod pair;
 pub mod roster;
 pub mod secrets;
 pub mod sync;
+
+/// A fixed description of a JSON error, for errors that may reach a log. serde's own
+/// messages quote the offending value (`invalid type: string "…", expected …`), which
+/// may be an entry's content, a name or an address.
+pub fn json_error_kind(err: &serde_json::Error) -> &'static str {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Io => "it could not be read",
+        Category::Syntax => "it is not well-formed JSON",
+        Category::Data => "a field has the wrong type or value",
+        Category::Eof => "it ends too early",
+    }
+}

@@ -270,7 +270,14 @@ async fn open_ready(shared: &Arc<Shared>, secrets: &DeviceSecrets) -> anyhow::Re
                 path.display()
             )
         })?;
-        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?
+        // A fixed description, not serde's message: that quotes the value it choked on.
+        serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is damaged ({}); restore it from a backup",
+                path.display(),
+                hearth_core::json_error_kind(&e)
+            )
+        })?
     };
     let identity = secrets.age_identity().clone();
     let me = info.person;

@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 
 use crate::actor::{ActorHandle, ActorMsg};
-use crate::storage;
 use crate::sync_hub::{ConnId, Outbound, SendQueue};
 use crate::transport::{self, Alpn, CloseReason, Transport};
 
@@ -51,9 +50,10 @@ const RECENTLY_LOST: Duration = Duration::from_secs(10 * 60);
 /// link is closed and redialled. QUIC's idle timeout catches a silent peer; this
 /// catches one whose QUIC stack answers but whose sync side stopped reading.
 pub const WRITE_STALL: Duration = Duration::from_secs(20);
-const BOOK_FILE: &str = "peers.json";
 
-/// Addresses this device knows, saved across restarts. Not secret, but kept 0600.
+mod book;
+
+/// Addresses this device knows, saved across restarts, sealed (see `book`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AddressBook {
     /// Peers added with `hearth peers add` or pairing, dialled without discovery.
@@ -128,10 +128,7 @@ impl Net {
         config_peers: Vec<String>,
         pairing: Arc<crate::pairing::Pairing>,
     ) -> Arc<Net> {
-        let book = std::fs::read(data_dir.join(BOOK_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let book = book::load(&data_dir, pairing.identity());
         let net = Arc::new(Net {
             transport,
             actor,
@@ -341,10 +338,8 @@ impl Net {
     }
 
     fn save_book(&self) {
-        let Ok(bytes) = serde_json::to_vec_pretty(&self.book()) else {
-            return;
-        };
-        if let Err(e) = storage::atomic_write(&self.data_dir, BOOK_FILE, &bytes) {
+        let recipient = self.pairing.identity().to_public();
+        if let Err(e) = book::save(&self.data_dir, &recipient, &self.book()) {
             tracing::warn!(error = %e, "could not save the address book");
         }
     }

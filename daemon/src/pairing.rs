@@ -165,6 +165,11 @@ impl Pairing {
             .and_then(|slot| slot.as_ref().map(|i| i.code.number()))
     }
 
+    /// This device's age identity, which every file it keeps is sealed to.
+    pub fn identity(&self) -> &age::x25519::Identity {
+        &self.identity
+    }
+
     /// This device's person.
     pub fn me(&self) -> PersonId {
         self.me.lock().map(|m| *m).unwrap_or_default()
@@ -500,6 +505,11 @@ async fn invite_side(
         .await
         .map_err(|e| match e {
             PairError::WrongCode => InviteResult::WrongCode,
+            // A joiner that cannot take this role (not fresh, or holding entries) stops
+            // after the code is confirmed and tells its own user why.
+            PairError::Closed if handshake.role().is_some() => failed(
+                "the joining device stopped before saying who it is, most likely because it cannot join this way (its screen says why)",
+            ),
             other => InviteResult::Failed(other.to_string()),
         })?;
     let PairOutcome::Joiner(joiner) = outcome else {

@@ -3,7 +3,7 @@
 //! of a year of data.
 //!
 //! **How "never connect" is made true:** after pairing, both daemons stop, forget every
-//! address they learnt (`peers.json`), and come back on loopback addresses the other
+//! address they learnt (`peers.hearth`), and come back on loopback addresses the other
 //! never heard of (127.0.0.2 and 127.0.0.3), with discovery off. Neither can find the
 //! other, and the test also watches both event streams for any peer coming up.
 #![allow(clippy::unwrap_used)]
@@ -72,7 +72,7 @@ fn fresh_key() -> Ed25519KeyPair {
 /// Stops `d` and starts it again on `listen`, having forgotten every address it knew.
 fn restart_unreachable(d: &mut TestDaemon, listen: &str) -> TestDaemon {
     d.stop().unwrap();
-    let book = d.paths.data_dir.join("peers.json");
+    let book = d.paths.data_dir.join("peers.hearth");
     if book.exists() {
         std::fs::remove_file(book).unwrap();
     }

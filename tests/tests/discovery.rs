@@ -76,7 +76,7 @@ fn two_daemons_pair_and_refind_each_other_with_no_address() {
     // 3. Ada's device restarts on a new port and forgets every address it knew; Bo's
     //    remembered address for it is now stale. Discovery alone brings them together.
     a.stop().unwrap();
-    std::fs::remove_file(dir_a.path().join("peers.json")).ok();
+    std::fs::remove_file(dir_a.path().join("peers.hearth")).ok();
     moment(&b, "while you were away");
     a = on_board(dir_a.path(), board.path());
     wait_converged(&[&a, &b], "household").unwrap();

@@ -349,7 +349,7 @@ fn partners_find_each_other_on_a_lan_and_strangers_learn_nothing() {
 
     // 3. Ada's device restarts on a new port with its address book gone; Bowen's
     //    remembered address for it is stale. They find each other again by mDNS.
-    std::fs::remove_file(dirs[0].path().join("peers.json")).ok();
+    std::fs::remove_file(dirs[0].path().join("peers.hearth")).ok();
     moment(&b, "while you were away");
     let again = Instant::now();
     a = start(lan.ns(1), dirs[0].path(), &[], "0.0.0.0:0");
@@ -468,7 +468,7 @@ fn a_removed_device_is_found_by_mdns_and_refused_at_the_handshake() {
 
     // 2. It comes back on a new port with no address book: it still holds the household
     //    secret, so its labels match and mDNS finds it; the handshake refuses it.
-    std::fs::remove_file(dirs[2].path().join("peers.json")).ok();
+    std::fs::remove_file(dirs[2].path().join("peers.hearth")).ok();
     phone = start(lan.ns(3), dirs[2].path(), &[], "0.0.0.0:0");
     let phone_ip = lan.addr(3);
     for d in [&a, &b] {

@@ -268,7 +268,7 @@ fn an_author_who_never_answers_keeps_the_other_sealed() {
 /// reaches nobody until told.
 fn restart_alone(d: &mut TestDaemon, listen: &str) -> TestDaemon {
     d.stop().unwrap();
-    let book = d.paths.data_dir.join("peers.json");
+    let book = d.paths.data_dir.join("peers.hearth");
     if book.exists() {
         std::fs::remove_file(book).unwrap();
     }

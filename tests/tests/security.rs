@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{invite, notes, secrets_of, wait_for_invite, write, RawPeer};
+use common::{invite, invite_for, notes, secrets_of, wait_for_invite, write, RawPeer};
 use hearth_core::model::MomentKind;
 use hearth_tests::harness::{wait_converged, DaemonOptions, TestDaemon};
 use hearthd::api::{At, Call, MomentParams};
@@ -40,8 +40,9 @@ fn a_replayed_pairing_transcript_and_a_reused_code_fail() {
     assert_eq!(devices, 1);
 
     // 2. The same bytes replayed to a fresh invite, by the same device and by another.
+    //    Both people are in now, so the fresh invites are for Ada's own devices.
     for replayer in [&joiner, &RawPeer::new(None, &[])] {
-        let (_, addr) = invite(&a);
+        let (_, addr) = invite_for(&a, true);
         let waiter = wait_for_invite(&a);
         replayer.send_and_wait_close(&addr, hearthd::transport::Alpn::Pair, &transcript);
         match waiter.join().unwrap() {

@@ -37,6 +37,13 @@ pub(super) fn init(ctx: &Ctx, io: &mut Io, args: InitArgs) -> anyhow::Result<()>
         s.bold(args.name.trim()),
         ctx.paths.data_dir.display()
     ))?;
+    if !args.passphrase {
+        // Plain words about what "no passphrase" means, once, when it is chosen.
+        io.out.line(&format!(
+            "You chose no passphrase, so your entries here, private ones included, are only as safe as this disk: anyone who can read it (someone with your login, or a lost or stolen laptop) can read them. If that worries you, start over in a new directory with {}.",
+            s.cmd("hearth init --passphrase")
+        ))?;
+    }
     io.out.line(&format!(
         "A first step: {} to note how you are doing, or {} for something the household carries.",
         s.cmd("hearth checkin"),

@@ -9,6 +9,20 @@ use crate::commands::{Io, Session};
 use crate::daemonctl::Ctx;
 
 pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<()> {
+    if matches!(
+        cmd,
+        PairCommand::Join {
+            same_person: true,
+            ..
+        }
+    ) {
+        // Said before the daemon is asked anything: this flag can no longer work.
+        return Err(crate::error::CliError::Usage {
+            message: "`--same-person` is gone: the inviting device now decides whether a code is for its partner or for another device of its own".into(),
+            hint: "on your other device run `hearth pair invite --own-device`, then run `hearth pair join CODE` here without the flag".into(),
+        }
+        .into());
+    }
     let mut session = Session::open(ctx)?;
     match cmd {
         PairCommand::Invite {
@@ -83,15 +97,8 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
             code,
             addr,
             merge,
-            same_person,
+            same_person: _,
         } => {
-            if same_person {
-                return Err(crate::error::CliError::Usage {
-                    message: "`--same-person` is gone: the inviting device now decides whether a code is for its partner or for another device of its own".into(),
-                    hint: "on your other device run `hearth pair invite --own-device`, then run `hearth pair join CODE` here without the flag".into(),
-                }
-                .into());
-            }
             let result = session.call(Call::PairJoin { code, addr, merge })?;
             if ctx.json {
                 io.out.json(&result)?;

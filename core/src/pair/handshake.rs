@@ -723,17 +723,18 @@ impl Handshake {
                 };
                 // The joiner speaks first, so the inviter's secrets only ever go to a
                 // device it has checked. A role this device cannot take is refused
-                // before it says anything about itself.
+                // before it says anything about itself; its confirmation still goes,
+                // so the inviter knows the code was right and the joiner chose to stop.
                 if let LocalInfo::Joiner(info, policy) = &self.local {
                     let accepted = match role {
                         InviteRole::Partner => policy.accepts_partner,
                         InviteRole::OwnDevice => policy.accepts_own_device,
                     };
+                    let info = info.clone();
+                    self.send_confirm(&channel.keys)?;
                     if !accepted {
                         return Err(PairError::RoleNotAccepted { role });
                     }
-                    let info = info.clone();
-                    self.send_confirm(&channel.keys)?;
                     let sealed = channel.seal(&Payload::Joiner(info))?;
                     self.send(&sealed)?;
                 }
@@ -1075,10 +1076,16 @@ mod tests {
             let (mut inviter, mut joiner) = pair_roles(role, Admission::default(), policy, 23);
             let (errors, from_inviter, from_joiner) = run_both(&mut inviter, &mut joiner);
             assert_eq!(errors.1, Some(PairError::RoleNotAccepted { role }));
+            // Its SPAKE2 message and confirmation, and nothing about itself.
             assert!(matches!(
                 from_joiner.as_slice(),
-                [PairMessage::Spake { .. }]
+                [PairMessage::Spake { .. }, PairMessage::Confirm { .. }]
             ));
+            assert_eq!(
+                inviter.role(),
+                Some(role),
+                "the inviter knows the code was right"
+            );
             assert_eq!(sealed_count(&from_inviter), 0);
             assert!(inviter.outcome().is_none() && joiner.outcome().is_none());
         }

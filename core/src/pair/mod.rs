@@ -29,12 +29,13 @@
 //!    exactly as a wrong code does.
 //! 4. The rest is `sealed`: ChaCha20-Poly1305 under per-direction keys, with the
 //!    message counter as nonce; a counter that is not exactly the next one is a
-//!    [`PairError::Replay`]. The joiner first refuses a role it cannot take
-//!    ([`PairError::RoleNotAccepted`]), then sends its device key, person and names,
-//!    never a role; the inviter checks that the key equals the joiner's TLS key, is not
-//!    already on the roster, and, for a partner, that the person is new ([`Admission`]),
-//!    and only then sends the role, its own key, name, person, the roster and the
-//!    household secret; the joiner checks the inviter's key and role and answers `done`.
+//!    [`PairError::Replay`]. The joiner stops right after its `confirm` if it cannot
+//!    take the role ([`PairError::RoleNotAccepted`]); otherwise it sends its device
+//!    key, person and names, never a role. The inviter checks that the key equals the
+//!    joiner's TLS key, is not already on the roster, and, for a partner, that the
+//!    person is new ([`Admission`]), and only then sends the role, its own key, name,
+//!    person, the roster and the household secret; the joiner checks the inviter's key
+//!    and role and answers `done`.
 //!
 //! # Driving a handshake
 //!
