@@ -324,7 +324,9 @@ pub(crate) fn status(s: &Value, style: Style) -> String {
     } else {
         let mut first = true;
         for p in &peers {
-            let connected = if p["on_hold"].as_bool().unwrap_or(false) {
+            let connected = if p["refuses_this_device"].as_bool().unwrap_or(false) {
+                style.dim("no longer accepts this device")
+            } else if p["on_hold"].as_bool().unwrap_or(false) {
                 style.dim("connected, sharing on hold")
             } else if p["connected"].as_bool().unwrap_or(false) {
                 style.good("connected")
@@ -346,7 +348,56 @@ pub(crate) fn status(s: &Value, style: Style) -> String {
         }
     }
     out.push_str(&sharing_notes);
+    out.push_str(&refused(s, style));
     out
+}
+
+/// Roster entries and removals this device did not accept, said plainly: someone's
+/// changes asked for something their signatures do not back, and nothing changed.
+fn refused(s: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let refused = s["refused"].as_array().cloned().unwrap_or_default();
+    if refused.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        style.warn(&format!(
+            "Not accepted: {} change(s) to the list of devices that this device could not verify. Nothing about who can sync changed.",
+            refused.len()
+        ))
+    );
+    for r in &refused {
+        let what = if text(r, "what") == "removal" {
+            "a removal of device"
+        } else {
+            "device"
+        };
+        let from = r["sent_by"]
+            .as_str()
+            .map(|by| format!(", from {}", short_device_ids(by)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {what} {}: {}{from}",
+            short_device_ids(text(r, "device_id")),
+            text(r, "reason"),
+        );
+    }
+    out
+}
+
+/// The first groups of each device id in `id` (one id, or several joined by commas).
+fn short_device_ids(id: &str) -> String {
+    if id.contains('-') && id.len() > 14 {
+        id.split(',')
+            .map(|one| one.trim().split('-').take(3).collect::<Vec<_>>().join("-"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        id.to_string()
+    }
 }
 
 /// The pause and leaving lines of `status`, worded gently: a pause is a breather that
@@ -817,6 +868,29 @@ mod tests {
             ],
         );
         assert_eq!(t, "ID  TITLE    X\n1   Bins\n22  Laundry  y\n");
+    }
+
+    #[test]
+    fn status_names_refused_roster_changes_and_who_sent_them() {
+        let s = status(
+            &json!({
+                "pid": 42, "data_dir": "/d", "state": "ready",
+                "person": {"id": "a", "name": "Robin"}, "device_id": "ABCD-EFGH",
+                "documents": [], "peers": [],
+                "refused": [
+                    {"device_id": "AAAA-BBBB-CCCC-DDDD-EEEE", "what": "device",
+                     "reason": "no device of this household vouches for it",
+                     "sent_by": "QQQQ-RRRR-SSSS-TTTT"},
+                    {"device_id": "ZZZZ-YYYY-XXXX-WWWW", "what": "removal",
+                     "reason": "it is not signed by a device of the same person"}
+                ]
+            }),
+            Style::plain(),
+        );
+        assert!(s.contains("Not accepted: 2 change(s)"), "{s}");
+        assert!(s.contains("device AAAA-BBBB-CCCC: no device of this household vouches for it, from QQQQ-RRRR-SSSS"), "{s}");
+        assert!(s.contains("a removal of device ZZZZ-YYYY-XXXX"), "{s}");
+        assert!(!s.contains('%'), "{s}");
     }
 
     #[test]

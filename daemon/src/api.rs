@@ -729,6 +729,10 @@ pub struct PeerStatus {
     pub name: String,
     /// Connected now.
     pub connected: bool,
+    /// It refused this device at the handshake the last time this one dialled it: its
+    /// person removed this device on their side.
+    #[serde(default)]
+    pub refuses_this_device: bool,
     /// Last completed sync, Unix ms.
     #[serde(default)]
     pub last_sync: Option<Millis>,

@@ -678,11 +678,13 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
         status.refused = owner.refused;
         let book = ready.net.book();
         let traffic = ready.net.traffic();
+        let refused_by = ready.net.refused_by();
         status.peers = owner
             .peers
             .into_iter()
             .map(|mut p| {
                 p.last_addr = book.last_addr.get(&p.device_id).cloned();
+                p.refuses_this_device = refused_by.contains(&p.device_id);
                 if let Some(t) = traffic.get(&p.device_id) {
                     p.bytes_sent = t.bytes_sent;
                     p.bytes_received = t.bytes_received;

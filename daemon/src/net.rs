@@ -116,6 +116,9 @@ pub struct Net {
     offers: Mutex<HashMap<String, Offer>>,
     /// When each address last lost a live connection, for the fast redial backoff.
     lost: Mutex<HashMap<String, Instant>>,
+    /// Devices that refused this one at the handshake when it last dialled them: their
+    /// person removed this device, as far as they are concerned.
+    refused_by: Mutex<BTreeSet<String>>,
 }
 
 impl Net {
@@ -144,6 +147,7 @@ impl Net {
             pairing,
             offers: Mutex::new(HashMap::new()),
             lost: Mutex::new(HashMap::new()),
+            refused_by: Mutex::new(BTreeSet::new()),
         });
         tokio::spawn(net.clone().accept_loop());
         tokio::spawn(net.clone().dial_loop());
@@ -177,6 +181,14 @@ impl Net {
             },
             local.port(),
         )]
+    }
+
+    /// Devices that refused this one at the handshake the last time it dialled them.
+    pub fn refused_by(&self) -> BTreeSet<String> {
+        self.refused_by
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     /// Sync traffic per device since this daemon started.
@@ -593,10 +605,27 @@ impl Net {
         loop {
             let n = match recv.read(&mut buf).await {
                 Ok(Some(n)) => n,
+                Err(quinn::ReadError::ConnectionLost(e)) if !answered => {
+                    // A dialled peer that refuses this device's key closes the
+                    // connection before its first frame.
+                    if matches!(
+                        transport::connection_error(connection, e),
+                        transport::TransportError::RefusedByPeer { .. }
+                    ) {
+                        tracing::info!(peer = %device, "a device no longer accepts this one");
+                        if let Ok(mut refused) = self.refused_by.lock() {
+                            refused.insert(device.to_string());
+                        }
+                    }
+                    return;
+                }
                 Ok(None) | Err(_) => return,
             };
             if !answered {
                 answered = true;
+                if let Ok(mut refused) = self.refused_by.lock() {
+                    refused.remove(&device.to_string());
+                }
                 if let Ok(mut b) = self.backoff.lock() {
                     b.remove(&connection.remote_address().to_string());
                 }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod fixture;
 pub mod insights;
 pub mod layout;
+pub mod roster;
 pub mod storage;
 pub mod sync;
 

@@ -3,8 +3,8 @@
 //! ```text
 //! cargo run --release -p hearth-tests --bin hearth-bench -- [SECTION ...] [OPTIONS]
 //!
-//! SECTION           storage | cli | sync | insights | layout | all
-//!                   (default: all = storage, cli, sync, insights)
+//! SECTION           storage | cli | sync | insights | roster | layout | all
+//!                   (default: all = storage, cli, sync, insights, roster)
 //! --years L         storage: history lengths in years, comma separated (default: 1,10)
 //! --runs N          storage: cold loads per length; insights: timed runs (default: 7)
 //! --writes N        storage: durable writes on the longest history;
@@ -49,14 +49,17 @@ enum Section {
     /// An experiment with other document layouts; not part of `all` because it measures
     /// formats Hearth does not use.
     Layout,
+    /// Verifying the signed roster: 10 devices and 20 removals.
+    Roster,
 }
 
 impl Section {
-    const ALL: [Section; 4] = [
+    const ALL: [Section; 5] = [
         Section::Storage,
         Section::Cli,
         Section::Sync,
         Section::Insights,
+        Section::Roster,
     ];
 
     fn parse(name: &str) -> Result<Vec<Section>> {
@@ -67,8 +70,9 @@ impl Section {
             "sync" => Ok(vec![Section::Sync]),
             "insights" => Ok(vec![Section::Insights]),
             "layout" => Ok(vec![Section::Layout]),
+            "roster" => Ok(vec![Section::Roster]),
             other => bail!(
-                "unknown section `{other}`; use one of: storage, cli, sync, insights, layout, all"
+                "unknown section `{other}`; use one of: storage, cli, sync, insights, roster, layout, all"
             ),
         }
     }
@@ -219,6 +223,8 @@ fn run(args: &Args) -> Result<Report> {
             }
             Section::Insights => bench::insights::run(&args.insights, &mut report)
                 .context("the insights benchmark failed")?,
+            Section::Roster => bench::roster::run(10, 20, 200, &mut report)
+                .context("the roster benchmark failed")?,
             Section::Layout => {
                 // The longest history shows the effect best.
                 let years = args.storage.years.iter().copied().fold(1.0, f64::max);

@@ -441,6 +441,8 @@ pub struct RawPeer {
     rt: tokio::runtime::Runtime,
     transport: hearthd::transport::Transport,
     key: hearthd::transport::DeviceKey,
+    /// The same key, for signing this peer's roster entry when it joins.
+    signer: ring::signature::Ed25519KeyPair,
 }
 
 /// How a daemon ended a connection, as the raw peer saw it.
@@ -462,10 +464,19 @@ impl RawPeer {
             .enable_all()
             .build()
             .unwrap();
-        let key = match pkcs8 {
-            Some(pkcs8) => DeviceKey::from_pkcs8(pkcs8).unwrap(),
-            None => DeviceKey::generate().unwrap(),
+        let generated;
+        let pkcs8 = match pkcs8 {
+            Some(pkcs8) => pkcs8,
+            None => {
+                generated = ring::signature::Ed25519KeyPair::generate_pkcs8(
+                    &ring::rand::SystemRandom::new(),
+                )
+                .unwrap();
+                generated.as_ref()
+            }
         };
+        let key = DeviceKey::from_pkcs8(pkcs8).unwrap();
+        let signer = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).unwrap();
         let trust = TrustSet::new();
         for k in listeners {
             trust.insert(*k);
@@ -474,7 +485,12 @@ impl RawPeer {
             let _guard = rt.enter();
             Transport::bind("127.0.0.1:0".parse().unwrap(), &key, trust).unwrap()
         };
-        RawPeer { rt, transport, key }
+        RawPeer {
+            rt,
+            transport,
+            key,
+            signer,
+        }
     }
 
     /// This peer's public key.
@@ -542,6 +558,8 @@ impl RawPeer {
         policy: hearth_core::pair::JoinerPolicy,
     ) -> (Result<hearth_core::pair::PairOutcome, String>, Vec<u8>) {
         use hearth_core::pair::{Handshake, TlsBinding};
+        let person = info.person_id;
+        let device_name = info.device_name.clone();
         let addr: std::net::SocketAddr = addr.parse().unwrap();
         let code: hearth_core::pair::PairingCode = code.parse().unwrap();
         let local = self.public_key();
@@ -599,10 +617,74 @@ impl RawPeer {
                     Err(_) => break Err("the inviter went quiet".into()),
                 }
             };
+            // Enrolment, as an honest joiner does it: sign our entry for the role the
+            // inviter chose, and take back the entry it admitted.
+            let outcome = match outcome {
+                Ok(hearth_core::pair::PairOutcome::Inviter(inviter)) => {
+                    match self
+                        .enrol(&connection, &inviter, person, &device_name)
+                        .await
+                    {
+                        Ok(()) => Ok(hearth_core::pair::PairOutcome::Inviter(inviter)),
+                        Err(e) => Err(e),
+                    }
+                }
+                other => other,
+            };
             // The inviter closes once it has recorded us (or given up).
             let _ = tokio::time::timeout(EVENT_TIMEOUT, connection.closed()).await;
             (outcome, sent)
         })
+    }
+}
+
+impl RawPeer {
+    async fn enrol(
+        &self,
+        connection: &quinn::Connection,
+        inviter: &hearth_core::pair::InviterInfo,
+        person: uuid::Uuid,
+        device_name: &str,
+    ) -> Result<(), String> {
+        use hearth_core::pair::InviteRole;
+        let person = match inviter.role {
+            InviteRole::OwnDevice => inviter.person_id,
+            InviteRole::Partner => person,
+        };
+        let key = self.public_key();
+        let recipient = age::x25519::Identity::generate().to_public().to_string();
+        let template = hearth_core::model::Device {
+            id: hearth_core::identity::DeviceId::from_public_key(&key).to_string(),
+            person,
+            name: device_name.to_string(),
+            public_key: data_encoding::HEXLOWER.encode(&key),
+            age_recipient: Some(recipient.clone()),
+            added_by: None,
+            added_at: 0,
+            revoked_at: None,
+            admission: None,
+            self_sig: None,
+            removal: None,
+        };
+        let request = serde_json::json!({
+            "age_recipient": recipient,
+            "self_sig": hearth_core::roster::self_sign(&self.signer, &template),
+        });
+        let (mut send, mut recv) = connection
+            .open_bi()
+            .await
+            .map_err(|e| format!("no enrolment stream: {e}"))?;
+        send.write_all(request.to_string().as_bytes())
+            .await
+            .map_err(|e| format!("enrolment not sent: {e}"))?;
+        let _ = send.finish();
+        let entry = recv
+            .read_to_end(16 * 1024)
+            .await
+            .map_err(|e| format!("no entry back: {e}"))?;
+        serde_json::from_slice::<hearth_core::model::Device>(&entry)
+            .map(|_| ())
+            .map_err(|_| "the inviter sent back no entry".to_string())
     }
 }
 
