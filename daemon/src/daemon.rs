@@ -56,7 +56,7 @@ struct DeviceInfo {
 const DEVICE_FILE: &str = "device.json";
 
 /// The directory, name and contents of `device.json` for `person` on this device: a
-/// own-device join rewrites it (see `ActorMsg::BecomePerson`).
+/// an own-device join rewrites it (see `ActorMsg::BecomePerson`).
 pub(crate) fn device_file(
     data_dir: &Path,
     person: PersonId,
@@ -668,7 +668,7 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
     if let Ok(ready) = shared.ready() {
         status.device_id = Some(ready.device_id.clone());
         let owner = ready.actor.status().await;
-        // The owner's person, not the one at start: a own-device join changes it.
+        // The owner's person, not the one at start: an own-device join changes it.
         let owner_me = owner.me;
         status.documents = owner.documents;
         status.people = owner.people;
