@@ -292,6 +292,29 @@ impl DeviceSecrets {
         bytes.starts_with(AGE_MAGIC)
     }
 
+    /// The scrypt work factor a protected identity file was written with, read from
+    /// age's header line `-> scrypt <salt> <log_n>`; `None` for an unprotected file or
+    /// a header that does not say.
+    pub fn work_factor(bytes: &[u8]) -> Option<u8> {
+        let header = bytes.strip_prefix(AGE_MAGIC)?;
+        let end = header
+            .windows(4)
+            .position(|w| w == b"\n---")
+            .unwrap_or(header.len());
+        let header = std::str::from_utf8(&header[..end]).ok()?;
+        header
+            .lines()
+            .find_map(|line| line.strip_prefix("-> scrypt "))
+            .and_then(|args| args.split(' ').nth(1))
+            .and_then(|n| n.parse().ok())
+    }
+
+    /// True when a protected file was written with less scrypt work than this version
+    /// uses (by an older version), so it should be written again once unlocked.
+    pub fn needs_stronger_protection(bytes: &[u8]) -> bool {
+        Self::work_factor(bytes).is_some_and(|n| n < PASSPHRASE_WORK_FACTOR)
+    }
+
     /// Decodes an identity file, unlocking it with `passphrase` if it is protected.
     ///
     /// A passphrase given for an unprotected file is not needed and is ignored.
@@ -505,6 +528,30 @@ mod tests {
         assert!(DeviceSecrets::is_protected(&bytes));
         let back = DeviceSecrets::from_file_bytes(&bytes, Some("correct horse")).unwrap();
         assert_same(&secrets, &back);
+    }
+
+    #[test]
+    fn an_older_weaker_file_is_recognised_for_strengthening() {
+        let secrets = DeviceSecrets::generate().unwrap();
+        let weak = secrets
+            .to_file_bytes_with_work_factor(Some("pw"), 5)
+            .unwrap();
+        assert_eq!(DeviceSecrets::work_factor(&weak), Some(5));
+        assert!(DeviceSecrets::needs_stronger_protection(&weak));
+        let plain = secrets.to_file_bytes(None).unwrap();
+        assert_eq!(DeviceSecrets::work_factor(&plain), None);
+        assert!(!DeviceSecrets::needs_stronger_protection(&plain));
+        let mut current = weak.to_vec();
+        let at = current
+            .windows(b" 5\n".len())
+            .position(|w| w == b" 5\n")
+            .unwrap();
+        current.splice(at..at + 2, format!(" {PASSPHRASE_WORK_FACTOR}").bytes());
+        assert_eq!(
+            DeviceSecrets::work_factor(&current),
+            Some(PASSPHRASE_WORK_FACTOR)
+        );
+        assert!(!DeviceSecrets::needs_stronger_protection(&current));
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub enum ActorMsg {
         /// Where the answer goes.
         reply: oneshot::Sender<bool>,
     },
-    /// Makes this fresh device another device of `person` (a own-device join): its
+    /// Makes this fresh device another device of `person` (an own-device join): its
     /// documents are replaced by a household holding `roster` and `person`'s private
     /// document, and `device_file` (who this device is) is rewritten as the commit point.
     BecomePerson {
@@ -226,7 +226,7 @@ pub struct Actor {
     refused_from: BTreeMap<String, String>,
 }
 
-/// Where a own-device join builds the new household before it replaces this device's.
+/// Where an own-device join builds the new household before it replaces this device's.
 const JOINING_DIR: &str = "household-joining";
 /// Where the replaced household sits for a moment during the swap.
 const REPLACED_DIR: &str = "household-replaced";
@@ -272,7 +272,7 @@ fn open_doc(
     ))
 }
 
-/// Puts a household built by a own-device join in place of the old one. Safe to run
+/// Puts a household built by an own-device join in place of the old one. Safe to run
 /// again after a crash at any point: each step is a rename or a removal that is
 /// skipped when already done.
 fn swap_in_joined_household(docs_dir: &std::path::Path) -> Result<(), StoreError> {
@@ -291,7 +291,7 @@ fn swap_in_joined_household(docs_dir: &std::path::Path) -> Result<(), StoreError
     remove_dir_if_present(&replaced)
 }
 
-/// Finishes or forgets a own-device join that a crash interrupted. The new
+/// Finishes or forgets an own-device join that a crash interrupted. The new
 /// `device.json` is the commit point: if it names a person of the household built in
 /// `household-joining`, the join happened and the swap is finished; otherwise the
 /// half-built household is thrown away and the device is as fresh as before.
@@ -309,10 +309,10 @@ fn recover_join(
             .iter()
             .any(|p| p.id == me);
         if committed {
-            tracing::warn!("finishing a own-device join that was interrupted");
+            tracing::warn!("finishing an own-device join that was interrupted");
             swap_in_joined_household(docs_dir)?;
         } else {
-            tracing::warn!("forgetting a own-device join that did not finish");
+            tracing::warn!("forgetting an own-device join that did not finish");
             remove_dir_if_present(&joining)?;
         }
     }

@@ -56,7 +56,7 @@ struct DeviceInfo {
 const DEVICE_FILE: &str = "device.json";
 
 /// The directory, name and contents of `device.json` for `person` on this device: a
-/// own-device join rewrites it (see `ActorMsg::BecomePerson`).
+/// an own-device join rewrites it (see `ActorMsg::BecomePerson`).
 pub(crate) fn device_file(
     data_dir: &Path,
     person: PersonId,
@@ -193,6 +193,9 @@ async fn serve(opts: RunOptions, config: Config) -> anyhow::Result<()> {
             State::Locked
         } else {
             let secrets = DeviceSecrets::from_file_bytes(&bytes, opts.passphrase.as_deref())?;
+            if let Some(passphrase) = opts.passphrase.as_deref() {
+                strengthen(&paths.data_dir, &bytes, &secrets, passphrase);
+            }
             State::Ready(open_ready(&shared, &secrets).await?)
         }
     };
@@ -671,7 +674,7 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
     if let Ok(ready) = shared.ready() {
         status.device_id = Some(ready.device_id.clone());
         let owner = ready.actor.status().await;
-        // The owner's person, not the one at start: a own-device join changes it.
+        // The owner's person, not the one at start: an own-device join changes it.
         let owner_me = owner.me;
         status.documents = owner.documents;
         status.people = owner.people;
@@ -822,6 +825,27 @@ async fn init(
     )
 }
 
+/// Seals an identity file that an older version wrote with less scrypt work again at
+/// today's work factor, once the passphrase has opened it. A failure leaves the old
+/// file, which still opens, in place.
+fn strengthen(data_dir: &Path, bytes: &[u8], secrets: &DeviceSecrets, passphrase: &str) {
+    if !DeviceSecrets::needs_stronger_protection(bytes) {
+        return;
+    }
+    let written = secrets
+        .to_file_bytes(Some(passphrase))
+        .map_err(|e| e.to_string())
+        .and_then(|b| storage::replace_secrets(data_dir, &b).map_err(|e| e.to_string()));
+    match written {
+        Ok(()) => {
+            tracing::info!("sealed the identity file again at today's passphrase work factor")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not seal the identity file at today's work factor; the old file stays")
+        }
+    }
+}
+
 async fn unlock(shared: &Arc<Shared>, passphrase: String) -> Result<serde_json::Value, ApiError> {
     if !matches!(shared.state.lock().as_deref(), Ok(State::Locked)) {
         return Ok(serde_json::json!({ "unlocked": true, "already": true }));
@@ -829,7 +853,10 @@ async fn unlock(shared: &Arc<Shared>, passphrase: String) -> Result<serde_json::
     let data_dir = shared.paths.data_dir.clone();
     let secrets = tokio::task::spawn_blocking(move || -> Result<DeviceSecrets, ApiError> {
         let bytes = storage::read_secrets(&data_dir).map_err(store_error)?;
-        DeviceSecrets::from_file_bytes(&bytes, Some(&passphrase)).map_err(secrets_error)
+        let secrets =
+            DeviceSecrets::from_file_bytes(&bytes, Some(&passphrase)).map_err(secrets_error)?;
+        strengthen(&data_dir, &bytes, &secrets, &passphrase);
+        Ok(secrets)
     })
     .await
     .map_err(|e| internal(&e.to_string()))??;

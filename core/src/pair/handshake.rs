@@ -55,9 +55,9 @@ pub struct TlsBinding {
 
 /// Whom an invite admits. The inviting device decides; the joiner never chooses.
 ///
-/// The role is bound into the key schedule (see [`Keys::derive`]), so a joiner that
-/// binds the other role fails key confirmation exactly as a wrong code does, and an
-/// honest joiner learns the role only from the inviter's key confirmation.
+/// The role is bound into the key schedule (see the [module docs](super)), so a
+/// joiner that binds the other role fails key confirmation exactly as a wrong code
+/// does, and an honest joiner learns the role only from the inviter's confirmation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InviteRole {
     /// The partner: a new person joining the household for the first time.
