@@ -759,7 +759,18 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
         )));
     }
     let people: Vec<Person> = records(data, "people")?;
-    let checkins: Vec<CheckIn> = records(data, "checkins")?;
+    // Answers a check-in's author kept to themselves (`kept_to_self`) go only to the
+    // author's own devices: into another person's household they come without them.
+    let checkins: Vec<CheckIn> = records::<CheckIn>(data, "checkins")?
+        .into_iter()
+        .map(|c| {
+            if c.author == docs.me {
+                c
+            } else {
+                c.split_own().0
+            }
+        })
+        .collect();
     let reflections: Vec<Reflection> = records(data, "reflections")?;
     let ledger: Vec<LedgerItem> = records(data, "ledger")?;
     let done: Vec<DoneEntry> = records(data, "done")?;
