@@ -1264,3 +1264,124 @@ fn ten_years_of_data_is_fast() {
         "insights took {compute_each:?}, over the 100 ms target"
     );
 }
+
+// ---- care: the body, the order of recovery, no ranking ---------------------------------
+
+#[test]
+fn a_this_week_signal_rests_on_this_weeks_check_ins() {
+    let mut s = Scenario::couple();
+    s.usual_baseline();
+    s.days(ADA, 27, 7, 70, 1, false);
+    s.days(BO, 27, 0, 65, 1, false);
+    // Only two check-ins this week, both heavy.
+    s.checkin(ADA, ago(1), 30, 3, &[]);
+    s.checkin(ADA, ago(3), 30, 3, &[]);
+    let r = s.run();
+    let signal = r
+        .signals
+        .iter()
+        .find(|x| x.key == SignalKey::RoughPatch)
+        .unwrap();
+    assert!(signal.why.starts_with("This week looks"), "{}", signal.why);
+    assert_eq!(signal.rests_on.checkin_days, 2);
+    assert_eq!(signal.rests_on.weeks, 1);
+    let text = crate::insights::render_terminal(&r, false);
+    assert!(
+        text.contains("rests on 2 check-in days this week"),
+        "{text}"
+    );
+}
+
+#[test]
+fn body_signs_that_come_up_often_say_what_the_body_may_ask_for() {
+    let mut s = Scenario::couple();
+    s.usual_baseline();
+    s.days(ADA, 27, 0, 70, 1, false);
+    s.days(BO, 27, 0, 65, 1, false);
+    for n in [1, 4, 8, 12] {
+        let cid = s.checkin(BO, ago(n), 50, 1, &[(Basic::Sleep, BasicLevel::Partly)]);
+        let c = s.inputs.checkins.iter_mut().find(|c| c.id == cid).unwrap();
+        c.body = BTreeSet::from([BodySign::Fatigue, BodySign::Aches]);
+    }
+    let r = s.run();
+    let body = r
+        .signals
+        .iter()
+        .find(|x| x.key == SignalKey::BodySigns)
+        .unwrap();
+    assert_eq!(body.person, Some(id(BO)));
+    assert!(
+        body.why.to_lowercase().contains("tiredness"),
+        "{}",
+        body.why
+    );
+    assert!(
+        body.why.contains("sleep or rest fell short"),
+        "{}",
+        body.why
+    );
+    assert!(body.why.contains("a doctor"), "{}", body.why);
+    let bo = r.trends.iter().find(|t| t.person == id(BO)).unwrap();
+    assert_eq!(bo.body_checkins_recent, 4);
+    assert_eq!(bo.body_with_short_rest, 4);
+    // The restoration step offers more than sleep and food.
+    let basics = r
+        .suggestions
+        .iter()
+        .find(|x| x.step == Step::Basics)
+        .unwrap();
+    for word in ["movement", "quiet", "time on your own"] {
+        assert!(basics.text.contains(word), "{}", basics.text);
+    }
+}
+
+#[test]
+fn no_percentage_sits_beside_a_name_and_nothing_ranks() {
+    // One side starts every moment and gives every thank-you, and holds most of the load.
+    let mut s = Scenario::couple();
+    s.usual_baseline();
+    s.days(ADA, 27, 0, 40, 3, false);
+    s.days(BO, 27, 0, 65, 1, false);
+    for n in 0..12 {
+        s.moment(ADA, ago(n * 2));
+    }
+    let items: Vec<Uuid> = (0..4)
+        .map(|w| s.item(Domain::Household, w % 3 + 1, true, Owners::all(id(ADA))))
+        .collect();
+    for (n, item) in items.iter().enumerate() {
+        let done = s.done(ADA, Some(*item), ago(n as u64));
+        s.ack(
+            ADA,
+            BO,
+            Target {
+                kind: TargetKind::Done,
+                id: done,
+            },
+            ago(n as u64),
+        );
+    }
+    let r = s.run();
+    let rendered = [
+        crate::insights::render_terminal(&r, false),
+        crate::insights::render_markdown(&r),
+        crate::insights::render_html(&r),
+    ];
+    let names = ["Ada", "Bo"];
+    for text in &rendered {
+        for line in text.lines() {
+            if !names.iter().any(|n| line.contains(n)) {
+                continue;
+            }
+            assert!(!line.contains('%') || line.contains("width"), "{line}");
+        }
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("all started from one side"), "{text}");
+        let lower = text.to_lowercase();
+        for word in ["streak", "winner", "score:", "better than"] {
+            assert!(!lower.contains(word), "{word}");
+        }
+    }
+    for signal in &r.signals {
+        assert!(!signal.why.contains('%'), "{}", signal.why);
+    }
+}
