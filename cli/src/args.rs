@@ -282,7 +282,10 @@ pub(crate) struct CheckinArgs {
     /// Energy left, 0 to 100. Without it, on a terminal, hearth asks.
     #[arg(long, value_name = "0-100", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub(crate) battery: Option<u8>,
-    /// A burnout sign and how strongly, 0 to 4: dread, numb, irritation, warmth, relief.
+    /// A burnout sign and how strongly, from 0 (not at all) to 4 (very much): dread (of
+    /// time together), numb (in conversation), irritation (at small things), warmth
+    /// (warmth or curiosity is hard to reach: 4 means very hard), relief (wishing for
+    /// relief elsewhere: 4 means very much; it stays yours unless you --share-safety).
     #[arg(long = "sign", value_name = "SIGN=0-4", value_parser = parse_sign)]
     pub(crate) signs: Vec<(BurnoutSign, u8)>,
     /// Body signs present, comma separated (fatigue,sleep,...).
@@ -297,9 +300,14 @@ pub(crate) struct CheckinArgs {
     /// Something you would like from your partner.
     #[arg(long)]
     pub(crate) ask: Option<String>,
-    /// Who may read it: shared (default) or private.
+    /// Who may read it: shared (default), private (only your own devices), or
+    /// reveal-together (sealed until your partner checks in for the same day).
     #[arg(long, value_parser = parse_visibility)]
     pub(crate) visibility: Option<Visibility>,
+    /// Share your answers on feeling safe and on wishing for relief with your partner,
+    /// for this check-in only. Without it they stay on your own devices.
+    #[arg(long)]
+    pub(crate) share_safety: bool,
     #[command(flatten)]
     pub(crate) at: AtArg,
 }
@@ -307,13 +315,13 @@ pub(crate) struct CheckinArgs {
 /// `hearth reflect`.
 #[derive(Debug, Args)]
 pub(crate) struct ReflectArgs {
-    /// Would I want to work on this if I had more energy? yes, no or unsure.
+    /// If you had more energy, would you want to work on this together? yes, no or unsure.
     #[arg(long, value_parser = parse_key::<Answer>)]
     pub(crate) energy: Option<Answer>,
-    /// Do I feel emotionally safe with my partner? yes, no or unsure.
+    /// Do you feel emotionally safe with your partner? yes, no or unsure.
     #[arg(long, value_parser = parse_key::<Answer>)]
     pub(crate) safe: Option<Answer>,
-    /// Are we aligned on what we want? yes, no or unsure.
+    /// Are the two of you aligned on what you want? yes, no or unsure.
     #[arg(long, value_parser = parse_key::<Answer>)]
     pub(crate) aligned: Option<Answer>,
     /// A note.

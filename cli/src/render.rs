@@ -483,6 +483,10 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
     let mut out = String::new();
     match kind {
         "checkin" => {
+            // Support for not feeling safe comes first, before anything else is said.
+            if let Some(support) = r["support"].as_str() {
+                let _ = writeln!(out, "{}", style.warn(support));
+            }
             let signs = r["signs"].as_object().map(|m| m.len()).unwrap_or(0);
             let _ = writeln!(
                 out,
@@ -495,8 +499,27 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
                 .into_iter()
                 .flatten()
                 .filter(|(_, level)| level.as_str() == Some("no"))
-                .filter_map(|(k, _)| k.parse::<Basic>().ok().map(basic_label))
+                .filter_map(|(k, _)| k.parse::<Basic>().ok())
+                .filter(|b| *b != Basic::Safety)
+                .map(basic_label)
                 .collect();
+            let kept: Vec<&str> = r["kept_to_self"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|k| match k {
+                    "safety" => "feeling safe",
+                    _ => "wishing for relief",
+                })
+                .collect();
+            if !kept.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "Your answer on {} stays on your own devices.",
+                    kept.join(" and on ")
+                );
+            }
             if !unmet.is_empty() {
                 let _ = writeln!(
                     out,
@@ -549,9 +572,9 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
             let _ = writeln!(out, "Retired “{}”.  {id}", text(r, "title"));
         }
         "done" => {
-            let what = match r["label"].as_str() {
-                Some(label) => format!("“{label}”"),
-                None => format!("item {}", short_id(text(r, "item"))),
+            let what = match (r["label"].as_str(), r["item_title"].as_str()) {
+                (Some(label), _) | (None, Some(label)) => format!("“{label}”"),
+                (None, None) => format!("item {}", short_id(text(r, "item"))),
             };
             let minutes = r["minutes"]
                 .as_u64()

@@ -37,8 +37,8 @@ use uuid::Uuid;
 
 use crate::model::{
     Acknowledgment, CheckIn, Device, DoneEntry, Handoff, HandoffState, ItemStatus, LedgerItem,
-    Millis, Moment, Pause, Person, PersonId, Reflection, TargetKind, ValidationError, Visibility,
-    SCHEMA_VERSION,
+    Millis, Moment, OwnParts, Pause, Person, PersonId, Reflection, TargetKind, ValidationError,
+    Visibility, SCHEMA_VERSION,
 };
 use crate::roster;
 
@@ -182,6 +182,21 @@ pub trait Record: Serialize + DeserializeOwned {
 /// person in front let queries filter without parsing the JSON.
 pub const COMPACT_TAG: &str = "h1\u{1f}";
 const SEP: char = '\u{1f}';
+
+/// The first characters of the answers a check-in's author kept to themselves (see
+/// [`crate::model::OwnAnswer`]): `o1`, then the JSON of [`OwnParts`]. The value lives in
+/// the author's private document, in the `checkins` collection, under [`own_key`].
+///
+/// **Why a separate value:** the household document syncs to the partner's devices, so
+/// what the author keeps must never be written there, not even sealed. The private
+/// document syncs only to the author's own devices, which put the two back together.
+pub const OWN_TAG: &str = "o1\u{1f}";
+
+/// The key of a check-in's kept answers in the private document. It starts with a letter
+/// that is not a hex digit, so an id prefix never matches it.
+pub fn own_key(id: Uuid) -> String {
+    format!("own:{id}")
+}
 
 macro_rules! uuid_record {
     ($ty:ty, $coll:expr) => {
@@ -1230,11 +1245,73 @@ impl Docs {
         }
     }
 
-    /// Records a check-in in the document its visibility calls for.
+    /// Records a check-in in the document its visibility calls for. The answers listed
+    /// in its `kept_to_self` go to this person's private document instead, and the
+    /// household copy carries neither them nor the list.
     pub fn add_checkin(&mut self, checkin: &CheckIn, now: Millis) -> Result<(), DocError> {
         checkin.validate()?;
         self.require_person("author", checkin.author)?;
-        self.doc_for(checkin.visibility)?.put(checkin, now)
+        let (shared, own) = checkin.split_own();
+        if let Some(own) = own {
+            // The kept answers go first: should the household write fail, what is left
+            // is a private note for nothing, never an answer in the shared document.
+            self.put_own(checkin.author, checkin.id, &own, now)?;
+        }
+        self.doc_for(shared.visibility)?.put(&shared, now)
+    }
+
+    /// Writes the answers the author keeps to themselves into their private document.
+    fn put_own(
+        &mut self,
+        author: PersonId,
+        id: Uuid,
+        own: &OwnParts,
+        now: Millis,
+    ) -> Result<(), DocError> {
+        if author != self.me || self.private.kind != DocKind::Private(author) {
+            return Err(ValidationError::Invalid {
+                field: "kept_to_self",
+                reason: "only the author's own devices can keep answers to the author".into(),
+            }
+            .into());
+        }
+        let json = serde_json::to_string(own).map_err(|e| DocError::Decode {
+            kind: "checkins",
+            reason: e.to_string(),
+        })?;
+        self.private.put_text(
+            Collection::CheckIns,
+            &own_key(id),
+            &format!("{OWN_TAG}{json}"),
+            now,
+        )
+    }
+
+    /// The check-in as its reader may see it: with the answers its author kept to
+    /// themselves put back when this device is one of the author's.
+    pub fn with_own(&self, mut checkin: CheckIn) -> CheckIn {
+        if checkin.author != self.me
+            || checkin.visibility == Visibility::Private
+            || self.private.kind != DocKind::Private(checkin.author)
+        {
+            return checkin;
+        }
+        let Some(text) = self
+            .private
+            .text_at(Collection::CheckIns, &own_key(checkin.id))
+        else {
+            return checkin;
+        };
+        let Some(json) = text.strip_prefix(OWN_TAG) else {
+            return checkin;
+        };
+        match serde_json::from_str::<OwnParts>(json) {
+            Ok(own) => checkin.merge_own(own),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the answers kept to this person")
+            }
+        }
+        checkin
     }
 
     /// Records a reflection in the document its visibility calls for.
@@ -1268,6 +1345,7 @@ impl Docs {
                     .filter(|c| c.when.date >= from_date && c.when.date <= to_date),
             );
         }
+        let mut out: Vec<CheckIn> = out.into_iter().map(|c| self.with_own(c)).collect();
         out.sort_by_key(|c| (c.when.at, c.id));
         out
     }
@@ -1278,6 +1356,7 @@ impl Docs {
         let mut out = self.household.all::<CheckIn>();
         out.extend(self.private.all::<CheckIn>());
         out.extend(self.own_sealed::<CheckIn>());
+        let mut out: Vec<CheckIn> = out.into_iter().map(|c| self.with_own(c)).collect();
         out.sort_by_key(|c| (c.when.at, c.id));
         out
     }
@@ -1606,6 +1685,7 @@ mod tests {
             note: Some("long week".into()),
             ask: None,
             visibility,
+            kept_to_self: Default::default(),
         }
     }
 
@@ -1624,6 +1704,57 @@ mod tests {
             .household
             .contains(Collection::CheckIns, &private.id.to_string()));
         assert_eq!(da.checkins(), vec![shared, private]);
+    }
+
+    #[test]
+    fn kept_answers_stay_in_the_private_document_and_come_back_for_the_author() {
+        let (mut da, mut db, a, _) = docs_pair();
+        let mut c = checkin(a, 12, Visibility::Shared);
+        c.basics.insert(Basic::Safety, BasicLevel::No);
+        c.signs.insert(BurnoutSign::Relief, 3);
+        c.keep_own_answers();
+        assert_eq!(
+            c.kept_to_self,
+            BTreeSet::from([OwnAnswer::Safety, OwnAnswer::Relief])
+        );
+        da.add_checkin(&c, 1).unwrap();
+        // The household copy has neither the answers nor the list of them.
+        let shared = da
+            .household
+            .get::<CheckIn>(&c.id.to_string())
+            .unwrap()
+            .unwrap();
+        assert!(!shared.basics.contains_key(&Basic::Safety));
+        assert!(!shared.signs.contains_key(&BurnoutSign::Relief));
+        assert!(shared.kept_to_self.is_empty());
+        assert_eq!(shared.basics.get(&Basic::Sleep), Some(&BasicLevel::Partly));
+        let household =
+            String::from_utf8_lossy(&da.household.automerge().clone().save_nocompress())
+                .to_string();
+        assert!(!household.contains("safety") && !household.contains("relief"));
+        // The author reads it whole, from every read path.
+        assert_eq!(da.checkins(), vec![c.clone()]);
+        assert_eq!(
+            da.checkins_between(a, c.when.date, c.when.date),
+            vec![c.clone()]
+        );
+        // The partner's device, after sync, reads the shared part only.
+        sync(&mut da.household, &mut db.household);
+        assert_eq!(db.checkins(), vec![shared.clone()]);
+        // Shared by choice: nothing is kept.
+        let mut open = checkin(a, 13, Visibility::Shared);
+        open.basics.insert(Basic::Safety, BasicLevel::Met);
+        da.add_checkin(&open, 1).unwrap();
+        sync(&mut da.household, &mut db.household);
+        assert!(db
+            .checkins()
+            .iter()
+            .any(|x| x.id == open.id && x.basics.contains_key(&Basic::Safety)));
+        // Nobody keeps answers for someone else.
+        let mut theirs = checkin(db.me, 14, Visibility::Shared);
+        theirs.basics.insert(Basic::Safety, BasicLevel::No);
+        theirs.keep_own_answers();
+        assert!(da.add_checkin(&theirs, 1).is_err());
     }
 
     #[test]

@@ -208,6 +208,18 @@ stable_keys!(
 );
 
 stable_keys!(
+    /// The answers of a check-in that stay the author's own unless they share them for
+    /// that entry (THREAT-MODEL.md P8): whether they feel safe, and their wish for relief
+    /// elsewhere. Either can put someone at risk when the partner reads it.
+    OwnAnswer, "own answer" {
+        /// The `safety` basic.
+        Safety => "safety",
+        /// The `relief` burnout sign.
+        Relief => "relief",
+    }
+);
+
+stable_keys!(
     /// Where a check-in or reflection lives and who may read it.
     Visibility, "visibility" {
         /// Only the author's own devices.
@@ -474,9 +486,27 @@ pub struct CheckIn {
     pub ask: Option<String>,
     /// Who may read it.
     pub visibility: Visibility,
+    /// The answers of a shared or reveal-together check-in that stay on the author's own
+    /// devices (see [`OwnAnswer`]). Only the author's devices ever see this list: what
+    /// goes into the household document has neither these answers nor the list.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub kept_to_self: BTreeSet<OwnAnswer>,
 }
 
-/// The three questions that tell burnout apart from incompatibility.
+/// The answers a check-in's author kept to their own devices, stored in their private
+/// document next to the shared check-in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnParts {
+    /// The `safety` basic, when it was answered and kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub basics: BTreeMap<Basic, BasicLevel>,
+    /// The `relief` sign, when it was rated and kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signs: BTreeMap<BurnoutSign, u8>,
+}
+
+/// A reflection: three questions that help tell running on empty apart from growing
+/// apart (the words are the ones `hearth reflect` asks).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reflection {
     /// Stable id.
@@ -486,11 +516,11 @@ pub struct Reflection {
     /// When.
     #[serde(flatten)]
     pub when: When,
-    /// Would I want to work on this if I had more energy?
+    /// If you had more energy, would you want to work on this together?
     pub energy: Answer,
-    /// Do I feel emotionally safe?
+    /// Do you feel emotionally safe with your partner?
     pub safe: Answer,
-    /// Are we aligned on what we want?
+    /// Are the two of you aligned on what you want?
     pub aligned: Answer,
     /// Optional note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -762,6 +792,68 @@ impl CheckIn {
         check_note("note", &self.note)?;
         check_note("ask", &self.ask)
     }
+
+    /// Whether the entry carries this answer at all.
+    pub fn has(&self, answer: OwnAnswer) -> bool {
+        match answer {
+            OwnAnswer::Safety => self.basics.contains_key(&Basic::Safety),
+            OwnAnswer::Relief => self.signs.contains_key(&BurnoutSign::Relief),
+        }
+    }
+
+    /// Keeps every answer of [`OwnAnswer`] that the entry carries to the author: the
+    /// default for a shared entry, unless the author chose to share them.
+    pub fn keep_own_answers(&mut self) {
+        self.kept_to_self = OwnAnswer::ALL
+            .iter()
+            .copied()
+            .filter(|a| self.has(*a))
+            .collect();
+    }
+
+    /// Splits the entry into what may be shared and what stays with the author: the
+    /// answers listed in `kept_to_self` go to the second part, and the first carries
+    /// neither them nor the list. A private entry keeps everything in the first part.
+    pub fn split_own(&self) -> (CheckIn, Option<OwnParts>) {
+        let mut shared = self.clone();
+        shared.kept_to_self.clear();
+        if self.visibility == Visibility::Private {
+            return (shared, None);
+        }
+        let mut own = OwnParts::default();
+        for answer in &self.kept_to_self {
+            match answer {
+                OwnAnswer::Safety => {
+                    if let Some(level) = shared.basics.remove(&Basic::Safety) {
+                        own.basics.insert(Basic::Safety, level);
+                    }
+                }
+                OwnAnswer::Relief => {
+                    if let Some(rating) = shared.signs.remove(&BurnoutSign::Relief) {
+                        own.signs.insert(BurnoutSign::Relief, rating);
+                    }
+                }
+            }
+        }
+        let own = (!own.basics.is_empty() || !own.signs.is_empty()).then_some(own);
+        (shared, own)
+    }
+
+    /// Puts the author's own answers back into the entry, for the author's own view.
+    pub fn merge_own(&mut self, own: OwnParts) {
+        for (basic, level) in own.basics {
+            if basic == Basic::Safety {
+                self.kept_to_self.insert(OwnAnswer::Safety);
+            }
+            self.basics.insert(basic, level);
+        }
+        for (sign, rating) in own.signs {
+            if sign == BurnoutSign::Relief {
+                self.kept_to_self.insert(OwnAnswer::Relief);
+            }
+            self.signs.insert(sign, rating);
+        }
+    }
 }
 
 impl Reflection {
@@ -900,6 +992,7 @@ mod tests {
             note: None,
             ask: None,
             visibility: Visibility::Shared,
+            kept_to_self: Default::default(),
         }
     }
 

@@ -284,6 +284,7 @@ fn apply(docs: &mut Docs, replica: usize, n: usize, op: &Op) {
                 } else {
                     Visibility::Shared
                 },
+                kept_to_self: BTreeSet::new(),
             },
             now,
         ),

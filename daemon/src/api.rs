@@ -291,6 +291,10 @@ pub struct CheckinParams {
     /// Who may read it; defaults to shared.
     #[serde(default)]
     pub visibility: Option<Visibility>,
+    /// Whether the `safety` basic and the `relief` sign go to the partner with a shared
+    /// or reveal-together entry. By default they stay on the author's own devices.
+    #[serde(default)]
+    pub share_safety: bool,
     /// When.
     #[serde(default, flatten)]
     pub at: At,
@@ -299,11 +303,11 @@ pub struct CheckinParams {
 /// Parameters of `reflect.add`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReflectParams {
-    /// Would I want to work on this with more energy?
+    /// If you had more energy, would you want to work on this together?
     pub energy: Answer,
-    /// Do I feel emotionally safe?
+    /// Do you feel emotionally safe with your partner?
     pub safe: Answer,
-    /// Are we aligned on what we want?
+    /// Are the two of you aligned on what you want?
     pub aligned: Answer,
     /// Optional note.
     #[serde(default)]

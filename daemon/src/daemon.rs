@@ -750,9 +750,18 @@ async fn init(
             "choose the name your partner knows you by",
         )
     })?;
+    // A default that still reads right on the partner's screen, where "this device"
+    // would name the wrong one.
     let device_name = device_name
         .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| "this device".into());
+        .unwrap_or_else(|| {
+            let named = format!("{}'s device", name.trim());
+            if named.chars().count() > hearth_core::model::MAX_TITLE_CHARS {
+                "first device".to_string()
+            } else {
+                named
+            }
+        });
     hearth_core::model::check_title("device name", &device_name).map_err(|e| {
         ApiError::new(
             ErrorCode::Invalid,

@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use hearth_core::doc::{Collection, DocError, DocKind, Docs, Sealable, SealedEntry};
+use hearth_core::insights::SAFETY_SUPPORT;
 use hearth_core::model::{
-    Acknowledgment, CheckIn, Device, DoneEntry, Handoff, HandoffState, ItemStatus, LedgerItem,
-    Millis, Moment, Owners, Person, PersonId, Reflection, Target, TargetKind, ValidationError,
-    Visibility, When,
+    Acknowledgment, Basic, BasicLevel, CheckIn, Device, DoneEntry, Handoff, HandoffState,
+    ItemStatus, LedgerItem, Millis, Moment, Owners, Person, PersonId, Reflection, Target,
+    TargetKind, ValidationError, Visibility, When,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -147,7 +148,7 @@ fn name_of(docs: &Docs, id: PersonId) -> String {
 pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiError> {
     match call {
         Call::CheckinAdd(p) => {
-            let checkin = CheckIn {
+            let mut checkin = CheckIn {
                 id: new_id(),
                 author: docs.me,
                 when: when(&p.at, now),
@@ -158,13 +159,39 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 note: p.note.filter(|s| !s.trim().is_empty()),
                 ask: p.ask.filter(|s| !s.trim().is_empty()),
                 visibility: p.visibility.unwrap_or(Visibility::Shared),
+                kept_to_self: BTreeSet::new(),
+            };
+            if !p.share_safety && checkin.visibility != Visibility::Private {
+                checkin.keep_own_answers();
+            }
+            let kept = !checkin.kept_to_self.is_empty();
+            // Support goes to the one who gave the answer, in the answer to their own
+            // write: it never travels to the partner.
+            let unsafe_now = checkin.basics.get(&Basic::Safety) == Some(&BasicLevel::No);
+            let support = |value: &mut Value| {
+                if unsafe_now {
+                    value["support"] = Value::String(SAFETY_SUPPORT.to_string());
+                }
             };
             if checkin.visibility == Visibility::RevealTogether {
-                return add_sealed(docs, &checkin, now);
+                let mut outcome = add_sealed(docs, &checkin, now)?;
+                support(&mut outcome.value);
+                return Ok(outcome);
             }
             docs.add_checkin(&checkin, now).map_err(api_error)?;
             let doc = doc_for(docs, checkin.visibility);
-            Ok(Outcome::wrote(to_json(&checkin), doc, "checkins"))
+            let mut value = to_json(&checkin);
+            support(&mut value);
+            let mut outcome = Outcome::wrote(value, doc, "checkins");
+            if kept {
+                // The kept answers went into the private document.
+                outcome
+                    .touched
+                    .entry(docs.private.kind())
+                    .or_default()
+                    .insert("checkins");
+            }
+            Ok(outcome)
         }
         Call::ReflectAdd(p) => {
             let reflection = Reflection {
@@ -256,7 +283,12 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 note: p.note.filter(|s| !s.trim().is_empty()),
             };
             docs.add_done(&done, now).map_err(api_error)?;
-            Ok(Outcome::wrote(to_json(&done), DocKind::Household, "done"))
+            let mut value = to_json(&done);
+            // The item's title, so the answer can say what was done rather than an id.
+            if let Some(item) = done.item.and_then(|i| docs.ledger_item(i).ok()) {
+                value["item_title"] = Value::String(item.title);
+            }
+            Ok(Outcome::wrote(value, DocKind::Household, "done"))
         }
         Call::LedgerAck(p) => {
             let coll = match p.target_kind {
@@ -309,7 +341,16 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             let at = p.at.at.unwrap_or(now);
             let handoff = docs
                 .answer_handoff(id, p.answer, me, p.counter, at)
-                .map_err(api_error)?;
+                .map_err(|e| match e {
+                    // The generic hint ("fix the value") does not help here: say where
+                    // the handoff stands and what can be done instead.
+                    DocError::Invalid(v) => ApiError::new(
+                        ErrorCode::Invalid,
+                        v.to_string(),
+                        "nothing was changed; `hearth ledger show ITEM` shows who holds each stage and every handoff's state, and `hearth ledger handoff ITEM --stage STAGE` offers a stage anew",
+                    ),
+                    other => api_error(other),
+                })?;
             let mut outcome = Outcome::wrote(to_json(&handoff), DocKind::Household, "handoffs");
             if p.answer == HandoffState::Accepted {
                 outcome
@@ -822,7 +863,18 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
         )));
     }
     let people: Vec<Person> = records(data, "people")?;
-    let checkins: Vec<CheckIn> = records(data, "checkins")?;
+    // Answers a check-in's author kept to themselves (`kept_to_self`) go only to the
+    // author's own devices: into another person's household they come without them.
+    let checkins: Vec<CheckIn> = records::<CheckIn>(data, "checkins")?
+        .into_iter()
+        .map(|c| {
+            if c.author == docs.me {
+                c
+            } else {
+                c.split_own().0
+            }
+        })
+        .collect();
     let reflections: Vec<Reflection> = records(data, "reflections")?;
     let ledger: Vec<LedgerItem> = records(data, "ledger")?;
     let done: Vec<DoneEntry> = records(data, "done")?;
@@ -877,7 +929,9 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
     merge!(
         checkins,
         Collection::CheckIns,
-        |d: &Docs, r: &CheckIn| stored(d, &r.id.to_string()).or_else(|| sealed_here(d, r)),
+        |d: &Docs, r: &CheckIn| stored::<CheckIn>(d, &r.id.to_string())
+            .map(|c| d.with_own(c))
+            .or_else(|| sealed_here(d, r)),
         |d: &mut Docs, r: &CheckIn| {
             if r.visibility == Visibility::Private && r.author != d.me {
                 // Another person's private entry cannot be in this device's export.
@@ -970,14 +1024,14 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
         ));
     }
     // This person's own reveal-together answers keep their new keys in the private
-    // document, which must be made durable with the household.
+    // document, and their kept answers (`kept_to_self`) go there too, so it must be made
+    // durable with the household.
     let me = scratch.me;
-    let sealed_own = checkins
+    let sealed_own = checkins.iter().any(|c| {
+        c.author == me && (c.visibility == Visibility::RevealTogether || !c.kept_to_self.is_empty())
+    }) || reflections
         .iter()
-        .any(|c| c.visibility == Visibility::RevealTogether && c.author == me)
-        || reflections
-            .iter()
-            .any(|r| r.visibility == Visibility::RevealTogether && r.author == me);
+        .any(|r| r.visibility == Visibility::RevealTogether && r.author == me);
     if sealed_own && touched.contains_key(&DocKind::Household) {
         touched.entry(scratch.private.kind()).or_default();
     }
@@ -1018,7 +1072,9 @@ fn import_answer<R: Sealable>(docs: &mut Docs, record: &R, now: Millis) -> Resul
         docs.add_sealed(record, &age::x25519::Identity::generate(), now)
     } else {
         record.check()?;
-        docs.household.put(record, now)
+        // Another person's answer comes back as the household had it: a list of kept
+        // answers in a file means nothing here, and is not written.
+        docs.household.put(&record.split_own().0, now)
     }
 }
 

@@ -864,6 +864,7 @@ impl Generator {
             note,
             ask,
             visibility,
+            kept_to_self: BTreeSet::new(),
         }
     }
 

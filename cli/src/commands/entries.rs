@@ -37,11 +37,31 @@ pub(super) fn checkin(ctx: &Ctx, io: &mut Io, args: CheckinArgs) -> anyhow::Resu
         note: non_empty(args.note),
         ask: non_empty(args.ask),
         visibility: args.visibility,
+        share_safety: args.share_safety,
         at,
     };
     match args.battery {
         Some(battery) => params.battery = battery,
-        None if prompt::interactive() => ask_checkin(&mut params)?,
+        None if prompt::interactive() => {
+            ask_checkin(&mut params)?;
+            // Asked once, plainly, and only when there is something to keep.
+            let shared = params.visibility != Some(Visibility::Private);
+            let has_own = params.basics.contains_key(&Basic::Safety)
+                || params.signs.contains_key(&BurnoutSign::Relief);
+            if shared && has_own && !params.share_safety {
+                let options = vec![
+                    "Keep them to me (they stay on my own devices)".to_string(),
+                    "Share them with my partner, for this check-in".to_string(),
+                ];
+                let picked = prompt::pick_one(
+                    "Your answers on feeling safe and on wishing for relief are yours. Share them this time?",
+                    &options,
+                    0,
+                    false,
+                )?;
+                params.share_safety = picked == 1;
+            }
+        }
         None => {
             return Err(needs_terminal(
                 "a check-in needs a battery level",
@@ -50,7 +70,45 @@ pub(super) fn checkin(ctx: &Ctx, io: &mut Io, args: CheckinArgs) -> anyhow::Resu
             .into())
         }
     }
+    if prompt::interactive() {
+        confirm_shared_words(&mut params)?;
+    }
     write(ctx, io, "checkin", Call::CheckinAdd(params))
+}
+
+/// On a terminal, shows the note and the ask of a shared check-in before it is saved,
+/// with the reminder that the partner will read them, and lets the author change course.
+fn confirm_shared_words(p: &mut CheckinParams) -> anyhow::Result<()> {
+    if p.visibility == Some(Visibility::Private) || (p.note.is_none() && p.ask.is_none()) {
+        return Ok(());
+    }
+    let when = if p.visibility == Some(Visibility::RevealTogether) {
+        "once you have both checked in for the day"
+    } else {
+        "as soon as your devices meet"
+    };
+    let mut shown = String::new();
+    if let Some(note) = &p.note {
+        shown.push_str(&format!("  note: “{note}”\n"));
+    }
+    if let Some(ask) = &p.ask {
+        shown.push_str(&format!("  ask:  “{ask}”\n"));
+    }
+    crate::out::note(&format!(
+        "Your partner will read this, {when}:\n{}",
+        shown.trim_end()
+    ));
+    let options = vec![
+        "Save it for both of us".to_string(),
+        "Leave the note out, keep the rest shared".to_string(),
+        "Keep this whole check-in to myself (private)".to_string(),
+    ];
+    match prompt::pick_one("Save it like this?", &options, 0, false)? {
+        0 => {}
+        1 => p.note = None,
+        _ => p.visibility = Some(Visibility::Private),
+    }
+    Ok(())
 }
 
 /// Asks for whatever the flags left out.

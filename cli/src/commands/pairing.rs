@@ -64,12 +64,13 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
                             .cmd(&format!("--addr {}", addrs.join(" or --addr ")))
                     ))?;
                 }
+                let minutes = invite["expires_in_secs"]
+                    .as_u64()
+                    .unwrap_or(600)
+                    .div_ceil(60);
                 io.out.line(&format!(
-                    "Waiting up to {} minutes. The code works once.",
-                    invite["expires_in_secs"]
-                        .as_u64()
-                        .unwrap_or(600)
-                        .div_ceil(60)
+                    "Waiting up to {minutes} minute{}. The code works once.",
+                    if minutes == 1 { "" } else { "s" }
                 ))?;
                 io.out.flush()?;
             }

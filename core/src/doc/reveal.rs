@@ -49,7 +49,9 @@ use uuid::Uuid;
 use super::{
     compact_body, decode_parts, split_compact, Collection, Doc, DocError, Docs, Fields, Record, SEP,
 };
-use crate::model::{CheckIn, Millis, PersonId, Reflection, ValidationError, Visibility, When};
+use crate::model::{
+    CheckIn, Millis, OwnParts, PersonId, Reflection, ValidationError, Visibility, When,
+};
 
 /// The first characters of a sealed answer in the household document.
 pub const SEALED_TAG: &str = "s1\u{1f}";
@@ -71,6 +73,11 @@ pub trait Sealable: Record {
     fn check(&self) -> Result<(), ValidationError>;
     /// Its id.
     fn id(&self) -> Uuid;
+    /// What may be sealed for the partner, and what the author keeps to themselves
+    /// (see [`CheckIn::split_own`]).
+    fn split_own(&self) -> (Self, Option<OwnParts>)
+    where
+        Self: Sized;
 }
 
 impl Sealable for CheckIn {
@@ -89,6 +96,9 @@ impl Sealable for CheckIn {
     fn id(&self) -> Uuid {
         self.id
     }
+    fn split_own(&self) -> (CheckIn, Option<OwnParts>) {
+        CheckIn::split_own(self)
+    }
 }
 
 impl Sealable for Reflection {
@@ -106,6 +116,9 @@ impl Sealable for Reflection {
     }
     fn id(&self) -> Uuid {
         self.id
+    }
+    fn split_own(&self) -> (Reflection, Option<OwnParts>) {
+        (self.clone(), None)
     }
 }
 
@@ -216,7 +229,7 @@ fn date_and_person(
 
 impl Doc {
     /// The text stored at `key` in `coll`, if it is a string.
-    fn text_at(&self, coll: Collection, key: &str) -> Option<String> {
+    pub(super) fn text_at(&self, coll: Collection, key: &str) -> Option<String> {
         let coll = self.collection(coll).ok()?;
         match self.am.get(&coll, key).ok().flatten() {
             Some((Value::Scalar(s), _)) => match s.as_ref() {
@@ -228,7 +241,7 @@ impl Doc {
     }
 
     /// Writes one string value in one change.
-    fn put_text(
+    pub(super) fn put_text(
         &mut self,
         coll: Collection,
         key: &str,
@@ -322,6 +335,8 @@ impl Docs {
             }
             .into());
         }
+        let (record, own) = record.split_own();
+        let record = &record;
         let fields = match serde_json::to_value(record) {
             Ok(Json::Object(fields)) => fields,
             _ => return Err(seal_error::<R>("sealed", "it could not be written as JSON")),
@@ -334,6 +349,9 @@ impl Docs {
         let when = record.when();
         let (date, person) = (when.date, record.author());
         let secret = key.to_string();
+        if let Some(own) = own {
+            self.put_own(person, record.id(), &own, now)?;
+        }
         // The key goes first: should the household write fail, what is left is a key
         // for nothing, never a sealed answer that nobody can open.
         self.private.put_text(
@@ -567,6 +585,7 @@ mod tests {
             note: Some(note.into()),
             ask: None,
             visibility,
+            kept_to_self: Default::default(),
         }
     }
 

@@ -38,14 +38,17 @@
 //!   order, never sorted by size.
 //! * **Connection** ([`Connection`]): moments per week, who starts them, and the trend;
 //!   acknowledgments likewise.
-//! * **Suggestions** ([`Suggestion`]): one or two next steps in the order of recovery —
-//!   basics, small moments, who holds what, good enough, support beyond the couple.
+//! * **Suggestions** ([`Suggestion`]): every next step the signals call for, in the order
+//!   of recovery — basics, small moments, who holds what, good enough, support beyond the
+//!   couple — and that whole order with where the couple stands ([`RecoveryStage`]).
+//! * **Safety answers** are counted only for [`InsightInputs::viewer`], the person
+//!   reading the report: another person's are never shown, nor advised on.
 //!
 //! # JSON shape
 //!
 //! [`Insights`] serializes to one object whose top-level keys are stable:
 //! `schema`, `today`, `note`, `params`, `people`, `weeks`, `trends`, `balance`,
-//! `connection`, `reflections`, `signals`, `suggestions`, `data`. Keys inside are the
+//! `connection`, `reflections`, `signals`, `suggestions`, `recovery`, `data`. Keys inside are the
 //! field names documented on each type; enums serialize to the kebab-case keys listed on
 //! them. Numbers that may be unknown are `null` rather than guessed. New fields may be
 //! added; none is renamed or removed without bumping [`SCHEMA`].
@@ -79,6 +82,10 @@ pub const SCHEMA: u32 = 1;
 /// The one-line note every insights view carries.
 pub const NOT_MEDICAL_ADVICE: &str =
     "Hearth shows patterns, not diagnoses. It is not medical advice.";
+
+/// What the author of a check-in reads at once when they log `safety` as not met. It is
+/// only ever shown to the person who gave the answer, never to their partner.
+pub const SAFETY_SUPPORT: &str = "Feeling safe comes before anything else in Hearth. If you can, reach out today to someone you trust, or to a local helpline or support service: talking to them is confidential, and they are there for exactly this. If you are in danger right now, call your local emergency number.";
 
 /// Problems with the parameters of an insights run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -171,6 +178,9 @@ pub struct Params {
     /// Declined handoffs in the recent stretch, also outnumbering accepted ones, before
     /// it is raised. Default 2.
     pub min_declined_handoffs: u32,
+    /// Check-ins in the recent stretch on which one body sign came up before it is
+    /// raised as a body signal. Default 3.
+    pub min_body_checkins: u32,
     /// How old, in days, the latest reflection may be and still count. Default 90.
     pub reflection_max_age_days: u32,
     /// Records dated up to this many days after `today` count as today: a partner a few
@@ -205,6 +215,7 @@ impl Default for Params {
             rate_steady: 0.25,
             min_unacknowledged: 3,
             min_declined_handoffs: 2,
+            min_body_checkins: 3,
             reflection_max_age_days: 90,
             future_tolerance_days: 1,
         }
@@ -308,6 +319,12 @@ impl Params {
             100.0,
         )?;
         range("fewer_ratio", self.fewer_ratio, 0.0, 1.0)?;
+        range(
+            "min_body_checkins",
+            f64::from(self.min_body_checkins),
+            1.0,
+            365.0,
+        )?;
         range("rate_steady", self.rate_steady, 0.0, 1.0)?;
         range(
             "reflection_max_age_days",
@@ -370,6 +387,11 @@ pub struct InsightInputs {
     pub handoffs: Vec<Handoff>,
     /// Moments of connection.
     pub moments: Vec<Moment>,
+    /// Who is reading the report. Only their own safety answers count (THREAT-MODEL.md
+    /// P8): another person's `safety` basic and reflection answer on feeling safe are
+    /// left out, even when shared, so the report never shows them to the partner nor
+    /// gives the partner advice about them. `None` leaves out everyone's.
+    pub viewer: Option<PersonId>,
 }
 
 impl InsightInputs {
@@ -402,6 +424,7 @@ impl InsightInputs {
             .filter::<CheckIn>(keep)
             .into_iter()
             .filter(|c| c.visibility != Visibility::Private)
+            .map(|c| docs.with_own(c))
             .collect();
         let mut reflections: Vec<Reflection> = household
             .filter::<Reflection>(keep)
@@ -431,8 +454,27 @@ impl InsightInputs {
             acks: household.filter(keep),
             handoffs: household.filter(keep),
             moments: household.filter(keep),
+            viewer: Some(docs.me),
         }
     }
+}
+
+/// The check-ins and reflections as the viewer may read them: another person's answers
+/// on feeling safe are taken out (see [`InsightInputs::viewer`]).
+fn viewer_view(inputs: &InsightInputs) -> (Vec<CheckIn>, Vec<Reflection>) {
+    let own = |author: PersonId| inputs.viewer == Some(author);
+    let checkins = inputs
+        .checkins
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            if !own(c.author) {
+                c.basics.remove(&Basic::Safety);
+            }
+            c
+        })
+        .collect();
+    (checkins, inputs.reflections.clone())
 }
 
 fn own_private(doc: &Doc, me: PersonId) -> bool {
@@ -569,6 +611,10 @@ pub struct PersonTrend {
     pub basics_unmet_last_week: BTreeMap<Basic, u32>,
     /// Body signs noted in the recent stretch, and on how many check-ins.
     pub body_signs_recent: BTreeMap<BodySign, u32>,
+    /// Check-ins in the recent stretch that noted any body sign.
+    pub body_checkins_recent: u32,
+    /// Of those, the ones on which sleep or rest was logged as partly met or not met.
+    pub body_with_short_rest: u32,
 }
 
 /// The band a split of load falls in. It describes the split, not the people.
@@ -790,13 +836,15 @@ pub struct ReflectionSummary {
     pub person: PersonId,
     /// Its local date.
     pub date: NaiveDate,
-    /// Would I want to work on this with more energy?
+    /// If you had more energy, would you want to work on this together?
     pub energy: Answer,
-    /// Do I feel emotionally safe?
-    pub safe: Answer,
-    /// Are we aligned on what we want?
+    /// Do you feel emotionally safe with your partner? Only in the viewer's own reflection: another
+    /// person's answer here is theirs, and is `null`.
+    pub safe: Option<Answer>,
+    /// Are the two of you aligned on what you want?
     pub aligned: Answer,
-    /// "Yes" to all three.
+    /// "Yes" to all three. For another person's reflection, only the two answers shown
+    /// count, so this never gives their answer on feeling safe away.
     pub all_yes: bool,
     /// Whether it is a private reflection (only ever the caller's own).
     pub private: bool,
@@ -809,6 +857,8 @@ pub struct ReflectionSummary {
 pub enum SignalKey {
     /// Some basic (sleep, food, safety, rest) was not met in the last week.
     BasicsFirst,
+    /// Body signs came up often lately: what the body may be asking for.
+    BodySigns,
     /// Both partners are worn down in the same week.
     BothDepleted,
     /// Signs stayed up for most of the recent weeks, even with rest.
@@ -833,6 +883,8 @@ pub enum SignalKey {
     ReflectionPointsToBurnout,
     /// Mixed reflection answers.
     ReflectionMixed,
+    /// The partner shared a reflection; what it points to is theirs to say.
+    ReflectionShared,
     /// Too little data to say.
     NotEnoughData,
 }
@@ -842,6 +894,7 @@ impl SignalKey {
     pub fn key(self) -> &'static str {
         match self {
             SignalKey::BasicsFirst => "basics-first",
+            SignalKey::BodySigns => "body-signs",
             SignalKey::BothDepleted => "both-depleted",
             SignalKey::Lingering => "lingering",
             SignalKey::RoughPatch => "rough-patch",
@@ -854,6 +907,7 @@ impl SignalKey {
             SignalKey::HandoffsDeclined => "handoffs-declined",
             SignalKey::ReflectionPointsToBurnout => "reflection-points-to-burnout",
             SignalKey::ReflectionMixed => "reflection-mixed",
+            SignalKey::ReflectionShared => "reflection-shared",
             SignalKey::NotEnoughData => "not-enough-data",
         }
     }
@@ -862,6 +916,7 @@ impl SignalKey {
     pub fn title(self) -> &'static str {
         match self {
             SignalKey::BasicsFirst => "Basics first",
+            SignalKey::BodySigns => "What the body may be asking for",
             SignalKey::BothDepleted => "Both running low",
             SignalKey::Lingering => "Lingering",
             SignalKey::RoughPatch => "A rough patch",
@@ -874,6 +929,7 @@ impl SignalKey {
             SignalKey::HandoffsDeclined => "Handoffs declined",
             SignalKey::ReflectionPointsToBurnout => "Reflection: tired, not apart",
             SignalKey::ReflectionMixed => "Reflection: worth a talk",
+            SignalKey::ReflectionShared => "Reflection shared",
             SignalKey::NotEnoughData => "Not enough yet",
         }
     }
@@ -1007,10 +1063,73 @@ pub struct Insights {
     pub reflections: Vec<ReflectionSummary>,
     /// What is worth noticing, in display order.
     pub signals: Vec<Signal>,
-    /// One or two next steps, in the order of recovery.
+    /// The next steps the signals call for, in the order of recovery, the first one
+    /// to start with. Support beyond the couple is never left out when it is called for.
     pub suggestions: Vec<Suggestion>,
+    /// The whole order of recovery, each step with where the couple stands on it.
+    pub recovery: Vec<RecoveryStage>,
     /// How much data this rests on.
     pub data: DataSummary,
+}
+
+/// Where the couple stands on one step of the order of recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StageState {
+    /// The first step something calls for: start here.
+    Now,
+    /// Something calls for it too, after the one to start with.
+    Also,
+    /// Nothing calls for it yet; it comes later in the order.
+    Later,
+    /// Nothing calls for it, and it comes before where the couple is now.
+    Steady,
+}
+
+impl StageState {
+    /// The stable key.
+    pub fn key(self) -> &'static str {
+        match self {
+            StageState::Now => "now",
+            StageState::Also => "also",
+            StageState::Later => "later",
+            StageState::Steady => "steady",
+        }
+    }
+}
+
+/// One step of the order of recovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryStage {
+    /// Which step.
+    pub step: Step,
+    /// Where the couple stands on it.
+    pub state: StageState,
+}
+
+impl Step {
+    /// The order of recovery: basics, small moments, who holds what, good enough,
+    /// support beyond the couple.
+    pub const ORDER: [Step; 5] = [
+        Step::Basics,
+        Step::Moments,
+        Step::WhoHoldsWhat,
+        Step::GoodEnough,
+        Step::Support,
+    ];
+
+    /// A short plain name for the step.
+    pub fn title(self) -> &'static str {
+        match self {
+            Step::Basics => "the basics",
+            Step::Moments => "small moments",
+            Step::WhoHoldsWhat => "who holds what",
+            Step::GoodEnough => "good enough",
+            Step::Support => "support beyond the two of you",
+            Step::KeepGoing => "keep going",
+            Step::CheckIn => "a check-in now and then",
+        }
+    }
 }
 
 impl Insights {
@@ -1034,13 +1153,15 @@ pub fn compute(
     let people = household_order(inputs);
     let ids: Vec<PersonId> = people.iter().map(|p| p.id).collect();
 
+    let (checkins, _) = viewer_view(inputs);
     let trends: Vec<PersonTrend> = ids
         .iter()
-        .map(|id| trend::person_trend(*id, &inputs.checkins, &cal, params))
+        .map(|id| trend::person_trend(*id, &checkins, &cal, params))
         .collect();
     let balance = balance::balance(inputs, &ids, &cal, params);
     let connection = connection::connection(inputs, &ids, &cal, params);
-    let reflections = signals::latest_reflections(&inputs.reflections, &ids, &cal, params);
+    let reflections =
+        signals::latest_reflections(&inputs.reflections, &ids, inputs.viewer, &cal, params);
     let signals = signals::signals(&signals::Context {
         ids: &ids,
         trends: &trends,
@@ -1050,6 +1171,7 @@ pub fn compute(
         params,
     });
     let suggestions = suggest::suggestions(&signals, &trends, &reflections);
+    let recovery = suggest::recovery(&suggestions);
 
     let private_entries = inputs
         .checkins
@@ -1097,6 +1219,7 @@ pub fn compute(
         reflections,
         signals,
         suggestions,
+        recovery,
         data,
     })
 }

@@ -5,7 +5,7 @@
 //! one partner's levels with the other's. The *why* lines leave out the person's name so
 //! that each renderer can place it naturally.
 
-use crate::model::{Answer, Basic, PersonId, Reflection};
+use crate::model::{Answer, Basic, BodySign, PersonId, Reflection};
 
 use super::{
     Balance, Band, Basis, Calendar, Connection, Params, PersonTrend, ReflectionSummary, Shares,
@@ -26,6 +26,7 @@ pub(super) struct Context<'a> {
 pub(super) fn latest_reflections(
     reflections: &[Reflection],
     ids: &[PersonId],
+    viewer: Option<PersonId>,
     cal: &Calendar,
     params: &Params,
 ) -> Vec<ReflectionSummary> {
@@ -39,14 +40,20 @@ pub(super) fn latest_reflections(
                         .is_some_and(|age| age <= params.reflection_max_age_days)
                 })
                 .max_by_key(|r| (r.when.at, r.id))
-                .map(|r| ReflectionSummary {
-                    person: r.author,
-                    date: r.when.date,
-                    energy: r.energy,
-                    safe: r.safe,
-                    aligned: r.aligned,
-                    all_yes: r.all_yes(),
-                    private: r.visibility == crate::model::Visibility::Private,
+                .map(|r| {
+                    let own = viewer == Some(r.author);
+                    ReflectionSummary {
+                        person: r.author,
+                        date: r.when.date,
+                        energy: r.energy,
+                        safe: own.then_some(r.safe),
+                        aligned: r.aligned,
+                        // What the three answers point to is for their author to weigh:
+                        // read without the answer on feeling safe it could mislead, and
+                        // with it, it would give that answer away.
+                        all_yes: own && r.all_yes(),
+                        private: r.visibility == crate::model::Visibility::Private,
+                    }
                 })
         })
         .collect()
@@ -114,6 +121,9 @@ pub(super) fn signals(cx: &Context<'_>) -> Vec<Signal> {
     for t in cx.trends {
         let days = recent_days(t);
         if let Some(s) = basics_first(t) {
+            out.push(s);
+        }
+        if let Some(s) = body_signal(t, p) {
             out.push(s);
         }
         if days == 0 {
@@ -268,6 +278,62 @@ fn basics_first(t: &PersonTrend) -> Option<Signal> {
     })
 }
 
+fn body_word(sign: BodySign) -> &'static str {
+    match sign {
+        BodySign::Concentration => "trouble concentrating",
+        BodySign::Fatigue => "tiredness",
+        BodySign::Decisions => "decisions feeling hard",
+        BodySign::Digestion => "an unsettled stomach",
+        BodySign::Aches => "aches or tension",
+        BodySign::Sensitivity => "sensitivity to light or noise",
+        BodySign::Clumsiness => "clumsiness",
+        BodySign::Forgetfulness => "forgetfulness",
+        BodySign::Sleep => "sleeping too little or too much",
+        BodySign::Numbness => "feeling numb",
+        BodySign::Sickness => "getting ill often",
+        BodySign::HairLoss => "hair loss",
+    }
+}
+
+/// Body signs that came up often lately, with how they line up with sleep and rest.
+/// Phrased as what the body may be asking for, never as what it means.
+fn body_signal(t: &PersonTrend, p: &Params) -> Option<Signal> {
+    let mut often: Vec<(BodySign, u32)> = t
+        .body_signs_recent
+        .iter()
+        .filter(|(_, n)| **n >= p.min_body_checkins)
+        .map(|(s, n)| (*s, *n))
+        .collect();
+    if often.is_empty() {
+        return None;
+    }
+    // The most frequent first; at most three, so the line stays readable.
+    often.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    often.truncate(3);
+    let words: Vec<&str> = often.iter().map(|(s, _)| body_word(*s)).collect();
+    let with_body = t.body_checkins_recent;
+    let short = t.body_with_short_rest;
+    let rest = if short * 2 > with_body {
+        "They mostly came on days when sleep or rest fell short, so the body may be asking for more of both."
+    } else {
+        "They came on days with enough sleep and rest too, so the body may be asking for gentleness in other ways."
+    };
+    Some(Signal {
+        key: SignalKey::BodySigns,
+        person: Some(t.person),
+        why: format!(
+            "{} came up often in {}. {rest} If it lasts, a doctor is a good person to talk to.",
+            capitalize(&list(&words)),
+            last_weeks(p.recent_weeks)
+        ),
+        rests_on: Basis {
+            checkin_days: t.recent.iter().map(|w| w.days).sum(),
+            weeks: p.recent_weeks,
+            ..Basis::default()
+        },
+    })
+}
+
 /// Lingering or a rough patch, from which recent weeks were elevated.
 fn elevation(t: &PersonTrend, p: &Params) -> Option<Signal> {
     let weeks = &t.recent;
@@ -313,7 +379,17 @@ fn elevation(t: &PersonTrend, p: &Params) -> Option<Signal> {
             number(n)
         )
     } else if current == Some(true) {
-        format!("This week looks {heavier}.")
+        // A this-week signal rests on this week's check-ins only, and says so.
+        return Some(Signal {
+            key: SignalKey::RoughPatch,
+            person: Some(t.person),
+            why: format!("This week looks {heavier}."),
+            rests_on: Basis {
+                checkin_days: weeks.last().map_or(0, |w| w.days),
+                weeks: 1,
+                ..Basis::default()
+            },
+        });
     } else if current == Some(false) {
         let ago = u32::try_from(weeks.len() - 1 - last_up).unwrap_or(0);
         let rested_since = weeks.iter().skip(last_up).any(|w| w.rested);
@@ -466,10 +542,13 @@ fn handoffs_declined(balance: &Balance, p: &Params) -> Option<Signal> {
         key: SignalKey::HandoffsDeclined,
         person: None,
         why: format!(
-            "{} declined in {}, and {} accepted.",
+            "{} declined in {}, and {}.",
             capitalize(&plural(h.declined, "handoff was", "handoffs were")),
             last_weeks(p.recent_weeks),
-            number(h.accepted)
+            match h.accepted {
+                0 => "none was accepted".to_string(),
+                n => format!("{} accepted", plural(n, "was", "were")),
+            }
         ),
         rests_on: Basis {
             handoffs: h.open + h.accepted + h.declined + h.countered + h.withdrawn,
@@ -502,21 +581,34 @@ fn balance_signal(cx: &Context<'_>) -> Option<Signal> {
         Band::Heavy => SignalKey::BalanceHeavy,
     };
     let items = plural(b.active_items, "active item", "active items");
+    // Words, not a percentage beside a name: a number there reads as a score. The
+    // split itself is drawn in the balance section, with its caveat.
+    let part = |band: Band| match band {
+        Band::Heavy => "most",
+        Band::Leaning | Band::Balanced => "the larger part",
+    };
     let (person, why) = if invisible > overall {
-        let (person, pct) = largest(&b.invisible_stages)?;
+        let (person, _) = largest(&b.invisible_stages)?;
         (
             person,
-            format!("Holds about {pct}% of the noticing and following up, the work nobody sees, across {items}."),
+            format!(
+                "Holds {} of the noticing and following up, the work nobody sees, across {items}.",
+                part(invisible)
+            ),
         )
     } else {
-        let (person, pct) = largest(&b.overall)?;
+        let (person, _) = largest(&b.overall)?;
         let extra = largest(&b.invisible_stages)
             .filter(|(p, _)| *p == person)
-            .map(|(_, ipct)| format!(", including {ipct}% of the noticing and following up"))
+            .filter(|_| invisible > Band::Balanced)
+            .map(|_| ", and of the noticing and following up too".to_string())
             .unwrap_or_default();
         (
             person,
-            format!("Holds about {pct}% of the weighted load across {items}{extra}."),
+            format!(
+                "Holds {} of the weighted load across {items}{extra}.",
+                part(overall)
+            ),
         )
     };
     Some(Signal {
@@ -543,8 +635,17 @@ fn reflection_signal(r: &ReflectionSummary) -> Signal {
             rests_on,
         };
     }
-    let why = if r.safe == Answer::No {
-        "Answered no to feeling emotionally safe. That matters more than anything here, and talking it through with someone outside the two of you can help."
+    if r.safe.is_none() {
+        return Signal {
+            key: SignalKey::ReflectionShared,
+            person: Some(r.person),
+            why: "Shared a reflection. What it means is theirs to say: asking how they see things is a gentle place to start.".to_string(),
+            rests_on,
+        };
+    }
+    // `safe` is only ever the viewer's own answer, so this speaks to them alone.
+    let why = if r.safe == Some(Answer::No) {
+        "You answered no to feeling emotionally safe. That matters more than anything here: talking it through with someone you trust, outside the two of you, can help."
     } else {
         "Some answers were no or unsure. That calls for a calm conversation, maybe with someone to support you both."
     };

@@ -1,24 +1,28 @@
-//! Suggestions: one or two next steps, chosen in the order of recovery.
+//! Suggestions: the next steps the signals call for, in the order of recovery.
 //!
 //! Basics come before small moments, small moments before looking at who holds what,
 //! that before settling on "good enough", and that before support beyond the couple.
-//! One exception: when someone says they do not feel safe, support is never pushed out
-//! of the list by the other steps.
+//! Every step that is called for is listed, the first one to start with, so that a
+//! lingering stretch still shows who holds what, good enough and support; the whole
+//! order, with where the couple stands, is [`recovery`].
 
 use std::collections::BTreeMap;
 
 use crate::model::{Answer, Basic};
 
-use super::{PersonTrend, ReflectionSummary, Signal, SignalKey, Step, Suggestion};
+// The trends and reflections that come in carry a safety answer only for the person
+// reading the report (see `InsightInputs::viewer`), so every safety text here speaks to
+// the one who gave the answer, never to their partner about them.
 
-/// At most this many steps: more would read as a to-do list.
-const MAX_STEPS: usize = 2;
+use super::{
+    PersonTrend, RecoveryStage, ReflectionSummary, Signal, SignalKey, StageState, Step, Suggestion,
+};
 
 fn steps_for(key: SignalKey) -> &'static [Step] {
     match key {
-        SignalKey::BasicsFirst => &[Step::Basics],
+        SignalKey::BasicsFirst | SignalKey::BodySigns => &[Step::Basics],
         SignalKey::BothDepleted => &[Step::Moments, Step::GoodEnough],
-        SignalKey::Lingering => &[Step::GoodEnough, Step::Support],
+        SignalKey::Lingering => &[Step::WhoHoldsWhat, Step::GoodEnough, Step::Support],
         SignalKey::RoughPatch
         | SignalKey::FewerMoments
         | SignalKey::NobodyStarting
@@ -29,7 +33,7 @@ fn steps_for(key: SignalKey) -> &'static [Step] {
         | SignalKey::UnacknowledgedInvisibleWork => &[Step::WhoHoldsWhat],
         SignalKey::HandoffsDeclined => &[Step::GoodEnough],
         SignalKey::ReflectionMixed => &[Step::Support],
-        SignalKey::NotEnoughData => &[],
+        SignalKey::ReflectionShared | SignalKey::NotEnoughData => &[],
     }
 }
 
@@ -41,7 +45,7 @@ pub(super) fn suggestions(
     let unsafe_now = trends
         .iter()
         .any(|t| t.basics_unmet_last_week.contains_key(&Basic::Safety))
-        || reflections.iter().any(|r| r.safe == Answer::No);
+        || reflections.iter().any(|r| r.safe == Some(Answer::No));
     let mut unmet: Vec<Basic> = trends
         .iter()
         .flat_map(|t| t.basics_unmet_last_week.keys().copied())
@@ -75,17 +79,31 @@ pub(super) fn suggestions(
         }];
     }
 
-    let mut chosen: Vec<(Step, Vec<SignalKey>)> = steps.into_iter().take(MAX_STEPS).collect();
-    if unsafe_now && !chosen.iter().any(|(s, _)| *s == Step::Support) {
-        chosen.truncate(MAX_STEPS - 1);
-        chosen.push((Step::Support, Vec::new()));
-    }
-    chosen
+    steps
         .into_iter()
         .map(|(step, because)| Suggestion {
             step,
             text: text(step, &because, &unmet, unsafe_now),
             because,
+        })
+        .collect()
+}
+
+/// The whole order of recovery, each step marked by what the suggestions call for.
+pub(super) fn recovery(suggestions: &[Suggestion]) -> Vec<RecoveryStage> {
+    let called = |step: Step| suggestions.iter().any(|s| s.step == step);
+    let now = Step::ORDER.iter().position(|s| called(*s));
+    Step::ORDER
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let state = match now {
+                Some(n) if i == n => StageState::Now,
+                Some(_) if called(*step) => StageState::Also,
+                Some(n) if i > n => StageState::Later,
+                _ => StageState::Steady,
+            };
+            RecoveryStage { step: *step, state }
         })
         .collect()
 }
@@ -103,15 +121,20 @@ fn text(step: Step, because: &[SignalKey], unmet: &[Basic], unsafe_now: bool) ->
                     Basic::Safety => None,
                 })
                 .collect();
-            let tips = match tips.as_slice() {
+            let mut tips = match tips.as_slice() {
                 [] => "sleep, food and some rest".to_string(),
                 [one] => (*one).to_string(),
                 [init @ .., last] => format!("{} and {last}", init.join(", ")),
             };
+            // Restoring is more than sleep and food: the body and the mind get a say.
+            let restore = "a little movement, such as a short walk, a few minutes of quiet, and some time on your own";
+            if has(SignalKey::BodySigns) && tips == "sleep, food and some rest" {
+                tips = "the sleep and rest your body may be asking for".to_string();
+            }
             if unsafe_now && unmet.contains(&Basic::Safety) {
-                format!("If you do not feel safe, that comes first: reach out to someone you trust or a local support service. Then, gently, {tips}.")
+                format!("If you do not feel safe, that comes first: reach out to someone you trust or a local support service. Then, gently, {tips}, and {restore}.")
             } else {
-                format!("Put the basics first this week: {tips}. Everything else can wait a little.")
+                format!("Put the basics first this week: {tips}, and {restore}. Everything else can wait a little.")
             }
         }
         Step::Moments => {
@@ -140,6 +163,8 @@ fn text(step: Step, because: &[SignalKey], unmet: &[Basic], unsafe_now: bool) ->
         Step::Support => {
             if unsafe_now {
                 "Feeling unsafe deserves support from outside the two of you: someone you trust, a doctor, or a local helpline.".to_string()
+            } else if has(SignalKey::Lingering) {
+                "When heaviness lingers after rest, support from outside helps: a friend you trust, your doctor or a couples counsellor. You can bring this report along.".to_string()
             } else {
                 "Consider support beyond the two of you: a friend you trust, your doctor or a couples counsellor. You can bring this report along.".to_string()
             }

@@ -95,6 +95,7 @@ impl Scenario {
             note: None,
             ask: None,
             visibility: Visibility::Shared,
+            kept_to_self: Default::default(),
         });
         cid
     }
@@ -294,7 +295,10 @@ fn a_lingering_rise_that_rest_did_not_lift() {
     let r = s.run();
     assert_eq!(found(&r), vec![("lingering", Some(id(ADA)))]);
     assert!(why(&r, SignalKey::Lingering).contains("four of the last four weeks"));
-    assert_eq!(steps(&r), vec!["good-enough", "support"]);
+    // Lingering shows every later step of the order, support included.
+    assert_eq!(steps(&r), vec!["who-holds-what", "good-enough", "support"]);
+    let states: Vec<&str> = r.recovery.iter().map(|s| s.state.key()).collect();
+    assert_eq!(states, vec!["steady", "steady", "now", "also", "also"]);
     let seven = &r.trends[0].windows[0];
     assert_eq!(seven.days, 7);
     assert_eq!(seven.battery, Some(40.0));
@@ -369,7 +373,7 @@ fn one_partner_carrying_most_invisible_stages() {
     assert_eq!(pcts, vec![100, 0]);
     assert_eq!(r.balance.invisible_work[0].done, 5);
     assert_eq!(r.balance.invisible_work[0].unacknowledged, 4);
-    assert!(why(&r, SignalKey::BalanceHeavy).contains("100% of the noticing and following up"));
+    assert!(why(&r, SignalKey::BalanceHeavy).contains("most of the noticing and following up"));
 }
 
 #[test]
@@ -458,9 +462,42 @@ fn feeling_unsafe_keeps_support_in_the_steps() {
     for n in 0..6 {
         s.moment(BO, ago(30 + n * 4));
     }
+    s.inputs.viewer = Some(id(BO));
     let r = s.run();
-    assert_eq!(steps(&r), vec!["basics", "support"]);
+    assert_eq!(steps(&r), vec!["basics", "moments", "support"]);
     assert!(r.suggestions[0].text.starts_with("If you do not feel safe"));
+}
+
+#[test]
+fn a_partners_safety_answer_never_reaches_the_report() {
+    // Bo logged that he does not feel safe, and said no to feeling emotionally safe in
+    // a shared reflection. Ada's report neither shows it nor advises her about it.
+    let mut s = Scenario::couple();
+    s.usual_baseline();
+    s.days(ADA, 27, 0, 70, 1, false);
+    s.days(BO, 27, 0, 65, 1, false);
+    s.checkin(BO, ago(1), 60, 1, &[(Basic::Safety, BasicLevel::No)]);
+    s.reflection(BO, ago(2), [Answer::Yes, Answer::No, Answer::Yes]);
+    for viewer in [Some(id(ADA)), None] {
+        s.inputs.viewer = viewer;
+        let r = s.run();
+        let bo = r.trends.iter().find(|t| t.person == id(BO)).unwrap();
+        assert!(!bo.basics_unmet_last_week.contains_key(&Basic::Safety));
+        assert_eq!(r.reflections[0].safe, None);
+        assert!(!r.reflections[0].all_yes);
+        let json = serde_json::to_string(&r).unwrap().to_lowercase();
+        let text = format!(
+            "{json}\n{}\n{}\n{}",
+            crate::insights::render_terminal(&r, false),
+            crate::insights::render_markdown(&r),
+            crate::insights::render_html(&r)
+        )
+        .to_lowercase();
+        for word in ["feel safe", "feeling safe", "unsafe", "\"safety\""] {
+            assert!(!text.contains(word), "{word} reached the partner");
+        }
+        assert!(!text.contains(&crate::insights::SAFETY_SUPPORT[..40].to_lowercase()));
+    }
 }
 
 #[test]
@@ -473,16 +510,27 @@ fn a_reflection_answered_yes_to_all_three() {
     // An older, different answer is superseded by the latest one.
     s.reflection(BO, ago(40), [Answer::Yes; 3]);
     s.reflection(BO, ago(5), [Answer::Yes, Answer::Unsure, Answer::Yes]);
+    // Each reads what their own answers point to; the other's are theirs to say.
+    s.inputs.viewer = Some(id(ADA));
     let r = s.run();
     assert_eq!(
         found(&r),
         vec![
             ("reflection-points-to-burnout", Some(id(ADA))),
-            ("reflection-mixed", Some(id(BO))),
+            ("reflection-shared", Some(id(BO))),
         ]
     );
-    assert_eq!(steps(&r), vec!["moments", "support"]);
     assert!(why(&r, SignalKey::ReflectionPointsToBurnout).contains("rather than growing apart"));
+    s.inputs.viewer = Some(id(BO));
+    let r = s.run();
+    assert_eq!(
+        found(&r),
+        vec![
+            ("reflection-mixed", Some(id(BO))),
+            ("reflection-shared", Some(id(ADA))),
+        ]
+    );
+    assert_eq!(steps(&r), vec!["support"]);
 }
 
 #[test]
@@ -677,6 +725,7 @@ fn json_shape_is_stable() {
         "reflections",
         "signals",
         "suggestions",
+        "recovery",
         "data",
     ]
     .into_iter()
@@ -709,6 +758,7 @@ fn every_signal_key_serializes_to_its_stable_key() {
         HandoffsDeclined,
         ReflectionPointsToBurnout,
         ReflectionMixed,
+        ReflectionShared,
         NotEnoughData,
     ] {
         assert_eq!(serde_json::to_value(key).unwrap(), key.key());
@@ -839,6 +889,7 @@ fn arb_checkin() -> impl Strategy<Value = CheckIn> {
                 } else {
                     Visibility::Shared
                 },
+                kept_to_self: Default::default(),
             },
         )
 }
@@ -1002,6 +1053,7 @@ fn arb_inputs() -> impl Strategy<Value = InsightInputs> {
                 acks,
                 handoffs,
                 moments,
+                viewer: None,
             },
         )
 }
@@ -1211,4 +1263,125 @@ fn ten_years_of_data_is_fast() {
         compute_each.as_millis() <= 100,
         "insights took {compute_each:?}, over the 100 ms target"
     );
+}
+
+// ---- care: the body, the order of recovery, no ranking ---------------------------------
+
+#[test]
+fn a_this_week_signal_rests_on_this_weeks_check_ins() {
+    let mut s = Scenario::couple();
+    s.usual_baseline();
+    s.days(ADA, 27, 7, 70, 1, false);
+    s.days(BO, 27, 0, 65, 1, false);
+    // Only two check-ins this week, both heavy.
+    s.checkin(ADA, ago(1), 30, 3, &[]);
+    s.checkin(ADA, ago(3), 30, 3, &[]);
+    let r = s.run();
+    let signal = r
+        .signals
+        .iter()
+        .find(|x| x.key == SignalKey::RoughPatch)
+        .unwrap();
+    assert!(signal.why.starts_with("This week looks"), "{}", signal.why);
+    assert_eq!(signal.rests_on.checkin_days, 2);
+    assert_eq!(signal.rests_on.weeks, 1);
+    let text = crate::insights::render_terminal(&r, false);
+    assert!(
+        text.contains("rests on 2 check-in days this week"),
+        "{text}"
+    );
+}
+
+#[test]
+fn body_signs_that_come_up_often_say_what_the_body_may_ask_for() {
+    let mut s = Scenario::couple();
+    s.usual_baseline();
+    s.days(ADA, 27, 0, 70, 1, false);
+    s.days(BO, 27, 0, 65, 1, false);
+    for n in [1, 4, 8, 12] {
+        let cid = s.checkin(BO, ago(n), 50, 1, &[(Basic::Sleep, BasicLevel::Partly)]);
+        let c = s.inputs.checkins.iter_mut().find(|c| c.id == cid).unwrap();
+        c.body = BTreeSet::from([BodySign::Fatigue, BodySign::Aches]);
+    }
+    let r = s.run();
+    let body = r
+        .signals
+        .iter()
+        .find(|x| x.key == SignalKey::BodySigns)
+        .unwrap();
+    assert_eq!(body.person, Some(id(BO)));
+    assert!(
+        body.why.to_lowercase().contains("tiredness"),
+        "{}",
+        body.why
+    );
+    assert!(
+        body.why.contains("sleep or rest fell short"),
+        "{}",
+        body.why
+    );
+    assert!(body.why.contains("a doctor"), "{}", body.why);
+    let bo = r.trends.iter().find(|t| t.person == id(BO)).unwrap();
+    assert_eq!(bo.body_checkins_recent, 4);
+    assert_eq!(bo.body_with_short_rest, 4);
+    // The restoration step offers more than sleep and food.
+    let basics = r
+        .suggestions
+        .iter()
+        .find(|x| x.step == Step::Basics)
+        .unwrap();
+    for word in ["movement", "quiet", "time on your own"] {
+        assert!(basics.text.contains(word), "{}", basics.text);
+    }
+}
+
+#[test]
+fn no_percentage_sits_beside_a_name_and_nothing_ranks() {
+    // One side starts every moment and gives every thank-you, and holds most of the load.
+    let mut s = Scenario::couple();
+    s.usual_baseline();
+    s.days(ADA, 27, 0, 40, 3, false);
+    s.days(BO, 27, 0, 65, 1, false);
+    for n in 0..12 {
+        s.moment(ADA, ago(n * 2));
+    }
+    let items: Vec<Uuid> = (0..4)
+        .map(|w| s.item(Domain::Household, w % 3 + 1, true, Owners::all(id(ADA))))
+        .collect();
+    for (n, item) in items.iter().enumerate() {
+        let done = s.done(ADA, Some(*item), ago(n as u64));
+        s.ack(
+            ADA,
+            BO,
+            Target {
+                kind: TargetKind::Done,
+                id: done,
+            },
+            ago(n as u64),
+        );
+    }
+    let r = s.run();
+    let rendered = [
+        crate::insights::render_terminal(&r, false),
+        crate::insights::render_markdown(&r),
+        crate::insights::render_html(&r),
+    ];
+    let names = ["Ada", "Bo"];
+    for text in &rendered {
+        for line in text.lines() {
+            if !names.iter().any(|n| line.contains(n)) {
+                continue;
+            }
+            assert!(!line.contains('%') || line.contains("width"), "{line}");
+        }
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("all started from one side"), "{text}");
+        let lower = text.to_lowercase();
+        for word in ["streak", "winner", "score:", "better than"] {
+            assert!(!lower.contains(word), "{word}");
+        }
+    }
+    for signal in &r.signals {
+        assert!(!signal.why.contains('%'), "{}", signal.why);
+    }
 }

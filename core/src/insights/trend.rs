@@ -53,6 +53,16 @@ fn sign_level(checkin: &CheckIn) -> Option<f64> {
     Some(f64::from(sum) / checkin.signs.len() as f64)
 }
 
+/// Sleep or rest logged as partly met or not met on this check-in.
+fn short_rest(checkin: &CheckIn) -> bool {
+    [Basic::Sleep, Basic::Rest].iter().any(|b| {
+        matches!(
+            checkin.basics.get(b),
+            Some(BasicLevel::Partly | BasicLevel::No)
+        )
+    })
+}
+
 /// Rest met, or every basic met, on this check-in.
 fn rested(checkin: &CheckIn) -> bool {
     let met = |b: Basic| checkin.basics.get(&b) == Some(&BasicLevel::Met);
@@ -109,6 +119,7 @@ pub(super) fn person_trend(
     let mut total = 0u32;
     let mut private = 0u32;
     let mut body = BTreeMap::new();
+    let (mut body_checkins, mut body_short_rest) = (0u32, 0u32);
     for c in checkins.iter().filter(|c| c.author == person) {
         let Some(age) = cal.age(c.when.date) else {
             continue;
@@ -120,6 +131,12 @@ pub(super) fn person_trend(
         if age < recent_days {
             for sign in &c.body {
                 *body.entry(*sign).or_insert(0u32) += 1;
+            }
+            if !c.body.is_empty() {
+                body_checkins = body_checkins.saturating_add(1);
+                if short_rest(c) {
+                    body_short_rest = body_short_rest.saturating_add(1);
+                }
             }
         }
         let acc = by_age.entry(age).or_default();
@@ -195,6 +212,8 @@ pub(super) fn person_trend(
         recent,
         basics_unmet_last_week,
         body_signs_recent: body,
+        body_checkins_recent: body_checkins,
+        body_with_short_rest: body_short_rest,
     }
 }
 

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use super::super::{Insights, PersonTrend, Shares, WeekPoint, WeeklyCounts};
 use super::{
     band_text, basis_text, battery_now, clean, data_text, rate_word, signal_subject, signs_now,
-    slot, span_text, split_text,
+    slot, span_text, split_text, spread_text,
 };
 use crate::model::Answer;
 
@@ -193,7 +193,27 @@ fn steps(h: &mut String, report: &Insights) {
             esc(&s.text)
         );
     }
-    h.push_str("</ol>\n</section>\n");
+    h.push_str("</ol>\n");
+    if !report.recovery.is_empty() {
+        h.push_str("<p class=\"explain\">The order of recovery, and where you are on it:</p>\n<ol class=\"recovery\">\n");
+        for r in &report.recovery {
+            let state = match r.state {
+                super::super::StageState::Now => "start here",
+                super::super::StageState::Also => "called for too",
+                super::super::StageState::Later => "later",
+                super::super::StageState::Steady => "fine for now",
+            };
+            let _ = writeln!(
+                h,
+                "<li data-step=\"{}\" data-state=\"{}\">{} <small>({state})</small></li>",
+                r.step.key(),
+                r.state.key(),
+                esc(r.step.title())
+            );
+        }
+        h.push_str("</ol>\n");
+    }
+    h.push_str("</section>\n");
 }
 
 fn x_at(i: usize, n: usize) -> f64 {
@@ -241,16 +261,19 @@ struct LineSpec<'a> {
     unit: &'a str,
 }
 
-fn line_chart(h: &mut String, report: &Insights, spec: &LineSpec<'_>) {
-    let height = 220.0;
+/// One person's chart. Each person gets their own, drawn against their own usual
+/// level: two lines on one axis would invite a comparison the numbers cannot bear.
+fn line_chart(h: &mut String, report: &Insights, spec: &LineSpec<'_>, t: &PersonTrend) {
+    let height = 180.0;
     let plot = height - TOP - BOTTOM;
     let y = |v: f64| TOP + plot * (1.0 - ((v - spec.lo) / (spec.hi - spec.lo)).clamp(0.0, 1.0));
     let n = report.weeks.len();
     let _ = write!(
         h,
-        "<figure>\n<figcaption>{}</figcaption>\n<svg data-chart=\"{}\" viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"{}\">\n<g class=\"grid\">",
+        "<figure>\n<figcaption>{}</figcaption>\n<svg data-chart=\"{}-{}\" viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"{}\">\n<g class=\"grid\">",
         esc(spec.title),
         spec.id,
+        super::slot(report, t.person).saturating_add(1),
         esc(spec.title)
     );
     for t in spec.ticks {
@@ -267,7 +290,7 @@ fn line_chart(h: &mut String, report: &Insights, spec: &LineSpec<'_>) {
     x_labels(h, report, height);
     h.push_str("</g>\n");
     let radius = if n > 60 { 1.5 } else { 3.5 };
-    for t in &report.trends {
+    {
         let cls = class(report, t.person);
         let who = name(report, t.person);
         let _ = write!(h, "<g class=\"person\" data-person=\"{}\">", t.person);
@@ -320,43 +343,46 @@ fn line_chart(h: &mut String, report: &Insights, spec: &LineSpec<'_>) {
 
 fn trends(h: &mut String, report: &Insights) {
     h.push_str("<section id=\"trends\">\n<h2>Battery and signs over time</h2>\n");
-    h.push_str("<p class=\"explain\">One point per week. Each person is measured against their own usual level (the dotted line); the lines are not meant to be compared with each other. A break in a line is a week with no check-ins.</p>\n");
-    line_chart(
-        h,
-        report,
-        &LineSpec {
-            id: "battery",
-            title: "Battery: energy left, 0 to 100",
-            lo: 0.0,
-            hi: 100.0,
-            ticks: &[0.0, 25.0, 50.0, 75.0, 100.0],
-            value: |w| w.battery,
-            usual: |t| t.baseline.battery,
-            unit: "",
-        },
-    );
-    line_chart(
-        h,
-        report,
-        &LineSpec {
-            id: "signs",
-            title: "Burnout signs: average rating, 0 (not at all) to 4 (very much)",
-            lo: 0.0,
-            hi: 4.0,
-            ticks: &[0.0, 1.0, 2.0, 3.0, 4.0],
-            value: |w| w.signs,
-            usual: |t| t.baseline.signs,
-            unit: " of 4",
-        },
-    );
+    h.push_str("<p class=\"explain\">One point per week. Each of you has your own charts, measured against your own usual level (the dotted line): they show how each of you is doing, not who is doing better. A break in a line is a week with no check-ins.</p>\n");
     for t in &report.trends {
         let _ = write!(
             h,
-            "<h3>{}</h3>\n<p>Last 7 days: battery {}; signs {}.</p>\n<table>\n<tr><th>Window</th><th>Check-in days</th><th>Battery</th><th>vs usual</th><th>Signs</th><th>vs usual</th></tr>\n",
+            "<h3>{}</h3>\n<p>Last 7 days: battery {}; signs {}.</p>\n",
             name(report, t.person),
             esc(&battery_now(t)),
             esc(&signs_now(t))
         );
+        line_chart(
+            h,
+            report,
+            &LineSpec {
+                id: "battery",
+                title: "Battery: energy left, 0 to 100, against their own usual level",
+                lo: 0.0,
+                hi: 100.0,
+                ticks: &[0.0, 25.0, 50.0, 75.0, 100.0],
+                value: |w| w.battery,
+                usual: |t| t.baseline.battery,
+                unit: "",
+            },
+            t,
+        );
+        line_chart(
+            h,
+            report,
+            &LineSpec {
+                id: "signs",
+                title: "Burnout signs: average rating, 0 (not at all) to 4 (very much), against their own usual level",
+                lo: 0.0,
+                hi: 4.0,
+                ticks: &[0.0, 1.0, 2.0, 3.0, 4.0],
+                value: |w| w.signs,
+                usual: |t| t.baseline.signs,
+                unit: " of 4",
+            },
+            t,
+        );
+        h.push_str("<table>\n<tr><th>Window</th><th>Check-in days</th><th>Battery</th><th>vs usual</th><th>Signs</th><th>vs usual</th></tr>\n");
         for w in &t.windows {
             let num = |v: Option<f64>, digits: usize| {
                 v.map_or_else(|| "–".to_string(), |v| format!("{v:.digits$}"))
@@ -435,10 +461,9 @@ fn share_bars(
                 let w = bar_w * f64::from(s.load) / f64::from(shares.load.max(1));
                 let _ = write!(
                     h,
-                    "<rect class=\"{}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"18\"><title>{}: {}%</title></rect>",
+                    "<rect class=\"{}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"18\"><title>{}</title></rect>",
                     class(report, s.person),
                     name(report, s.person),
-                    s.pct
                 );
                 x += w;
             }
@@ -621,24 +646,16 @@ fn connection(h: &mut String, report: &Insights) {
         "Small moments of connection per week, by who started them",
         m,
     );
-    let starters: Vec<String> = m
-        .recent
-        .by
-        .iter()
-        .filter(|c| c.n > 0)
-        .map(|c| format!("{} {}%", name(report, c.person), c.pct))
-        .collect();
+    let starters = spread_text(&m.recent.by, "started", report.params.balanced_max_pct);
     let _ = writeln!(
         h,
         "<p>{:.1} moments a week in the last {} weeks, {}.{}</p>",
         m.recent.per_week,
         m.recent.weeks,
         rate_word(m.trend),
-        if starters.is_empty() {
-            String::new()
-        } else {
-            format!(" Started by {}.", starters.join(", "))
-        }
+        starters
+            .map(|s| format!(" {}", esc(&s)))
+            .unwrap_or_default()
     );
     week_bars(
         h,
@@ -647,12 +664,14 @@ fn connection(h: &mut String, report: &Insights) {
         "Acknowledgments per week (thanks, seen, repair), by who gave them",
         a,
     );
+    let givers = spread_text(&a.recent.by, "given", report.params.balanced_max_pct);
     let _ = writeln!(
         h,
-        "<p>{:.1} acknowledgments a week in the last {} weeks, {}.</p>",
+        "<p>{:.1} acknowledgments a week in the last {} weeks, {}.{}</p>",
         a.recent.per_week,
         a.recent.weeks,
-        rate_word(a.trend)
+        rate_word(a.trend),
+        givers.map(|s| format!(" {}", esc(&s))).unwrap_or_default()
     );
     h.push_str("</section>\n");
 }
@@ -669,7 +688,7 @@ fn reflections(h: &mut String, report: &Insights) {
     if report.reflections.is_empty() {
         return;
     }
-    h.push_str("<section id=\"reflections\">\n<h2>Reflections</h2>\n<p class=\"explain\">The latest answers to three questions: would I want to work on this with more energy; do I feel emotionally safe; are we aligned on what we want. Yes to all three points to tiredness rather than growing apart.</p>\n<table>\n<tr><th>Who</th><th>When</th><th>More energy</th><th>Safe</th><th>Aligned</th></tr>\n");
+    h.push_str("<section id=\"reflections\">\n<h2>Reflections</h2>\n<p class=\"explain\">The latest answers to the three reflection questions: wanting to work on this together with more energy, safety with each other, and wanting the same things. Yes to all three points to tiredness rather than growing apart. Each of you reads what your own answers point to; your partner's answer on safety is theirs and is not shown.</p>\n<table>\n<tr><th>Who</th><th>When</th><th>More energy</th><th>Safe</th><th>Aligned</th></tr>\n");
     for r in &report.reflections {
         let _ = writeln!(
             h,
@@ -678,7 +697,8 @@ fn reflections(h: &mut String, report: &Insights) {
             if r.private { " (private)" } else { "" },
             esc(&short_date(r.date)),
             answer(r.energy),
-            answer(r.safe),
+            // Another person's answer on feeling safe is theirs; the report never has it.
+            r.safe.map_or("theirs", answer),
             answer(r.aligned)
         );
     }

@@ -5,9 +5,42 @@ use std::fmt::Write as _;
 use super::super::{BalanceDirection, Insights, Shares};
 use super::{
     band_text, basis_text, battery_now, clean, count_sparkline, data_text, plural, rate_word,
-    series, signal_subject, signs_now, span_text, sparkline,
+    recovery_text, series, signal_subject, signs_now, span_text, sparkline, spread_text,
 };
 use crate::model::Answer;
+
+/// One mark per person in household order, for the drawn split.
+const MARKS: [char; 4] = ['█', '░', '▓', '▒'];
+/// Width of a drawn split.
+const SPLIT_WIDTH: u32 = 20;
+
+/// A split drawn as a bar of marks, people in the order of `order`.
+fn split_bar(order: &Shares, shares: &Shares) -> String {
+    if shares.no_load {
+        return "·".repeat(SPLIT_WIDTH as usize);
+    }
+    let loads: Vec<u64> = order
+        .shares
+        .iter()
+        .map(|o| {
+            shares
+                .shares
+                .iter()
+                .find(|s| s.person == o.person)
+                .map_or(0, |s| u64::from(s.load))
+        })
+        .collect();
+    let cells = super::super::balance::apportion(&loads, SPLIT_WIDTH);
+    cells
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            MARKS[i.min(MARKS.len() - 1)]
+                .to_string()
+                .repeat(*n as usize)
+        })
+        .collect()
+}
 
 /// Escapes characters that Markdown would read as formatting, and table pipes.
 fn md(text: &str) -> String {
@@ -54,6 +87,9 @@ pub fn render_markdown(report: &Insights) -> String {
     for (i, s) in report.suggestions.iter().enumerate() {
         let _ = writeln!(m, "{}. {}", i + 1, md(&s.text));
     }
+    if let Some(order) = recovery_text(report) {
+        let _ = writeln!(m, "\n{}", md(&order));
+    }
 
     let weeks = report.weeks.len();
     let _ = writeln!(m, "\n## Battery and signs over time\n");
@@ -97,26 +133,30 @@ pub fn render_markdown(report: &Insights) -> String {
         .map(|s| name(report, s.person))
         .collect();
     if !people.is_empty() {
-        let _ = writeln!(m, "| | {} | Band |", people.join(" | "));
-        let _ = writeln!(m, "|---|{}---|", "---|".repeat(people.len()));
+        // The split is drawn, one mark per person, rather than put as a number under
+        // each name, which would read as a score.
+        let legend: Vec<String> = b
+            .overall
+            .shares
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(
+                    "`{}` {}",
+                    MARKS[i.min(MARKS.len() - 1)],
+                    name(report, s.person)
+                )
+            })
+            .collect();
+        let _ = writeln!(m, "{}\n", legend.join(" · "));
+        let _ = writeln!(m, "| | Split | Band |");
+        let _ = writeln!(m, "|---|---|---|");
         let row = |m: &mut String, label: &str, shares: &Shares| {
-            let cells: Vec<String> = b
-                .overall
-                .shares
-                .iter()
-                .map(|o| {
-                    shares
-                        .shares
-                        .iter()
-                        .find(|s| s.person == o.person)
-                        .map_or_else(|| "–".to_string(), |s| format!("{}%", s.pct))
-                })
-                .collect();
             let _ = writeln!(
                 m,
-                "| {} | {} | {} |",
+                "| {} | `{}` | {} |",
                 md(label),
-                cells.join(" | "),
+                split_bar(&b.overall, shares),
                 band_text(shares)
             );
         };
@@ -160,24 +200,22 @@ pub fn render_markdown(report: &Insights) -> String {
         ("Acknowledgments", &report.connection.acknowledgments),
     ] {
         let weekly: Vec<u32> = counts.weekly.iter().map(|w| w.total).collect();
-        let by: Vec<String> = counts
-            .recent
-            .by
-            .iter()
-            .filter(|c| c.n > 0)
-            .map(|c| format!("{} {}%", name(report, c.person), c.pct))
-            .collect();
+        let by = spread_text(
+            &counts.recent.by,
+            if label == "Moments" {
+                "started"
+            } else {
+                "given"
+            },
+            report.params.balanced_max_pct,
+        );
         let _ = writeln!(
             m,
             "- {label} `{}`: {:.1} a week lately, {}.{}",
             count_sparkline(&weekly),
             counts.recent.per_week,
             rate_word(counts.trend),
-            if by.is_empty() {
-                String::new()
-            } else {
-                format!(" By {}.", by.join(", "))
-            }
+            by.map(|b| format!(" {b}")).unwrap_or_default()
         );
     }
 
@@ -194,7 +232,7 @@ pub fn render_markdown(report: &Insights) -> String {
                 if r.private { " (private)" } else { "" },
                 r.date,
                 word(r.energy),
-                word(r.safe),
+                r.safe.map_or("theirs", word),
                 word(r.aligned)
             );
         }

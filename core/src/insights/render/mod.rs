@@ -15,7 +15,7 @@ pub use html::render_html;
 pub use markdown::render_markdown;
 pub use terminal::render_terminal;
 
-use super::{Basis, Change, Insights, PersonTrend, Shares, Signal};
+use super::{Basis, Change, CountShare, Insights, PersonTrend, Shares, Signal};
 
 /// Eight levels, lowest first.
 const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -84,14 +84,57 @@ pub(crate) fn basis_text(b: &Basis) -> String {
     } else {
         format!("rests on {}", parts.join(", "))
     };
-    if b.weeks > 0 {
-        text.push_str(&format!(
-            " over {} week{}",
-            b.weeks,
-            if b.weeks == 1 { "" } else { "s" }
-        ));
+    // Weeks end today, so one week is this week: say so, as a this-week signal rests
+    // on this week's check-ins only.
+    match b.weeks {
+        0 => {}
+        1 => text.push_str(" this week"),
+        n => text.push_str(&format!(" over {n} weeks")),
     }
     text
+}
+
+/// Who started the moments (or gave the thank-yous) lately, in plain words that name
+/// nobody: a share beside a name would read as a score. `done` is the verb, such as
+/// "started" or "given". `None` when there were none.
+pub(crate) fn spread_text(by: &[CountShare], done: &str, balanced_max_pct: u32) -> Option<String> {
+    let total: u32 = by.iter().map(|c| c.n).sum();
+    if total == 0 {
+        return None;
+    }
+    let sides = by.iter().filter(|c| c.n > 0).count();
+    let most = by.iter().map(|c| c.pct).max().unwrap_or(0);
+    Some(if sides == 1 && by.len() > 1 {
+        format!("Lately they were all {done} from one side.")
+    } else if sides == 1 {
+        format!("Lately they were {done} by one person.")
+    } else if most > balanced_max_pct {
+        format!("Lately most were {done} from one side.")
+    } else {
+        format!("Lately they were {done} from both sides.")
+    })
+}
+
+/// The whole order of recovery in one line, with where the couple stands:
+/// "the basics (start here) → small moments (later) → …".
+pub(crate) fn recovery_text(report: &Insights) -> Option<String> {
+    if report.recovery.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = report
+        .recovery
+        .iter()
+        .map(|r| {
+            let state = match r.state {
+                super::StageState::Now => "start here",
+                super::StageState::Also => "called for too",
+                super::StageState::Later => "later",
+                super::StageState::Steady => "fine for now",
+            };
+            format!("{} ({state})", r.step.title())
+        })
+        .collect();
+    Some(format!("The order of recovery: {}.", parts.join(" → ")))
 }
 
 /// A word for a change against the usual level.

@@ -6,8 +6,9 @@
 use super::super::balance::apportion;
 use super::super::{Insights, Shares};
 use super::{
-    band_text, basis_text, battery_now, clean, count_sparkline, data_text, rate_word, series,
-    signal_subject, signs_now, slot, span_text, sparkline, split_text,
+    band_text, basis_text, battery_now, clean, count_sparkline, data_text, rate_word,
+    recovery_text, series, signal_subject, signs_now, slot, span_text, sparkline, split_text,
+    spread_text,
 };
 
 /// The width everything fits in.
@@ -177,6 +178,9 @@ fn steps(out: &mut Out, report: &Insights) {
     for (i, s) in report.suggestions.iter().enumerate() {
         out.wrapped(&format!("{}. ", i + 1), 3, &s.text, None);
     }
+    if let Some(order) = recovery_text(report) {
+        out.wrapped("", 0, &order, Some(DIM));
+    }
 }
 
 fn trends(out: &mut Out, report: &Insights) {
@@ -334,8 +338,8 @@ fn connection(out: &mut Out, report: &Insights) {
     let weeks = report.weeks.len().min(MAX_SPARK_WEEKS);
     out.heading("Moments and thank-yous");
     let rows = [
-        ("moments", &report.connection.moments, "started by"),
-        ("thank-yous", &report.connection.acknowledgments, "given by"),
+        ("moments", &report.connection.moments, "started"),
+        ("thank-yous", &report.connection.acknowledgments, "given"),
     ];
     for (label, counts, by_word) in rows {
         let skip = counts.weekly.len().saturating_sub(weeks);
@@ -346,16 +350,10 @@ fn connection(out: &mut Out, report: &Insights) {
             count_sparkline(&weekly),
             counts.recent.per_week
         ));
-        let by: Vec<String> = counts
-            .recent
-            .by
-            .iter()
-            .filter(|c| c.n > 0)
-            .map(|c| format!("{} {}%", clean(report.name_of(c.person)), c.pct))
-            .collect();
         let mut text = format!("{}.", capital(rate_word(counts.trend)));
-        if !by.is_empty() {
-            text.push_str(&format!(" {} {}.", capital(by_word), by.join(", ")));
+        if let Some(by) = spread_text(&counts.recent.by, by_word, report.params.balanced_max_pct) {
+            text.push(' ');
+            text.push_str(&by);
         }
         out.wrapped(&" ".repeat(14), 14, &text, None);
     }

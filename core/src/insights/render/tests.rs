@@ -20,6 +20,19 @@ fn chart<'a>(html: &'a str, name: &str) -> &'a str {
     &html[start..start + len]
 }
 
+/// The markup of every person's chart of one kind (`battery-1`, `battery-2`, …).
+fn charts(html: &str, name: &str) -> String {
+    let open = format!("<svg data-chart=\"{name}-");
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(start) = rest.find(&open) {
+        let len = rest[start..].find("</svg>").unwrap();
+        out.push_str(&rest[start..start + len]);
+        rest = &rest[start + len..];
+    }
+    out
+}
+
 fn count(haystack: &str, needle: &str) -> usize {
     haystack.matches(needle).count()
 }
@@ -70,13 +83,25 @@ fn every_chart_has_one_point_per_week_with_data() {
     let html = render_html(&r);
     assert_eq!(r.weeks.len(), 12);
 
-    // Battery and signs: Ada has 10 weeks with data, Bo all 12.
+    // Battery and signs, one chart each, never a shared axis: Ada has 10 weeks with
+    // data, Bo all 12.
     for name in ["battery", "signs"] {
-        let c = chart(&html, name);
-        assert_eq!(count(c, "<circle"), 22, "{name}");
+        assert_eq!(
+            count(chart(&html, &format!("{name}-1")), "<circle"),
+            10,
+            "{name}"
+        );
+        assert_eq!(
+            count(chart(&html, &format!("{name}-2")), "<circle"),
+            12,
+            "{name}"
+        );
+        assert_eq!(count(&html, &format!("data-chart=\"{name}-")), 2);
+        assert_eq!(count(&html, &format!("data-chart=\"{name}\"")), 0);
     }
     // Ada's gaps break her line into three runs; Bo's is one.
-    assert_eq!(count(chart(&html, "battery"), "<polyline"), 4);
+    assert_eq!(count(chart(&html, "battery-1"), "<polyline"), 3);
+    assert_eq!(count(chart(&html, "battery-2"), "<polyline"), 1);
 
     // Moments: one bar part per (week, person) with any, counted from the records.
     let mut expected = 0;
@@ -108,7 +133,7 @@ fn longer_series_get_more_points() {
     };
     let r = compute(&s.inputs, today(), &params).unwrap();
     let html = render_html(&r);
-    assert_eq!(count(chart(&html, "battery"), "<circle"), 18 + 20);
+    assert_eq!(count(&charts(&html, "battery"), "<circle"), 18 + 20);
 }
 
 #[test]
@@ -173,6 +198,7 @@ fn checkin(author: PersonId, n: u64, battery: u8, visibility: Visibility) -> Che
         note: Some("a private thought".into()),
         ask: None,
         visibility,
+        kept_to_self: Default::default(),
     }
 }
 
@@ -221,7 +247,7 @@ fn private_entries_appear_only_with_the_flag_and_only_the_callers_own() {
     let r = compute(&without, today(), &Params::default()).unwrap();
     assert_eq!(r.data.private_entries, 0);
     let html = render_html(&r);
-    assert_eq!(count(chart(&html, "battery"), "<circle"), 2);
+    assert_eq!(count(&charts(&html, "battery"), "<circle"), 2);
     assert!(!html.contains("private"), "no trace of private entries");
     assert!(!html.contains(": 20<"));
     assert!(!render_markdown(&r).contains("private"));
@@ -233,7 +259,7 @@ fn private_entries_appear_only_with_the_flag_and_only_the_callers_own() {
     let r = compute(&with, today(), &Params::default()).unwrap();
     assert_eq!(r.data.private_entries, 5);
     let html = render_html(&r);
-    assert_eq!(count(chart(&html, "battery"), "<circle"), 4);
+    assert_eq!(count(&charts(&html, "battery"), "<circle"), 4);
     assert!(html.contains("Includes 5 of your own private entries."));
     assert!(html.contains("Ada (private)"));
     // Notes never reach a report, private or not.
@@ -331,7 +357,7 @@ fn empty_reports_render_gently() {
     assert!(term.contains("Nobody has checked in yet."));
     assert!(term.contains("Not enough yet"));
     let html = render_html(&r);
-    assert_eq!(count(chart(&html, "battery"), "<circle"), 0);
+    assert_eq!(count(&charts(&html, "battery"), "<circle"), 0);
     let _ = render_markdown(&r);
 }
 
@@ -390,8 +416,8 @@ fn renders_in_headless_chromium() {
         String::from_utf8_lossy(&dom.stderr)
     );
     let dom = String::from_utf8(dom.stdout).unwrap();
-    assert_eq!(count(chart(&dom, "battery"), "<circle"), 22);
-    assert_eq!(count(chart(&dom, "signs"), "<circle"), 22);
+    assert_eq!(count(&charts(&dom, "battery"), "<circle"), 22);
+    assert_eq!(count(&charts(&dom, "signs"), "<circle"), 22);
     for name in ["balance-overall", "balance-stage", "moments", "acks"] {
         assert!(count(chart(&dom, name), "<rect") > 0, "{name}");
     }
