@@ -845,8 +845,12 @@ pub struct RosterView {
     verified: Option<roster::Verified>,
     /// What the last verification was made from: most household writes leave the
     /// roster alone, and checking signatures again for them would slow every write.
-    made_from: Option<(Vec<Device>, Vec<(String, Millis)>)>,
+    made_from: Option<RosterInputs>,
 }
+
+/// The roster entries (household and kept copies) and the distrusted devices that one
+/// verification was made from.
+type RosterInputs = (Vec<Device>, Vec<(String, Millis)>);
 
 /// The root key prefix, in a person's private document, of a partner's device that
 /// this person's devices no longer trust (`hearth devices remove` of a partner's
@@ -970,7 +974,7 @@ impl Docs {
             }
             let mut copy = written.clone();
             copy.revoked_at = None;
-            if kept.iter().any(|k| *k == copy) {
+            if kept.contains(&copy) {
                 continue;
             }
             let json = serde_json::to_string(&copy).map_err(|e| DocError::Decode {
@@ -1277,7 +1281,7 @@ impl Docs {
         }
         let json = serde_json::to_string(own).map_err(|e| DocError::Decode {
             kind: "checkins",
-            reason: e.to_string(),
+            reason: crate::json_error_kind(&e),
         })?;
         self.private.put_text(
             Collection::CheckIns,

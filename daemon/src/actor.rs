@@ -396,12 +396,12 @@ impl Actor {
             .collect();
         self.refused_from.retain(|id, _| now_refused.contains(id));
         for id in now_refused {
-            if !self.refused_from.contains_key(&id) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.refused_from.entry(id) {
                 tracing::warn!(
                     source,
                     "refused a roster entry whose signatures do not hold up"
                 );
-                self.refused_from.insert(id, source.to_string());
+                slot.insert(source.to_string());
             }
         }
     }
