@@ -424,23 +424,28 @@ pub fn verify(entries: &[Device], me_key: &[u8; 32], me: PersonId) -> Verified {
     let mut trusted: BTreeMap<[u8; 32], PersonId> = BTreeMap::from([(*me_key, me)]);
     let mut partner: Option<PersonId> = None;
     loop {
-        // Every edge that would trust one more device: (admission time, key to trust,
-        // its person, whether it is a partner edge).
-        let mut edges: Vec<(Millis, [u8; 32], PersonId, bool)> = Vec::new();
+        // Every edge that would trust one more device: (whether it runs forwards,
+        // admission time, key to trust, its person, whether it is a partner edge).
+        let mut edges: Vec<(bool, Millis, [u8; 32], PersonId, bool)> = Vec::new();
         for candidate in candidates.values() {
             let admission = &candidate.admission;
             let person = candidate.device.person;
-            let (new_key, new_person, sponsor_person) =
+            let (forwards, new_key, new_person, sponsor_person) =
                 match (trusted.get(&candidate.key), trusted.get(&admission.sponsor)) {
                     // Forwards: a trusted sponsor vouches for the device it admitted.
-                    (None, Some(&sponsor_person)) => (candidate.key, person, sponsor_person),
+                    (None, Some(&sponsor_person)) => (true, candidate.key, person, sponsor_person),
                     // Backwards: the sponsor of a trusted device is trusted, as the
                     // person its own entry names.
                     (Some(&trusted_person), None) if trusted_person == person => {
                         let Some(sponsor) = candidates.get(&admission.sponsor) else {
                             continue;
                         };
-                        (sponsor.key, sponsor.device.person, sponsor.device.person)
+                        (
+                            false,
+                            sponsor.key,
+                            sponsor.device.person,
+                            sponsor.device.person,
+                        )
                     }
                     _ => continue,
                 };
@@ -460,17 +465,18 @@ pub fn verify(entries: &[Device], me_key: &[u8; 32], me: PersonId) -> Verified {
                 }
             };
             if let Some(is_partner) = edge {
-                edges.push((admission.at, new_key, new_person, is_partner));
+                edges.push((forwards, admission.at, new_key, new_person, is_partner));
             }
         }
         if edges.is_empty() {
             break;
         }
-        // Own-device edges first; the partner is chosen once, by the earliest partner
-        // admission that reaches this person, so the answer never depends on order.
-        let own: Vec<_> = edges.iter().filter(|e| !e.3).collect();
+        // Own-device edges first. The partner is chosen once, and never by order: the
+        // admission through which this person joined comes first (only this person's
+        // own devices could sign another partner admission), then the earliest.
+        let own: Vec<_> = edges.iter().filter(|e| !e.4).collect();
         if !own.is_empty() {
-            for &(_, key, person, _) in own {
+            for &(_, _, key, person, _) in own {
                 trusted.insert(key, person);
             }
             continue;
@@ -478,12 +484,12 @@ pub fn verify(entries: &[Device], me_key: &[u8; 32], me: PersonId) -> Verified {
         edges.sort();
         if partner.is_none() {
             // The device a partner edge brings in is always the other person's.
-            let (_, key, person, _) = edges[0];
+            let (_, _, key, person, _) = edges[0];
             partner = Some(person);
             trusted.insert(key, person);
             continue;
         }
-        for (_, key, person, _) in edges {
+        for (_, _, key, person, _) in edges {
             trusted.insert(key, person);
         }
     }

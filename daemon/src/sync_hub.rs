@@ -344,16 +344,9 @@ impl SyncHub {
     /// Feeds one message from a peer.
     pub fn message(&mut self, docs: &mut Docs, conn: ConnId, message: Message) {
         let now = self.now();
-        if self.farewell_outgrown(docs, conn) {
-            return;
-        }
-        let Some(link) = self.links.get_mut(&conn) else {
+        let Some(link) = self.open_link(docs, conn, now) else {
             return;
         };
-        if link.closing {
-            return;
-        }
-        refresh_room(link, now, docs);
         let result = link
             .session
             .handle_message(now, message, &mut DocsAccess(docs));
@@ -416,17 +409,20 @@ impl SyncHub {
     /// whatever waited for room goes out as one message per document.
     pub fn send_room(&mut self, docs: &mut Docs, conn: ConnId) {
         let now = self.now();
+        if self.open_link(docs, conn, now).is_some() {
+            self.drain(conn);
+        }
+    }
+
+    /// The link of `conn` if it still takes input (not closing, no farewell outgrown),
+    /// with its session told whether its writer has room.
+    fn open_link(&mut self, docs: &mut Docs, conn: ConnId, now: Duration) -> Option<&mut Link> {
         if self.farewell_outgrown(docs, conn) {
-            return;
+            return None;
         }
-        let Some(link) = self.links.get_mut(&conn) else {
-            return;
-        };
-        if link.closing {
-            return;
-        }
+        let link = self.links.get_mut(&conn).filter(|l| !l.closing)?;
         refresh_room(link, now, docs);
-        self.drain(conn);
+        Some(link)
     }
 
     /// Fires due timers: sessions', farewells that ran out, and the end of a pause.

@@ -68,12 +68,16 @@ fn set_link(lan: &Lan, host: usize, up: bool) {
 }
 
 fn signal(daemon: &TestDaemon, name: &str) {
-    let pid = daemon.pid().unwrap().to_string();
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &pid])
-        .status()
+    use rustix::process::{kill_process, Pid, Signal};
+    let signal = match name {
+        "STOP" => Signal::STOP,
+        _ => Signal::CONT,
+    };
+    let pid = daemon
+        .pid()
+        .and_then(|p| Pid::from_raw(i32::try_from(p).unwrap_or(0)))
         .unwrap();
-    assert!(status.success(), "kill -{name} failed");
+    kill_process(pid, signal).unwrap();
 }
 
 /// Writes a moment about every 16 ms (about 60 a second) until told to stop, and

@@ -906,6 +906,19 @@ mod tests {
         }
     }
 
+    /// Alice's initiating session with Bob and Bob's answering one, sharing `allowed`.
+    fn alice_and_bob(allowed: &[DocId]) -> (Session, Session) {
+        let a = Session::new(
+            config(alice_dev(), bob_dev(), Role::Initiator, allowed),
+            Duration::ZERO,
+        );
+        let b = Session::new(
+            config(bob_dev(), alice_dev(), Role::Responder, allowed),
+            Duration::ZERO,
+        );
+        (a, b)
+    }
+
     fn drain(session: &mut Session) -> Vec<Message> {
         std::iter::from_fn(|| session.poll_transmit()).collect()
     }
@@ -965,24 +978,7 @@ mod tests {
             may_create: true,
             ..Docs::default()
         };
-        let mut a = Session::new(
-            config(
-                alice_dev(),
-                bob_dev(),
-                Role::Initiator,
-                std::slice::from_ref(&household),
-            ),
-            Duration::ZERO,
-        );
-        let mut b = Session::new(
-            config(
-                bob_dev(),
-                alice_dev(),
-                Role::Responder,
-                std::slice::from_ref(&household),
-            ),
-            Duration::ZERO,
-        );
+        let (mut a, mut b) = alice_and_bob(std::slice::from_ref(&household));
         // 1. The initiator speaks first with `join`.
         assert!(matches!(a.poll_transmit(), Some(Message::Join { .. })));
         let join = Message::Join {
@@ -1316,24 +1312,7 @@ mod tests {
         let household = DocId::household();
         let mut a_docs = Docs::with(std::slice::from_ref(&household));
         let mut b_docs = Docs::with(std::slice::from_ref(&household));
-        let mut a = Session::new(
-            config(
-                alice_dev(),
-                bob_dev(),
-                Role::Initiator,
-                std::slice::from_ref(&household),
-            ),
-            Duration::ZERO,
-        );
-        let mut b = Session::new(
-            config(
-                bob_dev(),
-                alice_dev(),
-                Role::Responder,
-                std::slice::from_ref(&household),
-            ),
-            Duration::ZERO,
-        );
+        let (mut a, mut b) = alice_and_bob(std::slice::from_ref(&household));
         pump(&mut a, &mut a_docs, &mut b, &mut b_docs);
         assert!(a.is_ready() && b.is_ready());
         // 1. The driver's queue to Bo is full: a hundred commits send nothing.
