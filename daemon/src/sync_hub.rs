@@ -51,8 +51,10 @@ pub enum Outbound {
 }
 
 /// Frames queued for one connection and not yet taken by QUIC, past which its session
-/// generates no new sync message (see [`Session::handle_send_room`]).
-pub const QUEUE_SOFT_FRAMES: usize = 64;
+/// generates no new sync message (see [`Session::handle_send_room`]). Kept well under
+/// the session's round bound (32 fruitless messages), so that a backlog delivered at
+/// once after an outage is never mistaken for a reconciliation going nowhere.
+pub const QUEUE_SOFT_FRAMES: usize = 16;
 /// Bytes queued for one connection past which its session generates no new sync
 /// message. One message per document may still be added beyond it, so the queue holds
 /// at most this plus one frame ([`hearth_core::sync::MAX_FRAME`]) per shared document.
@@ -678,8 +680,10 @@ impl SyncHub {
                 SessionEvent::DocUnavailable { doc } if doc == DocId::household() => {
                     self.progress.entry(device.clone()).or_default().on_hold = true;
                 }
-                SessionEvent::DocUnavailable { .. }
-                | SessionEvent::ReconciliationAborted { .. } => {}
+                SessionEvent::ReconciliationAborted { reason, .. } => {
+                    tracing::info!(peer = %device, ?reason, "a reconciliation was given up; it resumes when either side has something new");
+                }
+                SessionEvent::DocUnavailable { .. } => {}
                 _ => {}
             }
         }

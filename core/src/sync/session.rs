@@ -712,16 +712,29 @@ impl Session {
             self.unavailable(doc);
             return Ok(());
         }
+        let Ok(sync) = am_sync::Message::decode(data) else {
+            return Err(SessionError::BadSyncData { doc });
+        };
+        // A parked document ignores the peer, so that a fruitless exchange cannot loop,
+        // unless the peer announces heads this device does not have: then it has made
+        // progress since, and waiting for a local change to unpark could wait forever.
         if self
             .docs
             .get(&doc)
             .is_some_and(|d| d.reconcile == Reconcile::Parked)
         {
-            return Ok(());
+            let news = docs.doc_mut(&doc).is_some_and(|am| {
+                sync.heads
+                    .iter()
+                    .any(|h| automerge::ReadDoc::get_change_by_hash(am, h).is_none())
+            });
+            if !news {
+                return Ok(());
+            }
+            if let Some(entry) = self.docs.get_mut(&doc) {
+                entry.reconcile = Reconcile::Idle;
+            }
         }
-        let Ok(sync) = am_sync::Message::decode(data) else {
-            return Err(SessionError::BadSyncData { doc });
-        };
         // A `request` means the peer has nothing; creating an empty document to answer
         // it would just trade two empty documents.
         let automerge = match docs.doc_mut(&doc) {
