@@ -66,6 +66,11 @@ pub(crate) enum Command {
     Daemon(DaemonCommand),
     /// Show the data directory, the daemon, the documents and any partner devices.
     Status,
+    /// What waits for you: your partner's asks, handoffs to answer, thank-yous since
+    /// you last looked, and whether you checked in today.
+    Today,
+    /// Reply to your partner's ask, as `hearth today` lists it.
+    Reply(ReplyArgs),
     /// Record how you are doing today.
     Checkin(CheckinArgs),
     /// Answer the three questions that tell depletion apart from a deeper mismatch.
@@ -268,6 +273,17 @@ pub(crate) struct AtArg {
     /// When it happened, to fill in a missed day: 2026-11-20 or 2026-11-20T21:30 (local time).
     #[arg(long, value_name = "DATE|DATETIME", value_parser = parse_at_flag)]
     pub(crate) at: Option<AtValue>,
+}
+
+/// `hearth reply`.
+#[derive(Debug, Args)]
+pub(crate) struct ReplyArgs {
+    /// The ask's id (a few characters are enough), as `hearth today` shows it.
+    pub(crate) ask: String,
+    /// Your answer, such as "I'll take bedtime".
+    pub(crate) text: String,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
 }
 
 /// `hearth checkin`.

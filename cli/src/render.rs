@@ -425,6 +425,92 @@ fn sealed_note(out: &mut String, r: &Value) {
     }
 }
 
+/// "For you" (`hearth today`, and the top of `hearth status` on a terminal): a few lines,
+/// each with the one command that answers it.
+pub(crate) fn for_you(v: &Value, style: Style) -> String {
+    let name = |id: &Value| {
+        id.as_str()
+            .and_then(|id| v["names"][id].as_str())
+            .unwrap_or("your partner")
+            .to_string()
+    };
+    let list = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", style.bold("For you"));
+    let mut quiet = true;
+    for ask in list("asks") {
+        quiet = false;
+        let id = short_id(text(&ask, "checkin"));
+        let _ = writeln!(
+            out,
+            "  {} asks: “{}”",
+            name(&ask["from"]),
+            text(&ask, "ask")
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!("answer: hearth reply {id} \"...\""))
+        );
+    }
+    for h in list("handoffs") {
+        quiet = false;
+        let id = short_id(text(&h, "id"));
+        let _ = writeln!(
+            out,
+            "  {} offers you the {} stage of an item{}",
+            name(&h["from"]),
+            text(&h, "stage"),
+            h["note"]
+                .as_str()
+                .map(|n| format!(": “{n}”"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!(
+                "answer: hearth ledger accept {id} · hearth ledger counter {id} \"...\" · hearth ledger decline {id}"
+            ))
+        );
+    }
+    for a in list("replies") {
+        quiet = false;
+        let _ = writeln!(
+            out,
+            "  {} replied to your ask: “{}”",
+            name(&a["from"]),
+            text(&a, "note")
+        );
+    }
+    for a in list("received") {
+        quiet = false;
+        let what = match text(&a, "kind") {
+            "thanks" => "thanked you",
+            "repair" => "reached out to make things right",
+            _ => "saw what you did",
+        };
+        let note = a["note"]
+            .as_str()
+            .map(|n| format!(": “{n}”"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {} {what}{note}", name(&a["from"]));
+    }
+    if quiet {
+        let _ = writeln!(out, "  Nothing is waiting for you.");
+    }
+    if v["checked_in_today"].as_bool() == Some(true) {
+        let _ = writeln!(out, "  You have checked in today.");
+    } else {
+        let _ = writeln!(
+            out,
+            "  No check-in from you today yet, whenever it suits: {}",
+            style.dim("hearth checkin")
+        );
+    }
+    out
+}
+
 /// The one-paragraph answer to a write: what was saved, and a gentle signal if any.
 pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> String {
     let id = style.dim(short_id(text(r, "id")));
@@ -504,6 +590,14 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
                     "Not feeling safe matters more than any chart. Talking with someone you trust outside the two of you can help."
                 );
             }
+        }
+        "reply" => {
+            let _ = writeln!(
+                out,
+                "Your reply is on its way to {}: “{}”  {id}",
+                names.of(&r["to"]),
+                text(r, "note")
+            );
         }
         "item" => {
             let domain = text(r, "domain")

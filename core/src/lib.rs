@@ -14,3 +14,4 @@ pub mod model;
 pub mod pair;
 pub mod secrets;
 pub mod sync;
+pub mod today;

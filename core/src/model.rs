@@ -333,6 +333,8 @@ stable_keys!(
         Seen => "seen",
         /// Making things right.
         Repair => "repair",
+        /// An answer to the partner's ask on a check-in (`hearth reply`).
+        Reply => "reply",
     }
 );
 

@@ -193,6 +193,28 @@ pub enum Call {
         #[serde(default)]
         merge: bool,
     },
+    /// What waits for this person: the partner's open asks, handoffs to answer,
+    /// thank-yous and replies since they last looked, and whether they checked in today.
+    #[serde(rename = "today")]
+    Today {
+        /// The caller's UTC offset, which decides what "today" is.
+        #[serde(default)]
+        utc_offset_min: i32,
+        /// Records that the person has now looked, so the next view starts from here.
+        #[serde(default)]
+        mark_seen: bool,
+    },
+    /// Replies to the partner's ask on one of their check-ins.
+    #[serde(rename = "reply")]
+    Reply {
+        /// The check-in's id or prefix, as `today` lists it.
+        ask: String,
+        /// The reply.
+        text: String,
+        /// When.
+        #[serde(default, flatten)]
+        at: At,
+    },
     /// Insights, computed now.
     #[serde(rename = "insights")]
     Insights {

@@ -391,6 +391,38 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             include_private,
             utc_offset_min,
         } => insights(docs, weeks, include_private, utc_offset_min, now).map(Outcome::read),
+        Call::Today {
+            utc_offset_min,
+            mark_seen,
+        } => {
+            let today = When::from_utc(now, utc_offset_min).date;
+            let view = hearth_core::today::for_you(docs, today, docs.for_you_seen_at());
+            let mut value = to_json(&view);
+            value["names"] = json!(docs
+                .people()
+                .into_iter()
+                .map(|p| (p.id.to_string(), p.name))
+                .collect::<BTreeMap<_, _>>());
+            if !mark_seen {
+                return Ok(Outcome::read(value));
+            }
+            let before = docs.private.heads();
+            docs.set_for_you_seen_at(now, now).map_err(api_error)?;
+            if docs.private.heads() == before {
+                return Ok(Outcome::read(value));
+            }
+            Ok(Outcome {
+                value,
+                touched: BTreeMap::from([(docs.private.kind(), BTreeSet::new())]),
+            })
+        }
+        Call::Reply { ask, text, at } => {
+            let checkin = resolve(docs, Collection::CheckIns, &ask)?;
+            let ack = hearth_core::today::reply(docs, new_id(), checkin, &text, when(&at, now))
+                .map_err(api_error)?;
+            docs.add_ack(&ack, now).map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&ack), DocKind::Household, "acks"))
+        }
         other => Err(ApiError::new(
             ErrorCode::Invalid,
             format!(
@@ -543,7 +575,13 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
     if wants("checkins") {
         for c in docs.checkins() {
             if by(c.author) && in_range(c.when.date) {
-                let summary = format!("battery {}%{}", c.battery, tag(c.id, c.visibility));
+                // The ask is for the partner, so it shows where they look, not only in JSON.
+                let ask = c
+                    .ask
+                    .as_deref()
+                    .map(|a| format!(" · asks: “{a}”"))
+                    .unwrap_or_default();
+                let summary = format!("battery {}%{}{ask}", c.battery, tag(c.id, c.visibility));
                 entries.push((
                     c.when.at,
                     entry(

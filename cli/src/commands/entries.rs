@@ -8,8 +8,8 @@ use hearth_core::model::{
 };
 use hearthd::api::{Call, CheckinParams, MomentParams, ReflectParams};
 
-use super::{write, Io};
-use crate::args::{CheckinArgs, MomentArgs, ReflectArgs};
+use super::{write, Io, Session};
+use crate::args::{CheckinArgs, MomentArgs, ReflectArgs, ReplyArgs};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::prompt;
@@ -268,4 +268,29 @@ pub(super) fn moment(ctx: &Ctx, io: &mut Io, args: MomentArgs) -> anyhow::Result
         at,
     };
     write(ctx, io, "moment", Call::MomentAdd(params))
+}
+
+/// `hearth today`: what waits for you. Looking marks thank-yous and replies as seen.
+pub(super) fn today(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
+    let mut session = Session::open(ctx)?;
+    let view = session.call(Call::Today {
+        utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
+        mark_seen: true,
+    })?;
+    if ctx.json {
+        io.out.json(&view)?;
+    } else {
+        io.out.write(&render::for_you(&view, io.style))?;
+    }
+    Ok(())
+}
+
+/// `hearth reply ASK TEXT`.
+pub(super) fn reply(ctx: &Ctx, io: &mut Io, args: ReplyArgs) -> anyhow::Result<()> {
+    let call = Call::Reply {
+        ask: args.ask,
+        text: args.text,
+        at: args.at.resolve(),
+    };
+    write(ctx, io, "reply", call)
 }

@@ -79,6 +79,18 @@ pub(super) fn status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     if ctx.json {
         io.out.json(&status)?;
     } else {
+        // On a terminal, what waits for you comes first. A glance here does not count
+        // as looking: thank-yous stay new until `hearth today`.
+        let ready = status["person"].is_object();
+        if ready && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            if let Ok(view) = session.call(Call::Today {
+                utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
+                mark_seen: false,
+            }) {
+                io.out.write(&render::for_you(&view, io.style))?;
+                io.out.line("")?;
+            }
+        }
         io.out.write(&render::status(&status, io.style))?;
     }
     Ok(())

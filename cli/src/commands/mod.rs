@@ -45,6 +45,8 @@ fn dispatch(ctx: &Ctx, io: &mut Io, command: Command) -> anyhow::Result<()> {
         Command::Init(args) => lifecycle::init(ctx, io, args),
         Command::Daemon(cmd) => lifecycle::daemon(ctx, io, cmd),
         Command::Status => lifecycle::status(ctx, io),
+        Command::Today => entries::today(ctx, io),
+        Command::Reply(args) => entries::reply(ctx, io, args),
         Command::Checkin(args) => entries::checkin(ctx, io, args),
         Command::Reflect(args) => entries::reflect(ctx, io, args),
         Command::Moment(args) => entries::moment(ctx, io, args),
