@@ -1075,3 +1075,36 @@ fn concurrent_writers_survive_sigkill_after_the_last_ack() {
         .collect();
     assert_eq!(notes.len(), 2 * EACH);
 }
+
+/// The small things: help that says which way a rating runs, every visibility named,
+/// reflection questions in Hearth's words, a done entry named by its title, and a
+/// device name that reads right on the partner's screen.
+#[test]
+fn small_things_read_right() {
+    let env = Env::init();
+    let help = env.ok(&["checkin", "--help"]);
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "warmth (warmth or curiosity is hard to reach: 4 means very hard)",
+        "reveal-together",
+        "--share-safety",
+    ] {
+        assert!(flat.contains(needle), "{needle}: {help}");
+    }
+    let help = env.ok(&["reflect", "--help"]);
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("If you had more energy, would you want to work on this together?"),
+        "{help}"
+    );
+    assert!(!flat.contains("Would I want"), "{help}");
+
+    let item = env.json(&["ledger", "add", "Bins", "--domain", "household"]);
+    let done = env.ok(&["ledger", "done", item["id"].as_str().unwrap()]);
+    assert!(done.contains("did “Bins”"), "{done}");
+
+    let fresh = Env::new();
+    fresh.ok(&["init", "--name", "Robin"]);
+    let devices = fresh.json(&["devices", "list"]);
+    assert_eq!(devices[0]["name"], "Robin's device", "{devices}");
+}
