@@ -374,6 +374,9 @@ pub(crate) enum LedgerCommand {
     Counter(CounterArgs),
     /// Withdraw a handoff you proposed.
     Withdraw(IdArgs),
+    /// Agree with an item as it stands, its "good enough" standard included; it shows
+    /// as agreed once you both have.
+    Agree(IdArgs),
     /// Retire an item the household no longer carries.
     Retire(IdArgs),
 }

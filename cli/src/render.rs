@@ -610,6 +610,28 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
                 text(r, "title"),
                 r["weight"]
             );
+            // Stages meant for the partner are offered, not assigned: say so plainly.
+            for h in r["offered"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "Offered the {} stage to {}; it stays with you until they accept.  {}",
+                    text(h, "stage"),
+                    names.of(&h["to"]),
+                    style.dim(short_id(text(h, "id")))
+                );
+            }
+        }
+        "agreed" => {
+            let _ = writeln!(
+                out,
+                "You agreed to “{}”{}.  {id}",
+                text(r, "title"),
+                if r["agreed_by_everyone"].as_bool() == Some(true) {
+                    "; you have both agreed it now"
+                } else {
+                    "; it shows as agreed once your partner agrees too"
+                }
+            );
         }
         "retired" => {
             let _ = writeln!(out, "Retired “{}”.  {id}", text(r, "title"));
@@ -775,6 +797,29 @@ pub(crate) fn ledger_show(v: &Value, names: &Names, style: Style) -> String {
         "good enough",
         text(item, "good_enough").to_string(),
     );
+    // Agreed once everyone in the household has agreed (`hearth ledger agree`).
+    let agreed: Vec<&str> = item["agreed_by"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let everyone =
+        !names.by_id.is_empty() && names.by_id.keys().all(|p| agreed.contains(&p.as_str()));
+    let agreement = if everyone && names.by_id.len() > 1 {
+        "agreed by both of you".to_string()
+    } else {
+        let by: Vec<String> = agreed.iter().map(|p| names.name(p)).collect();
+        format!(
+            "agreed by {} so far (`hearth ledger agree` to add yours)",
+            if by.is_empty() {
+                "nobody".to_string()
+            } else {
+                by.join(" and ")
+            }
+        )
+    };
+    field(&mut out, "agreed", agreement);
 
     let done = v["done"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(out, "\n{}", style.bold("Done"));

@@ -37,8 +37,8 @@ use uuid::Uuid;
 
 use crate::model::{
     Acknowledgment, CheckIn, Device, DoneEntry, Handoff, HandoffState, ItemStatus, LedgerItem,
-    Millis, Moment, OwnParts, Pause, Person, PersonId, Reflection, TargetKind, ValidationError,
-    Visibility, SCHEMA_VERSION,
+    Millis, Moment, OwnParts, Pause, Person, PersonId, Reflection, Stage, TargetKind,
+    ValidationError, Visibility, When, SCHEMA_VERSION,
 };
 
 mod reveal;
@@ -1208,6 +1208,24 @@ impl Docs {
         Ok(item)
     }
 
+    /// Records that `by` agrees with an item as it stands, its "good enough" standard
+    /// included. It counts as agreed once everyone in the household has.
+    pub fn agree_ledger_item(
+        &mut self,
+        id: Uuid,
+        by: PersonId,
+        at: Millis,
+        now: Millis,
+    ) -> Result<(LedgerItem, bool), DocError> {
+        self.require_person("agreed by", by)?;
+        let item = self.update_ledger_item(id, now, |item| {
+            item.agreed_by.insert(by);
+            item.agreed_at = Some(at);
+        })?;
+        let everyone = self.people().iter().all(|p| item.agreed_by.contains(&p.id));
+        Ok((item, everyone))
+    }
+
     /// Records that someone did an item or a piece of unlisted work.
     pub fn add_done(&mut self, done: &DoneEntry, now: Millis) -> Result<(), DocError> {
         done.validate()?;
@@ -1273,6 +1291,56 @@ impl Docs {
         self.household.put(handoff, now)
     }
 
+    /// Adds an item, offering to other people the stages its creator would put on them.
+    ///
+    /// Putting a stage on the partner is a proposal, not an assignment: each stage of
+    /// `item.owners` held by someone other than `item.created_by` starts with the
+    /// creator, and an open handoff (ids from `handoff_ids`, in stage order) offers it to
+    /// that person, who accepts, declines or counters it. Returns the item as written and
+    /// the handoffs.
+    pub fn add_ledger_item_offering(
+        &mut self,
+        item: &LedgerItem,
+        handoff_ids: &mut dyn Iterator<Item = Uuid>,
+        when: When,
+        now: Millis,
+    ) -> Result<(LedgerItem, Vec<Handoff>), DocError> {
+        let mut kept = item.clone();
+        let mut offers = Vec::new();
+        for stage in Stage::ALL {
+            if let Some(owner) = item.owners.get(*stage) {
+                if owner != item.created_by {
+                    self.require_person("owner", owner)?;
+                    kept.owners.set(*stage, Some(item.created_by));
+                    offers.push((*stage, owner));
+                }
+            }
+        }
+        self.add_ledger_item(&kept, now)?;
+        let mut handoffs = Vec::new();
+        for (stage, to) in offers {
+            let Some(id) = handoff_ids.next() else {
+                break;
+            };
+            let handoff = Handoff {
+                id,
+                item: kept.id,
+                stage,
+                from: item.created_by,
+                to,
+                when,
+                note: None,
+                state: HandoffState::Open,
+                answered_by: None,
+                answered_at: None,
+                counter: None,
+            };
+            self.propose_handoff(&handoff, now)?;
+            handoffs.push(handoff);
+        }
+        Ok((kept, handoffs))
+    }
+
     /// One handoff.
     pub fn handoff(&self, id: Uuid) -> Result<Handoff, DocError> {
         self.household
@@ -1322,6 +1390,19 @@ impl Docs {
         now: Millis,
     ) -> Result<Handoff, DocError> {
         let mut handoff = self.handoff(id)?;
+        // A counter goes back to the one who proposed: they may accept it. The counter is
+        // in words, so accepting it records the agreement and moves no stage by itself.
+        let counter_accepted = handoff.state == HandoffState::Countered
+            && answer == HandoffState::Accepted
+            && by == handoff.from;
+        if counter_accepted {
+            handoff.state = HandoffState::Accepted;
+            handoff.answered_by = Some(by);
+            handoff.answered_at = Some(now);
+            handoff.validate()?;
+            self.household.put(&handoff, now)?;
+            return Ok(handoff);
+        }
         if handoff.state != HandoffState::Open {
             return Err(ValidationError::Invalid {
                 field: "handoff",
@@ -1652,6 +1733,45 @@ mod tests {
         assert_eq!(left.title, "Plan the week's dinners together");
         assert_eq!(left.status, ItemStatus::Paused);
         assert_eq!(da.household.heads(), db.household.heads());
+    }
+
+    #[test]
+    fn the_proposer_can_accept_a_counter_and_a_new_item_offers_the_partners_stages() {
+        let (mut da, mut db, a, b) = docs_pair();
+        // Ada adds an item meaning Bo to plan it: the plan stage is offered, not given.
+        let mut it = item(a, 50);
+        it.owners.set(Stage::Plan, Some(b));
+        let mut ids = (60u128..).map(Uuid::from_u128);
+        let (kept, offered) = da
+            .add_ledger_item_offering(&it, &mut ids, When::from_utc(0, 0), 1)
+            .unwrap();
+        assert_eq!(kept.owners.plan, Some(a));
+        assert_eq!(offered.len(), 1);
+        assert_eq!((offered[0].stage, offered[0].to), (Stage::Plan, b));
+        assert_eq!(offered[0].state, HandoffState::Open);
+        sync(&mut da.household, &mut db.household);
+        // Bo counters; Ada, who proposed, accepts the counter; nobody else can.
+        let h = offered[0].id;
+        db.answer_handoff(
+            h,
+            HandoffState::Countered,
+            b,
+            Some("I plan, you shop".into()),
+            2,
+        )
+        .unwrap();
+        sync(&mut da.household, &mut db.household);
+        assert!(db
+            .answer_handoff(h, HandoffState::Accepted, b, None, 3)
+            .is_err());
+        let done = da
+            .answer_handoff(h, HandoffState::Accepted, a, None, 3)
+            .unwrap();
+        assert_eq!(done.state, HandoffState::Accepted);
+        assert_eq!(done.answered_by, Some(a));
+        assert_eq!(done.counter.as_deref(), Some("I plan, you shop"));
+        // Words move no stage by themselves.
+        assert_eq!(da.ledger_item(it.id).unwrap().owners.plan, Some(a));
     }
 
     #[test]

@@ -124,6 +124,15 @@ pub enum Call {
     /// Answers a handoff.
     #[serde(rename = "ledger.answer")]
     LedgerAnswer(AnswerParams),
+    /// Agrees with an item as it stands, its "good enough" standard included.
+    #[serde(rename = "ledger.agree")]
+    LedgerAgree {
+        /// Id or prefix.
+        id: String,
+        /// When.
+        #[serde(default, flatten)]
+        at: At,
+    },
     /// Retires an item.
     #[serde(rename = "ledger.retire")]
     LedgerRetire {

@@ -234,8 +234,24 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 created_by: docs.me,
                 created_at: p.at.at.unwrap_or(now),
             };
-            docs.add_ledger_item(&item, now).map_err(api_error)?;
-            Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
+            let (item, offered) = docs
+                .add_ledger_item_offering(
+                    &item,
+                    &mut std::iter::repeat_with(new_id),
+                    when(&p.at, now),
+                    now,
+                )
+                .map_err(api_error)?;
+            let mut value = to_json(&item);
+            let mut outcome_kinds = BTreeSet::from(["ledger"]);
+            if !offered.is_empty() {
+                value["offered"] = to_json(&offered);
+                outcome_kinds.insert("handoffs");
+            }
+            Ok(Outcome {
+                value,
+                touched: BTreeMap::from([(DocKind::Household, outcome_kinds)]),
+            })
         }
         Call::LedgerList { all } => {
             let mut items: Vec<LedgerItem> = docs
@@ -360,6 +376,16 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                     .insert("ledger");
             }
             Ok(outcome)
+        }
+        Call::LedgerAgree { id, at } => {
+            let id = resolve(docs, Collection::Ledger, &id)?;
+            let me = docs.me;
+            let (item, everyone) = docs
+                .agree_ledger_item(id, me, at.at.unwrap_or(now), now)
+                .map_err(api_error)?;
+            let mut value = to_json(&item);
+            value["agreed_by_everyone"] = Value::Bool(everyone);
+            Ok(Outcome::wrote(value, DocKind::Household, "ledger"))
         }
         Call::LedgerRetire { id, at } => {
             let id = resolve(docs, Collection::Ledger, &id)?;

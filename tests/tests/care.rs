@@ -320,3 +320,46 @@ fn an_ask_reaches_the_partner_and_the_reply_comes_back() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("hearth today"));
 }
+
+/// Renegotiation that completes, between two real daemons: a stage meant for the partner
+/// is offered, not assigned; the partner counters; the proposer accepts the counter; and
+/// the item shows as agreed once both have agreed it.
+#[test]
+fn an_offered_stage_a_counter_accepted_and_an_item_agreed_by_both() {
+    let (a, b) = two_paired();
+    let item = hearth_json(
+        &a,
+        &[
+            "ledger",
+            "add",
+            "School forms",
+            "--domain",
+            "parenting",
+            "--stage",
+            "plan=partner",
+        ],
+    );
+    let ada = a.status().unwrap().person.unwrap().id.to_string();
+    assert_eq!(item["owners"]["plan"], ada.as_str(), "{item}");
+    let offered = item["offered"][0]["id"].as_str().unwrap().to_string();
+    wait_converged(&[&a, &b], "household").unwrap();
+
+    // Bo sees the offer in "for you" and counters it.
+    let view = hearth_json(&b, &["today"]);
+    assert_eq!(view["handoffs"][0]["id"], offered.as_str());
+    hearth(&b, &["ledger", "counter", &offered, "I plan if you sign"]);
+    wait_converged(&[&a, &b], "household").unwrap();
+
+    // Ada, who proposed, accepts the counter.
+    let accepted = hearth_json(&a, &["ledger", "accept", &offered]);
+    assert_eq!(accepted["state"], "accepted");
+    assert_eq!(accepted["answered_by"], ada.as_str());
+    assert_eq!(accepted["counter"], "I plan if you sign");
+
+    // Agreed by both, one after the other.
+    let id = item["id"].as_str().unwrap();
+    let first = hearth_json(&b, &["ledger", "agree", id]);
+    assert_eq!(first["agreed_by_everyone"], true, "{first}");
+    let shown = hearth(&b, &["ledger", "show", id]);
+    assert!(shown.contains("agreed by both of you"), "{shown}");
+}

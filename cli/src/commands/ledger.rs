@@ -91,6 +91,13 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
             let id = IdArgs { id: a.id, at: a.at };
             answer(ctx, io, id, HandoffState::Countered, Some(a.proposal))
         }
+        LedgerCommand::Agree(a) => {
+            let call = Call::LedgerAgree {
+                id: a.id,
+                at: a.at.resolve(),
+            };
+            write(ctx, io, "agreed", call)
+        }
         LedgerCommand::Retire(a) => {
             let call = Call::LedgerRetire {
                 id: a.id,
