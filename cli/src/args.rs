@@ -374,6 +374,13 @@ pub(crate) enum LedgerCommand {
     Counter(CounterArgs),
     /// Withdraw a handoff you proposed.
     Withdraw(IdArgs),
+    /// A short list of invisible work to start from; add only what is true for you.
+    Starter {
+        /// Add these, by key, without asking (comma separated): peace, moods, school,
+        /// health, dates.
+        #[arg(long, value_delimiter = ',')]
+        add: Vec<String>,
+    },
     /// Agree with an item as it stands, its "good enough" standard included; it shows
     /// as agreed once you both have.
     Agree(IdArgs),

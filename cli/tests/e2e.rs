@@ -1108,3 +1108,18 @@ fn small_things_read_right() {
     let devices = fresh.json(&["devices", "list"]);
     assert_eq!(devices[0]["name"], "Robin's device", "{devices}");
 }
+
+/// The starter list adds only what was chosen, as invisible work.
+#[test]
+fn ledger_starter_adds_only_what_was_chosen() {
+    let env = Env::init();
+    let list = env.json(&["ledger", "starter"]);
+    assert_eq!(list.as_array().unwrap().len(), 5);
+    assert!(env.json(&["ledger", "list"]).as_array().unwrap().is_empty());
+    let added = env.json(&["ledger", "starter", "--add", "peace,dates"]);
+    assert_eq!(added.as_array().unwrap().len(), 2);
+    assert_eq!(added[0]["title"], "Keeping the peace at home");
+    assert_eq!(added[0]["invisible"], true);
+    assert_eq!(env.json(&["ledger", "list"]).as_array().unwrap().len(), 2);
+    env.refuses_without_change(&[(&["ledger", "starter", "--add", "everything"], 2)]);
+}

@@ -13,5 +13,6 @@ pub mod insights;
 pub mod model;
 pub mod pair;
 pub mod secrets;
+pub mod starter;
 pub mod sync;
 pub mod today;
