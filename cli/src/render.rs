@@ -621,6 +621,36 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
                 );
             }
         }
+        "edited" => {
+            let _ = writeln!(
+                out,
+                "Changed “{}”. Agree it again together with `hearth ledger agree`.  {id}",
+                text(r, "title")
+            );
+            for h in r["offered"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "Offered the {} stage to {}; it stays where it is until they accept.  {}",
+                    text(h, "stage"),
+                    names.of(&h["to"]),
+                    style.dim(short_id(text(h, "id")))
+                );
+            }
+        }
+        "paused" => {
+            let until = r["paused_until"]
+                .as_str()
+                .map(|d| format!(" until {d}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "Paused “{}”{until}: it carries no load for now. `hearth ledger resume` brings it back.  {id}",
+                text(r, "title")
+            );
+        }
+        "resumed" => {
+            let _ = writeln!(out, "“{}” is active again.  {id}", text(r, "title"));
+        }
         "agreed" => {
             let _ = writeln!(
                 out,

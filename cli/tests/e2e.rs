@@ -1123,3 +1123,42 @@ fn ledger_starter_adds_only_what_was_chosen() {
     assert_eq!(env.json(&["ledger", "list"]).as_array().unwrap().len(), 2);
     env.refuses_without_change(&[(&["ledger", "starter", "--add", "everything"], 2)]);
 }
+
+/// Renegotiation completes: edit an item (its agreement starts again), pause it for a
+/// while (no load), and bring it back.
+#[test]
+fn ledger_edit_pause_and_resume() {
+    let env = Env::init();
+    let item = env.json(&["ledger", "add", "Bins", "--domain", "household"]);
+    let id = item["id"].as_str().unwrap().to_string();
+    let edited = env.json(&[
+        "ledger",
+        "edit",
+        &id[..8],
+        "--title",
+        "Bins and recycling",
+        "--good-enough",
+        "out by 8, rinsing optional",
+        "--weight",
+        "1",
+        "--cadence",
+        "weekly",
+    ]);
+    assert_eq!(edited["title"], "Bins and recycling");
+    assert_eq!(edited["good_enough"], "out by 8, rinsing optional");
+    assert_eq!(edited["weight"], 1);
+    assert_eq!(edited["cadence"], "weekly");
+    let paused = env.json(&["ledger", "pause", &id[..8], "--until", "2026-12-31"]);
+    assert_eq!(paused["status"], "paused");
+    assert_eq!(paused["paused_until"], "2026-12-31");
+    let human = env.ok(&["ledger", "resume", &id[..8]]);
+    assert!(human.contains("is active again"), "{human}");
+    assert_eq!(
+        env.json(&["ledger", "show", &id])["item"]["status"],
+        "active"
+    );
+    env.refuses_without_change(&[
+        (&["ledger", "edit", &id, "--weight", "5"], 2),
+        (&["ledger", "pause", "zzzz"], 3),
+    ]);
+}

@@ -822,6 +822,23 @@ pub struct BalanceInputs {
     pub handoffs: Vec<Handoff>,
 }
 
+/// What `hearth ledger edit` changes; fields left `None` stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemEdit {
+    /// A new title.
+    pub title: Option<String>,
+    /// Who should hold which stage.
+    pub owners: Vec<(Stage, PersonId)>,
+    /// A new cadence.
+    pub cadence: Option<crate::model::Cadence>,
+    /// A new weight, 1–3.
+    pub weight: Option<u8>,
+    /// New rough minutes per week.
+    pub minutes_per_week: Option<u32>,
+    /// A new "good enough" standard.
+    pub good_enough: Option<String>,
+}
+
 /// The pair of documents one device holds, with the typed API the daemon calls.
 #[derive(Debug, Clone)]
 pub struct Docs {
@@ -1208,6 +1225,105 @@ impl Docs {
         Ok(item)
     }
 
+    /// Pauses an item, "do less for now": a paused item carries no load in the
+    /// balance, and comes back with [`Docs::resume_ledger_item`].
+    pub fn pause_ledger_item(
+        &mut self,
+        id: Uuid,
+        until: Option<chrono::NaiveDate>,
+        now: Millis,
+    ) -> Result<LedgerItem, DocError> {
+        let item = self.ledger_item(id)?;
+        if item.status == ItemStatus::Retired {
+            return Err(ValidationError::Invalid {
+                field: "item",
+                reason: "this item is retired, so there is nothing to pause".into(),
+            }
+            .into());
+        }
+        self.update_ledger_item(id, now, |item| {
+            item.status = ItemStatus::Paused;
+            item.paused_until = until;
+        })
+    }
+
+    /// Brings a paused or retired item back as active.
+    pub fn resume_ledger_item(&mut self, id: Uuid, now: Millis) -> Result<LedgerItem, DocError> {
+        self.update_ledger_item(id, now, |item| {
+            item.status = ItemStatus::Active;
+            item.paused_until = None;
+        })
+    }
+
+    /// Edits an item. Stages put on someone other than `by` are offered to them as open
+    /// handoffs (ids from `handoff_ids`) rather than assigned; stages `by` takes on are
+    /// set at once. Any edit changes what was agreed, so the agreement starts again
+    /// with `by` alone.
+    #[allow(clippy::too_many_arguments)]
+    pub fn edit_ledger_item(
+        &mut self,
+        id: Uuid,
+        edit: &ItemEdit,
+        by: PersonId,
+        handoff_ids: &mut dyn Iterator<Item = Uuid>,
+        when: When,
+        now: Millis,
+    ) -> Result<(LedgerItem, Vec<Handoff>), DocError> {
+        let mut offers = Vec::new();
+        for (stage, owner) in &edit.owners {
+            self.require_person("owner", *owner)?;
+            if *owner != by {
+                offers.push((*stage, *owner));
+            }
+        }
+        let item = self.update_ledger_item(id, now, |item| {
+            if let Some(title) = &edit.title {
+                item.title = title.trim().to_string();
+            }
+            if let Some(cadence) = edit.cadence {
+                item.cadence = Some(cadence);
+            }
+            if let Some(weight) = edit.weight {
+                item.weight = weight;
+            }
+            if let Some(minutes) = edit.minutes_per_week {
+                item.minutes_per_week = Some(minutes);
+            }
+            if let Some(good_enough) = &edit.good_enough {
+                item.good_enough = good_enough.trim().to_string();
+            }
+            for (stage, owner) in &edit.owners {
+                if *owner == by {
+                    item.owners.set(*stage, Some(by));
+                }
+            }
+            item.agreed_by = std::collections::BTreeSet::from([by]);
+            item.agreed_at = Some(when.at);
+        })?;
+        let mut handoffs = Vec::new();
+        for (stage, to) in offers {
+            let Some(hid) = handoff_ids.next() else {
+                break;
+            };
+            let handoff = Handoff {
+                id: hid,
+                item: id,
+                stage,
+                from: by,
+                to,
+                when,
+                note: None,
+                state: HandoffState::Open,
+                answered_by: None,
+                answered_at: None,
+                counter: None,
+            };
+            self.propose_handoff(&handoff, now)?;
+            handoffs.push(handoff);
+        }
+        Ok((item, handoffs))
+    }
+
     /// Records that `by` agrees with an item as it stands, its "good enough" standard
     /// included. It counts as agreed once everyone in the household has.
     pub fn agree_ledger_item(
@@ -1528,6 +1644,7 @@ mod tests {
             agreed_at: None,
             created_by: by,
             created_at: 1000,
+            paused_until: None,
         }
     }
 
@@ -1772,6 +1889,30 @@ mod tests {
         assert_eq!(done.counter.as_deref(), Some("I plan, you shop"));
         // Words move no stage by themselves.
         assert_eq!(da.ledger_item(it.id).unwrap().owners.plan, Some(a));
+
+        // An edit that puts a stage on Bo offers it; one Ada takes is hers at once; the
+        // agreement starts again with her alone.
+        da.agree_ledger_item(it.id, b, 4, 4).unwrap();
+        let edit = ItemEdit {
+            good_enough: Some("Signed by Friday".into()),
+            owners: vec![(Stage::Do, b), (Stage::FollowUp, a)],
+            ..ItemEdit::default()
+        };
+        let (edited, offered) = da
+            .edit_ledger_item(it.id, &edit, a, &mut ids, When::from_utc(5, 0), 5)
+            .unwrap();
+        assert_eq!(edited.good_enough, "Signed by Friday");
+        assert_eq!(edited.owners.do_, Some(a));
+        assert_eq!(edited.owners.follow_up, Some(a));
+        assert_eq!(edited.agreed_by, BTreeSet::from([a]));
+        assert_eq!((offered[0].stage, offered[0].to), (Stage::Do, b));
+        // Paused items carry no load until resumed.
+        let paused = da.pause_ledger_item(it.id, None, 6).unwrap();
+        assert_eq!(paused.status, ItemStatus::Paused);
+        assert_eq!(
+            da.resume_ledger_item(it.id, 7).unwrap().status,
+            ItemStatus::Active
+        );
     }
 
     #[test]

@@ -124,6 +124,24 @@ pub enum Call {
     /// Answers a handoff.
     #[serde(rename = "ledger.answer")]
     LedgerAnswer(AnswerParams),
+    /// Edits an item; stages put on the partner are offered to them as handoffs.
+    #[serde(rename = "ledger.edit")]
+    LedgerEdit(LedgerEditParams),
+    /// Pauses an item ("do less for now"), optionally until a date.
+    #[serde(rename = "ledger.pause")]
+    LedgerPause {
+        /// Id or prefix.
+        id: String,
+        /// The day it is meant to come back.
+        #[serde(default)]
+        until: Option<chrono::NaiveDate>,
+    },
+    /// Brings a paused or retired item back.
+    #[serde(rename = "ledger.resume")]
+    LedgerResume {
+        /// Id or prefix.
+        id: String,
+    },
     /// Agrees with an item as it stands, its "good enough" standard included.
     #[serde(rename = "ledger.agree")]
     LedgerAgree {
@@ -282,6 +300,34 @@ pub enum Call {
         #[serde(default)]
         confirm: bool,
     },
+}
+
+/// Parameters of `ledger.edit`; fields left out stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LedgerEditParams {
+    /// Id or prefix.
+    pub id: String,
+    /// A new title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Who should hold which stage.
+    #[serde(default)]
+    pub owners: BTreeMap<Stage, PersonRef>,
+    /// A new cadence.
+    #[serde(default)]
+    pub cadence: Option<Cadence>,
+    /// A new weight, 1–3.
+    #[serde(default)]
+    pub weight: Option<u8>,
+    /// New rough minutes per week.
+    #[serde(default)]
+    pub minutes_per_week: Option<u32>,
+    /// A new "good enough" standard.
+    #[serde(default)]
+    pub good_enough: Option<String>,
+    /// When.
+    #[serde(default, flatten)]
+    pub at: At,
 }
 
 /// Parameters of `checkin.add`.

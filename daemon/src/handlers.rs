@@ -233,6 +233,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 agreed_at: Some(p.at.at.unwrap_or(now)),
                 created_by: docs.me,
                 created_at: p.at.at.unwrap_or(now),
+                paused_until: None,
             };
             let (item, offered) = docs
                 .add_ledger_item_offering(
@@ -376,6 +377,52 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                     .insert("ledger");
             }
             Ok(outcome)
+        }
+        Call::LedgerEdit(p) => {
+            let id = resolve(docs, Collection::Ledger, &p.id)?;
+            let mut owners = Vec::new();
+            for (stage, who) in &p.owners {
+                owners.push((*stage, resolve_person(docs, who)?));
+            }
+            let edit = hearth_core::doc::ItemEdit {
+                title: p.title.filter(|t| !t.trim().is_empty()),
+                owners,
+                cadence: p.cadence,
+                weight: p.weight,
+                minutes_per_week: p.minutes_per_week,
+                good_enough: p.good_enough,
+            };
+            let me = docs.me;
+            let (item, offered) = docs
+                .edit_ledger_item(
+                    id,
+                    &edit,
+                    me,
+                    &mut std::iter::repeat_with(new_id),
+                    when(&p.at, now),
+                    now,
+                )
+                .map_err(api_error)?;
+            let mut value = to_json(&item);
+            let mut kinds = BTreeSet::from(["ledger"]);
+            if !offered.is_empty() {
+                value["offered"] = to_json(&offered);
+                kinds.insert("handoffs");
+            }
+            Ok(Outcome {
+                value,
+                touched: BTreeMap::from([(DocKind::Household, kinds)]),
+            })
+        }
+        Call::LedgerPause { id, until } => {
+            let id = resolve(docs, Collection::Ledger, &id)?;
+            let item = docs.pause_ledger_item(id, until, now).map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
+        }
+        Call::LedgerResume { id } => {
+            let id = resolve(docs, Collection::Ledger, &id)?;
+            let item = docs.resume_ledger_item(id, now).map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
         }
         Call::LedgerAgree { id, at } => {
             let id = resolve(docs, Collection::Ledger, &id)?;

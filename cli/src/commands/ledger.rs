@@ -91,6 +91,23 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
             let id = IdArgs { id: a.id, at: a.at };
             answer(ctx, io, id, HandoffState::Countered, Some(a.proposal))
         }
+        LedgerCommand::Edit(a) => {
+            let params = hearthd::api::LedgerEditParams {
+                id: a.id,
+                title: a.title,
+                owners: a.stages.into_iter().collect(),
+                cadence: a.cadence,
+                weight: a.weight,
+                minutes_per_week: a.minutes,
+                good_enough: a.good_enough,
+                at: a.at.resolve(),
+            };
+            write(ctx, io, "edited", Call::LedgerEdit(params))
+        }
+        LedgerCommand::Pause { id, until } => {
+            write(ctx, io, "paused", Call::LedgerPause { id, until })
+        }
+        LedgerCommand::Resume { id } => write(ctx, io, "resumed", Call::LedgerResume { id }),
         LedgerCommand::Starter { add } => starter(ctx, io, add),
         LedgerCommand::Agree(a) => {
             let call = Call::LedgerAgree {
