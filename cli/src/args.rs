@@ -69,6 +69,8 @@ pub(crate) enum Command {
     /// What waits for you: your partner's asks, handoffs to answer, thank-yous since
     /// you last looked, and whether you checked in today.
     Today,
+    /// A weekly walk for the two of you, about 15 minutes, in the order of recovery.
+    Together,
     /// Reply to your partner's ask, as `hearth today` lists it.
     Reply(ReplyArgs),
     /// Record how you are doing today.

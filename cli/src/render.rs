@@ -511,6 +511,21 @@ pub(crate) fn for_you(v: &Value, style: Style) -> String {
     out
 }
 
+/// One step of `hearth together`.
+pub(crate) fn together_step(n: usize, step: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{}",
+        style.bold(&format!("{n}. {}", text(step, "title")))
+    );
+    let _ = writeln!(out, "   {}", text(step, "text"));
+    if let Some(prompt) = step["prompt"].as_str() {
+        let _ = writeln!(out, "   {} {prompt}", style.dim("To start:"));
+    }
+    out
+}
+
 /// The one-paragraph answer to a write: what was saved, and a gentle signal if any.
 pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> String {
     let id = style.dim(short_id(text(r, "id")));

@@ -1162,3 +1162,48 @@ fn ledger_edit_pause_and_resume() {
         (&["ledger", "pause", "zzzz"], 3),
     ]);
 }
+
+/// The weekly walk, driven by a script through `--json`, and in full without a terminal.
+#[test]
+fn together_walks_the_order_of_recovery() {
+    let env = Env::init();
+    env.ok(&[
+        "checkin",
+        "--battery",
+        "30",
+        "--basics",
+        "sleep=partly,safety=no",
+    ]);
+    env.ok(&["ledger", "add", "School forms", "--domain", "parenting"]);
+    let walk = env.json(&["together"]);
+    let keys: Vec<&str> = walk["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["basics", "moment", "ledger", "good-enough", "support"]
+    );
+    assert_eq!(walk["minutes"], 15);
+    assert!(walk["steps"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("sleep fell short"));
+    assert!(walk["steps"][1]["prompt"].is_string());
+    assert!(walk["steps"][2]["text"]
+        .as_str()
+        .unwrap()
+        .contains("School forms"));
+    assert!(walk["closing"]
+        .as_str()
+        .unwrap()
+        .contains("reveal-together"));
+    let human = env.ok(&["together"]);
+    let lower = human.to_lowercase();
+    for word in ["streak", "%", "safe"] {
+        assert!(!lower.contains(word), "{word}: {human}");
+    }
+    assert!(human.contains("5. Support from outside"), "{human}");
+}

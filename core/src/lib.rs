@@ -16,3 +16,4 @@ pub mod secrets;
 pub mod starter;
 pub mod sync;
 pub mod today;
+pub mod together;

@@ -231,6 +231,13 @@ pub enum Call {
         #[serde(default)]
         mark_seen: bool,
     },
+    /// The weekly walk for the two of you (`hearth together`).
+    #[serde(rename = "together")]
+    Together {
+        /// The caller's UTC offset, which decides what "today" is.
+        #[serde(default)]
+        utc_offset_min: i32,
+    },
     /// Replies to the partner's ask on one of their check-ins.
     #[serde(rename = "reply")]
     Reply {

@@ -489,6 +489,12 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 touched: BTreeMap::from([(docs.private.kind(), BTreeSet::new())]),
             })
         }
+        Call::Together { utc_offset_min } => {
+            let today = When::from_utc(now, utc_offset_min).date;
+            Ok(Outcome::read(to_json(&hearth_core::together::together(
+                docs, today,
+            ))))
+        }
         Call::Reply { ask, text, at } => {
             let checkin = resolve(docs, Collection::CheckIns, &ask)?;
             let ack = hearth_core::today::reply(docs, new_id(), checkin, &text, when(&at, now))

@@ -294,3 +294,34 @@ pub(super) fn reply(ctx: &Ctx, io: &mut Io, args: ReplyArgs) -> anyhow::Result<(
     };
     write(ctx, io, "reply", call)
 }
+
+/// `hearth together`: the weekly walk. On a terminal, one step at a time, at your pace;
+/// otherwise (and with `--json`) every step at once, for scripts.
+pub(super) fn together(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
+    let mut session = Session::open(ctx)?;
+    let walk = session.call(Call::Together {
+        utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
+    })?;
+    if ctx.json {
+        io.out.json(&walk)?;
+        return Ok(());
+    }
+    let steps = walk["steps"].as_array().cloned().unwrap_or_default();
+    let interactive = prompt::interactive();
+    io.out.line(&format!(
+        "Together, about {} minutes. Take the steps in order; skip any that do not fit today.",
+        walk["minutes"].as_u64().unwrap_or(15)
+    ))?;
+    for (n, step) in steps.iter().enumerate() {
+        io.out
+            .write(&render::together_step(n + 1, step, io.style))?;
+        io.out.flush()?;
+        if interactive && n + 1 < steps.len() {
+            // Nothing is recorded here: Enter only moves on when you are ready.
+            prompt::read_line("Enter when you are ready for the next step… ")?;
+        }
+    }
+    io.out.line("")?;
+    io.out.line(walk["closing"].as_str().unwrap_or_default())?;
+    Ok(())
+}

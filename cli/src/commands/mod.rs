@@ -46,6 +46,7 @@ fn dispatch(ctx: &Ctx, io: &mut Io, command: Command) -> anyhow::Result<()> {
         Command::Daemon(cmd) => lifecycle::daemon(ctx, io, cmd),
         Command::Status => lifecycle::status(ctx, io),
         Command::Today => entries::today(ctx, io),
+        Command::Together => entries::together(ctx, io),
         Command::Reply(args) => entries::reply(ctx, io, args),
         Command::Checkin(args) => entries::checkin(ctx, io, args),
         Command::Reflect(args) => entries::reflect(ctx, io, args),
