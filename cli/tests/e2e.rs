@@ -1207,3 +1207,22 @@ fn together_walks_the_order_of_recovery() {
     }
     assert!(human.contains("5. Support from outside"), "{human}");
 }
+
+/// `together_day` in config.toml: `status` mentions the walk on that day only.
+#[test]
+fn status_mentions_the_together_day_on_that_day() {
+    use chrono::Datelike;
+    let env = Env::init();
+    let today = chrono::Local::now().weekday();
+    env.write_file("config.toml", &format!("together_day = \"{today}\"\n"));
+    let shown = env.ok(&["status"]);
+    assert!(shown.contains("hearth together"), "{shown}");
+    env.write_file(
+        "config.toml",
+        &format!("together_day = \"{}\"\n", today.succ()),
+    );
+    assert!(!env.ok(&["status"]).contains("hearth together"));
+    env.write_file("config.toml", "together_day = \"someday\"\n");
+    let err = env.fails(&["status"], 3);
+    assert!(err.contains("weekday"), "{err}");
+}

@@ -92,6 +92,15 @@ pub(super) fn status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
             }
         }
         io.out.write(&render::status(&status, io.style))?;
+        // The weekly walk, on the day you chose; a gentle mention, never a count.
+        let config = hearthd::config::Config::load(&ctx.paths.config())?;
+        if ready && config.together_day == Some(chrono::Datelike::weekday(&chrono::Local::now())) {
+            io.out.line("")?;
+            io.out.line(&format!(
+                "Today is your day for a walk together, whenever it suits you both: {}",
+                io.style.cmd("hearth together")
+            ))?;
+        }
     }
     Ok(())
 }
