@@ -1226,3 +1226,110 @@ fn status_mentions_the_together_day_on_that_day() {
     let err = env.fails(&["status"], 3);
     assert!(err.contains("weekday"), "{err}");
 }
+
+/// Runs `hearth` on a pseudo-terminal (through util-linux `script`), typing `keys`;
+/// returns everything the terminal showed. `None` when `script` is not installed.
+fn on_terminal(env: &Env, args: &[&str], keys: &str) -> Option<String> {
+    use std::io::Write;
+    let which = Command::new("script").arg("--version").output().ok()?;
+    if !which.status.success() {
+        return None;
+    }
+    let mut line = format!("{HEARTH} --data-dir '{}'", s(env.path()));
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("HEARTH_LISTEN", "127.0.0.1:0")
+        .env("HEARTH_DISCOVERY", "off")
+        .env_remove("HEARTH_DATA_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Give the prompts a moment to appear, then type, one key at a time.
+    for key in keys.chars() {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let mut buf = [0u8; 4];
+        // A closed pipe means the command has ended; what it showed tells why.
+        if stdin
+            .write_all(key.encode_utf8(&mut buf).as_bytes())
+            .and_then(|()| stdin.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    Some(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// On a terminal, a shared note is shown before it is saved, with the reminder that the
+/// partner will read it, and the author can keep the whole check-in private instead.
+#[test]
+fn a_shared_note_is_shown_before_it_is_saved_on_a_terminal() {
+    let env = Env::init();
+    let Some(screen) = on_terminal(
+        &env,
+        &[
+            "checkin",
+            "--battery",
+            "15",
+            "--note",
+            "scared after the argument",
+        ],
+        "3\r",
+    ) else {
+        eprintln!("skipped: util-linux script is not installed");
+        return;
+    };
+    assert!(screen.contains("Your partner will read this"), "{screen}");
+    assert!(screen.contains("scared after the argument"), "{screen}");
+    let log = env.json(&["log", "--kind", "checkin"]);
+    assert_eq!(log[0]["record"]["visibility"], "private", "{screen}");
+}
+
+/// On a terminal, the check-in asks once whether to share the answers on feeling safe
+/// and on wishing for relief; keeping them is the default.
+#[test]
+fn the_terminal_asks_once_whether_to_share_safety_answers() {
+    let env = Env::init();
+    // battery; four signs; body; sleep, food, rest; note; ask; visibility; then the
+    // question about safety: the default, keep them.
+    let keys = "15\r\r\r\r\r\r\r\r\r\r\r\r\r";
+    let Some(screen) = on_terminal(
+        &env,
+        &["checkin", "--basics", "safety=no", "--sign", "relief=3"],
+        keys,
+    ) else {
+        eprintln!("skipped: util-linux script is not installed");
+        return;
+    };
+    // Asked once: the question, then the line that folds it away with the answer.
+    assert_eq!(
+        screen.matches("Share them this time?").count(),
+        2,
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Feeling safe comes before anything else"),
+        "{screen}"
+    );
+    let log = env.json(&["log", "--kind", "checkin"]);
+    let record = &log[0]["record"];
+    assert_eq!(record["visibility"], "shared", "{screen}");
+    assert_eq!(
+        record["kept_to_self"],
+        json!(["safety", "relief"]),
+        "{screen}"
+    );
+}
