@@ -1333,3 +1333,28 @@ fn the_terminal_asks_once_whether_to_share_safety_answers() {
         "{screen}"
     );
 }
+
+/// The weekly walk on a terminal: one step at a time, Enter to move on, nothing saved.
+#[test]
+fn together_on_a_terminal_goes_one_step_at_a_time() {
+    let env = Env::init();
+    let before = env.snapshot();
+    let Some(screen) = on_terminal(&env, &["together"], "\r\r\r\r") else {
+        eprintln!("skipped: util-linux script is not installed");
+        return;
+    };
+    assert_eq!(
+        screen.matches("Enter when you are ready").count(),
+        4,
+        "{screen}"
+    );
+    for title in [
+        "1. The basics",
+        "2. One small moment",
+        "5. Support from outside",
+    ] {
+        assert!(screen.contains(title), "{title}: {screen}");
+    }
+    assert!(screen.contains("reveal-together"), "{screen}");
+    assert_eq!(env.snapshot(), before, "the walk records nothing");
+}
