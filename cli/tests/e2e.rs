@@ -1358,3 +1358,19 @@ fn together_on_a_terminal_goes_one_step_at_a_time() {
     assert!(screen.contains("reveal-together"), "{screen}");
     assert_eq!(env.snapshot(), before, "the walk records nothing");
 }
+
+/// On a terminal, `status` starts with what waits for you; through a pipe it does not.
+#[test]
+fn status_on_a_terminal_starts_with_for_you() {
+    let env = Env::init();
+    let Some(screen) = on_terminal(&env, &["status"], "") else {
+        eprintln!("skipped: util-linux script is not installed");
+        return;
+    };
+    assert!(screen.trim_start().contains("For you"), "{screen}");
+    assert!(
+        screen.contains("No check-in from you today yet"),
+        "{screen}"
+    );
+    assert!(!env.ok(&["status"]).contains("For you"));
+}
