@@ -496,6 +496,23 @@ pub(crate) fn for_you(v: &Value, style: Style) -> String {
             .unwrap_or_default();
         let _ = writeln!(out, "  {} {what}{note}", name(&a["from"]));
     }
+    for item in list("paused_due") {
+        quiet = false;
+        let id = short_id(text(&item, "id"));
+        let _ = writeln!(
+            out,
+            "  “{}” was paused until {}: look at it again together?",
+            text(&item, "title"),
+            text(&item, "paused_until")
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!(
+                "hearth ledger resume {id} · hearth ledger pause {id} --until DATE"
+            ))
+        );
+    }
     if quiet {
         let _ = writeln!(out, "  Nothing is waiting for you.");
     }

@@ -1151,6 +1151,14 @@ fn ledger_edit_pause_and_resume() {
     let paused = env.json(&["ledger", "pause", &id[..8], "--until", "2026-12-31"]);
     assert_eq!(paused["status"], "paused");
     assert_eq!(paused["paused_until"], "2026-12-31");
+    // Once its day has come, "for you" brings it up again.
+    env.json(&["ledger", "pause", &id[..8], "--until", "2020-01-01"]);
+    let view = env.json(&["today"]);
+    assert_eq!(
+        view["paused_due"][0]["title"], "Bins and recycling",
+        "{view}"
+    );
+    assert!(env.ok(&["today"]).contains("was paused until 2020-01-01"));
     let human = env.ok(&["ledger", "resume", &id[..8]]);
     assert!(human.contains("is active again"), "{human}");
     assert_eq!(

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::doc::{DocError, Docs};
 use crate::model::{
-    AckKind, Acknowledgment, Handoff, HandoffState, Millis, PersonId, Target, TargetKind,
-    ValidationError, When,
+    AckKind, Acknowledgment, Handoff, HandoffState, ItemStatus, LedgerItem, Millis, PersonId,
+    Target, TargetKind, ValidationError, When,
 };
 
 /// How many days an ask stays open without a reply: after a week it has most likely
@@ -58,6 +58,8 @@ pub struct ForYou {
     pub since: Option<Millis>,
     /// Whether this person has checked in today (any visibility).
     pub checked_in_today: bool,
+    /// Paused items whose "until" day has come: time to look at them again.
+    pub paused_due: Vec<LedgerItem>,
 }
 
 /// The key, at the root of this person's private document, of when they last looked at
@@ -152,6 +154,11 @@ pub fn for_you(docs: &Docs, today: NaiveDate, since: Option<Millis>) -> ForYou {
     let checked_in_today = checkins
         .iter()
         .any(|c| c.author == me && c.when.date == today);
+    let paused_due: Vec<LedgerItem> = docs
+        .ledger_items()
+        .into_iter()
+        .filter(|i| i.status == ItemStatus::Paused && i.paused_until.is_some_and(|d| d <= today))
+        .collect();
     ForYou {
         person: me,
         today,
@@ -161,6 +168,7 @@ pub fn for_you(docs: &Docs, today: NaiveDate, since: Option<Millis>) -> ForYou {
         replies,
         since,
         checked_in_today,
+        paused_due,
     }
 }
 
