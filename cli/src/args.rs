@@ -66,6 +66,13 @@ pub(crate) enum Command {
     Daemon(DaemonCommand),
     /// Show the data directory, the daemon, the documents and any partner devices.
     Status,
+    /// What waits for you: your partner's asks, handoffs to answer, thank-yous since
+    /// you last looked, and whether you checked in today.
+    Today,
+    /// A weekly walk for the two of you, about 15 minutes, in the order of recovery.
+    Together,
+    /// Reply to your partner's ask, as `hearth today` lists it.
+    Reply(ReplyArgs),
     /// Record how you are doing today.
     Checkin(CheckinArgs),
     /// Answer the three questions that tell depletion apart from a deeper mismatch.
@@ -276,6 +283,17 @@ pub(crate) struct AtArg {
     pub(crate) at: Option<AtValue>,
 }
 
+/// `hearth reply`.
+#[derive(Debug, Args)]
+pub(crate) struct ReplyArgs {
+    /// The ask's id (a few characters are enough), as `hearth today` shows it.
+    pub(crate) ask: String,
+    /// Your answer, such as "I'll take bedtime".
+    pub(crate) text: String,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
 /// `hearth checkin`.
 #[derive(Debug, Args)]
 pub(crate) struct CheckinArgs {
@@ -364,6 +382,32 @@ pub(crate) enum LedgerCommand {
     Counter(CounterArgs),
     /// Withdraw a handoff you proposed.
     Withdraw(IdArgs),
+    /// Change an item: title, who holds which stage, cadence, weight, minutes or the
+    /// "good enough" standard. A stage put on your partner is offered to them.
+    Edit(LedgerEditArgs),
+    /// Do less for now: pause an item, so it carries no load until it is resumed.
+    Pause {
+        /// Id or a unique prefix of it.
+        id: String,
+        /// The day it is meant to come back, such as 2026-12-31.
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        until: Option<NaiveDate>,
+    },
+    /// Bring a paused or retired item back.
+    Resume {
+        /// Id or a unique prefix of it.
+        id: String,
+    },
+    /// A short list of invisible work to start from; add only what is true for you.
+    Starter {
+        /// Add these, by key, without asking (comma separated): peace, moods, school,
+        /// health, dates.
+        #[arg(long, value_delimiter = ',')]
+        add: Vec<String>,
+    },
+    /// Agree with an item as it stands, its "good enough" standard included; it shows
+    /// as agreed once you both have.
+    Agree(IdArgs),
     /// Retire an item the household no longer carries.
     Retire(IdArgs),
 }
@@ -470,6 +514,34 @@ pub(crate) struct LedgerHandoffArgs {
 pub(crate) struct IdArgs {
     /// Id or a unique prefix of it.
     pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth ledger edit`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerEditArgs {
+    /// Id or a unique prefix of it.
+    pub(crate) id: String,
+    /// A new title.
+    #[arg(long)]
+    pub(crate) title: Option<String>,
+    /// Who holds one stage: notice=me, plan=partner, ... (repeatable); a stage put on
+    /// your partner is offered to them as a handoff.
+    #[arg(long = "stage", value_name = "STAGE=PERSON", value_delimiter = ',', value_parser = parse_stage_owner)]
+    pub(crate) stages: Vec<(Stage, String)>,
+    /// daily, weekly, monthly or occasional.
+    #[arg(long, value_parser = parse_key::<Cadence>)]
+    pub(crate) cadence: Option<Cadence>,
+    /// How heavy it feels, 1 to 3.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub(crate) weight: Option<u8>,
+    /// Rough minutes per week.
+    #[arg(long)]
+    pub(crate) minutes: Option<u32>,
+    /// The "good enough" standard; both of you agree it again with `ledger agree`.
+    #[arg(long)]
+    pub(crate) good_enough: Option<String>,
     #[command(flatten)]
     pub(crate) at: AtArg,
 }

@@ -476,6 +476,124 @@ fn sealed_note(out: &mut String, r: &Value) {
     }
 }
 
+/// "For you" (`hearth today`, and the top of `hearth status` on a terminal): a few lines,
+/// each with the one command that answers it.
+pub(crate) fn for_you(v: &Value, style: Style) -> String {
+    let name = |id: &Value| {
+        id.as_str()
+            .and_then(|id| v["names"][id].as_str())
+            .unwrap_or("your partner")
+            .to_string()
+    };
+    let list = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", style.bold("For you"));
+    let mut quiet = true;
+    for ask in list("asks") {
+        quiet = false;
+        let id = short_id(text(&ask, "checkin"));
+        let _ = writeln!(
+            out,
+            "  {} asks: “{}”",
+            name(&ask["from"]),
+            text(&ask, "ask")
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!("answer: hearth reply {id} \"...\""))
+        );
+    }
+    for h in list("handoffs") {
+        quiet = false;
+        let id = short_id(text(&h, "id"));
+        let _ = writeln!(
+            out,
+            "  {} offers you the {} stage of an item{}",
+            name(&h["from"]),
+            text(&h, "stage"),
+            h["note"]
+                .as_str()
+                .map(|n| format!(": “{n}”"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!(
+                "answer: hearth ledger accept {id} · hearth ledger counter {id} \"...\" · hearth ledger decline {id}"
+            ))
+        );
+    }
+    for a in list("replies") {
+        quiet = false;
+        let _ = writeln!(
+            out,
+            "  {} replied to your ask: “{}”",
+            name(&a["from"]),
+            text(&a, "note")
+        );
+    }
+    for a in list("received") {
+        quiet = false;
+        let what = match text(&a, "kind") {
+            "thanks" => "thanked you",
+            "repair" => "reached out to make things right",
+            _ => "saw what you did",
+        };
+        let note = a["note"]
+            .as_str()
+            .map(|n| format!(": “{n}”"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {} {what}{note}", name(&a["from"]));
+    }
+    for item in list("paused_due") {
+        quiet = false;
+        let id = short_id(text(&item, "id"));
+        let _ = writeln!(
+            out,
+            "  “{}” was paused until {}: look at it again together?",
+            text(&item, "title"),
+            text(&item, "paused_until")
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!(
+                "hearth ledger resume {id} · hearth ledger pause {id} --until DATE"
+            ))
+        );
+    }
+    if quiet {
+        let _ = writeln!(out, "  Nothing is waiting for you.");
+    }
+    if v["checked_in_today"].as_bool() == Some(true) {
+        let _ = writeln!(out, "  You have checked in today.");
+    } else {
+        let _ = writeln!(
+            out,
+            "  No check-in from you today yet, whenever it suits: {}",
+            style.dim("hearth checkin")
+        );
+    }
+    out
+}
+
+/// One step of `hearth together`.
+pub(crate) fn together_step(n: usize, step: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{}",
+        style.bold(&format!("{n}. {}", text(step, "title")))
+    );
+    let _ = writeln!(out, "   {}", text(step, "text"));
+    if let Some(prompt) = step["prompt"].as_str() {
+        let _ = writeln!(out, "   {} {prompt}", style.dim("To start:"));
+    }
+    out
+}
+
 /// The one-paragraph answer to a write: what was saved, and a gentle signal if any.
 pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> String {
     let id = style.dim(short_id(text(r, "id")));
@@ -556,6 +674,14 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
                 );
             }
         }
+        "reply" => {
+            let _ = writeln!(
+                out,
+                "Your reply is on its way to {}: “{}”  {id}",
+                names.of(&r["to"]),
+                text(r, "note")
+            );
+        }
         "item" => {
             let domain = text(r, "domain")
                 .parse::<Domain>()
@@ -566,6 +692,58 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
                 "Added “{}” ({domain}, weight {}).  {id}",
                 text(r, "title"),
                 r["weight"]
+            );
+            // Stages meant for the partner are offered, not assigned: say so plainly.
+            for h in r["offered"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "Offered the {} stage to {}; it stays with you until they accept.  {}",
+                    text(h, "stage"),
+                    names.of(&h["to"]),
+                    style.dim(short_id(text(h, "id")))
+                );
+            }
+        }
+        "edited" => {
+            let _ = writeln!(
+                out,
+                "Changed “{}”. Agree it again together with `hearth ledger agree`.  {id}",
+                text(r, "title")
+            );
+            for h in r["offered"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "Offered the {} stage to {}; it stays where it is until they accept.  {}",
+                    text(h, "stage"),
+                    names.of(&h["to"]),
+                    style.dim(short_id(text(h, "id")))
+                );
+            }
+        }
+        "paused" => {
+            let until = r["paused_until"]
+                .as_str()
+                .map(|d| format!(" until {d}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "Paused “{}”{until}: it carries no load for now. `hearth ledger resume` brings it back.  {id}",
+                text(r, "title")
+            );
+        }
+        "resumed" => {
+            let _ = writeln!(out, "“{}” is active again.  {id}", text(r, "title"));
+        }
+        "agreed" => {
+            let _ = writeln!(
+                out,
+                "You agreed to “{}”{}.  {id}",
+                text(r, "title"),
+                if r["agreed_by_everyone"].as_bool() == Some(true) {
+                    "; you have both agreed it now"
+                } else {
+                    "; it shows as agreed once your partner agrees too"
+                }
             );
         }
         "retired" => {
@@ -732,6 +910,29 @@ pub(crate) fn ledger_show(v: &Value, names: &Names, style: Style) -> String {
         "good enough",
         text(item, "good_enough").to_string(),
     );
+    // Agreed once everyone in the household has agreed (`hearth ledger agree`).
+    let agreed: Vec<&str> = item["agreed_by"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let everyone =
+        !names.by_id.is_empty() && names.by_id.keys().all(|p| agreed.contains(&p.as_str()));
+    let agreement = if everyone && names.by_id.len() > 1 {
+        "agreed by both of you".to_string()
+    } else {
+        let by: Vec<String> = agreed.iter().map(|p| names.name(p)).collect();
+        format!(
+            "agreed by {} so far (`hearth ledger agree` to add yours)",
+            if by.is_empty() {
+                "nobody".to_string()
+            } else {
+                by.join(" and ")
+            }
+        )
+    };
+    field(&mut out, "agreed", agreement);
 
     let done = v["done"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(out, "\n{}", style.bold("Done"));

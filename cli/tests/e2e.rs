@@ -1099,3 +1099,310 @@ fn concurrent_writers_survive_sigkill_after_the_last_ack() {
         .collect();
     assert_eq!(notes.len(), 2 * EACH);
 }
+
+/// The small things: help that says which way a rating runs, every visibility named,
+/// reflection questions in Hearth's words, a done entry named by its title, and a
+/// device name that reads right on the partner's screen.
+#[test]
+fn small_things_read_right() {
+    let env = Env::init();
+    let help = env.ok(&["checkin", "--help"]);
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "warmth (warmth or curiosity is hard to reach: 4 means very hard)",
+        "reveal-together",
+        "--share-safety",
+    ] {
+        assert!(flat.contains(needle), "{needle}: {help}");
+    }
+    let help = env.ok(&["reflect", "--help"]);
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("If you had more energy, would you want to work on this together?"),
+        "{help}"
+    );
+    assert!(!flat.contains("Would I want"), "{help}");
+
+    let item = env.json(&["ledger", "add", "Bins", "--domain", "household"]);
+    let done = env.ok(&["ledger", "done", item["id"].as_str().unwrap()]);
+    assert!(done.contains("did “Bins”"), "{done}");
+
+    let fresh = Env::new();
+    fresh.ok(&["init", "--name", "Robin"]);
+    let devices = fresh.json(&["devices", "list"]);
+    assert_eq!(devices[0]["name"], "Robin's device", "{devices}");
+}
+
+/// The starter list adds only what was chosen, as invisible work.
+#[test]
+fn ledger_starter_adds_only_what_was_chosen() {
+    let env = Env::init();
+    let list = env.json(&["ledger", "starter"]);
+    assert_eq!(list.as_array().unwrap().len(), 5);
+    assert!(env.json(&["ledger", "list"]).as_array().unwrap().is_empty());
+    let added = env.json(&["ledger", "starter", "--add", "peace,dates"]);
+    assert_eq!(added.as_array().unwrap().len(), 2);
+    assert_eq!(added[0]["title"], "Keeping the peace at home");
+    assert_eq!(added[0]["invisible"], true);
+    assert_eq!(env.json(&["ledger", "list"]).as_array().unwrap().len(), 2);
+    env.refuses_without_change(&[(&["ledger", "starter", "--add", "everything"], 2)]);
+}
+
+/// Renegotiation completes: edit an item (its agreement starts again), pause it for a
+/// while (no load), and bring it back.
+#[test]
+fn ledger_edit_pause_and_resume() {
+    let env = Env::init();
+    let item = env.json(&["ledger", "add", "Bins", "--domain", "household"]);
+    let id = item["id"].as_str().unwrap().to_string();
+    let edited = env.json(&[
+        "ledger",
+        "edit",
+        &id[..8],
+        "--title",
+        "Bins and recycling",
+        "--good-enough",
+        "out by 8, rinsing optional",
+        "--weight",
+        "1",
+        "--cadence",
+        "weekly",
+    ]);
+    assert_eq!(edited["title"], "Bins and recycling");
+    assert_eq!(edited["good_enough"], "out by 8, rinsing optional");
+    assert_eq!(edited["weight"], 1);
+    assert_eq!(edited["cadence"], "weekly");
+    let paused = env.json(&["ledger", "pause", &id[..8], "--until", "2026-12-31"]);
+    assert_eq!(paused["status"], "paused");
+    assert_eq!(paused["paused_until"], "2026-12-31");
+    // Once its day has come, "for you" brings it up again.
+    env.json(&["ledger", "pause", &id[..8], "--until", "2020-01-01"]);
+    let view = env.json(&["today"]);
+    assert_eq!(
+        view["paused_due"][0]["title"], "Bins and recycling",
+        "{view}"
+    );
+    assert!(env.ok(&["today"]).contains("was paused until 2020-01-01"));
+    let human = env.ok(&["ledger", "resume", &id[..8]]);
+    assert!(human.contains("is active again"), "{human}");
+    assert_eq!(
+        env.json(&["ledger", "show", &id])["item"]["status"],
+        "active"
+    );
+    env.refuses_without_change(&[
+        (&["ledger", "edit", &id, "--weight", "5"], 2),
+        (&["ledger", "pause", "zzzz"], 3),
+    ]);
+}
+
+/// The weekly walk, driven by a script through `--json`, and in full without a terminal.
+#[test]
+fn together_walks_the_order_of_recovery() {
+    let env = Env::init();
+    env.ok(&[
+        "checkin",
+        "--battery",
+        "30",
+        "--basics",
+        "sleep=partly,safety=no",
+    ]);
+    env.ok(&["ledger", "add", "School forms", "--domain", "parenting"]);
+    let walk = env.json(&["together"]);
+    let keys: Vec<&str> = walk["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["basics", "moment", "ledger", "good-enough", "support"]
+    );
+    assert_eq!(walk["minutes"], 15);
+    assert!(walk["steps"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("sleep fell short"));
+    assert!(walk["steps"][1]["prompt"].is_string());
+    assert!(walk["steps"][2]["text"]
+        .as_str()
+        .unwrap()
+        .contains("School forms"));
+    assert!(walk["closing"]
+        .as_str()
+        .unwrap()
+        .contains("reveal-together"));
+    let human = env.ok(&["together"]);
+    let lower = human.to_lowercase();
+    for word in ["streak", "%", "safe"] {
+        assert!(!lower.contains(word), "{word}: {human}");
+    }
+    assert!(human.contains("5. Support from outside"), "{human}");
+}
+
+/// `together_day` in config.toml: `status` mentions the walk on that day only.
+#[test]
+fn status_mentions_the_together_day_on_that_day() {
+    use chrono::Datelike;
+    let env = Env::init();
+    let today = chrono::Local::now().weekday();
+    env.write_file("config.toml", &format!("together_day = \"{today}\"\n"));
+    let shown = env.ok(&["status"]);
+    assert!(shown.contains("hearth together"), "{shown}");
+    env.write_file(
+        "config.toml",
+        &format!("together_day = \"{}\"\n", today.succ()),
+    );
+    assert!(!env.ok(&["status"]).contains("hearth together"));
+    env.write_file("config.toml", "together_day = \"someday\"\n");
+    let err = env.fails(&["status"], 3);
+    assert!(err.contains("weekday"), "{err}");
+}
+
+/// Runs `hearth` on a pseudo-terminal (through util-linux `script`), typing `keys`;
+/// returns everything the terminal showed. `None` when `script` is not installed.
+fn on_terminal(env: &Env, args: &[&str], keys: &str) -> Option<String> {
+    use std::io::Write;
+    let which = Command::new("script").arg("--version").output().ok()?;
+    if !which.status.success() {
+        return None;
+    }
+    let mut line = format!("{HEARTH} --data-dir '{}'", s(env.path()));
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("HEARTH_LISTEN", "127.0.0.1:0")
+        .env("HEARTH_DISCOVERY", "off")
+        .env_remove("HEARTH_DATA_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Give the prompts a moment to appear, then type, one key at a time.
+    for key in keys.chars() {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let mut buf = [0u8; 4];
+        // A closed pipe means the command has ended; what it showed tells why.
+        if stdin
+            .write_all(key.encode_utf8(&mut buf).as_bytes())
+            .and_then(|()| stdin.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    Some(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// On a terminal, a shared note is shown before it is saved, with the reminder that the
+/// partner will read it, and the author can keep the whole check-in private instead.
+#[test]
+fn a_shared_note_is_shown_before_it_is_saved_on_a_terminal() {
+    let env = Env::init();
+    let Some(screen) = on_terminal(
+        &env,
+        &[
+            "checkin",
+            "--battery",
+            "15",
+            "--note",
+            "scared after the argument",
+        ],
+        "3\r",
+    ) else {
+        eprintln!("skipped: util-linux script is not installed");
+        return;
+    };
+    assert!(screen.contains("Your partner will read this"), "{screen}");
+    assert!(screen.contains("scared after the argument"), "{screen}");
+    let log = env.json(&["log", "--kind", "checkin"]);
+    assert_eq!(log[0]["record"]["visibility"], "private", "{screen}");
+}
+
+/// On a terminal, the check-in asks once whether to share the answers on feeling safe
+/// and on wishing for relief; keeping them is the default.
+#[test]
+fn the_terminal_asks_once_whether_to_share_safety_answers() {
+    let env = Env::init();
+    // battery; four signs; body; sleep, food, rest; note; ask; visibility; then the
+    // question about safety: the default, keep them.
+    let keys = "15\r\r\r\r\r\r\r\r\r\r\r\r\r";
+    let Some(screen) = on_terminal(
+        &env,
+        &["checkin", "--basics", "safety=no", "--sign", "relief=3"],
+        keys,
+    ) else {
+        eprintln!("skipped: util-linux script is not installed");
+        return;
+    };
+    // Asked once: the question, then the line that folds it away with the answer.
+    assert_eq!(
+        screen.matches("Share them this time?").count(),
+        2,
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Feeling safe comes before anything else"),
+        "{screen}"
+    );
+    let log = env.json(&["log", "--kind", "checkin"]);
+    let record = &log[0]["record"];
+    assert_eq!(record["visibility"], "shared", "{screen}");
+    assert_eq!(
+        record["kept_to_self"],
+        json!(["safety", "relief"]),
+        "{screen}"
+    );
+}
+
+/// The weekly walk on a terminal: one step at a time, Enter to move on, nothing saved.
+#[test]
+fn together_on_a_terminal_goes_one_step_at_a_time() {
+    let env = Env::init();
+    let before = env.snapshot();
+    let Some(screen) = on_terminal(&env, &["together"], "\r\r\r\r") else {
+        eprintln!("skipped: util-linux script is not installed");
+        return;
+    };
+    assert_eq!(
+        screen.matches("Enter when you are ready").count(),
+        4,
+        "{screen}"
+    );
+    for title in [
+        "1. The basics",
+        "2. One small moment",
+        "5. Support from outside",
+    ] {
+        assert!(screen.contains(title), "{title}: {screen}");
+    }
+    assert!(screen.contains("reveal-together"), "{screen}");
+    assert_eq!(env.snapshot(), before, "the walk records nothing");
+}
+
+/// On a terminal, `status` starts with what waits for you; through a pipe it does not.
+#[test]
+fn status_on_a_terminal_starts_with_for_you() {
+    let env = Env::init();
+    let Some(screen) = on_terminal(&env, &["status"], "") else {
+        eprintln!("skipped: util-linux script is not installed");
+        return;
+    };
+    assert!(screen.trim_start().contains("For you"), "{screen}");
+    assert!(
+        screen.contains("No check-in from you today yet"),
+        "{screen}"
+    );
+    assert!(!env.ok(&["status"]).contains("For you"));
+}

@@ -37,8 +37,8 @@ use uuid::Uuid;
 
 use crate::model::{
     Acknowledgment, CheckIn, Device, DoneEntry, Handoff, HandoffState, ItemStatus, LedgerItem,
-    Millis, Moment, OwnParts, Pause, Person, PersonId, Reflection, TargetKind, ValidationError,
-    Visibility, SCHEMA_VERSION,
+    Millis, Moment, OwnParts, Pause, Person, PersonId, Reflection, Stage, TargetKind,
+    ValidationError, Visibility, When, SCHEMA_VERSION,
 };
 use crate::roster;
 
@@ -823,6 +823,23 @@ pub struct BalanceInputs {
     pub handoffs: Vec<Handoff>,
 }
 
+/// What `hearth ledger edit` changes; fields left `None` stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemEdit {
+    /// A new title.
+    pub title: Option<String>,
+    /// Who should hold which stage.
+    pub owners: Vec<(Stage, PersonId)>,
+    /// A new cadence.
+    pub cadence: Option<crate::model::Cadence>,
+    /// A new weight, 1–3.
+    pub weight: Option<u8>,
+    /// New rough minutes per week.
+    pub minutes_per_week: Option<u32>,
+    /// A new "good enough" standard.
+    pub good_enough: Option<String>,
+}
+
 /// The pair of documents one device holds, with the typed API the daemon calls.
 #[derive(Debug, Clone)]
 pub struct Docs {
@@ -1311,9 +1328,8 @@ impl Docs {
         };
         match serde_json::from_str::<OwnParts>(json) {
             Ok(own) => checkin.merge_own(own),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the answers kept to this person")
-            }
+            // The parser's message can quote the value, which is an answer: log none of it.
+            Err(_) => tracing::warn!("could not read the answers a check-in's author kept"),
         }
         checkin
     }
@@ -1410,6 +1426,123 @@ impl Docs {
         Ok(item)
     }
 
+    /// Pauses an item, "do less for now": a paused item carries no load in the
+    /// balance, and comes back with [`Docs::resume_ledger_item`].
+    pub fn pause_ledger_item(
+        &mut self,
+        id: Uuid,
+        until: Option<chrono::NaiveDate>,
+        now: Millis,
+    ) -> Result<LedgerItem, DocError> {
+        let item = self.ledger_item(id)?;
+        if item.status == ItemStatus::Retired {
+            return Err(ValidationError::Invalid {
+                field: "item",
+                reason: "this item is retired, so there is nothing to pause".into(),
+            }
+            .into());
+        }
+        self.update_ledger_item(id, now, |item| {
+            item.status = ItemStatus::Paused;
+            item.paused_until = until;
+        })
+    }
+
+    /// Brings a paused or retired item back as active.
+    pub fn resume_ledger_item(&mut self, id: Uuid, now: Millis) -> Result<LedgerItem, DocError> {
+        self.update_ledger_item(id, now, |item| {
+            item.status = ItemStatus::Active;
+            item.paused_until = None;
+        })
+    }
+
+    /// Edits an item. Stages put on someone other than `by` are offered to them as open
+    /// handoffs (ids from `handoff_ids`) rather than assigned; stages `by` takes on are
+    /// set at once. Any edit changes what was agreed, so the agreement starts again
+    /// with `by` alone.
+    #[allow(clippy::too_many_arguments)]
+    pub fn edit_ledger_item(
+        &mut self,
+        id: Uuid,
+        edit: &ItemEdit,
+        by: PersonId,
+        handoff_ids: &mut dyn Iterator<Item = Uuid>,
+        when: When,
+        now: Millis,
+    ) -> Result<(LedgerItem, Vec<Handoff>), DocError> {
+        let mut offers = Vec::new();
+        for (stage, owner) in &edit.owners {
+            self.require_person("owner", *owner)?;
+            if *owner != by {
+                offers.push((*stage, *owner));
+            }
+        }
+        let item = self.update_ledger_item(id, now, |item| {
+            if let Some(title) = &edit.title {
+                item.title = title.trim().to_string();
+            }
+            if let Some(cadence) = edit.cadence {
+                item.cadence = Some(cadence);
+            }
+            if let Some(weight) = edit.weight {
+                item.weight = weight;
+            }
+            if let Some(minutes) = edit.minutes_per_week {
+                item.minutes_per_week = Some(minutes);
+            }
+            if let Some(good_enough) = &edit.good_enough {
+                item.good_enough = good_enough.trim().to_string();
+            }
+            for (stage, owner) in &edit.owners {
+                if *owner == by {
+                    item.owners.set(*stage, Some(by));
+                }
+            }
+            item.agreed_by = std::collections::BTreeSet::from([by]);
+            item.agreed_at = Some(when.at);
+        })?;
+        let mut handoffs = Vec::new();
+        for (stage, to) in offers {
+            let Some(hid) = handoff_ids.next() else {
+                break;
+            };
+            let handoff = Handoff {
+                id: hid,
+                item: id,
+                stage,
+                from: by,
+                to,
+                when,
+                note: None,
+                state: HandoffState::Open,
+                answered_by: None,
+                answered_at: None,
+                counter: None,
+            };
+            self.propose_handoff(&handoff, now)?;
+            handoffs.push(handoff);
+        }
+        Ok((item, handoffs))
+    }
+
+    /// Records that `by` agrees with an item as it stands, its "good enough" standard
+    /// included. It counts as agreed once everyone in the household has.
+    pub fn agree_ledger_item(
+        &mut self,
+        id: Uuid,
+        by: PersonId,
+        at: Millis,
+        now: Millis,
+    ) -> Result<(LedgerItem, bool), DocError> {
+        self.require_person("agreed by", by)?;
+        let item = self.update_ledger_item(id, now, |item| {
+            item.agreed_by.insert(by);
+            item.agreed_at = Some(at);
+        })?;
+        let everyone = self.people().iter().all(|p| item.agreed_by.contains(&p.id));
+        Ok((item, everyone))
+    }
+
     /// Records that someone did an item or a piece of unlisted work.
     pub fn add_done(&mut self, done: &DoneEntry, now: Millis) -> Result<(), DocError> {
         done.validate()?;
@@ -1475,6 +1608,56 @@ impl Docs {
         self.household.put(handoff, now)
     }
 
+    /// Adds an item, offering to other people the stages its creator would put on them.
+    ///
+    /// Putting a stage on the partner is a proposal, not an assignment: each stage of
+    /// `item.owners` held by someone other than `item.created_by` starts with the
+    /// creator, and an open handoff (ids from `handoff_ids`, in stage order) offers it to
+    /// that person, who accepts, declines or counters it. Returns the item as written and
+    /// the handoffs.
+    pub fn add_ledger_item_offering(
+        &mut self,
+        item: &LedgerItem,
+        handoff_ids: &mut dyn Iterator<Item = Uuid>,
+        when: When,
+        now: Millis,
+    ) -> Result<(LedgerItem, Vec<Handoff>), DocError> {
+        let mut kept = item.clone();
+        let mut offers = Vec::new();
+        for stage in Stage::ALL {
+            if let Some(owner) = item.owners.get(*stage) {
+                if owner != item.created_by {
+                    self.require_person("owner", owner)?;
+                    kept.owners.set(*stage, Some(item.created_by));
+                    offers.push((*stage, owner));
+                }
+            }
+        }
+        self.add_ledger_item(&kept, now)?;
+        let mut handoffs = Vec::new();
+        for (stage, to) in offers {
+            let Some(id) = handoff_ids.next() else {
+                break;
+            };
+            let handoff = Handoff {
+                id,
+                item: kept.id,
+                stage,
+                from: item.created_by,
+                to,
+                when,
+                note: None,
+                state: HandoffState::Open,
+                answered_by: None,
+                answered_at: None,
+                counter: None,
+            };
+            self.propose_handoff(&handoff, now)?;
+            handoffs.push(handoff);
+        }
+        Ok((kept, handoffs))
+    }
+
     /// One handoff.
     pub fn handoff(&self, id: Uuid) -> Result<Handoff, DocError> {
         self.household
@@ -1524,6 +1707,19 @@ impl Docs {
         now: Millis,
     ) -> Result<Handoff, DocError> {
         let mut handoff = self.handoff(id)?;
+        // A counter goes back to the one who proposed: they may accept it. The counter is
+        // in words, so accepting it records the agreement and moves no stage by itself.
+        let counter_accepted = handoff.state == HandoffState::Countered
+            && answer == HandoffState::Accepted
+            && by == handoff.from;
+        if counter_accepted {
+            handoff.state = HandoffState::Accepted;
+            handoff.answered_by = Some(by);
+            handoff.answered_at = Some(now);
+            handoff.validate()?;
+            self.household.put(&handoff, now)?;
+            return Ok(handoff);
+        }
         if handoff.state != HandoffState::Open {
             return Err(ValidationError::Invalid {
                 field: "handoff",
@@ -1649,6 +1845,7 @@ mod tests {
             agreed_at: None,
             created_by: by,
             created_at: 1000,
+            paused_until: None,
         }
     }
 
@@ -1854,6 +2051,69 @@ mod tests {
         assert_eq!(left.title, "Plan the week's dinners together");
         assert_eq!(left.status, ItemStatus::Paused);
         assert_eq!(da.household.heads(), db.household.heads());
+    }
+
+    #[test]
+    fn the_proposer_can_accept_a_counter_and_a_new_item_offers_the_partners_stages() {
+        let (mut da, mut db, a, b) = docs_pair();
+        // Ada adds an item meaning Bo to plan it: the plan stage is offered, not given.
+        let mut it = item(a, 50);
+        it.owners.set(Stage::Plan, Some(b));
+        let mut ids = (60u128..).map(Uuid::from_u128);
+        let (kept, offered) = da
+            .add_ledger_item_offering(&it, &mut ids, When::from_utc(0, 0), 1)
+            .unwrap();
+        assert_eq!(kept.owners.plan, Some(a));
+        assert_eq!(offered.len(), 1);
+        assert_eq!((offered[0].stage, offered[0].to), (Stage::Plan, b));
+        assert_eq!(offered[0].state, HandoffState::Open);
+        sync(&mut da.household, &mut db.household);
+        // Bo counters; Ada, who proposed, accepts the counter; nobody else can.
+        let h = offered[0].id;
+        db.answer_handoff(
+            h,
+            HandoffState::Countered,
+            b,
+            Some("I plan, you shop".into()),
+            2,
+        )
+        .unwrap();
+        sync(&mut da.household, &mut db.household);
+        assert!(db
+            .answer_handoff(h, HandoffState::Accepted, b, None, 3)
+            .is_err());
+        let done = da
+            .answer_handoff(h, HandoffState::Accepted, a, None, 3)
+            .unwrap();
+        assert_eq!(done.state, HandoffState::Accepted);
+        assert_eq!(done.answered_by, Some(a));
+        assert_eq!(done.counter.as_deref(), Some("I plan, you shop"));
+        // Words move no stage by themselves.
+        assert_eq!(da.ledger_item(it.id).unwrap().owners.plan, Some(a));
+
+        // An edit that puts a stage on Bo offers it; one Ada takes is hers at once; the
+        // agreement starts again with her alone.
+        da.agree_ledger_item(it.id, b, 4, 4).unwrap();
+        let edit = ItemEdit {
+            good_enough: Some("Signed by Friday".into()),
+            owners: vec![(Stage::Do, b), (Stage::FollowUp, a)],
+            ..ItemEdit::default()
+        };
+        let (edited, offered) = da
+            .edit_ledger_item(it.id, &edit, a, &mut ids, When::from_utc(5, 0), 5)
+            .unwrap();
+        assert_eq!(edited.good_enough, "Signed by Friday");
+        assert_eq!(edited.owners.do_, Some(a));
+        assert_eq!(edited.owners.follow_up, Some(a));
+        assert_eq!(edited.agreed_by, BTreeSet::from([a]));
+        assert_eq!((offered[0].stage, offered[0].to), (Stage::Do, b));
+        // Paused items carry no load until resumed.
+        let paused = da.pause_ledger_item(it.id, None, 6).unwrap();
+        assert_eq!(paused.status, ItemStatus::Paused);
+        assert_eq!(
+            da.resume_ledger_item(it.id, 7).unwrap().status,
+            ItemStatus::Active
+        );
     }
 
     #[test]

@@ -14,7 +14,10 @@ pub mod model;
 pub mod pair;
 pub mod roster;
 pub mod secrets;
+pub mod starter;
 pub mod sync;
+pub mod today;
+pub mod together;
 
 /// A fixed description of a JSON error, for errors that may reach a log. serde's own
 /// messages quote the offending value (`invalid type: string "…", expected …`), which

@@ -333,6 +333,8 @@ stable_keys!(
         Seen => "seen",
         /// Making things right.
         Repair => "repair",
+        /// An answer to the partner's ask on a check-in (`hearth reply`).
+        Reply => "reply",
     }
 );
 
@@ -627,6 +629,10 @@ pub struct LedgerItem {
     pub created_by: PersonId,
     /// When it was added.
     pub created_at: Millis,
+    /// For a paused item ("do less for now"), the day it is meant to come back, if one
+    /// was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<chrono::NaiveDate>,
 }
 
 /// Someone did a listed item, or a piece of unlisted invisible work.
@@ -1095,6 +1101,7 @@ mod tests {
             agreed_at: None,
             created_by: Uuid::nil(),
             created_at: 0,
+            paused_until: None,
         };
         assert!(matches!(
             item.validate(),

@@ -75,6 +75,7 @@ fn item(id: Uuid, by: PersonId, title: &str) -> LedgerItem {
         agreed_at: Some(T0),
         created_by: by,
         created_at: T0,
+        paused_until: None,
     }
 }
 

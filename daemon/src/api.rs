@@ -124,6 +124,33 @@ pub enum Call {
     /// Answers a handoff.
     #[serde(rename = "ledger.answer")]
     LedgerAnswer(AnswerParams),
+    /// Edits an item; stages put on the partner are offered to them as handoffs.
+    #[serde(rename = "ledger.edit")]
+    LedgerEdit(LedgerEditParams),
+    /// Pauses an item ("do less for now"), optionally until a date.
+    #[serde(rename = "ledger.pause")]
+    LedgerPause {
+        /// Id or prefix.
+        id: String,
+        /// The day it is meant to come back.
+        #[serde(default)]
+        until: Option<chrono::NaiveDate>,
+    },
+    /// Brings a paused or retired item back.
+    #[serde(rename = "ledger.resume")]
+    LedgerResume {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Agrees with an item as it stands, its "good enough" standard included.
+    #[serde(rename = "ledger.agree")]
+    LedgerAgree {
+        /// Id or prefix.
+        id: String,
+        /// When.
+        #[serde(default, flatten)]
+        at: At,
+    },
     /// Retires an item.
     #[serde(rename = "ledger.retire")]
     LedgerRetire {
@@ -219,6 +246,35 @@ pub enum Call {
         #[serde(default)]
         merge: bool,
     },
+    /// What waits for this person: the partner's open asks, handoffs to answer,
+    /// thank-yous and replies since they last looked, and whether they checked in today.
+    #[serde(rename = "today")]
+    Today {
+        /// The caller's UTC offset, which decides what "today" is.
+        #[serde(default)]
+        utc_offset_min: i32,
+        /// Records that the person has now looked, so the next view starts from here.
+        #[serde(default)]
+        mark_seen: bool,
+    },
+    /// The weekly walk for the two of you (`hearth together`).
+    #[serde(rename = "together")]
+    Together {
+        /// The caller's UTC offset, which decides what "today" is.
+        #[serde(default)]
+        utc_offset_min: i32,
+    },
+    /// Replies to the partner's ask on one of their check-ins.
+    #[serde(rename = "reply")]
+    Reply {
+        /// The check-in's id or prefix, as `today` lists it.
+        ask: String,
+        /// The reply.
+        text: String,
+        /// When.
+        #[serde(default, flatten)]
+        at: At,
+    },
     /// Insights, computed now.
     #[serde(rename = "insights")]
     Insights {
@@ -266,6 +322,34 @@ pub enum Call {
         #[serde(default)]
         confirm: bool,
     },
+}
+
+/// Parameters of `ledger.edit`; fields left out stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LedgerEditParams {
+    /// Id or prefix.
+    pub id: String,
+    /// A new title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Who should hold which stage.
+    #[serde(default)]
+    pub owners: BTreeMap<Stage, PersonRef>,
+    /// A new cadence.
+    #[serde(default)]
+    pub cadence: Option<Cadence>,
+    /// A new weight, 1–3.
+    #[serde(default)]
+    pub weight: Option<u8>,
+    /// New rough minutes per week.
+    #[serde(default)]
+    pub minutes_per_week: Option<u32>,
+    /// A new "good enough" standard.
+    #[serde(default)]
+    pub good_enough: Option<String>,
+    /// When.
+    #[serde(default, flatten)]
+    pub at: At,
 }
 
 /// Parameters of `checkin.add`.

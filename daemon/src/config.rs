@@ -62,6 +62,9 @@ pub struct Config {
     pub mdns_interfaces: Vec<String>,
     /// Log filter, as in `RUST_LOG` (`HEARTH_LOG` overrides it).
     pub log: Option<String>,
+    /// The weekday of your weekly walk (`hearth together`), such as `sunday`: on that
+    /// day `hearth status` mentions it. Off when unset; it never counts anything.
+    pub together_day: Option<chrono::Weekday>,
 }
 
 impl Default for Config {
@@ -74,6 +77,7 @@ impl Default for Config {
             discovery: "mdns".into(),
             mdns_interfaces: Vec::new(),
             log: None,
+            together_day: None,
         }
     }
 }

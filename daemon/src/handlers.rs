@@ -233,9 +233,26 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 agreed_at: Some(p.at.at.unwrap_or(now)),
                 created_by: docs.me,
                 created_at: p.at.at.unwrap_or(now),
+                paused_until: None,
             };
-            docs.add_ledger_item(&item, now).map_err(api_error)?;
-            Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
+            let (item, offered) = docs
+                .add_ledger_item_offering(
+                    &item,
+                    &mut std::iter::repeat_with(new_id),
+                    when(&p.at, now),
+                    now,
+                )
+                .map_err(api_error)?;
+            let mut value = to_json(&item);
+            let mut outcome_kinds = BTreeSet::from(["ledger"]);
+            if !offered.is_empty() {
+                value["offered"] = to_json(&offered);
+                outcome_kinds.insert("handoffs");
+            }
+            Ok(Outcome {
+                value,
+                touched: BTreeMap::from([(DocKind::Household, outcome_kinds)]),
+            })
         }
         Call::LedgerList { all } => {
             let mut items: Vec<LedgerItem> = docs
@@ -361,6 +378,62 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             }
             Ok(outcome)
         }
+        Call::LedgerEdit(p) => {
+            let id = resolve(docs, Collection::Ledger, &p.id)?;
+            let mut owners = Vec::new();
+            for (stage, who) in &p.owners {
+                owners.push((*stage, resolve_person(docs, who)?));
+            }
+            let edit = hearth_core::doc::ItemEdit {
+                title: p.title.filter(|t| !t.trim().is_empty()),
+                owners,
+                cadence: p.cadence,
+                weight: p.weight,
+                minutes_per_week: p.minutes_per_week,
+                good_enough: p.good_enough,
+            };
+            let me = docs.me;
+            let (item, offered) = docs
+                .edit_ledger_item(
+                    id,
+                    &edit,
+                    me,
+                    &mut std::iter::repeat_with(new_id),
+                    when(&p.at, now),
+                    now,
+                )
+                .map_err(api_error)?;
+            let mut value = to_json(&item);
+            let mut kinds = BTreeSet::from(["ledger"]);
+            if !offered.is_empty() {
+                value["offered"] = to_json(&offered);
+                kinds.insert("handoffs");
+            }
+            Ok(Outcome {
+                value,
+                touched: BTreeMap::from([(DocKind::Household, kinds)]),
+            })
+        }
+        Call::LedgerPause { id, until } => {
+            let id = resolve(docs, Collection::Ledger, &id)?;
+            let item = docs.pause_ledger_item(id, until, now).map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
+        }
+        Call::LedgerResume { id } => {
+            let id = resolve(docs, Collection::Ledger, &id)?;
+            let item = docs.resume_ledger_item(id, now).map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
+        }
+        Call::LedgerAgree { id, at } => {
+            let id = resolve(docs, Collection::Ledger, &id)?;
+            let me = docs.me;
+            let (item, everyone) = docs
+                .agree_ledger_item(id, me, at.at.unwrap_or(now), now)
+                .map_err(api_error)?;
+            let mut value = to_json(&item);
+            value["agreed_by_everyone"] = Value::Bool(everyone);
+            Ok(Outcome::wrote(value, DocKind::Household, "ledger"))
+        }
         Call::LedgerRetire { id, at } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
             let item = docs
@@ -397,6 +470,44 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             include_private,
             utc_offset_min,
         } => insights(docs, weeks, include_private, utc_offset_min, now).map(Outcome::read),
+        Call::Today {
+            utc_offset_min,
+            mark_seen,
+        } => {
+            let today = When::from_utc(now, utc_offset_min).date;
+            let view = hearth_core::today::for_you(docs, today, docs.for_you_seen_at());
+            let mut value = to_json(&view);
+            value["names"] = json!(docs
+                .people()
+                .into_iter()
+                .map(|p| (p.id.to_string(), p.name))
+                .collect::<BTreeMap<_, _>>());
+            if !mark_seen {
+                return Ok(Outcome::read(value));
+            }
+            let before = docs.private.heads();
+            docs.set_for_you_seen_at(now, now).map_err(api_error)?;
+            if docs.private.heads() == before {
+                return Ok(Outcome::read(value));
+            }
+            Ok(Outcome {
+                value,
+                touched: BTreeMap::from([(docs.private.kind(), BTreeSet::new())]),
+            })
+        }
+        Call::Together { utc_offset_min } => {
+            let today = When::from_utc(now, utc_offset_min).date;
+            Ok(Outcome::read(to_json(&hearth_core::together::together(
+                docs, today,
+            ))))
+        }
+        Call::Reply { ask, text, at } => {
+            let checkin = resolve(docs, Collection::CheckIns, &ask)?;
+            let ack = hearth_core::today::reply(docs, new_id(), checkin, &text, when(&at, now))
+                .map_err(api_error)?;
+            docs.add_ack(&ack, now).map_err(api_error)?;
+            Ok(Outcome::wrote(to_json(&ack), DocKind::Household, "acks"))
+        }
         other => Err(ApiError::new(
             ErrorCode::Invalid,
             format!(
@@ -647,7 +758,13 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
     if wants("checkins") {
         for c in docs.checkins() {
             if by(c.author) && in_range(c.when.date) {
-                let summary = format!("battery {}%{}", c.battery, tag(c.id, c.visibility));
+                // The ask is for the partner, so it shows where they look, not only in JSON.
+                let ask = c
+                    .ask
+                    .as_deref()
+                    .map(|a| format!(" · asks: “{a}”"))
+                    .unwrap_or_default();
+                let summary = format!("battery {}%{}{ask}", c.battery, tag(c.id, c.visibility));
                 entries.push((
                     c.when.at,
                     entry(

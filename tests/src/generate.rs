@@ -932,6 +932,7 @@ impl Generator {
                 agreed_at: Some(created_at),
                 created_by,
                 created_at,
+                paused_until: None,
             };
             self.items.push(ItemState {
                 id: item.id,

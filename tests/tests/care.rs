@@ -254,3 +254,112 @@ fn a_shared_reflection_never_shows_its_safety_answer_to_the_partner() {
     let own = hearth(&b, &["insights"]);
     assert!(own.contains("emotionally safe"), "{own}");
 }
+
+/// The reply loop between two real daemons: Ada asks in a check-in, Bo sees the ask in
+/// `hearth today` and answers with `hearth reply`, and the answer reaches Ada's "for you".
+#[test]
+fn an_ask_reaches_the_partner_and_the_reply_comes_back() {
+    let (a, b) = two_paired();
+    hearth(
+        &a,
+        &[
+            "checkin",
+            "--battery",
+            "22",
+            "--ask",
+            "Could you take bedtime tonight?",
+        ],
+    );
+    wait_converged(&[&a, &b], "household").unwrap();
+
+    // 1. Bo's "for you" shows the ask, with the command that answers it.
+    let view = hearth_json(&b, &["today"]);
+    assert_eq!(view["asks"][0]["ask"], "Could you take bedtime tonight?");
+    assert_eq!(view["checked_in_today"], false);
+    let human = hearth(&b, &["today"]);
+    assert!(
+        human.contains("Ada asks: “Could you take bedtime tonight?”"),
+        "{human}"
+    );
+    let log = hearth(&b, &["log"]);
+    assert!(
+        log.contains("asks: “Could you take bedtime tonight?”"),
+        "{log}"
+    );
+    let id = view["asks"][0]["checkin"].as_str().unwrap()[..8].to_string();
+    assert!(human.contains(&format!("hearth reply {id}")), "{human}");
+
+    // 2. Bo replies; the ask is answered on his side.
+    let sent = hearth_json(&b, &["reply", &id, "I'll take bedtime"]);
+    assert_eq!(sent["kind"], "reply");
+    assert!(hearth_json(&b, &["today"])["asks"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    wait_converged(&[&a, &b], "household").unwrap();
+
+    // 3. Ada sees the reply once, as new, then it is seen.
+    let human = hearth(&a, &["today"]);
+    assert!(
+        human.contains("Bo replied to your ask: “I'll take bedtime”"),
+        "{human}"
+    );
+    assert!(human.contains("You have checked in today."), "{human}");
+    let again = hearth_json(&a, &["today"]);
+    assert!(again["replies"].as_array().unwrap().is_empty(), "{again}");
+
+    // 4. Nobody replies to their own ask.
+    let out = std::process::Command::new(workspace_binary("hearth").unwrap())
+        .arg("--data-dir")
+        .arg(&a.paths.data_dir)
+        .args(["reply", &id, "me again"])
+        .stdin(std::process::Stdio::null())
+        .env("HEARTH_DISCOVERY", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hearth today"));
+}
+
+/// Renegotiation that completes, between two real daemons: a stage meant for the partner
+/// is offered, not assigned; the partner counters; the proposer accepts the counter; and
+/// the item shows as agreed once both have agreed it.
+#[test]
+fn an_offered_stage_a_counter_accepted_and_an_item_agreed_by_both() {
+    let (a, b) = two_paired();
+    let item = hearth_json(
+        &a,
+        &[
+            "ledger",
+            "add",
+            "School forms",
+            "--domain",
+            "parenting",
+            "--stage",
+            "plan=partner",
+        ],
+    );
+    let ada = a.status().unwrap().person.unwrap().id.to_string();
+    assert_eq!(item["owners"]["plan"], ada.as_str(), "{item}");
+    let offered = item["offered"][0]["id"].as_str().unwrap().to_string();
+    wait_converged(&[&a, &b], "household").unwrap();
+
+    // Bo sees the offer in "for you" and counters it.
+    let view = hearth_json(&b, &["today"]);
+    assert_eq!(view["handoffs"][0]["id"], offered.as_str());
+    hearth(&b, &["ledger", "counter", &offered, "I plan if you sign"]);
+    wait_converged(&[&a, &b], "household").unwrap();
+
+    // Ada, who proposed, accepts the counter.
+    let accepted = hearth_json(&a, &["ledger", "accept", &offered]);
+    assert_eq!(accepted["state"], "accepted");
+    assert_eq!(accepted["answered_by"], ada.as_str());
+    assert_eq!(accepted["counter"], "I plan if you sign");
+
+    // Agreed by both, one after the other.
+    let id = item["id"].as_str().unwrap();
+    let first = hearth_json(&b, &["ledger", "agree", id]);
+    assert_eq!(first["agreed_by_everyone"], true, "{first}");
+    let shown = hearth(&b, &["ledger", "show", id]);
+    assert!(shown.contains("agreed by both of you"), "{shown}");
+}

@@ -8,8 +8,8 @@ use hearth_core::model::{
 };
 use hearthd::api::{Call, CheckinParams, MomentParams, ReflectParams};
 
-use super::{write, Io};
-use crate::args::{CheckinArgs, MomentArgs, ReflectArgs};
+use super::{write, Io, Session};
+use crate::args::{CheckinArgs, MomentArgs, ReflectArgs, ReplyArgs};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::prompt;
@@ -268,4 +268,60 @@ pub(super) fn moment(ctx: &Ctx, io: &mut Io, args: MomentArgs) -> anyhow::Result
         at,
     };
     write(ctx, io, "moment", Call::MomentAdd(params))
+}
+
+/// `hearth today`: what waits for you. Looking marks thank-yous and replies as seen.
+pub(super) fn today(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
+    let mut session = Session::open(ctx)?;
+    let view = session.call(Call::Today {
+        utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
+        mark_seen: true,
+    })?;
+    if ctx.json {
+        io.out.json(&view)?;
+    } else {
+        io.out.write(&render::for_you(&view, io.style))?;
+    }
+    Ok(())
+}
+
+/// `hearth reply ASK TEXT`.
+pub(super) fn reply(ctx: &Ctx, io: &mut Io, args: ReplyArgs) -> anyhow::Result<()> {
+    let call = Call::Reply {
+        ask: args.ask,
+        text: args.text,
+        at: args.at.resolve(),
+    };
+    write(ctx, io, "reply", call)
+}
+
+/// `hearth together`: the weekly walk. On a terminal, one step at a time, at your pace;
+/// otherwise (and with `--json`) every step at once, for scripts.
+pub(super) fn together(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
+    let mut session = Session::open(ctx)?;
+    let walk = session.call(Call::Together {
+        utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
+    })?;
+    if ctx.json {
+        io.out.json(&walk)?;
+        return Ok(());
+    }
+    let steps = walk["steps"].as_array().cloned().unwrap_or_default();
+    let interactive = prompt::interactive();
+    io.out.line(&format!(
+        "Together, about {} minutes. Take the steps in order; skip any that do not fit today.",
+        walk["minutes"].as_u64().unwrap_or(15)
+    ))?;
+    for (n, step) in steps.iter().enumerate() {
+        io.out
+            .write(&render::together_step(n + 1, step, io.style))?;
+        io.out.flush()?;
+        if interactive && n + 1 < steps.len() {
+            // Nothing is recorded here: Enter only moves on when you are ready.
+            prompt::read_line("Enter when you are ready for the next step… ")?;
+        }
+    }
+    io.out.line("")?;
+    io.out.line(walk["closing"].as_str().unwrap_or_default())?;
+    Ok(())
 }

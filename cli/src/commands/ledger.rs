@@ -91,6 +91,31 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
             let id = IdArgs { id: a.id, at: a.at };
             answer(ctx, io, id, HandoffState::Countered, Some(a.proposal))
         }
+        LedgerCommand::Edit(a) => {
+            let params = hearthd::api::LedgerEditParams {
+                id: a.id,
+                title: a.title,
+                owners: a.stages.into_iter().collect(),
+                cadence: a.cadence,
+                weight: a.weight,
+                minutes_per_week: a.minutes,
+                good_enough: a.good_enough,
+                at: a.at.resolve(),
+            };
+            write(ctx, io, "edited", Call::LedgerEdit(params))
+        }
+        LedgerCommand::Pause { id, until } => {
+            write(ctx, io, "paused", Call::LedgerPause { id, until })
+        }
+        LedgerCommand::Resume { id } => write(ctx, io, "resumed", Call::LedgerResume { id }),
+        LedgerCommand::Starter { add } => starter(ctx, io, add),
+        LedgerCommand::Agree(a) => {
+            let call = Call::LedgerAgree {
+                id: a.id,
+                at: a.at.resolve(),
+            };
+            write(ctx, io, "agreed", call)
+        }
         LedgerCommand::Retire(a) => {
             let call = Call::LedgerRetire {
                 id: a.id,
@@ -115,4 +140,71 @@ fn answer(
         at: args.at.resolve(),
     };
     write(ctx, io, "handoff", Call::LedgerAnswer(params))
+}
+
+/// `hearth ledger starter`: offers the starter list; adds only what was chosen.
+fn starter(ctx: &Ctx, io: &mut Io, add: Vec<String>) -> anyhow::Result<()> {
+    use hearth_core::starter::{by_key, STARTER};
+    let chosen: Vec<&hearth_core::starter::StarterItem> = if !add.is_empty() {
+        let mut chosen = Vec::new();
+        for key in &add {
+            let item = by_key(key).ok_or_else(|| crate::error::CliError::Usage {
+                message: format!("`{key}` is not on the starter list"),
+                hint: "the keys are peace, moods, school, health and dates".into(),
+            })?;
+            chosen.push(item);
+        }
+        chosen
+    } else if crate::prompt::interactive() {
+        let labels: Vec<String> = STARTER.iter().map(|s| s.title.to_string()).collect();
+        crate::prompt::pick_many("Which of these does your household carry?", &labels)?
+            .into_iter()
+            .filter_map(|i| STARTER.get(i))
+            .collect()
+    } else {
+        // Nothing chosen and nobody to ask: show the list and how to add from it.
+        if ctx.json {
+            let list: Vec<serde_json::Value> = STARTER
+                .iter()
+                .map(|s| serde_json::json!({"key": s.key, "title": s.title, "domain": s.domain, "labour": s.labour, "cadence": s.cadence}))
+                .collect();
+            io.out.json(&serde_json::Value::Array(list))?;
+        } else {
+            for s in &STARTER {
+                io.out.line(&format!("  {:<8}{}", s.key, s.title))?;
+            }
+            io.out
+                .line("Add what is true for you with `hearth ledger starter --add peace,dates`.")?;
+        }
+        return Ok(());
+    };
+    let mut session = Session::open(ctx)?;
+    let mut added = Vec::new();
+    for s in chosen {
+        added.push(session.call(Call::LedgerAdd(LedgerAddParams {
+            title: s.title.to_string(),
+            domain: s.domain,
+            labour: s.labour,
+            invisible: true,
+            owners: Default::default(),
+            owner: None,
+            cadence: Some(s.cadence),
+            minutes_per_week: None,
+            weight: 2,
+            good_enough: None,
+            at: hearthd::api::At::default(),
+        }))?);
+    }
+    if ctx.json {
+        io.out.json(&serde_json::Value::Array(added))?;
+    } else if added.is_empty() {
+        io.out.line("Nothing added.")?;
+    } else {
+        let names = session.names()?;
+        for item in &added {
+            io.out
+                .write(&render::created("item", item, &names, io.style))?;
+        }
+    }
+    Ok(())
 }

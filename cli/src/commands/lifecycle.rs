@@ -86,7 +86,28 @@ pub(super) fn status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     if ctx.json {
         io.out.json(&status)?;
     } else {
+        // On a terminal, what waits for you comes first. A glance here does not count
+        // as looking: thank-yous stay new until `hearth today`.
+        let ready = status["person"].is_object();
+        if ready && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            if let Ok(view) = session.call(Call::Today {
+                utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
+                mark_seen: false,
+            }) {
+                io.out.write(&render::for_you(&view, io.style))?;
+                io.out.line("")?;
+            }
+        }
         io.out.write(&render::status(&status, io.style))?;
+        // The weekly walk, on the day you chose; a gentle mention, never a count.
+        let config = hearthd::config::Config::load(&ctx.paths.config())?;
+        if ready && config.together_day == Some(chrono::Datelike::weekday(&chrono::Local::now())) {
+            io.out.line("")?;
+            io.out.line(&format!(
+                "Today is your day for a walk together, whenever it suits you both: {}",
+                io.style.cmd("hearth together")
+            ))?;
+        }
     }
     Ok(())
 }

@@ -22,8 +22,13 @@ pub(super) fn connection(
         .iter()
         .map(|m| (m.when.date, m.started_by))
         .collect();
-    let acks: Vec<(chrono::NaiveDate, PersonId)> =
-        inputs.acks.iter().map(|a| (a.when.date, a.from)).collect();
+    let acks: Vec<(chrono::NaiveDate, PersonId)> = inputs
+        .acks
+        .iter()
+        // A reply to an ask is an answer, not a thank-you.
+        .filter(|a| a.kind != crate::model::AckKind::Reply)
+        .map(|a| (a.when.date, a.from))
+        .collect();
     Connection {
         moments: weekly_counts(&moments, ids, cal, params),
         acknowledgments: weekly_counts(&acks, ids, cal, params),

@@ -150,6 +150,7 @@ impl Scenario {
             agreed_at: None,
             created_by: id(ADA),
             created_at: 0,
+            paused_until: None,
         });
         iid
     }
@@ -930,6 +931,7 @@ fn arb_item() -> impl Strategy<Value = LedgerItem> {
                 agreed_at: None,
                 created_by: id(1),
                 created_at,
+                paused_until: None,
             },
         )
 }
