@@ -232,6 +232,28 @@ fn a_partner_cannot_remove_or_rewrite_the_other_persons_device() {
         .find(|d| d["id"] == phone_id.as_str())
         .unwrap();
     assert!(!on_bo["removed_at"].is_null(), "{on_bo}");
+    // And Ada's phone, dialling Bo's device, learns that it no longer accepts it.
+    house
+        .phone
+        .call(Call::PeersAdd {
+            addr: house.bo.addr().unwrap(),
+        })
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !house
+        .phone
+        .status()
+        .unwrap()
+        .peers
+        .iter()
+        .any(|p| p.device_id == bo_id && p.refuses_this_device)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Ada's phone never saw that Bo's device refuses it"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]
