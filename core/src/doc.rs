@@ -865,9 +865,9 @@ pub struct RosterView {
     made_from: Option<RosterInputs>,
 }
 
-/// The roster entries (household and kept copies) and the distrusted devices that one
-/// verification was made from.
-type RosterInputs = (Vec<Device>, Vec<(String, Millis)>);
+/// What one verification was made from: the household's entries, the kept copies and
+/// the distrusted devices.
+type RosterInputs = (Vec<Device>, Vec<Device>, Vec<(String, Millis)>);
 
 /// The root key prefix, in a person's private document, of a partner's device that
 /// this person's devices no longer trust (`hearth devices remove` of a partner's
@@ -917,16 +917,18 @@ impl Docs {
         let Some(key) = self.roster.key else {
             return;
         };
-        let mut entries = self.roster_entries();
-        entries.extend(self.kept_entries());
-        let distrusted = self.distrusted();
-        let inputs = (entries, distrusted);
+        let inputs = (
+            self.roster_entries(),
+            self.kept_entries(),
+            self.distrusted(),
+        );
         if self.roster.made_from.as_ref() == Some(&inputs) {
             return;
         }
-        let mut verified = roster::verify(&inputs.0, &key, self.me);
+        let entries: Vec<Device> = inputs.0.iter().chain(&inputs.1).cloned().collect();
+        let mut verified = roster::verify(&entries, &key, self.me);
         // This person's own word about the partner's devices: removed for us.
-        for (device, at) in inputs.1.iter().cloned() {
+        for (device, at) in inputs.2.iter().cloned() {
             if let Some(entry) = verified
                 .devices
                 .iter_mut()
@@ -968,11 +970,12 @@ impl Docs {
     /// version verifies and differs from the copy kept so far. Returns whether anything
     /// was written.
     pub fn keep_verified_entries(&mut self, now: Millis) -> Result<bool, DocError> {
-        let Some(verified) = &self.roster.verified else {
+        // The entries the last verification read, not read again.
+        let (Some(verified), Some((household, kept, _))) =
+            (&self.roster.verified, &self.roster.made_from)
+        else {
             return Ok(false);
         };
-        let kept: Vec<Device> = self.kept_entries();
-        let household: Vec<Device> = self.roster_entries();
         let mut copies = Vec::new();
         for device in &verified.devices {
             let Some(written) = household.iter().find(|d| d.id == device.id) else {
@@ -1501,16 +1504,28 @@ impl Docs {
             item.agreed_by = std::collections::BTreeSet::from([by]);
             item.agreed_at = Some(when.at);
         })?;
+        let handoffs = self.offer_stages(id, by, offers, handoff_ids, when, now)?;
+        Ok((item, handoffs))
+    }
+
+    /// Offers each `(stage, to)` of `item` from `from` as an open handoff, with ids from
+    /// `handoff_ids`: a stage is put on someone else only as a proposal they answer.
+    fn offer_stages(
+        &mut self,
+        item: Uuid,
+        from: PersonId,
+        offers: Vec<(Stage, PersonId)>,
+        handoff_ids: &mut dyn Iterator<Item = Uuid>,
+        when: When,
+        now: Millis,
+    ) -> Result<Vec<Handoff>, DocError> {
         let mut handoffs = Vec::new();
-        for (stage, to) in offers {
-            let Some(hid) = handoff_ids.next() else {
-                break;
-            };
+        for ((stage, to), id) in offers.into_iter().zip(handoff_ids) {
             let handoff = Handoff {
-                id: hid,
-                item: id,
+                id,
+                item,
                 stage,
-                from: by,
+                from,
                 to,
                 when,
                 note: None,
@@ -1522,7 +1537,7 @@ impl Docs {
             self.propose_handoff(&handoff, now)?;
             handoffs.push(handoff);
         }
-        Ok((item, handoffs))
+        Ok(handoffs)
     }
 
     /// Records that `by` agrees with an item as it stands, its "good enough" standard
@@ -1634,27 +1649,8 @@ impl Docs {
             }
         }
         self.add_ledger_item(&kept, now)?;
-        let mut handoffs = Vec::new();
-        for (stage, to) in offers {
-            let Some(id) = handoff_ids.next() else {
-                break;
-            };
-            let handoff = Handoff {
-                id,
-                item: kept.id,
-                stage,
-                from: item.created_by,
-                to,
-                when,
-                note: None,
-                state: HandoffState::Open,
-                answered_by: None,
-                answered_at: None,
-                counter: None,
-            };
-            self.propose_handoff(&handoff, now)?;
-            handoffs.push(handoff);
-        }
+        let handoffs =
+            self.offer_stages(kept.id, item.created_by, offers, handoff_ids, when, now)?;
         Ok((kept, handoffs))
     }
 

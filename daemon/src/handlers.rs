@@ -243,16 +243,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                     now,
                 )
                 .map_err(api_error)?;
-            let mut value = to_json(&item);
-            let mut outcome_kinds = BTreeSet::from(["ledger"]);
-            if !offered.is_empty() {
-                value["offered"] = to_json(&offered);
-                outcome_kinds.insert("handoffs");
-            }
-            Ok(Outcome {
-                value,
-                touched: BTreeMap::from([(DocKind::Household, outcome_kinds)]),
-            })
+            Ok(item_with_offers(&item, &offered))
         }
         Call::LedgerList { all } => {
             let mut items: Vec<LedgerItem> = docs
@@ -403,16 +394,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                     now,
                 )
                 .map_err(api_error)?;
-            let mut value = to_json(&item);
-            let mut kinds = BTreeSet::from(["ledger"]);
-            if !offered.is_empty() {
-                value["offered"] = to_json(&offered);
-                kinds.insert("handoffs");
-            }
-            Ok(Outcome {
-                value,
-                touched: BTreeMap::from([(DocKind::Household, kinds)]),
-            })
+            Ok(item_with_offers(&item, &offered))
         }
         Call::LedgerPause { id, until } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
@@ -516,6 +498,20 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             ),
             "this is a bug in hearthd; please report it",
         )),
+    }
+}
+
+/// A written ledger item, with the handoffs it offered to the partner (if any).
+fn item_with_offers(item: &LedgerItem, offered: &[Handoff]) -> Outcome {
+    let mut value = to_json(item);
+    let mut kinds = BTreeSet::from(["ledger"]);
+    if !offered.is_empty() {
+        value["offered"] = to_json(&offered);
+        kinds.insert("handoffs");
+    }
+    Outcome {
+        value,
+        touched: BTreeMap::from([(DocKind::Household, kinds)]),
     }
 }
 
