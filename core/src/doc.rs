@@ -40,8 +40,10 @@ use crate::model::{
     Millis, Moment, OwnParts, Pause, Person, PersonId, Reflection, Stage, TargetKind,
     ValidationError, Visibility, When, SCHEMA_VERSION,
 };
+use crate::provenance::ProofBook;
 use crate::roster;
 
+mod admit;
 mod reveal;
 pub use reveal::{Sealable, SealedEntry, KEY_TAG, SEALED_TAG};
 
@@ -87,6 +89,12 @@ pub enum DocError {
         /// offending value (an entry's content or a name) and would reach the logs.
         reason: &'static str,
     },
+    /// A document id that is not one of this device's.
+    #[error("that document is not one this device keeps; nothing was changed")]
+    NotMine,
+    /// A signed head could not be read or does not hold.
+    #[error(transparent)]
+    Proof(#[from] crate::provenance::ProofError),
     /// Automerge refused an operation.
     #[error("the document refused a change ({0}); nothing was written")]
     Automerge(#[from] automerge::AutomergeError),
@@ -291,14 +299,31 @@ impl DocKind {
 pub struct Doc {
     am: Automerge,
     kind: DocKind,
+    /// Signed heads kept beside the document (see [`crate::provenance`]).
+    proofs: ProofBook,
+    /// Received changes not applied until their author is proven.
+    held: Vec<automerge::Change>,
+    /// Received changes refused for breaking the authorship rules, so that what builds
+    /// on them is refused too.
+    refused: BTreeSet<ChangeHash>,
 }
 
 impl Doc {
+    fn wrap(kind: DocKind, am: Automerge) -> Doc {
+        Doc {
+            am,
+            kind,
+            proofs: ProofBook::default(),
+            held: Vec::new(),
+            refused: BTreeSet::new(),
+        }
+    }
+
     /// A fresh document holding only the genesis change, writing as `actor` from here on.
     pub fn new(kind: DocKind, actor: ActorId) -> Doc {
         let mut am = genesis(kind);
         am.set_actor(actor);
-        Doc { am, kind }
+        Doc::wrap(kind, am)
     }
 
     /// Wraps a loaded Automerge document, adding the genesis change if it lacks one.
@@ -307,7 +332,7 @@ impl Doc {
         // Merging the genesis is a no-op when it is already there (same hash).
         let _ = am.merge(&mut base);
         am.set_actor(actor);
-        Doc { am, kind }
+        Doc::wrap(kind, am)
     }
 
     /// Loads a document from saved bytes.
