@@ -54,7 +54,7 @@ pub trait DocAccess {
         &mut self,
         id: &DocId,
         changes: &am_sync::ChunkList,
-    ) -> Option<Result<Admission, automerge::AutomergeError>> {
+    ) -> Option<Result<Admission, crate::doc::DocError>> {
         let _ = (id, changes);
         None
     }
