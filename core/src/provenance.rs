@@ -444,7 +444,11 @@ pub fn prove(changes: &[Change], book: &ProofBook, trusted: impl Fn(&[u8; 32]) -
 pub fn changes_in(chunks: &[&[u8]], doc: &Automerge) -> Result<Vec<Change>, automerge::AutomergeError> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    for chunk in chunks {
+    let mut split = Vec::new();
+    for run in chunks {
+        split.extend(split_chunks(run));
+    }
+    for chunk in &split {
         match Change::try_from(*chunk) {
             Ok(change) => {
                 if doc.get_change_meta_by_hash(&change.hash()).is_none() && seen.insert(change.hash()) {
@@ -462,6 +466,52 @@ pub fn changes_in(chunks: &[&[u8]], doc: &Automerge) -> Result<Vec<Change>, auto
         }
     }
     Ok(out)
+}
+
+/// Automerge's chunk magic bytes.
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+
+/// Splits concatenated Automerge chunks (what `save_after` writes) into single ones.
+/// Anything that does not parse as a chunk header is returned whole, for Automerge to
+/// judge.
+fn split_chunks(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let Some(len) = chunk_len(rest) else {
+            out.push(rest);
+            break;
+        };
+        out.push(&rest[..len]);
+        at += len;
+    }
+    out
+}
+
+/// The length of the chunk at the start of `bytes`: magic, checksum, type, LEB128
+/// length, body.
+fn chunk_len(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < 9 || bytes[..4] != CHUNK_MAGIC {
+        return None;
+    }
+    let mut body: u64 = 0;
+    let mut shift = 0;
+    let mut at = 9;
+    loop {
+        let byte = *bytes.get(at)?;
+        body |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        at += 1;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+    let end = at.checked_add(usize::try_from(body).ok()?)?;
+    (end <= bytes.len()).then_some(end)
 }
 
 #[cfg(test)]

@@ -189,4 +189,11 @@ fn changes_come_out_of_change_chunks_and_whole_document_chunks() {
     let from_doc = changes_in(&[whole.as_slice()], &receiver).unwrap();
     assert_eq!(from_doc.len(), 2);
     assert!(changes_in(&[b"not automerge".as_slice()], &receiver).is_err());
+    // What `save_after` writes: several change chunks in a row.
+    let mut later = doc.fork();
+    let base = later.get_heads();
+    write(&mut later, "a3");
+    write(&mut later, "a4");
+    let run = later.save_after(&base);
+    assert_eq!(changes_in(&[run.as_slice()], &doc).unwrap().len(), 2);
 }
