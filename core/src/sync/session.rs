@@ -884,11 +884,25 @@ impl Session {
             .docs
             .entry(doc.clone())
             .or_insert_with(|| DocSync::new(am_sync::State::new()));
+        let now_heads = automerge.get_heads();
+        let applied_here = now_heads != before;
+        if applied_here {
+            // What Automerge's own apply would do: the changes the peer just sent are
+            // shared with it now, so a later reconnect starts from them.
+            advance_shared_heads(&mut entry.state, &before, &now_heads);
+        }
+        let last_sent = entry.state.last_sent_heads.clone();
         if automerge
             .receive_sync_message(&mut entry.state, sync)
             .is_err()
         {
             return Err(SessionError::BadSyncData { doc });
+        }
+        if applied_here {
+            // Automerge takes a message without changes whose heads equal ours as
+            // "nothing to answer"; these changes were applied just before, and the peer
+            // must hear our new heads, as it would have had Automerge applied them.
+            entry.state.last_sent_heads = last_sent;
         }
         let after = automerge.get_heads();
         let changed = before != after;
@@ -966,6 +980,19 @@ impl Session {
             self.transmit.push_back(Message::error(&err.to_string()));
         }
     }
+}
+
+/// Moves the heads this device knows it shares with the peer past changes the peer
+/// sent and this device applied itself, as `receive_sync_message` does for changes it
+/// applies.
+fn advance_shared_heads(state: &mut am_sync::State, before: &[ChangeHash], after: &[ChangeHash]) {
+    let mut shared: BTreeSet<ChangeHash> = after
+        .iter()
+        .filter(|head| !before.contains(head))
+        .copied()
+        .collect();
+    shared.extend(state.shared_heads.iter().filter(|head| after.contains(head)).copied());
+    state.shared_heads = shared.into_iter().collect();
 }
 
 fn heads_equal(theirs: Option<&[ChangeHash]>, ours: &[ChangeHash]) -> bool {
