@@ -8,17 +8,19 @@
 //!
 //! # How a change is proven
 //!
-//! A device writes under an actor id that starts with its Ed25519 public key, followed
-//! by 8 bytes it picks afresh at each start ([`actor_for`]), so a sequence number is
-//! never reused even if a crash loses an unsent change. After it writes, the device
+//! A device writes under an actor id that starts with its device id (the SHA-256 of
+//! its Ed25519 public key), followed by 8 bytes it picks afresh at each start
+//! ([`actor_for`]), so a sequence number is never reused even if a crash loses an
+//! unsent change. The id rather than the key itself keeps keys out of every place an
+//! actor id is shown, logs included. After it writes, the device
 //! signs the hash of its latest change ([`HeadProof::sign`]). Every change it made
 //! before is in that change's causal history (a change depends on the heads it was
 //! written on), so one signature per device covers everything the device ever wrote,
 //! whichever of its actor ids wrote it.
 //!
-//! A receiver accepts a change by actor `K‖nonce` only when it holds a valid proof by
-//! key `K` whose head is the change itself or a descendant of it, and `K` belongs to a
-//! device it trusts. A relaying device passes on the proofs it holds, and cannot make
+//! A receiver accepts a change by actor `id‖nonce` only when it holds a valid proof by
+//! a key whose hash is `id`, whose head is the change itself or a descendant of it, and
+//! `id` is a device it trusts. A relaying device passes on the proofs it holds, and cannot make
 //! new ones for keys that are not its own: what the relayer says is never trusted.
 //!
 //! **Why heads and not a signature per change:** verifying an Ed25519 signature costs
@@ -30,7 +32,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
-/// Length of an actor id: the 32-byte device key and an 8-byte nonce.
+use crate::identity::DeviceId;
+
+/// Length of an actor id: the 32-byte device id and an 8-byte nonce.
 pub const ACTOR_LEN: usize = 40;
 /// Length of an encoded [`HeadProof`].
 pub const PROOF_LEN: usize = 1 + 32 + 8 + 32 + 64;
@@ -56,16 +60,16 @@ pub enum ProofError {
     BadSignature,
 }
 
-/// The actor id a device with `device_key` writes under for one run.
-pub fn actor_for(device_key: &[u8; 32], nonce: [u8; 8]) -> ActorId {
+/// The actor id the device `device` writes under for one run.
+pub fn actor_for(device: &DeviceId, nonce: [u8; 8]) -> ActorId {
     let mut bytes = [0u8; ACTOR_LEN];
-    bytes[..32].copy_from_slice(device_key);
+    bytes[..32].copy_from_slice(device.as_bytes());
     bytes[32..].copy_from_slice(&nonce);
     ActorId::from(&bytes[..])
 }
 
-/// The device key an actor id claims, if it has Hearth's format.
-pub fn device_key_of(actor: &ActorId) -> Option<[u8; 32]> {
+/// The device id an actor id claims, if it has Hearth's format.
+pub fn device_of(actor: &ActorId) -> Option<[u8; 32]> {
     let bytes = actor.to_bytes();
     if bytes.len() != ACTOR_LEN {
         return None;
@@ -322,7 +326,7 @@ impl std::fmt::Display for Held {
 /// The outcome of [`prove`] over a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Proven {
-    /// For each change of the batch, in the caller's order: the device key that
+    /// For each change of the batch, in the caller's order: the id of the device that
     /// proved it, or why it is held.
     pub verdicts: Vec<Result<[u8; 32], Held>>,
 }
@@ -374,11 +378,12 @@ pub fn causal_order(changes: &[Change]) -> Vec<usize> {
 }
 
 /// Decides which changes of a received batch are proven, for a document that holds
-/// `book`'s proofs. `trusted` says whether a device key belongs to a device this one
-/// trusts to write.
+/// `book`'s proofs. `trusted` says whether a device id is one this device trusts to
+/// write.
 ///
-/// A change is proven when its actor names a trusted key and a proof by that key has
-/// its head at the change or at a change of the batch that descends from it. A change
+/// A change is proven when its actor names a trusted device and a proof by that
+/// device's key has its head at the change or at a change of the batch that descends
+/// from it. A change
 /// that depends on a held change within the batch is held too.
 pub fn prove(changes: &[Change], book: &ProofBook, trusted: impl Fn(&[u8; 32]) -> bool) -> Proven {
     let order = causal_order(changes);
@@ -395,7 +400,8 @@ pub fn prove(changes: &[Change], book: &ProofBook, trusted: impl Fn(&[u8; 32]) -
             continue;
         };
         let next = bits.len();
-        let bit = *bits.entry(proof.device_key).or_insert(next as u64);
+        let device = *DeviceId::from_public_key(&proof.device_key).as_bytes();
+        let bit = *bits.entry(device).or_insert(next as u64);
         if (bit as usize) < MAX_DEVICES {
             covered[at] |= 1 << bit;
         }
@@ -423,7 +429,7 @@ pub fn prove(changes: &[Change], book: &ProofBook, trusted: impl Fn(&[u8; 32]) -
         verdicts[i] = if held_dep {
             Err(Held::DependsOnHeld)
         } else {
-            match device_key_of(change.actor_id()) {
+            match device_of(change.actor_id()) {
                 None => Err(Held::NotSigned),
                 Some(key) if !trusted(&key) => Err(Held::UnknownDevice),
                 Some(key) => match bits.get(&key) {

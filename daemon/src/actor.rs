@@ -992,7 +992,8 @@ impl Actor {
 /// nonce, so that a change lost in a crash never shares a sequence number with a later
 /// one.
 pub fn run_actor(signer: &ring::signature::Ed25519KeyPair) -> automerge::ActorId {
-    hearth_core::provenance::actor_for(&signer_key(signer), rand::random())
+    let device = hearth_core::identity::DeviceId::from_public_key(&signer_key(signer));
+    hearth_core::provenance::actor_for(&device, rand::random())
 }
 
 /// This device's Ed25519 public key.

@@ -240,6 +240,9 @@ impl DocAccess for DocsAccess<'_> {
         id: &DocId,
         changes: &automerge::sync::ChunkList,
     ) -> Option<Result<Admission, hearth_core::doc::DocError>> {
+        if crate::handlers::rogue::relays_unchecked() {
+            return None;
+        }
         let chunks: Vec<&[u8]> = changes.iter().collect();
         Some(self.0.admit(id.as_str(), &chunks))
     }

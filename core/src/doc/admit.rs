@@ -66,7 +66,7 @@ impl Docs {
         }
     }
 
-    /// The devices trusted to write `kind`, by key, with their person: the verified
+    /// The devices trusted to write `kind`, by device id, with their person: the verified
     /// roster's devices that are not removed, and for a private document only this
     /// person's.
     fn writers(&self, kind: DocKind) -> BTreeMap<[u8; 32], PersonId> {
@@ -78,7 +78,10 @@ impl Docs {
             .iter()
             .filter(|d| d.revoked_at.is_none())
             .filter(|d| kind == DocKind::Household || d.person == self.me)
-            .filter_map(|d| Some((crate::roster::parse_key(&d.public_key).ok()?, d.person)))
+            .filter_map(|d| {
+                let key = crate::roster::parse_key(&d.public_key).ok()?;
+                Some((*crate::identity::DeviceId::from_public_key(&key).as_bytes(), d.person))
+            })
             .collect()
     }
 
@@ -107,9 +110,8 @@ impl Docs {
             let proof = HeadProof::decode(bytes)?;
             doc.proofs.offer(doc_id, proof, &doc.am)?;
         }
-        let wanted = received.len();
         let admission = trial.admit_changes(kind, received);
-        if admission.applied == wanted {
+        if admission.held == 0 && admission.refused == 0 {
             *self = trial;
         }
         Ok(admission)
@@ -152,7 +154,15 @@ impl Docs {
                 .filter(|c| seen.insert(c.hash()))
                 .filter(|c| doc.am.get_change_meta_by_hash(&c.hash()).is_none())
                 .collect();
+            let known_bad = batch.len();
             batch.retain(|c| !doc.refused.contains(&c.hash()));
+            let known_bad = known_bad - batch.len();
+            if known_bad > 0 {
+                admission.refused += known_bad;
+                admission
+                    .refused_because
+                    .insert("it was refused before".to_string());
+            }
             batch
         };
         for _ in 0..MAX_ROUNDS {
@@ -205,10 +215,10 @@ impl Docs {
             let authored: Vec<Authored<'_>> = candidates
                 .iter()
                 .filter_map(|&i| {
-                    let key = provenance::device_key_of(batch[i].actor_id())?;
+                    let device = provenance::device_of(batch[i].actor_id())?;
                     Some(Authored {
                         change: &batch[i],
-                        person: *writers.get(&key)?,
+                        person: *writers.get(&device)?,
                     })
                 })
                 .collect();

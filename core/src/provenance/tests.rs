@@ -14,8 +14,16 @@ fn key_of(pair: &Ed25519KeyPair) -> [u8; 32] {
     pair.public_key().as_ref().try_into().unwrap()
 }
 
+fn id_of(pair: &Ed25519KeyPair) -> [u8; 32] {
+    *DeviceId::from_public_key(&key_of(pair)).as_bytes()
+}
+
+fn actor(pair: &Ed25519KeyPair, nonce: u8) -> ActorId {
+    actor_for(&DeviceId::from_public_key(&key_of(pair)), [nonce; 8])
+}
+
 fn writer(pair: &Ed25519KeyPair, nonce: u8) -> Automerge {
-    Automerge::new().with_actor(actor_for(&key_of(pair), [nonce; 8]))
+    Automerge::new().with_actor(actor(pair, nonce))
 }
 
 fn write(doc: &mut Automerge, key: &str) -> Change {
@@ -64,15 +72,15 @@ fn one_proof_covers_every_earlier_change_of_its_device_even_under_older_actor_id
     let a1 = write(&mut first_run, "a1");
     let a2 = write(&mut first_run, "a2");
     // Restarted: a new nonce, the same key, building on what it wrote before.
-    let mut second_run = first_run.fork().with_actor(actor_for(&key_of(&ana), [2; 8]));
+    let mut second_run = first_run.fork().with_actor(actor(&ana, 2));
     let a3 = write(&mut second_run, "a3");
     let proof = HeadProof::sign(&ana, "household", a3.hash(), 1);
     let receiver = Automerge::new();
     let batch = vec![a3.clone(), a1.clone(), a2.clone()];
-    let proven = prove(&batch, &book_with(&[proof], &receiver), |k| *k == key_of(&ana));
-    assert!(proven.verdicts.iter().all(|v| *v == Ok(key_of(&ana))), "{proven:?}");
+    let proven = prove(&batch, &book_with(&[proof], &receiver), |k| *k == id_of(&ana));
+    assert!(proven.verdicts.iter().all(|v| *v == Ok(id_of(&ana))), "{proven:?}");
     // Without the proof nothing is proven.
-    let proven = prove(&batch, &ProofBook::default(), |k| *k == key_of(&ana));
+    let proven = prove(&batch, &ProofBook::default(), |k| *k == id_of(&ana));
     assert!(proven.verdicts.iter().all(|v| v.is_err()));
 }
 
@@ -84,14 +92,14 @@ fn a_relay_passes_proofs_on_but_cannot_make_them_for_another_device() {
     let a1 = write(&mut ana_doc, "a1");
     let ana_proof = HeadProof::sign(&ana, "household", a1.hash(), 1);
     // Bo's device writes a change claiming Ana's key, and signs it with its own.
-    let mut forged_doc = ana_doc.fork().with_actor(actor_for(&key_of(&ana), [9; 8]));
+    let mut forged_doc = ana_doc.fork().with_actor(actor(&ana, 9));
     let forged = write(&mut forged_doc, "forged");
     let bo_proof = HeadProof::sign(&bo, "household", forged.hash(), 1);
     let receiver = Automerge::new();
-    let trusted = |k: &[u8; 32]| *k == key_of(&ana) || *k == key_of(&bo);
+    let trusted = |k: &[u8; 32]| *k == id_of(&ana) || *k == id_of(&bo);
     let book = book_with(&[ana_proof, bo_proof], &receiver);
     let proven = prove(&[a1.clone(), forged.clone()], &book, trusted);
-    assert_eq!(proven.verdicts[0], Ok(key_of(&ana)));
+    assert_eq!(proven.verdicts[0], Ok(id_of(&ana)));
     assert_eq!(proven.verdicts[1], Err(Held::Unproven));
 }
 
@@ -100,10 +108,10 @@ fn a_fork_under_a_proven_actor_is_not_covered_by_the_real_head() {
     let ana = key_pair();
     let mut base = writer(&ana, 1);
     let a1 = write(&mut base, "a1");
-    let mut honest = base.fork().with_actor(actor_for(&key_of(&ana), [1; 8]));
+    let mut honest = base.fork().with_actor(actor(&ana, 1));
     let a2 = write(&mut honest, "a2");
     // Someone else's copy writes "seq 2" of the same actor: a fork, not in a2's history.
-    let mut fork = base.fork().with_actor(actor_for(&key_of(&ana), [1; 8]));
+    let mut fork = base.fork().with_actor(actor(&ana, 1));
     let a2_fork = write(&mut fork, "other");
     let proof = HeadProof::sign(&ana, "household", a2.hash(), 1);
     let receiver = Automerge::new();
@@ -123,12 +131,12 @@ fn unsigned_untrusted_and_dependent_changes_are_held() {
     let s1 = write(&mut theirs, "s1");
     let stranger_proof = HeadProof::sign(&stranger, "household", s1.hash(), 1);
     // Ana builds on the stranger's change; her proof covers it, but not for them.
-    let mut ana_doc = theirs.fork().with_actor(actor_for(&key_of(&ana), [1; 8]));
+    let mut ana_doc = theirs.fork().with_actor(actor(&ana, 1));
     let a1 = write(&mut ana_doc, "a1");
     let ana_proof = HeadProof::sign(&ana, "household", a1.hash(), 1);
     let receiver = Automerge::new();
     let book = book_with(&[stranger_proof, ana_proof], &receiver);
-    let proven = prove(&[old, s1, a1], &book, |k| *k == key_of(&ana));
+    let proven = prove(&[old, s1, a1], &book, |k| *k == id_of(&ana));
     assert_eq!(proven.verdicts[0], Err(Held::NotSigned));
     assert_eq!(proven.verdicts[1], Err(Held::UnknownDevice));
     assert_eq!(proven.verdicts[2], Err(Held::DependsOnHeld));
