@@ -270,16 +270,12 @@ fn a_change_relayed_or_passed_off_under_another_devices_key_is_not_applied() {
     pair_same_person(&house.bo, &bo2).unwrap();
     wait_converged(&[&house.ada, &house.bo, &bo2], "household").unwrap();
     let ada = house.ada_id();
-    let ada_key = house
-        .ada
-        .call(Call::DevicesList)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == device_id(&house.ada))
-        .and_then(|d| d["public_key"].as_str().map(String::from))
-        .expect("Ada's device key in the list");
+    let secrets = hearthd::storage::read_secrets(&house.ada.paths.data_dir).unwrap();
+    let ada_key = data_encoding::HEXLOWER.encode(
+        &hearth_core::secrets::DeviceSecrets::from_file_bytes(&secrets, None)
+            .unwrap()
+            .device_public_key(),
+    );
     // A change that claims to be written by Ada's own device: Bo's devices hold no
     // signature of Ada's that covers it, so it waits and is never applied.
     let before = export(&house.ada);

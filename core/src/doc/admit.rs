@@ -137,6 +137,8 @@ impl Docs {
             return Vec::new();
         };
         let doc = self.doc_by_kind(kind);
+        // Proofs whose head came in since (by any path) are passed on too.
+        doc.proofs.settle(&doc.am);
         if let Some(signer) = signer {
             doc.sign_latest(signer);
         }
