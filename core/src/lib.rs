@@ -6,6 +6,7 @@
 //! randomness come in as arguments so that every piece can be driven deterministically.
 #![forbid(unsafe_code)]
 
+pub mod authority;
 pub mod doc;
 pub mod envelope;
 pub mod identity;
