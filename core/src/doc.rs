@@ -45,6 +45,7 @@ use crate::roster;
 
 mod admit;
 mod reveal;
+pub(crate) use reveal::{key_opens, split_sealed};
 pub use reveal::{Sealable, SealedEntry, KEY_TAG, SEALED_TAG};
 
 /// Problems reading or writing a document.
@@ -189,7 +190,7 @@ pub trait Record: Serialize + DeserializeOwned {
 /// value each cuts a ten-year document's operations several times over. The date and
 /// person in front let queries filter without parsing the JSON.
 pub const COMPACT_TAG: &str = "h1\u{1f}";
-const SEP: char = '\u{1f}';
+pub(crate) const SEP: char = '\u{1f}';
 
 /// The first characters of the answers a check-in's author kept to themselves (see
 /// [`crate::model::OwnAnswer`]): `o1`, then the JSON of [`OwnParts`]. The value lives in
@@ -252,9 +253,9 @@ impl Record for Device {
 const TEXT_FIELDS: &[&str] = &["title", "good_enough"];
 
 /// A person's pause (a [`Pause`] as JSON text), beside the person's record.
-const SHARING_PAUSE: &str = "sharing_pause";
+pub(crate) const SHARING_PAUSE: &str = "sharing_pause";
 /// When a person ended sharing (`hearth leave`), beside the person's record.
-const SHARING_LEFT_AT: &str = "sharing_left_at";
+pub(crate) const SHARING_LEFT_AT: &str = "sharing_left_at";
 /// Fields that sit in a record's map but belong to sharing rather than to the record.
 ///
 /// **Why beside the record:** the pause and the leaving must travel in the household
@@ -624,7 +625,7 @@ fn scalar_str<'a>(scalar: &'a automerge::ScalarValueRef<'a>) -> Option<&'a str> 
 }
 
 /// Splits a compact record into date, person and JSON.
-fn split_compact(text: &str) -> Option<(&str, &str, &str)> {
+pub(crate) fn split_compact(text: &str) -> Option<(&str, &str, &str)> {
     let rest = text.strip_prefix(COMPACT_TAG)?;
     let mut parts = rest.splitn(3, SEP);
     Some((parts.next()?, parts.next()?, parts.next()?))
