@@ -159,11 +159,11 @@ fn coll(am: &Automerge, c: Collection) -> ObjId {
 }
 
 fn record(am: &Automerge, c: Collection, key: &str) -> ObjId {
-    am.get(&coll(am, c), key).unwrap().unwrap().1
+    am.get(coll(am, c), key).unwrap().unwrap().1
 }
 
 fn text_at(am: &Automerge, c: Collection, key: &str) -> String {
-    am.get(&coll(am, c), key)
+    am.get(coll(am, c), key)
         .unwrap()
         .unwrap()
         .0
@@ -773,6 +773,8 @@ fn breaches_name_no_content() {
 /// -- --ignored --nocapture cost_per_change`.
 #[test]
 #[ignore]
+// A measurement, not a rule of the core: the clock is read only to report the cost.
+#[allow(clippy::disallowed_methods)]
 fn cost_per_change() {
     let (mut da, mut db) = docs_pair();
     let (a, b) = (da.me, db.me);
@@ -810,6 +812,25 @@ fn cost_per_change() {
                     by: who,
                     when: When::from_utc(at, 0),
                     minutes: Some(10),
+                    note: None,
+                },
+                at,
+            )
+            .unwrap();
+            let done = Uuid::from_u128(0x30_0000 + n);
+            n += 1;
+            let other = if who == a { b } else { a };
+            docs.add_ack(
+                &Acknowledgment {
+                    id: Uuid::from_u128(0x40_0000 + n),
+                    from: who,
+                    to: other,
+                    target: Target {
+                        kind: TargetKind::Done,
+                        id: done,
+                    },
+                    kind: AckKind::Seen,
+                    when: When::from_utc(at, 0),
                     note: None,
                 },
                 at,
@@ -861,7 +882,7 @@ fn cost_per_change() {
     // Live: each change alone, against the document just before it.
     let mut live = genesis.automerge().clone();
     let mut checking = std::time::Duration::ZERO;
-    for c in &changes {
+    for c in v.accepted.iter().map(|&i| &changes[i]) {
         let started = std::time::Instant::now();
         let v = check_changes(
             &live,
@@ -872,7 +893,7 @@ fn cost_per_change() {
             }],
         );
         checking += started.elapsed();
-        assert!(v.all_accepted());
+        assert!(v.all_accepted(), "{:?}", v.refused);
         live.apply_changes([c.clone()]).unwrap();
     }
     let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / changes.len() as f64;
