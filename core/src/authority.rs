@@ -17,7 +17,7 @@
 //! | a person's pause and leave markers | that person | that person |
 //! | roster entries | either person (their signature chains are checked in [`crate::roster`]) | the person the entry names |
 //! | ledger items | either person | either person |
-//! | handoffs | either person | either person; the answer only by the person it was offered to, except that the proposer may withdraw it and accept a counter |
+//! | handoffs | either person | either person; `item`, `stage`, `from` and `to` are fixed at creation; the answer (`state`, `answered_by`, `answered_at`, `counter`) only by the person it was offered to, except that the proposer may withdraw it and accept a counter; `answered_by` names whoever answers; an answered handoff is never deleted or replaced whole |
 //!
 //! Anything else is refused: a write at the document root, an unknown collection, a
 //! collection deleted or replaced, a key that is not a record id, a value that does not
