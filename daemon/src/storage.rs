@@ -984,7 +984,9 @@ mod tests {
         let (mut store, loaded) = DocStore::open(&dir, &id).unwrap();
         let mut w = Writer::new(loaded.doc);
         w.put_and_append(&mut store, "a", 1);
-        store.compact(&w.doc, &[vec![1; 137], vec![2; 137]]).unwrap();
+        store
+            .compact(&w.doc, &[vec![1; 137], vec![2; 137]])
+            .unwrap();
         let before = w.doc.get_heads();
         w.doc
             .transact::<_, _, automerge::AutomergeError>(|tx| {
@@ -1000,7 +1002,10 @@ mod tests {
         let (_, loaded) = DocStore::open(&dir, &id).unwrap();
         assert!(loaded.quarantined.is_empty());
         assert_eq!(contents(&loaded.doc), expected);
-        assert_eq!(loaded.proofs, vec![vec![1; 137], vec![2; 137], vec![3; 137]]);
+        assert_eq!(
+            loaded.proofs,
+            vec![vec![1; 137], vec![2; 137], vec![3; 137]]
+        );
         // A cut-short list of heads is a damaged file, not a panic.
         assert!(split_proofs(&with_proofs(&[vec![1; 137]], Vec::new())[..20]).is_err());
     }
