@@ -43,7 +43,9 @@ use crate::model::{
 use crate::roster;
 
 mod reveal;
-pub use reveal::{Sealable, SealedEntry, KEY_TAG, SEALED_TAG};
+pub use reveal::{
+    Sealable, SealedEntry, WaitingForTheirs, KEY_TAG, SEALED_TAG, WAITING_NOTICE_AFTER,
+};
 
 /// Problems reading or writing a document.
 #[derive(Debug, thiserror::Error)]
