@@ -143,7 +143,10 @@ fn an_import_of_entries_written_as_the_partner_is_refused_whole_and_changes_noth
     for id in ["f0002", "f0003", "f0004"] {
         assert!(stderr.contains(id), "{id} is not named: {stderr}");
     }
-    assert!(!stderr.contains("f0010"), "the honest one is not blamed: {stderr}");
+    assert!(
+        !stderr.contains("f0010"),
+        "the honest one is not blamed: {stderr}"
+    );
     assert!(!stderr.contains(FORGED_NOTE), "no contents: {stderr}");
 
     // 3. Nothing changed on either side.

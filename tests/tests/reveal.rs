@@ -411,7 +411,10 @@ fn an_answer_under_a_person_nobody_vouches_for_opens_nothing_by_import_or_sync()
         }
     });
     let err = b.call(Call::Import { data: file }).unwrap_err().to_string();
-    assert!(err.contains("checkins 00000000-0000-4000-8000-00000000fa01"), "{err}");
+    assert!(
+        err.contains("checkins 00000000-0000-4000-8000-00000000fa01"),
+        "{err}"
+    );
     assert!(err.contains(&format!("people {stranger}")), "{err}");
 
     // 2. Over sync: the same answer written raw into the household document.

@@ -620,10 +620,7 @@ impl Docs {
         for p in self.due() {
             let opened = format!("{}{SEP}{}", p.sealed, p.secret);
             self.household.put_text(p.collection, &p.id, &opened, now)?;
-            let noted = format!(
-                "{KEY_TAG}{}{SEP}{me}{SEP}{}{SEP}{now}",
-                p.date, p.secret
-            );
+            let noted = format!("{KEY_TAG}{}{SEP}{me}{SEP}{}{SEP}{now}", p.date, p.secret);
             self.private.put_text(p.collection, &p.id, &noted, now)?;
             if let Ok(id) = Uuid::parse_str(&p.id) {
                 revealed.push((p.collection, id));
@@ -649,9 +646,8 @@ impl Docs {
                 .iter()
                 .filter_map(|(_, text)| {
                     let sealed = split_sealed(text)?;
-                    (sealed.key.is_none()
-                        && Uuid::parse_str(sealed.person).ok() == Some(partner))
-                    .then(|| sealed.date.to_string())
+                    (sealed.key.is_none() && Uuid::parse_str(sealed.person).ok() == Some(partner))
+                        .then(|| sealed.date.to_string())
                 })
                 .collect();
             if theirs_sealed.is_empty() {
@@ -751,7 +747,9 @@ mod tests {
             name: "a device".into(),
             public_key: data_encoding::HEXLOWER.encode(&key),
             age_recipient: None,
-            added_by: Some(crate::identity::DeviceId::from_public_key(&public(sponsor)).to_string()),
+            added_by: Some(
+                crate::identity::DeviceId::from_public_key(&public(sponsor)).to_string(),
+            ),
             added_at: 1,
             revoked_at: None,
             admission: Some(crate::roster::admit(sponsor, &key, person, role, 1)),
@@ -1082,7 +1080,11 @@ mod tests {
             .decode(split_sealed(&text).unwrap().ciphertext.as_bytes())
             .unwrap();
         let mac_line = age_file.windows(5).position(|w| w == b"\n--- ").unwrap() + 1;
-        let header_end = mac_line + age_file[mac_line..].iter().position(|b| *b == b'\n').unwrap();
+        let header_end = mac_line
+            + age_file[mac_line..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .unwrap();
         age_file.len() - header_end - 1
     }
 
@@ -1109,7 +1111,12 @@ mod tests {
             mine.when.date, stranger.id
         );
         w.bo.household
-            .put_text(Collection::CheckIns, &Uuid::from_u128(82).to_string(), &fake_sealed, 2)
+            .put_text(
+                Collection::CheckIns,
+                &Uuid::from_u128(82).to_string(),
+                &fake_sealed,
+                2,
+            )
             .unwrap();
         w.sync_all();
         assert!(w.ada1.reveals_due().is_empty());
@@ -1122,10 +1129,7 @@ mod tests {
         w.bo.add_checkin(&checkin(w.b(), 83, 0, NOTE_B, Visibility::Shared), 4)
             .unwrap();
         w.sync_all();
-        assert_eq!(
-            w.ada1.reveals_due(),
-            vec![(Collection::CheckIns, mine.id)]
-        );
+        assert_eq!(w.ada1.reveals_due(), vec![(Collection::CheckIns, mine.id)]);
     }
 
     #[test]
@@ -1263,11 +1267,9 @@ mod tests {
         };
         let body = compact_body::<CheckIn>(fields).unwrap();
         let key = age::x25519::Identity::generate();
-        let ciphertext = crate::envelope::encrypt_to(
-            [&key.to_public() as &dyn age::Recipient],
-            body.as_bytes(),
-        )
-        .unwrap();
+        let ciphertext =
+            crate::envelope::encrypt_to([&key.to_public() as &dyn age::Recipient], body.as_bytes())
+                .unwrap();
         let value = format!(
             "{SEALED_TAG}{}{SEP}{a}{SEP}{}{SEP}{}{SEP}{}",
             mine.when.date,
@@ -1280,7 +1282,10 @@ mod tests {
             .put_text(Collection::CheckIns, &mine.id.to_string(), &value, 2)
             .unwrap();
         assert_eq!(
-            w.ada1.household.get::<CheckIn>(&mine.id.to_string()).unwrap(),
+            w.ada1
+                .household
+                .get::<CheckIn>(&mine.id.to_string())
+                .unwrap(),
             Some(mine)
         );
     }
