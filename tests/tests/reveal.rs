@@ -528,7 +528,7 @@ fn a_day_after_opening_the_author_sees_that_the_partners_answer_is_still_sealed(
     assert!(!summary.contains('%') || summary.starts_with("battery"));
 
     // 4. Ada's device comes back and publishes: the note goes away.
-    let b = TestDaemon::start_with(&b.paths.data_dir, &b_listen).unwrap();
+    let mut b = TestDaemon::start_with(&b.paths.data_dir, &b_listen).unwrap();
     let a = TestDaemon::start_with(&a.paths.data_dir, "127.0.0.1:0").unwrap();
     a.call(Call::PeersAdd { addr: b_listen }).unwrap();
     wait_until(&b, "Ada's answer opens on Bo's device", |b| {
