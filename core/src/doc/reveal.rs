@@ -269,7 +269,7 @@ fn unpad(padded: &[u8]) -> Result<&[u8], &'static str> {
     }
     let largest = PAD_BUCKETS[PAD_BUCKETS.len() - 1];
     let len = padded.len();
-    if !(PAD_BUCKETS.contains(&len) || (len > largest && len % largest == 0)) {
+    if !(PAD_BUCKETS.contains(&len) || (len > largest && len.is_multiple_of(largest))) {
         return Err("its padding is not one of the sizes Hearth uses");
     }
     let end = padded
