@@ -349,6 +349,47 @@ pub(crate) fn status(s: &Value, style: Style) -> String {
     }
     out.push_str(&sharing_notes);
     out.push_str(&refused(s, style));
+    out.push_str(&unproven_changes(&peers, style));
+    out
+}
+
+/// Changes a peer sent that were held or refused because their author could not be
+/// shown to be allowed to write them. Counts and plain reasons, never content.
+fn unproven_changes(peers: &[Value], style: Style) -> String {
+    let mut out = String::new();
+    for p in peers {
+        let held = p["held_changes"].as_u64().unwrap_or(0);
+        let refused = p["refused_changes"].as_u64().unwrap_or(0);
+        if held > 0 {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.dim(&format!(
+                    "Waiting: {held} change(s) from {} ({}) wait until the device that wrote them is confirmed.",
+                    text(p, "name"),
+                    text(p, "person"),
+                ))
+            );
+        }
+        if refused > 0 {
+            let reasons: Vec<&str> = p["refused_because"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let _ = writeln!(
+                out,
+                "{}",
+                style.warn(&format!(
+                    "Not accepted: {refused} change(s) from {} ({}) touched entries that were not theirs to change ({}). Nothing here changed because of them.",
+                    text(p, "name"),
+                    text(p, "person"),
+                    if reasons.is_empty() { "no reason given".to_string() } else { reasons.join("; ") },
+                ))
+            );
+        }
+    }
     out
 }
 

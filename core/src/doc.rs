@@ -40,9 +40,12 @@ use crate::model::{
     Millis, Moment, OwnParts, Pause, Person, PersonId, Reflection, Stage, TargetKind,
     ValidationError, Visibility, When, SCHEMA_VERSION,
 };
+use crate::provenance::ProofBook;
 use crate::roster;
 
+mod admit;
 mod reveal;
+pub(crate) use reveal::{key_opens, split_sealed};
 pub use reveal::{
     Sealable, SealedEntry, WaitingForTheirs, KEY_TAG, SEALED_TAG, WAITING_NOTICE_AFTER,
 };
@@ -89,6 +92,12 @@ pub enum DocError {
         /// offending value (an entry's content or a name) and would reach the logs.
         reason: &'static str,
     },
+    /// A document id that is not one of this device's.
+    #[error("that document is not one this device keeps; nothing was changed")]
+    NotMine,
+    /// A signed head could not be read or does not hold.
+    #[error(transparent)]
+    Proof(#[from] crate::provenance::ProofError),
     /// Automerge refused an operation.
     #[error("the document refused a change ({0}); nothing was written")]
     Automerge(#[from] automerge::AutomergeError),
@@ -183,7 +192,7 @@ pub trait Record: Serialize + DeserializeOwned {
 /// value each cuts a ten-year document's operations several times over. The date and
 /// person in front let queries filter without parsing the JSON.
 pub const COMPACT_TAG: &str = "h1\u{1f}";
-const SEP: char = '\u{1f}';
+pub(crate) const SEP: char = '\u{1f}';
 
 /// The first characters of the answers a check-in's author kept to themselves (see
 /// [`crate::model::OwnAnswer`]): `o1`, then the JSON of [`OwnParts`]. The value lives in
@@ -246,9 +255,9 @@ impl Record for Device {
 const TEXT_FIELDS: &[&str] = &["title", "good_enough"];
 
 /// A person's pause (a [`Pause`] as JSON text), beside the person's record.
-const SHARING_PAUSE: &str = "sharing_pause";
+pub(crate) const SHARING_PAUSE: &str = "sharing_pause";
 /// When a person ended sharing (`hearth leave`), beside the person's record.
-const SHARING_LEFT_AT: &str = "sharing_left_at";
+pub(crate) const SHARING_LEFT_AT: &str = "sharing_left_at";
 /// Fields that sit in a record's map but belong to sharing rather than to the record.
 ///
 /// **Why beside the record:** the pause and the leaving must travel in the household
@@ -293,14 +302,31 @@ impl DocKind {
 pub struct Doc {
     am: Automerge,
     kind: DocKind,
+    /// Signed heads kept beside the document (see [`crate::provenance`]).
+    proofs: ProofBook,
+    /// Received changes not applied until their author is proven.
+    held: Vec<automerge::Change>,
+    /// Received changes refused for breaking the authorship rules, so that what builds
+    /// on them is refused too.
+    refused: BTreeSet<ChangeHash>,
 }
 
 impl Doc {
+    fn wrap(kind: DocKind, am: Automerge) -> Doc {
+        Doc {
+            am,
+            kind,
+            proofs: ProofBook::default(),
+            held: Vec::new(),
+            refused: BTreeSet::new(),
+        }
+    }
+
     /// A fresh document holding only the genesis change, writing as `actor` from here on.
     pub fn new(kind: DocKind, actor: ActorId) -> Doc {
         let mut am = genesis(kind);
         am.set_actor(actor);
-        Doc { am, kind }
+        Doc::wrap(kind, am)
     }
 
     /// Wraps a loaded Automerge document, adding the genesis change if it lacks one.
@@ -309,7 +335,7 @@ impl Doc {
         // Merging the genesis is a no-op when it is already there (same hash).
         let _ = am.merge(&mut base);
         am.set_actor(actor);
-        Doc { am, kind }
+        Doc::wrap(kind, am)
     }
 
     /// Loads a document from saved bytes.
@@ -601,7 +627,7 @@ fn scalar_str<'a>(scalar: &'a automerge::ScalarValueRef<'a>) -> Option<&'a str> 
 }
 
 /// Splits a compact record into date, person and JSON.
-fn split_compact(text: &str) -> Option<(&str, &str, &str)> {
+pub(crate) fn split_compact(text: &str) -> Option<(&str, &str, &str)> {
     let rest = text.strip_prefix(COMPACT_TAG)?;
     let mut parts = rest.splitn(3, SEP);
     Some((parts.next()?, parts.next()?, parts.next()?))

@@ -6,12 +6,14 @@
 //! randomness come in as arguments so that every piece can be driven deterministically.
 #![forbid(unsafe_code)]
 
+pub mod authority;
 pub mod doc;
 pub mod envelope;
 pub mod identity;
 pub mod insights;
 pub mod model;
 pub mod pair;
+pub mod provenance;
 pub mod roster;
 pub mod secrets;
 pub mod starter;

@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 
 use automerge::{ActorId, Automerge, Change};
 use chrono::NaiveDate;
+use hearth_core::authority::{check_changes, Authored};
 use hearth_core::doc::{Doc, DocError, DocKind, Docs};
 use hearth_core::model::*;
 use proptest::prelude::*;
@@ -95,9 +96,32 @@ fn handoff(id: Uuid, item: Uuid, stage: Stage, from: PersonId, to: PersonId) -> 
     }
 }
 
+/// Replica 1 is B's device; replicas 0 and 2 are A's.
+fn person_of(change: &Change) -> PersonId {
+    match change.actor_id().to_bytes().first() {
+        Some(2) => b(),
+        _ => a(),
+    }
+}
+
+/// Merges what `from` has into `into`, as sync would: every change must first pass the
+/// authority rules with its true author, since honest use is never refused.
 fn merge(into: &mut Doc, from: &Doc) {
-    let mut other = from.automerge().clone();
-    into.automerge_mut().merge(&mut other).unwrap();
+    let changes = into.automerge().get_changes_added(from.automerge());
+    let authored: Vec<Authored<'_>> = changes
+        .iter()
+        .map(|change| Authored {
+            change,
+            person: person_of(change),
+        })
+        .collect();
+    let verdict = check_changes(into.automerge(), into.kind(), &authored);
+    assert!(
+        verdict.all_accepted(),
+        "an honest change was refused: {:?}",
+        verdict.refused
+    );
+    into.automerge_mut().apply_changes(changes).unwrap();
 }
 
 /// The replicas after a shared start: both people, three items, and one open handoff in
@@ -200,6 +224,9 @@ enum Op {
     Moment {
         kind: usize,
     },
+    Pause {
+        on: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +252,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (idx.clone(), 0usize..4).prop_map(|(item, stage)| Op::Propose { item, stage }),
         4 => (idx, 0usize..4).prop_map(|(handoff, choice)| Op::Answer { handoff, choice }),
         1 => (0usize..6).prop_map(|kind| Op::Moment { kind }),
+        1 => any::<bool>().prop_map(|on| Op::Pause { on }),
     ]
 }
 
@@ -385,14 +413,20 @@ fn apply(docs: &mut Docs, replica: usize, n: usize, op: &Op) {
             None => Ok(()),
         },
         Op::Answer { handoff, choice } => {
+            // Open ones, and the counters made to this person, which they may accept.
             let open: Vec<Handoff> = docs
                 .handoffs()
                 .into_iter()
-                .filter(|h| h.state == HandoffState::Open)
+                .filter(|h| {
+                    h.state == HandoffState::Open
+                        || (h.state == HandoffState::Countered && h.from == me)
+                })
                 .collect();
             match pick(&open, *handoff) {
                 Some(h) => {
-                    let (state, counter) = if me == h.from {
+                    let (state, counter) = if h.state == HandoffState::Countered {
+                        (HandoffState::Accepted, None)
+                    } else if me == h.from {
                         (HandoffState::Withdrawn, None)
                     } else {
                         match choice % 3 {
@@ -408,6 +442,13 @@ fn apply(docs: &mut Docs, replica: usize, n: usize, op: &Op) {
                 }
                 None => Ok(()),
             }
+        }
+        Op::Pause { on } => {
+            let pause = Pause {
+                since: now,
+                until: Some(now + 3_600_000),
+            };
+            docs.set_pause(me, on.then_some(&pause), now)
         }
         Op::Moment { kind } => docs.add_moment(
             &Moment {

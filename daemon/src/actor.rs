@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use automerge::ChangeHash;
+use hearth_core::provenance::HeadProof;
 use hearth_core::doc::{Doc, DocKind, Docs};
 use hearth_core::identity::DeviceId;
 use hearth_core::model::{Millis, PersonId};
@@ -260,7 +261,13 @@ fn open_doc(
     let dir = docs_dir.join(kind.doc_id());
     let (store, loaded) = DocStore::open(&dir, identity)?;
     let durable_heads = loaded.doc.get_heads();
-    let doc = Doc::from_automerge(kind, loaded.doc, actor_id.clone());
+    let mut doc = Doc::from_automerge(kind, loaded.doc, actor_id.clone());
+    for bytes in &loaded.proofs {
+        // Verified when they were first kept; a damaged one is just left out.
+        if let Ok(proof) = HeadProof::decode(bytes) {
+            doc.proofs_mut().restore(proof);
+        }
+    }
     Ok((
         doc,
         Stored {
@@ -349,7 +356,7 @@ impl Actor {
         me: hearth_core::model::PersonId,
         ctx: ActorContext,
     ) -> Result<Actor, StoreError> {
-        let actor_id = automerge::ActorId::random();
+        let actor_id = run_actor(&ctx.signer);
         recover_join(&docs_dir, identity, me)?;
         let (household_doc, household) =
             open_doc(&docs_dir, identity, DocKind::Household, &actor_id)?;
@@ -361,7 +368,7 @@ impl Actor {
             household,
             private,
             events: ctx.events,
-            hub: SyncHub::new(ctx.device, ctx.sync_dir, identity.clone()),
+            hub: SyncHub::new(ctx.device, ctx.sync_dir, identity.clone(), ctx.signer.clone()),
             trust: ctx.trust,
             me_device: ctx.device.to_string(),
             deadline,
@@ -449,12 +456,25 @@ impl Actor {
 
     /// Writes the changes after the durable heads as one chunk.
     fn commit(&mut self, kind: DocKind) -> Result<(), StoreError> {
+        let signer = self.signer.clone();
         let (doc, stored) = self.parts(kind);
         let heads = doc.heads();
         if heads == stored.durable_heads {
             return Ok(());
         }
-        let chunk = doc.automerge().save_after(&stored.durable_heads);
+        // This device's own writes get their signed head now, and it is saved with
+        // them, together with the heads peers sent for what they wrote.
+        doc.sign_latest(&signer);
+        let proofs: Vec<Vec<u8>> = doc
+            .proofs_mut()
+            .take_changed()
+            .iter()
+            .map(HeadProof::encode)
+            .collect();
+        let chunk = crate::storage::with_proofs(
+            &proofs,
+            doc.automerge().save_after(&stored.durable_heads),
+        );
         match stored.store.append_chunk(&chunk) {
             Ok(()) => {
                 stored.durable_heads = heads;
@@ -468,7 +488,11 @@ impl Actor {
                 match rolled_back {
                     // A fresh actor id, so the next change never reuses a sequence number
                     // that the forgotten change had.
-                    Ok(am) => *doc = Doc::from_automerge(kind, am, automerge::ActorId::random()),
+                    Ok(am) => {
+                        let proofs = doc.proofs().clone();
+                        *doc = Doc::from_automerge(kind, am, run_actor(&signer));
+                        *doc.proofs_mut() = proofs;
+                    }
                     Err(fork) => {
                         tracing::error!(error = %fork, "could not roll back an unsaved change")
                     }
@@ -481,7 +505,8 @@ impl Actor {
     fn compact_if_needed(&mut self, kind: DocKind) {
         let (doc, stored) = self.parts(kind);
         if stored.store.needs_compaction() {
-            if let Err(e) = stored.store.compact(doc.automerge()) {
+            let proofs: Vec<Vec<u8>> = doc.proofs().settled().map(HeadProof::encode).collect();
+            if let Err(e) = stored.store.compact(doc.automerge(), &proofs) {
                 // Compaction is an optimisation: the chunks it would replace are intact.
                 tracing::warn!(doc = %stored.doc_kind.doc_id(), error = %e, "compaction failed; will retry later");
             }
@@ -527,7 +552,7 @@ impl Actor {
         let store_err = |e: StoreError| storage_error(&e);
         // 1. The new household, durable beside the old one. A fresh actor id: the old
         //    documents' changes must never meet changes with the same sequence numbers.
-        let actor_id = automerge::ActorId::random();
+        let actor_id = run_actor(&self.signer);
         let joining = docs_dir.join(JOINING_DIR);
         remove_dir_if_present(&joining).map_err(store_err)?;
         let (mut store, loaded) = DocStore::open(&joining, &self.identity).map_err(store_err)?;
@@ -600,6 +625,7 @@ impl Actor {
             records: handlers::record_counts(doc),
             quarantined: stored.quarantined.clone(),
             heads: doc.heads().iter().map(|h| h.to_string()).collect(),
+            held_changes: doc.held_count(),
         })
         .collect();
         let progress = self.hub.progress();
@@ -620,6 +646,9 @@ impl Actor {
                         last_sync: p.last_sync,
                         last_addr: None,
                         on_hold: p.connected && p.on_hold,
+                        held_changes: p.held_changes,
+                        refused_changes: p.refused_changes,
+                        refused_because: p.refused_because.into_iter().collect(),
                         ..PeerStatus::default()
                     }
                 })
@@ -957,6 +986,15 @@ impl Actor {
         }
         shutdown
     }
+}
+
+/// The actor id this device writes under until it stops: its key, which every
+/// receiver checks against a signed head (`hearth_core::provenance`), and a fresh
+/// nonce, so that a change lost in a crash never shares a sequence number with a later
+/// one.
+pub fn run_actor(signer: &ring::signature::Ed25519KeyPair) -> automerge::ActorId {
+    let device = hearth_core::identity::DeviceId::from_public_key(&signer_key(signer));
+    hearth_core::provenance::actor_for(&device, rand::random())
 }
 
 /// This device's Ed25519 public key.

@@ -804,6 +804,9 @@ pub struct DocStatus {
     /// The document's heads, hex: equal heads mean equal documents.
     #[serde(default)]
     pub heads: Vec<String>,
+    /// Received changes held until the device that wrote them is proven.
+    #[serde(default)]
+    pub held_changes: usize,
 }
 
 /// A peer in `status`.
@@ -843,6 +846,16 @@ pub struct PeerStatus {
     /// side answered that it is not sharing now.
     #[serde(default)]
     pub on_hold: bool,
+    /// Changes it sent that wait until the device that wrote them is proven.
+    #[serde(default)]
+    pub held_changes: usize,
+    /// Changes it sent that were refused for touching what was not their author's,
+    /// since the daemon started.
+    #[serde(default)]
+    pub refused_changes: usize,
+    /// Why they were refused, in plain words, without content.
+    #[serde(default)]
+    pub refused_because: Vec<String>,
 }
 
 /// Kinds accepted by `--kind` in `log`, and the record kinds in events.

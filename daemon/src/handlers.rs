@@ -517,7 +517,7 @@ fn item_with_offers(item: &LedgerItem, offered: &[Handoff]) -> Outcome {
 
 /// What a modified client can do to the household document: raw writes with no checks.
 /// Only for tests that play the attacker, behind `HEARTH_TEST_ROGUE=1`.
-mod rogue {
+pub(crate) mod rogue {
     use super::*;
     use automerge::transaction::{CommitOptions, Transactable};
     use automerge::{ObjType, ReadDoc, ScalarValue};
@@ -567,23 +567,48 @@ mod rogue {
     ) -> Result<Outcome, ApiError> {
         allowed()?;
         let coll = collection(docs, name)?;
-        docs.household
-            .automerge_mut()
-            .transact_with(
-                |_| CommitOptions::default().with_time(now / 1000),
-                |tx| -> Result<(), automerge::AutomergeError> {
-                    let obj = match tx.get(&coll, key)? {
-                        Some((automerge::Value::Object(ObjType::Map), id)) => id,
-                        _ => tx.put_object(&coll, key, ObjType::Map)?,
-                    };
-                    for (field, value) in fields {
-                        tx.put(&obj, field.as_str(), scalar(value))?;
-                    }
-                    Ok(())
-                },
-            )
-            .map_err(|f| internal_error(&f.error.to_string()))?;
+        // `$actor_key` (hex): write under an actor id that claims another device's key,
+        // as a client that tries to pass its change off as someone else's would.
+        let own_actor = docs.household.automerge().get_actor().clone();
+        if let Some(hex) = fields.get("$actor_key").and_then(Value::as_str) {
+            let key = hearth_core::roster::parse_key(hex)
+                .map_err(|_| internal_error("`$actor_key` is not a device key"))?;
+            docs.household
+                .automerge_mut()
+                .set_actor(hearth_core::provenance::actor_for(
+                    &hearth_core::identity::DeviceId::from_public_key(&key),
+                    rand::random(),
+                ));
+        }
+        let written = docs.household.automerge_mut().transact_with(
+            |_| CommitOptions::default().with_time(now / 1000),
+            |tx| -> Result<(), automerge::AutomergeError> {
+                // `$value`: one scalar in place of the record, as compact records are.
+                if let Some(value) = fields.get("$value") {
+                    tx.put(&coll, key, scalar(value))?;
+                    return Ok(());
+                }
+                let obj = match tx.get(&coll, key)? {
+                    Some((automerge::Value::Object(ObjType::Map), id)) => id,
+                    _ => tx.put_object(&coll, key, ObjType::Map)?,
+                };
+                for (field, value) in fields.iter().filter(|(f, _)| !f.starts_with('$')) {
+                    tx.put(&obj, field.as_str(), scalar(value))?;
+                }
+                Ok(())
+            },
+        );
+        docs.household.automerge_mut().set_actor(own_actor);
+        written.map_err(|f| internal_error(&f.error.to_string()))?;
         Ok(Outcome::wrote(Value::Null, DocKind::Household, "rogue"))
+    }
+
+    /// Whether this daemon plays a rogue device: it then applies whatever peers send
+    /// without checking who wrote it, and so passes forged changes on, as a modified
+    /// client could.
+    pub(crate) fn relays_unchecked() -> bool {
+        static ROGUE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ROGUE.get_or_init(|| allowed().is_ok())
     }
 
     pub(super) fn delete(

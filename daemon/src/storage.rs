@@ -285,6 +285,8 @@ pub struct Loaded {
     pub doc: Automerge,
     /// File names moved to `quarantine/` during this open.
     pub quarantined: Vec<String>,
+    /// Signed heads saved beside the changes (`hearth_core::provenance`), oldest first.
+    pub proofs: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -360,6 +362,7 @@ impl DocStore {
         let mut snapshot = None;
         let mut obsolete = Vec::new();
         let mut found_wrong_key = None;
+        let mut proofs = Vec::new();
         let generation = match snapshots.pop() {
             Some((generation, name)) => {
                 let path = dir.join(&name);
@@ -380,7 +383,13 @@ impl DocStore {
                         })
                     }
                 };
-                doc = load_snapshot(&plain).map_err(|e| StoreError::SnapshotUnreadable {
+                let (snapshot_proofs, body) =
+                    split_proofs(&plain).map_err(|reason| StoreError::SnapshotUnreadable {
+                        path: path.clone(),
+                        reason: reason.to_string(),
+                    })?;
+                proofs.extend(snapshot_proofs);
+                doc = load_snapshot(body).map_err(|e| StoreError::SnapshotUnreadable {
                     path: path.clone(),
                     reason: format!("it decrypts but does not load: {e}"),
                 })?;
@@ -431,8 +440,14 @@ impl DocStore {
 
         let mut loaded_chunks = Vec::new();
         for (name, len, plain) in live {
-            match load_chunk(&mut doc, &plain) {
-                Ok(()) => loaded_chunks.push(StoredFile { name, len }),
+            let loaded = split_proofs(&plain).map_err(str::to_string).and_then(|(chunk_proofs, body)| {
+                load_chunk(&mut doc, body).map(|()| chunk_proofs)
+            });
+            match loaded {
+                Ok(chunk_proofs) => {
+                    proofs.extend(chunk_proofs);
+                    loaded_chunks.push(StoredFile { name, len });
+                }
                 Err(reason) => bad.push((name, format!("it decrypts but does not load: {reason}"))),
             }
         }
@@ -468,7 +483,14 @@ impl DocStore {
             next_seq,
             obsolete: Vec::new(),
         };
-        Ok((store, Loaded { doc, quarantined }))
+        Ok((
+            store,
+            Loaded {
+                doc,
+                quarantined,
+                proofs,
+            },
+        ))
     }
 
     /// The document directory.
@@ -516,8 +538,8 @@ impl DocStore {
     /// the new snapshot stands in for every chunk written so far. Changes whose
     /// dependencies are missing (after a chunk was quarantined) are kept in the snapshot
     /// too, so compaction never drops them.
-    pub fn compact(&mut self, doc: &Automerge) -> Result<(), StoreError> {
-        self.compact_with(doc, |_| ControlFlow::Continue(()))
+    pub fn compact(&mut self, doc: &Automerge, proofs: &[Vec<u8>]) -> Result<(), StoreError> {
+        self.compact_with(doc, proofs, |_| ControlFlow::Continue(()))
     }
 
     /// [`compact`](Self::compact), reporting each step to `step` and stopping early,
@@ -525,12 +547,16 @@ impl DocStore {
     fn compact_with(
         &mut self,
         doc: &Automerge,
+        proofs: &[Vec<u8>],
         mut step: impl FnMut(CompactionStep) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        let full = doc.save_with_options(SaveOptions {
-            deflate: true,
-            retain_orphans: true,
-        });
+        let full = with_proofs(
+            proofs,
+            doc.save_with_options(SaveOptions {
+                deflate: true,
+                retain_orphans: true,
+            }),
+        );
         let sealed = envelope::seal(&self.recipient, &full)?;
         let name = snapshot_name(self.next_seq);
         atomic_write(&self.dir, &name, &sealed)
@@ -624,6 +650,53 @@ fn list(dir: &Path) -> Result<Vec<Entry>, StoreError> {
         }
     }
     Ok(entries)
+}
+
+/// The first bytes of a chunk or snapshot that carries signed heads before its
+/// Automerge bytes (which start with Automerge's own magic, so the two never mix up).
+const PROOFS_MAGIC: &[u8; 8] = b"HRTHPRF1";
+/// Most signed heads one file carries.
+const MAX_FILE_PROOFS: usize = 4096;
+
+/// Puts signed heads in front of Automerge bytes, so they are written with the same
+/// fsync as the changes they vouch for. Without heads, the bytes are left as they are.
+pub fn with_proofs(proofs: &[Vec<u8>], automerge_bytes: Vec<u8>) -> Vec<u8> {
+    if proofs.is_empty() {
+        return automerge_bytes;
+    }
+    let mut out = Vec::with_capacity(automerge_bytes.len() + 16 + proofs.len() * 160);
+    out.extend_from_slice(PROOFS_MAGIC);
+    out.extend_from_slice(&(proofs.len() as u32).to_be_bytes());
+    for proof in proofs {
+        out.extend_from_slice(&(proof.len() as u16).to_be_bytes());
+        out.extend_from_slice(proof);
+    }
+    out.extend_from_slice(&automerge_bytes);
+    out
+}
+
+/// Splits what [`with_proofs`] wrote. Files from before signed heads have none.
+fn split_proofs(plain: &[u8]) -> Result<(Vec<Vec<u8>>, &[u8]), &'static str> {
+    let Some(rest) = plain.strip_prefix(PROOFS_MAGIC.as_slice()) else {
+        return Ok((Vec::new(), plain));
+    };
+    let truncated = "its signed heads are cut short";
+    let (count, mut rest) = rest.split_first_chunk::<4>().ok_or(truncated)?;
+    let count = u32::from_be_bytes(*count) as usize;
+    if count > MAX_FILE_PROOFS {
+        return Err("it claims more signed heads than a household has");
+    }
+    let mut proofs = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (len, after) = rest.split_first_chunk::<2>().ok_or(truncated)?;
+        let len = u16::from_be_bytes(*len) as usize;
+        if after.len() < len {
+            return Err(truncated);
+        }
+        proofs.push(after[..len].to_vec());
+        rest = &after[len..];
+    }
+    Ok((proofs, rest))
 }
 
 fn load_snapshot(plain: &[u8]) -> Result<Automerge, AutomergeError> {
@@ -881,7 +954,7 @@ mod tests {
         let mut w = Writer::new(loaded.doc);
         w.put_and_append(&mut store, "a", 1);
         w.put_and_append(&mut store, "b", 2);
-        store.compact(&w.doc).unwrap();
+        store.compact(&w.doc, &[]).unwrap();
         w.put_and_append(&mut store, "c", 3);
         w.put_and_append(&mut store, "a", 4);
         let expected = contents(&w.doc);
@@ -982,7 +1055,7 @@ mod tests {
         let mut w = Writer::new(loaded.doc);
         w.put_and_append(&mut store, "fifth", 5);
         assert!(names(dir).contains(&chunk_name(5)));
-        store.compact(&w.doc).unwrap();
+        store.compact(&w.doc, &[]).unwrap();
         drop(store);
         let (_store, loaded) = DocStore::open(dir, &id).unwrap();
         assert_eq!(
@@ -1013,7 +1086,7 @@ mod tests {
         let (mut store, loaded) = DocStore::open(dir, id).unwrap();
         let mut w = Writer::new(loaded.doc);
         w.put_and_append(&mut store, "a", 1);
-        store.compact(&w.doc).unwrap();
+        store.compact(&w.doc, &[]).unwrap();
         w.put_and_append(&mut store, "b", 2);
         drop(store);
         fs::write(dir.join(temp_name(&chunk_name(9))), b"partial").unwrap();
@@ -1102,7 +1175,7 @@ mod tests {
         let mut w = Writer::new(loaded.doc);
         w.put_and_append(&mut store, "a", 1);
         w.put_and_append(&mut store, "b", 2);
-        store.compact(&w.doc).unwrap();
+        store.compact(&w.doc, &[]).unwrap();
         for (i, key) in ["c", "d", "e", "a"].into_iter().enumerate() {
             w.put_and_append(&mut store, key, 10 + i as i64);
         }
@@ -1111,7 +1184,7 @@ mod tests {
         let mut seen = 0;
         let mut stopped = false;
         store
-            .compact_with(&w.doc, |step| {
+            .compact_with(&w.doc, &[], |step| {
                 if seen == stop {
                     stopped = true;
                     return ControlFlow::Break(());
@@ -1170,8 +1243,8 @@ mod tests {
         let (mut store, loaded) = DocStore::open(dir, &id).unwrap();
         let mut w = Writer::new(loaded.doc);
         w.put_and_append(&mut store, "a", 1);
-        store.compact(&w.doc).unwrap();
-        store.compact(&w.doc).unwrap();
+        store.compact(&w.doc, &[]).unwrap();
+        store.compact(&w.doc, &[]).unwrap();
         assert_eq!(names(dir), vec![snapshot_name(1)]);
         drop(store);
         let (_store, loaded) = DocStore::open(dir, &id).unwrap();
@@ -1208,7 +1281,7 @@ mod tests {
         w.saved = w.doc.get_heads();
         store.append_chunk(&chunk).unwrap();
         assert!(store.needs_compaction());
-        store.compact(&w.doc).unwrap();
+        store.compact(&w.doc, &[]).unwrap();
         assert!(!store.needs_compaction());
         assert_eq!(store.chunks.len(), 0);
     }
@@ -1272,7 +1345,7 @@ mod tests {
         let (mut store, loaded) = DocStore::open(&dir, &id).unwrap();
         let mut w = Writer::new(loaded.doc);
         w.put_and_append(&mut store, "a", 1);
-        store.compact(&w.doc).unwrap();
+        store.compact(&w.doc, &[]).unwrap();
         w.put_and_append(&mut store, "b", 1);
 
         for d in [&data, &data.join(DOCS_DIR), &dir] {

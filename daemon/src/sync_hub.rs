@@ -26,6 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use automerge::Automerge;
+use hearth_core::provenance::{Admission, ProofError};
+use ring::signature::Ed25519KeyPair;
 use hearth_core::doc::Docs;
 use hearth_core::identity::DeviceId;
 use hearth_core::model::{Device, Millis, PersonId};
@@ -119,6 +121,17 @@ pub struct PeerProgress {
     /// peer answered that the household is not available to us now (its person paused).
     #[serde(default)]
     pub on_hold: bool,
+    /// Changes it sent that wait until their author is proven (see
+    /// `hearth_core::provenance`), as of the last message.
+    #[serde(default)]
+    pub held_changes: usize,
+    /// Changes it sent that were refused for touching what was not their author's,
+    /// counted since this daemon started.
+    #[serde(default)]
+    pub refused_changes: usize,
+    /// Why, in plain words and without content.
+    #[serde(default)]
+    pub refused_because: BTreeSet<String>,
 }
 
 /// How long, at most, a pause or a leaving waits for the household document to reach a
@@ -213,12 +226,33 @@ struct Link {
     dormant: Vec<(DocId, Vec<u8>)>,
 }
 
-/// Gives sessions the owner's documents.
-struct DocsAccess<'a>(&'a mut Docs);
+/// Gives sessions the owner's documents, and checks what peers send before it is
+/// applied.
+struct DocsAccess<'a>(&'a mut Docs, &'a Ed25519KeyPair);
 
 impl DocAccess for DocsAccess<'_> {
     fn doc_mut(&mut self, id: &DocId) -> Option<&mut Automerge> {
         self.0.by_id_mut(id.as_str()).map(|d| d.automerge_mut())
+    }
+
+    fn admit(
+        &mut self,
+        id: &DocId,
+        changes: &automerge::sync::ChunkList,
+    ) -> Option<Result<Admission, hearth_core::doc::DocError>> {
+        if crate::handlers::rogue::relays_unchecked() {
+            return None;
+        }
+        let chunks: Vec<&[u8]> = changes.iter().collect();
+        Some(self.0.admit(id.as_str(), &chunks))
+    }
+
+    fn proofs(&mut self, id: &DocId) -> Vec<Vec<u8>> {
+        self.0.proofs_to_send(id.as_str(), Some(self.1))
+    }
+
+    fn offer_proofs(&mut self, id: &DocId, proofs: &[Vec<u8>]) -> Result<Admission, ProofError> {
+        self.0.offer_proofs(id.as_str(), proofs)
     }
 }
 
@@ -244,6 +278,8 @@ pub struct SyncHub {
     pub events: Vec<Event>,
     limits: SyncLimits,
     policy: Policy,
+    /// This device's key, which signs the heads sent with its changes.
+    signer: Arc<Ed25519KeyPair>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -253,7 +289,12 @@ struct SavedStates {
 
 impl SyncHub {
     /// An empty hub.
-    pub fn new(me: DeviceId, sync_dir: PathBuf, identity: age::x25519::Identity) -> SyncHub {
+    pub fn new(
+        me: DeviceId,
+        sync_dir: PathBuf,
+        identity: age::x25519::Identity,
+        signer: Arc<Ed25519KeyPair>,
+    ) -> SyncHub {
         SyncHub {
             epoch: Instant::now(),
             me,
@@ -267,6 +308,7 @@ impl SyncHub {
             events: Vec::new(),
             limits: SyncLimits::default(),
             policy: Policy::default(),
+            signer,
         }
     }
 
@@ -345,13 +387,14 @@ impl SyncHub {
 
     /// Feeds one message from a peer.
     pub fn message(&mut self, docs: &mut Docs, conn: ConnId, message: Message) {
+        let signer = self.signer.clone();
         let now = self.now();
         let Some(link) = self.open_link(docs, conn, now) else {
             return;
         };
         let result = link
             .session
-            .handle_message(now, message, &mut DocsAccess(docs));
+            .handle_message(now, message, &mut DocsAccess(docs, &signer));
         if link.farewell.is_some() {
             // Whatever changed came from this peer, which has it already.
             link.farewell_heads = docs.household.heads();
@@ -383,6 +426,7 @@ impl SyncHub {
 
     /// Pushes a committed local change of `doc` to every peer that may see it.
     pub fn local_change(&mut self, docs: &mut Docs, doc: &str) {
+        let signer = self.signer.clone();
         let now = self.now();
         let doc_id = DocId::new(doc);
         let conns: Vec<ConnId> = self.links.keys().copied().collect();
@@ -395,10 +439,10 @@ impl SyncHub {
                 if link.closing || (link.farewell.is_some() && !link.farewell_fresh) {
                     continue;
                 }
-                refresh_room(link, now, docs);
+                refresh_room(link, now, docs, &signer);
                 if let Err(e) =
                     link.session
-                        .handle_local_change(now, &doc_id, &mut DocsAccess(docs))
+                        .handle_local_change(now, &doc_id, &mut DocsAccess(docs, &signer))
                 {
                     self.held.push((conn, Outbound::Close(e.code().as_u32())));
                 }
@@ -419,16 +463,18 @@ impl SyncHub {
     /// The link of `conn` if it still takes input (not closing, no farewell outgrown),
     /// with its session told whether its writer has room.
     fn open_link(&mut self, docs: &mut Docs, conn: ConnId, now: Duration) -> Option<&mut Link> {
+        let signer = self.signer.clone();
         if self.farewell_outgrown(docs, conn) {
             return None;
         }
         let link = self.links.get_mut(&conn).filter(|l| !l.closing)?;
-        refresh_room(link, now, docs);
+        refresh_room(link, now, docs, &signer);
         Some(link)
     }
 
     /// Fires due timers: sessions', farewells that ran out, and the end of a pause.
     pub fn tick(&mut self, docs: &mut Docs) {
+        let signer = self.signer.clone();
         let wall = crate::actor::now_millis();
         if self.policy.hold_ends.is_some_and(|end| end <= wall) {
             self.enforce(docs, wall);
@@ -458,8 +504,8 @@ impl SyncHub {
                 if link.closing {
                     continue;
                 }
-                refresh_room(link, now, docs);
-                if let Err(e) = link.session.handle_timeout(now, &mut DocsAccess(docs)) {
+                refresh_room(link, now, docs, &signer);
+                if let Err(e) = link.session.handle_timeout(now, &mut DocsAccess(docs, &signer)) {
                     tracing::info!(error = %e, "a sync session timed out");
                     self.held.push((conn, Outbound::Close(e.code().as_u32())));
                 }
@@ -683,6 +729,22 @@ impl SyncHub {
                 SessionEvent::ReconciliationAborted { reason, .. } => {
                     tracing::info!(peer = %device, ?reason, "a reconciliation was given up; it resumes when either side has something new");
                 }
+                SessionEvent::ChangesNotApplied { doc, admission } => {
+                    let progress = self.progress.entry(device.clone()).or_default();
+                    progress.held_changes = admission.held;
+                    progress.refused_changes += admission.refused;
+                    for why in &admission.refused_because {
+                        if progress.refused_because.len() < 8 {
+                            progress.refused_because.insert(why.clone());
+                        }
+                    }
+                    if admission.refused > 0 {
+                        tracing::warn!(peer = %device, doc = %doc, refused = admission.refused, reasons = ?admission.refused_because, "refused changes that touch what is not their author's");
+                    }
+                    if admission.held > 0 {
+                        tracing::info!(peer = %device, doc = %doc, held = admission.held, reasons = ?admission.held_because, "holding changes until their author is proven");
+                    }
+                }
                 SessionEvent::DocUnavailable { .. } => {}
                 _ => {}
             }
@@ -790,10 +852,10 @@ impl SyncHub {
 
 /// Tells `link`'s session whether its writer has room, before any input that could
 /// make it send.
-fn refresh_room(link: &mut Link, now: Duration, docs: &mut Docs) {
+fn refresh_room(link: &mut Link, now: Duration, docs: &mut Docs, signer: &Ed25519KeyPair) {
     let has_room = link.queue.has_room();
     link.session
-        .handle_send_room(now, has_room, &mut DocsAccess(docs));
+        .handle_send_room(now, has_room, &mut DocsAccess(docs, signer));
 }
 
 fn revoked_code() -> u32 {

@@ -855,7 +855,7 @@ fn compact_and_reopen(
     dir: &Path,
     identity: &age::x25519::Identity,
 ) {
-    if let Err(e) = store.compact(doc) {
+    if let Err(e) = store.compact(doc, &[]) {
         panic!("compaction failed: {e}");
     }
     match DocStore::open(dir, identity) {

@@ -185,16 +185,16 @@ pub struct WaitingForTheirs {
 }
 
 /// A sealed value, split into its parts.
-pub(super) struct SealedValue<'a> {
-    pub(super) date: &'a str,
-    pub(super) person: &'a str,
-    pub(super) at: Millis,
-    pub(super) ciphertext: &'a str,
-    pub(super) key: Option<&'a str>,
+pub(crate) struct SealedValue<'a> {
+    pub(crate) date: &'a str,
+    pub(crate) person: &'a str,
+    pub(crate) at: Millis,
+    pub(crate) ciphertext: &'a str,
+    pub(crate) key: Option<&'a str>,
 }
 
 /// Splits a sealed value; `None` when `text` is not one.
-pub(super) fn split_sealed(text: &str) -> Option<SealedValue<'_>> {
+pub(crate) fn split_sealed(text: &str) -> Option<SealedValue<'_>> {
     let rest = text.strip_prefix(SEALED_TAG)?;
     let mut parts = rest.split(SEP);
     let value = SealedValue {
@@ -304,6 +304,19 @@ fn open_with<R: Record>(key: &str, sealed: &SealedValue<'_>, secret: &str) -> Re
     let json = std::str::from_utf8(plain)
         .map_err(|_| seal_error::<R>("opened", "the answer is not text"))?;
     decode_parts::<R>(key, sealed.date, sealed.person, json)
+}
+
+/// Whether `secret` opens the sealed value's ciphertext. The rules of
+/// [`crate::authority`] refuse a published key that does not, so a key is judged by
+/// what it opens, never by what it claims.
+pub(crate) fn key_opens(sealed: &SealedValue<'_>, secret: &str) -> bool {
+    let Ok(identity) = secret.parse::<age::x25519::Identity>() else {
+        return false;
+    };
+    let Ok(ciphertext) = data_encoding::BASE64.decode(sealed.ciphertext.as_bytes()) else {
+        return false;
+    };
+    crate::envelope::decrypt_with([&identity as &dyn age::Identity], &ciphertext).is_ok()
 }
 
 /// Opens a sealed value whose key was published; `Ok(None)` while it is still sealed.

@@ -54,7 +54,11 @@ pub const MAGIC: &[u8; 8] = b"HRTHBNDL";
 /// The bundle format this code writes and reads.
 const VERSION: u8 = 1;
 /// The payload format inside the encryption.
-const PAYLOAD_VERSION: u8 = 1;
+const PAYLOAD_VERSION: u8 = 2;
+/// Bundles from before signed heads: they carry none, so their changes cannot be proven.
+const PAYLOAD_VERSION_UNSIGNED: u8 = 1;
+/// Most signed heads per document in a bundle.
+const MAX_PROOFS: usize = 256;
 /// Magic, version, signer key and ciphertext length.
 const HEADER_LEN: usize = MAGIC.len() + 1 + 32 + 8;
 const SIGNATURE_LEN: usize = 64;
@@ -151,6 +155,9 @@ pub struct BundleDoc {
     pub heads: Vec<ChangeHash>,
     /// A saved document or a run of changes; either loads with `load_incremental`.
     pub data: Vec<u8>,
+    /// Signed heads of the devices that wrote the changes (`crate::provenance`), so the
+    /// importing device can prove each author without trusting the exporter.
+    pub proofs: Vec<Vec<u8>>,
 }
 
 /// What a bundle carries.
@@ -188,6 +195,13 @@ impl Bundle {
             }
             out.extend_from_slice(&(doc.data.len() as u64).to_be_bytes());
             out.extend_from_slice(&doc.data);
+            let proofs = u16::try_from(doc.proofs.len()).map_err(|_| too_big("signed heads"))?;
+            out.extend_from_slice(&proofs.to_be_bytes());
+            for proof in &doc.proofs {
+                let len = u16::try_from(proof.len()).map_err(|_| too_big("signed head bytes"))?;
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(proof);
+            }
         }
         Ok(out)
     }
@@ -195,7 +209,7 @@ impl Bundle {
     fn decode(bytes: &[u8]) -> Result<Bundle, BundleError> {
         let mut r = Reader { bytes, at: 0 };
         let version = r.u8()?;
-        if version != PAYLOAD_VERSION {
+        if version != PAYLOAD_VERSION && version != PAYLOAD_VERSION_UNSIGNED {
             return Err(BundleError::Malformed {
                 reason: format!("payload version {version}"),
             });
@@ -231,10 +245,24 @@ impl Bundle {
                 }
             })?;
             let data = r.take(len)?.to_vec();
+            let mut proofs = Vec::new();
+            if version == PAYLOAD_VERSION {
+                let count = usize::from(u16::from_be_bytes(r.array::<2>()?));
+                if count > MAX_PROOFS {
+                    return Err(BundleError::Malformed {
+                        reason: format!("{count} signed heads"),
+                    });
+                }
+                for _ in 0..count {
+                    let len = usize::from(u16::from_be_bytes(r.array::<2>()?));
+                    proofs.push(r.take(len)?.to_vec());
+                }
+            }
             docs.push(BundleDoc {
                 doc_id,
                 heads,
                 data,
+                proofs,
             });
         }
         if r.at != bytes.len() {
@@ -472,6 +500,11 @@ pub fn changes_after(doc: &Doc, since: &[ChangeHash]) -> (BundleDoc, bool) {
         doc_id: doc.kind().doc_id(),
         heads: am.get_heads(),
         data,
+        proofs: doc
+            .proofs()
+            .settled()
+            .map(crate::provenance::HeadProof::encode)
+            .collect(),
     };
     (doc, complete)
 }
@@ -577,6 +610,7 @@ mod tests {
                 doc_id: "household".into(),
                 heads: vec![ChangeHash([7; 32])],
                 data: b"not really automerge".to_vec(),
+                proofs: vec![vec![1; 137]],
             }],
         }
     }
@@ -822,6 +856,7 @@ mod tests {
                         doc_id,
                         heads: heads.into_iter().map(ChangeHash).collect(),
                         data,
+                        proofs: Vec::new(),
                     })
                     .collect(),
             };

@@ -365,6 +365,27 @@ impl CborMap {
         }
     }
 
+    /// A required array of byte strings, each at most `max_item` bytes, at most
+    /// `max_items` of them.
+    pub(crate) fn bytes_array(
+        &mut self,
+        field: &'static str,
+        max_items: usize,
+        max_item: usize,
+    ) -> Result<Vec<Vec<u8>>, FrameError> {
+        match self.take(field) {
+            Some(Value::Array(items)) if items.len() <= max_items => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::Bytes(bytes) if bytes.len() <= max_item => Ok(bytes),
+                    _ => Err(self.invalid(field)),
+                })
+                .collect(),
+            Some(_) => Err(self.invalid(field)),
+            None => Err(self.missing(field)),
+        }
+    }
+
     /// An optional nested map, returned as its raw text-keyed entries.
     pub(crate) fn opt_map(
         &mut self,
@@ -643,6 +664,20 @@ mod tests {
                     document_id,
                 }
             }),
+            (
+                arb_peer(),
+                arb_peer(),
+                arb_doc(),
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..160), 0..4)
+            )
+                .prop_map(|(sender_id, target_id, document_id, proofs)| {
+                    Message::Proofs {
+                        sender_id,
+                        target_id,
+                        document_id,
+                        proofs,
+                    }
+                }),
             ".{0,60}".prop_map(|message| Message::Error { message }),
         ]
     }

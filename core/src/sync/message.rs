@@ -21,7 +21,13 @@ const REQUEST: &str = "request";
 const SYNC: &str = "sync";
 const DOC_UNAVAILABLE: &str = "doc-unavailable";
 const ERROR: &str = "error";
-const KNOWN_TYPES: &[&str] = &[JOIN, PEER, REQUEST, SYNC, DOC_UNAVAILABLE, ERROR];
+const PROOFS: &str = "hearth-proofs";
+const KNOWN_TYPES: &[&str] = &[JOIN, PEER, REQUEST, SYNC, DOC_UNAVAILABLE, ERROR, PROOFS];
+
+/// Most signed heads one `hearth-proofs` message carries: one per device of a household.
+pub const MAX_PROOFS: usize = 64;
+/// Longest signed head accepted on the wire (see `provenance::PROOF_LEN`).
+const MAX_PROOF_BYTES: usize = 256;
 
 /// Longest `error` text we send or keep: enough to explain, too short to smuggle data.
 const MAX_ERROR_TEXT: usize = 512;
@@ -153,6 +159,18 @@ pub enum Message {
         /// The document.
         document_id: DocId,
     },
+    /// Hearth's own: signed heads of the devices whose changes the next `sync` for
+    /// this document carries (see [`crate::provenance`]). Sent before that `sync`.
+    Proofs {
+        /// The sender.
+        sender_id: PeerId,
+        /// The recipient.
+        target_id: PeerId,
+        /// The document.
+        document_id: DocId,
+        /// Encoded `provenance::HeadProof`s.
+        proofs: Vec<Vec<u8>>,
+    },
     /// The sender gives up on the connection.
     Error {
         /// A short explanation, never containing document contents.
@@ -180,6 +198,11 @@ impl fmt::Debug for Message {
             Self::DocUnavailable { document_id, .. } => {
                 write!(f, "DocUnavailable {{ doc: {document_id} }}")
             }
+            Self::Proofs {
+                document_id,
+                proofs,
+                ..
+            } => write!(f, "Proofs {{ doc: {document_id}, {} }}", proofs.len()),
             Self::Error { message } => write!(f, "Error {{ {message:?} }}"),
         }
     }
@@ -194,6 +217,7 @@ impl Message {
             Self::Request { .. } => REQUEST,
             Self::Sync { .. } => SYNC,
             Self::DocUnavailable { .. } => DOC_UNAVAILABLE,
+            Self::Proofs { .. } => PROOFS,
             Self::Error { .. } => ERROR,
         }
     }
@@ -259,6 +283,19 @@ impl Message {
                 .field("senderId", text(sender_id.as_str()))
                 .field("targetId", text(target_id.as_str()))
                 .field("documentId", text(document_id.as_str())),
+            Self::Proofs {
+                sender_id,
+                target_id,
+                document_id,
+                proofs,
+            } => map
+                .field("senderId", text(sender_id.as_str()))
+                .field("targetId", text(target_id.as_str()))
+                .field("documentId", text(document_id.as_str()))
+                .field(
+                    "proofs",
+                    Value::Array(proofs.iter().map(|p| Value::Bytes(p.clone())).collect()),
+                ),
             Self::Error { message } => map.field("message", text(message)),
         }
         .build()
@@ -295,6 +332,12 @@ impl Message {
                 sender_id: peer_id(&mut map, "senderId")?,
                 target_id: peer_id(&mut map, "targetId")?,
                 document_id: doc_id(&mut map)?,
+            },
+            PROOFS => Self::Proofs {
+                sender_id: peer_id(&mut map, "senderId")?,
+                target_id: peer_id(&mut map, "targetId")?,
+                document_id: doc_id(&mut map)?,
+                proofs: map.bytes_array("proofs", MAX_PROOFS, MAX_PROOF_BYTES)?,
             },
             _ => Self::Error {
                 message: truncate(&map.text("message")?, MAX_ERROR_TEXT),

@@ -26,6 +26,7 @@ use automerge::sync::{self as am_sync, SyncDoc};
 use automerge::{Automerge, ChangeHash};
 
 use super::message::{Message, PeerId, PeerMetadata, PROTOCOL_VERSION};
+use crate::provenance::{Admission, ProofError};
 use super::{ApplicationErrorCode, DocId};
 use crate::identity::DeviceId;
 
@@ -44,6 +45,31 @@ pub trait DocAccess {
     fn create_doc(&mut self, id: &DocId) -> Option<&mut Automerge> {
         let _ = id;
         None
+    }
+
+    /// Checks the changes a peer sent for `id` and applies those whose author is proven
+    /// and allowed (see [`crate::provenance`]). `None` leaves applying them to
+    /// Automerge's sync unchecked, which only tests and the simulator do.
+    fn admit(
+        &mut self,
+        id: &DocId,
+        changes: &am_sync::ChunkList,
+    ) -> Option<Result<Admission, crate::doc::DocError>> {
+        let _ = (id, changes);
+        None
+    }
+
+    /// Signed heads a peer needs to accept this document's changes from us.
+    fn proofs(&mut self, id: &DocId) -> Vec<Vec<u8>> {
+        let _ = id;
+        Vec::new()
+    }
+
+    /// Signed heads the peer sent for `id`. Changes they let through now are applied
+    /// and reported; an error means a signature does not hold.
+    fn offer_proofs(&mut self, id: &DocId, proofs: &[Vec<u8>]) -> Result<Admission, ProofError> {
+        let _ = (id, proofs);
+        Ok(Admission::default())
     }
 }
 
@@ -143,6 +169,14 @@ pub enum SessionEvent {
         /// Which bound was hit.
         reason: AbortReason,
     },
+    /// Some changes the peer sent were not applied: held until their author is proven,
+    /// or refused for touching what is not their author's.
+    ChangesNotApplied {
+        /// The document.
+        doc: DocId,
+        /// What was held and refused, without content.
+        admission: Admission,
+    },
 }
 
 /// A fatal session error: close the stream with [`SessionError::code`].
@@ -185,6 +219,16 @@ pub enum SessionError {
         /// The document.
         doc: DocId,
     },
+    /// A signed head the peer sent does not verify: a relay can pass on another
+    /// device's signature but never make one.
+    #[error(
+        "the peer sent a signature for `{doc}` that does not hold; the connection was \
+         closed (the peer may run a modified or incompatible version of Hearth)"
+    )]
+    BadProof {
+        /// The document.
+        doc: DocId,
+    },
     /// The session already failed; a new connection is needed.
     #[error("this sync session already ended with an error; reconnect to sync again")]
     Closed,
@@ -201,7 +245,7 @@ impl SessionError {
             Self::UnsupportedVersion => ApplicationErrorCode::UnsupportedVersion,
             Self::HandshakeTimeout => ApplicationErrorCode::HandshakeTimeout,
             Self::Remote { .. } => ApplicationErrorCode::RemoteError,
-            Self::BadSyncData { .. } => ApplicationErrorCode::BadSyncData,
+            Self::BadSyncData { .. } | Self::BadProof { .. } => ApplicationErrorCode::BadSyncData,
         }
     }
 }
@@ -238,6 +282,8 @@ struct DocSync {
     /// A message for this document was due while the driver had no room to send; it
     /// is generated, with everything new since, once room comes back.
     waits_for_room: bool,
+    /// Signed heads already sent on this connection, so each goes once.
+    sent_proofs: BTreeSet<Vec<u8>>,
 }
 
 impl DocSync {
@@ -248,6 +294,7 @@ impl DocSync {
             last_push: None,
             flush_at: None,
             waits_for_room: false,
+            sent_proofs: BTreeSet::new(),
         }
     }
 
@@ -602,6 +649,37 @@ impl Session {
             (
                 Phase::Ready,
                 _,
+                Message::Proofs {
+                    sender_id,
+                    target_id,
+                    document_id,
+                    proofs,
+                },
+            ) => {
+                self.check_ids(&sender_id, &target_id)?;
+                // Outside the allowed set the message is dropped unseen, like a sync.
+                if !self.allowed.contains(&document_id) {
+                    return Ok(());
+                }
+                let before = docs.doc_mut(&document_id).map(|am| am.get_heads());
+                let admission = docs
+                    .offer_proofs(&document_id, &proofs)
+                    .map_err(|_| SessionError::BadProof {
+                        doc: document_id.clone(),
+                    })?;
+                let after = docs.doc_mut(&document_id).map(|am| am.get_heads());
+                self.note_admission(&document_id, admission);
+                if before != after {
+                    if let Some(entry) = self.docs.get_mut(&document_id) {
+                        entry.progress(now);
+                    }
+                    self.events.push_back(SessionEvent::DocChanged { doc: document_id });
+                }
+                Ok(())
+            }
+            (
+                Phase::Ready,
+                _,
                 Message::DocUnavailable {
                     sender_id,
                     target_id,
@@ -669,24 +747,64 @@ impl Session {
         }
         if let Some(sync) = automerge.generate_sync_message(&mut entry.state) {
             entry.activate(now);
-            let data = sync.encode();
             // automerge-repo asks with `request` for a document it has nothing of.
-            let message = if empty {
-                Message::Request {
+            self.send_sync(doc, sync, empty, docs);
+        }
+    }
+
+    /// Queues a sync message, preceded by the signed heads the peer needs to prove
+    /// the authors of the changes it carries, each sent once per connection.
+    fn send_sync<D: DocAccess + ?Sized>(
+        &mut self,
+        doc: &DocId,
+        sync: am_sync::Message,
+        request: bool,
+        docs: &mut D,
+    ) {
+        if !sync.changes.is_empty() {
+            let proofs = docs.proofs(doc);
+            let entry = self.doc_entry(doc);
+            let fresh: Vec<Vec<u8>> = proofs
+                .into_iter()
+                .filter(|p| !entry.sent_proofs.contains(p))
+                .take(super::message::MAX_PROOFS)
+                .collect();
+            if !fresh.is_empty() {
+                entry.sent_proofs.extend(fresh.iter().cloned());
+                self.transmit.push_back(Message::Proofs {
                     sender_id: self.local.clone(),
                     target_id: self.remote.clone(),
                     document_id: doc.clone(),
-                    data,
-                }
-            } else {
-                Message::Sync {
-                    sender_id: self.local.clone(),
-                    target_id: self.remote.clone(),
-                    document_id: doc.clone(),
-                    data,
-                }
-            };
-            self.transmit.push_back(message);
+                    proofs: fresh,
+                });
+            }
+        }
+        let data = sync.encode();
+        let message = if request {
+            Message::Request {
+                sender_id: self.local.clone(),
+                target_id: self.remote.clone(),
+                document_id: doc.clone(),
+                data,
+            }
+        } else {
+            Message::Sync {
+                sender_id: self.local.clone(),
+                target_id: self.remote.clone(),
+                document_id: doc.clone(),
+                data,
+            }
+        };
+        self.transmit.push_back(message);
+    }
+
+    /// Reports what a check of the peer's changes did not apply.
+    fn note_admission(&mut self, doc: &DocId, admission: Admission) {
+        if admission.held > 0 || admission.refused > 0 {
+            self.events.push_back(SessionEvent::ChangesNotApplied {
+                doc: doc.clone(),
+                admission,
+            });
         }
     }
 
@@ -746,16 +864,45 @@ impl Session {
             self.unavailable(doc);
             return Ok(());
         };
+        let before = automerge.get_heads();
+        let mut sync = sync;
+        if !sync.changes.is_empty() {
+            match docs.admit(&doc, &sync.changes) {
+                None => {}
+                Some(Ok(admission)) => {
+                    // Applied (or held) already; what is left updates the sync state.
+                    sync.changes = am_sync::ChunkList::empty();
+                    self.note_admission(&doc, admission);
+                }
+                Some(Err(_)) => return Err(SessionError::BadSyncData { doc }),
+            }
+        }
+        let Some(automerge) = docs.doc_mut(&doc) else {
+            return Err(SessionError::BadSyncData { doc });
+        };
         let entry = self
             .docs
             .entry(doc.clone())
             .or_insert_with(|| DocSync::new(am_sync::State::new()));
-        let before = automerge.get_heads();
+        let now_heads = automerge.get_heads();
+        let applied_here = now_heads != before;
+        if applied_here {
+            // What Automerge's own apply would do: the changes the peer just sent are
+            // shared with it now, so a later reconnect starts from them.
+            advance_shared_heads(&mut entry.state, &before, &now_heads);
+        }
+        let last_sent = entry.state.last_sent_heads.clone();
         if automerge
             .receive_sync_message(&mut entry.state, sync)
             .is_err()
         {
             return Err(SessionError::BadSyncData { doc });
+        }
+        if applied_here {
+            // Automerge takes a message without changes whose heads equal ours as
+            // "nothing to answer"; these changes were applied just before, and the peer
+            // must hear our new heads, as it would have had Automerge applied them.
+            entry.state.last_sent_heads = last_sent;
         }
         let after = automerge.get_heads();
         let changed = before != after;
@@ -797,12 +944,7 @@ impl Session {
             entry.reconcile = Reconcile::Idle;
         }
         if let Some(reply) = reply {
-            self.transmit.push_back(Message::Sync {
-                sender_id: self.local.clone(),
-                target_id: self.remote.clone(),
-                document_id: doc.clone(),
-                data: reply.encode(),
-            });
+            self.send_sync(&doc, reply, false, docs);
         }
         if changed {
             self.events
@@ -838,6 +980,19 @@ impl Session {
             self.transmit.push_back(Message::error(&err.to_string()));
         }
     }
+}
+
+/// Moves the heads this device knows it shares with the peer past changes the peer
+/// sent and this device applied itself, as `receive_sync_message` does for changes it
+/// applies.
+fn advance_shared_heads(state: &mut am_sync::State, before: &[ChangeHash], after: &[ChangeHash]) {
+    let mut shared: BTreeSet<ChangeHash> = after
+        .iter()
+        .filter(|head| !before.contains(head))
+        .copied()
+        .collect();
+    shared.extend(state.shared_heads.iter().filter(|head| after.contains(head)).copied());
+    state.shared_heads = shared.into_iter().collect();
 }
 
 fn heads_equal(theirs: Option<&[ChangeHash]>, ours: &[ChangeHash]) -> bool {

@@ -172,6 +172,22 @@ pub fn export(
     }))
 }
 
+/// The refusal of a bundle that carries changes whose author could not be proven, or
+/// that touch what is not their author's. Counts and plain reasons, never content.
+fn forged_bundle(admission: &hearth_core::provenance::Admission) -> ApiError {
+    let mut why: Vec<String> = admission.refused_because.iter().cloned().collect();
+    why.extend(admission.held_because.iter().map(|h| h.to_string()));
+    ApiError::new(
+        ErrorCode::Invalid,
+        format!(
+            "this bundle was not imported: {} of its changes could not be shown to come from someone allowed to make them ({})",
+            admission.held + admission.refused,
+            why.join("; ")
+        ),
+        "nothing was changed; ask for a new bundle made with `hearth bundle export` on your partner's own device",
+    )
+}
+
 /// Checks a bundle (signature, signer on the roster and not removed, sealed for this
 /// device) and merges its household changes, all or nothing.
 pub fn import(
@@ -201,17 +217,32 @@ pub fn import(
             doc: other.doc_id.clone(),
         }));
     }
-    // One document per bundle today; merging each on its own copy keeps a failure from
-    // leaving half a bundle behind.
+    // One document per bundle today. Each change must have a proven author who may
+    // write it, as over sync; one that does not refuses the whole bundle, and the
+    // household is left as it was.
     let mut new_changes = 0;
-    let mut scratch = docs.household.clone();
+    let mut scratch = docs.clone();
     for doc in &contents.docs {
-        new_changes += bundle::merge(&mut scratch, doc).map_err(bundle_error)?;
+        let admission = scratch
+            .admit_all_or_nothing(&doc.doc_id, &[doc.data.as_slice()], &doc.proofs)
+            .map_err(|e| match e {
+                hearth_core::doc::DocError::Proof(_) => bundle_error(BundleError::Malformed {
+                    reason: "a signed head in it does not hold".into(),
+                }),
+                other => bundle_error(BundleError::Merge {
+                    reason: other.to_string(),
+                }),
+            })?;
+        if admission.held > 0 || admission.refused > 0 {
+            tracing::warn!(held = admission.held, refused = admission.refused, reasons = ?admission.refused_because, "refused a bundle whose changes could not all be proven and allowed");
+            return Err(forged_bundle(&admission));
+        }
+        new_changes += admission.applied;
     }
     let up_to_date = contents.docs.iter().all(|d| {
         d.heads
             .iter()
-            .all(|h| scratch.automerge().get_change_meta_by_hash(h).is_some())
+            .all(|h| scratch.household.automerge().get_change_meta_by_hash(h).is_some())
     });
     let mut outcome = Outcome {
         value: json!({
@@ -223,7 +254,7 @@ pub fn import(
         ..Outcome::default()
     };
     if new_changes > 0 {
-        docs.household = scratch;
+        *docs = scratch;
         outcome.touched.insert(DocKind::Household, BTreeSet::new());
     }
     Ok(outcome)

@@ -148,6 +148,8 @@ pub struct OpenStore {
     pub docs: Docs,
     household: DocStore,
     private: DocStore,
+    /// The daemon's device key, which signs what this store's documents wrote.
+    signer: ring::signature::Ed25519KeyPair,
 }
 
 impl OpenStore {
@@ -160,7 +162,11 @@ impl OpenStore {
         })?;
         let identity = secrets.age_identity();
         let docs_dir = Paths::in_dir(data_dir).docs();
-        let actor = ActorId::random();
+        let signer = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(
+            secrets.device_pkcs8(),
+        )
+        .map_err(|_| BenchError::Check("the daemon's device key could not be read".into()))?;
+        let actor = hearthd::actor::run_actor(&signer);
         let open = |kind: DocKind| -> Result<(Doc, DocStore), BenchError> {
             let (store, loaded) = DocStore::open(&docs_dir.join(kind.doc_id()), identity)?;
             if !loaded.quarantined.is_empty() {
@@ -169,7 +175,13 @@ impl OpenStore {
                     kind.doc_id()
                 )));
             }
-            Ok((Doc::from_automerge(kind, loaded.doc, actor.clone()), store))
+            let mut doc = Doc::from_automerge(kind, loaded.doc, actor.clone());
+            for bytes in &loaded.proofs {
+                if let Ok(proof) = hearth_core::provenance::HeadProof::decode(bytes) {
+                    doc.proofs_mut().restore(proof);
+                }
+            }
+            Ok((doc, store))
         };
         let (household, household_store) = open(DocKind::Household)?;
         let (private, private_store) = open(DocKind::Private(me))?;
@@ -177,15 +189,42 @@ impl OpenStore {
             docs: Docs::from_parts(household, private, me),
             household: household_store,
             private: private_store,
+            signer,
         })
     }
 
     /// Stores both documents as one compacted snapshot each, as the daemon's own
-    /// compaction does.
+    /// compaction does, with this device's signed heads over what it wrote.
     pub fn save(&mut self, docs: &Docs) -> Result<(), BenchError> {
-        self.household.compact(docs.household.automerge())?;
-        self.private.compact(docs.private.automerge())?;
+        let mut docs = docs.clone();
+        for doc in [&mut docs.household, &mut docs.private] {
+            doc.sign_latest(&self.signer);
+            let proofs: Vec<Vec<u8>> = doc
+                .proofs()
+                .settled()
+                .map(hearth_core::provenance::HeadProof::encode)
+                .collect();
+            let store = if doc.kind() == DocKind::Household {
+                &mut self.household
+            } else {
+                &mut self.private
+            };
+            store.compact(doc.automerge(), &proofs)?;
+        }
         Ok(())
+    }
+
+    /// An actor id of this device for a document set that only exists in a benchmark.
+    pub fn actor(&self) -> ActorId {
+        hearthd::actor::run_actor(&self.signer)
+    }
+
+    /// Signs `doc`'s latest change by this device and hands back the signed head, for
+    /// a copy of the document kept by another device.
+    pub fn sign_for(&self, doc: &mut Doc) -> Option<hearth_core::provenance::HeadProof> {
+        doc.sign_latest(&self.signer);
+        let key = hearthd::actor::signer_key(&self.signer);
+        doc.proofs().of(&key).cloned()
     }
 
     /// Bytes on disk of both documents.
@@ -197,8 +236,7 @@ impl OpenStore {
 /// A document set for `me` that starts from `household` (a copy of another device's
 /// household document) with an empty private document: a device of that person that
 /// only exists in the benchmark.
-pub fn scratch_docs(household: &Doc, me: PersonId) -> Docs {
-    let actor = ActorId::random();
+pub fn scratch_docs(household: &Doc, me: PersonId, actor: ActorId) -> Docs {
     Docs::from_parts(
         Doc::from_automerge(
             DocKind::Household,
@@ -282,7 +320,7 @@ pub fn fill_alone(data_dir: &Path, me: PersonId, opts: &Options) -> Result<Fille
         .docs
         .add_person(&partner, opts.start_ms)
         .map_err(|e| BenchError::Doc(Box::new(e)))?;
-    let partner_docs = scratch_docs(&store.docs.household, partner.id);
+    let partner_docs = scratch_docs(&store.docs.household, partner.id, ActorId::random());
     let mine = store.docs.clone();
     let mut household = household_of(mine, partner_docs)?;
     let started = std::time::Instant::now();

@@ -206,7 +206,7 @@ impl Stored {
                 return Err(BenchError::Check("the scratch store was not empty".into()));
             }
             let started = Instant::now();
-            store.compact(doc.automerge())?;
+            store.compact(doc.automerge(), &[])?;
             let took = started.elapsed();
             let disk = store.disk_bytes();
             report.add(
@@ -636,7 +636,7 @@ fn durable_writes(
     // waits for it, so its cost matters for write latency too.
     let started = Instant::now();
     let needed = store.needs_compaction();
-    store.compact(docs.household.automerge())?;
+    store.compact(docs.household.automerge(), &[])?;
     report.add(
         SECTION,
         data,

@@ -393,16 +393,24 @@ fn catch_up(
     let gen_a = fixture::options_ending_yesterday(opts.catchup_years, opts.seed);
     let mut gen_b = gen_a.clone();
     gen_b.seed = opts.seed.wrapping_add(1);
+    // The partner's writes on each side are signed with the partner's real key, so
+    // the receiving daemon proves and checks them as it would the partner's own.
     let mut side_a = fixture::household_of(
         a_store.docs.clone(),
-        fixture::scratch_docs(&a_store.docs.household, pair.b_me),
+        fixture::scratch_docs(&a_store.docs.household, pair.b_me, b_store.actor()),
     )?;
     let made_a = generate::generate(&mut side_a, &gen_a)?;
     let mut side_b = fixture::household_of(
-        fixture::scratch_docs(&b_store.docs.household, pair.a_me),
+        fixture::scratch_docs(&b_store.docs.household, pair.a_me, a_store.actor()),
         b_store.docs.clone(),
     )?;
     let made_b = generate::generate(&mut side_b, &gen_b)?;
+    if let Some(proof) = b_store.sign_for(&mut side_a.b.household) {
+        side_a.a.household.proofs_mut().restore(proof);
+    }
+    if let Some(proof) = a_store.sign_for(&mut side_b.a.household) {
+        side_b.b.household.proofs_mut().restore(proof);
+    }
     a_store.save(&side_a.a)?;
     b_store.save(&side_b.b)?;
     drop((side_a, side_b, a_store, b_store));
