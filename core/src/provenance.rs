@@ -53,7 +53,9 @@ const MAX_DEVICES: usize = 64;
 #[non_exhaustive]
 pub enum ProofError {
     /// Wrong length or version.
-    #[error("a signed head is malformed ({0}); the sending device may run another version of Hearth")]
+    #[error(
+        "a signed head is malformed ({0}); the sending device may run another version of Hearth"
+    )]
     Malformed(&'static str),
     /// The signature does not verify.
     #[error("a signed head does not verify; it was not made by the device it names")]
@@ -92,7 +94,11 @@ pub struct HeadProof {
 
 impl std::fmt::Debug for HeadProof {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HeadProof {{ counter: {}, head: {} }}", self.counter, self.head)
+        write!(
+            f,
+            "HeadProof {{ counter: {}, head: {} }}",
+            self.counter, self.head
+        )
     }
 }
 
@@ -109,7 +115,12 @@ fn statement(doc_id: &str, device_key: &[u8; 32], counter: u64, head: &ChangeHas
 
 impl HeadProof {
     /// Signs `head` of document `doc_id` with this device's key.
-    pub fn sign(signer: &Ed25519KeyPair, doc_id: &str, head: ChangeHash, counter: u64) -> HeadProof {
+    pub fn sign(
+        signer: &Ed25519KeyPair,
+        doc_id: &str,
+        head: ChangeHash,
+        counter: u64,
+    ) -> HeadProof {
         let mut device_key = [0u8; 32];
         device_key.copy_from_slice(signer.public_key().as_ref());
         let sig = signer.sign(&statement(doc_id, &device_key, counter, &head));
@@ -219,7 +230,12 @@ impl ProofBook {
     }
 
     /// Verifies and keeps a proof a peer sent for document `doc_id`.
-    pub fn offer(&mut self, doc_id: &str, proof: HeadProof, doc: &Automerge) -> Result<(), ProofError> {
+    pub fn offer(
+        &mut self,
+        doc_id: &str,
+        proof: HeadProof,
+        doc: &Automerge,
+    ) -> Result<(), ProofError> {
         proof.verify(doc_id)?;
         self.keep(proof, doc);
         Ok(())
@@ -421,11 +437,10 @@ pub fn prove(changes: &[Change], book: &ProofBook, trusted: impl Fn(&[u8; 32]) -
     let mut verdicts: Vec<Result<[u8; 32], Held>> = vec![Err(Held::Unproven); changes.len()];
     for &i in &order {
         let change = &changes[i];
-        let held_dep = change.deps().iter().any(|dep| {
-            index
-                .get(dep)
-                .is_some_and(|&d| verdicts[d].is_err())
-        });
+        let held_dep = change
+            .deps()
+            .iter()
+            .any(|dep| index.get(dep).is_some_and(|&d| verdicts[d].is_err()));
         verdicts[i] = if held_dep {
             Err(Held::DependsOnHeld)
         } else {
@@ -447,7 +462,10 @@ pub fn prove(changes: &[Change], book: &ProofBook, trusted: impl Fn(&[u8; 32]) -
 /// Reads the changes a sync message or a bundle carries: change chunks one by one, and
 /// a whole-document chunk (which automerge sends when a peer lacks much) through a
 /// scratch load. Only changes `doc` does not have yet are returned.
-pub fn changes_in(chunks: &[&[u8]], doc: &Automerge) -> Result<Vec<Change>, automerge::AutomergeError> {
+pub fn changes_in(
+    chunks: &[&[u8]],
+    doc: &Automerge,
+) -> Result<Vec<Change>, automerge::AutomergeError> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     let mut split = Vec::new();
@@ -457,7 +475,9 @@ pub fn changes_in(chunks: &[&[u8]], doc: &Automerge) -> Result<Vec<Change>, auto
     for chunk in &split {
         match Change::try_from(*chunk) {
             Ok(change) => {
-                if doc.get_change_meta_by_hash(&change.hash()).is_none() && seen.insert(change.hash()) {
+                if doc.get_change_meta_by_hash(&change.hash()).is_none()
+                    && seen.insert(change.hash())
+                {
                     out.push(change);
                 }
             }

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use automerge::ChangeHash;
-use hearth_core::provenance::HeadProof;
 use hearth_core::doc::{Doc, DocKind, Docs};
 use hearth_core::identity::DeviceId;
 use hearth_core::model::{Millis, PersonId};
+use hearth_core::provenance::HeadProof;
 use hearth_core::sync::{Message, Role};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -368,7 +368,12 @@ impl Actor {
             household,
             private,
             events: ctx.events,
-            hub: SyncHub::new(ctx.device, ctx.sync_dir, identity.clone(), ctx.signer.clone()),
+            hub: SyncHub::new(
+                ctx.device,
+                ctx.sync_dir,
+                identity.clone(),
+                ctx.signer.clone(),
+            ),
             trust: ctx.trust,
             me_device: ctx.device.to_string(),
             deadline,
@@ -471,10 +476,8 @@ impl Actor {
             .iter()
             .map(HeadProof::encode)
             .collect();
-        let chunk = crate::storage::with_proofs(
-            &proofs,
-            doc.automerge().save_after(&stored.durable_heads),
-        );
+        let chunk =
+            crate::storage::with_proofs(&proofs, doc.automerge().save_after(&stored.durable_heads));
         match stored.store.append_chunk(&chunk) {
             Ok(()) => {
                 stored.durable_heads = heads;

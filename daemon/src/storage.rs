@@ -440,9 +440,9 @@ impl DocStore {
 
         let mut loaded_chunks = Vec::new();
         for (name, len, plain) in live {
-            let loaded = split_proofs(&plain).map_err(str::to_string).and_then(|(chunk_proofs, body)| {
-                load_chunk(&mut doc, body).map(|()| chunk_proofs)
-            });
+            let loaded = split_proofs(&plain)
+                .map_err(str::to_string)
+                .and_then(|(chunk_proofs, body)| load_chunk(&mut doc, body).map(|()| chunk_proofs));
             match loaded {
                 Ok(chunk_proofs) => {
                     proofs.extend(chunk_proofs);

@@ -26,14 +26,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use automerge::Automerge;
-use hearth_core::provenance::{Admission, ProofError};
-use ring::signature::Ed25519KeyPair;
 use hearth_core::doc::Docs;
 use hearth_core::identity::DeviceId;
 use hearth_core::model::{Device, Millis, PersonId};
+use hearth_core::provenance::{Admission, ProofError};
 use hearth_core::sync::{
     encode_frame, DocAccess, DocId, Message, Role, Session, SessionConfig, SessionEvent, SyncLimits,
 };
+use ring::signature::Ed25519KeyPair;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -505,7 +505,10 @@ impl SyncHub {
                     continue;
                 }
                 refresh_room(link, now, docs, &signer);
-                if let Err(e) = link.session.handle_timeout(now, &mut DocsAccess(docs, &signer)) {
+                if let Err(e) = link
+                    .session
+                    .handle_timeout(now, &mut DocsAccess(docs, &signer))
+                {
                     tracing::info!(error = %e, "a sync session timed out");
                     self.held.push((conn, Outbound::Close(e.code().as_u32())));
                 }

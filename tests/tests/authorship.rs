@@ -134,8 +134,8 @@ fn peer<'a>(status: &'a [PeerStatus], sender: &str) -> &'a PeerStatus {
 /// her status counts one more refused change against Bo's device.
 fn assert_refused(house: &House, attack: impl FnOnce(&House)) {
     let before = export(&house.ada);
-    let refused_before = peer(&house.ada.status().unwrap().peers, &device_id(&house.bo))
-        .refused_changes;
+    let refused_before =
+        peer(&house.ada.status().unwrap().peers, &device_id(&house.bo)).refused_changes;
     let logged = count_logged(&house.ada, REFUSED_LOG);
     attack(house);
     wait_logged(&house.ada, REFUSED_LOG, logged);
@@ -199,7 +199,10 @@ fn the_partner_cannot_forge_edit_or_delete_the_others_check_ins() {
         if text.contains(&id) {
             break;
         }
-        assert!(Instant::now() < deadline, "Bo's honest check-in never arrived");
+        assert!(
+            Instant::now() < deadline,
+            "Bo's honest check-in never arrived"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -293,7 +296,11 @@ fn a_change_relayed_or_passed_off_under_another_devices_key_is_not_applied() {
     assert_eq!(export(&house.ada), before);
     let status = house.ada.status().unwrap();
     let waiting: usize = status.peers.iter().map(|p| p.held_changes).sum();
-    assert!(waiting > 0, "status shows nothing waiting: {:?}", status.peers);
+    assert!(
+        waiting > 0,
+        "status shows nothing waiting: {:?}",
+        status.peers
+    );
     let household = status
         .documents
         .iter()

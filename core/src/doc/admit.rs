@@ -14,7 +14,7 @@ use ring::signature::Ed25519KeyPair;
 use super::{Doc, DocError, DocKind, Docs};
 use crate::authority::{self, Authored};
 use crate::model::PersonId;
-use crate::provenance::{self, Admission, Held, HeadProof, ProofBook, ProofError};
+use crate::provenance::{self, Admission, HeadProof, Held, ProofBook, ProofError};
 
 /// Most changes held per document; beyond it the oldest are dropped (a peer sends them
 /// again once their author is proven).
@@ -80,7 +80,10 @@ impl Docs {
             .filter(|d| kind == DocKind::Household || d.person == self.me)
             .filter_map(|d| {
                 let key = crate::roster::parse_key(&d.public_key).ok()?;
-                Some((*crate::identity::DeviceId::from_public_key(&key).as_bytes(), d.person))
+                Some((
+                    *crate::identity::DeviceId::from_public_key(&key).as_bytes(),
+                    d.person,
+                ))
             })
             .collect()
     }
@@ -118,8 +121,14 @@ impl Docs {
     }
 
     /// Signed heads a peer sent for `doc_id`; whatever they let through is applied.
-    pub fn offer_proofs(&mut self, doc_id: &str, proofs: &[Vec<u8>]) -> Result<Admission, ProofError> {
-        let kind = self.kind_of(doc_id).map_err(|_| ProofError::Malformed("unknown document"))?;
+    pub fn offer_proofs(
+        &mut self,
+        doc_id: &str,
+        proofs: &[Vec<u8>],
+    ) -> Result<Admission, ProofError> {
+        let kind = self
+            .kind_of(doc_id)
+            .map_err(|_| ProofError::Malformed("unknown document"))?;
         let doc = self.doc_by_kind(kind);
         for bytes in proofs {
             let proof = HeadProof::decode(bytes)?;
@@ -132,7 +141,11 @@ impl Docs {
     }
 
     /// The signed heads to send with `doc_id`'s changes, this device's own included.
-    pub fn proofs_to_send(&mut self, doc_id: &str, signer: Option<&Ed25519KeyPair>) -> Vec<Vec<u8>> {
+    pub fn proofs_to_send(
+        &mut self,
+        doc_id: &str,
+        signer: Option<&Ed25519KeyPair>,
+    ) -> Vec<Vec<u8>> {
         let Ok(kind) = self.kind_of(doc_id) else {
             return Vec::new();
         };
@@ -174,19 +187,23 @@ impl Docs {
             let writers = self.writers(kind);
             let doc = self.doc_by_kind(kind);
             let proven = provenance::prove(&batch, &doc.proofs, |k| writers.contains_key(k));
-            let present = |doc: &Doc, hash: &ChangeHash| doc.am.get_change_meta_by_hash(hash).is_some();
+            let present =
+                |doc: &Doc, hash: &ChangeHash| doc.am.get_change_meta_by_hash(hash).is_some();
             // Proven changes whose earlier changes are all here or proven in this batch.
             let order = provenance::causal_order(&batch);
             let mut ready: BTreeSet<usize> = BTreeSet::new();
             let mut hold: BTreeMap<usize, Held> = BTreeMap::new();
             let mut refuse: BTreeMap<usize, String> = BTreeMap::new();
-            let index: std::collections::HashMap<ChangeHash, usize> =
-                batch.iter().enumerate().map(|(i, c)| (c.hash(), i)).collect();
+            let index: std::collections::HashMap<ChangeHash, usize> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.hash(), i))
+                .collect();
             for &i in &order {
                 let change = &batch[i];
-                if change.deps().iter().any(|d| doc.refused.contains(d)
-                    || index.get(d).is_some_and(|j| refuse.contains_key(j)))
-                {
+                if change.deps().iter().any(|d| {
+                    doc.refused.contains(d) || index.get(d).is_some_and(|j| refuse.contains_key(j))
+                }) {
                     refuse.insert(i, "it builds on a change that was refused".to_string());
                     continue;
                 }
@@ -213,7 +230,11 @@ impl Docs {
                 }
             }
             // The rules, over the proven and complete part, in causal order.
-            let candidates: Vec<usize> = order.iter().copied().filter(|i| ready.contains(i)).collect();
+            let candidates: Vec<usize> = order
+                .iter()
+                .copied()
+                .filter(|i| ready.contains(i))
+                .collect();
             let authored: Vec<Authored<'_>> = candidates
                 .iter()
                 .filter_map(|&i| {

@@ -77,8 +77,13 @@ fn one_proof_covers_every_earlier_change_of_its_device_even_under_older_actor_id
     let proof = HeadProof::sign(&ana, "household", a3.hash(), 1);
     let receiver = Automerge::new();
     let batch = vec![a3.clone(), a1.clone(), a2.clone()];
-    let proven = prove(&batch, &book_with(&[proof], &receiver), |k| *k == id_of(&ana));
-    assert!(proven.verdicts.iter().all(|v| *v == Ok(id_of(&ana))), "{proven:?}");
+    let proven = prove(&batch, &book_with(&[proof], &receiver), |k| {
+        *k == id_of(&ana)
+    });
+    assert!(
+        proven.verdicts.iter().all(|v| *v == Ok(id_of(&ana))),
+        "{proven:?}"
+    );
     // Without the proof nothing is proven.
     let proven = prove(&batch, &ProofBook::default(), |k| *k == id_of(&ana));
     assert!(proven.verdicts.iter().all(|v| v.is_err()));
@@ -151,7 +156,10 @@ fn the_book_keeps_the_newest_settled_proof_and_waits_for_heads_that_have_not_arr
     let empty = Automerge::new();
     let p1 = HeadProof::sign(&ana, "household", a1.hash(), 1);
     book.offer("household", p1.clone(), &empty).unwrap();
-    assert!(book.of(&key_of(&ana)).is_none(), "pending until its head arrives");
+    assert!(
+        book.of(&key_of(&ana)).is_none(),
+        "pending until its head arrives"
+    );
     book.settle(&doc);
     assert_eq!(book.of(&key_of(&ana)), Some(&p1));
     assert_eq!(book.take_changed(), vec![p1.clone()]);
@@ -173,7 +181,10 @@ fn signing_the_latest_change_happens_once_per_change() {
     let ana = key_pair();
     let mut doc = writer(&ana, 1);
     let mut book = ProofBook::default();
-    assert!(!book.sign_latest(&ana, "household", &doc), "nothing written yet");
+    assert!(
+        !book.sign_latest(&ana, "household", &doc),
+        "nothing written yet"
+    );
     let a1 = write(&mut doc, "a1");
     assert!(book.sign_latest(&ana, "household", &doc));
     assert!(!book.sign_latest(&ana, "household", &doc));

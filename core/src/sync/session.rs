@@ -26,9 +26,9 @@ use automerge::sync::{self as am_sync, SyncDoc};
 use automerge::{Automerge, ChangeHash};
 
 use super::message::{Message, PeerId, PeerMetadata, PROTOCOL_VERSION};
-use crate::provenance::{Admission, ProofError};
 use super::{ApplicationErrorCode, DocId};
 use crate::identity::DeviceId;
+use crate::provenance::{Admission, ProofError};
 
 /// Gives a session access to the documents it syncs.
 ///
@@ -662,18 +662,19 @@ impl Session {
                     return Ok(());
                 }
                 let before = docs.doc_mut(&document_id).map(|am| am.get_heads());
-                let admission = docs
-                    .offer_proofs(&document_id, &proofs)
-                    .map_err(|_| SessionError::BadProof {
+                let admission = docs.offer_proofs(&document_id, &proofs).map_err(|_| {
+                    SessionError::BadProof {
                         doc: document_id.clone(),
-                    })?;
+                    }
+                })?;
                 let after = docs.doc_mut(&document_id).map(|am| am.get_heads());
                 self.note_admission(&document_id, admission);
                 if before != after {
                     if let Some(entry) = self.docs.get_mut(&document_id) {
                         entry.progress(now);
                     }
-                    self.events.push_back(SessionEvent::DocChanged { doc: document_id });
+                    self.events
+                        .push_back(SessionEvent::DocChanged { doc: document_id });
                 }
                 Ok(())
             }
@@ -991,7 +992,13 @@ fn advance_shared_heads(state: &mut am_sync::State, before: &[ChangeHash], after
         .filter(|head| !before.contains(head))
         .copied()
         .collect();
-    shared.extend(state.shared_heads.iter().filter(|head| after.contains(head)).copied());
+    shared.extend(
+        state
+            .shared_heads
+            .iter()
+            .filter(|head| after.contains(head))
+            .copied(),
+    );
     state.shared_heads = shared.into_iter().collect();
 }
 

@@ -240,9 +240,13 @@ pub fn import(
         new_changes += admission.applied;
     }
     let up_to_date = contents.docs.iter().all(|d| {
-        d.heads
-            .iter()
-            .all(|h| scratch.household.automerge().get_change_meta_by_hash(h).is_some())
+        d.heads.iter().all(|h| {
+            scratch
+                .household
+                .automerge()
+                .get_change_meta_by_hash(h)
+                .is_some()
+        })
     });
     let mut outcome = Outcome {
         value: json!({

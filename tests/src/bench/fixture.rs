@@ -162,10 +162,11 @@ impl OpenStore {
         })?;
         let identity = secrets.age_identity();
         let docs_dir = Paths::in_dir(data_dir).docs();
-        let signer = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(
-            secrets.device_pkcs8(),
-        )
-        .map_err(|_| BenchError::Check("the daemon's device key could not be read".into()))?;
+        let signer =
+            ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8())
+                .map_err(|_| {
+                    BenchError::Check("the daemon's device key could not be read".into())
+                })?;
         let actor = hearthd::actor::run_actor(&signer);
         let open = |kind: DocKind| -> Result<(Doc, DocStore), BenchError> {
             let (store, loaded) = DocStore::open(&docs_dir.join(kind.doc_id()), identity)?;
