@@ -591,10 +591,27 @@ impl Docs {
 
     /// The other person on this device's verified roster: the only one whose answer
     /// opens this person's.
+    ///
+    /// Before a device key is set nothing is verified (documents used without a device,
+    /// as in `core`'s own tests; the daemon always sets one). Then, as with
+    /// [`Docs::people`], the household's one other person record stands in, and with
+    /// more than one there is no partner.
     fn verified_partner(&self) -> Option<PersonId> {
-        self.verified_roster()
-            .and_then(|v| v.partner)
-            .filter(|p| *p != self.me)
+        match self.verified_roster() {
+            Some(verified) => verified.partner.filter(|p| *p != self.me),
+            None => {
+                let others: Vec<PersonId> = self
+                    .people()
+                    .into_iter()
+                    .map(|p| p.id)
+                    .filter(|id| *id != self.me)
+                    .collect();
+                match others.as_slice() {
+                    [one] => Some(*one),
+                    _ => None,
+                }
+            }
+        }
     }
 
     fn due(&self) -> Vec<Pending> {
@@ -1149,10 +1166,19 @@ mod tests {
     fn without_a_verified_partner_nothing_is_due() {
         let a = person("Ada", 1);
         let b = person("Bo", 2);
-        // Two people in the document, but no device key: no roster is verified.
+        // Ada's device has its key and its own signed entry, and Bo has a person record
+        // and an answer, but no device of his is vouched for: he is not her partner.
         let mut ada = Docs::new(a.id, actor(1));
         ada.add_person(&a, 1).unwrap();
         ada.add_person(&b, 1).unwrap();
+        let key = keypair();
+        ada.put_device(
+            &crate::roster::founder_entry(&key, a.id, "laptop", None, 1),
+            1,
+        )
+        .unwrap();
+        ada.set_device_key(public(&key));
+        assert_eq!(ada.verified_roster().unwrap().partner, None);
         ada.add_sealed(
             &checkin(a.id, 90, 0, NOTE_A, Visibility::RevealTogether),
             &age::x25519::Identity::generate(),
@@ -1162,6 +1188,7 @@ mod tests {
         ada.household
             .put(&checkin(b.id, 91, 0, NOTE_B, Visibility::Shared), 3)
             .unwrap();
+        ada.refresh_roster();
         assert!(ada.reveals_due().is_empty());
         assert!(ada.publish_reveals(4).unwrap().is_empty());
     }
