@@ -17,7 +17,7 @@
 //! | a person's pause and leave markers | that person | that person |
 //! | roster entries | either person (their signature chains are checked in [`crate::roster`]) | the person the entry names |
 //! | ledger items | either person | either person |
-//! | handoffs | either person | either person; the answer only by the person it was offered to, except that the proposer may withdraw it and accept a counter |
+//! | handoffs | either person | either person; `item`, `stage`, `from` and `to` are fixed at creation; the answer (`state`, `answered_by`, `answered_at`, `counter`) only by the person it was offered to, except that the proposer may withdraw it and accept a counter; `answered_by` names whoever answers; an answered handoff is never deleted or replaced whole |
 //!
 //! Anything else is refused: a write at the document root, an unknown collection, a
 //! collection deleted or replaced, a key that is not a record id, a value that does not
@@ -41,8 +41,8 @@ use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ReadDoc,
 use uuid::Uuid;
 
 use crate::doc::{
-    key_opens, split_compact, split_sealed, Collection, DocKind, COMPACT_TAG, SEALED_TAG,
-    SHARING_LEFT_AT, SHARING_PAUSE,
+    genesis_actor, key_opens, split_compact, split_sealed, Collection, DocKind, COMPACT_TAG,
+    SEALED_TAG, SHARING_LEFT_AT, SHARING_PAUSE,
 };
 use crate::model::{HandoffState, Pause, PersonId};
 
@@ -346,9 +346,12 @@ struct Judge<'a> {
     doc: &'a Automerge,
     changes: &'a [Authored<'a>],
     index: &'a HashMap<ChangeHash, usize>,
-    /// Object ids of the genesis collections.
-    collections: HashMap<OpKey, Collection>,
-    collection_ids: HashMap<Collection, ObjId>,
+    /// The genesis change's actor, which made the collections.
+    genesis: ActorId,
+    /// The collections' object ids, read from the document when first needed: most
+    /// changes touch one collection, and a read per collection per call adds up when
+    /// changes come one at a time.
+    collection_ids: [std::cell::OnceCell<Option<ObjId>>; 9],
     /// Places of document objects looked up so far.
     doc_places: HashMap<OpKey, Place>,
     batch: Layer,
@@ -360,24 +363,12 @@ impl<'a> Judge<'a> {
         index: &'a HashMap<ChangeHash, usize>,
         changes: &'a [Authored<'a>],
     ) -> Judge<'a> {
-        let mut collections = HashMap::new();
-        let mut collection_ids = HashMap::new();
-        for coll in Collection::ALL {
-            if let Ok(Some((automerge::Value::Object(ObjType::Map), id))) =
-                doc.get(automerge::ROOT, coll.key())
-            {
-                if let ObjId::Id(counter, actor, _) = &id {
-                    collections.insert((*counter, actor.clone()), coll);
-                }
-                collection_ids.insert(coll, id);
-            }
-        }
         Judge {
             doc,
             changes,
             index,
-            collections,
-            collection_ids,
+            genesis: genesis_actor(DocKind::Household),
+            collection_ids: Default::default(),
             doc_places: HashMap::new(),
             batch: Layer::default(),
         }
@@ -548,10 +539,8 @@ impl<'a> Judge<'a> {
             }
             for (op, old) in &overwritten {
                 match coll {
-                    Collection::People => {
-                        if parse_person(key) != Some(person) {
-                            return Err(Breach::ChangesOtherPerson);
-                        }
+                    Collection::People if parse_person(key) != Some(person) => {
+                        return Err(Breach::ChangesOtherPerson);
                     }
                     Collection::Devices => {
                         let owner = match old {
@@ -685,10 +674,8 @@ impl<'a> Judge<'a> {
                 }
             }
             Collection::Devices => {
-                if !made_now {
-                    if self.owner_of_entry(obj, pending) != Some(person) {
-                        return Err(Breach::ChangesOthersDevice);
-                    }
+                if !made_now && self.owner_of_entry(obj, pending) != Some(person) {
+                    return Err(Breach::ChangesOthersDevice);
                 }
             }
             Collection::Ledger => {}
@@ -777,8 +764,8 @@ impl<'a> Judge<'a> {
             ObjectId::Root => return Ok(Place::Root),
             ObjectId::Id(OpId(c, a)) => (*c, a.clone()),
         };
-        if let Some(coll) = self.collections.get(&key) {
-            return Ok(Place::Collection(*coll));
+        if let Some(coll) = self.genesis_collection(&key) {
+            return Ok(Place::Collection(coll));
         }
         if let Some(p) = pending
             .places
@@ -795,6 +782,30 @@ impl<'a> Judge<'a> {
         Ok(place)
     }
 
+    /// The object id of a collection in the document.
+    fn collection_id(&self, coll: Collection) -> Option<&ObjId> {
+        let slot = Collection::ALL.iter().position(|c| *c == coll)?;
+        self.collection_ids[slot]
+            .get_or_init(|| match self.doc.get(automerge::ROOT, coll.key()) {
+                Ok(Some((automerge::Value::Object(ObjType::Map), id))) => Some(id),
+                _ => None,
+            })
+            .as_ref()
+    }
+
+    /// The collection `key` is, when it is one the genesis change made: its ops follow
+    /// the `schema` op, in the order of [`Collection::ALL`].
+    fn genesis_collection(&self, key: &OpKey) -> Option<Collection> {
+        if key.1 != self.genesis {
+            return None;
+        }
+        let coll = *Collection::ALL.get(usize::try_from(key.0.checked_sub(2)?).ok()?)?;
+        match self.collection_id(coll)? {
+            ObjId::Id(c, a, _) if *c == key.0 && *a == key.1 => Some(coll),
+            _ => None,
+        }
+    }
+
     /// The place of an object the document holds, from its path.
     fn doc_place(&self, key: &OpKey) -> Option<Place> {
         let (id, _) = self.doc.import(&format!("{}@{}", key.0, key.1)).ok()?;
@@ -805,8 +816,9 @@ impl<'a> Judge<'a> {
         let Some(coll) = Collection::ALL.into_iter().find(|c| c.key() == top) else {
             return Some(Place::Unknown);
         };
-        let genesis = self.collection_ids.get(&coll)?;
+        let genesis = self.collection_id(coll)?;
         match path.get(1) {
+            None if &id == genesis => Some(Place::Collection(coll)),
             // A map at the root under a collection's name that is not the genesis one.
             None => Some(Place::Unknown),
             Some((parent, automerge::Prop::Map(record))) if parent == genesis => {
@@ -847,7 +859,7 @@ impl<'a> Judge<'a> {
                 }
             }
         }
-        if let Some(coll_id) = self.collection_ids.get(&coll) {
+        if let Some(coll_id) = self.collection_id(coll) {
             for (value, id) in self.doc.get_all(coll_id, key).unwrap_or_default() {
                 if let ObjId::Id(c, a, _) = &id {
                     let op = (*c, a.clone());
@@ -871,7 +883,7 @@ impl<'a> Judge<'a> {
         if let Some((w, _)) = pending.values.get(op).or_else(|| self.batch.values.get(op)) {
             return Some(w.clone());
         }
-        let coll_id = self.collection_ids.get(&coll)?;
+        let coll_id = self.collection_id(coll)?;
         self.doc_value(op, coll_id, key)
     }
 

@@ -675,14 +675,19 @@ fn collection_id(am: &Automerge, coll: Collection) -> Result<ObjId, DocError> {
     }
 }
 
-/// The deterministic first change every replica of a document shares.
-fn genesis(kind: DocKind) -> Automerge {
+/// The fixed actor of a document's genesis change. Its first op writes `schema`; the
+/// next ones make the collections, in the order of [`Collection::ALL`].
+pub(crate) fn genesis_actor(kind: DocKind) -> ActorId {
     let digest = ring::digest::digest(
         &ring::digest::SHA256,
         format!("hearth-genesis:{}", kind.doc_id()).as_bytes(),
     );
-    let actor = ActorId::from(&digest.as_ref()[..16]);
-    let mut am = Automerge::new().with_actor(actor);
+    ActorId::from(&digest.as_ref()[..16])
+}
+
+/// The deterministic first change every replica of a document shares.
+fn genesis(kind: DocKind) -> Automerge {
+    let mut am = Automerge::new().with_actor(genesis_actor(kind));
     let result = am.transact_with(
         |_| CommitOptions::default().with_time(0),
         |tx| -> Result<(), automerge::AutomergeError> {

@@ -977,6 +977,35 @@ mod tests {
     }
 
     #[test]
+    fn signed_heads_ride_in_front_of_snapshots_and_chunks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("docs").join("household");
+        let id = identity();
+        let (mut store, loaded) = DocStore::open(&dir, &id).unwrap();
+        let mut w = Writer::new(loaded.doc);
+        w.put_and_append(&mut store, "a", 1);
+        store.compact(&w.doc, &[vec![1; 137], vec![2; 137]]).unwrap();
+        let before = w.doc.get_heads();
+        w.doc
+            .transact::<_, _, automerge::AutomergeError>(|tx| {
+                tx.put(ROOT, "b", 2)?;
+                Ok(())
+            })
+            .unwrap();
+        store
+            .append_chunk(&with_proofs(&[vec![3; 137]], w.doc.save_after(&before)))
+            .unwrap();
+        let expected = contents(&w.doc);
+        drop(store);
+        let (_, loaded) = DocStore::open(&dir, &id).unwrap();
+        assert!(loaded.quarantined.is_empty());
+        assert_eq!(contents(&loaded.doc), expected);
+        assert_eq!(loaded.proofs, vec![vec![1; 137], vec![2; 137], vec![3; 137]]);
+        // A cut-short list of heads is a damaged file, not a panic.
+        assert!(split_proofs(&with_proofs(&[vec![1; 137]], Vec::new())[..20]).is_err());
+    }
+
+    #[test]
     fn files_are_encrypted() {
         let tmp = tempfile::tempdir().unwrap();
         let id = identity();

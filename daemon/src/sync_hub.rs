@@ -247,6 +247,10 @@ impl DocAccess for DocsAccess<'_> {
         Some(self.0.admit(id.as_str(), &chunks))
     }
 
+    fn has_seen(&mut self, id: &DocId, hash: &automerge::ChangeHash) -> bool {
+        self.0.has_seen(id.as_str(), hash)
+    }
+
     fn proofs(&mut self, id: &DocId) -> Vec<Vec<u8>> {
         self.0.proofs_to_send(id.as_str(), Some(self.1))
     }

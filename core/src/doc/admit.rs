@@ -140,6 +140,18 @@ impl Docs {
         Ok(self.admit_changes(kind, Vec::new()))
     }
 
+    /// Whether `doc_id` has, holds or refused the change `hash`.
+    pub fn has_seen(&self, doc_id: &str, hash: &ChangeHash) -> bool {
+        let doc = match DocKind::from_doc_id(doc_id) {
+            Some(DocKind::Household) => &self.household,
+            Some(kind) if kind == self.private.kind => &self.private,
+            _ => return false,
+        };
+        doc.am.get_change_meta_by_hash(hash).is_some()
+            || doc.refused.contains(hash)
+            || doc.held.iter().any(|c| c.hash() == *hash)
+    }
+
     /// The signed heads to send with `doc_id`'s changes, this device's own included.
     pub fn proofs_to_send(
         &mut self,

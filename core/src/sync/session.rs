@@ -59,6 +59,13 @@ pub trait DocAccess {
         None
     }
 
+    /// Whether this device already has, holds or refused the change `hash` of `id`:
+    /// a peer that announces only such heads brings nothing new.
+    fn has_seen(&mut self, id: &DocId, hash: &ChangeHash) -> bool {
+        self.doc_mut(id)
+            .is_some_and(|am| am.get_change_meta_by_hash(hash).is_some())
+    }
+
     /// Signed heads a peer needs to accept this document's changes from us.
     fn proofs(&mut self, id: &DocId) -> Vec<Vec<u8>> {
         let _ = id;
@@ -136,6 +143,8 @@ pub enum AbortReason {
     TooManyRounds,
     /// More than [`SyncLimits::max_duration`] without progress.
     TimedOut,
+    /// The peer sent changes that were refused; it would only offer them again.
+    Refused,
 }
 
 /// Something the driver may want to react to.
@@ -842,11 +851,7 @@ impl Session {
             .get(&doc)
             .is_some_and(|d| d.reconcile == Reconcile::Parked)
         {
-            let news = docs.doc_mut(&doc).is_some_and(|am| {
-                sync.heads
-                    .iter()
-                    .any(|h| automerge::ReadDoc::get_change_by_hash(am, h).is_none())
-            });
+            let news = sync.heads.iter().any(|h| !docs.has_seen(&doc, h));
             if !news {
                 return Ok(());
             }
@@ -867,12 +872,14 @@ impl Session {
         };
         let before = automerge.get_heads();
         let mut sync = sync;
+        let mut refused = false;
         if !sync.changes.is_empty() {
             match docs.admit(&doc, &sync.changes) {
                 None => {}
                 Some(Ok(admission)) => {
                     // Applied (or held) already; what is left updates the sync state.
                     sync.changes = am_sync::ChunkList::empty();
+                    refused = admission.refused > 0;
                     self.note_admission(&doc, admission);
                 }
                 Some(Err(_)) => return Err(SessionError::BadSyncData { doc }),
@@ -904,6 +911,16 @@ impl Session {
             // "nothing to answer"; these changes were applied just before, and the peer
             // must hear our new heads, as it would have had Automerge applied them.
             entry.state.last_sent_heads = last_sent;
+        }
+        if refused {
+            // The peer holds changes this device will never take, and would offer them
+            // in every round: stop here until it writes something new.
+            if applied_here {
+                self.events
+                    .push_back(SessionEvent::DocChanged { doc: doc.clone() });
+            }
+            self.abort(&doc, AbortReason::Refused);
+            return Ok(());
         }
         let after = automerge.get_heads();
         let changed = before != after;
