@@ -46,7 +46,9 @@ use crate::roster;
 mod admit;
 mod reveal;
 pub(crate) use reveal::{key_opens, split_sealed};
-pub use reveal::{Sealable, SealedEntry, KEY_TAG, SEALED_TAG};
+pub use reveal::{
+    Sealable, SealedEntry, WaitingForTheirs, KEY_TAG, SEALED_TAG, WAITING_NOTICE_AFTER,
+};
 
 /// Problems reading or writing a document.
 #[derive(Debug, thiserror::Error)]

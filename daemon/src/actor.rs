@@ -865,11 +865,12 @@ impl Actor {
             self.reveals_checked = true;
             match self.docs.publish_reveals(now) {
                 Ok(revealed) => {
+                    // The key goes into the household document, and the time it was
+                    // published beside it in the private one.
                     for (coll, _) in revealed {
-                        touched
-                            .entry(DocKind::Household)
-                            .or_default()
-                            .insert(coll.key());
+                        for doc in [DocKind::Household, self.private.doc_kind] {
+                            touched.entry(doc).or_default().insert(coll.key());
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not reveal a sealed answer"),

@@ -438,7 +438,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 "moments",
             ))
         }
-        Call::Log(p) => log(docs, &p).map(Outcome::read),
+        Call::Log(p) => log(docs, &p, now).map(Outcome::read),
         Call::Export => Ok(Outcome::read(export(docs))),
         Call::Import { data } => import(docs, &data, now),
         Call::RoguePut {
@@ -715,7 +715,7 @@ fn entry(
     })
 }
 
-fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
+fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiError> {
     for kind in &p.kinds {
         if !RECORD_KINDS.contains(&kind.as_str()) {
             return Err(ApiError::new(
@@ -749,11 +749,30 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
         .find(|x| x.id != docs.me)
         .map(|x| x.name)
         .unwrap_or_else(|| "your partner".into());
+    // This person's answers that opened a day ago or more while the partner's answer
+    // for that day is still sealed here: said plainly, without guessing why.
+    let theirs_late: BTreeMap<Uuid, NaiveDate> = docs
+        .waiting_for_theirs(now)
+        .into_iter()
+        .map(|w| (w.id, w.date))
+        .collect();
     let tag = |id: Uuid, v: Visibility| {
         if waiting.contains(&id) {
             format!(" (sealed until {partner_name} answers the same day)")
+        } else if let Some(date) = theirs_late.get(&id) {
+            format!(
+                "{} · still waiting for {partner_name}'s answer from {} to open",
+                visibility_tag(v),
+                date.format("%A %-d %B")
+            )
         } else {
             visibility_tag(v).to_string()
+        }
+    };
+    // The same, for scripts: on each of this person's reveal-together answers.
+    let mark_late = |record: &mut Value, author: PersonId, id: Uuid, v: Visibility| {
+        if author == docs.me && v == Visibility::RevealTogether {
+            record["waiting_for_theirs"] = Value::Bool(theirs_late.contains_key(&id));
         }
     };
     for e in sealed.iter().filter(|e| e.author != docs.me) {
@@ -786,18 +805,17 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
                     .map(|a| format!(" · asks: “{a}”"))
                     .unwrap_or_default();
                 let summary = format!("battery {}%{}{ask}", c.battery, tag(c.id, c.visibility));
-                entries.push((
-                    c.when.at,
-                    entry(
-                        "checkins",
-                        c.id,
-                        &c.when,
-                        c.author,
-                        summary,
-                        to_json(&c),
-                        docs,
-                    ),
-                ));
+                let mut e = entry(
+                    "checkins",
+                    c.id,
+                    &c.when,
+                    c.author,
+                    summary,
+                    to_json(&c),
+                    docs,
+                );
+                mark_late(&mut e, c.author, c.id, c.visibility);
+                entries.push((c.when.at, e));
             }
         }
     }
@@ -811,18 +829,17 @@ fn log(docs: &Docs, p: &LogParams) -> Result<Value, ApiError> {
                     r.aligned,
                     tag(r.id, r.visibility)
                 );
-                entries.push((
-                    r.when.at,
-                    entry(
-                        "reflections",
-                        r.id,
-                        &r.when,
-                        r.author,
-                        summary,
-                        to_json(&r),
-                        docs,
-                    ),
-                ));
+                let mut e = entry(
+                    "reflections",
+                    r.id,
+                    &r.when,
+                    r.author,
+                    summary,
+                    to_json(&r),
+                    docs,
+                );
+                mark_late(&mut e, r.author, r.id, r.visibility);
+                entries.push((r.when.at, e));
             }
         }
     }
@@ -990,6 +1007,11 @@ fn records<T: serde::de::DeserializeOwned>(data: &Value, kind: &str) -> Result<V
 /// Imports a `hearth export` file, all or nothing. Records already present with the same
 /// content are skipped; a record whose id exists with different content is a conflict and
 /// stops the import before anything is written.
+///
+/// Only this person's own records come in: a new record whose author (`author`, `by`,
+/// `from`, `started_by`, a handoff's `answered_by`) is someone else, or a new person
+/// record other than this person's, refuses the whole import. Another person's records
+/// reach this device from their own devices, where their authorship can be proven.
 fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiError> {
     if data.get("format").and_then(Value::as_str) != Some(EXPORT_FORMAT) {
         return Err(import_error("this file is not a Hearth export"));
@@ -1023,15 +1045,23 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
     // Work on a copy, so that a failure half way leaves the real documents untouched.
     let mut scratch = docs.clone();
     let mut conflicts = Vec::new();
+    let mut foreign = Vec::new();
     let mut added = 0usize;
     let mut touched: BTreeMap<DocKind, BTreeSet<&'static str>> = BTreeMap::new();
+    let me = docs.me;
 
+    // `$authors` names the people a record speaks for. A record that would be written
+    // is checked against them before it is written, and one that speaks for anyone
+    // else is set aside: the import is then refused whole and the scratch copy dropped.
     macro_rules! merge {
-        ($list:expr, $coll:expr, $existing:expr, $add:expr, $doc:expr) => {
+        ($list:expr, $coll:expr, $existing:expr, $authors:expr, $add:expr, $doc:expr) => {
             for record in &$list {
                 match $existing(&scratch, record) {
                     Some(current) if current == *record => {}
                     Some(_) => conflicts.push(format!("{} {}", $coll.key(), record.id)),
+                    None if $authors(record).into_iter().any(|p: PersonId| p != me) => {
+                        foreign.push(format!("{} {}", $coll.key(), record.id));
+                    }
                     None => {
                         $add(&mut scratch, record).map_err(|e: DocError| {
                             import_error(format!("{} {}: {}", $coll.key(), record.id, e))
@@ -1051,6 +1081,7 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
         people,
         Collection::People,
         |d: &Docs, r: &Person| d.people().into_iter().find(|p| p.id == r.id),
+        |r: &Person| [r.id],
         |d: &mut Docs, r: &Person| d.add_person(r, now),
         household
     );
@@ -1058,6 +1089,8 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
         ledger,
         Collection::Ledger,
         |d: &Docs, r: &LedgerItem| d.ledger_item(r.id).ok(),
+        // Ledger items are the household's: either person may add them.
+        |_: &LedgerItem| -> [PersonId; 0] { [] },
         |d: &mut Docs, r: &LedgerItem| {
             r.validate()?;
             d.household.put(r, now)
@@ -1070,6 +1103,7 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
         |d: &Docs, r: &CheckIn| stored::<CheckIn>(d, &r.id.to_string())
             .map(|c| d.with_own(c))
             .or_else(|| sealed_here(d, r)),
+        |r: &CheckIn| [r.author],
         |d: &mut Docs, r: &CheckIn| {
             if r.visibility == Visibility::Private && r.author != d.me {
                 // Another person's private entry cannot be in this device's export.
@@ -1089,6 +1123,7 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
         reflections,
         Collection::Reflections,
         |d: &Docs, r: &Reflection| stored(d, &r.id.to_string()).or_else(|| sealed_here(d, r)),
+        |r: &Reflection| [r.author],
         |d: &mut Docs, r: &Reflection| {
             if r.visibility == Visibility::Private && r.author != d.me {
                 return Err(DocError::from(ValidationError::Invalid {
@@ -1111,6 +1146,7 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
             .get::<DoneEntry>(&r.id.to_string())
             .ok()
             .flatten(),
+        |r: &DoneEntry| [r.by],
         |d: &mut Docs, r: &DoneEntry| d.add_done(r, now),
         household
     );
@@ -1118,6 +1154,7 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
         moments,
         Collection::Moments,
         |d: &Docs, r: &Moment| d.household.get::<Moment>(&r.id.to_string()).ok().flatten(),
+        |r: &Moment| [r.started_by],
         |d: &mut Docs, r: &Moment| d.add_moment(r, now),
         household
     );
@@ -1125,6 +1162,8 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
         handoffs,
         Collection::Handoffs,
         |d: &Docs, r: &Handoff| d.household.get::<Handoff>(&r.id.to_string()).ok().flatten(),
+        // An answer to a handoff is the answerer's, so it counts as theirs too.
+        |r: &Handoff| std::iter::once(r.from).chain(r.answered_by),
         |d: &mut Docs, r: &Handoff| {
             r.validate()?;
             if d.ledger_item(r.item).is_err() {
@@ -1145,10 +1184,27 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
             .get::<Acknowledgment>(&r.id.to_string())
             .ok()
             .flatten(),
+        |r: &Acknowledgment| [r.from],
         |d: &mut Docs, r: &Acknowledgment| d.add_ack(r, now),
         household
     );
 
+    if !foreign.is_empty() {
+        let shown: Vec<&str> = foreign.iter().take(5).map(String::as_str).collect();
+        let more = match foreign.len() - shown.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!(
+                "{} record(s) in the file were written by someone else, and an import brings in only your own: {}{more}",
+                foreign.len(),
+                shown.join(", ")
+            ),
+            "nothing was imported; take those records out of the file and import it again. Your partner's entries reach you from their own devices when you sync",
+        ));
+    }
     if !conflicts.is_empty() {
         let shown: Vec<&String> = conflicts.iter().take(5).collect();
         return Err(ApiError::new(
@@ -1164,7 +1220,6 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
     // This person's own reveal-together answers keep their new keys in the private
     // document, and their kept answers (`kept_to_self`) go there too, so it must be made
     // durable with the household.
-    let me = scratch.me;
     let sealed_own = checkins.iter().any(|c| {
         c.author == me && (c.visibility == Visibility::RevealTogether || !c.kept_to_self.is_empty())
     }) || reflections
@@ -1202,18 +1257,17 @@ fn sealed_here<R: Sealable + Clone>(docs: &Docs, record: &R) -> Option<R> {
         .then(|| record.clone())
 }
 
-/// Imports a reveal-together answer: this person's own is sealed again under a fresh
-/// key (and opens by the usual rule); the partner's was already revealed, since this
-/// device's export could read it, so it comes back readable.
+/// Imports one of this person's reveal-together answers: it is sealed again under a
+/// fresh key, and opens by the usual rule. Another person's answer never gets here
+/// ([`import`] refuses it first); should it, it is refused again rather than written.
 fn import_answer<R: Sealable>(docs: &mut Docs, record: &R, now: Millis) -> Result<(), DocError> {
-    if record.author() == docs.me {
-        docs.add_sealed(record, &age::x25519::Identity::generate(), now)
-    } else {
-        record.check()?;
-        // Another person's answer comes back as the household had it: a list of kept
-        // answers in a file means nothing here, and is not written.
-        docs.household.put(&record.split_own().0, now)
+    if record.author() != docs.me {
+        return Err(DocError::from(ValidationError::Invalid {
+            field: "author",
+            reason: "an import brings in only your own answers".into(),
+        }));
     }
+    docs.add_sealed(record, &age::x25519::Identity::generate(), now)
 }
 
 /// Counts records per collection, for `status`.

@@ -369,3 +369,202 @@ fn two_of_the_authors_devices_revealing_at_once_is_harmless() {
     wait_converged(&[&a, &b, &a2], "household").unwrap();
     assert_eq!(a.heads("household").unwrap(), heads);
 }
+
+/// A date nobody in these tests answers for except as noted: 2026-03-10.
+const DAY1_DATE: &str = "2026-03-10";
+
+/// Ada's own check-in entry in her log.
+fn own_entry(d: &TestDaemon, note: &str) -> Value {
+    log(d)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["record"]["note"] == note)
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn an_answer_under_a_person_nobody_vouches_for_opens_nothing_by_import_or_sync() {
+    // Ada, and Bo whose device runs a modified client.
+    let a = TestDaemon::start().unwrap();
+    let b = TestDaemon::start_rogue().unwrap();
+    a.init("Ada").unwrap();
+    b.init("Bo").unwrap();
+    pair(&a, &b).unwrap();
+    wait_converged(&[&a, &b], "household").unwrap();
+    sealed_checkin(&a, ADA_NOTE, None, DAY1);
+    wait_converged(&[&a, &b], "household").unwrap();
+    let stranger = "00000000-0000-4000-8000-00000000dead";
+
+    // 1. By import: a reveal-together check-in for that day "by" a made-up person, with
+    // a person record to go with it. Refused whole, naming the record.
+    let file = serde_json::json!({
+        "format": "hearth-export", "version": 1,
+        "records": {
+            "people": [{ "id": stranger, "name": "Someone", "joined_at": DAY1 }],
+            "checkins": [{
+                "id": "00000000-0000-4000-8000-00000000fa01", "author": stranger,
+                "at": DAY1, "date": DAY1_DATE, "utc_offset_min": 0,
+                "battery": 50, "visibility": "reveal-together"
+            }],
+        }
+    });
+    let err = b.call(Call::Import { data: file }).unwrap_err().to_string();
+    assert!(
+        err.contains("checkins 00000000-0000-4000-8000-00000000fa01"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("people {stranger}")), "{err}");
+
+    // 2. Over sync: the same answer written raw into the household document.
+    b.call(Call::RoguePut {
+        collection: "checkins".into(),
+        key: "00000000-0000-4000-8000-00000000fa02".into(),
+        fields: serde_json::json!({
+            "author": stranger, "date": DAY1_DATE, "at": DAY1, "utc_offset_min": 0,
+            "battery": 50, "visibility": "shared"
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+    })
+    .unwrap();
+    taken_in_or_refused(&a, &b);
+    a.call(Call::SyncNow).unwrap();
+    taken_in_or_refused(&a, &b);
+
+    // Ada's answer is still sealed: Bo reads nothing of it, and Ada's log says it waits.
+    assert!(!everything_readable(&b).contains(ADA_NOTE));
+    assert!(log(&b).to_string().contains("\"sealed\":true"));
+    let own = own_entry(&a, ADA_NOTE);
+    assert!(
+        own["summary"].as_str().unwrap().contains("sealed until Bo"),
+        "{own}"
+    );
+    // That the verified partner's own answer does open it is shown by the tests above
+    // and, beside a made-up person, by `core::doc::reveal`'s
+    // `an_answer_under_a_person_the_roster_does_not_hold_opens_nothing`. It is not
+    // shown here: once received changes are checked against who may write what, Bo's
+    // later changes build on the refused one and wait with it.
+}
+
+/// Waits until `victim` holds everything `from` holds, or has refused or held back some
+/// of what `from` sent (received changes are checked against who may write what, so a
+/// forged record never goes in, and the two never converge).
+fn taken_in_or_refused(victim: &TestDaemon, from: &TestDaemon) {
+    let mut events = victim.subscribe().unwrap();
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let status = victim.call(Call::Status).unwrap();
+        let stopped = status["peers"].as_array().is_some_and(|peers| {
+            peers.iter().any(|p| {
+                p["refused_changes"].as_u64().unwrap_or(0) > 0
+                    || p["held_changes"].as_u64().unwrap_or(0) > 0
+            })
+        });
+        if stopped || victim.heads("household").unwrap() == from.heads("household").unwrap() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the forged change was neither taken in nor refused: {status}"
+        );
+        let _ = events.next_event();
+    }
+}
+
+/// Bo's documents, read from his stopped daemon's store, as his daemon would load them.
+fn stored_docs(d: &TestDaemon, me: uuid::Uuid) -> hearth_core::doc::Docs {
+    use hearth_core::doc::{Doc, DocKind, Docs};
+    let secrets = hearthd::storage::read_secrets(&d.paths.data_dir).unwrap();
+    let secrets = DeviceSecrets::from_file_bytes(&secrets, None).unwrap();
+    let docs_dir = d.paths.data_dir.join("docs");
+    let open = |kind: DocKind| {
+        let (_, loaded) =
+            DocStore::open(&docs_dir.join(kind.doc_id()), secrets.age_identity()).unwrap();
+        Doc::from_automerge(kind, loaded.doc, automerge::ActorId::random())
+    };
+    let mut docs = Docs::from_parts(open(DocKind::Household), open(DocKind::Private(me)), me);
+    docs.set_device_key(secrets.device_public_key());
+    docs
+}
+
+/// The log of `docs` as the daemon would answer it at `now`.
+fn log_at(docs: &mut hearth_core::doc::Docs, now: i64) -> Value {
+    hearthd::handlers::handle(docs, Call::Log(LogParams::default()), now)
+        .unwrap()
+        .value
+}
+
+#[test]
+fn a_day_after_opening_the_author_sees_that_the_partners_answer_is_still_sealed() {
+    let (mut a, mut b) = two_paired();
+    // 1. Ada answers sealed, then her device goes away.
+    sealed_checkin(&a, ADA_NOTE, None, DAY1);
+    wait_converged(&[&a, &b], "household").unwrap();
+    let _a_dir = a.take_dir();
+    a.stop().unwrap();
+
+    // 2. Bo answers the same day: his key is published at once, since Ada's answer is
+    // there. Hers stays sealed while her device is off.
+    let theirs = sealed_checkin(&b, BO_NOTE, None, DAY1 + 60_000);
+    assert_eq!(theirs["waiting_for_partner"], false);
+    wait_until(&b, "Bo's key is published", |b| {
+        own_entry(b, BO_NOTE)["summary"]
+            .as_str()
+            .unwrap()
+            .contains("revealed together")
+    });
+    // Just published: nothing to point out yet.
+    let own = own_entry(&b, BO_NOTE);
+    assert_eq!(own["waiting_for_theirs"], false, "{own}");
+    assert!(!own["summary"].as_str().unwrap().contains("still waiting"));
+
+    // 3. A day later by the clock, on Bo's stored documents: the log says plainly that
+    // Ada's answer has not opened yet, and says it in JSON too.
+    let bo: uuid::Uuid = b.status().unwrap().person.unwrap().id.parse().unwrap();
+    let b_listen = b.addr().unwrap();
+    let _b_dir = b.take_dir();
+    b.stop().unwrap();
+    let mut docs = stored_docs(&b, bo);
+    let now = hearthd::actor::now_millis();
+    let find = |log: &Value| {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["record"]["note"] == BO_NOTE)
+            .cloned()
+            .unwrap()
+    };
+    let soon = find(&log_at(&mut docs, now));
+    assert_eq!(soon["waiting_for_theirs"], false, "{soon}");
+    let later = find(&log_at(
+        &mut docs,
+        now + hearth_core::doc::WAITING_NOTICE_AFTER + 60_000,
+    ));
+    assert_eq!(later["waiting_for_theirs"], true, "{later}");
+    let summary = later["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("still waiting for Ada's answer from Tuesday 10 March to open"),
+        "{summary}"
+    );
+    assert!(!summary.contains('%') || summary.starts_with("battery"));
+
+    // 4. Ada's device comes back and publishes: the note goes away.
+    let mut b = TestDaemon::start_with(&b.paths.data_dir, &b_listen).unwrap();
+    let a = TestDaemon::start_with(&a.paths.data_dir, "127.0.0.1:0").unwrap();
+    a.call(Call::PeersAdd { addr: b_listen }).unwrap();
+    wait_until(&b, "Ada's answer opens on Bo's device", |b| {
+        notes(b).contains(&ADA_NOTE.to_string())
+    });
+    wait_converged(&[&a, &b], "household").unwrap();
+    b.stop().unwrap();
+    let mut docs = stored_docs(&b, bo);
+    let later = find(&log_at(
+        &mut docs,
+        now + hearth_core::doc::WAITING_NOTICE_AFTER + 60_000,
+    ));
+    assert_eq!(later["waiting_for_theirs"], false, "{later}");
+    drop(a);
+}

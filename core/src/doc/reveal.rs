@@ -26,13 +26,35 @@
 //! **Why the record's own collection:** the collections are made by the genesis change,
 //! and a collection added later by two devices apart would fork, one hiding the other.
 //!
+//! # Padding
+//!
+//! Before sealing, the record's JSON is padded to one of a few sizes: 256 bytes, 1 KiB,
+//! 4 KiB, 16 KiB, then whole multiples of 16 KiB. The padding is one `0x80` byte and then
+//! zeros, which JSON text never ends with. So the length of the ciphertext tells the
+//! partner which bucket the note fell in, not how long it is. (age's header also carries
+//! a random "grease" stanza of up to a few hundred bytes, so even answers in one bucket
+//! differ in length by chance, never by content.) An answer sealed before
+//! padding came in is the bare JSON object, ending in `}`, and opens as it is.
+//!
 //! # When a key is published
 //!
 //! A key is due once the partner's answer of the same kind and the same local date is in
-//! the household document: shared, sealed or already revealed. A private answer does not
-//! count, since nobody else can see it. Reflections ask the same three questions every
-//! time, so their "prompt" is the day too. Any of the author's devices that holds the key
-//! publishes it by rewriting the sealed value with the key appended.
+//! the household document: shared, sealed or already revealed. "The partner" is the
+//! other person on this device's verified roster (`roster::Verified::partner`), never
+//! whoever a record names: an answer under any other person id, made up or merely
+//! written into the document, opens nothing. Without a verified partner, nothing is due.
+//! A private answer does not count, since nobody else can see it. Reflections ask the
+//! same three questions every time, so their "prompt" is the day too. Any of the author's
+//! devices that holds the key publishes it by rewriting the sealed value with the key
+//! appended, and notes the time beside the key in the private document:
+//!
+//! ```text
+//! private:    k1 ␟ date ␟ person ␟ AGE-SECRET-KEY-1… ␟ published_at
+//! ```
+//!
+//! That time is what lets the author see, a day later, that the partner's answer for the
+//! same day is still sealed ([`Docs::waiting_for_theirs`]): their device may be off, or
+//! their key has not been sent yet.
 //!
 //! **Why racing reveals are harmless:** two of the author's devices that publish at once
 //! both write the same value to the same key. Automerge keeps both as a conflict, and
@@ -60,6 +82,16 @@ pub const KEY_TAG: &str = "k1\u{1f}";
 
 /// The collections whose records may be revealed together.
 const SEALABLE: [Collection; 2] = [Collection::CheckIns, Collection::Reflections];
+
+/// The sizes a sealed plaintext is padded to, smallest first. Larger plaintexts are
+/// padded to a whole multiple of the last one.
+const PAD_BUCKETS: [usize; 4] = [256, 1024, 4096, 16 * 1024];
+/// The byte that ends a plaintext before its padding zeros.
+const PAD_MARK: u8 = 0x80;
+
+/// How long after this person's key was published a partner's answer that is still
+/// sealed is pointed out: a day.
+pub const WAITING_NOTICE_AFTER: Millis = 24 * 60 * 60 * 1000;
 
 /// A record that may be kept sealed until the partner answers: check-ins and reflections.
 pub trait Sealable: Record {
@@ -137,6 +169,21 @@ pub struct SealedEntry {
     pub at: Millis,
 }
 
+/// One of this person's answers whose key was published at least a day ago
+/// ([`WAITING_NOTICE_AFTER`]), while the partner's answer of the same kind and day is
+/// still sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingForTheirs {
+    /// `checkins` or `reflections`.
+    pub collection: Collection,
+    /// The id of this person's answer.
+    pub id: Uuid,
+    /// The local date both answers are for.
+    pub date: chrono::NaiveDate,
+    /// When this person's key was published, Unix milliseconds.
+    pub published_at: Millis,
+}
+
 /// A sealed value, split into its parts.
 pub(crate) struct SealedValue<'a> {
     pub(crate) date: &'a str,
@@ -163,11 +210,76 @@ pub(crate) fn split_sealed(text: &str) -> Option<SealedValue<'_>> {
     Some(value)
 }
 
-/// Splits a key value into date, person and the secret key.
-fn split_key(text: &str) -> Option<(&str, &str, &str)> {
+/// A key value in the author's private document, split into its parts.
+struct KeyValue<'a> {
+    date: &'a str,
+    person: &'a str,
+    secret: &'a str,
+    /// When the key was published; `None` before it was, or when it was published by a
+    /// version that did not note the time.
+    published_at: Option<Millis>,
+}
+
+/// Splits a key value; `None` when `text` is not one.
+fn split_key(text: &str) -> Option<KeyValue<'_>> {
     let rest = text.strip_prefix(KEY_TAG)?;
-    let mut parts = rest.splitn(3, SEP);
-    Some((parts.next()?, parts.next()?, parts.next()?))
+    let mut parts = rest.split(SEP);
+    let value = KeyValue {
+        date: parts.next()?,
+        person: parts.next()?,
+        secret: parts.next()?,
+        published_at: match parts.next() {
+            Some(at) => Some(at.parse().ok()?),
+            None => None,
+        },
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(value)
+}
+
+/// The length `len` bytes of plaintext are padded to: the smallest bucket that holds
+/// them and the mark.
+fn padded_len(len: usize) -> usize {
+    let need = len.saturating_add(1);
+    let largest = PAD_BUCKETS[PAD_BUCKETS.len() - 1];
+    PAD_BUCKETS
+        .iter()
+        .copied()
+        .find(|bucket| need <= *bucket)
+        .unwrap_or_else(|| need.div_ceil(largest).saturating_mul(largest))
+}
+
+/// `plain`, then the mark, then zeros up to its bucket.
+fn pad(plain: &[u8]) -> Vec<u8> {
+    let len = padded_len(plain.len());
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(plain);
+    out.push(PAD_MARK);
+    out.resize(len, 0);
+    out
+}
+
+/// The plaintext inside `padded`. Bytes that are neither an answer sealed before padding
+/// came in (bare JSON, ending in `}`) nor correctly padded are refused, never guessed at.
+fn unpad(padded: &[u8]) -> Result<&[u8], &'static str> {
+    if padded.last() == Some(&b'}') {
+        return Ok(padded);
+    }
+    let largest = PAD_BUCKETS[PAD_BUCKETS.len() - 1];
+    let len = padded.len();
+    if !(PAD_BUCKETS.contains(&len) || (len > largest && len.is_multiple_of(largest))) {
+        return Err("its padding is not one of the sizes Hearth uses");
+    }
+    let end = padded
+        .iter()
+        .rposition(|b| *b != 0)
+        .ok_or("it holds nothing but padding")?;
+    if padded.get(end) != Some(&PAD_MARK) {
+        return Err("its padding is damaged");
+    }
+    Ok(padded.get(..end).unwrap_or_default())
 }
 
 fn seal_error<R: Record>(action: &'static str, reason: impl Into<String>) -> DocError {
@@ -186,11 +298,12 @@ fn open_with<R: Record>(key: &str, sealed: &SealedValue<'_>, secret: &str) -> Re
     let ciphertext = data_encoding::BASE64
         .decode(sealed.ciphertext.as_bytes())
         .map_err(|e| seal_error::<R>("opened", e.to_string()))?;
-    let plain = crate::envelope::decrypt_with([&identity as &dyn age::Identity], &ciphertext)
+    let padded = crate::envelope::decrypt_with([&identity as &dyn age::Identity], &ciphertext)
         .map_err(|_| seal_error::<R>("opened", "the key does not open it"))?;
-    let json = String::from_utf8(plain)
+    let plain = unpad(&padded).map_err(|reason| seal_error::<R>("opened", reason))?;
+    let json = std::str::from_utf8(plain)
         .map_err(|_| seal_error::<R>("opened", "the answer is not text"))?;
-    decode_parts::<R>(key, sealed.date, sealed.person, &json)
+    decode_parts::<R>(key, sealed.date, sealed.person, json)
 }
 
 /// Whether `secret` opens the sealed value's ciphertext. The rules of
@@ -357,7 +470,7 @@ impl Docs {
         let body = compact_body::<R>(fields)?;
         let recipient = key.to_public();
         let ciphertext =
-            crate::envelope::encrypt_to([&recipient as &dyn age::Recipient], body.as_bytes())
+            crate::envelope::encrypt_to([&recipient as &dyn age::Recipient], &pad(body.as_bytes()))
                 .map_err(|e| seal_error::<R>("sealed", e.to_string()))?;
         let when = record.when();
         let (date, person) = (when.date, record.author());
@@ -424,7 +537,12 @@ impl Docs {
             .tagged(coll, KEY_TAG)
             .into_iter()
             .filter_map(|(id, text)| {
-                let (date, person, secret) = split_key(&text)?;
+                let KeyValue {
+                    date,
+                    person,
+                    secret,
+                    ..
+                } = split_key(&text)?;
                 if person != me {
                     return None;
                 }
@@ -471,8 +589,37 @@ impl Docs {
             .collect()
     }
 
+    /// The other person on this device's verified roster: the only one whose answer
+    /// opens this person's.
+    ///
+    /// Before a device key is set nothing is verified (documents used without a device,
+    /// as in `core`'s own tests; the daemon always sets one). Then, as with
+    /// [`Docs::people`], the household's one other person record stands in, and with
+    /// more than one there is no partner.
+    fn verified_partner(&self) -> Option<PersonId> {
+        match self.verified_roster() {
+            Some(verified) => verified.partner.filter(|p| *p != self.me),
+            None => {
+                let others: Vec<PersonId> = self
+                    .people()
+                    .into_iter()
+                    .map(|p| p.id)
+                    .filter(|id| *id != self.me)
+                    .collect();
+                match others.as_slice() {
+                    [one] => Some(*one),
+                    _ => None,
+                }
+            }
+        }
+    }
+
     fn due(&self) -> Vec<Pending> {
-        let me = self.me.to_string();
+        // Whoever a record names is not proof of anything: only the partner the roster's
+        // signatures hold up counts, so an answer under a made-up person id opens nothing.
+        let Some(partner) = self.verified_partner() else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for coll in SEALABLE {
             let pending = self.pending(coll);
@@ -484,7 +631,7 @@ impl Docs {
                 .household
                 .answered_on(coll, &dates)
                 .into_iter()
-                .filter(|(_, person)| *person != me)
+                .filter(|(_, person)| Uuid::parse_str(person).ok() == Some(partner))
                 .map(|(date, _)| date)
                 .collect();
             out.extend(pending.into_iter().filter(|p| answered.contains(&p.date)));
@@ -494,16 +641,81 @@ impl Docs {
 
     /// Publishes the key of every answer of this person whose partner's answer is now
     /// here, so both open on every device. Returns what it revealed.
+    ///
+    /// Each publication also notes its time beside the key in the private document, so
+    /// both documents change when anything is returned.
     pub fn publish_reveals(&mut self, now: Millis) -> Result<Vec<(Collection, Uuid)>, DocError> {
         let mut revealed = Vec::new();
+        let me = self.me;
         for p in self.due() {
             let opened = format!("{}{SEP}{}", p.sealed, p.secret);
             self.household.put_text(p.collection, &p.id, &opened, now)?;
+            let noted = format!("{KEY_TAG}{}{SEP}{me}{SEP}{}{SEP}{now}", p.date, p.secret);
+            self.private.put_text(p.collection, &p.id, &noted, now)?;
             if let Ok(id) = Uuid::parse_str(&p.id) {
                 revealed.push((p.collection, id));
             }
         }
         Ok(revealed)
+    }
+
+    /// This person's answers whose key was published at least a day before `now`
+    /// ([`WAITING_NOTICE_AFTER`]) while the partner's answer of the same kind and day is
+    /// still sealed here, oldest first.
+    pub fn waiting_for_theirs(&self, now: Millis) -> Vec<WaitingForTheirs> {
+        let Some(partner) = self.verified_partner() else {
+            return Vec::new();
+        };
+        let me = self.me.to_string();
+        let mut out = Vec::new();
+        for coll in SEALABLE {
+            // The days on which the partner's answer is here and still sealed.
+            let theirs_sealed: BTreeSet<String> = self
+                .household
+                .tagged(coll, SEALED_TAG)
+                .iter()
+                .filter_map(|(_, text)| {
+                    let sealed = split_sealed(text)?;
+                    (sealed.key.is_none() && Uuid::parse_str(sealed.person).ok() == Some(partner))
+                        .then(|| sealed.date.to_string())
+                })
+                .collect();
+            if theirs_sealed.is_empty() {
+                continue;
+            }
+            for (id, text) in self.private.tagged(coll, KEY_TAG) {
+                let Some(key) = split_key(&text) else {
+                    continue;
+                };
+                let Some(published_at) = key.published_at else {
+                    continue;
+                };
+                if key.person != me
+                    || !theirs_sealed.contains(key.date)
+                    || now.saturating_sub(published_at) < WAITING_NOTICE_AFTER
+                {
+                    continue;
+                }
+                // Only while this person's own answer is open in the household document.
+                let open = self
+                    .household
+                    .text_at(coll, &id)
+                    .is_some_and(|t| split_sealed(&t).is_some_and(|s| s.key.is_some()));
+                let (Ok(id), Ok(date)) = (Uuid::parse_str(&id), key.date.parse()) else {
+                    continue;
+                };
+                if open {
+                    out.push(WaitingForTheirs {
+                        collection: coll,
+                        id,
+                        date,
+                        published_at,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|w| (w.published_at, w.id));
+        out
     }
 }
 
@@ -531,11 +743,51 @@ mod tests {
         }
     }
 
-    /// Ada's two devices and Bo's one, with the household merged everywhere.
+    /// Ada's two devices and Bo's one, with the household merged everywhere and each
+    /// device's roster verified from its own key.
     struct World {
         ada1: Docs,
         ada2: Docs,
         bo: Docs,
+    }
+
+    fn keypair() -> ring::signature::Ed25519KeyPair {
+        let pkcs8 =
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+                .unwrap();
+        ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+    }
+
+    fn public(key: &ring::signature::Ed25519KeyPair) -> [u8; 32] {
+        use ring::signature::KeyPair;
+        key.public_key().as_ref().try_into().unwrap()
+    }
+
+    /// The roster entry of `subject`, admitted by `sponsor` as `role`, signed by itself.
+    fn admitted(
+        subject: &ring::signature::Ed25519KeyPair,
+        sponsor: &ring::signature::Ed25519KeyPair,
+        person: PersonId,
+        role: crate::roster::Admit,
+    ) -> Device {
+        let key = public(subject);
+        let mut device = Device {
+            id: crate::identity::DeviceId::from_public_key(&key).to_string(),
+            person,
+            name: "a device".into(),
+            public_key: data_encoding::HEXLOWER.encode(&key),
+            age_recipient: None,
+            added_by: Some(
+                crate::identity::DeviceId::from_public_key(&public(sponsor)).to_string(),
+            ),
+            added_at: 1,
+            revoked_at: None,
+            admission: Some(crate::roster::admit(sponsor, &key, person, role, 1)),
+            self_sig: None,
+            removal: None,
+        };
+        device.self_sig = Some(crate::roster::self_sign(subject, &device));
+        device
     }
 
     fn merge(into: &mut Doc, from: &Doc) {
@@ -551,11 +803,33 @@ mod tests {
             let mut ada1 = Docs::new(a.id, actor(1));
             ada1.add_person(&a, 1).unwrap();
             ada1.add_person(&b, 1).unwrap();
+            let (k1, k2, kb) = (keypair(), keypair(), keypair());
+            use crate::roster::{founder_entry, Admit};
+            for device in [
+                founder_entry(&k1, a.id, "laptop", None, 1),
+                admitted(&k2, &k1, a.id, Admit::OwnDevice),
+                admitted(&kb, &k1, b.id, Admit::Partner),
+            ] {
+                ada1.put_device(&device, 1).unwrap();
+            }
             let mut ada2 = Docs::new(a.id, actor(2));
             let mut bo = Docs::new(b.id, actor(3));
             merge(&mut ada2.household, &ada1.household);
             merge(&mut bo.household, &ada1.household);
-            World { ada1, ada2, bo }
+            ada1.set_device_key(public(&k1));
+            ada2.set_device_key(public(&k2));
+            bo.set_device_key(public(&kb));
+            let w = World { ada1, ada2, bo };
+            assert_eq!(w.ada1.verified_roster().unwrap().partner, Some(b.id));
+            assert_eq!(w.bo.verified_roster().unwrap().partner, Some(a.id));
+            w
+        }
+
+        /// Every device verifies its roster again, as the daemon does after a change.
+        fn refresh(&mut self) {
+            for docs in [&mut self.ada1, &mut self.ada2, &mut self.bo] {
+                docs.refresh_roster();
+            }
         }
 
         /// Everyone's household meets; Ada's private document syncs between her devices.
@@ -575,6 +849,7 @@ mod tests {
                 merge(&mut self.ada1.private, &p2);
                 merge(&mut self.ada2.private, &p1);
             }
+            self.refresh();
         }
 
         fn a(&self) -> PersonId {
@@ -821,5 +1096,273 @@ mod tests {
         ));
         // Whole reads skip it with a warning instead of failing.
         assert!(w.ada1.household.all::<CheckIn>().is_empty());
+    }
+
+    /// The length of the encrypted payload of the sealed value stored under `id`: the
+    /// age file after its header. The header's length is the same for every answer but
+    /// for age's random "grease" stanza, which has nothing to do with the content.
+    fn sealed_len(docs: &Docs, id: Uuid) -> usize {
+        let text = docs
+            .household
+            .text_at(Collection::CheckIns, &id.to_string())
+            .unwrap();
+        let age_file = data_encoding::BASE64
+            .decode(split_sealed(&text).unwrap().ciphertext.as_bytes())
+            .unwrap();
+        let mac_line = age_file.windows(5).position(|w| w == b"\n--- ").unwrap() + 1;
+        let header_end = mac_line
+            + age_file[mac_line..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .unwrap();
+        age_file.len() - header_end - 1
+    }
+
+    #[test]
+    fn an_answer_under_a_person_the_roster_does_not_hold_opens_nothing() {
+        let mut w = World::new();
+        let mine = checkin(w.a(), 80, 0, NOTE_A, Visibility::RevealTogether);
+        w.ada1
+            .add_sealed(&mine, &age::x25519::Identity::generate(), 1)
+            .unwrap();
+        w.sync_all();
+        // Bo's modified client writes answers for that day under a person id nobody
+        // vouches for: one shared, one sealed, and a person record to go with them.
+        let stranger = person("Someone", 99);
+        w.bo.add_person(&stranger, 2).unwrap();
+        w.bo.household
+            .put(
+                &checkin(stranger.id, 81, 0, "made up", Visibility::Shared),
+                2,
+            )
+            .unwrap();
+        let fake_sealed = format!(
+            "{SEALED_TAG}{}{SEP}{}{SEP}2{SEP}AAAA",
+            mine.when.date, stranger.id
+        );
+        w.bo.household
+            .put_text(
+                Collection::CheckIns,
+                &Uuid::from_u128(82).to_string(),
+                &fake_sealed,
+                2,
+            )
+            .unwrap();
+        w.sync_all();
+        assert!(w.ada1.reveals_due().is_empty());
+        assert!(w.ada1.publish_reveals(3).unwrap().is_empty());
+        w.sync_all();
+        assert!(!contains_bytes(&w.bo.household, NOTE_A));
+        assert!(w.bo.sealed().iter().any(|e| e.id == mine.id));
+
+        // Bo's own answer, the verified partner's, does open it.
+        w.bo.add_checkin(&checkin(w.b(), 83, 0, NOTE_B, Visibility::Shared), 4)
+            .unwrap();
+        w.sync_all();
+        assert_eq!(w.ada1.reveals_due(), vec![(Collection::CheckIns, mine.id)]);
+    }
+
+    #[test]
+    fn without_a_verified_partner_nothing_is_due() {
+        let a = person("Ada", 1);
+        let b = person("Bo", 2);
+        // Ada's device has its key and its own signed entry, and Bo has a person record
+        // and an answer, but no device of his is vouched for: he is not her partner.
+        let mut ada = Docs::new(a.id, actor(1));
+        ada.add_person(&a, 1).unwrap();
+        ada.add_person(&b, 1).unwrap();
+        let key = keypair();
+        ada.put_device(
+            &crate::roster::founder_entry(&key, a.id, "laptop", None, 1),
+            1,
+        )
+        .unwrap();
+        ada.set_device_key(public(&key));
+        assert_eq!(ada.verified_roster().unwrap().partner, None);
+        ada.add_sealed(
+            &checkin(a.id, 90, 0, NOTE_A, Visibility::RevealTogether),
+            &age::x25519::Identity::generate(),
+            2,
+        )
+        .unwrap();
+        ada.household
+            .put(&checkin(b.id, 91, 0, NOTE_B, Visibility::Shared), 3)
+            .unwrap();
+        ada.refresh_roster();
+        assert!(ada.reveals_due().is_empty());
+        assert!(ada.publish_reveals(4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn notes_of_very_different_lengths_in_one_bucket_seal_to_the_same_length() {
+        let mut w = World::new();
+        let a = w.a();
+        let key = || age::x25519::Identity::generate();
+        let short = checkin(a, 100, 0, &"s".repeat(1_100), Visibility::RevealTogether);
+        let long = checkin(a, 101, 1, &"l".repeat(3_000), Visibility::RevealTogether);
+        let tiny = checkin(a, 102, 2, "t", Visibility::RevealTogether);
+        let tiny2 = checkin(a, 103, 3, &"u".repeat(60), Visibility::RevealTogether);
+        for c in [&short, &long, &tiny, &tiny2] {
+            w.ada1.add_sealed(c, &key(), 1).unwrap();
+        }
+        // 1,100 and 3,000 characters both fall in the 4 KiB bucket.
+        assert_eq!(sealed_len(&w.ada1, short.id), sealed_len(&w.ada1, long.id));
+        assert_eq!(sealed_len(&w.ada1, tiny.id), sealed_len(&w.ada1, tiny2.id));
+        assert!(sealed_len(&w.ada1, tiny.id) < sealed_len(&w.ada1, short.id));
+        // And each still opens to its own note.
+        let mut own: Vec<usize> = w
+            .ada1
+            .own_sealed::<CheckIn>()
+            .iter()
+            .map(|c| c.note.as_deref().unwrap().len())
+            .collect();
+        own.sort();
+        assert_eq!(own, vec![1, 60, 1_100, 3_000]);
+    }
+
+    #[test]
+    fn padding_goes_to_fixed_buckets_and_bad_padding_is_refused() {
+        for (len, padded) in [
+            (0, 256),
+            (255, 256),
+            (256, 1024),
+            (1023, 1024),
+            (4095, 4096),
+            (16_383, 16_384),
+            (16_384, 32_768),
+            (40_000, 49_152),
+        ] {
+            let p = pad(&vec![b'x'; len]);
+            assert_eq!(p.len(), padded, "{len}");
+            assert_eq!(unpad(&p).unwrap().len(), len);
+        }
+        // A plaintext that ends in the mark's byte value keeps it.
+        let ends_in_mark = "\u{100}".as_bytes();
+        assert_eq!(ends_in_mark.last(), Some(&PAD_MARK));
+        assert_eq!(unpad(&pad(ends_in_mark)).unwrap(), ends_in_mark);
+        // Answers sealed before padding: bare JSON.
+        assert_eq!(unpad(b"{\"a\":1}").unwrap(), b"{\"a\":1}");
+        let mut no_mark = pad(b"{}");
+        no_mark[2] = 0;
+        let mut wrong_mark = pad(b"x");
+        wrong_mark[1] = 0x7f;
+        for bad in [
+            Vec::new(),
+            vec![0; 256],
+            no_mark,
+            wrong_mark,
+            pad(b"x")[..255].to_vec(),
+            vec![b'x'; 300],
+            {
+                let mut odd = b"x".to_vec();
+                odd.push(PAD_MARK);
+                odd.resize(300, 0);
+                odd
+            },
+        ] {
+            assert!(unpad(&bad).is_err(), "{:?}", bad.len());
+        }
+    }
+
+    #[test]
+    fn a_partners_badly_padded_answer_is_reported_not_opened() {
+        let mut w = World::new();
+        let b = w.b();
+        // Bo's modified client seals bytes with damaged padding and publishes the key.
+        let key = age::x25519::Identity::generate();
+        let mut padded = pad(b"{\"battery\":35}");
+        let last = padded.len() - 1;
+        padded[last] = 7;
+        let ciphertext =
+            crate::envelope::encrypt_to([&key.to_public() as &dyn age::Recipient], &padded)
+                .unwrap();
+        let value = format!(
+            "{SEALED_TAG}2023-11-14{SEP}{b}{SEP}5{SEP}{}{SEP}{}",
+            data_encoding::BASE64.encode(&ciphertext),
+            key.to_string().expose_secret()
+        );
+        let id = Uuid::from_u128(110).to_string();
+        w.bo.household
+            .put_text(Collection::CheckIns, &id, &value, 5)
+            .unwrap();
+        w.sync_all();
+        match w.ada1.household.get::<CheckIn>(&id) {
+            Err(DocError::Seal { action, reason, .. }) => {
+                assert_eq!(action, "opened");
+                assert!(reason.contains("padding"), "{reason}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        assert!(w.ada1.checkins().is_empty());
+    }
+
+    #[test]
+    fn an_answer_sealed_before_padding_still_opens() {
+        let mut w = World::new();
+        let a = w.a();
+        let mine = checkin(a, 120, 0, NOTE_A, Visibility::RevealTogether);
+        let fields = match serde_json::to_value(&mine).unwrap() {
+            Json::Object(fields) => fields,
+            _ => unreachable!(),
+        };
+        let body = compact_body::<CheckIn>(fields).unwrap();
+        let key = age::x25519::Identity::generate();
+        let ciphertext =
+            crate::envelope::encrypt_to([&key.to_public() as &dyn age::Recipient], body.as_bytes())
+                .unwrap();
+        let value = format!(
+            "{SEALED_TAG}{}{SEP}{a}{SEP}{}{SEP}{}{SEP}{}",
+            mine.when.date,
+            mine.when.at,
+            data_encoding::BASE64.encode(&ciphertext),
+            key.to_string().expose_secret()
+        );
+        w.ada1
+            .household
+            .put_text(Collection::CheckIns, &mine.id.to_string(), &value, 2)
+            .unwrap();
+        assert_eq!(
+            w.ada1
+                .household
+                .get::<CheckIn>(&mine.id.to_string())
+                .unwrap(),
+            Some(mine)
+        );
+    }
+
+    #[test]
+    fn a_day_after_publishing_the_author_sees_that_theirs_is_still_sealed() {
+        const DAY: Millis = WAITING_NOTICE_AFTER;
+        let mut w = World::new();
+        let (a, b) = (w.a(), w.b());
+        let hers = checkin(a, 130, 0, NOTE_A, Visibility::RevealTogether);
+        w.ada1
+            .add_sealed(&hers, &age::x25519::Identity::generate(), 1)
+            .unwrap();
+        w.sync_all();
+        // Bo answers the same day while Ada's devices are away: his key is due at once.
+        let his = checkin(b, 131, 0, NOTE_B, Visibility::RevealTogether);
+        w.bo.add_sealed(&his, &age::x25519::Identity::generate(), 1_000)
+            .unwrap();
+        assert_eq!(w.bo.publish_reveals(1_000).unwrap().len(), 1);
+        assert!(w.bo.waiting_for_theirs(1_000 + DAY - 1).is_empty());
+        let waiting = w.bo.waiting_for_theirs(1_000 + DAY);
+        assert_eq!(
+            waiting,
+            vec![WaitingForTheirs {
+                collection: Collection::CheckIns,
+                id: his.id,
+                date: his.when.date,
+                published_at: 1_000,
+            }]
+        );
+        // Ada waits for nothing: her answer is the one still sealed.
+        w.sync_all();
+        assert!(w.ada1.waiting_for_theirs(1_000 + 2 * DAY).is_empty());
+        // Once her device publishes, Bo no longer waits.
+        assert_eq!(w.ada1.publish_reveals(1_000 + 2 * DAY).unwrap().len(), 1);
+        w.sync_all();
+        assert!(w.bo.waiting_for_theirs(1_000 + 3 * DAY).is_empty());
+        assert_eq!(notes(&w.bo), vec![NOTE_A, NOTE_B]);
     }
 }
