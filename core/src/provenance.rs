@@ -181,45 +181,77 @@ impl HeadProof {
     }
 }
 
-/// The proofs one document holds: the newest per device whose head is in the
+/// The proofs one document holds: the newest few per device whose head is in the
 /// document, and verified ones still waiting for their head to arrive.
+///
+/// **Why a few and not one:** a device's history is one line, so its newest signed head
+/// covers everything it wrote, except when its history forked: a store restored from an
+/// older copy writes on beside what the lost copy wrote. Keeping the newest
+/// [`KEPT_PER_DEVICE`] heads keeps both branches provable for the devices that still
+/// lack one of them.
 #[derive(Debug, Clone, Default)]
 pub struct ProofBook {
-    settled: BTreeMap<[u8; 32], HeadProof>,
+    /// Per device key, newest first.
+    settled: BTreeMap<[u8; 32], Vec<HeadProof>>,
     pending: Vec<HeadProof>,
-    /// Settled proofs changed since [`ProofBook::take_changed`] was last called.
+    /// Devices whose settled proofs changed since [`ProofBook::take_changed`].
     changed: BTreeSet<[u8; 32]>,
 }
 
+/// Signed heads kept per device.
+pub const KEPT_PER_DEVICE: usize = 4;
+
 impl ProofBook {
-    /// The newest settled proof of each device.
+    /// Every settled proof, each device's newest first.
     pub fn settled(&self) -> impl Iterator<Item = &HeadProof> {
-        self.settled.values()
+        self.settled.values().flatten()
     }
 
     /// The newest settled proof of one device.
     pub fn of(&self, device_key: &[u8; 32]) -> Option<&HeadProof> {
-        self.settled.get(device_key)
+        self.settled.get(device_key).and_then(|kept| kept.first())
     }
 
     /// Settled and pending proofs, for checking a batch.
     fn all(&self) -> impl Iterator<Item = &HeadProof> {
-        self.settled.values().chain(self.pending.iter())
+        self.settled().chain(self.pending.iter())
+    }
+
+    /// Whether `proof` would be kept: its head is new for its device and it is newer
+    /// than the oldest of a full set.
+    fn wanted(&self, proof: &HeadProof) -> bool {
+        match self.settled.get(&proof.device_key) {
+            None => true,
+            Some(kept) => {
+                !kept.iter().any(|k| k.head == proof.head)
+                    && (kept.len() < KEPT_PER_DEVICE
+                        || kept.last().is_some_and(|oldest| proof.counter > oldest.counter))
+            }
+        }
+    }
+
+    /// Files a settled proof under its device, newest first, dropping the oldest
+    /// beyond [`KEPT_PER_DEVICE`].
+    fn file(&mut self, proof: HeadProof) {
+        let kept = self.settled.entry(proof.device_key).or_default();
+        kept.retain(|k| k.head != proof.head);
+        let at = kept
+            .iter()
+            .position(|k| k.counter < proof.counter)
+            .unwrap_or(kept.len());
+        kept.insert(at, proof);
+        kept.truncate(KEPT_PER_DEVICE);
     }
 
     /// Takes a proof whose signature was checked by the caller or made here. Returns
-    /// whether it is newer than what the book had for its device.
+    /// whether it was kept.
     fn keep(&mut self, proof: HeadProof, doc: &Automerge) -> bool {
-        let newer = self
-            .settled
-            .get(&proof.device_key)
-            .is_none_or(|old| proof.counter > old.counter);
-        if !newer {
+        if !self.wanted(&proof) {
             return false;
         }
         if doc.get_change_meta_by_hash(&proof.head).is_some() {
             self.changed.insert(proof.device_key);
-            self.settled.insert(proof.device_key, proof);
+            self.file(proof);
         } else if !self.pending.contains(&proof) {
             if self.pending.len() >= MAX_PENDING {
                 self.pending.remove(0);
@@ -243,12 +275,8 @@ impl ProofBook {
 
     /// Adds a proof read back from this device's own store (verified when it was kept).
     pub fn restore(&mut self, proof: HeadProof) {
-        let newer = self
-            .settled
-            .get(&proof.device_key)
-            .is_none_or(|old| proof.counter > old.counter);
-        if newer {
-            self.settled.insert(proof.device_key, proof);
+        if self.wanted(&proof) {
+            self.file(proof);
         }
     }
 
@@ -271,7 +299,7 @@ impl ProofBook {
             Err(_) => return false,
         };
         let head = latest.hash();
-        let counter = match self.settled.get(&key) {
+        let counter = match self.of(&key) {
             Some(own) if own.head == head => return false,
             Some(own) => own.counter.saturating_add(1),
             None => 1,
@@ -281,16 +309,19 @@ impl ProofBook {
         let counter = counter.max(latest.timestamp().max(0) as u64 * 1000);
         let proof = HeadProof::sign(signer, doc_id, head, counter);
         self.changed.insert(key);
-        self.settled.insert(key, proof);
+        self.file(proof);
         true
     }
 
-    /// Proofs that changed since the last call, to write with the next chunk.
+    /// Proofs of the devices whose proofs changed since the last call, to write with
+    /// the next chunk.
     pub fn take_changed(&mut self) -> Vec<HeadProof> {
         let changed = std::mem::take(&mut self.changed);
         changed
             .iter()
-            .filter_map(|k| self.settled.get(k).cloned())
+            .filter_map(|k| self.settled.get(k))
+            .flatten()
+            .cloned()
             .collect()
     }
 }
