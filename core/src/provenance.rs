@@ -191,25 +191,37 @@ impl HeadProof {
 /// lack one of them.
 #[derive(Debug, Clone, Default)]
 pub struct ProofBook {
-    /// Per device key, newest first.
-    settled: BTreeMap<[u8; 32], Vec<HeadProof>>,
+    /// Per device key, newest first, at most one per actor id (the latest change of
+    /// one actor covers its earlier ones).
+    settled: BTreeMap<[u8; 32], Vec<Kept>>,
     pending: Vec<HeadProof>,
     /// Devices whose settled proofs changed since [`ProofBook::take_changed`].
     changed: BTreeSet<[u8; 32]>,
 }
 
-/// Signed heads kept per device.
+/// A settled proof, with the actor and sequence number of its head.
+#[derive(Debug, Clone)]
+struct Kept {
+    actor: Option<ActorId>,
+    seq: u64,
+    proof: HeadProof,
+}
+
+/// Signed heads kept per device: one per recent run (actor id) of the device.
 pub const KEPT_PER_DEVICE: usize = 4;
 
 impl ProofBook {
     /// Every settled proof, each device's newest first.
     pub fn settled(&self) -> impl Iterator<Item = &HeadProof> {
-        self.settled.values().flatten()
+        self.settled.values().flatten().map(|k| &k.proof)
     }
 
     /// The newest settled proof of one device.
     pub fn of(&self, device_key: &[u8; 32]) -> Option<&HeadProof> {
-        self.settled.get(device_key).and_then(|kept| kept.first())
+        self.settled
+            .get(device_key)
+            .and_then(|kept| kept.first())
+            .map(|k| &k.proof)
     }
 
     /// Settled and pending proofs, for checking a batch.
@@ -217,48 +229,52 @@ impl ProofBook {
         self.settled().chain(self.pending.iter())
     }
 
-    /// Whether `proof` would be kept: its head is new for its device and it is newer
-    /// than the oldest of a full set.
-    fn wanted(&self, proof: &HeadProof) -> bool {
-        match self.settled.get(&proof.device_key) {
-            None => true,
-            Some(kept) => {
-                !kept.iter().any(|k| k.head == proof.head)
-                    && (kept.len() < KEPT_PER_DEVICE
-                        || kept.last().is_some_and(|oldest| proof.counter > oldest.counter))
-            }
-        }
-    }
-
-    /// Files a settled proof under its device, newest first, dropping the oldest
-    /// beyond [`KEPT_PER_DEVICE`].
-    fn file(&mut self, proof: HeadProof) {
+    /// Files a proof whose head is in `doc` under its device: it replaces a proof of
+    /// the same actor with an earlier head, and the oldest beyond [`KEPT_PER_DEVICE`]
+    /// go. Returns whether it was kept.
+    fn file(&mut self, proof: HeadProof, doc: &Automerge) -> bool {
+        let (actor, seq) = match doc.get_change_meta_by_hash(&proof.head) {
+            Some(meta) => (Some(meta.actor.into_owned()), meta.seq),
+            None => (None, 0),
+        };
         let kept = self.settled.entry(proof.device_key).or_default();
-        kept.retain(|k| k.head != proof.head);
-        let at = kept
-            .iter()
-            .position(|k| k.counter < proof.counter)
-            .unwrap_or(kept.len());
-        kept.insert(at, proof);
-        kept.truncate(KEPT_PER_DEVICE);
-    }
-
-    /// Takes a proof whose signature was checked by the caller or made here. Returns
-    /// whether it was kept.
-    fn keep(&mut self, proof: HeadProof, doc: &Automerge) -> bool {
-        if !self.wanted(&proof) {
+        if kept.iter().any(|k| k.proof.head == proof.head) {
             return false;
         }
+        if let Some(same) = kept
+            .iter()
+            .position(|k| actor.is_some() && k.actor == actor)
+        {
+            if kept[same].seq >= seq {
+                return false;
+            }
+            kept.remove(same);
+        }
+        let at = kept
+            .iter()
+            .position(|k| k.proof.counter < proof.counter)
+            .unwrap_or(kept.len());
+        if at >= KEPT_PER_DEVICE {
+            return false;
+        }
+        kept.insert(at, Kept { actor, seq, proof });
+        kept.truncate(KEPT_PER_DEVICE);
+        true
+    }
+
+    /// Takes a proof whose signature was checked by the caller or made here.
+    fn keep(&mut self, proof: HeadProof, doc: &Automerge) {
         if doc.get_change_meta_by_hash(&proof.head).is_some() {
-            self.changed.insert(proof.device_key);
-            self.file(proof);
+            let device = proof.device_key;
+            if self.file(proof, doc) {
+                self.changed.insert(device);
+            }
         } else if !self.pending.contains(&proof) {
             if self.pending.len() >= MAX_PENDING {
                 self.pending.remove(0);
             }
             self.pending.push(proof);
         }
-        true
     }
 
     /// Verifies and keeps a proof a peer sent for document `doc_id`.
@@ -273,11 +289,10 @@ impl ProofBook {
         Ok(())
     }
 
-    /// Adds a proof read back from this device's own store (verified when it was kept).
-    pub fn restore(&mut self, proof: HeadProof) {
-        if self.wanted(&proof) {
-            self.file(proof);
-        }
+    /// Adds a proof read back from this device's own store (verified when it was
+    /// kept), for the document `doc` loaded from the same store.
+    pub fn restore(&mut self, proof: HeadProof, doc: &Automerge) {
+        self.file(proof, doc);
     }
 
     /// Moves pending proofs whose head has arrived into the settled set.
@@ -309,7 +324,7 @@ impl ProofBook {
         let counter = counter.max(latest.timestamp().max(0) as u64 * 1000);
         let proof = HeadProof::sign(signer, doc_id, head, counter);
         self.changed.insert(key);
-        self.file(proof);
+        self.file(proof, doc);
         true
     }
 
@@ -321,7 +336,7 @@ impl ProofBook {
             .iter()
             .filter_map(|k| self.settled.get(k))
             .flatten()
-            .cloned()
+            .map(|k| k.proof.clone())
             .collect()
     }
 }

@@ -265,7 +265,7 @@ fn open_doc(
     for bytes in &loaded.proofs {
         // Verified when they were first kept; a damaged one is just left out.
         if let Ok(proof) = HeadProof::decode(bytes) {
-            doc.proofs_mut().restore(proof);
+            doc.restore_proof(proof);
         }
     }
     Ok((

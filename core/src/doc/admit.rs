@@ -37,6 +37,12 @@ impl Doc {
         &mut self.proofs
     }
 
+    /// Keeps a signed head read back from this device's own store, or handed over by
+    /// a tool that holds the signing device's copy.
+    pub fn restore_proof(&mut self, proof: HeadProof) {
+        self.proofs.restore(proof, &self.am);
+    }
+
     /// How many received changes wait for their author to be proven.
     pub fn held_count(&self) -> usize {
         self.held.len()

@@ -216,3 +216,39 @@ fn changes_come_out_of_change_chunks_and_whole_document_chunks() {
     let run = later.save_after(&base);
     assert_eq!(changes_in(&[run.as_slice()], &doc).unwrap().len(), 2);
 }
+
+#[test]
+fn a_forked_device_history_keeps_a_signed_head_per_branch() {
+    let ana = key_pair();
+    let mut base = writer(&ana, 1);
+    write(&mut base, "a1");
+    // A store restored from an older copy writes on beside the lost one.
+    let mut lost = base.fork().with_actor(actor(&ana, 2));
+    let lost_head = write(&mut lost, "lost");
+    let mut restored = base.fork().with_actor(actor(&ana, 3));
+    for n in 0..6 {
+        write(&mut restored, &format!("r{n}"));
+    }
+    let mut both = restored.fork();
+    both.merge(&mut lost.fork()).unwrap();
+    let mut book = ProofBook::default();
+    book.offer(
+        "household",
+        HeadProof::sign(&ana, "household", lost_head.hash(), 1),
+        &both,
+    )
+    .unwrap();
+    // Many later heads of the restored branch, one actor: they replace each other.
+    for (n, change) in restored.get_changes(&[]).iter().enumerate() {
+        let proof = HeadProof::sign(&ana, "household", change.hash(), 10 + n as u64);
+        book.offer("household", proof, &both).unwrap();
+    }
+    let heads: Vec<ChangeHash> = book.settled().map(|p| p.head).collect();
+    assert!(
+        heads.contains(&lost_head.hash()),
+        "the lost branch's head was dropped"
+    );
+    assert!(heads.len() <= KEPT_PER_DEVICE);
+    let proven = prove(&[lost_head], &book, |_| true);
+    assert!(proven.verdicts[0].is_ok());
+}

@@ -179,7 +179,7 @@ impl OpenStore {
             let mut doc = Doc::from_automerge(kind, loaded.doc, actor.clone());
             for bytes in &loaded.proofs {
                 if let Ok(proof) = hearth_core::provenance::HeadProof::decode(bytes) {
-                    doc.proofs_mut().restore(proof);
+                    doc.restore_proof(proof);
                 }
             }
             Ok((doc, store))
