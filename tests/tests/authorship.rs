@@ -138,15 +138,6 @@ fn assert_refused(house: &House, attack: impl FnOnce(&House)) {
         peer(&house.ada.status().unwrap().peers, &device_id(&house.bo)).refused_changes;
     let logged = count_logged(&house.ada, REFUSED_LOG);
     attack(house);
-    if std::env::var_os("AUTHORSHIP_DEBUG").is_some() {
-        std::thread::sleep(Duration::from_secs(3));
-        for l in house.ada.log_lines() {
-            eprintln!("ADA: {l}");
-        }
-        for l in house.bo.log_lines() {
-            eprintln!("BO: {l}");
-        }
-    }
     wait_logged(&house.ada, REFUSED_LOG, logged);
     assert_eq!(export(&house.ada), before, "Ada's data changed");
     let status = house.ada.status().unwrap();

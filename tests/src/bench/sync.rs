@@ -419,33 +419,6 @@ fn catch_up(
     drop((side_a, side_b, a_store, b_store));
     // The documents exactly as each daemon will load them: a loaded document can encode
     // its changes differently from the one that made them.
-    if std::env::var_os("BENCH_DEBUG").is_some() {
-        for dir in [pair.a_dir.path(), pair.b_dir.path()] {
-            let me = if dir == pair.a_dir.path() {
-                pair.a_me
-            } else {
-                pair.b_me
-            };
-            let store = OpenStore::open(dir, me)?;
-            let doc = &store.docs.household;
-            for p in doc.proofs().settled() {
-                let present = doc.automerge().get_change_meta_by_hash(&p.head).is_some();
-                eprintln!(
-                    "DEBUG proof in {}: key {:02x?} counter {} head present {present}",
-                    dir.display(),
-                    &p.device_key[..4],
-                    p.counter
-                );
-            }
-            let mut actors = std::collections::BTreeMap::new();
-            for c in doc.automerge().get_changes(&[]) {
-                *actors
-                    .entry(c.actor_id().to_hex_string()[..8].to_string())
-                    .or_insert(0) += 1;
-            }
-            eprintln!("DEBUG actors {:?}", actors);
-        }
-    }
     let final_a = OpenStore::open(pair.a_dir.path(), pair.a_me)?
         .docs
         .household
