@@ -588,6 +588,19 @@ pub(crate) mod rogue {
                     tx.put(&coll, key, scalar(value))?;
                     return Ok(());
                 }
+                // `$append`: text added to the scalar already there, as publishing a
+                // sealed answer's key does.
+                if let Some(tail) = fields.get("$append").and_then(Value::as_str) {
+                    let current = match tx.get(&coll, key)? {
+                        Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
+                            ScalarValue::Str(text) => text.to_string(),
+                            _ => String::new(),
+                        },
+                        _ => String::new(),
+                    };
+                    tx.put(&coll, key, format!("{current}{tail}"))?;
+                    return Ok(());
+                }
                 let obj = match tx.get(&coll, key)? {
                     Some((automerge::Value::Object(ObjType::Map), id)) => id,
                     _ => tx.put_object(&coll, key, ObjType::Map)?,

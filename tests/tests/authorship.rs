@@ -258,6 +258,86 @@ fn a_fake_answer_does_not_open_a_reveal_together_answer() {
     assert!(!bo_sees.contains("sealed until Bo answers"));
 }
 
+/// Bo answers reveal-together honestly, and his answer reaches Ada still sealed.
+fn bos_sealed_answer(house: &House) -> (String, i64) {
+    // A day on which Ada has not answered, so his answer stays sealed.
+    let at = now_ms() - 3 * 24 * 60 * 60 * 1000;
+    let written = house
+        .bo
+        .call(Call::CheckinAdd(CheckinParams {
+            battery: 40,
+            note: Some("sealed until Ada answers".into()),
+            visibility: Some(hearth_core::model::Visibility::RevealTogether),
+            at: At {
+                at: Some(at),
+                utc_offset_min: 0,
+            },
+            ..Default::default()
+        }))
+        .unwrap();
+    assert_eq!(written["waiting_for_partner"], Value::Bool(true));
+    wait_converged(&[&house.ada, &house.bo], "household").unwrap();
+    (written["id"].as_str().unwrap().to_string(), at)
+}
+
+fn refused_because(house: &House) -> Vec<String> {
+    let status = house.ada.status().unwrap();
+    peer(&status.peers, &device_id(&house.bo))
+        .refused_because
+        .clone()
+}
+
+#[test]
+fn a_swapped_reveal_key_is_refused() {
+    let house = House::new();
+    let (id, _) = bos_sealed_answer(&house);
+    // Bo's client "publishes" a key for his sealed answer that does not open it: with
+    // it, he could later claim any answer was the one he sealed.
+    let swapped = age::x25519::Identity::generate();
+    assert_refused(&house, |h| {
+        use age::secrecy::ExposeSecret;
+        let key = format!("\u{1f}{}", swapped.to_string().expose_secret());
+        h.rogue_put("checkins", &id, json!({ "$append": key }));
+    });
+    assert!(
+        refused_because(&house)
+            .iter()
+            .any(|r| r.contains("does not open")),
+        "{:?}",
+        refused_because(&house)
+    );
+    // Ada holds his answer still sealed, as it was.
+    let ada_sees = house.ada.call(Call::Export).unwrap().to_string();
+    assert!(!ada_sees.contains("sealed until Ada answers"));
+}
+
+#[test]
+fn a_sealed_answer_rewritten_after_it_was_seen_is_refused() {
+    let house = House::new();
+    let (id, at) = bos_sealed_answer(&house);
+    // Bo's client seals a different answer under the same record, as a client that
+    // read Ada's answer first and wanted to change its own would.
+    let date = chrono::DateTime::from_timestamp_millis(at)
+        .unwrap()
+        .date_naive();
+    let bo = person_id(&house.bo);
+    let other = data_encoding::BASE64.encode(b"a different answer");
+    assert_refused(&house, |h| {
+        h.rogue_put(
+            "checkins",
+            &id,
+            json!({ "$value": format!("s1\u{1f}{date}\u{1f}{bo}\u{1f}{at}\u{1f}{other}") }),
+        );
+    });
+    assert!(
+        refused_because(&house)
+            .iter()
+            .any(|r| r.contains("rewrites")),
+        "{:?}",
+        refused_because(&house)
+    );
+}
+
 #[test]
 fn a_change_relayed_or_passed_off_under_another_devices_key_is_not_applied() {
     let house = House::new();
