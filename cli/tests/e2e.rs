@@ -52,7 +52,9 @@ impl Env {
             .env_remove("RUST_LOG")
             // Keep any network side of the daemon on loopback and quiet.
             .env("HEARTH_LISTEN", "127.0.0.1:0")
-            .env("HEARTH_DISCOVERY", "off");
+            .env("HEARTH_DISCOVERY", "off")
+            // No desktop notifications from tests, unless a test asks for them.
+            .env("HEARTH_NOTIFIER", "off");
         cmd
     }
 
@@ -1281,6 +1283,79 @@ fn status_mentions_the_together_day_on_that_day() {
     env.write_file("config.toml", "together_day = \"someday\"\n");
     let err = env.fails(&["status"], 3);
     assert!(err.contains("weekday"), "{err}");
+}
+
+/// `together_day`: on that day the daemon shows one desktop notification, through the
+/// notifier the machine has (here a script standing in for `notify-send`).
+#[test]
+fn the_together_day_shows_a_desktop_notification() {
+    use chrono::{Datelike, Timelike};
+    let env = Env::init();
+    // A time zone in which it is mid-afternoon now, so the reminder is due whatever
+    // the hour the test runs at (it is never shown in the night).
+    let utc = chrono::Utc::now();
+    let mut offset = 15 - utc.hour() as i64;
+    if offset > 14 {
+        offset -= 24;
+    }
+    if offset < -12 {
+        offset += 24;
+    }
+    let local = utc + chrono::Duration::hours(offset);
+    // POSIX TZ counts west of Greenwich as positive.
+    let tz = format!("HRT{:+}", -offset);
+    env.write_file(
+        "config.toml",
+        &format!("together_day = \"{}\"\n", local.weekday()),
+    );
+    let shown = env.path().join("shown.txt");
+    let notifier = env.write_file(
+        "notifier.sh",
+        &format!(
+            "#!/bin/sh\nprintf '%s|%s\\n' \"$1\" \"$2\" >> '{}'\n",
+            s(&shown)
+        ),
+    );
+    std::fs::set_permissions(
+        &notifier,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // A daemon started with the notifier and the time zone.
+    env.ok(&["daemon", "stop"]);
+    let out = env
+        .cmd(&["status"])
+        .env("TZ", &tz)
+        .env("HEARTH_NOTIFIER", &notifier)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&shown).unwrap_or_default();
+        // The daemon notes the day once the notifier has returned.
+        if text.lines().count() >= 1 && env.path().join("reminded").exists() {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no notification was shown"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(text.starts_with("Hearth|"), "{text}");
+    assert!(text.contains("hearth together"), "{text}");
+    let lower = text.to_lowercase();
+    for word in ["streak", "%", "robin", "missed"] {
+        assert!(!lower.contains(word), "{word}: {text}");
+    }
+    // Remembered for the day, so a restart does not show it again.
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("reminded"))
+            .unwrap()
+            .trim(),
+        local.date_naive().to_string()
+    );
 }
 
 /// Runs `hearth` on a pseudo-terminal (through util-linux `script`), typing `keys`;

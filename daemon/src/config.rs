@@ -63,7 +63,9 @@ pub struct Config {
     /// Log filter, as in `RUST_LOG` (`HEARTH_LOG` overrides it).
     pub log: Option<String>,
     /// The weekday of your weekly walk (`hearth together`), such as `sunday`: on that
-    /// day `hearth status` mentions it. Off when unset; it never counts anything.
+    /// day `hearth status` mentions it, and the daemon shows one desktop notification
+    /// from 9:00 where a notifier exists (see [`crate::reminder`]). Off when unset; it
+    /// never counts anything.
     pub together_day: Option<chrono::Weekday>,
 }
 

@@ -200,6 +200,14 @@ async fn serve(opts: RunOptions, config: Config) -> anyhow::Result<()> {
         }
     };
     shared.set(initial);
+    {
+        let watching = shared.clone();
+        tokio::spawn(crate::reminder::run(
+            paths.data_dir.clone(),
+            shared.config.together_day,
+            move || watching.state_name() == "ready",
+        ));
+    }
 
     let listener = bind_socket(&paths.socket)?;
     tracing::info!(

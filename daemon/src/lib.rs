@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod net;
 pub mod pairing;
 pub mod paths;
+pub mod reminder;
 pub mod storage;
 pub mod sync_hub;
 pub mod transport;
