@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use crate::model::PersonId;
 
-use super::balance::whole_percents;
 use super::{
     round2, week_of, Calendar, Change, Connection, CountShare, CountWeek, InsightInputs, Params,
     PeriodCount, PersonCount, WeeklyCounts,
@@ -87,7 +86,6 @@ fn weekly_counts(
             .iter()
             .map(|p| counts.get(p).copied().unwrap_or(0))
             .collect();
-        let pcts = whole_percents(&ns.iter().map(|n| u64::from(*n)).collect::<Vec<_>>());
         let total = ns.iter().fold(0u32, |a, n| a.saturating_add(*n));
         PeriodCount {
             weeks: recent_weeks,
@@ -95,8 +93,8 @@ fn weekly_counts(
             per_week: round2(f64::from(total) / f64::from(recent_weeks.max(1))),
             by: people
                 .into_iter()
-                .zip(ns.into_iter().zip(pcts))
-                .map(|(person, (n, pct))| CountShare { person, n, pct })
+                .zip(ns)
+                .map(|(person, n)| CountShare { person, n })
                 .collect(),
         }
     };

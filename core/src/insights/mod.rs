@@ -795,15 +795,14 @@ pub struct PeriodCount {
     pub by: Vec<CountShare>,
 }
 
-/// A count for one person with its whole-percent part of the total.
+/// A count for one person. No percentage: beside a person, a share of moments or
+/// thank-yous reads as a score, so the renderers say it in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CountShare {
     /// Who.
     pub person: PersonId,
     /// How many.
     pub n: u32,
-    /// Whole percent of the total.
-    pub pct: u32,
 }
 
 /// Something counted per week: moments (by who started them) or acknowledgments (by

@@ -103,7 +103,11 @@ pub(crate) fn spread_text(by: &[CountShare], done: &str, balanced_max_pct: u32) 
         return None;
     }
     let sides = by.iter().filter(|c| c.n > 0).count();
-    let most = by.iter().map(|c| c.pct).max().unwrap_or(0);
+    let counts: Vec<u64> = by.iter().map(|c| u64::from(c.n)).collect();
+    let most = super::balance::whole_percents(&counts)
+        .into_iter()
+        .max()
+        .unwrap_or(0);
     Some(if sides == 1 && by.len() > 1 {
         format!("Lately they were all {done} from one side.")
     } else if sides == 1 {
