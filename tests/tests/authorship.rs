@@ -229,21 +229,7 @@ fn the_partner_cannot_rewrite_the_others_pause_or_leaving() {
 fn a_fake_answer_does_not_open_a_reveal_together_answer() {
     let house = House::new();
     let at = now_ms();
-    let sealed = house
-        .ada
-        .call(Call::CheckinAdd(CheckinParams {
-            battery: 30,
-            note: Some("sealed until Bo answers".into()),
-            visibility: Some(hearth_core::model::Visibility::RevealTogether),
-            at: At {
-                at: Some(at),
-                utc_offset_min: 0,
-            },
-            ..Default::default()
-        }))
-        .unwrap();
-    assert_eq!(sealed["waiting_for_partner"], Value::Bool(true));
-    wait_converged(&[&house.ada, &house.bo], "household").unwrap();
+    sealed_answer(&house, &house.ada, "sealed until Bo answers", at);
     // Bo's client writes an "answer" for that day under a person nobody knows.
     let stranger = Uuid::new_v4().to_string();
     assert_refused(&house, |h| {
@@ -258,15 +244,13 @@ fn a_fake_answer_does_not_open_a_reveal_together_answer() {
     assert!(!bo_sees.contains("sealed until Bo answers"));
 }
 
-/// Bo answers reveal-together honestly, and his answer reaches Ada still sealed.
-fn bos_sealed_answer(house: &House) -> (String, i64) {
-    // A day on which Ada has not answered, so his answer stays sealed.
-    let at = now_ms() - 3 * 24 * 60 * 60 * 1000;
-    let written = house
-        .bo
+/// `writer` answers reveal-together honestly for the day of `at`, and the answer
+/// reaches the other device still sealed. Returns the check-in's id.
+fn sealed_answer(house: &House, writer: &TestDaemon, note: &str, at: i64) -> String {
+    let written = writer
         .call(Call::CheckinAdd(CheckinParams {
             battery: 40,
-            note: Some("sealed until Ada answers".into()),
+            note: Some(note.into()),
             visibility: Some(hearth_core::model::Visibility::RevealTogether),
             at: At {
                 at: Some(at),
@@ -277,7 +261,14 @@ fn bos_sealed_answer(house: &House) -> (String, i64) {
         .unwrap();
     assert_eq!(written["waiting_for_partner"], Value::Bool(true));
     wait_converged(&[&house.ada, &house.bo], "household").unwrap();
-    (written["id"].as_str().unwrap().to_string(), at)
+    written["id"].as_str().unwrap().to_string()
+}
+
+/// Bo's honest sealed answer, on a day Ada has not answered, so it stays sealed.
+fn bos_sealed_answer(house: &House) -> (String, i64) {
+    let at = now_ms() - 3 * 24 * 60 * 60 * 1000;
+    let id = sealed_answer(house, &house.bo, "sealed until Ada answers", at);
+    (id, at)
 }
 
 fn refused_because(house: &House) -> Vec<String> {
