@@ -363,6 +363,8 @@ impl DocStore {
         let mut obsolete = Vec::new();
         let mut found_wrong_key = None;
         let mut proofs = Vec::new();
+        // Kept to start again from, should the chunks fail to apply as one batch.
+        let mut snapshot_body: Option<Vec<u8>> = None;
         let generation = match snapshots.pop() {
             Some((generation, name)) => {
                 let path = dir.join(&name);
@@ -393,6 +395,7 @@ impl DocStore {
                     path: path.clone(),
                     reason: format!("it decrypts but does not load: {e}"),
                 })?;
+                snapshot_body = Some(body.to_vec());
                 snapshot = Some(StoredFile {
                     name,
                     len: sealed.len() as u64,
@@ -438,18 +441,45 @@ impl DocStore {
             }
         }
 
+        // Each chunk is parsed strictly on its own, then all the good ones are applied
+        // in one batch: Automerge applies a batch about ten times faster than the same
+        // changes chunk by chunk. Should the batch fail as a whole, the chunks are
+        // applied one by one to a fresh copy, so one bad chunk costs only itself.
         let mut loaded_chunks = Vec::new();
+        let mut bodies: Vec<(String, u64, Vec<Vec<u8>>, Vec<u8>)> = Vec::new();
         for (name, len, plain) in live {
-            let loaded = split_proofs(&plain)
-                .map_err(str::to_string)
-                .and_then(|(chunk_proofs, body)| load_chunk(&mut doc, body).map(|()| chunk_proofs));
-            match loaded {
-                Ok(chunk_proofs) => {
-                    proofs.extend(chunk_proofs);
-                    loaded_chunks.push(StoredFile { name, len });
-                }
+            let parsed =
+                split_proofs(&plain)
+                    .map_err(str::to_string)
+                    .and_then(|(chunk_proofs, body)| {
+                        check_chunk(body).map(|()| (chunk_proofs, body.to_vec()))
+                    });
+            match parsed {
+                Ok((chunk_proofs, body)) => bodies.push((name, len, chunk_proofs, body)),
                 Err(reason) => bad.push((name, format!("it decrypts but does not load: {reason}"))),
             }
+        }
+        let batch: Vec<u8> = bodies
+            .iter()
+            .flat_map(|(.., body)| body.iter().copied())
+            .collect();
+        let batched = batch.is_empty() || doc.load_incremental(&batch).is_ok();
+        if !batched {
+            doc = match &snapshot_body {
+                // It loaded a moment ago.
+                Some(body) => load_snapshot(body).unwrap_or_default(),
+                None => Automerge::new(),
+            };
+        }
+        for (name, len, chunk_proofs, body) in bodies {
+            if !batched {
+                if let Err(e) = doc.load_incremental(&body) {
+                    bad.push((name, format!("it decrypts but does not load: {e}")));
+                    continue;
+                }
+            }
+            proofs.extend(chunk_proofs);
+            loaded_chunks.push(StoredFile { name, len });
         }
 
         // Now act on the disk.
@@ -710,8 +740,8 @@ fn load_snapshot(plain: &[u8]) -> Result<Automerge, AutomergeError> {
     )
 }
 
-/// Applies one chunk to `doc`, or explains why it cannot be.
-fn load_chunk(doc: &mut Automerge, plain: &[u8]) -> Result<(), String> {
+/// Checks that one chunk parses, or explains why it does not.
+fn check_chunk(plain: &[u8]) -> Result<(), String> {
     // `load_incremental` skips an unparseable tail with only a log line, so a garbled
     // chunk would load as "nothing" and later be deleted by compaction. Parse it strictly
     // on its own first. A chunk usually depends on earlier ones, so missing dependencies
@@ -723,12 +753,9 @@ fn load_chunk(doc: &mut Automerge, plain: &[u8]) -> Result<(), String> {
             .on_partial_load(OnPartialLoad::Error)
             .verification_mode(VerificationMode::DontCheck),
     ) {
-        Ok(_) | Err(AutomergeError::MissingDeps) => {}
-        Err(e) => return Err(e.to_string()),
+        Ok(_) | Err(AutomergeError::MissingDeps) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
-    doc.load_incremental(plain)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 fn remove_if_present(path: &Path) -> Result<(), StoreError> {

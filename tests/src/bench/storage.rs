@@ -535,7 +535,8 @@ fn durable_writes(
     );
 
     // Where that goes: DocStore::open parses each chunk strictly on its own, then applies
-    // it with load_incremental, one at a time. Compare with one batched apply.
+    // them all with one load_incremental (it once applied them one at a time; both are
+    // timed here for comparison).
     let mut read = Samples::default();
     let mut decrypt = Samples::default();
     let dir = stored.doc_dir(DocKind::Household)?;
