@@ -37,7 +37,10 @@ use ring::signature::Ed25519KeyPair;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use hearth_core::epochs::Epoch;
+
 use crate::api::Event;
+use crate::epochs::HouseholdKeys;
 use crate::storage;
 
 /// Identifies one network connection for its lifetime.
@@ -284,6 +287,10 @@ pub struct SyncHub {
     policy: Policy,
     /// This device's key, which signs the heads sent with its changes.
     signer: Arc<Ed25519KeyPair>,
+    /// The household secret's epochs.
+    keys: Arc<HouseholdKeys>,
+    /// Epochs peers sent in this batch, judged once the batch's policy is known.
+    epochs_in: Vec<(ConnId, Epoch)>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -298,6 +305,7 @@ impl SyncHub {
         sync_dir: PathBuf,
         identity: age::x25519::Identity,
         signer: Arc<Ed25519KeyPair>,
+        keys: Arc<HouseholdKeys>,
     ) -> SyncHub {
         SyncHub {
             epoch: Instant::now(),
@@ -313,7 +321,88 @@ impl SyncHub {
             limits: SyncLimits::default(),
             policy: Policy::default(),
             signer,
+            keys,
+            epochs_in: Vec::new(),
         }
+    }
+
+    /// The household secret's epochs.
+    pub fn household_keys(&self) -> Arc<HouseholdKeys> {
+        self.keys.clone()
+    }
+
+    /// Settles the household secret at the end of a batch, after [`Self::enforce`]:
+    /// adopts the greatest epoch a still-trusted peer sent (see
+    /// [`hearth_core::epochs`]), then, if `rotate` (this device stopped trusting some
+    /// device in this batch), moves to a fresh epoch above it. When the epoch changed,
+    /// it goes to every connected device this one still trusts, and to none in a
+    /// farewell or on its way out. Returns false when a rotation could not be written.
+    pub fn settle_epochs(&mut self, docs: &Docs, rotate: bool) -> bool {
+        let received = std::mem::take(&mut self.epochs_in);
+        let mut changed = false;
+        let mut from = None;
+        for (conn, epoch) in received {
+            let Some(link) = self.links.get(&conn) else {
+                continue;
+            };
+            if !self.shares_epochs(docs, link) {
+                tracing::info!(peer = %link.device, "ignored a household secret epoch from a device this one no longer shares with");
+                continue;
+            }
+            let number = epoch.number;
+            match self.keys.adopt(epoch) {
+                Ok(true) => {
+                    tracing::info!(epoch = number, "moved to the household's newer secret epoch");
+                    changed = true;
+                    from = Some(conn);
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not save the household's newer secret epoch"),
+            }
+        }
+        let mut written = true;
+        if rotate {
+            match self.keys.rotate() {
+                Ok(epoch) => {
+                    tracing::info!(epoch = epoch.number, "moved the household secret to a new epoch, shared only with the devices this one still trusts");
+                    changed = true;
+                    from = None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not move the household secret to a new epoch; trying again with the next change");
+                    written = false;
+                }
+            }
+        }
+        if changed {
+            if let Some(current) = self.keys.current() {
+                // Not back to the device it came from, which has it already.
+                let conns: Vec<ConnId> = self
+                    .links
+                    .iter()
+                    .filter(|(conn, link)| Some(**conn) != from && self.shares_epochs(docs, link))
+                    .map(|(conn, _)| *conn)
+                    .collect();
+                for conn in conns {
+                    if let Some(link) = self.links.get_mut(&conn) {
+                        link.session.send_epoch(current.clone());
+                    }
+                    self.drain(conn);
+                }
+            }
+        }
+        written
+    }
+
+    /// Whether epochs go to and come from this link: its device is on the roster and
+    /// trusted, and the session is neither closing nor in a farewell.
+    fn shares_epochs(&self, docs: &Docs, link: &Link) -> bool {
+        !link.closing
+            && link.farewell.is_none()
+            && docs
+                .devices()
+                .iter()
+                .any(|d| d.id == link.device.to_string() && self.policy.trusts(d))
     }
 
     /// The policy sessions are started with.
@@ -368,7 +457,11 @@ impl SyncHub {
             persisted,
             limits: self.limits,
         };
-        let session = Session::new(config, self.now());
+        let mut session = Session::new(config, self.now());
+        // Only trusted devices get this far (checked just above).
+        if let Some(epoch) = self.keys.current() {
+            session.send_epoch(epoch);
+        }
         self.links.insert(
             conn,
             Link {
@@ -750,6 +843,12 @@ impl SyncHub {
                     }
                     if admission.held > 0 {
                         tracing::info!(peer = %device, doc = %doc, held = admission.held, reasons = ?admission.held_because, "holding changes until their author is proven");
+                    }
+                }
+                SessionEvent::Epoch { epoch } => {
+                    // Judged at the end of the batch, against the policy it ends with.
+                    if self.epochs_in.len() < 64 {
+                        self.epochs_in.push((conn, epoch));
                     }
                 }
                 SessionEvent::DocUnavailable { .. } => {}
