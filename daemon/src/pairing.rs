@@ -38,7 +38,6 @@ use crate::actor::{now_millis, ActorHandle, ActorMsg};
 use crate::epochs::HouseholdKeys;
 use crate::api::{ApiError, ErrorCode};
 use crate::net::Net;
-use crate::storage;
 use crate::transport::{self, Accepted, Alpn, CloseReason, PairingWindow, TrustSet};
 
 /// How long `pair join` without an address looks for the inviting device.
