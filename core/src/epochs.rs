@@ -182,7 +182,9 @@ impl Epochs {
     /// Applies the adoption rule to an epoch a trusted peer (or pairing) sent: adopts it
     /// if it supersedes the current one. Returns whether it was adopted.
     pub fn adopt(&mut self, epoch: Epoch) -> bool {
-        let wins = self.current().is_none_or(|current| epoch.supersedes(current));
+        let wins = self
+            .current()
+            .is_none_or(|current| epoch.supersedes(current));
         if wins {
             self.push_current(epoch);
         }

@@ -24,13 +24,13 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::actor::{now_millis, Actor, ActorContext, ActorHandle, ActorMsg};
-use crate::epochs::HouseholdKeys;
 use crate::api::{
     ApiError, Call, ErrorCode, Event, EventLine, Request, Response, Status, MAX_REQUEST_BYTES,
     PROTOCOL_VERSION,
 };
 use crate::config::Config;
 use crate::discovery::{self, Discoverer};
+use crate::epochs::HouseholdKeys;
 use crate::handlers;
 use crate::net::Net;
 use crate::pairing::Pairing;

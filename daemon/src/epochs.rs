@@ -78,18 +78,12 @@ impl HouseholdKeys {
 
     /// The current epoch, once this device has one.
     pub fn current(&self) -> Option<Epoch> {
-        self.epochs
-            .lock()
-            .ok()
-            .and_then(|e| e.current().cloned())
+        self.epochs.lock().ok().and_then(|e| e.current().cloned())
     }
 
     /// The kept secrets, the current one first.
     pub fn secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
-        self.epochs
-            .lock()
-            .map(|e| e.secrets())
-            .unwrap_or_default()
+        self.epochs.lock().map(|e| e.secrets()).unwrap_or_default()
     }
 
     /// Moves to a fresh epoch, durably, and returns it. On a write failure nothing

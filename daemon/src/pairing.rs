@@ -35,8 +35,8 @@ use zeroize::Zeroizing;
 use hearth_core::epochs::Epoch;
 
 use crate::actor::{now_millis, ActorHandle, ActorMsg};
-use crate::epochs::HouseholdKeys;
 use crate::api::{ApiError, ErrorCode};
+use crate::epochs::HouseholdKeys;
 use crate::net::Net;
 use crate::transport::{self, Accepted, Alpn, CloseReason, PairingWindow, TrustSet};
 

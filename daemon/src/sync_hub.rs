@@ -352,12 +352,17 @@ impl SyncHub {
             let number = epoch.number;
             match self.keys.adopt(epoch) {
                 Ok(true) => {
-                    tracing::info!(epoch = number, "moved to the household's newer secret epoch");
+                    tracing::info!(
+                        epoch = number,
+                        "moved to the household's newer secret epoch"
+                    );
                     changed = true;
                     from = Some(conn);
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not save the household's newer secret epoch"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not save the household's newer secret epoch")
+                }
             }
         }
         let mut written = true;

@@ -441,7 +441,10 @@ fn held(d: &TestDaemon) -> Vec<hearth_core::epochs::Epoch> {
 }
 
 /// Whether a label announced under `epoch` this hour matches any secret in `secrets`.
-fn recognised_by(epoch: &hearth_core::epochs::Epoch, secrets: &[hearth_core::epochs::Epoch]) -> bool {
+fn recognised_by(
+    epoch: &hearth_core::epochs::Epoch,
+    secrets: &[hearth_core::epochs::Epoch],
+) -> bool {
     use hearthd::discovery::token;
     let hour = token::hour_of(
         std::time::SystemTime::now()
@@ -459,10 +462,14 @@ fn recognised_by(epoch: &hearth_core::epochs::Epoch, secrets: &[hearth_core::epo
 fn a_removal_moves_the_household_secret_to_an_epoch_the_removed_device_never_learns() {
     let (a, b, a2) = household();
     // 1. All three start on one epoch: pairing handed it over.
-    wait_until(&[&a, &b, &a2], "the three devices holding one epoch", || {
-        let e = epoch(&a);
-        epoch(&b) == e && epoch(&a2) == e
-    });
+    wait_until(
+        &[&a, &b, &a2],
+        "the three devices holding one epoch",
+        || {
+            let e = epoch(&a);
+            epoch(&b) == e && epoch(&a2) == e
+        },
+    );
     let before = epoch(&a);
     assert_eq!(before.number, 0);
 
@@ -470,14 +477,18 @@ fn a_removal_moves_the_household_secret_to_an_epoch_the_removed_device_never_lea
     //    removal, end on one newer epoch.
     let phone = device_id(&a2);
     a.call(Call::DevicesRemove { id: phone.clone() }).unwrap();
-    wait_until(&[&a, &b], "the remaining devices agreeing on a new epoch", || {
-        let e = epoch(&a);
-        e.number > before.number
-            && epoch(&b) == e
-            && devices(&b)
-                .iter()
-                .any(|d| d.id == phone && d.removed_at.is_some())
-    });
+    wait_until(
+        &[&a, &b],
+        "the remaining devices agreeing on a new epoch",
+        || {
+            let e = epoch(&a);
+            e.number > before.number
+                && epoch(&b) == e
+                && devices(&b)
+                    .iter()
+                    .any(|d| d.id == phone && d.removed_at.is_some())
+        },
+    );
     let after = epoch(&a);
 
     // 3. The phone is refused as before, and holds neither the new secret nor anything
@@ -513,10 +524,14 @@ fn a_removal_moves_the_household_secret_to_an_epoch_the_removed_device_never_lea
 #[test]
 fn after_a_leaving_neither_side_recognises_the_other() {
     let (a, b, a2) = household();
-    wait_until(&[&a, &b, &a2], "the three devices holding one epoch", || {
-        let e = epoch(&a);
-        epoch(&b) == e && epoch(&a2) == e
-    });
+    wait_until(
+        &[&a, &b, &a2],
+        "the three devices holding one epoch",
+        || {
+            let e = epoch(&a);
+            epoch(&b) == e && epoch(&a2) == e
+        },
+    );
     let before = epoch(&a);
     let ada = person_id(&a);
 

@@ -516,7 +516,10 @@ impl Driver {
             let fresh: Vec<SocketAddr> = addrs.difference(offered).copied().collect();
             if !fresh.is_empty() {
                 offered.extend(fresh.iter().copied());
-                tracing::debug!(addresses = fresh.len(), "discovery found a household device");
+                tracing::debug!(
+                    addresses = fresh.len(),
+                    "discovery found a household device"
+                );
                 self.sink.offer(label, order(fresh));
             }
             return;
