@@ -145,7 +145,7 @@ mod tests {
         std::fs::write(dir.path().join(HOUSEHOLD_SECRET_FILE), sealed).unwrap();
         let keys = HouseholdKeys::load(dir.path().to_path_buf(), &secrets);
         assert_eq!(keys.current().unwrap().number, 0);
-        let mut seen = keys.changes();
+        let seen = keys.changes();
         let next = keys.rotate().unwrap();
         assert_eq!(next.number, 1);
         assert!(seen.has_changed().unwrap());
@@ -155,7 +155,7 @@ mod tests {
         assert_eq!(*again.secrets()[1], [3u8; 32]);
         // What is on disk is sealed: neither secret appears in it.
         let on_disk = std::fs::read(dir.path().join(HOUSEHOLD_SECRET_FILE)).unwrap();
-        assert!(!on_disk.windows(32).any(|w| w == next.secret.as_ref()));
+        assert!(!on_disk.windows(32).any(|w| w == &next.secret[..]));
         // A lower epoch changes nothing.
         assert!(!again.adopt(Epoch::new(0, [9; 32])).unwrap());
         assert!(again.adopt(Epoch::new(5, [9; 32])).unwrap());

@@ -1081,4 +1081,112 @@ mod tests {
             assert!(policy.trusts(&device(2, ada)), "{who}");
         }
     }
+
+    /// A device with a real id, so sessions accept its messages.
+    fn keyed(n: u8, person: PersonId) -> (Device, DeviceId) {
+        let key = [n; 32];
+        let id = DeviceId::from_public_key(&key);
+        let mut d = device(n, person);
+        d.id = id.to_string();
+        d.public_key = data_encoding::HEXLOWER.encode(&key);
+        (d, id)
+    }
+
+    /// Epochs sent on the frames `out` received, by number.
+    fn epochs_sent(out: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<u64> {
+        let mut sent = Vec::new();
+        while let Ok(o) = out.try_recv() {
+            if let Outbound::Frame(frame) = o {
+                if let Ok(Message::Epoch { epoch, .. }) = Message::decode(&frame[4..]) {
+                    sent.push(epoch.number);
+                }
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn epochs_come_from_and_go_to_trusted_devices_only() {
+        use hearth_core::epochs::Epoch;
+        use hearth_core::sync::{PeerId, PeerMetadata};
+        let ada = Uuid::from_u128(1);
+        let bo = Uuid::from_u128(2);
+        let mut docs = Docs::new(ada, automerge::ActorId::random());
+        for (id, name) in [(ada, "Ada"), (bo, "Bo")] {
+            docs.add_person(
+                &Person {
+                    id,
+                    name: name.into(),
+                    joined_at: 0,
+                },
+                0,
+            )
+            .unwrap();
+        }
+        let (me, me_id) = keyed(1, ada);
+        let (phone, phone_id) = keyed(2, ada);
+        let (partner, partner_id) = keyed(3, bo);
+        for d in [&me, &phone, &partner] {
+            docs.put_device(d, 0).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = hearth_core::secrets::DeviceSecrets::generate().unwrap();
+        let keys = Arc::new(HouseholdKeys::load(dir.path().to_path_buf(), &secrets));
+        let signer = Arc::new(
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8()).unwrap(),
+        );
+        let mut hub = SyncHub::new(
+            me_id,
+            dir.path().join("sync"),
+            secrets.age_identity().clone(),
+            signer,
+            keys.clone(),
+        );
+        hub.enforce(&docs, 0);
+        let mut outs = Vec::new();
+        for (conn, peer) in [(1, phone_id), (2, partner_id)] {
+            let (tx, rx) = mpsc::unbounded_channel();
+            hub.connected(&mut docs, conn, peer, Role::Responder, tx, Arc::default());
+            let join = Message::Join {
+                sender_id: PeerId::from(&peer),
+                peer_metadata: PeerMetadata::default(),
+                supported_protocol_versions: vec!["1".into()],
+            };
+            hub.message(&mut docs, conn, join);
+            outs.push(rx);
+        }
+        hub.settle_epochs(&docs, false);
+        hub.release();
+        // Each trusted peer got the current epoch once the session was ready.
+        for out in &mut outs {
+            assert_eq!(epochs_sent(out), vec![0]);
+        }
+        let epoch_from = |peer: &DeviceId, number: u64| Message::Epoch {
+            sender_id: PeerId::from(peer),
+            target_id: PeerId::from(&me_id),
+            epoch: Epoch::new(number, [number as u8; 32]),
+        };
+
+        // 1. The phone sends a newer epoch: adopted, passed to the partner, not back.
+        hub.message(&mut docs, 1, epoch_from(&phone_id, 4));
+        hub.settle_epochs(&docs, false);
+        hub.release();
+        assert_eq!(keys.current().unwrap().number, 4);
+        assert_eq!(epochs_sent(&mut outs[0]), Vec::<u64>::new());
+        assert_eq!(epochs_sent(&mut outs[1]), vec![4]);
+
+        // 2. Bo leaves. In the same batch his device sends a newer epoch: it is
+        //    ignored, this device moves on by itself, and only the phone hears of it.
+        hub.message(&mut docs, 2, epoch_from(&partner_id, 9));
+        docs.set_left(bo, 10, 10).unwrap();
+        hub.enforce(&docs, 10);
+        hub.settle_epochs(&docs, true);
+        hub.release();
+        let current = keys.current().unwrap();
+        assert_eq!(current.number, 5);
+        assert_ne!(*current.secret, [9u8; 32]);
+        assert_eq!(epochs_sent(&mut outs[0]), vec![5]);
+        assert_eq!(epochs_sent(&mut outs[1]), Vec::<u64>::new());
+        assert!(keys.secrets().iter().all(|s| **s != [9u8; 32]));
+    }
 }
