@@ -850,11 +850,10 @@ impl SyncHub {
                         tracing::info!(peer = %device, doc = %doc, held = admission.held, reasons = ?admission.held_because, "holding changes until their author is proven");
                     }
                 }
-                SessionEvent::Epoch { epoch } => {
-                    // Judged at the end of the batch, against the policy it ends with.
-                    if self.epochs_in.len() < 64 {
-                        self.epochs_in.push((conn, epoch));
-                    }
+                // Judged at the end of the batch, against the policy it ends with; a
+                // peer that floods them only loses its own.
+                SessionEvent::Epoch { epoch } if self.epochs_in.len() < 64 => {
+                    self.epochs_in.push((conn, epoch));
                 }
                 SessionEvent::DocUnavailable { .. } => {}
                 _ => {}
@@ -1132,9 +1131,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let secrets = hearth_core::secrets::DeviceSecrets::generate().unwrap();
         let keys = Arc::new(HouseholdKeys::load(dir.path().to_path_buf(), &secrets));
-        let signer = Arc::new(
-            Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8()).unwrap(),
-        );
+        let signer =
+            Arc::new(Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8()).unwrap());
         let mut hub = SyncHub::new(
             me_id,
             dir.path().join("sync"),
