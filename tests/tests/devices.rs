@@ -514,6 +514,20 @@ fn a_removal_moves_the_household_secret_to_an_epoch_the_removed_device_never_lea
     // found; and the phone's status shows it stayed behind.
     assert!(recognised_by(&on_phone[0], &held(&a)));
     assert_eq!(epoch(&a2), before);
+    // No log holds the new secret, in any usual spelling.
+    let spellings = [
+        data_encoding::HEXLOWER.encode(&current.secret[..]),
+        data_encoding::BASE64.encode(&current.secret[..])[..40].to_string(),
+        data_encoding::BASE64URL_NOPAD.encode(&current.secret[..])[..40].to_string(),
+    ];
+    for d in [&a, &b, &a2] {
+        for line in d.log_lines() {
+            assert!(
+                spellings.iter().all(|s| !line.contains(s.as_str())),
+                "a log line holds the household secret"
+            );
+        }
+    }
 
     // 4. The new epoch survives a restart.
     let mut a = a;
