@@ -505,13 +505,8 @@ fn labels_from(services: &Value, ip: &str) -> Vec<String> {
                 .flatten()
                 .any(|a| a.as_str() == Some(ip))
         })
-        .filter_map(|s| {
-            let fullname = s["fullname"].as_str()?;
-            let label = fullname
-                .strip_suffix(hearthd::discovery::SERVICE_TYPE)?
-                .strip_suffix('.')?;
-            Some(label.to_string())
-        })
+        // The instance name is the label; whatever service type it went under.
+        .filter_map(|s| Some(s["fullname"].as_str()?.split_once('.')?.0.to_string()))
         .collect()
 }
 
