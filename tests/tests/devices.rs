@@ -575,3 +575,37 @@ fn after_a_leaving_neither_side_recognises_the_other() {
         "Bo's device recognises Ada's new labels"
     );
 }
+
+#[test]
+fn removing_the_partners_device_moves_this_persons_devices_to_an_epoch_it_never_learns() {
+    let (a, b, a2) = household();
+    wait_until(
+        &[&a, &b, &a2],
+        "the three devices holding one epoch",
+        || {
+            let e = epoch(&a);
+            epoch(&b) == e && epoch(&a2) == e
+        },
+    );
+    let before = epoch(&a);
+
+    // Ada removes Bo's device: only her devices stop trusting it, and they move on.
+    let bos = device_id(&b);
+    a.call(Call::DevicesRemove { id: bos.clone() }).unwrap();
+    wait_until(&[&a, &a2], "Ada's devices agreeing on a new epoch", || {
+        let e = epoch(&a);
+        e.number > before.number
+            && epoch(&a2) == e
+            && devices(&a2).iter().any(|d| d.id == bos && !d.trusted)
+    });
+    let current = held(&a)[0].clone();
+    assert_eq!(held(&a2)[0], current);
+    let on_bos = held(&b);
+    assert!(on_bos.iter().all(|e| e.secret != current.secret));
+    assert!(
+        !recognised_by(&current, &on_bos),
+        "Bo's removed device recognises Ada's devices' new labels"
+    );
+    // Bo's device itself still trusts Ada's: that is his to decide.
+    assert!(devices(&b).iter().all(|d| d.trusted || d.this_device));
+}
