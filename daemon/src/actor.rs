@@ -398,6 +398,16 @@ impl Actor {
         actor.note_refusals("this device");
         actor.hub.enforce(&actor.docs, now_millis());
         actor.refresh_trust();
+        // A household secret that never moved on while devices were removed (or a
+        // person left), as a version before epochs left it: move on now.
+        let untrusted = actor
+            .docs
+            .devices()
+            .iter()
+            .any(|d| d.id != actor.me_device && !actor.hub.policy().trusts(d));
+        if untrusted && actor.hub.household_keys().is_legacy() {
+            actor.trust_shrank = !actor.hub.settle_epochs(&actor.docs, true);
+        }
         Ok(actor)
     }
 

@@ -6,6 +6,7 @@
 //! [`hearth_core::epochs`]. Nothing here logs a secret.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use hearth_core::epochs::{Epoch, Epochs};
@@ -24,6 +25,9 @@ pub struct HouseholdKeys {
     data_dir: PathBuf,
     recipient: age::x25519::Recipient,
     epochs: Mutex<Epochs>,
+    /// Loaded from a version before epochs (the bare secret, or only the identity
+    /// file's), and never moved on since.
+    legacy: AtomicBool,
     /// Bumped whenever the epochs change (and by pairing, when the open invite does),
     /// so that discovery announces the right labels.
     changes: watch::Sender<u64>,
@@ -50,6 +54,9 @@ impl HouseholdKeys {
                     None
                 }
             });
+        let legacy = stored
+            .as_ref()
+            .is_none_or(|e| e.all().len() == 1 && e.current().is_some_and(|c| c.number == 0));
         let epochs = stored
             .or_else(|| {
                 secrets
@@ -61,8 +68,17 @@ impl HouseholdKeys {
             data_dir,
             recipient: identity.to_public(),
             epochs: Mutex::new(epochs),
+            legacy: AtomicBool::new(legacy),
             changes: watch::channel(0).0,
         }
+    }
+
+    /// Whether the household secret never moved on from epoch 0 on this device: it
+    /// was written by a version before epochs, or nobody was removed since. A device
+    /// that finds removed devices or a leaving on its roster at start moves on then,
+    /// so that what was removed before an upgrade stops recognising the household too.
+    pub fn is_legacy(&self) -> bool {
+        self.legacy.load(Ordering::Acquire)
     }
 
     /// Changes whenever the epochs (or, through [`Self::notify`], the open invite) may
@@ -126,6 +142,7 @@ impl HouseholdKeys {
         storage::atomic_write(&self.data_dir, HOUSEHOLD_SECRET_FILE, &sealed)?;
         *guard = next;
         drop(guard);
+        self.legacy.store(false, Ordering::Release);
         self.notify();
         Ok(Some(out))
     }
@@ -145,11 +162,14 @@ mod tests {
         std::fs::write(dir.path().join(HOUSEHOLD_SECRET_FILE), sealed).unwrap();
         let keys = HouseholdKeys::load(dir.path().to_path_buf(), &secrets);
         assert_eq!(keys.current().unwrap().number, 0);
+        assert!(keys.is_legacy());
         let seen = keys.changes();
         let next = keys.rotate().unwrap();
         assert_eq!(next.number, 1);
         assert!(seen.has_changed().unwrap());
+        assert!(!keys.is_legacy());
         let again = HouseholdKeys::load(dir.path().to_path_buf(), &secrets);
+        assert!(!again.is_legacy());
         assert_eq!(again.current().unwrap(), next);
         assert_eq!(again.secrets().len(), 2);
         assert_eq!(*again.secrets()[1], [3u8; 32]);

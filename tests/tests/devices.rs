@@ -609,3 +609,23 @@ fn removing_the_partners_device_moves_this_persons_devices_to_an_epoch_it_never_
     // Bo's device itself still trusts Ada's: that is his to decide.
     assert!(devices(&b).iter().all(|d| d.trusted || d.this_device));
 }
+
+#[test]
+fn a_household_secret_from_before_epochs_moves_on_at_start_when_a_device_was_removed() {
+    let (mut a, mut b, a2) = household();
+    let phone = device_id(&a2);
+    a.call(Call::DevicesRemove { id: phone }).unwrap();
+    wait_until(&[&a], "the laptop moving on", || epoch(&a).number > 0);
+    // Bo's device is away, so the laptop has nobody to learn a newer epoch from.
+    b.stop().unwrap();
+    // As a version before epochs left it: no epochs file, only the founding secret in
+    // the identity file, which the removed phone holds too.
+    let dir = a.take_dir().unwrap();
+    a.stop().unwrap();
+    std::fs::remove_file(dir.path().join(hearthd::epochs::HOUSEHOLD_SECRET_FILE)).unwrap();
+    let a = TestDaemon::start_in(dir.path()).unwrap();
+    let now = epoch(&a);
+    assert_eq!(now.number, 1, "it moved on at start");
+    let current = held(&a)[0].clone();
+    assert!(!recognised_by(&current, &held(&a2)));
+}
