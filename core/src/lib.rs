@@ -9,6 +9,7 @@
 pub mod authority;
 pub mod doc;
 pub mod envelope;
+pub mod epochs;
 pub mod identity;
 pub mod insights;
 pub mod model;

@@ -196,6 +196,8 @@ pub struct OwnerStatus {
     pub peers: Vec<PeerStatus>,
     /// Roster entries and removals this device does not trust.
     pub refused: Vec<RefusedStatus>,
+    /// The household secret's current epoch, without the secret.
+    pub household_epoch: Option<crate::api::HouseholdEpochStatus>,
 }
 
 /// One document with its store and what is already durable.
@@ -225,6 +227,11 @@ pub struct Actor {
     reveals_checked: bool,
     /// Which device brought each refused roster entry, as far as this device saw.
     refused_from: BTreeMap<String, String>,
+    /// The devices the transport trusts now, to notice when one stops being trusted.
+    trusted: BTreeSet<[u8; 32]>,
+    /// A device stopped being trusted in this batch: the household secret moves to a
+    /// new epoch before anything else goes out.
+    trust_shrank: bool,
 }
 
 /// Where an own-device join builds the new household before it replaces this device's.
@@ -338,6 +345,8 @@ pub struct ActorContext {
     pub sync_dir: PathBuf,
     /// This device's Ed25519 key, which signs offline bundles.
     pub signer: Arc<ring::signature::Ed25519KeyPair>,
+    /// The household secret's epochs, which the owner moves on and adopts.
+    pub keys: Arc<crate::epochs::HouseholdKeys>,
 }
 
 /// Wall-clock time in Unix milliseconds.
@@ -373,6 +382,7 @@ impl Actor {
                 ctx.sync_dir,
                 identity.clone(),
                 ctx.signer.clone(),
+                ctx.keys,
             ),
             trust: ctx.trust,
             me_device: ctx.device.to_string(),
@@ -381,11 +391,23 @@ impl Actor {
             signer: ctx.signer,
             reveals_checked: false,
             refused_from: BTreeMap::new(),
+            trusted: BTreeSet::new(),
+            trust_shrank: false,
         };
         actor.docs.set_device_key(signer_key(&actor.signer));
         actor.note_refusals("this device");
         actor.hub.enforce(&actor.docs, now_millis());
         actor.refresh_trust();
+        // A household secret that never moved on while devices were removed (or a
+        // person left), as a version before epochs left it: move on now.
+        let untrusted = actor
+            .docs
+            .devices()
+            .iter()
+            .any(|d| d.id != actor.me_device && !actor.hub.policy().trusts(d));
+        if untrusted && actor.hub.household_keys().is_legacy() {
+            actor.trust_shrank = !actor.hub.settle_epochs(&actor.docs, true);
+        }
         Ok(actor)
     }
 
@@ -419,17 +441,30 @@ impl Actor {
     }
 
     /// Keeps the transport's trusted keys equal to the devices the policy trusts: on
-    /// the roster, not removed, and nobody ended sharing between the two.
-    fn refresh_trust(&self) {
-        let keys = crate::sync_hub::trusted_devices(&self.docs, self.hub.policy(), &self.me_device)
-            .into_iter()
-            .filter_map(|d| {
-                let bytes = data_encoding::HEXLOWER
-                    .decode(d.public_key.as_bytes())
-                    .ok()?;
-                <[u8; 32]>::try_from(bytes.as_slice()).ok()
-            });
-        self.trust.replace(keys);
+    /// the roster, not removed, and nobody ended sharing between the two. Notes when a
+    /// device stopped being trusted, so the household secret moves on (see
+    /// `SyncHub::settle_epochs`).
+    fn refresh_trust(&mut self) {
+        let keys: BTreeSet<[u8; 32]> =
+            crate::sync_hub::trusted_devices(&self.docs, self.hub.policy(), &self.me_device)
+                .into_iter()
+                .filter_map(|d| {
+                    let bytes = data_encoding::HEXLOWER
+                        .decode(d.public_key.as_bytes())
+                        .ok()?;
+                    <[u8; 32]>::try_from(bytes.as_slice()).ok()
+                })
+                .collect();
+        if !self.trusted.is_subset(&keys) {
+            self.trust_shrank = true;
+        }
+        self.trust.replace(keys.iter().copied());
+        self.trusted = keys;
+    }
+
+    /// The household secret's epochs, shared with pairing and discovery.
+    pub fn household_keys(&self) -> Arc<crate::epochs::HouseholdKeys> {
+        self.hub.household_keys()
     }
 
     /// Mutable access to the documents before the owner starts, for initialisation.
@@ -685,6 +720,12 @@ impl Actor {
             people,
             peers,
             refused,
+            household_epoch: self.hub.household_keys().current().map(|e| {
+                crate::api::HouseholdEpochStatus {
+                    number: e.number,
+                    fingerprint: e.fingerprint(),
+                }
+            }),
         }
     }
 
@@ -971,6 +1012,13 @@ impl Actor {
             for doc in [DocKind::Household, self.private.doc_kind] {
                 self.hub.local_change(&mut self.docs, &doc.doc_id());
             }
+        }
+        // A device stopped being trusted, or a trusted peer sent a newer epoch: settle
+        // the household secret before this batch's messages go out.
+        if failed.is_empty() {
+            let rotate = std::mem::take(&mut self.trust_shrank);
+            // A rotation that could not be written is tried again with the next batch.
+            self.trust_shrank = !self.hub.settle_epochs(&self.docs, rotate);
         }
         for event in self.hub.events.drain(..) {
             let _ = self.events.send(event);

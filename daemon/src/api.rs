@@ -728,6 +728,20 @@ pub struct Status {
     /// that someone tried.
     #[serde(default)]
     pub refused: Vec<RefusedStatus>,
+    /// The household secret's current epoch on this device, never the secret itself.
+    #[serde(default)]
+    pub household_epoch: Option<HouseholdEpochStatus>,
+}
+
+/// The household secret's current epoch, in `status`: its number and a short
+/// fingerprint, so two devices can be seen to hold the same one. Neither tells anything
+/// about the secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HouseholdEpochStatus {
+    /// Counts up at every change.
+    pub number: u64,
+    /// 16 hex digits of a domain-separated SHA-256 of the secret.
+    pub fingerprint: String,
 }
 
 /// A roster entry or removal this device refused, in `status`.

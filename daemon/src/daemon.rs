@@ -30,6 +30,7 @@ use crate::api::{
 };
 use crate::config::Config;
 use crate::discovery::{self, Discoverer};
+use crate::epochs::HouseholdKeys;
 use crate::handlers;
 use crate::net::Net;
 use crate::pairing::Pairing;
@@ -314,6 +315,7 @@ fn actor_context(
         device: DeviceId::from_public_key(&secrets.device_public_key()),
         sync_dir: shared.paths.data_dir.join("sync"),
         signer: Arc::new(signer),
+        keys: Arc::new(HouseholdKeys::load(shared.paths.data_dir.clone(), secrets)),
     };
     Ok((trust, ctx))
 }
@@ -329,6 +331,7 @@ fn start_ready(
     let key = DeviceKey::from_pkcs8(secrets.device_pkcs8())?;
     let device = key.device_id();
     let transport = Transport::bind(shared.config.listen, &key, trust.clone())?;
+    let keys = actor.household_keys();
     let handle = actor.spawn()?;
     let signer =
         ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8())
@@ -342,6 +345,7 @@ fn start_ready(
         secrets,
         Arc::new(signer),
         me,
+        keys,
     ));
     let listen = transport.local_addr()?;
     let net = Net::start(
@@ -687,6 +691,7 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
         status.documents = owner.documents;
         status.people = owner.people;
         status.refused = owner.refused;
+        status.household_epoch = owner.household_epoch;
         let book = ready.net.book();
         let traffic = ready.net.traffic();
         let refused_by = ready.net.refused_by();

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod discovery;
+pub mod epochs;
 pub mod handlers;
 pub mod net;
 pub mod pairing;

@@ -32,10 +32,12 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
+use hearth_core::epochs::Epoch;
+
 use crate::actor::{now_millis, ActorHandle, ActorMsg};
 use crate::api::{ApiError, ErrorCode};
+use crate::epochs::HouseholdKeys;
 use crate::net::Net;
-use crate::storage;
 use crate::transport::{self, Accepted, Alpn, CloseReason, PairingWindow, TrustSet};
 
 /// How long `pair join` without an address looks for the inviting device.
@@ -44,8 +46,6 @@ const FIND_TIMEOUT: Duration = Duration::from_secs(15);
 const FIND_DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one pairing attempt may take once connected.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Where a joined device keeps the household secret, sealed to its own identity.
-const HOUSEHOLD_SECRET_FILE: &str = "household-secret.hearth";
 
 /// The roster as it travels inside pairing.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -107,12 +107,12 @@ pub struct Pairing {
     signer: Arc<ring::signature::Ed25519KeyPair>,
     /// This device's person; a same-person join changes it once.
     me: Mutex<PersonId>,
-    household_secret: Mutex<Option<Zeroizing<[u8; 32]>>>,
+    /// The household secret's epochs, shared with the document owner, which moves them
+    /// on. Their change signal also carries the open invite's changes, so that
+    /// discovery announces the right labels.
+    keys: Arc<HouseholdKeys>,
     invite: Mutex<Option<Invite>>,
     last_result: Mutex<Option<watch::Receiver<Option<InviteResult>>>>,
-    /// Bumped whenever the open invite or the household secret changes, so that
-    /// discovery announces the right labels.
-    changes: watch::Sender<u64>,
 }
 
 impl Pairing {
@@ -124,15 +124,9 @@ impl Pairing {
         secrets: &hearth_core::secrets::DeviceSecrets,
         signer: Arc<ring::signature::Ed25519KeyPair>,
         me: PersonId,
+        keys: Arc<HouseholdKeys>,
     ) -> Pairing {
         let identity = secrets.age_identity().clone();
-        let stored = std::fs::read(data_dir.join(HOUSEHOLD_SECRET_FILE))
-            .ok()
-            .and_then(|sealed| hearth_core::envelope::open(&identity, &sealed).ok())
-            .and_then(|plain| <[u8; 32]>::try_from(plain.as_slice()).ok());
-        let household_secret = stored
-            .or_else(|| secrets.household_secret().copied())
-            .map(Zeroizing::new);
         Pairing {
             trust,
             actor,
@@ -141,20 +135,19 @@ impl Pairing {
             local_key: secrets.device_public_key(),
             signer,
             me: Mutex::new(me),
-            household_secret: Mutex::new(household_secret),
+            keys,
             invite: Mutex::new(None),
             last_result: Mutex::new(None),
-            changes: watch::channel(0).0,
         }
     }
 
     /// Changes whenever the open invite or the household secret may have changed.
     pub fn changes(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
+        self.keys.changes()
     }
 
     fn changed(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        self.keys.notify();
     }
 
     /// The number part of the open invite's code, for the pairing announcement.
@@ -175,9 +168,21 @@ impl Pairing {
         self.me.lock().map(|m| *m).unwrap_or_default()
     }
 
-    /// The household secret, once this device has one.
+    /// The household secret of the current epoch, once this device has one.
     pub fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>> {
-        self.household_secret.lock().ok().and_then(|s| s.clone())
+        self.keys.current().map(|e| e.secret)
+    }
+
+    /// Every household secret this device still recognises: the current epoch's first,
+    /// then older ones, newest first (see [`hearth_core::epochs`]). Announce only
+    /// from the first; recognise all of them.
+    pub fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        self.keys.secrets()
+    }
+
+    /// The current epoch (number and secret), which pairing hands over.
+    pub fn household_epoch(&self) -> Option<Epoch> {
+        self.keys.current()
     }
 
     /// Opens a new invite for `role`, replacing any open one, and closes it after
@@ -322,16 +327,10 @@ impl Pairing {
         answer.await.map_err(|_| stopping())?.map(|_| ())
     }
 
-    fn save_household_secret(&self, secret: &[u8; 32]) -> Result<(), ApiError> {
-        let sealed = hearth_core::envelope::seal(&self.identity.to_public(), secret)
-            .map_err(|e| internal(&e.to_string()))?;
-        storage::atomic_write(&self.data_dir, HOUSEHOLD_SECRET_FILE, &sealed)
-            .map_err(|e| internal(&format!("could not save the household secret: {e}")))?;
-        if let Ok(mut slot) = self.household_secret.lock() {
-            *slot = Some(Zeroizing::new(*secret));
-        }
-        self.changed();
-        Ok(())
+    fn save_household_epoch(&self, epoch: Epoch) -> Result<(), ApiError> {
+        self.keys
+            .replace(epoch)
+            .map_err(|e| internal(&format!("could not save the household secret: {e}")))
     }
 }
 
@@ -474,8 +473,8 @@ async fn invite_side(
     let me_id = pairing.me();
     let me = roster.people.iter().find(|p| p.id == me_id).cloned();
     let my_device = DeviceId::from_public_key(&pairing.local_key).to_string();
-    let secret = pairing
-        .household_secret()
+    let epoch = pairing
+        .household_epoch()
         .ok_or_else(|| failed("no household secret"))?;
     let admission = Admission {
         people: roster.people.iter().map(|p| p.id).collect(),
@@ -494,7 +493,8 @@ async fn invite_side(
         person_id: me_id,
         roster: serde_json::to_vec(&roster)
             .map_err(|_| failed("the roster could not be encoded"))?,
-        household_secret: secret,
+        household_secret: epoch.secret.clone(),
+        household_epoch: epoch.number,
     };
     let tls = TlsBinding {
         local_tls_key: pairing.local_key,
@@ -772,7 +772,10 @@ pub async fn join(
     let own = own?;
     let received: RosterExport = serde_json::from_slice(&inviter.roster)
         .map_err(|_| internal("the inviting device sent a roster this Hearth cannot read"))?;
-    pairing.save_household_secret(&inviter.household_secret)?;
+    pairing.save_household_epoch(Epoch::new(
+        inviter.household_epoch,
+        *inviter.household_secret,
+    ))?;
     let inviter_device = DeviceId::from_public_key(&inviter.device_key);
     let role = inviter.role;
     if role == InviteRole::OwnDevice {

@@ -37,7 +37,10 @@ use ring::signature::Ed25519KeyPair;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use hearth_core::epochs::Epoch;
+
 use crate::api::Event;
+use crate::epochs::HouseholdKeys;
 use crate::storage;
 
 /// Identifies one network connection for its lifetime.
@@ -284,6 +287,10 @@ pub struct SyncHub {
     policy: Policy,
     /// This device's key, which signs the heads sent with its changes.
     signer: Arc<Ed25519KeyPair>,
+    /// The household secret's epochs.
+    keys: Arc<HouseholdKeys>,
+    /// Epochs peers sent in this batch, judged once the batch's policy is known.
+    epochs_in: Vec<(ConnId, Epoch)>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -298,6 +305,7 @@ impl SyncHub {
         sync_dir: PathBuf,
         identity: age::x25519::Identity,
         signer: Arc<Ed25519KeyPair>,
+        keys: Arc<HouseholdKeys>,
     ) -> SyncHub {
         SyncHub {
             epoch: Instant::now(),
@@ -313,7 +321,93 @@ impl SyncHub {
             limits: SyncLimits::default(),
             policy: Policy::default(),
             signer,
+            keys,
+            epochs_in: Vec::new(),
         }
+    }
+
+    /// The household secret's epochs.
+    pub fn household_keys(&self) -> Arc<HouseholdKeys> {
+        self.keys.clone()
+    }
+
+    /// Settles the household secret at the end of a batch, after [`Self::enforce`]:
+    /// adopts the greatest epoch a still-trusted peer sent (see
+    /// [`hearth_core::epochs`]), then, if `rotate` (this device stopped trusting some
+    /// device in this batch), moves to a fresh epoch above it. When the epoch changed,
+    /// it goes to every connected device this one still trusts, and to none in a
+    /// farewell or on its way out. Returns false when a rotation could not be written.
+    pub fn settle_epochs(&mut self, docs: &Docs, rotate: bool) -> bool {
+        let received = std::mem::take(&mut self.epochs_in);
+        let mut changed = false;
+        let mut from = None;
+        for (conn, epoch) in received {
+            let Some(link) = self.links.get(&conn) else {
+                continue;
+            };
+            if !self.shares_epochs(docs, link) {
+                tracing::info!(peer = %link.device, "ignored a household secret epoch from a device this one no longer shares with");
+                continue;
+            }
+            let number = epoch.number;
+            match self.keys.adopt(epoch) {
+                Ok(true) => {
+                    tracing::info!(
+                        epoch = number,
+                        "moved to the household's newer secret epoch"
+                    );
+                    changed = true;
+                    from = Some(conn);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not save the household's newer secret epoch")
+                }
+            }
+        }
+        let mut written = true;
+        if rotate {
+            match self.keys.rotate() {
+                Ok(epoch) => {
+                    tracing::info!(epoch = epoch.number, "moved the household secret to a new epoch, shared only with the devices this one still trusts");
+                    changed = true;
+                    from = None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not move the household secret to a new epoch; trying again with the next change");
+                    written = false;
+                }
+            }
+        }
+        if changed {
+            if let Some(current) = self.keys.current() {
+                // Not back to the device it came from, which has it already.
+                let conns: Vec<ConnId> = self
+                    .links
+                    .iter()
+                    .filter(|(conn, link)| Some(**conn) != from && self.shares_epochs(docs, link))
+                    .map(|(conn, _)| *conn)
+                    .collect();
+                for conn in conns {
+                    if let Some(link) = self.links.get_mut(&conn) {
+                        link.session.send_epoch(current.clone());
+                    }
+                    self.drain(conn);
+                }
+            }
+        }
+        written
+    }
+
+    /// Whether epochs go to and come from this link: its device is on the roster and
+    /// trusted, and the session is neither closing nor in a farewell.
+    fn shares_epochs(&self, docs: &Docs, link: &Link) -> bool {
+        !link.closing
+            && link.farewell.is_none()
+            && docs
+                .devices()
+                .iter()
+                .any(|d| d.id == link.device.to_string() && self.policy.trusts(d))
     }
 
     /// The policy sessions are started with.
@@ -368,7 +462,11 @@ impl SyncHub {
             persisted,
             limits: self.limits,
         };
-        let session = Session::new(config, self.now());
+        let mut session = Session::new(config, self.now());
+        // Only trusted devices get this far (checked just above).
+        if let Some(epoch) = self.keys.current() {
+            session.send_epoch(epoch);
+        }
         self.links.insert(
             conn,
             Link {
@@ -752,6 +850,11 @@ impl SyncHub {
                         tracing::info!(peer = %device, doc = %doc, held = admission.held, reasons = ?admission.held_because, "holding changes until their author is proven");
                     }
                 }
+                // Judged at the end of the batch, against the policy it ends with; a
+                // peer that floods them only loses its own.
+                SessionEvent::Epoch { epoch } if self.epochs_in.len() < 64 => {
+                    self.epochs_in.push((conn, epoch));
+                }
                 SessionEvent::DocUnavailable { .. } => {}
                 _ => {}
             }
@@ -976,5 +1079,112 @@ mod tests {
             assert!(!policy.trusts(&device(3, bo)), "{who}");
             assert!(policy.trusts(&device(2, ada)), "{who}");
         }
+    }
+
+    /// A device with a real id, so sessions accept its messages.
+    fn keyed(n: u8, person: PersonId) -> (Device, DeviceId) {
+        let key = [n; 32];
+        let id = DeviceId::from_public_key(&key);
+        let mut d = device(n, person);
+        d.id = id.to_string();
+        d.public_key = data_encoding::HEXLOWER.encode(&key);
+        (d, id)
+    }
+
+    /// Epochs sent on the frames `out` received, by number.
+    fn epochs_sent(out: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<u64> {
+        let mut sent = Vec::new();
+        while let Ok(o) = out.try_recv() {
+            if let Outbound::Frame(frame) = o {
+                if let Ok(Message::Epoch { epoch, .. }) = Message::decode(&frame[4..]) {
+                    sent.push(epoch.number);
+                }
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn epochs_come_from_and_go_to_trusted_devices_only() {
+        use hearth_core::epochs::Epoch;
+        use hearth_core::sync::{PeerId, PeerMetadata};
+        let ada = Uuid::from_u128(1);
+        let bo = Uuid::from_u128(2);
+        let mut docs = Docs::new(ada, automerge::ActorId::random());
+        for (id, name) in [(ada, "Ada"), (bo, "Bo")] {
+            docs.add_person(
+                &Person {
+                    id,
+                    name: name.into(),
+                    joined_at: 0,
+                },
+                0,
+            )
+            .unwrap();
+        }
+        let (me, me_id) = keyed(1, ada);
+        let (phone, phone_id) = keyed(2, ada);
+        let (partner, partner_id) = keyed(3, bo);
+        for d in [&me, &phone, &partner] {
+            docs.put_device(d, 0).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = hearth_core::secrets::DeviceSecrets::generate().unwrap();
+        let keys = Arc::new(HouseholdKeys::load(dir.path().to_path_buf(), &secrets));
+        let signer =
+            Arc::new(Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8()).unwrap());
+        let mut hub = SyncHub::new(
+            me_id,
+            dir.path().join("sync"),
+            secrets.age_identity().clone(),
+            signer,
+            keys.clone(),
+        );
+        hub.enforce(&docs, 0);
+        let mut outs = Vec::new();
+        for (conn, peer) in [(1, phone_id), (2, partner_id)] {
+            let (tx, rx) = mpsc::unbounded_channel();
+            hub.connected(&mut docs, conn, peer, Role::Responder, tx, Arc::default());
+            let join = Message::Join {
+                sender_id: PeerId::from(&peer),
+                peer_metadata: PeerMetadata::default(),
+                supported_protocol_versions: vec!["1".into()],
+            };
+            hub.message(&mut docs, conn, join);
+            outs.push(rx);
+        }
+        hub.settle_epochs(&docs, false);
+        hub.release();
+        // Each trusted peer got the current epoch once the session was ready.
+        for out in &mut outs {
+            assert_eq!(epochs_sent(out), vec![0]);
+        }
+        let epoch_from = |peer: &DeviceId, number: u64| Message::Epoch {
+            sender_id: PeerId::from(peer),
+            target_id: PeerId::from(&me_id),
+            epoch: Epoch::new(number, [number as u8; 32]),
+        };
+
+        // 1. The phone sends a newer epoch: adopted, passed to the partner, not back.
+        hub.message(&mut docs, 1, epoch_from(&phone_id, 4));
+        hub.settle_epochs(&docs, false);
+        hub.release();
+        assert_eq!(keys.current().unwrap().number, 4);
+        assert_eq!(epochs_sent(&mut outs[0]), Vec::<u64>::new());
+        assert_eq!(epochs_sent(&mut outs[1]), vec![4]);
+
+        // 2. Bo leaves. In the same batch his device sends a newer epoch: it is
+        //    ignored, this device moves on by itself, and only the phone hears of it.
+        hub.message(&mut docs, 2, epoch_from(&partner_id, 9));
+        docs.set_left(bo, 10, 10).unwrap();
+        hub.enforce(&docs, 10);
+        hub.settle_epochs(&docs, true);
+        hub.release();
+        let current = keys.current().unwrap();
+        assert_eq!(current.number, 5);
+        assert_ne!(*current.secret, [9u8; 32]);
+        assert_eq!(epochs_sent(&mut outs[0]), vec![5]);
+        assert_eq!(epochs_sent(&mut outs[1]), Vec::<u64>::new());
+        assert!(keys.secrets().iter().all(|s| **s != [9u8; 32]));
     }
 }

@@ -6,6 +6,7 @@
 //! generates is a pure function of its seed.
 
 pub mod bench;
+pub mod epochs;
 pub mod fuzzing;
 pub mod generate;
 pub mod harness;

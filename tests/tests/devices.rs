@@ -428,3 +428,204 @@ fn leaving_ends_sharing_for_good_and_both_sides_keep_their_copy() {
         .iter()
         .any(|n| n == "ada's private" || n == "ada after leaving"));
 }
+
+/// The household secret epoch `d` says it is on: number and fingerprint, never the secret.
+fn epoch(d: &TestDaemon) -> hearthd::api::HouseholdEpochStatus {
+    d.status().unwrap().household_epoch.unwrap()
+}
+
+/// Every household secret `d` holds on disk, as someone with its disk would read them.
+fn held(d: &TestDaemon) -> Vec<hearth_core::epochs::Epoch> {
+    let dir = std::path::PathBuf::from(d.status().unwrap().data_dir);
+    hearth_tests::epochs::held_epochs(&dir).unwrap()
+}
+
+/// Whether a label announced under `epoch` this hour matches any secret in `secrets`.
+fn recognised_by(
+    epoch: &hearth_core::epochs::Epoch,
+    secrets: &[hearth_core::epochs::Epoch],
+) -> bool {
+    use hearthd::discovery::token;
+    let hour = token::hour_of(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    let label = token::household_label(&epoch.secret, hour, &token::Salt::default());
+    secrets
+        .iter()
+        .any(|s| token::is_household(&label, &s.secret, hour))
+}
+
+#[test]
+fn a_removal_moves_the_household_secret_to_an_epoch_the_removed_device_never_learns() {
+    let (a, b, a2) = household();
+    // 1. All three start on one epoch: pairing handed it over.
+    wait_until(
+        &[&a, &b, &a2],
+        "the three devices holding one epoch",
+        || {
+            let e = epoch(&a);
+            epoch(&b) == e && epoch(&a2) == e
+        },
+    );
+    let before = epoch(&a);
+    assert_eq!(before.number, 0);
+
+    // 2. Ada removes her phone. Her laptop and Bo's device, once Bo's has heard of the
+    //    removal, end on one newer epoch.
+    let phone = device_id(&a2);
+    a.call(Call::DevicesRemove { id: phone.clone() }).unwrap();
+    wait_until(
+        &[&a, &b],
+        "the remaining devices agreeing on a new epoch",
+        || {
+            let e = epoch(&a);
+            e.number > before.number
+                && epoch(&b) == e
+                && devices(&b)
+                    .iter()
+                    .any(|d| d.id == phone && d.removed_at.is_some())
+        },
+    );
+    let after = epoch(&a);
+
+    // 3. The phone is refused as before, and holds neither the new secret nor anything
+    //    that recognises what the others now announce.
+    a2.call(Call::SyncNow).unwrap();
+    wait_refused(&a, &phone);
+    wait_refused(&b, &phone);
+    let current = held(&a)[0].clone();
+    assert_eq!(current.number, after.number);
+    assert_eq!(current.fingerprint(), after.fingerprint);
+    assert_eq!(held(&b)[0], current);
+    let on_phone = held(&a2);
+    assert!(!on_phone.is_empty());
+    assert!(
+        on_phone.iter().all(|e| e.secret != current.secret),
+        "the removed phone holds the new household secret"
+    );
+    assert!(
+        !recognised_by(&current, &on_phone),
+        "the removed phone recognises the household's new labels"
+    );
+    // The others still recognise the old epoch, so a device that missed the change is
+    // found; and the phone's status shows it stayed behind.
+    assert!(recognised_by(&on_phone[0], &held(&a)));
+    assert_eq!(epoch(&a2), before);
+    // No log holds the new secret, in any usual spelling.
+    let spellings = [
+        data_encoding::HEXLOWER.encode(&current.secret[..]),
+        data_encoding::BASE64.encode(&current.secret[..])[..40].to_string(),
+        data_encoding::BASE64URL_NOPAD.encode(&current.secret[..])[..40].to_string(),
+    ];
+    for d in [&a, &b, &a2] {
+        for line in d.log_lines() {
+            assert!(
+                spellings.iter().all(|s| !line.contains(s.as_str())),
+                "a log line holds the household secret"
+            );
+        }
+    }
+
+    // 4. The new epoch survives a restart.
+    let mut a = a;
+    a.restart(false).unwrap();
+    assert_eq!(epoch(&a), after);
+}
+
+#[test]
+fn after_a_leaving_neither_side_recognises_the_other() {
+    let (a, b, a2) = household();
+    wait_until(
+        &[&a, &b, &a2],
+        "the three devices holding one epoch",
+        || {
+            let e = epoch(&a);
+            epoch(&b) == e && epoch(&a2) == e
+        },
+    );
+    let before = epoch(&a);
+    let ada = person_id(&a);
+
+    a.call(Call::Leave { confirm: true }).unwrap();
+    // Ada's two devices move on together; Bo's moves on alone once it hears of it.
+    wait_until(&[&a, &a2, &b], "both sides on new epochs", || {
+        let e = epoch(&a);
+        e.number > before.number
+            && epoch(&a2) == e
+            && epoch(&b).number > before.number
+            && [&a2, &b].iter().all(|d| {
+                d.status()
+                    .unwrap()
+                    .people
+                    .iter()
+                    .any(|p| p.id == ada && p.left_at.is_some())
+            })
+    });
+    let ada_side = [held(&a), held(&a2)];
+    let bo_side = held(&b);
+    assert!(
+        ada_side.iter().all(|h| !recognised_by(&bo_side[0], h)),
+        "Ada's devices recognise Bo's new labels"
+    );
+    assert!(
+        !recognised_by(&ada_side[0][0], &bo_side),
+        "Bo's device recognises Ada's new labels"
+    );
+}
+
+#[test]
+fn removing_the_partners_device_moves_this_persons_devices_to_an_epoch_it_never_learns() {
+    let (a, b, a2) = household();
+    wait_until(
+        &[&a, &b, &a2],
+        "the three devices holding one epoch",
+        || {
+            let e = epoch(&a);
+            epoch(&b) == e && epoch(&a2) == e
+        },
+    );
+    let before = epoch(&a);
+
+    // Ada removes Bo's device: only her devices stop trusting it, and they move on.
+    let bos = device_id(&b);
+    a.call(Call::DevicesRemove { id: bos.clone() }).unwrap();
+    wait_until(&[&a, &a2], "Ada's devices agreeing on a new epoch", || {
+        let e = epoch(&a);
+        e.number > before.number
+            && epoch(&a2) == e
+            && devices(&a2).iter().any(|d| d.id == bos && !d.trusted)
+    });
+    let current = held(&a)[0].clone();
+    assert_eq!(held(&a2)[0], current);
+    let on_bos = held(&b);
+    assert!(on_bos.iter().all(|e| e.secret != current.secret));
+    assert!(
+        !recognised_by(&current, &on_bos),
+        "Bo's removed device recognises Ada's devices' new labels"
+    );
+    // Bo's device itself still trusts Ada's: that is his to decide.
+    assert!(devices(&b).iter().all(|d| d.trusted || d.this_device));
+}
+
+#[test]
+fn a_household_secret_from_before_epochs_moves_on_at_start_when_a_device_was_removed() {
+    let (mut a, mut b, a2) = household();
+    let phone = device_id(&a2);
+    a.call(Call::DevicesRemove { id: phone }).unwrap();
+    wait_until(&[&a], "the laptop moving on", || epoch(&a).number > 0);
+    // Bo's device is away, so the laptop has nobody to learn a newer epoch from.
+    b.stop().unwrap();
+    // As a version before epochs left it: no epochs file, only the founding secret in
+    // the identity file, which the removed phone holds too.
+    let dir = a.take_dir().unwrap();
+    a.stop().unwrap();
+    std::fs::remove_file(dir.path().join(hearthd::epochs::HOUSEHOLD_SECRET_FILE)).unwrap();
+    let a = TestDaemon::start_in(dir.path()).unwrap();
+    let now = epoch(&a);
+    assert_eq!(now.number, 1, "it moved on at start");
+    let current = held(&a)[0].clone();
+    assert!(!recognised_by(&current, &held(&a2)));
+}

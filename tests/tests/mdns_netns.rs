@@ -492,6 +492,142 @@ fn a_removed_device_is_found_by_mdns_and_refused_at_the_handshake() {
     assert!(notes.contains("all three of us"));
 }
 
+/// The household labels a stranger's record resolved from `ip`.
+fn labels_from(services: &Value, ip: &str) -> Vec<String> {
+    services
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| {
+            s["addrs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a.as_str() == Some(ip))
+        })
+        // The instance name is the label; whatever service type it went under.
+        .filter_map(|s| Some(s["fullname"].as_str()?.split_once('.')?.0.to_string()))
+        .collect()
+}
+
+/// What a helper resolved so far (empty until it resolved something).
+fn resolved(helper: &Helper) -> Value {
+    std::fs::read_to_string(helper.path("resolved.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Whether `label`, heard now, matches any of `secrets`.
+fn matches_any(label: &str, secrets: &[hearth_core::epochs::Epoch]) -> bool {
+    let hour = token::hour_of(unix_ms() / 1000);
+    secrets
+        .iter()
+        .any(|e| token::is_household(label, &e.secret, hour))
+}
+
+#[test]
+fn a_removed_device_no_longer_recognises_the_households_announcements() {
+    if unavailable() {
+        return;
+    }
+    // Hosts: 1 Ada's laptop, 2 Bowen's, 3 Ada's phone, later removed; from its host, a
+    // listener records what the household announces, and the phone's own disk says
+    // which secrets it holds.
+    let lan = Lan::create("epoch", 3, Link::Ipv4).unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = start(lan.ns(1), dirs[0].path(), &[], "0.0.0.0:0");
+    let b = start(lan.ns(2), dirs[1].path(), &[], "0.0.0.0:0");
+    let mut phone = start(lan.ns(3), dirs[2].path(), &[], "0.0.0.0:0");
+    a.init("Ada Lovelace").unwrap();
+    b.init("Bowen Tamsin").unwrap();
+    phone.init("Ada Lovelace").unwrap();
+    pair_without_address(&a, &b);
+    pair_same_person_without_address(&a, &phone);
+    wait_converged(&[&a, &b, &phone], "household").unwrap();
+    let epoch = |d: &TestDaemon| d.status().unwrap().household_epoch.unwrap();
+    wait_until(Duration::from_secs(10), "all three hold one epoch", || {
+        epoch(&a) == epoch(&phone) && epoch(&b) == epoch(&phone)
+    });
+    let phone_id = phone.status().unwrap().device_id.unwrap();
+    let (ip_a, ip_b) = (lan.addr(1), lan.addr(2));
+
+    // 1. A control: before the removal, what the phone's host hears matches the
+    //    phone's secrets, for both other devices.
+    let before = Helper::start(lan.ns(3), "stranger", &[("HELPER_IP", lan.addr(3))]);
+    let held = hearth_tests::epochs::held_epochs(dirs[2].path()).unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the phone's host recognised both devices' labels",
+        || {
+            let seen = resolved(&before);
+            [&ip_a, &ip_b]
+                .iter()
+                .all(|ip| labels_from(&seen, ip).iter().any(|l| matches_any(l, &held)))
+        },
+    );
+    before.finish();
+
+    // 2. The phone is removed while it is away. The laptop and Bowen's device move to
+    //    a new epoch together.
+    phone.stop().unwrap();
+    let old = epoch(&a);
+    a.call(Call::DevicesRemove {
+        id: phone_id.clone(),
+    })
+    .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the remaining devices agree on a new epoch",
+        || {
+            let e = epoch(&a);
+            e.number > old.number
+                && epoch(&b) == e
+                && b.call(Call::DevicesList)
+                    .unwrap()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|d| d["id"] == phone_id.as_str() && !d["removed_at"].is_null())
+        },
+    );
+    let current = hearth_tests::epochs::held_epochs(dirs[0].path()).unwrap()[0].clone();
+
+    // 3. From the phone's host, with everything the phone holds: the household's
+    //    announcements are heard (they match the new epoch), and none matches any
+    //    secret on the phone's disk.
+    let after = Helper::start(lan.ns(3), "stranger", &[("HELPER_IP", lan.addr(3))]);
+    wait_until(
+        Duration::from_secs(20),
+        "the phone's host heard both devices' new labels",
+        || {
+            let seen = resolved(&after);
+            [&ip_a, &ip_b].iter().all(|ip| {
+                labels_from(&seen, ip)
+                    .iter()
+                    .any(|l| matches_any(l, std::slice::from_ref(&current)))
+            })
+        },
+    );
+    let record = after.finish();
+    let held = hearth_tests::epochs::held_epochs(dirs[2].path()).unwrap();
+    assert!(!held.is_empty());
+    assert!(held.iter().all(|e| e.secret != current.secret));
+    let mut heard = 0;
+    for ip in [&ip_a, &ip_b] {
+        for label in labels_from(&record["services"], ip) {
+            heard += 1;
+            assert!(
+                !matches_any(&label, &held),
+                "the removed phone recognises a label announced from {ip}"
+            );
+        }
+    }
+    eprintln!("the removed phone's host resolved {heard} household labels after the removal; none matched its secrets");
+    assert!(heard >= 2);
+    let _ = phone;
+}
+
 /// How quiet an idle pair is: run with `HEARTH_IDLE_SECS=600 cargo test -p hearth-tests
 /// --test mdns_netns idle -- --ignored --nocapture` (and `HEARTH_IDLE_DUMP=FILE` to keep
 /// the packets). It prints the mDNS packets per minute of two paired daemons, counted by
@@ -654,6 +790,10 @@ fn stranger(dir: &Path, ip: Ipv4Addr) {
                     "txt": txt,
                     "addrs": s.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 }));
+                // What it resolved so far, for a test that waits on it.
+                let so_far = Value::from(services.clone()).to_string();
+                let _ = std::fs::write(dir.join("resolved.tmp"), so_far);
+                let _ = std::fs::rename(dir.join("resolved.tmp"), dir.join("resolved.json"));
             }
         }
         let _ = mdns.shutdown();

@@ -411,10 +411,16 @@ fn logs_hold_no_names_notes_titles_passphrases_codes_or_keys() {
         if let Some(h) = s.household_secret() {
             secrets.add_key(&format!("{who}'s first household secret"), h);
         }
-        // A joined device keeps the household's secret sealed in its own file.
+        // A joined device keeps the household's secret epochs sealed in their own file.
         if let Ok(sealed) = std::fs::read(dir.join("household-secret.hearth")) {
-            let h = hearth_core::envelope::open(s.age_identity(), &sealed).unwrap();
-            secrets.add_key(&format!("{who}'s household secret"), &h);
+            let plain = hearth_core::envelope::open(s.age_identity(), &sealed).unwrap();
+            let epochs = hearth_core::epochs::Epochs::decode(&plain).unwrap();
+            for epoch in epochs.all() {
+                secrets.add_key(
+                    &format!("{who}'s household secret of epoch {}", epoch.number),
+                    epoch.secret.as_slice(),
+                );
+            }
         }
         use age::secrecy::ExposeSecret;
         let age_secret = s.age_identity().to_string();

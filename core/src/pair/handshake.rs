@@ -162,8 +162,11 @@ pub struct InviterInfo {
     pub person_id: Uuid,
     /// The household roster, serialized by the caller.
     pub roster: Vec<u8>,
-    /// The 32-byte household secret.
+    /// The 32-byte household secret of the current epoch.
     pub household_secret: Zeroizing<[u8; 32]>,
+    /// The number of that epoch (see [`crate::epochs`]); 0 from an inviter that
+    /// predates epochs.
+    pub household_epoch: u64,
 }
 
 impl fmt::Debug for InviterInfo {
@@ -285,6 +288,10 @@ impl Payload {
                     "householdSecret",
                     Value::Bytes(info.household_secret.to_vec()),
                 )
+                .field(
+                    "householdEpoch",
+                    Value::Integer(info.household_epoch.into()),
+                )
                 .build(),
             Self::Done => MapBuilder::new(DONE).build(),
         };
@@ -314,6 +321,7 @@ impl Payload {
                 person_id: Uuid::from_bytes(map.byte_array("personId")?),
                 roster: map.bytes("roster")?,
                 household_secret: Zeroizing::new(map.byte_array("householdSecret")?),
+                household_epoch: map.opt_u64("householdEpoch")?.unwrap_or(0),
             }),
             _ => Self::Done,
         })
@@ -817,6 +825,7 @@ mod tests {
             person_id: Uuid::from_u128(1),
             roster: b"opaque roster".to_vec(),
             household_secret: Zeroizing::new([0x5e; 32]),
+            household_epoch: 3,
         }
     }
 

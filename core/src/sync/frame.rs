@@ -350,6 +350,17 @@ impl CborMap {
         }
     }
 
+    /// An optional unsigned integer field.
+    pub(crate) fn opt_u64(&mut self, field: &'static str) -> Result<Option<u64>, FrameError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Integer(int)) => u64::try_from(int)
+                .map(Some)
+                .map_err(|_| self.invalid(field)),
+            Some(_) => Err(self.invalid(field)),
+        }
+    }
+
     /// A required array-of-text field.
     pub(crate) fn text_array(&mut self, field: &'static str) -> Result<Vec<String>, FrameError> {
         match self.take(field) {
@@ -678,6 +689,13 @@ mod tests {
                         proofs,
                     }
                 }),
+            (arb_peer(), arb_peer(), any::<u64>(), any::<[u8; 32]>()).prop_map(
+                |(sender_id, target_id, number, secret)| Message::Epoch {
+                    sender_id,
+                    target_id,
+                    epoch: crate::epochs::Epoch::new(number, secret),
+                }
+            ),
             ".{0,60}".prop_map(|message| Message::Error { message }),
         ]
     }

@@ -22,7 +22,17 @@ const SYNC: &str = "sync";
 const DOC_UNAVAILABLE: &str = "doc-unavailable";
 const ERROR: &str = "error";
 const PROOFS: &str = "hearth-proofs";
-const KNOWN_TYPES: &[&str] = &[JOIN, PEER, REQUEST, SYNC, DOC_UNAVAILABLE, ERROR, PROOFS];
+const EPOCH: &str = "hearth-epoch";
+const KNOWN_TYPES: &[&str] = &[
+    JOIN,
+    PEER,
+    REQUEST,
+    SYNC,
+    DOC_UNAVAILABLE,
+    ERROR,
+    PROOFS,
+    EPOCH,
+];
 
 /// Most signed heads one `hearth-proofs` message carries: one per device of a household.
 pub const MAX_PROOFS: usize = 64;
@@ -171,6 +181,18 @@ pub enum Message {
         /// Encoded `provenance::HeadProof`s.
         proofs: Vec<Vec<u8>>,
     },
+    /// Hearth's own: the sender's current household secret epoch (see
+    /// [`crate::epochs`]). Sent once the session is ready and whenever the epoch
+    /// changes, only to devices the sender trusts. Its `secret` field is exactly 32
+    /// bytes, and its `Debug` output never shows it.
+    Epoch {
+        /// The sender.
+        sender_id: PeerId,
+        /// The recipient.
+        target_id: PeerId,
+        /// The epoch.
+        epoch: crate::epochs::Epoch,
+    },
     /// The sender gives up on the connection.
     Error {
         /// A short explanation, never containing document contents.
@@ -203,6 +225,7 @@ impl fmt::Debug for Message {
                 proofs,
                 ..
             } => write!(f, "Proofs {{ doc: {document_id}, {} }}", proofs.len()),
+            Self::Epoch { epoch, .. } => write!(f, "Epoch {{ number: {} }}", epoch.number),
             Self::Error { message } => write!(f, "Error {{ {message:?} }}"),
         }
     }
@@ -218,6 +241,7 @@ impl Message {
             Self::Sync { .. } => SYNC,
             Self::DocUnavailable { .. } => DOC_UNAVAILABLE,
             Self::Proofs { .. } => PROOFS,
+            Self::Epoch { .. } => EPOCH,
             Self::Error { .. } => ERROR,
         }
     }
@@ -296,6 +320,15 @@ impl Message {
                     "proofs",
                     Value::Array(proofs.iter().map(|p| Value::Bytes(p.clone())).collect()),
                 ),
+            Self::Epoch {
+                sender_id,
+                target_id,
+                epoch,
+            } => map
+                .field("senderId", text(sender_id.as_str()))
+                .field("targetId", text(target_id.as_str()))
+                .field("number", Value::Integer(epoch.number.into()))
+                .field("secret", Value::Bytes(epoch.secret.to_vec())),
             Self::Error { message } => map.field("message", text(message)),
         }
         .build()
@@ -338,6 +371,14 @@ impl Message {
                 target_id: peer_id(&mut map, "targetId")?,
                 document_id: doc_id(&mut map)?,
                 proofs: map.bytes_array("proofs", MAX_PROOFS, MAX_PROOF_BYTES)?,
+            },
+            EPOCH => Self::Epoch {
+                sender_id: peer_id(&mut map, "senderId")?,
+                target_id: peer_id(&mut map, "targetId")?,
+                epoch: crate::epochs::Epoch::new(
+                    map.u64("number")?,
+                    *zeroize::Zeroizing::new(map.byte_array::<32>("secret")?),
+                ),
             },
             _ => Self::Error {
                 message: truncate(&map.text("message")?, MAX_ERROR_TEXT),
@@ -431,6 +472,44 @@ mod tests {
             panic!("not an error")
         };
         assert!(message.len() <= MAX_ERROR_TEXT);
+    }
+
+    #[test]
+    fn an_epoch_round_trips_and_its_secret_is_exactly_32_bytes() {
+        let message = Message::Epoch {
+            sender_id: PeerId::new("A"),
+            target_id: PeerId::new("B"),
+            epoch: crate::epochs::Epoch::new(7, [0x5a; 32]),
+        };
+        let frame = super::super::encode_frame(&message).unwrap();
+        assert_eq!(Message::decode(&frame[4..]).unwrap(), message);
+        assert!(!format!("{message:?}").contains("90"));
+        for len in [0usize, 31, 33, 4096] {
+            let value = MapBuilder::new(EPOCH)
+                .field("senderId", text("A"))
+                .field("targetId", text("B"))
+                .field("number", Value::Integer(7.into()))
+                .field("secret", Value::Bytes(vec![1; len]))
+                .build();
+            let mut payload = Vec::new();
+            ciborium::ser::into_writer(&value, &mut payload).unwrap();
+            assert!(matches!(
+                Message::decode(&payload),
+                Err(FrameError::InvalidField {
+                    field: "secret",
+                    ..
+                })
+            ));
+        }
+        let negative = MapBuilder::new(EPOCH)
+            .field("senderId", text("A"))
+            .field("targetId", text("B"))
+            .field("number", Value::Integer((-1).into()))
+            .field("secret", Value::Bytes(vec![1; 32]))
+            .build();
+        let mut payload = Vec::new();
+        ciborium::ser::into_writer(&negative, &mut payload).unwrap();
+        assert!(Message::decode(&payload).is_err());
     }
 
     #[test]

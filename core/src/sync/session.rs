@@ -186,6 +186,12 @@ pub enum SessionEvent {
         /// What was held and refused, without content.
         admission: Admission,
     },
+    /// The peer sent its current household secret epoch. The driver decides whether to
+    /// adopt it (only from a device it trusts; see [`crate::epochs`]).
+    Epoch {
+        /// The epoch, whose `Debug` output never shows the secret.
+        epoch: crate::epochs::Epoch,
+    },
 }
 
 /// A fatal session error: close the stream with [`SessionError::code`].
@@ -348,6 +354,8 @@ pub struct Session {
     /// The driver's outbound queue to this peer is full (see
     /// [`Session::handle_send_room`]): no sync message is generated until it drains.
     send_blocked: bool,
+    /// An epoch to send once the handshake finishes.
+    pending_epoch: Option<crate::epochs::Epoch>,
 }
 
 impl Session {
@@ -382,6 +390,7 @@ impl Session {
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             send_blocked: false,
+            pending_epoch: None,
         };
         if role == Role::Initiator {
             session.transmit.push_back(Message::Join {
@@ -449,6 +458,22 @@ impl Session {
             _ => self.push_now(now, doc, docs),
         }
         Ok(())
+    }
+
+    /// Sends this device's current household secret epoch to the peer: at once if the
+    /// handshake has finished, else right after it (after the documents' first
+    /// messages). The driver calls it only for peers it trusts. Never held back for room:
+    /// it is one small message.
+    pub fn send_epoch(&mut self, epoch: crate::epochs::Epoch) {
+        match self.phase {
+            Phase::Closed => {}
+            Phase::Handshake { .. } => self.pending_epoch = Some(epoch),
+            Phase::Ready => self.transmit.push_back(Message::Epoch {
+                sender_id: self.local.clone(),
+                target_id: self.remote.clone(),
+                epoch,
+            }),
+        }
     }
 
     /// Tells the session whether the driver has room to send to this peer.
@@ -690,6 +715,19 @@ impl Session {
             (
                 Phase::Ready,
                 _,
+                Message::Epoch {
+                    sender_id,
+                    target_id,
+                    epoch,
+                },
+            ) => {
+                self.check_ids(&sender_id, &target_id)?;
+                self.events.push_back(SessionEvent::Epoch { epoch });
+                Ok(())
+            }
+            (
+                Phase::Ready,
+                _,
                 Message::DocUnavailable {
                     sender_id,
                     target_id,
@@ -726,6 +764,9 @@ impl Session {
         let allowed: Vec<DocId> = self.allowed.iter().cloned().collect();
         for doc in allowed {
             self.push_now(now, &doc, docs);
+        }
+        if let Some(epoch) = self.pending_epoch.take() {
+            self.send_epoch(epoch);
         }
     }
 
@@ -994,6 +1035,7 @@ impl Session {
         }
         self.phase = Phase::Closed;
         self.transmit.clear();
+        self.pending_epoch = None;
         if !matches!(err, SessionError::Remote { .. } | SessionError::Closed) {
             self.transmit.push_back(Message::error(&err.to_string()));
         }
@@ -1197,6 +1239,62 @@ mod tests {
         assert!(b_events.contains(&SessionEvent::SyncCompleted { doc: household }));
         assert_eq!(a.poll_timeout(), None);
         assert_eq!(b.poll_timeout(), None);
+    }
+
+    #[test]
+    fn an_epoch_goes_after_the_handshake_and_arrives_as_an_event() {
+        use crate::epochs::Epoch;
+        let household = DocId::household();
+        let mut a_docs = Docs::with(std::slice::from_ref(&household));
+        let mut b_docs = Docs::with(&[]);
+        b_docs.may_create = true;
+        let (mut a, mut b) = alice_and_bob(std::slice::from_ref(&household));
+        // Asked before the handshake, it waits for it.
+        a.send_epoch(Epoch::new(2, [7; 32]));
+        let first = drain(&mut a);
+        assert!(first.iter().all(|m| !matches!(m, Message::Epoch { .. })));
+        for m in first {
+            b.handle_message(Duration::ZERO, m, &mut b_docs).unwrap();
+        }
+        pump(&mut a, &mut a_docs, &mut b, &mut b_docs);
+        let got: Vec<SessionEvent> = events(&mut b)
+            .into_iter()
+            .filter(|e| matches!(e, SessionEvent::Epoch { .. }))
+            .collect();
+        assert_eq!(
+            got,
+            vec![SessionEvent::Epoch {
+                epoch: Epoch::new(2, [7; 32])
+            }]
+        );
+        // Sent by anyone but the peer on this connection, it ends the session.
+        let forged = Message::Epoch {
+            sender_id: PeerId::new("someone-else"),
+            target_id: PeerId::from(&bob_dev()),
+            epoch: Epoch::new(9, [1; 32]),
+        };
+        assert_eq!(
+            b.handle_message(Duration::ZERO, forged, &mut b_docs),
+            Err(SessionError::PeerMismatch)
+        );
+    }
+
+    #[test]
+    fn an_epoch_before_the_handshake_is_a_protocol_violation() {
+        let mut docs = Docs::with(&[]);
+        let mut b = Session::new(
+            config(bob_dev(), alice_dev(), Role::Responder, &[]),
+            Duration::ZERO,
+        );
+        let early = Message::Epoch {
+            sender_id: PeerId::from(&alice_dev()),
+            target_id: PeerId::from(&bob_dev()),
+            epoch: crate::epochs::Epoch::new(1, [1; 32]),
+        };
+        assert!(matches!(
+            b.handle_message(Duration::ZERO, early, &mut docs),
+            Err(SessionError::UnexpectedMessage { .. })
+        ));
     }
 
     #[test]

@@ -134,8 +134,15 @@ pub trait Discovery: Send + Sync {
 
 /// What the driver needs from the daemon's pairing state.
 pub trait Keys: Send + Sync {
-    /// The household secret, once there is one.
+    /// The household secret of the current epoch, once there is one. Labels are
+    /// announced from it only.
     fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>>;
+    /// Every household secret this device recognises, the current one first, then
+    /// older epochs newest first (a device that missed an epoch change is still found,
+    /// and learns the new epoch once connected).
+    fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        self.household_secret().into_iter().collect()
+    }
     /// The number part of the open invite's code, while one is open.
     fn open_invite_number(&self) -> Option<u8>;
     /// Changes whenever either of the above may have changed.
@@ -154,6 +161,10 @@ pub trait PeerSink: Send + Sync {
 impl Keys for crate::pairing::Pairing {
     fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>> {
         crate::pairing::Pairing::household_secret(self)
+    }
+
+    fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        crate::pairing::Pairing::household_secrets(self)
     }
 
     fn open_invite_number(&self) -> Option<u8> {
@@ -494,20 +505,24 @@ impl Driver {
         let Some(addrs) = self.seen.get(label) else {
             return;
         };
-        if let Some(secret) = self.keys.household_secret() {
-            if token::is_household(label, &secret, self.hour) {
-                let offered = self.offered.entry(label.to_string()).or_default();
-                let fresh: Vec<SocketAddr> = addrs.difference(offered).copied().collect();
-                if !fresh.is_empty() {
-                    offered.extend(fresh.iter().copied());
-                    tracing::debug!(
-                        addresses = fresh.len(),
-                        "discovery found a household device"
-                    );
-                    self.sink.offer(label, order(fresh));
-                }
-                return;
+        // Labels made under the current epoch or a recent one: a device that missed
+        // the latest change is still found, and learns it once connected.
+        let secrets = self.keys.household_secrets();
+        if secrets
+            .iter()
+            .any(|secret| token::is_household(label, secret, self.hour))
+        {
+            let offered = self.offered.entry(label.to_string()).or_default();
+            let fresh: Vec<SocketAddr> = addrs.difference(offered).copied().collect();
+            if !fresh.is_empty() {
+                offered.extend(fresh.iter().copied());
+                tracing::debug!(
+                    addresses = fresh.len(),
+                    "discovery found a household device"
+                );
+                self.sink.offer(label, order(fresh));
             }
+            return;
         }
         for lookup in &mut self.lookups {
             if lookup.reply.is_closed() || !token::is_pairing(label, lookup.number, self.hour) {

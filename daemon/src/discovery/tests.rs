@@ -34,6 +34,8 @@ fn test_clock() -> u64 {
 
 struct FakeKeys {
     secret: Mutex<Option<[u8; 32]>>,
+    /// Older epochs' secrets, still recognised.
+    older: Mutex<Vec<[u8; 32]>>,
     invite: Mutex<Option<u8>>,
     changes: watch::Sender<u64>,
 }
@@ -42,6 +44,7 @@ impl FakeKeys {
     fn new(secret: [u8; 32]) -> Arc<FakeKeys> {
         Arc::new(FakeKeys {
             secret: Mutex::new(Some(secret)),
+            older: Mutex::new(Vec::new()),
             invite: Mutex::new(None),
             changes: watch::channel(0).0,
         })
@@ -49,6 +52,13 @@ impl FakeKeys {
 
     fn set_secret(&self, secret: [u8; 32]) {
         *self.secret.lock().unwrap() = Some(secret);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Moves to a new epoch, keeping the current secret among the older ones.
+    fn new_epoch(&self, secret: [u8; 32]) {
+        let old = self.secret.lock().unwrap().replace(secret);
+        self.older.lock().unwrap().extend(old);
         self.changes.send_modify(|n| *n += 1);
     }
 
@@ -61,6 +71,13 @@ impl FakeKeys {
 impl Keys for FakeKeys {
     fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>> {
         self.secret.lock().unwrap().map(Zeroizing::new)
+    }
+    fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        let older = self.older.lock().unwrap().clone();
+        self.household_secret()
+            .into_iter()
+            .chain(older.into_iter().map(Zeroizing::new))
+            .collect()
     }
     fn open_invite_number(&self) -> Option<u8> {
         *self.invite.lock().unwrap()
@@ -176,6 +193,30 @@ async fn the_board_holds_only_labels_and_goodbyes_clear_it() {
         board_labels(&board).is_empty(),
         "shutdown withdraws the label"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_epoch_is_announced_alone_and_a_device_still_on_the_old_one_is_found() {
+    reset_clock();
+    const NEXT: [u8; 32] = [3; 32];
+    let board = Board::memory();
+    let a = device(&board, HOME, 1001);
+    settle().await;
+    // The household moves on while b (say, offline) and a removed device still hold HOME.
+    a.keys.new_epoch(NEXT);
+    settle().await;
+    let hour = token::hour_of(test_clock());
+    let labels = board_labels(&board);
+    assert_eq!(labels.len(), 1, "only the new epoch's label is announced");
+    let label = labels.iter().next().unwrap();
+    assert!(token::is_household(label, &NEXT, hour));
+    assert!(!token::is_household(label, &HOME, hour));
+    // A device on the old epoch is still found by a (which then dials it; the
+    // handshake decides), but does not recognise a.
+    let b = device(&board, HOME, 1002);
+    settle().await;
+    assert_eq!(a.sink.offered_ports(), BTreeSet::from([1002]));
+    assert!(b.sink.offered_ports().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
