@@ -42,6 +42,13 @@ use zeroize::Zeroizing;
 /// by pairing anew.
 pub const MAX_EPOCHS: usize = 8;
 
+/// How far ahead of the current epoch a received one may be. Honest devices count up
+/// by one per removal; without a bound a partner's modified client could send an epoch
+/// numbered `u64::MAX` under a secret it ground for a large digest, and every later
+/// rotation (which saturates there) would lose the tie-break to that secret, which the
+/// partner would then still hold after leaving.
+pub const MAX_EPOCH_JUMP: u64 = 1 << 20;
+
 const HEADER: &str = "hearth-household-epochs v1";
 const SECRET_LEN: usize = 32;
 
@@ -180,11 +187,12 @@ impl Epochs {
     }
 
     /// Applies the adoption rule to an epoch a trusted peer (or pairing) sent: adopts it
-    /// if it supersedes the current one. Returns whether it was adopted.
+    /// if it supersedes the current one and is at most [`MAX_EPOCH_JUMP`] ahead.
+    /// Returns whether it was adopted.
     pub fn adopt(&mut self, epoch: Epoch) -> bool {
-        let wins = self
-            .current()
-            .is_none_or(|current| epoch.supersedes(current));
+        let wins = self.current().is_none_or(|current| {
+            epoch.supersedes(current) && epoch.number - current.number <= MAX_EPOCH_JUMP
+        });
         if wins {
             self.push_current(epoch);
         }
@@ -356,5 +364,18 @@ mod tests {
             let back = Epochs::decode(&one.encode()).unwrap();
             prop_assert_eq!(back.current(), one.current());
         }
+    }
+
+    #[test]
+    fn an_epoch_far_ahead_is_not_adopted_so_rotation_never_saturates() {
+        let mut rng = rand::rngs::OsRng;
+        let mut epochs = Epochs::empty();
+        epochs.rotate(&mut rng);
+        let far = Epoch::new(u64::MAX, [0xff; SECRET_LEN]);
+        assert!(!epochs.adopt(far));
+        let near = Epoch::new(MAX_EPOCH_JUMP, [7; SECRET_LEN]);
+        assert!(epochs.adopt(near));
+        let next = epochs.rotate(&mut rng);
+        assert_eq!(next.number, MAX_EPOCH_JUMP + 1);
     }
 }

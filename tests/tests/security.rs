@@ -261,7 +261,11 @@ fn logs_hold_no_names_notes_titles_passphrases_codes_or_keys() {
     let parts: Vec<&str> = code.split('-').collect();
     // The last word swapped for another one: always a different code, unlike a
     // reordering, which is the same code when the words repeat.
-    let other = if parts[3] == "acorn" { "amber" } else { "acorn" };
+    let other = if parts[3] == "acorn" {
+        "amber"
+    } else {
+        "acorn"
+    };
     let wrong = format!("{}-{}-{}-{other}", parts[0], parts[1], parts[2]);
     let _ = b.call(Call::PairJoin {
         code: wrong.clone(),
