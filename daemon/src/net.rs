@@ -320,8 +320,8 @@ impl Net {
                 self.transport.connect(addr, Alpn::Sync, None),
             )
             .await;
-            let connection = match dialled {
-                Ok(Ok(connection)) => connection,
+            let dialed = match dialled {
+                Ok(Ok(dialed)) => dialed,
                 Ok(Err(e)) => {
                     tracing::debug!(%addr, error = %e, "a discovered address did not lead to a household device");
                     continue;
@@ -331,10 +331,8 @@ impl Net {
                     continue;
                 }
             };
-            let Some(key) = transport::peer_public_key(&connection) else {
-                continue;
-            };
-            let device = DeviceId::from_public_key(&key);
+            let device = dialed.peer_device_id();
+            let connection = dialed.connection;
             if let Ok(mut offers) = self.offers.lock() {
                 if let Some(offer) = offers.get_mut(&label) {
                     offer.device = Some(device.to_string());
@@ -462,11 +460,9 @@ impl Net {
 
     async fn dial(self: Arc<Self>, addr: SocketAddr) {
         match self.transport.connect(addr, Alpn::Sync, None).await {
-            Ok(connection) => {
-                let Some(key) = transport::peer_public_key(&connection) else {
-                    return;
-                };
-                let device = DeviceId::from_public_key(&key);
+            Ok(dialed) => {
+                let device = dialed.peer_device_id();
+                let connection = dialed.connection;
                 // The backoff is reset only once the peer has answered on the link
                 // (in run_link): a connection the peer closes at once, because it
                 // still holds one it believes is alive, must not be redialled in a

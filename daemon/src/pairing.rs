@@ -133,6 +133,7 @@ impl Pairing {
         let household_secret = stored
             .or_else(|| secrets.household_secret().copied())
             .map(Zeroizing::new);
+        trust.set_household_secrets(household_secret.iter().cloned().collect());
         Pairing {
             trust,
             actor,
@@ -153,7 +154,10 @@ impl Pairing {
         self.changes.subscribe()
     }
 
+    /// Tells discovery and the transport that the open invite or the household secrets
+    /// may have changed.
     fn changed(&self) {
+        self.trust.set_household_secrets(self.household_secrets());
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -178,6 +182,13 @@ impl Pairing {
     /// The household secret, once this device has one.
     pub fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>> {
         self.household_secret.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Every household secret this device holds, current first: what vouches for the
+    /// transport's cover certificates. (One for now; older epochs join it once the
+    /// secret can change.)
+    pub fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        self.household_secret().into_iter().collect()
     }
 
     /// Opens a new invite for `role`, replacing any open one, and closes it after
@@ -611,14 +622,14 @@ async fn connect_inviter(
     net: &Net,
     code: &PairingCode,
     target: JoinTarget,
-) -> Result<(quinn::Connection, SocketAddr), ApiError> {
+) -> Result<(transport::Dialed, SocketAddr), ApiError> {
     let discovery = match target {
         JoinTarget::Addr(addr) => {
             return net
                 .transport()
                 .connect(addr, Alpn::Pair, None)
                 .await
-                .map(|c| (c, addr))
+                .map(|dialed| (dialed, addr))
                 .map_err(|e| {
                     ApiError::new(
                         ErrorCode::Invalid,
@@ -644,7 +655,7 @@ async fn connect_inviter(
             )
             .await
             {
-                Ok(Ok(connection)) => return Ok((connection, addr)),
+                Ok(Ok(dialed)) => return Ok((dialed, addr)),
                 Ok(Err(e)) => last_error = Some(format!("{addr}: {e}")),
                 Err(_) => last_error = Some(format!("{addr} did not answer")),
             }
@@ -716,9 +727,8 @@ pub async fn join(
         .find(|d| d.id == my_device)
         .map(|d| d.name.clone())
         .unwrap_or_else(|| "another device".into());
-    let (connection, addr) = connect_inviter(net, &code, target).await?;
-    let peer = transport::peer_public_key(&connection)
-        .ok_or_else(|| internal("the inviting device presented no key"))?;
+    let (dialed, addr) = connect_inviter(net, &code, target).await?;
+    let (connection, peer) = (dialed.connection, dialed.peer);
     let (mut send, mut recv) = connection
         .open_bi()
         .await

@@ -8,15 +8,42 @@
 //!
 //! # Identity
 //!
-//! Each device has an Ed25519 [`DeviceKey`]. A self-signed X.509 certificate is made from
-//! it and presented in both directions (mutual TLS 1.3, rustls with the *ring* provider
-//! only). There is no certificate authority: both verifiers read the Ed25519 key out of
-//! the peer's certificate, ask the [`TrustPolicy`] about that key, and then let rustls
-//! verify the handshake signature (`CertificateVerify`) against that same key. The
-//! second step matters: a certificate is public, so a verifier that only compared keys
-//! would let anyone who had seen one impersonate its device. Certificate names and
-//! validity dates carry no trust and are not checked; every device uses the fixed
-//! server name [`SERVER_NAME`] and SNI is not sent.
+//! Each device has an Ed25519 [`DeviceKey`] and a self-signed X.509 certificate made from
+//! it, with an empty subject (mutual TLS 1.3, rustls with the *ring* provider only).
+//! There is no certificate authority: a verifier reads the Ed25519 key out of the peer's
+//! certificate, asks the [`TrustPolicy`] about that key, and then lets rustls verify the
+//! handshake signature (`CertificateVerify`) against that same key. The second step
+//! matters: a certificate is public, so a verifier that only compared keys would let
+//! anyone who had seen one impersonate its device. Certificate names and validity dates
+//! carry no trust and are not checked; every device uses the fixed server name
+//! [`SERVER_NAME`] and SNI is not sent.
+//!
+//! # What a sync listener shows a stranger: a cover, then a proof inside
+//!
+//! In TLS 1.3 the listener shows its certificate before the dialler shows anything, so a
+//! listener that presented its device certificate would hand its long-term key (and so
+//! its device id) to anyone who dials (THREAT-MODEL P5). On `hearth/1` it never does:
+//!
+//! 1. The listener presents a **cover certificate** made for this connection alone (see
+//!    `cover`): a fresh Ed25519 key, an empty subject, and as serial number a MAC of that
+//!    key under the current household secret ([`TrustPolicy::household_secrets`]).
+//! 2. The dialler accepts the cover only if one of its household secrets vouches for it
+//!    (rustls then checks the `CertificateVerify` against the cover key, so a cover seen
+//!    elsewhere cannot be replayed). Only then does it send its own device certificate,
+//!    which the listener judges exactly as before: pinned key, policy, signature.
+//! 3. Once the listener has admitted the dialler, it opens the first stream and sends its
+//!    device key with an Ed25519 signature over a TLS exporter value of this connection.
+//!    [`Transport::connect`] reads it, checks the signature, the pin and the policy, and
+//!    only then returns: [`Dialed::peer`] is the proven key. A listener that fails this
+//!    is closed before any application data.
+//!
+//! So a stranger who dials gets a one-time key and a MAC it cannot check: nothing that
+//! links two dials, two devices or two networks. Someone who holds the household secret
+//! (a device removed before the secret changes, say) gets further: it sees the cover
+//! accepted and may show a device certificate, which the roster then refuses; and a
+//! listener holding the secret sees the dialler's device certificate before the
+//! dialler has judged the listener's device key. Both are household members past or
+//! present, who knew those keys already.
 //!
 //! # Protocols and who may use them
 //!
@@ -51,18 +78,22 @@
 //! resumption and 0-RTT are disabled on both sides: a resumed session would skip the
 //! certificate check, and a revoked device must not get back in that way.
 //!
-//! What a refused stranger *does* learn: in TLS 1.3 the listener sends its certificate
-//! before the client sends its own, so anyone who dials a device on `hearth/1` sees that
-//! device's public key. A dialer, in turn, sends its certificate only after it has
-//! accepted the listener's, so an untrusted listener never sees the dialer's key.
+//! What a refused stranger *does* learn: that something answers QUIC with these ALPN ids
+//! on that port (the ALPN id `hearth/1` also travels in clear in every ClientHello, which
+//! QUIC's Initial protection does not hide). On `hearth/1` it sees only a cover; on
+//! `hearth-pair/1`, while an invite is open, the listener still presents its device
+//! certificate (the pairing code authenticates that connection; see SECURITY.md). A
+//! dialer sends its certificate only after it has accepted the listener's, so a listener
+//! outside the household never sees the dialer's key.
 //!
 //! # When a dialed connection counts as established
 //!
-//! In TLS 1.3 the client finishes its handshake before the server has judged the client
-//! certificate, so [`Transport::connect`] can return a connection that the listener is
-//! about to refuse. A driver must treat a dialed connection as established only once the
-//! peer's first application frame has arrived (for sync, the answer to its `join`; for
-//! pairing, the peer's first SPAKE2 message). Until then a refusal shows up as a
+//! For sync, [`Transport::connect`] returns only once the listener's proof has arrived,
+//! which the listener sends only after admitting the dialler: the connection is
+//! established. For pairing, the client finishes its TLS 1.3 handshake before the server
+//! has judged the client certificate, so `connect` can return a connection that the
+//! listener is about to refuse; a driver must treat it as established only once the
+//! peer's first SPAKE2 message has arrived. Until then a refusal shows up as a
 //! [`quinn::ConnectionError`] from a stream operation; [`connection_error`] turns it into
 //! the actionable [`TransportError::RefusedByPeer`] or [`TransportError::PairingRefused`].
 //! The accepting side has no such gap: [`Incoming::handshake`] returns only after the
@@ -76,6 +107,7 @@
 //! driver must close live connections with that peer itself
 //! ([`close`] with [`CloseReason::Revoked`]).
 
+mod cover;
 mod verify;
 
 use std::collections::HashSet;
@@ -116,9 +148,9 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
 /// this time, and is redialled.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The subject of every device certificate. Deliberately neutral: it must never carry a
-/// person's or device's name, since the certificate is shown to anyone who dials.
-const CERTIFICATE_SUBJECT: &str = "hearth device";
+/// How long a dialler waits, after its handshake, for a sync listener's proof of its
+/// device key.
+pub const PROOF_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An Ed25519 public key, 32 bytes, as carried in certificates and the roster.
 pub type PublicKey = [u8; 32];
@@ -171,6 +203,13 @@ pub trait TrustPolicy: Send + Sync + fmt::Debug + 'static {
 
     /// Whether an invite is open right now, so that an unknown key may start pairing.
     fn pairing_open(&self) -> bool;
+
+    /// The household secrets this device holds, current first. A sync listener vouches
+    /// for its cover certificate with the first; a sync dialler accepts a cover vouched
+    /// for by any of them. Without one this device neither accepts nor dials sync.
+    fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        Vec::new()
+    }
 }
 
 /// An in-memory [`TrustPolicy`]: a set of trusted keys that the daemon refreshes from
@@ -187,6 +226,7 @@ pub struct TrustSet {
 struct TrustState {
     trusted: HashSet<PublicKey>,
     open_windows: usize,
+    secrets: Vec<Zeroizing<[u8; 32]>>,
 }
 
 impl TrustSet {
@@ -210,6 +250,12 @@ impl TrustSet {
     pub fn replace(&self, keys: impl IntoIterator<Item = PublicKey>) {
         let keys: HashSet<PublicKey> = keys.into_iter().collect();
         self.write().trusted = keys;
+    }
+
+    /// Replaces the household secrets (current first) that vouch for cover
+    /// certificates, e.g. once pairing delivered the secret.
+    pub fn set_household_secrets(&self, secrets: Vec<Zeroizing<[u8; 32]>>) {
+        self.write().secrets = secrets;
     }
 
     /// Trusts one more key.
@@ -240,6 +286,10 @@ impl TrustPolicy for TrustSet {
 
     fn pairing_open(&self) -> bool {
         self.read().open_windows > 0
+    }
+
+    fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        self.read().secrets.clone()
     }
 }
 
@@ -287,35 +337,7 @@ impl DeviceKey {
     /// Loads a device key from its PKCS#8 (v1 or v2) DER encoding and makes its
     /// certificate.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, TransportError> {
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
-            .map_err(|_| TransportError::InvalidDeviceKey)?;
-        let public = PublicKey::try_from(pair.public_key().as_ref())
-            .map_err(|_| TransportError::InvalidDeviceKey)?;
-
-        let cert_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-            &PrivatePkcs8KeyDer::from(pkcs8),
-            &rcgen::PKCS_ED25519,
-        )
-        .map_err(TransportError::Certificate)?;
-        let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, CERTIFICATE_SUBJECT);
-        let cert = params
-            .self_signed(&cert_key)
-            .map_err(TransportError::Certificate)?;
-
-        let signing_key = provider()
-            .key_provider
-            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-                pkcs8.to_vec(),
-            )))?;
-        let certified = CertifiedKey::new(vec![cert.der().clone()], signing_key);
-        // The certificate and the signing key come from the same bytes; checking they
-        // agree catches a library disagreement here rather than as a peer's refusal.
-        certified.keys_match()?;
-
+        let (public, certified) = certify(pkcs8, None)?;
         Ok(Self {
             pkcs8: Zeroizing::new(pkcs8.to_vec()),
             public,
@@ -361,6 +383,53 @@ impl fmt::Debug for DeviceKey {
             .field("device", &self.device_id())
             .finish_non_exhaustive()
     }
+}
+
+/// A self-signed certificate for the Ed25519 key in `pkcs8`, with an empty subject (a
+/// certificate must never carry a name, and says nothing about the program either) and,
+/// for a cover certificate, the given serial number.
+fn certify(
+    pkcs8: &[u8],
+    serial: Option<[u8; cover::SERIAL_LEN]>,
+) -> Result<(PublicKey, CertifiedKey), TransportError> {
+    let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+        .map_err(|_| TransportError::InvalidDeviceKey)?;
+    let public = PublicKey::try_from(pair.public_key().as_ref())
+        .map_err(|_| TransportError::InvalidDeviceKey)?;
+
+    let cert_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &PrivatePkcs8KeyDer::from(pkcs8),
+        &rcgen::PKCS_ED25519,
+    )
+    .map_err(TransportError::Certificate)?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(serial) = serial {
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    }
+    let cert = params
+        .self_signed(&cert_key)
+        .map_err(TransportError::Certificate)?;
+
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            pkcs8.to_vec(),
+        )))?;
+    let certified = CertifiedKey::new(vec![cert.der().clone()], signing_key);
+    // The certificate and the signing key come from the same bytes; checking they
+    // agree catches a library disagreement here rather than as a peer's refusal.
+    certified.keys_match()?;
+    Ok((public, certified))
+}
+
+/// Whether `haystack` holds `needle`, ignoring ASCII case; for tests that look for what
+/// must not be there.
+#[cfg(test)]
+fn test_contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// The only crypto provider the transport uses: *ring*, passed explicitly to every
@@ -436,7 +505,12 @@ pub fn close(connection: &quinn::Connection, reason: CloseReason) {
     connection.close(reason.code(), reason.describe().as_bytes());
 }
 
-/// The Ed25519 key the peer of `connection` proved it holds, once the handshake is done.
+/// The Ed25519 key in the certificate the peer of `connection` presented, once the
+/// handshake is done.
+///
+/// On an accepted connection this is the dialler's device key. On a dialled *sync*
+/// connection it is only the listener's one-time cover key: use [`Dialed::peer`], the
+/// key the listener proved inside the channel.
 pub fn peer_public_key(connection: &quinn::Connection) -> Option<PublicKey> {
     let identity = connection.peer_identity()?;
     let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
@@ -516,6 +590,8 @@ fn classify(addr: SocketAddr, alpn: Option<Alpn>, error: quinn::ConnectionError)
 #[derive(Debug)]
 struct Shared {
     certified: Arc<CertifiedKey>,
+    /// Signs the in-channel proof of this device's key on accepted sync connections.
+    signer: Arc<Ed25519KeyPair>,
     trust: Arc<dyn TrustPolicy>,
     provider: Arc<CryptoProvider>,
     transport: Arc<TransportConfig>,
@@ -630,6 +706,10 @@ impl Transport {
     ) -> Result<Self, TransportError> {
         let provider = provider();
         let certified = Arc::clone(&key.certified);
+        let signer = Arc::new(
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.pkcs8())
+                .map_err(|_| TransportError::InvalidDeviceKey)?,
+        );
         let transport = Arc::new(transport_config());
         let mut fallback = quinn::ServerConfig::with_crypto(Shared::server_crypto(
             &certified, &trust, &provider, None,
@@ -642,6 +722,7 @@ impl Transport {
             endpoint,
             shared: Arc::new(Shared {
                 certified,
+                signer,
                 trust,
                 provider,
                 transport,
@@ -668,14 +749,16 @@ impl Transport {
     /// `expected_peer` is given, be that key. For [`Alpn::Pair`] any key is accepted
     /// (the pairing code authenticates it) unless `expected_peer` pins one.
     ///
-    /// The returned connection is not yet confirmed by the listener: see the module
-    /// docs on when a dialed connection counts as established.
+    /// For [`Alpn::Sync`] the returned connection is established: the listener accepted
+    /// this device and proved its own device key inside the channel, and
+    /// [`Dialed::peer`] is that key. For [`Alpn::Pair`] it is not yet confirmed by the
+    /// listener: see the module docs on when a dialed connection counts as established.
     pub async fn connect(
         &self,
         addr: SocketAddr,
         alpn: Alpn,
         expected_peer: Option<PublicKey>,
-    ) -> Result<quinn::Connection, TransportError> {
+    ) -> Result<Dialed, TransportError> {
         let config = self.shared.client_config(alpn, expected_peer)?;
         let connecting = self
             .endpoint
@@ -684,9 +767,72 @@ impl Transport {
                 quinn::ConnectError::EndpointStopping => TransportError::EndpointClosed,
                 source => TransportError::Dial { addr, source },
             })?;
-        connecting
+        let connection = connecting
             .await
-            .map_err(|error| classify(addr, Some(alpn), error))
+            .map_err(|error| classify(addr, Some(alpn), error))?;
+        let peer = match alpn {
+            Alpn::Pair => peer_public_key(&connection),
+            Alpn::Sync => Some(self.await_proof(&connection, expected_peer).await?),
+        };
+        let Some(peer) = peer else {
+            close(&connection, CloseReason::ProtocolViolation);
+            return Err(TransportError::HandshakeMismatch { addr });
+        };
+        Ok(Dialed { connection, peer })
+    }
+
+    /// Reads the sync listener's proof of its device key and judges that key as the
+    /// certificate verifier would have: pinned if `expected` is given, and allowed by the
+    /// policy.
+    async fn await_proof(
+        &self,
+        connection: &quinn::Connection,
+        expected: Option<PublicKey>,
+    ) -> Result<PublicKey, TransportError> {
+        let addr = connection.remote_address();
+        let read = async {
+            let (_send, mut recv) = connection
+                .accept_bi()
+                .await
+                .map_err(|error| connection_error(connection, error))?;
+            recv.read_to_end(cover::PROOF_LEN)
+                .await
+                .map_err(|error| match error {
+                    quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(error)) => {
+                        connection_error(connection, error)
+                    }
+                    _ => TransportError::HandshakeMismatch { addr },
+                })
+        };
+        let bytes = match tokio::time::timeout(PROOF_TIMEOUT, read).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(error)) => {
+                close(connection, CloseReason::ProtocolViolation);
+                return Err(error);
+            }
+            Err(_) => {
+                close(connection, CloseReason::ProtocolViolation);
+                return Err(TransportError::Unreachable { addr });
+            }
+        };
+        let Some(key) = cover::proven_key(connection, &bytes) else {
+            tracing::info!(
+                "refused to talk to a device: its proof of its device key did not verify"
+            );
+            close(connection, CloseReason::ProtocolViolation);
+            return Err(TransportError::PeerNotTrusted { addr });
+        };
+        let is_expected = expected.is_none_or(|expected| expected == key);
+        if !is_expected || !self.shared.trust.allows_sync(&key) {
+            tracing::info!(
+                peer = %DeviceId::from_public_key(&key),
+                expected_device = is_expected,
+                "refused to talk to a device: it is not trusted or not the device we dialled"
+            );
+            close(connection, CloseReason::Revoked);
+            return Err(TransportError::PeerNotTrusted { addr });
+        }
+        Ok(key)
     }
 
     /// Waits for the next incoming connection attempt; `None` once the endpoint is
@@ -762,6 +908,11 @@ impl Incoming {
             close(&connection, CloseReason::Revoked);
             return Err(TransportError::PeerNotTrusted { addr });
         }
+        if alpn == Alpn::Sync {
+            // The dialler has shown a trusted device key; only now does it learn ours,
+            // inside the channel, bound to this connection.
+            send_proof(&connection, &self.shared.signer).await?;
+        }
         tracing::debug!(
             peer = %DeviceId::from_public_key(&peer),
             protocol = alpn.name(),
@@ -772,6 +923,49 @@ impl Incoming {
             alpn,
             peer,
         })
+    }
+}
+
+/// Sends the listener's proof of its device key on the first stream of `connection`.
+async fn send_proof(
+    connection: &quinn::Connection,
+    signer: &Ed25519KeyPair,
+) -> Result<(), TransportError> {
+    {
+        let Some(proof) = cover::proof(connection, signer) else {
+            close(connection, CloseReason::ProtocolViolation);
+            return Err(TransportError::HandshakeMismatch {
+                addr: connection.remote_address(),
+            });
+        };
+        let lost = |error| connection_error(connection, error);
+        let (mut send, _recv) = connection.open_bi().await.map_err(lost)?;
+        send.write_all(&proof).await.map_err(|error| match error {
+            quinn::WriteError::ConnectionLost(error) => lost(error),
+            _ => TransportError::HandshakeMismatch {
+                addr: connection.remote_address(),
+            },
+        })?;
+        let _ = send.finish();
+        Ok(())
+    }
+}
+
+/// A dialled connection.
+#[derive(Debug)]
+pub struct Dialed {
+    /// The connection.
+    pub connection: quinn::Connection,
+    /// The listener's Ed25519 device key: for sync, the key it proved inside the
+    /// channel (already judged by the trust policy); for pairing, the key in its
+    /// certificate, which the pairing code then authenticates.
+    pub peer: PublicKey,
+}
+
+impl Dialed {
+    /// The listener's device id.
+    pub fn peer_device_id(&self) -> DeviceId {
+        DeviceId::from_public_key(&self.peer)
     }
 }
 

@@ -22,7 +22,7 @@ use rustls::{
     PeerMisbehaved, SignatureScheme,
 };
 
-use super::{Alpn, PublicKey, TrustPolicy};
+use super::{cover, Alpn, PublicKey, TrustPolicy};
 
 /// DER of an Ed25519 SubjectPublicKeyInfo up to the key bytes (RFC 8410 §4):
 /// `SEQUENCE(42) { SEQUENCE(5) { OID 1.3.101.112 }, BIT STRING(33) { 0 unused bits, key } }`.
@@ -154,9 +154,11 @@ fn selected_alpn(hello: &ClientHello<'_>) -> Option<Alpn> {
 
 /// The listener's certificate resolver for one connection.
 ///
-/// Besides handing rustls our certificate, it records which protocol the client asked
+/// Besides handing rustls a certificate, it records which protocol the client asked
 /// for, and it turns a pairing attempt away before our certificate is even sent when no
-/// invite is open.
+/// invite is open. For sync it never hands out the device certificate: it makes a fresh
+/// cover certificate ([`cover`]) vouched for by the current household secret, since the
+/// dialler has proved nothing yet.
 #[derive(Debug)]
 pub(crate) struct ListenerCertResolver {
     pub(crate) certified: Arc<CertifiedKey>,
@@ -179,7 +181,20 @@ impl ResolvesServerCert for ListenerCertResolver {
             return None;
         }
         match gate.record_request(selected_alpn(&client_hello)) {
-            Some(Alpn::Sync) => Some(self.certified.clone()),
+            Some(Alpn::Sync) => {
+                let secrets = self.trust.household_secrets();
+                let Some(secret) = secrets.first() else {
+                    tracing::debug!("refused a sync attempt: this device has no household secret");
+                    return None;
+                };
+                match cover::make(secret) {
+                    Ok(cover) => Some(cover),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not make a cover certificate");
+                        None
+                    }
+                }
+            }
             Some(Alpn::Pair) if self.trust.pairing_open() => Some(self.certified.clone()),
             Some(Alpn::Pair) => {
                 tracing::info!("refused a pairing attempt: no invite is open");
@@ -272,6 +287,11 @@ impl ClientCertVerifier for ClientVerifier {
 }
 
 /// The dialer's verifier for the listener's certificate on one outgoing connection.
+///
+/// For sync the listener's certificate is a cover: the verifier accepts it only if one
+/// of this device's household secrets vouches for it, and only then does rustls send
+/// this device's own certificate. The listener's device key is judged afterwards, when
+/// it proves it inside the channel ([`super::Transport::connect`]).
 #[derive(Debug)]
 pub(crate) struct ServerVerifier {
     pub(crate) provider: Arc<CryptoProvider>,
@@ -295,14 +315,19 @@ impl ServerCertVerifier for ServerVerifier {
             return Err(Error::InvalidCertificate(CertificateError::BadEncoding));
         }
         let key = ed25519_public_key(end_entity)?;
+        if self.alpn == Alpn::Sync {
+            if cover::is_vouched(end_entity, &key, &self.trust.household_secrets()) {
+                return Ok(ServerCertVerified::assertion());
+            }
+            tracing::info!(
+                "refused to talk to a listener: it did not show it belongs to this household"
+            );
+            return Err(refused());
+        }
         let is_expected = self.expected.is_none_or(|expected| expected == key);
-        let allowed = is_expected
-            && match self.alpn {
-                Alpn::Sync => self.trust.allows_sync(&key),
-                // A joiner has no roster entry for the inviter yet; the pairing code,
-                // checked by SPAKE2 inside this connection, is what authenticates it.
-                Alpn::Pair => true,
-            };
+        // A joiner has no roster entry for the inviter yet; the pairing code, checked by
+        // SPAKE2 inside this connection, is what authenticates it.
+        let allowed = is_expected;
         if allowed {
             Ok(ServerCertVerified::assertion())
         } else {
