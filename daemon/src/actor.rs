@@ -421,14 +421,26 @@ impl Actor {
     /// Keeps the transport's trusted keys equal to the devices the policy trusts: on
     /// the roster, not removed, and nobody ended sharing between the two.
     fn refresh_trust(&self) {
+        fn key(d: &hearth_core::model::Device) -> Option<[u8; 32]> {
+            let bytes = data_encoding::HEXLOWER
+                .decode(d.public_key.as_bytes())
+                .ok()?;
+            <[u8; 32]>::try_from(bytes.as_slice()).ok()
+        }
         let keys = crate::sync_hub::trusted_devices(&self.docs, self.hub.policy(), &self.me_device)
-            .into_iter()
-            .filter_map(|d| {
-                let bytes = data_encoding::HEXLOWER
-                    .decode(d.public_key.as_bytes())
-                    .ok()?;
-                <[u8; 32]>::try_from(bytes.as_slice()).ok()
-            });
+            .iter()
+            .filter_map(key)
+            .collect::<Vec<_>>();
+        // Every other device on the roster, trusted or not: the transport only uses these
+        // to name a listener it refuses.
+        let known = self
+            .docs
+            .devices()
+            .iter()
+            .filter(|d| d.id != self.me_device)
+            .filter_map(key)
+            .collect::<Vec<_>>();
+        self.trust.set_known(known);
         self.trust.replace(keys);
     }
 

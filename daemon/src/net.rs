@@ -191,6 +191,20 @@ impl Net {
             .unwrap_or_default()
     }
 
+    /// Remembers a device that refused this one at a dial's handshake, as its cover
+    /// certificate claimed (see the transport docs), for `status`.
+    fn note_refusal(&self, error: &transport::TransportError) {
+        if let transport::TransportError::RefusedByPeer {
+            by: Some(device), ..
+        } = error
+        {
+            tracing::info!(peer = %device, "a device no longer accepts this one");
+            if let Ok(mut refused) = self.refused_by.lock() {
+                refused.insert(device.to_string());
+            }
+        }
+    }
+
     /// Sync traffic per device since this daemon started.
     pub fn traffic(&self) -> HashMap<String, Traffic> {
         self.traffic.lock().map(|t| t.clone()).unwrap_or_default()
@@ -323,6 +337,7 @@ impl Net {
             let dialed = match dialled {
                 Ok(Ok(dialed)) => dialed,
                 Ok(Err(e)) => {
+                    self.note_refusal(&e);
                     tracing::debug!(%addr, error = %e, "a discovered address did not lead to a household device");
                     continue;
                 }
@@ -470,7 +485,10 @@ impl Net {
                 self.remember(&device, addr);
                 self.run_link(connection, device, Role::Initiator).await;
             }
-            Err(e) => tracing::debug!(%addr, error = %e, "could not reach a peer; will retry"),
+            Err(e) => {
+                self.note_refusal(&e);
+                tracing::debug!(%addr, error = %e, "could not reach a peer; will retry");
+            }
         }
     }
 

@@ -3,11 +3,19 @@
 //! device key inside the encrypted channel.
 //!
 //! This module owns the cover certificate (a fresh Ed25519 key per connection, an empty
-//! subject, and a serial number that is a MAC of that key under the household secret),
-//! its check on the dialling side, and the listener's in-channel proof (its device key
-//! and an Ed25519 signature over a TLS exporter value of this connection). It must never
-//! put the device key, the device id or anything stable into a cover certificate, and
-//! never accept a proof that is not bound to the connection it arrives on.
+//! subject, and a serial number that is a MAC, under the household secret, of that key
+//! and the listener's device key), its check on the dialling side, and the listener's
+//! in-channel proof (its device key and an Ed25519 signature over a TLS exporter value of
+//! this connection). It must never put the device key, the device id or anything stable
+//! into a cover certificate in a form a stranger can read or link, and never accept a
+//! proof that is not bound to the connection it arrives on.
+//!
+//! The MAC covers the device key so that a household member can tell *which* of the
+//! devices it trusts claims to be listening (it tries each; a stranger cannot): it then
+//! shows its own certificate only to a listener claiming a key it trusts and, when it is
+//! refused, knows which device refused it. The claim is only as good as the household
+//! secret, which past members may hold; the in-channel proof is what authenticates the
+//! key, and it must match the claim.
 //!
 //! Why it holds:
 //! - A stranger who dials gets a certificate for a key made for its connection alone and
@@ -43,15 +51,21 @@ const PROOF_VERSION: u8 = 1;
 /// Bytes of a proof: version, device key, signature.
 pub(crate) const PROOF_LEN: usize = 1 + 32 + 64;
 
-/// The serial number a cover certificate for `cover_key` carries under `secret`.
+/// The serial number a cover certificate for `cover_key` carries under `secret`, on a
+/// listener whose device key is `device_key`.
 ///
 /// The first byte is forced into `0x40..=0x7f` so that DER encodes the serial as a
 /// positive integer of exactly [`SERIAL_LEN`] bytes; 126 bits of MAC remain.
-pub(crate) fn serial_for(secret: &[u8; 32], cover_key: &PublicKey) -> [u8; SERIAL_LEN] {
+pub(crate) fn serial_for(
+    secret: &[u8; 32],
+    cover_key: &PublicKey,
+    device_key: &PublicKey,
+) -> [u8; SERIAL_LEN] {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
     let mut ctx = hmac::Context::with_key(&key);
     ctx.update(COVER_CONTEXT);
     ctx.update(cover_key);
+    ctx.update(device_key);
     let tag = ctx.sign();
     let mut serial = [0u8; SERIAL_LEN];
     serial.copy_from_slice(&tag.as_ref()[..SERIAL_LEN]);
@@ -59,8 +73,12 @@ pub(crate) fn serial_for(secret: &[u8; 32], cover_key: &PublicKey) -> [u8; SERIA
     serial
 }
 
-/// A fresh cover certificate and its key, vouched for by `secret`.
-pub(crate) fn make(secret: &[u8; 32]) -> Result<Arc<CertifiedKey>, TransportError> {
+/// A fresh cover certificate and its key, vouched for by `secret`, for the listener
+/// whose device key is `device_key`.
+pub(crate) fn make(
+    secret: &[u8; 32],
+    device_key: &PublicKey,
+) -> Result<Arc<CertifiedKey>, TransportError> {
     let pkcs8 = Zeroizing::new(
         Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
             .map_err(|_| TransportError::NoRandomness)?
@@ -71,23 +89,26 @@ pub(crate) fn make(secret: &[u8; 32]) -> Result<Arc<CertifiedKey>, TransportErro
         .map_err(|_| TransportError::InvalidDeviceKey)?;
     let public = PublicKey::try_from(pair.public_key().as_ref())
         .map_err(|_| TransportError::InvalidDeviceKey)?;
-    let (_, certified) = certify(&pkcs8, Some(serial_for(secret, &public)))?;
+    let (_, certified) = certify(&pkcs8, Some(serial_for(secret, &public, device_key)))?;
     Ok(Arc::new(certified))
 }
 
-/// Whether `cert`, whose Ed25519 key is `key`, is a cover certificate made under one of
-/// `secrets`.
-pub(crate) fn is_vouched(
+/// Which of `candidates` the cover certificate `cert` (whose Ed25519 key is `key`)
+/// claims to come from, under one of `secrets`; `None` if it is not a cover made under
+/// any of them for any of those devices.
+pub(crate) fn claimed_device(
     cert: &CertificateDer<'_>,
     key: &PublicKey,
     secrets: &[Zeroizing<[u8; 32]>],
-) -> bool {
-    let Some(serial) = serial_number(cert) else {
-        return false;
-    };
-    secrets
-        .iter()
-        .any(|secret| constant_time_eq(serial, &serial_for(secret, key)))
+    candidates: &[PublicKey],
+) -> Option<PublicKey> {
+    let serial = serial_number(cert)?;
+    secrets.iter().find_map(|secret| {
+        candidates
+            .iter()
+            .find(|device| constant_time_eq(serial, &serial_for(secret, key, device)))
+            .copied()
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -190,21 +211,35 @@ mod tests {
     #[test]
     fn a_cover_carries_its_mac_as_serial_and_nothing_else_of_ours() {
         let secret = [5u8; 32];
-        let cover = make(&secret).unwrap();
+        let (me, other) = ([1u8; 32], [2u8; 32]);
+        let cover = make(&secret, &me).unwrap();
         let cert = cover.cert[0].clone();
         let key = super::super::verify::ed25519_public_key(&cert).unwrap();
-        assert_eq!(serial_number(&cert), Some(&serial_for(&secret, &key)[..]));
-        assert!(is_vouched(&cert, &key, &[Zeroizing::new(secret)]));
-        assert!(is_vouched(
-            &cert,
-            &key,
-            &[Zeroizing::new([6u8; 32]), Zeroizing::new(secret)]
-        ));
-        assert!(!is_vouched(&cert, &key, &[Zeroizing::new([6u8; 32])]));
-        assert!(!is_vouched(&cert, &key, &[]));
+        assert_eq!(
+            serial_number(&cert),
+            Some(&serial_for(&secret, &key, &me)[..])
+        );
+        let ours = [Zeroizing::new(secret)];
+        assert_eq!(claimed_device(&cert, &key, &ours, &[other, me]), Some(me));
+        assert_eq!(claimed_device(&cert, &key, &ours, &[other]), None);
+        assert_eq!(
+            claimed_device(
+                &cert,
+                &key,
+                &[Zeroizing::new([6u8; 32]), Zeroizing::new(secret)],
+                &[me]
+            ),
+            Some(me)
+        );
+        assert_eq!(
+            claimed_device(&cert, &key, &[Zeroizing::new([6u8; 32])], &[me]),
+            None
+        );
+        assert_eq!(claimed_device(&cert, &key, &[], &[me]), None);
         assert!(!super::super::test_contains(cert.as_ref(), b"hearth"));
+        assert!(!super::super::test_contains(cert.as_ref(), &me));
         // Each cover is new.
-        let again = make(&secret).unwrap();
+        let again = make(&secret, &me).unwrap();
         assert_ne!(again.cert[0], cert);
     }
 
@@ -212,11 +247,11 @@ mod tests {
     fn a_device_certificate_is_not_a_cover() {
         let device = super::super::DeviceKey::generate().unwrap();
         let cert = CertificateDer::from(device.certificate_der().to_vec());
-        assert!(!is_vouched(
-            &cert,
-            &device.public_key(),
-            &[Zeroizing::new([5u8; 32])]
-        ));
+        let key = device.public_key();
+        assert_eq!(
+            claimed_device(&cert, &key, &[Zeroizing::new([5u8; 32])], &[key]),
+            None
+        );
     }
 
     #[test]

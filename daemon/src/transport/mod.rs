@@ -25,25 +25,31 @@
 //! its device id) to anyone who dials (THREAT-MODEL P5). On `hearth/1` it never does:
 //!
 //! 1. The listener presents a **cover certificate** made for this connection alone (see
-//!    `cover`): a fresh Ed25519 key, an empty subject, and as serial number a MAC of that
-//!    key under the current household secret ([`TrustPolicy::household_secrets`]).
-//! 2. The dialler accepts the cover only if one of its household secrets vouches for it
-//!    (rustls then checks the `CertificateVerify` against the cover key, so a cover seen
-//!    elsewhere cannot be replayed). Only then does it send its own device certificate,
-//!    which the listener judges exactly as before: pinned key, policy, signature.
+//!    `cover`): a fresh Ed25519 key, an empty subject, and as serial number a MAC, under
+//!    the current household secret ([`TrustPolicy::household_secrets`]), of that key and
+//!    the listener's device key.
+//! 2. The dialler tries the MAC with each of its household secrets and each device key
+//!    it knows of ([`TrustPolicy::known_keys`]). A cover that names none is refused; one
+//!    that names a device the dialler does not trust, or not the one it dialled, is
+//!    refused with that device's id in the log. rustls then checks the
+//!    `CertificateVerify` against the cover key, so a cover seen elsewhere cannot be
+//!    replayed. Only then does the dialler send its own device certificate, which the
+//!    listener judges exactly as before: pinned key, policy, signature.
 //! 3. Once the listener has admitted the dialler, it opens the first stream and sends its
 //!    device key with an Ed25519 signature over a TLS exporter value of this connection.
-//!    [`Transport::connect`] reads it, checks the signature, the pin and the policy, and
-//!    only then returns: [`Dialed::peer`] is the proven key. A listener that fails this
-//!    is closed before any application data.
+//!    [`Transport::connect`] reads it, checks the signature, that it is the key the
+//!    cover named, and the policy, and only then returns: [`Dialed::peer`] is the proven
+//!    key. A listener that fails this is closed before any application data. When the
+//!    listener refuses the dialler instead, [`TransportError::RefusedByPeer`] names the
+//!    device the cover claimed, so `status` can say who no longer accepts this device.
 //!
 //! So a stranger who dials gets a one-time key and a MAC it cannot check: nothing that
 //! links two dials, two devices or two networks. Someone who holds the household secret
-//! (a device removed before the secret changes, say) gets further: it sees the cover
-//! accepted and may show a device certificate, which the roster then refuses; and a
-//! listener holding the secret sees the dialler's device certificate before the
-//! dialler has judged the listener's device key. Both are household members past or
-//! present, who knew those keys already.
+//! (a device removed before the secret changes, say) gets further: it can tell which
+//! device a cover names, may show a device certificate (which the roster then refuses),
+//! and, listening, can make a cover that names a device the dialler trusts and so see
+//! the dialler's device certificate before the proof fails. Those are household members
+//! past or present, who knew those keys already.
 //!
 //! # Protocols and who may use them
 //!
@@ -129,7 +135,7 @@ use rustls::sign::CertifiedKey;
 use zeroize::Zeroizing;
 
 use verify::{
-    ClientVerifier, DialerCertResolver, HandshakeGate, ListenerCertResolver, ServerVerifier,
+    Claim, ClientVerifier, DialerCertResolver, HandshakeGate, ListenerCertResolver, ServerVerifier,
 };
 
 /// ALPN protocol id for sync connections.
@@ -210,6 +216,13 @@ pub trait TrustPolicy: Send + Sync + fmt::Debug + 'static {
     fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
         Vec::new()
     }
+
+    /// Every device key this device knows of, trusted or not (at least every key
+    /// [`TrustPolicy::allows_sync`] allows), for a sync dialler to find which device a
+    /// listener's cover certificate claims to be, and to name one it refuses.
+    fn known_keys(&self) -> Vec<PublicKey> {
+        Vec::new()
+    }
 }
 
 /// An in-memory [`TrustPolicy`]: a set of trusted keys that the daemon refreshes from
@@ -227,6 +240,9 @@ struct TrustState {
     trusted: HashSet<PublicKey>,
     open_windows: usize,
     secrets: Vec<Zeroizing<[u8; 32]>>,
+    /// Keys of devices this device knows of but may no longer trust (removed, or across
+    /// a leaving): only used to name a listener it refuses.
+    known: HashSet<PublicKey>,
 }
 
 impl TrustSet {
@@ -249,7 +265,17 @@ impl TrustSet {
     /// `keys` (revoked or removed devices) are refused from the next handshake on.
     pub fn replace(&self, keys: impl IntoIterator<Item = PublicKey>) {
         let keys: HashSet<PublicKey> = keys.into_iter().collect();
-        self.write().trusted = keys;
+        let mut state = self.write();
+        let dropped: Vec<PublicKey> = state.trusted.difference(&keys).copied().collect();
+        state.known.extend(dropped);
+        state.trusted = keys;
+    }
+
+    /// Replaces the keys of devices this device knows of without trusting them, e.g.
+    /// removed devices on the roster. They are never allowed; a sync dialler only uses
+    /// them to say which device it refused.
+    pub fn set_known(&self, keys: impl IntoIterator<Item = PublicKey>) {
+        self.write().known = keys.into_iter().collect();
     }
 
     /// Replaces the household secrets (current first) that vouch for cover
@@ -265,7 +291,9 @@ impl TrustSet {
 
     /// Stops trusting `key`; returns whether it was trusted.
     pub fn remove(&self, key: &PublicKey) -> bool {
-        self.write().trusted.remove(key)
+        let mut state = self.write();
+        state.known.insert(*key);
+        state.trusted.remove(key)
     }
 
     /// Opens a pairing window. Unknown keys may connect with [`ALPN_PAIR`] until the
@@ -290,6 +318,11 @@ impl TrustPolicy for TrustSet {
 
     fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
         self.read().secrets.clone()
+    }
+
+    fn known_keys(&self) -> Vec<PublicKey> {
+        let state = self.read();
+        state.trusted.union(&state.known).copied().collect()
     }
 }
 
@@ -558,7 +591,7 @@ fn classify(addr: SocketAddr, alpn: Option<Alpn>, error: quinn::ConnectionError)
         E::ConnectionClosed(ref close) => match tls_alert(close.error_code) {
             Some(ALERT_NO_APPLICATION_PROTOCOL) => TransportError::ProtocolMismatch { addr },
             Some(_) if alpn == Some(Alpn::Pair) => TransportError::PairingRefused { addr },
-            Some(_) => TransportError::RefusedByPeer { addr },
+            Some(_) => TransportError::RefusedByPeer { addr, by: None },
             None => TransportError::Connection {
                 addr,
                 source: error,
@@ -592,6 +625,8 @@ struct Shared {
     certified: Arc<CertifiedKey>,
     /// Signs the in-channel proof of this device's key on accepted sync connections.
     signer: Arc<Ed25519KeyPair>,
+    /// This device's public key, which its cover certificates name for the household.
+    device: PublicKey,
     trust: Arc<dyn TrustPolicy>,
     provider: Arc<CryptoProvider>,
     transport: Arc<TransportConfig>,
@@ -604,6 +639,7 @@ impl Shared {
     /// The listener's TLS configuration. With `gate: None` it refuses every connection.
     fn server_crypto(
         certified: &Arc<CertifiedKey>,
+        device: PublicKey,
         trust: &Arc<dyn TrustPolicy>,
         provider: &Arc<CryptoProvider>,
         gate: Option<Arc<HandshakeGate>>,
@@ -615,6 +651,7 @@ impl Shared {
         };
         let resolver = ListenerCertResolver {
             certified: Arc::clone(certified),
+            device,
             trust: Arc::clone(trust),
             gate,
         };
@@ -639,8 +676,13 @@ impl Shared {
         gate: Arc<HandshakeGate>,
     ) -> Result<quinn::ServerConfig, TransportError> {
         let mut config = self.fallback.clone();
-        config.crypto =
-            Self::server_crypto(&self.certified, &self.trust, &self.provider, Some(gate))?;
+        config.crypto = Self::server_crypto(
+            &self.certified,
+            self.device,
+            &self.trust,
+            &self.provider,
+            Some(gate),
+        )?;
         Ok(config)
     }
 
@@ -648,12 +690,14 @@ impl Shared {
         &self,
         alpn: Alpn,
         expected: Option<PublicKey>,
+        claim: Claim,
     ) -> Result<quinn::ClientConfig, TransportError> {
         let verifier = ServerVerifier {
             provider: Arc::clone(&self.provider),
             trust: Arc::clone(&self.trust),
             alpn,
             expected,
+            claim,
         };
         let resolver = DialerCertResolver {
             certified: Arc::clone(&self.certified),
@@ -712,7 +756,11 @@ impl Transport {
         );
         let transport = Arc::new(transport_config());
         let mut fallback = quinn::ServerConfig::with_crypto(Shared::server_crypto(
-            &certified, &trust, &provider, None,
+            &certified,
+            key.public_key(),
+            &trust,
+            &provider,
+            None,
         )?);
         fallback.transport_config(Arc::clone(&transport));
         let endpoint = quinn::Endpoint::server(fallback.clone(), bind)
@@ -723,6 +771,7 @@ impl Transport {
             shared: Arc::new(Shared {
                 certified,
                 signer,
+                device: key.public_key(),
                 trust,
                 provider,
                 transport,
@@ -759,7 +808,10 @@ impl Transport {
         alpn: Alpn,
         expected_peer: Option<PublicKey>,
     ) -> Result<Dialed, TransportError> {
-        let config = self.shared.client_config(alpn, expected_peer)?;
+        let claim = Claim::default();
+        let config = self
+            .shared
+            .client_config(alpn, expected_peer, Arc::clone(&claim))?;
         let connecting = self
             .endpoint
             .connect_with(config, addr, SERVER_NAME)
@@ -767,12 +819,20 @@ impl Transport {
                 quinn::ConnectError::EndpointStopping => TransportError::EndpointClosed,
                 source => TransportError::Dial { addr, source },
             })?;
-        let connection = connecting
-            .await
-            .map_err(|error| classify(addr, Some(alpn), error))?;
+        let claimed = || claim.lock().ok().and_then(|claim| *claim);
+        let connection = connecting.await.map_err(|error| {
+            match classify(addr, Some(alpn), error) {
+                // The refusal can overtake the end of our side of the handshake.
+                TransportError::RefusedByPeer { addr, by: None } => TransportError::RefusedByPeer {
+                    addr,
+                    by: claimed().map(|key| DeviceId::from_public_key(&key)),
+                },
+                other => other,
+            }
+        })?;
         let peer = match alpn {
             Alpn::Pair => peer_public_key(&connection),
-            Alpn::Sync => Some(self.await_proof(&connection, expected_peer).await?),
+            Alpn::Sync => Some(self.await_proof(&connection, claimed()).await?),
         };
         let Some(peer) = peer else {
             close(&connection, CloseReason::ProtocolViolation);
@@ -781,15 +841,19 @@ impl Transport {
         Ok(Dialed { connection, peer })
     }
 
-    /// Reads the sync listener's proof of its device key and judges that key as the
-    /// certificate verifier would have: pinned if `expected` is given, and allowed by the
-    /// policy.
+    /// Reads the sync listener's proof of its device key and judges that key: it must be
+    /// the key its cover claimed (which the verifier already found pinned, if a key was
+    /// expected, and trusted), and still allowed by the policy.
     async fn await_proof(
         &self,
         connection: &quinn::Connection,
-        expected: Option<PublicKey>,
+        claimed: Option<PublicKey>,
     ) -> Result<PublicKey, TransportError> {
         let addr = connection.remote_address();
+        let Some(claimed) = claimed else {
+            close(connection, CloseReason::ProtocolViolation);
+            return Err(TransportError::HandshakeMismatch { addr });
+        };
         let read = async {
             let (_send, mut recv) = connection
                 .accept_bi()
@@ -806,6 +870,14 @@ impl Transport {
         };
         let bytes = match tokio::time::timeout(PROOF_TIMEOUT, read).await {
             Ok(Ok(bytes)) => bytes,
+            Ok(Err(TransportError::RefusedByPeer { addr, .. })) => {
+                // The listener refused this device. Only the household secret vouches for
+                // whom its cover claimed to be, but that is enough to show who to ask.
+                return Err(TransportError::RefusedByPeer {
+                    addr,
+                    by: Some(DeviceId::from_public_key(&claimed)),
+                });
+            }
             Ok(Err(error)) => {
                 close(connection, CloseReason::ProtocolViolation);
                 return Err(error);
@@ -822,7 +894,7 @@ impl Transport {
             close(connection, CloseReason::ProtocolViolation);
             return Err(TransportError::PeerNotTrusted { addr });
         };
-        let is_expected = expected.is_none_or(|expected| expected == key);
+        let is_expected = key == claimed;
         if !is_expected || !self.shared.trust.allows_sync(&key) {
             tracing::info!(
                 peer = %DeviceId::from_public_key(&key),
@@ -1075,6 +1147,9 @@ pub enum TransportError {
     RefusedByPeer {
         /// The peer's address.
         addr: SocketAddr,
+        /// The device that refused, as its cover certificate claimed under the household
+        /// secret (a hint, not proof), when a sync dial got that far.
+        by: Option<DeviceId>,
     },
     /// The peer refused a pairing connection.
     #[error(

@@ -162,6 +162,8 @@ fn selected_alpn(hello: &ClientHello<'_>) -> Option<Alpn> {
 #[derive(Debug)]
 pub(crate) struct ListenerCertResolver {
     pub(crate) certified: Arc<CertifiedKey>,
+    /// This device's key, which the cover's MAC names for household members only.
+    pub(crate) device: PublicKey,
     pub(crate) trust: Arc<dyn TrustPolicy>,
     /// `None` for the endpoint's fallback configuration, which refuses everything.
     pub(crate) gate: Option<Arc<HandshakeGate>>,
@@ -187,7 +189,7 @@ impl ResolvesServerCert for ListenerCertResolver {
                     tracing::debug!("refused a sync attempt: this device has no household secret");
                     return None;
                 };
-                match cover::make(secret) {
+                match cover::make(secret, &self.device) {
                     Ok(cover) => Some(cover),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not make a cover certificate");
@@ -298,7 +300,13 @@ pub(crate) struct ServerVerifier {
     pub(crate) trust: Arc<dyn TrustPolicy>,
     pub(crate) alpn: Alpn,
     pub(crate) expected: Option<PublicKey>,
+    /// For sync: the device key the listener's cover claims, once accepted.
+    pub(crate) claim: Claim,
 }
+
+/// The device key a sync listener's cover certificate claims, as the dialler's verifier
+/// found it; the in-channel proof must then be for this key.
+pub(crate) type Claim = Arc<Mutex<Option<PublicKey>>>;
 
 impl ServerCertVerifier for ServerVerifier {
     fn verify_server_cert(
@@ -316,11 +324,32 @@ impl ServerCertVerifier for ServerVerifier {
         }
         let key = ed25519_public_key(end_entity)?;
         if self.alpn == Alpn::Sync {
-            if cover::is_vouched(end_entity, &key, &self.trust.household_secrets()) {
-                return Ok(ServerCertVerified::assertion());
+            // Which device of the household the cover claims to be, among those this
+            // device knows of. A stranger's cover names none.
+            let mut candidates = self.trust.known_keys();
+            candidates.extend(self.expected);
+            let secrets = self.trust.household_secrets();
+            let Some(device) = cover::claimed_device(end_entity, &key, &secrets, &candidates)
+            else {
+                tracing::info!(
+                    "refused to talk to a listener: it did not show it belongs to this household"
+                );
+                return Err(refused());
+            };
+            let is_expected = self.expected.is_none_or(|expected| expected == device);
+            if is_expected && self.trust.allows_sync(&device) {
+                if let Ok(mut claim) = self.claim.lock() {
+                    *claim = Some(device);
+                    return Ok(ServerCertVerified::assertion());
+                }
             }
+            // The claim is only as good as the household secret; it names the device
+            // for the log, and this device's certificate is never sent.
             tracing::info!(
-                "refused to talk to a listener: it did not show it belongs to this household"
+                peer = %DeviceId::from_public_key(&device),
+                protocol = self.alpn.name(),
+                expected_device = is_expected,
+                "refused to talk to a device: it is not trusted or not the device we dialled"
             );
             return Err(refused());
         }
@@ -458,6 +487,7 @@ mod tests {
             trust: Arc::new(Everyone),
             alpn: Alpn::Sync,
             expected: None,
+            claim: Arc::default(),
         };
         assert!(server.verify_tls12_signature(b"m", &cert, &dss).is_err());
     }
@@ -473,6 +503,7 @@ mod tests {
             trust: Arc::new(Everyone),
             alpn: Alpn::Sync,
             expected: None,
+            claim: Arc::default(),
         };
 
         let good = device.sign_for_test(message);
