@@ -435,9 +435,17 @@ pub async fn accept(pairing: Arc<Pairing>, accepted: Accepted) {
         return;
     };
     let peer = accepted.peer;
+    let local_tls_key = accepted.local_tls_key.unwrap_or(pairing.local_key);
     let result = tokio::time::timeout(
         ATTEMPT_TIMEOUT,
-        invite_side(&pairing, &invite.code, invite.role, &connection, peer),
+        invite_side(
+            &pairing,
+            &invite.code,
+            invite.role,
+            &connection,
+            local_tls_key,
+            peer,
+        ),
     )
     .await;
     let result = match result {
@@ -462,6 +470,7 @@ async fn invite_side(
     code: &PairingCode,
     role: InviteRole,
     connection: &quinn::Connection,
+    local_tls_key: [u8; 32],
     peer: [u8; 32],
 ) -> Result<InviteResult, InviteResult> {
     let failed = |why: &str| InviteResult::Failed(why.to_string());
@@ -506,9 +515,17 @@ async fn invite_side(
         roster: serde_json::to_vec(&roster)
             .map_err(|_| failed("the roster could not be encoded"))?,
         household_secret: secret,
+        // This side showed a one-time certificate: prove the device key over both TLS
+        // keys, inside the sealed payload only a code holder opens.
+        device_sig: (local_tls_key != pairing.local_key).then(|| {
+            let message = hearth_core::pair::inviter_device_message(&local_tls_key, &peer);
+            let mut sig = [0u8; 64];
+            sig.copy_from_slice(pairing.signer.sign(&message).as_ref());
+            sig
+        }),
     };
     let tls = TlsBinding {
-        local_tls_key: pairing.local_key,
+        local_tls_key,
         peer_tls_key: peer,
     };
     let mut handshake = Handshake::new_inviter(code, info, admission, tls, &mut rand::rngs::OsRng);

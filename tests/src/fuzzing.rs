@@ -584,6 +584,7 @@ fn inviter_info() -> InviterInfo {
         person_id: Uuid::from_u128(1),
         roster: b"opaque roster".to_vec(),
         household_secret: Zeroizing::new([0x5e; 32]),
+        device_sig: None,
     }
 }
 

@@ -149,6 +149,26 @@ fn an_unpaired_device_is_refused_and_gets_nothing() {
     assert_eq!(notes(&a), ["household only".to_string()].into());
 }
 
+/// A stranger who dials while an invite is open (it cannot know the code) is shown a
+/// one-time key, never the inviter's device key, and a new one each time.
+#[test]
+fn a_stranger_who_dials_an_open_invite_sees_no_device_key() {
+    let a = TestDaemon::start().unwrap();
+    a.init("Ada").unwrap();
+    let a_key = secrets_of(&a.paths.data_dir).device_public_key();
+    let mut shown = std::collections::BTreeSet::new();
+    for _ in 0..2 {
+        let (_code, addr) = invite(&a);
+        let stranger = RawPeer::new(None, &[]);
+        let key = stranger
+            .shown_key(&addr, hearthd::transport::Alpn::Pair)
+            .unwrap();
+        assert_ne!(key, a_key);
+        shown.insert(key);
+    }
+    assert_eq!(shown.len(), 2, "each dial met a new key");
+}
+
 /// Everything a log must never hold, with a label for the failure message.
 struct Secrets(Vec<(String, String)>);
 

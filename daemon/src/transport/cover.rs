@@ -93,6 +93,20 @@ pub(crate) fn make(
     Ok(Arc::new(certified))
 }
 
+/// A fresh certificate for a key made for one connection, vouched for by nothing: what
+/// an inviter shows on `hearth-pair/1`, where the pairing code authenticates the peer.
+/// Returns it with its public key.
+pub(crate) fn one_time() -> Result<(PublicKey, Arc<CertifiedKey>), TransportError> {
+    let pkcs8 = Zeroizing::new(
+        Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+            .map_err(|_| TransportError::NoRandomness)?
+            .as_ref()
+            .to_vec(),
+    );
+    let (public, certified) = certify(&pkcs8, None)?;
+    Ok((public, Arc::new(certified)))
+}
+
 /// Which of `candidates` the cover certificate `cert` (whose Ed25519 key is `key`)
 /// claims to come from, under one of `secrets`; `None` if it is not a cover made under
 /// any of them for any of those devices.

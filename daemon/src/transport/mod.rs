@@ -59,8 +59,11 @@
 //! roster yet; it accepts any well-formed Ed25519 certificate with a valid handshake
 //! signature, but only while an invite is open ([`TrustPolicy::pairing_open`]). The
 //! pairing code, checked by SPAKE2 inside the connection, is what authenticates that
-//! peer, and [`Accepted::peer`] / [`peer_public_key`] give the pairing state machine the
-//! TLS key to bind the exchanged device key to.
+//! peer, and [`Accepted::peer`] / [`Dialed::peer`] give the pairing state machine the
+//! TLS key to bind the exchanged device key to. The inviting listener shows a one-time
+//! certificate here too ([`Accepted::local_tls_key`]), never its device certificate;
+//! it proves its device key inside the SPAKE2-sealed payload, by a signature over both
+//! TLS keys (`hearth_core::pair::inviter_device_message`), to a joiner holding the code.
 //!
 //! rustls asks a client-certificate verifier about a certificate without telling it
 //! which ALPN protocol the connection negotiated, and quinn picks a server configuration
@@ -87,10 +90,10 @@
 //! What a refused stranger *does* learn: that something answers QUIC with these ALPN ids
 //! on that port (the ALPN id `hearth/1` also travels in clear in every ClientHello, which
 //! QUIC's Initial protection does not hide). On `hearth/1` it sees only a cover; on
-//! `hearth-pair/1`, while an invite is open, the listener still presents its device
-//! certificate (the pairing code authenticates that connection; see SECURITY.md). A
-//! dialer sends its certificate only after it has accepted the listener's, so a listener
-//! outside the household never sees the dialer's key.
+//! `hearth-pair/1`, while an invite is open, only a one-time certificate (and a dial
+//! uses the invite up). A dialer sends its certificate only after it has accepted the
+//! listener's, so a listener outside the household never sees the dialer's sync
+//! certificate; a joiner shows its device certificate to whoever it dials with a code.
 //!
 //! # When a dialed connection counts as established
 //!
@@ -638,7 +641,6 @@ struct Shared {
 impl Shared {
     /// The listener's TLS configuration. With `gate: None` it refuses every connection.
     fn server_crypto(
-        certified: &Arc<CertifiedKey>,
         device: PublicKey,
         trust: &Arc<dyn TrustPolicy>,
         provider: &Arc<CryptoProvider>,
@@ -650,7 +652,6 @@ impl Shared {
             gate: gate.clone(),
         };
         let resolver = ListenerCertResolver {
-            certified: Arc::clone(certified),
             device,
             trust: Arc::clone(trust),
             gate,
@@ -676,13 +677,7 @@ impl Shared {
         gate: Arc<HandshakeGate>,
     ) -> Result<quinn::ServerConfig, TransportError> {
         let mut config = self.fallback.clone();
-        config.crypto = Self::server_crypto(
-            &self.certified,
-            self.device,
-            &self.trust,
-            &self.provider,
-            Some(gate),
-        )?;
+        config.crypto = Self::server_crypto(self.device, &self.trust, &self.provider, Some(gate))?;
         Ok(config)
     }
 
@@ -756,7 +751,6 @@ impl Transport {
         );
         let transport = Arc::new(transport_config());
         let mut fallback = quinn::ServerConfig::with_crypto(Shared::server_crypto(
-            &certified,
             key.public_key(),
             &trust,
             &provider,
@@ -994,6 +988,7 @@ impl Incoming {
             connection,
             alpn,
             peer,
+            local_tls_key: gate.presented(),
         })
     }
 }
@@ -1050,6 +1045,9 @@ pub struct Accepted {
     pub alpn: Alpn,
     /// The peer's Ed25519 public key.
     pub peer: PublicKey,
+    /// For pairing: the key of the one-time certificate this device presented, which
+    /// the pairing handshake binds (and over which it proves its device key).
+    pub local_tls_key: Option<PublicKey>,
 }
 
 impl Accepted {

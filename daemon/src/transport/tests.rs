@@ -446,20 +446,24 @@ async fn pairing_accepts_an_unknown_key_only_while_an_invite_is_open() {
         let accepted = alice.accept_one().await.unwrap();
         assert_eq!(accepted.alpn, Alpn::Pair);
         assert_eq!(accepted.peer, bob.key.public_key());
-        answer(&accepted, b"spake2 b").await
+        let shown = accepted.local_tls_key.unwrap();
+        (shown, answer(&accepted, b"spake2 b").await)
     };
     let dialer = async {
         let dialed = pair(&bob, &alice).await.unwrap();
-        assert_eq!(dialed.peer, alice.key.public_key());
         let connection = dialed.connection;
-        assert_eq!(peer_public_key(&connection), Some(alice.key.public_key()));
+        assert_eq!(peer_public_key(&connection), Some(dialed.peer));
         let reply = request(&connection, b"spake2 a").await.unwrap();
         close(&connection, CloseReason::Done);
-        reply
+        (dialed.peer, reply)
     };
-    let (received, reply) = tokio::join!(listener, dialer);
+    let ((shown, received), (seen, reply)) = tokio::join!(listener, dialer);
     assert_eq!(received, b"spake2 a");
     assert_eq!(reply, b"spake2 b");
+    // Alice showed a one-time key, not her device key; the pairing handshake binds the
+    // key each side actually saw.
+    assert_eq!(shown, seen);
+    assert_ne!(seen, alice.key.public_key());
 
     // 4. The open invite does not let Bob's unknown key sync.
     bob.trusts(&alice);

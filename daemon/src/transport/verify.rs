@@ -103,6 +103,8 @@ struct GateState {
     requested: Option<Alpn>,
     /// The protocol and key the verifier admitted, once it has.
     admitted: Option<(Alpn, PublicKey)>,
+    /// The key of the one-time certificate this side presented for pairing.
+    presented: Option<PublicKey>,
 }
 
 impl HandshakeGate {
@@ -141,6 +143,17 @@ impl HandshakeGate {
     pub(crate) fn admitted(&self) -> Option<(Alpn, PublicKey)> {
         self.state.lock().ok().and_then(|state| state.admitted)
     }
+
+    fn present(&self, key: PublicKey) {
+        if let Ok(mut state) = self.state.lock() {
+            state.presented = Some(key);
+        }
+    }
+
+    /// The key of the one-time certificate this listener presented for pairing.
+    pub(crate) fn presented(&self) -> Option<PublicKey> {
+        self.state.lock().ok().and_then(|state| state.presented)
+    }
 }
 
 /// Picks the protocol rustls will negotiate: the first of the listener's protocols, in
@@ -161,7 +174,6 @@ fn selected_alpn(hello: &ClientHello<'_>) -> Option<Alpn> {
 /// dialler has proved nothing yet.
 #[derive(Debug)]
 pub(crate) struct ListenerCertResolver {
-    pub(crate) certified: Arc<CertifiedKey>,
     /// This device's key, which the cover's MAC names for household members only.
     pub(crate) device: PublicKey,
     pub(crate) trust: Arc<dyn TrustPolicy>,
@@ -197,7 +209,19 @@ impl ResolvesServerCert for ListenerCertResolver {
                     }
                 }
             }
-            Some(Alpn::Pair) if self.trust.pairing_open() => Some(self.certified.clone()),
+            // Not the device certificate either: whoever dials during an open invite
+            // gets a one-time key; the device key is proved inside SPAKE2, to a joiner
+            // that holds the code.
+            Some(Alpn::Pair) if self.trust.pairing_open() => match cover::one_time() {
+                Ok((key, certified)) => {
+                    gate.present(key);
+                    Some(certified)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not make a one-time certificate");
+                    None
+                }
+            },
             Some(Alpn::Pair) => {
                 tracing::info!("refused a pairing attempt: no invite is open");
                 None

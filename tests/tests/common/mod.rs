@@ -541,6 +541,25 @@ impl RawPeer {
         })
     }
 
+    /// Dials `addr` for `alpn` and returns the key of the certificate the listener
+    /// showed (for sync, after its in-channel proof: the proven key), then hangs up.
+    pub fn shown_key(
+        &self,
+        addr: &str,
+        alpn: hearthd::transport::Alpn,
+    ) -> Result<[u8; 32], String> {
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        self.rt.block_on(async {
+            let dialed = self
+                .transport
+                .connect(addr, alpn, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            hearthd::transport::close(&dialed.connection, hearthd::transport::CloseReason::Done);
+            Ok(dialed.peer)
+        })
+    }
+
     /// Runs the joining side of `hearth-pair/1` with `code` against `addr`, as an
     /// honest joiner would, and returns the outcome and every byte this side sent.
     pub fn join(
