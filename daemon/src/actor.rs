@@ -445,16 +445,27 @@ impl Actor {
     /// device stopped being trusted, so the household secret moves on (see
     /// `SyncHub::settle_epochs`).
     fn refresh_trust(&mut self) {
+        fn key(d: &hearth_core::model::Device) -> Option<[u8; 32]> {
+            let bytes = data_encoding::HEXLOWER
+                .decode(d.public_key.as_bytes())
+                .ok()?;
+            <[u8; 32]>::try_from(bytes.as_slice()).ok()
+        }
         let keys: BTreeSet<[u8; 32]> =
             crate::sync_hub::trusted_devices(&self.docs, self.hub.policy(), &self.me_device)
-                .into_iter()
-                .filter_map(|d| {
-                    let bytes = data_encoding::HEXLOWER
-                        .decode(d.public_key.as_bytes())
-                        .ok()?;
-                    <[u8; 32]>::try_from(bytes.as_slice()).ok()
-                })
+                .iter()
+                .filter_map(key)
                 .collect();
+        // Every other device on the roster, trusted or not: the transport only uses these
+        // to name a listener it refuses.
+        let known = self
+            .docs
+            .devices()
+            .iter()
+            .filter(|d| d.id != self.me_device)
+            .filter_map(key)
+            .collect::<Vec<_>>();
+        self.trust.set_known(known);
         if !self.trusted.is_subset(&keys) {
             self.trust_shrank = true;
         }

@@ -315,7 +315,11 @@ fn actor_context(
         device: DeviceId::from_public_key(&secrets.device_public_key()),
         sync_dir: shared.paths.data_dir.join("sync"),
         signer: Arc::new(signer),
-        keys: Arc::new(HouseholdKeys::load(shared.paths.data_dir.clone(), secrets)),
+        keys: {
+            let keys = Arc::new(HouseholdKeys::load(shared.paths.data_dir.clone(), secrets));
+            keys.feed_transport(trust.clone());
+            keys
+        },
     };
     Ok((trust, ctx))
 }

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use hearth_core::epochs::{Epoch, Epochs};
 use tokio::sync::watch;
@@ -31,6 +31,9 @@ pub struct HouseholdKeys {
     /// Bumped whenever the epochs change (and by pairing, when the open invite does),
     /// so that discovery announces the right labels.
     changes: watch::Sender<u64>,
+    /// The transport's trust set, which checks cover certificates against these
+    /// secrets: kept equal to them on every change, on whatever thread makes it.
+    transport: OnceLock<Arc<crate::transport::TrustSet>>,
 }
 
 impl std::fmt::Debug for HouseholdKeys {
@@ -70,7 +73,14 @@ impl HouseholdKeys {
             epochs: Mutex::new(epochs),
             legacy: AtomicBool::new(legacy),
             changes: watch::channel(0).0,
+            transport: OnceLock::new(),
         }
+    }
+
+    /// Keeps `trust`'s household secrets equal to these epochs' secrets from now on.
+    pub fn feed_transport(&self, trust: Arc<crate::transport::TrustSet>) {
+        trust.set_household_secrets(self.secrets());
+        let _ = self.transport.set(trust);
     }
 
     /// Whether the household secret never moved on from epoch 0 on this device: it
@@ -141,6 +151,9 @@ impl HouseholdKeys {
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         storage::atomic_write(&self.data_dir, HOUSEHOLD_SECRET_FILE, &sealed)?;
         *guard = next;
+        if let Some(trust) = self.transport.get() {
+            trust.set_household_secrets(guard.secrets());
+        }
         drop(guard);
         self.legacy.store(false, Ordering::Release);
         self.notify();

@@ -191,6 +191,20 @@ impl Net {
             .unwrap_or_default()
     }
 
+    /// Remembers a device that refused this one at a dial's handshake, as its cover
+    /// certificate claimed (see the transport docs), for `status`.
+    fn note_refusal(&self, error: &transport::TransportError) {
+        if let transport::TransportError::RefusedByPeer {
+            by: Some(device), ..
+        } = error
+        {
+            tracing::info!(peer = %device, "a device no longer accepts this one");
+            if let Ok(mut refused) = self.refused_by.lock() {
+                refused.insert(device.to_string());
+            }
+        }
+    }
+
     /// Sync traffic per device since this daemon started.
     pub fn traffic(&self) -> HashMap<String, Traffic> {
         self.traffic.lock().map(|t| t.clone()).unwrap_or_default()
@@ -320,9 +334,10 @@ impl Net {
                 self.transport.connect(addr, Alpn::Sync, None),
             )
             .await;
-            let connection = match dialled {
-                Ok(Ok(connection)) => connection,
+            let dialed = match dialled {
+                Ok(Ok(dialed)) => dialed,
                 Ok(Err(e)) => {
+                    self.note_refusal(&e);
                     tracing::debug!(%addr, error = %e, "a discovered address did not lead to a household device");
                     continue;
                 }
@@ -331,10 +346,8 @@ impl Net {
                     continue;
                 }
             };
-            let Some(key) = transport::peer_public_key(&connection) else {
-                continue;
-            };
-            let device = DeviceId::from_public_key(&key);
+            let device = dialed.peer_device_id();
+            let connection = dialed.connection;
             if let Ok(mut offers) = self.offers.lock() {
                 if let Some(offer) = offers.get_mut(&label) {
                     offer.device = Some(device.to_string());
@@ -462,11 +475,9 @@ impl Net {
 
     async fn dial(self: Arc<Self>, addr: SocketAddr) {
         match self.transport.connect(addr, Alpn::Sync, None).await {
-            Ok(connection) => {
-                let Some(key) = transport::peer_public_key(&connection) else {
-                    return;
-                };
-                let device = DeviceId::from_public_key(&key);
+            Ok(dialed) => {
+                let device = dialed.peer_device_id();
+                let connection = dialed.connection;
                 // The backoff is reset only once the peer has answered on the link
                 // (in run_link): a connection the peer closes at once, because it
                 // still holds one it believes is alive, must not be redialled in a
@@ -474,7 +485,10 @@ impl Net {
                 self.remember(&device, addr);
                 self.run_link(connection, device, Role::Initiator).await;
             }
-            Err(e) => tracing::debug!(%addr, error = %e, "could not reach a peer; will retry"),
+            Err(e) => {
+                self.note_refusal(&e);
+                tracing::debug!(%addr, error = %e, "could not reach a peer; will retry");
+            }
         }
     }
 

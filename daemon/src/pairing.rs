@@ -146,6 +146,8 @@ impl Pairing {
         self.keys.changes()
     }
 
+    /// Tells discovery and the transport that the open invite or the household secrets
+    /// may have changed.
     fn changed(&self) {
         self.keys.notify();
     }
@@ -423,9 +425,17 @@ pub async fn accept(pairing: Arc<Pairing>, accepted: Accepted) {
         return;
     };
     let peer = accepted.peer;
+    let local_tls_key = accepted.local_tls_key.unwrap_or(pairing.local_key);
     let result = tokio::time::timeout(
         ATTEMPT_TIMEOUT,
-        invite_side(&pairing, &invite.code, invite.role, &connection, peer),
+        invite_side(
+            &pairing,
+            &invite.code,
+            invite.role,
+            &connection,
+            local_tls_key,
+            peer,
+        ),
     )
     .await;
     let result = match result {
@@ -450,6 +460,7 @@ async fn invite_side(
     code: &PairingCode,
     role: InviteRole,
     connection: &quinn::Connection,
+    local_tls_key: [u8; 32],
     peer: [u8; 32],
 ) -> Result<InviteResult, InviteResult> {
     let failed = |why: &str| InviteResult::Failed(why.to_string());
@@ -495,9 +506,17 @@ async fn invite_side(
             .map_err(|_| failed("the roster could not be encoded"))?,
         household_secret: epoch.secret.clone(),
         household_epoch: epoch.number,
+        // This side showed a one-time certificate: prove the device key over both TLS
+        // keys, inside the sealed payload only a code holder opens.
+        device_sig: (local_tls_key != pairing.local_key).then(|| {
+            let message = hearth_core::pair::inviter_device_message(&local_tls_key, &peer);
+            let mut sig = [0u8; 64];
+            sig.copy_from_slice(pairing.signer.sign(&message).as_ref());
+            sig
+        }),
     };
     let tls = TlsBinding {
-        local_tls_key: pairing.local_key,
+        local_tls_key,
         peer_tls_key: peer,
     };
     let mut handshake = Handshake::new_inviter(code, info, admission, tls, &mut rand::rngs::OsRng);
@@ -611,14 +630,14 @@ async fn connect_inviter(
     net: &Net,
     code: &PairingCode,
     target: JoinTarget,
-) -> Result<(quinn::Connection, SocketAddr), ApiError> {
+) -> Result<(transport::Dialed, SocketAddr), ApiError> {
     let discovery = match target {
         JoinTarget::Addr(addr) => {
             return net
                 .transport()
                 .connect(addr, Alpn::Pair, None)
                 .await
-                .map(|c| (c, addr))
+                .map(|dialed| (dialed, addr))
                 .map_err(|e| {
                     ApiError::new(
                         ErrorCode::Invalid,
@@ -644,7 +663,7 @@ async fn connect_inviter(
             )
             .await
             {
-                Ok(Ok(connection)) => return Ok((connection, addr)),
+                Ok(Ok(dialed)) => return Ok((dialed, addr)),
                 Ok(Err(e)) => last_error = Some(format!("{addr}: {e}")),
                 Err(_) => last_error = Some(format!("{addr} did not answer")),
             }
@@ -716,9 +735,8 @@ pub async fn join(
         .find(|d| d.id == my_device)
         .map(|d| d.name.clone())
         .unwrap_or_else(|| "another device".into());
-    let (connection, addr) = connect_inviter(net, &code, target).await?;
-    let peer = transport::peer_public_key(&connection)
-        .ok_or_else(|| internal("the inviting device presented no key"))?;
+    let (dialed, addr) = connect_inviter(net, &code, target).await?;
+    let (connection, peer) = (dialed.connection, dialed.peer);
     let (mut send, mut recv) = connection
         .open_bi()
         .await

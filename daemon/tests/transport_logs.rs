@@ -40,12 +40,18 @@ async fn refused_peer_is_logged_by_device_id_and_never_by_key() {
         .with_max_level(tracing::Level::TRACE)
         .init();
 
-    // 2. A stranger, unknown to Alice, dials her for sync and is refused.
+    // 2. A device unknown to Alice dials her for sync and is refused. It holds the
+    //    household secret (as a removed device would), so it gets as far as showing its
+    //    certificate; a stranger without it would not even be seen.
+    let household = || vec![zeroize::Zeroizing::new([0x11u8; 32])];
     let alice_key = DeviceKey::generate().unwrap();
-    let alice = Transport::bind(LOCALHOST, &alice_key, TrustSet::new()).unwrap();
+    let alice_trust = TrustSet::new();
+    alice_trust.set_household_secrets(household());
+    let alice = Transport::bind(LOCALHOST, &alice_key, alice_trust).unwrap();
     let alice_addr = alice.local_addr().unwrap();
     let stranger_key = DeviceKey::generate().unwrap();
     let stranger_trust = TrustSet::new();
+    stranger_trust.set_household_secrets(household());
     stranger_trust.insert(alice_key.public_key());
     let stranger = Transport::bind(LOCALHOST, &stranger_key, stranger_trust).unwrap();
 
@@ -54,10 +60,12 @@ async fn refused_peer_is_logged_by_device_id_and_never_by_key() {
         incoming.handshake().await
     };
     let dialer = async {
-        let connection = stranger
+        let dialed = stranger
             .connect(alice_addr, Alpn::Sync, Some(alice_key.public_key()))
             .await?;
-        // The refusal may arrive after `connect` returned (TLS 1.3 client finishes first).
+        // A sync `connect` returns only once Alice proved her key, which she does only
+        // after admitting the dialler; were it to return, wait for the refusal anyway.
+        let connection = dialed.connection;
         Err(connection_error(&connection, connection.closed().await))
     };
     let (accepted, dialed) = tokio::time::timeout(Duration::from_secs(10), async {

@@ -585,6 +585,7 @@ fn inviter_info() -> InviterInfo {
         roster: b"opaque roster".to_vec(),
         household_secret: Zeroizing::new([0x5e; 32]),
         household_epoch: 0,
+        device_sig: None,
     }
 }
 

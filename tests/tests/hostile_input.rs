@@ -195,7 +195,8 @@ fn hostile_sync_frames_close_the_connection_with_a_code_and_change_nothing() {
     b.stop().unwrap();
     let before = heads(&a);
     let addr = a.addr().unwrap();
-    let peer = RawPeer::new(Some(b_secrets.device_pkcs8()), &[a_key]);
+    let household = *secrets_of(&a.paths.data_dir).household_secret().unwrap();
+    let peer = RawPeer::new(Some(b_secrets.device_pkcs8()), &[a_key]).in_household(household);
 
     let frame = |payload: &[u8]| -> Vec<u8> {
         let mut f = u32::try_from(payload.len()).unwrap().to_be_bytes().to_vec();

@@ -7,8 +7,9 @@
 //!
 //! Besides the daemons, a few hosts run this same test binary as a helper
 //! ([`netns_helper`], started with `ip netns exec`): a *stranger* who records every mDNS
-//! packet and every service it can resolve, and a *copycat* who replays a household
-//! label at its own address.
+//! packet and every service it can resolve (asking the network which service types
+//! exist, since Hearth's rotate), and dials what it found as an unpaired device would;
+//! and a *copycat* who replays a household label at its own address.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -280,7 +281,11 @@ fn partners_find_each_other_on_a_lan_and_strangers_learn_nothing() {
     }
     // Hosts: 1 Ada's device, 2 Bowen's, 3 a stranger listening, 4 a copycat (Eve).
     let lan = Lan::create("lan", 4, Link::Ipv4).unwrap();
-    let stranger = Helper::start(lan.ns(3), "stranger", &[("HELPER_IP", lan.addr(3))]);
+    let stranger = Helper::start(
+        lan.ns(3),
+        "stranger",
+        &[("HELPER_IP", lan.addr(3)), ("HELPER_DIAL", lan.addr(1))],
+    );
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut a = start(lan.ns(1), dirs[0].path(), &[], "0.0.0.0:0");
     let b = start(lan.ns(2), dirs[1].path(), &[], "0.0.0.0:0");
@@ -295,6 +300,9 @@ fn partners_find_each_other_on_a_lan_and_strangers_learn_nothing() {
     wait_converged(&[&a, &b], "household").unwrap();
     let mut never_seen = secrets_of(&a);
     never_seen.extend(secrets_of(&b));
+    // Nothing on the air, nor anything a stranger's dial brings home, says which
+    // program is in use.
+    never_seen.push(b"hearth".to_vec());
 
     // 2. Eve, of another household, copies the label Ada's device announced and
     //    replays it at her own address once Ada's device has gone.
@@ -400,12 +408,12 @@ fn partners_find_each_other_on_a_lan_and_strangers_learn_nothing() {
         "the stranger resolved the announcements"
     );
     let mut labels = BTreeSet::new();
+    let mut types = BTreeSet::new();
     for service in services {
         let fullname = service["fullname"].as_str().unwrap();
-        let label = fullname
-            .strip_suffix(hearthd::discovery::SERVICE_TYPE)
-            .and_then(|l| l.strip_suffix('.'))
-            .unwrap();
+        let (label, service_type) = fullname.split_once('.').unwrap();
+        assert_is_service_type(service_type);
+        types.insert(service_type.to_string());
         assert_is_label("instance name", label);
         let host = service["host"].as_str().unwrap();
         assert_is_label("host name", host.strip_suffix(".local.").unwrap());
@@ -435,6 +443,49 @@ fn partners_find_each_other_on_a_lan_and_strangers_learn_nothing() {
         .collect();
     assert!(!copied.is_empty());
     assert!(labels.len() > copied.len() + 1, "labels seen: {labels:?}");
+    // The household and the pairing each announced under their own rotating type.
+    assert!(types.len() >= 2, "service types seen: {types:?}");
+
+    // 5. The stranger dialled Ada's device for sync at the address it resolved, as an
+    //    unpaired device would, and took home each certificate it was shown: a
+    //    one-time key each time, and nothing of Ada's.
+    let dials = record["dials"].as_array().unwrap();
+    assert!(dials.len() >= 2, "{dials:?}");
+    let mut certs = BTreeSet::new();
+    for dial in dials {
+        let cert = data_encoding_hex(dial["cert"].as_str().unwrap());
+        assert!(!cert.is_empty(), "{dial}");
+        for secret in &never_seen {
+            assert!(
+                !contains(&cert, secret),
+                "an unpaired dial was shown `{}`",
+                String::from_utf8_lossy(secret)
+            );
+        }
+        let outcome = dial["outcome"].as_str().unwrap();
+        assert!(outcome.contains("refused"), "{outcome}");
+        certs.insert(cert);
+    }
+    assert_eq!(certs.len(), dials.len(), "every dial met a new certificate");
+    eprintln!(
+        "the stranger dialled {} times and was shown {} different one-time certificates",
+        dials.len(),
+        certs.len()
+    );
+}
+
+/// A DNS-SD service type as Hearth makes them: `_` and twelve letters, no fixed name.
+fn assert_is_service_type(service_type: &str) {
+    let name = service_type
+        .strip_prefix('_')
+        .and_then(|t| t.strip_suffix(token::SERVICE_DOMAIN))
+        .unwrap_or_else(|| panic!("`{service_type}` is not a rotating service type"));
+    assert_eq!(name.len(), token::SERVICE_NAME_LEN, "{service_type}");
+    assert!(
+        name.bytes().all(|b| b.is_ascii_lowercase()),
+        "{service_type}"
+    );
+    assert!(!contains(service_type.as_bytes(), b"hearth"));
 }
 
 #[test]
@@ -770,41 +821,189 @@ fn stranger(dir: &Path, ip: Ipv4Addr) {
         })
         .collect();
     let browse = std::env::var("HELPER_BROWSE").map_or(true, |v| v != "0");
+    let dial_ip: Option<IpAddr> = std::env::var("HELPER_DIAL")
+        .ok()
+        .and_then(|ip| ip.parse().ok());
     let mut services = Vec::new();
+    let mut dials = Vec::new();
+    let mut dialled = BTreeSet::new();
     std::fs::write(dir.join("started"), b"").unwrap();
     if browse {
         let mdns = mdns_sd::ServiceDaemon::new().unwrap();
-        let events = mdns.browse(hearthd::discovery::SERVICE_TYPE).unwrap();
-        while !stopped(dir) {
-            if let Ok(mdns_sd::ServiceEvent::ServiceResolved(s)) =
-                events.recv_timeout(Duration::from_millis(100))
-            {
-                let txt: serde_json::Map<String, Value> = s
-                    .txt_properties
-                    .iter()
-                    .map(|p| (p.key().to_string(), Value::from(p.val_str())))
-                    .collect();
-                services.push(json!({
-                    "fullname": s.fullname,
-                    "host": s.host,
-                    "txt": txt,
-                    "addrs": s.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                }));
-                // What it resolved so far, for a test that waits on it.
-                let so_far = Value::from(services.clone()).to_string();
-                let _ = std::fs::write(dir.join("resolved.tmp"), so_far);
-                let _ = std::fs::rename(dir.join("resolved.tmp"), dir.join("resolved.json"));
+        let mut browses = Vec::new();
+        for_each_service(&mdns, dir, &mut browses, |s| {
+            let txt: serde_json::Map<String, Value> = s
+                .txt_properties
+                .iter()
+                .map(|p| (p.key().to_string(), Value::from(p.val_str())))
+                .collect();
+            services.push(json!({
+                "fullname": s.fullname,
+                "host": s.host,
+                "txt": txt,
+                "addrs": s.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            }));
+            // What it resolved so far, for a test that waits on it.
+            let so_far = Value::from(services.clone()).to_string();
+            let _ = std::fs::write(dir.join("resolved.tmp"), so_far);
+            let _ = std::fs::rename(dir.join("resolved.tmp"), dir.join("resolved.json"));
+            // An unpaired device dials what it found, twice.
+            for addr in &s.addresses {
+                let target = SocketAddr::new(addr.to_ip_addr(), s.port);
+                if Some(target.ip()) == dial_ip && dialled.insert(target) {
+                    for _ in 0..2 {
+                        dials.push(unpaired_dial(target));
+                    }
+                }
             }
-        }
+        });
         let _ = mdns.shutdown();
     }
     for reader in readers {
         reader.join().unwrap();
     }
     let packets = packets.lock().unwrap().clone();
-    let out = json!({ "packets": packets, "services": services });
+    let out = json!({ "packets": packets, "services": services, "dials": dials });
     let mut file = std::fs::File::create(dir.join("out.json")).unwrap();
     file.write_all(out.to_string().as_bytes()).unwrap();
+}
+
+/// Asks which service types are on the link (RFC 6763 §9), browses each one it hears
+/// of, and calls `resolved` for every service resolved, until told to stop.
+fn for_each_service(
+    mdns: &mdns_sd::ServiceDaemon,
+    dir: &Path,
+    browses: &mut Vec<(String, mdns_sd::Receiver<mdns_sd::ServiceEvent>)>,
+    mut resolved: impl FnMut(&mdns_sd::ResolvedService),
+) {
+    let meta = mdns.browse("_services._dns-sd._udp.local.").unwrap();
+    while !stopped(dir) && !dir.join("go").exists() {
+        let mut idle = true;
+        while let Ok(event) = meta.try_recv() {
+            if let mdns_sd::ServiceEvent::ServiceFound(_, service_type) = event {
+                if browses.iter().all(|(t, _)| *t != service_type) {
+                    let events = mdns.browse(&service_type).unwrap();
+                    browses.push((service_type, events));
+                }
+                idle = false;
+            }
+        }
+        for (_, events) in browses.iter() {
+            while let Ok(event) = events.try_recv() {
+                if let mdns_sd::ServiceEvent::ServiceResolved(s) = event {
+                    resolved(&s);
+                    idle = false;
+                }
+            }
+        }
+        if idle {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A certificate verifier that accepts anything and keeps it: what a stranger who
+/// dials takes home.
+#[derive(Debug, Default)]
+struct Keep(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl quinn::rustls::client::danger::ServerCertVerifier for Keep {
+    fn verify_server_cert(
+        &self,
+        end_entity: &quinn::rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[quinn::rustls::pki_types::CertificateDer<'_>],
+        _server_name: &quinn::rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: quinn::rustls::pki_types::UnixTime,
+    ) -> Result<quinn::rustls::client::danger::ServerCertVerified, quinn::rustls::Error> {
+        self.0.lock().unwrap().push(end_entity.to_vec());
+        Ok(quinn::rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &quinn::rustls::pki_types::CertificateDer<'_>,
+        _dss: &quinn::rustls::DigitallySignedStruct,
+    ) -> Result<quinn::rustls::client::danger::HandshakeSignatureValid, quinn::rustls::Error> {
+        Err(quinn::rustls::Error::General("TLS 1.2".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &quinn::rustls::pki_types::CertificateDer<'_>,
+        _dss: &quinn::rustls::DigitallySignedStruct,
+    ) -> Result<quinn::rustls::client::danger::HandshakeSignatureValid, quinn::rustls::Error> {
+        Ok(quinn::rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<quinn::rustls::SignatureScheme> {
+        vec![quinn::rustls::SignatureScheme::ED25519]
+    }
+}
+
+/// Dials `target` for sync as an unpaired device: it takes any certificate, shows a
+/// fresh one of its own, and waits for whatever comes inside the channel. Returns the
+/// certificate it was shown and how the attempt ended.
+fn unpaired_dial(target: SocketAddr) -> Value {
+    use quinn::rustls;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let key = fresh_identity();
+        let keep = std::sync::Arc::new(Keep::default());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(keep.clone())
+            .with_client_auth_cert(vec![key.0], key.1)
+            .unwrap();
+        tls.alpn_protocols = vec![hearthd::transport::ALPN_SYNC.to_vec()];
+        tls.enable_sni = false;
+        let config = quinn::ClientConfig::new(std::sync::Arc::new(
+            quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
+        ));
+        let endpoint =
+            quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).unwrap();
+        let outcome = match endpoint.connect_with(config, target, "x.invalid") {
+            Err(e) => format!("no dial: {e}"),
+            Ok(connecting) => match tokio::time::timeout(Duration::from_secs(10), connecting).await
+            {
+                Err(_) => "no answer".to_string(),
+                Ok(Err(e)) => format!("refused at the handshake: {e}"),
+                Ok(Ok(connection)) => {
+                    match tokio::time::timeout(Duration::from_secs(10), connection.accept_bi())
+                        .await
+                    {
+                        Ok(Err(e)) => format!("refused after the handshake: {e}"),
+                        Ok(Ok(_)) => "the listener said something".to_string(),
+                        Err(_) => "silence".to_string(),
+                    }
+                }
+            },
+        };
+        endpoint.close(0u32.into(), b"");
+        let cert = keep.0.lock().unwrap().first().cloned().unwrap_or_default();
+        let hex: String = cert.iter().map(|b| format!("{b:02x}")).collect();
+        json!({ "cert": hex, "outcome": outcome })
+    })
+}
+
+/// A fresh Ed25519 device certificate and key, made the way a Hearth device makes its own.
+fn fresh_identity() -> (
+    quinn::rustls::pki_types::CertificateDer<'static>,
+    quinn::rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let key = hearthd::transport::DeviceKey::generate().unwrap();
+    (
+        quinn::rustls::pki_types::CertificateDer::from(key.certificate_der().to_vec()),
+        quinn::rustls::pki_types::PrivateKeyDer::Pkcs8(key.pkcs8().to_vec().into()),
+    )
 }
 
 fn is_own_v6(from: &SocketAddr) -> bool {
@@ -830,29 +1029,24 @@ fn copycat(dir: &Path, ip: Ipv4Addr) {
     let from: IpAddr = std::env::var("HELPER_COPY_FROM").unwrap().parse().unwrap();
     let port: u16 = std::env::var("HELPER_PORT").unwrap().parse().unwrap();
     let mdns = mdns_sd::ServiceDaemon::new().unwrap();
-    let events = mdns.browse(hearthd::discovery::SERVICE_TYPE).unwrap();
     std::fs::write(dir.join("started"), b"").unwrap();
-    let mut heard = BTreeSet::new();
-    while !dir.join("go").exists() && !stopped(dir) {
-        if let Ok(mdns_sd::ServiceEvent::ServiceResolved(s)) =
-            events.recv_timeout(Duration::from_millis(50))
-        {
-            if s.addresses.iter().any(|a| a.to_ip_addr() == from) {
-                let label = s
-                    .fullname
-                    .strip_suffix(hearthd::discovery::SERVICE_TYPE)
-                    .and_then(|l| l.strip_suffix('.'))
-                    .unwrap()
-                    .to_string();
-                heard.insert(label);
-                std::fs::write(dir.join("heard"), b"").unwrap();
-            }
+    // Label to the service type it was heard under: a replay copies both.
+    let mut heard = std::collections::BTreeMap::new();
+    let mut browses = Vec::new();
+    for_each_service(&mdns, dir, &mut browses, |s| {
+        if s.addresses.iter().any(|a| a.to_ip_addr() == from) {
+            let (label, service_type) = s.fullname.split_once('.').unwrap();
+            heard.insert(label.to_string(), service_type.to_string());
+            std::fs::write(dir.join("heard"), b"").unwrap();
         }
+    });
+    for (service_type, _) in &browses {
+        let _ = mdns.stop_browse(service_type);
     }
-    for label in &heard {
+    for (label, service_type) in &heard {
         let txt = [("t", label.as_str())];
         let mut info = mdns_sd::ServiceInfo::new(
-            hearthd::discovery::SERVICE_TYPE,
+            service_type,
             label,
             &format!("{label}.local."),
             IpAddr::V4(ip),
@@ -867,6 +1061,6 @@ fn copycat(dir: &Path, ip: Ipv4Addr) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = mdns.shutdown();
-    let out = json!({ "copied": heard.into_iter().collect::<Vec<_>>() });
+    let out = json!({ "copied": heard.into_keys().collect::<Vec<_>>() });
     std::fs::write(dir.join("out.json"), out.to_string()).unwrap();
 }

@@ -112,8 +112,11 @@ fn an_unpaired_device_is_refused_and_gets_nothing() {
     assert!(a.status().unwrap().peers.is_empty());
     assert!(c.status().unwrap().peers.is_empty());
 
-    // The stranger that trusts A's key, with valid frames ready to send.
-    let a_key = secrets_of(&a.paths.data_dir).device_public_key();
+    // The stranger that trusts A's key, with valid frames ready to send. Without the
+    // household secret it cannot tell A's one-time certificate from anyone's, refuses
+    // it, and never gets as far as showing its own.
+    let a_secrets = secrets_of(&a.paths.data_dir);
+    let a_key = a_secrets.device_public_key();
     let stranger = RawPeer::new(None, &[a_key]);
     let stranger_id = hearth_core::identity::DeviceId::from_public_key(&stranger.public_key());
     let ended = stranger.send_and_wait_close(
@@ -122,11 +125,48 @@ fn an_unpaired_device_is_refused_and_gets_nothing() {
         &[0, 0, 0, 1, 0xa0],
     );
     assert!(matches!(ended, common::Ended::Other(_)), "{ended:?}");
+
+    // One that holds the household secret (a removed device, say) but whose key is not
+    // on the roster shows its certificate and is refused at the handshake, by id.
+    let insider = RawPeer::new(None, &[a_key]).in_household(*a_secrets.household_secret().unwrap());
+    let insider_id = hearth_core::identity::DeviceId::from_public_key(&insider.public_key());
+    let ended = insider.send_and_wait_close(
+        &a.addr().unwrap(),
+        hearthd::transport::Alpn::Sync,
+        &[0, 0, 0, 1, 0xa0],
+    );
+    assert!(matches!(ended, common::Ended::Other(_)), "{ended:?}");
     let line = a
         .wait_for_log("refused an incoming connection: the device is not allowed to connect")
         .unwrap();
-    assert!(line.contains(&stranger_id.to_string()), "{line}");
+    assert!(line.contains(&insider_id.to_string()), "{line}");
+    assert!(
+        a.log_lines()
+            .iter()
+            .all(|l| !l.contains(&stranger_id.to_string())),
+        "A never saw the stranger's certificate"
+    );
     assert_eq!(notes(&a), ["household only".to_string()].into());
+}
+
+/// A stranger who dials while an invite is open (it cannot know the code) is shown a
+/// one-time key, never the inviter's device key, and a new one each time.
+#[test]
+fn a_stranger_who_dials_an_open_invite_sees_no_device_key() {
+    let a = TestDaemon::start().unwrap();
+    a.init("Ada").unwrap();
+    let a_key = secrets_of(&a.paths.data_dir).device_public_key();
+    let mut shown = std::collections::BTreeSet::new();
+    for _ in 0..2 {
+        let (_code, addr) = invite(&a);
+        let stranger = RawPeer::new(None, &[]);
+        let key = stranger
+            .shown_key(&addr, hearthd::transport::Alpn::Pair)
+            .unwrap();
+        assert_ne!(key, a_key);
+        shown.insert(key);
+    }
+    assert_eq!(shown.len(), 2, "each dial met a new key");
 }
 
 /// Everything a log must never hold, with a label for the failure message.

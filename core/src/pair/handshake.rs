@@ -43,8 +43,12 @@ const DONE: &str = "done";
 
 /// The TLS public keys of the pairing connection, as each side sees them.
 ///
-/// Both are Ed25519 device keys (the TLS certificates are made from them). They are
-/// bound into key confirmation, and each payload's device key must equal the peer's.
+/// Both are Ed25519 keys. The joiner's is its device key. The inviter's is either its
+/// device key or, so that a stranger who dials during an open invite learns nothing
+/// stable, a key made for this connection alone; then the inviter proves its device key
+/// with [`InviterInfo::device_sig`] over both TLS keys. They are bound into key
+/// confirmation, and each payload's device key must equal the peer's TLS key or be
+/// proved that way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TlsBinding {
     /// This device's TLS public key.
@@ -154,8 +158,12 @@ pub struct InviterInfo {
     /// Whom the invite admits. On the joiner it must equal the role key confirmation
     /// proved.
     pub role: InviteRole,
-    /// The inviter's Ed25519 device public key (checked against its TLS key).
+    /// The inviter's Ed25519 device public key: equal to its TLS key, or proved by
+    /// [`InviterInfo::device_sig`].
     pub device_key: [u8; 32],
+    /// When the inviter's TLS key is a one-time key: its device key's Ed25519 signature
+    /// over [`inviter_device_message`] of this connection's two TLS keys.
+    pub device_sig: Option<[u8; 64]>,
     /// A name for the device.
     pub display_name: String,
     /// The person who owns the inviting device.
@@ -167,6 +175,33 @@ pub struct InviterInfo {
     /// The number of that epoch (see [`crate::epochs`]); 0 from an inviter that
     /// predates epochs.
     pub household_epoch: u64,
+}
+
+/// What an inviter with a one-time TLS key signs with its device key: both TLS keys of
+/// the connection, its own first. It travels inside the SPAKE2-sealed payload, so only
+/// a joiner holding the code sees it.
+pub fn inviter_device_message(inviter_tls_key: &[u8; 32], joiner_tls_key: &[u8; 32]) -> Vec<u8> {
+    let mut message = INVITER_DEVICE_CONTEXT.to_vec();
+    message.extend_from_slice(inviter_tls_key);
+    message.extend_from_slice(joiner_tls_key);
+    message
+}
+
+const INVITER_DEVICE_CONTEXT: &[u8] = b"hearth pair inviter device v1\0";
+
+/// Whether `inviter` proved its device key on the connection `tls` (seen by the joiner).
+fn inviter_key_bound(inviter: &InviterInfo, tls: &TlsBinding) -> bool {
+    if inviter.device_key == tls.peer_tls_key {
+        return true;
+    }
+    inviter.device_sig.as_ref().is_some_and(|sig| {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, inviter.device_key)
+            .verify(
+                &inviter_device_message(&tls.peer_tls_key, &tls.local_tls_key),
+                sig,
+            )
+            .is_ok()
+    })
 }
 
 impl fmt::Debug for InviterInfo {
@@ -189,7 +224,8 @@ pub enum PairOutcome {
 }
 
 impl PairOutcome {
-    /// The peer's device key, already checked to equal its TLS key.
+    /// The peer's device key, already checked to equal its TLS key or (an inviter's)
+    /// proved by a signature over both TLS keys.
     pub fn peer_device_key(&self) -> &[u8; 32] {
         match self {
             Self::Joiner(info) => &info.device_key,
@@ -278,21 +314,27 @@ impl Payload {
                 .field("personName", text(&info.person_name))
                 .field("deviceName", text(&info.device_name))
                 .build(),
-            Self::Inviter(info) => MapBuilder::new(INVITER)
-                .field("role", text(info.role.as_str()))
-                .field("deviceKey", Value::Bytes(info.device_key.to_vec()))
-                .field("displayName", text(&info.display_name))
-                .field("personId", Value::Bytes(info.person_id.as_bytes().to_vec()))
-                .field("roster", Value::Bytes(info.roster.clone()))
-                .field(
-                    "householdSecret",
-                    Value::Bytes(info.household_secret.to_vec()),
-                )
-                .field(
-                    "householdEpoch",
-                    Value::Integer(info.household_epoch.into()),
-                )
-                .build(),
+            Self::Inviter(info) => {
+                let builder = MapBuilder::new(INVITER)
+                    .field("role", text(info.role.as_str()))
+                    .field("deviceKey", Value::Bytes(info.device_key.to_vec()))
+                    .field("displayName", text(&info.display_name))
+                    .field("personId", Value::Bytes(info.person_id.as_bytes().to_vec()))
+                    .field("roster", Value::Bytes(info.roster.clone()))
+                    .field(
+                        "householdSecret",
+                        Value::Bytes(info.household_secret.to_vec()),
+                    )
+                    .field(
+                        "householdEpoch",
+                        Value::Integer(info.household_epoch.into()),
+                    );
+                match &info.device_sig {
+                    Some(sig) => builder.field("deviceSig", Value::Bytes(sig.to_vec())),
+                    None => builder,
+                }
+                .build()
+            }
             Self::Done => MapBuilder::new(DONE).build(),
         };
         let mut out = Zeroizing::new(Vec::new());
@@ -322,6 +364,11 @@ impl Payload {
                 roster: map.bytes("roster")?,
                 household_secret: Zeroizing::new(map.byte_array("householdSecret")?),
                 household_epoch: map.opt_u64("householdEpoch")?.unwrap_or(0),
+                device_sig: match map.byte_array("deviceSig") {
+                    Ok(sig) => Some(sig),
+                    Err(crate::sync::frame::FrameError::MissingField { .. }) => None,
+                    Err(e) => return Err(e.into()),
+                },
             }),
             _ => Self::Done,
         })
@@ -767,7 +814,7 @@ impl Handshake {
                         State::AwaitDone(channel, joiner)
                     }
                     (Payload::Inviter(inviter), LocalInfo::Joiner(..)) => {
-                        if inviter.device_key != self.tls.peer_tls_key {
+                        if !inviter_key_bound(&inviter, &self.tls) {
                             return Err(PairError::KeyMismatch);
                         }
                         if Some(inviter.role) != self.role {
@@ -826,6 +873,7 @@ mod tests {
             roster: b"opaque roster".to_vec(),
             household_secret: Zeroizing::new([0x5e; 32]),
             household_epoch: 3,
+            device_sig: None,
         }
     }
 
@@ -1281,6 +1329,54 @@ mod tests {
         assert_eq!(a, Some(PairError::KeyMismatch));
         assert!(joiner.outcome().is_none());
         assert!(inviter.outcome().is_none());
+    }
+
+    #[test]
+    fn an_inviter_with_a_one_time_tls_key_proves_its_device_key_by_signature() {
+        let device = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[0x33; 32]).unwrap();
+        let device_key: [u8; 32] = ring::signature::KeyPair::public_key(&device)
+            .as_ref()
+            .try_into()
+            .unwrap();
+        let one_time = [0x44; 32];
+        let signed =
+            |message: &[u8]| -> [u8; 64] { device.sign(message).as_ref().try_into().unwrap() };
+        let good = signed(&inviter_device_message(&one_time, &JOINER_KEY));
+        let for_another_joiner = signed(&inviter_device_message(&one_time, &[0x55; 32]));
+        for (sig, pairs) in [
+            (Some(good), true),
+            (Some(for_another_joiner), false),
+            (None, false),
+            (Some([0u8; 64]), false),
+        ] {
+            let mut rng = ChaCha20Rng::seed_from_u64(21);
+            let mut inviter = Handshake::new_inviter(
+                &code(),
+                InviterInfo {
+                    device_key,
+                    device_sig: sig,
+                    ..inviter_info()
+                },
+                Admission::default(),
+                tls(one_time, JOINER_KEY),
+                &mut rng,
+            );
+            let mut joiner = Handshake::new_joiner(
+                &code(),
+                joiner_info(),
+                JoinerPolicy::default(),
+                tls(JOINER_KEY, one_time),
+                &mut rng,
+            );
+            let (_, b) = run(&mut inviter, &mut joiner, 4096, &mut Vec::new());
+            if pairs {
+                assert_eq!(b, None);
+                assert_eq!(joiner.outcome().unwrap().peer_device_key(), &device_key);
+            } else {
+                assert_eq!(b, Some(PairError::KeyMismatch), "{sig:?}");
+                assert!(joiner.outcome().is_none());
+            }
+        }
     }
 
     #[test]

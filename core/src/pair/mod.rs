@@ -35,7 +35,8 @@
 //!    joiner's TLS key, is not already on the roster, and, for a partner, that the
 //!    person is new ([`Admission`]), and only then sends the role, its own key, name,
 //!    person, the roster and the household secret; the joiner checks the inviter's key
-//!    and role and answers `done`.
+//!    (equal to the inviter's TLS key, or, when the inviter showed a one-time TLS key,
+//!    proved by its signature over both TLS keys) and role and answers `done`.
 //!
 //! # Driving a handshake
 //!
@@ -51,8 +52,8 @@ mod words;
 
 pub use code::{CodeError, PairingCode};
 pub use handshake::{
-    Admission, Handshake, InviteRole, InviterInfo, JoinerInfo, JoinerPolicy, PairOutcome,
-    TlsBinding, PAIR_ALPN, PAIR_MAX_FRAME,
+    inviter_device_message, Admission, Handshake, InviteRole, InviterInfo, JoinerInfo,
+    JoinerPolicy, PairOutcome, TlsBinding, PAIR_ALPN, PAIR_MAX_FRAME,
 };
 
 use crate::sync::{ApplicationErrorCode, FrameError};

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{token, Discovery, DiscoveryError, Seen, Stopping};
+use super::{token, Announcements, Discovery, DiscoveryError, Seen, Stopping};
 
 /// How often a directory board is read.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -169,7 +169,11 @@ impl StaticDiscovery {
 }
 
 impl Discovery for StaticDiscovery {
-    fn announce(&self, labels: &BTreeSet<String>, port: u16) -> Result<(), DiscoveryError> {
+    fn announce(&self, labels: &Announcements, port: u16) -> Result<(), DiscoveryError> {
+        // The board is on this machine only and has no service types: every label on it
+        // is heard, whatever type it would go under on the air.
+        let labels: BTreeSet<String> = labels.keys().cloned().collect();
+        let labels = &labels;
         let Ok(mut mine) = self.mine.lock() else {
             return Err(DiscoveryError::NotRunning);
         };
@@ -241,7 +245,7 @@ impl Discovery for StaticDiscovery {
     }
 
     fn shutdown(&self) -> Stopping {
-        let _ = self.announce(&BTreeSet::new(), 0);
+        let _ = self.announce(&Announcements::new(), 0);
         let _ = self.stop.send(true);
         Box::pin(async {})
     }

@@ -1,11 +1,14 @@
-//! The mDNS backend: announces labels as `_hearth._udp.local.` instances and browses for
-//! other instances, through mdns-sd.
+//! The mDNS backend: announces labels as instances of the service types the driver
+//! gives it (derived per hour from the household secret or a pairing code, see
+//! [`super::token`]) and browses for other instances of the types it is told to, through
+//! mdns-sd.
 //!
 //! It owns the mDNS responder thread and nothing else. It must not put anything but a
-//! label on the air: the instance name, the host name (`<label>.local.`) and the TXT
-//! record (`t=<label>`) all carry the label, and the addresses are the interface
-//! addresses mdns-sd fills in. It never judges a sighting; the driver and the QUIC
-//! handshake do.
+//! label and its rotating service type on the air: the instance name, the host name
+//! (`<label>.local.`) and the TXT record (`t=<label>`) all carry the label, and the
+//! addresses are the interface addresses mdns-sd fills in. No fixed name (and nothing
+//! that says "hearth") is ever announced or asked for. It never judges a sighting; the
+//! driver and the QUIC handshake do.
 //!
 //! **Cost.** A registration is announced at once, without probing (labels are random, so
 //! a conflict would take another device drawing the same 32 salt bits and matching MAC),
@@ -37,7 +40,7 @@ use std::time::Duration;
 use mdns_sd::{DaemonEvent, IfKind, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 use tokio::sync::mpsc;
 
-use super::{Discovery, DiscoveryError, Seen, Stopping, SERVICE_TYPE};
+use super::{Announcements, Discovery, DiscoveryError, Seen, Stopping};
 
 /// Interface changes closer together than this are handled once.
 const SETTLE: Duration = Duration::from_secs(1);
@@ -61,6 +64,18 @@ struct Inner {
     sightings: Mutex<Option<mpsc::UnboundedSender<Seen>>>,
     /// Which browse window is the latest; an older window's end does not stop it.
     window: AtomicU64,
+    /// Which service types to browse, and which are being browsed right now.
+    browsing: Mutex<Browsing>,
+}
+
+#[derive(Default)]
+struct Browsing {
+    /// The types the driver wants browsed.
+    wanted: BTreeSet<String>,
+    /// The types with a browse running in mdns-sd.
+    running: BTreeSet<String>,
+    /// Whether a browse window is open (new types start browsing at once).
+    open: bool,
 }
 
 /// mDNS discovery.
@@ -84,6 +99,7 @@ impl MdnsDiscovery {
             registered: Mutex::new(BTreeMap::new()),
             sightings: Mutex::new(None),
             window: AtomicU64::new(0),
+            browsing: Mutex::new(Browsing::default()),
         });
         tokio::spawn(watch_interfaces(Arc::downgrade(&inner), monitor));
         tracing::debug!(
@@ -103,29 +119,69 @@ impl Inner {
         self.daemon.register(info).map_err(mdns_error)
     }
 
-    /// Starts (or restarts) the browse for one [`BROWSE_WINDOW`] and forwards what it
-    /// finds. A new browse replaces the old one inside mdns-sd, whose forwarder then ends.
+    /// Starts (or restarts) the browse of every wanted service type for one
+    /// [`BROWSE_WINDOW`]. A new browse of a type replaces the old one inside mdns-sd,
+    /// whose forwarder then ends.
     fn browse(self: &Arc<Self>) -> Result<(), DiscoveryError> {
         let Some(tx) = self.sightings.lock().ok().and_then(|s| s.clone()) else {
             return Err(DiscoveryError::NotRunning);
         };
-        let events = self.daemon.browse(SERVICE_TYPE).map_err(mdns_error)?;
+        let Ok(mut browsing) = self.browsing.lock() else {
+            return Err(DiscoveryError::NotRunning);
+        };
+        browsing.open = true;
+        let wanted: Vec<String> = browsing.wanted.iter().cloned().collect();
+        for service in wanted {
+            self.browse_one(&mut browsing, &service, &tx)?;
+        }
+        drop(browsing);
+        let window = self.window.fetch_add(1, Ordering::Relaxed) + 1;
+        let inner = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(BROWSE_WINDOW).await;
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            if inner.window.load(Ordering::Relaxed) == window {
+                tracing::debug!("stopped asking the network; answering only");
+                if let Ok(mut browsing) = inner.browsing.lock() {
+                    browsing.open = false;
+                    for service in std::mem::take(&mut browsing.running) {
+                        let _ = inner.daemon.stop_browse(&service);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts browsing one service type and forwards what it finds.
+    fn browse_one(
+        &self,
+        browsing: &mut Browsing,
+        service: &str,
+        tx: &mpsc::UnboundedSender<Seen>,
+    ) -> Result<(), DiscoveryError> {
+        let events = self.daemon.browse(service).map_err(mdns_error)?;
+        browsing.running.insert(service.to_string());
+        let tx = tx.clone();
+        let service = service.to_string();
         tokio::spawn(async move {
             while let Ok(event) = events.recv_async().await {
                 let seen = match event {
-                    ServiceEvent::ServiceResolved(service) => {
-                        let Some(label) = instance_label(&service.fullname) else {
+                    ServiceEvent::ServiceResolved(found) => {
+                        let Some(label) = instance_label(&found.fullname, &service) else {
                             continue;
                         };
-                        let addrs = service
+                        let addrs = found
                             .addresses
                             .iter()
-                            .map(|ip| socket_addr(ip, service.port))
+                            .map(|ip| socket_addr(ip, found.port))
                             .collect();
                         Seen::Found { label, addrs }
                     }
                     ServiceEvent::ServiceRemoved(_, fullname) => {
-                        let Some(label) = instance_label(&fullname) else {
+                        let Some(label) = instance_label(&fullname, &service) else {
                             continue;
                         };
                         Seen::Gone { label }
@@ -137,18 +193,30 @@ impl Inner {
                 }
             }
         });
-        let window = self.window.fetch_add(1, Ordering::Relaxed) + 1;
-        let inner = Arc::downgrade(self);
-        tokio::spawn(async move {
-            tokio::time::sleep(BROWSE_WINDOW).await;
-            let Some(inner) = inner.upgrade() else {
-                return;
+        Ok(())
+    }
+
+    /// Replaces the wanted service types: browses of types no longer wanted stop, and
+    /// while a window is open new types are browsed at once.
+    fn set_services(&self, services: &BTreeSet<String>) -> Result<(), DiscoveryError> {
+        let Ok(mut browsing) = self.browsing.lock() else {
+            return Err(DiscoveryError::NotRunning);
+        };
+        let old: Vec<String> = browsing.running.difference(services).cloned().collect();
+        for service in old {
+            browsing.running.remove(&service);
+            let _ = self.daemon.stop_browse(&service);
+        }
+        browsing.wanted = services.clone();
+        if browsing.open {
+            let Some(tx) = self.sightings.lock().ok().and_then(|s| s.clone()) else {
+                return Err(DiscoveryError::NotRunning);
             };
-            if inner.window.load(Ordering::Relaxed) == window {
-                tracing::debug!("stopped asking the network; answering only");
-                let _ = inner.daemon.stop_browse(SERVICE_TYPE);
+            let new: Vec<String> = services.difference(&browsing.running).cloned().collect();
+            for service in new {
+                self.browse_one(&mut browsing, &service, &tx)?;
             }
-        });
+        }
         Ok(())
     }
 }
@@ -193,9 +261,9 @@ async fn watch_interfaces(inner: std::sync::Weak<Inner>, monitor: mdns_sd::Recei
     }
 }
 
-/// The label in a full instance name, if it is one of ours in form.
-fn instance_label(fullname: &str) -> Option<String> {
-    let label = fullname.strip_suffix(SERVICE_TYPE)?.strip_suffix('.')?;
+/// The label in a full instance name of `service`, if it is one of ours in form.
+fn instance_label(fullname: &str, service: &str) -> Option<String> {
+    let label = fullname.strip_suffix(service)?.strip_suffix('.')?;
     super::token::parse_label(label).map(|_| label.to_string())
 }
 
@@ -216,10 +284,10 @@ fn v6_socket_addr(addr: Ipv6Addr, scope: u32, port: u16) -> SocketAddr {
     SocketAddr::V6(SocketAddrV6::new(addr, port, 0, scope))
 }
 
-fn service_info(label: &str, port: u16) -> Result<ServiceInfo, DiscoveryError> {
+fn service_info(label: &str, service: &str, port: u16) -> Result<ServiceInfo, DiscoveryError> {
     let host = format!("{label}.local.");
     let txt = [("t", label)];
-    let mut info = ServiceInfo::new(SERVICE_TYPE, label, &host, (), port, &txt[..])
+    let mut info = ServiceInfo::new(service, label, &host, (), port, &txt[..])
         .map_err(mdns_error)?
         .enable_addr_auto();
     info.set_requires_probe(false);
@@ -227,13 +295,18 @@ fn service_info(label: &str, port: u16) -> Result<ServiceInfo, DiscoveryError> {
 }
 
 impl Discovery for MdnsDiscovery {
-    fn announce(&self, labels: &BTreeSet<String>, port: u16) -> Result<(), DiscoveryError> {
+    fn announce(&self, labels: &Announcements, port: u16) -> Result<(), DiscoveryError> {
         let Ok(mut registered) = self.inner.registered.lock() else {
             return Err(DiscoveryError::NotRunning);
         };
         let stale: Vec<String> = registered
             .iter()
-            .filter(|(label, info)| !labels.contains(*label) || info.get_port() != port)
+            .filter(|(label, info)| {
+                labels
+                    .get(*label)
+                    .is_none_or(|service| info.get_type() != service)
+                    || info.get_port() != port
+            })
             .map(|(label, _)| label.clone())
             .collect();
         for label in stale {
@@ -244,11 +317,11 @@ impl Discovery for MdnsDiscovery {
                 }
             }
         }
-        for label in labels {
+        for (label, service) in labels {
             if registered.contains_key(label) {
                 continue;
             }
-            let info = service_info(label, port)?;
+            let info = service_info(label, service, port)?;
             self.inner.register(info.clone())?;
             registered.insert(label.clone(), info);
         }
@@ -263,6 +336,12 @@ impl Discovery for MdnsDiscovery {
         }
         self.inner.browse()?;
         Ok(rx)
+    }
+
+    fn set_services(&self, services: &BTreeSet<String>) {
+        if let Err(e) = self.inner.set_services(services) {
+            tracing::debug!(error = %e, "could not change what to browse for");
+        }
     }
 
     fn requery(&self) {
@@ -306,16 +385,23 @@ mod tests {
     #[test]
     fn instance_names_map_to_labels_and_nothing_else() {
         let label = super::super::token::household_label(&[1; 32], 5, &[9, 9, 9, 9]);
+        let service = super::super::token::household_service(&[1; 32], 5);
         assert_eq!(
-            instance_label(&format!("{label}.{SERVICE_TYPE}")),
+            instance_label(&format!("{label}.{service}"), &service),
             Some(label.clone())
         );
-        assert_eq!(instance_label(&format!("{label} (2).{SERVICE_TYPE}")), None);
         assert_eq!(
-            instance_label(&format!("Ada's laptop.{SERVICE_TYPE}")),
+            instance_label(&format!("{label} (2).{service}"), &service),
             None
         );
-        assert_eq!(instance_label(&format!("{label}._other._udp.local.")), None);
+        assert_eq!(
+            instance_label(&format!("Ada's laptop.{service}"), &service),
+            None
+        );
+        assert_eq!(
+            instance_label(&format!("{label}._other._udp.local."), &service),
+            None
+        );
     }
 
     #[test]
@@ -340,8 +426,10 @@ mod tests {
     #[test]
     fn the_announcement_carries_only_the_label() {
         let label = super::super::token::household_label(&[3; 32], 7, &[1, 2, 3, 4]);
-        let info = service_info(&label, 7447).unwrap();
-        assert_eq!(info.get_fullname(), format!("{label}.{SERVICE_TYPE}"));
+        let service = super::super::token::household_service(&[3; 32], 7);
+        let info = service_info(&label, &service, 7447).unwrap();
+        assert_eq!(info.get_fullname(), format!("{label}.{service}"));
+        assert!(!info.get_fullname().contains("hearth"));
         assert_eq!(info.get_hostname(), format!("{label}.local."));
         let props: Vec<(String, String)> = info
             .get_properties()

@@ -9,11 +9,15 @@
 //!
 //! The pieces:
 //! - [`Discovery`] is the backend: announce a set of labels for our QUIC port, browse and
-//!   report sightings. [`mdns::MdnsDiscovery`] speaks mDNS (`_hearth._udp.local.`);
+//!   report sightings. [`mdns::MdnsDiscovery`] speaks mDNS, under service types that
+//!   rotate with the labels ([`token::household_service`], [`token::pairing_service`]);
 //!   [`board::StaticDiscovery`] uses a rendezvous board (a directory, or memory) for
 //!   tests and single-machine demos, and sends nothing on any network.
 //! - [`Discoverer`] is the driver task: it announces the household label of the current
-//!   hour (and a pairing label while an invite is open), renews both when the hour turns
+//!   hour under the household service type of that hour (and a pairing label under the
+//!   pairing service type while an invite is open), tells the backend which types to
+//!   browse (this and the previous hour's, for the household and for each pairing
+//!   lookup), renews all of them when the hour turns
 //!   and when this device's network changes,
 //!   matches sightings against this and the previous hour, hands household devices'
 //!   addresses to the network driver, and answers `pair join` lookups.
@@ -35,12 +39,14 @@ use zeroize::Zeroizing;
 
 use token::Salt;
 
-/// The DNS-SD service type Hearth announces.
-pub const SERVICE_TYPE: &str = "_hearth._udp.local.";
+/// What a device announces: each label, with the DNS-SD service type it goes under.
+pub type Announcements = std::collections::BTreeMap<String, String>;
 
 /// Sightings remembered at once; older ones are dropped first, so a flood of junk
 /// announcements cannot grow memory.
 const MAX_SEEN: usize = 256;
+/// How many household epochs' service types are browsed, the current one first.
+const BROWSED_EPOCHS: usize = 2;
 /// Our own recent labels, skipped when we hear them back.
 const OWN_LABELS: usize = 16;
 
@@ -119,9 +125,14 @@ pub type Stopping = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A way to announce labels and hear other devices' labels.
 pub trait Discovery: Send + Sync {
-    /// Announces exactly `labels`, each for QUIC `port`, withdrawing any others this
-    /// backend announced before (with a goodbye where the medium has one).
-    fn announce(&self, labels: &BTreeSet<String>, port: u16) -> Result<(), DiscoveryError>;
+    /// Announces exactly `labels` (label to service type), each for QUIC `port`,
+    /// withdrawing any others this backend announced before (with a goodbye where the
+    /// medium has one).
+    fn announce(&self, labels: &Announcements, port: u16) -> Result<(), DiscoveryError>;
+    /// The service types to browse from now on. A backend that is asking the network
+    /// stops asking for types no longer listed and starts on new ones; a backend with
+    /// no service types (the static board) ignores this.
+    fn set_services(&self, _services: &BTreeSet<String>) {}
     /// Starts browsing. Sightings arrive on the returned channel until shutdown. A
     /// backend may stop asking after a while to save battery (answering still works, and
     /// arriving devices ask); [`Discovery::requery`] asks again.
@@ -246,7 +257,8 @@ impl Discoverer {
             hour: 0,
             household_salt: [0; token::SALT_LEN],
             pairing_salt: [0; token::SALT_LEN],
-            announced: BTreeSet::new(),
+            announced: Announcements::new(),
+            services: BTreeSet::new(),
             own: VecDeque::new(),
             seen: HashMap::new(),
             seen_order: VecDeque::new(),
@@ -307,7 +319,8 @@ struct Driver {
     hour: u64,
     household_salt: Salt,
     pairing_salt: Salt,
-    announced: BTreeSet<String>,
+    announced: Announcements,
+    services: BTreeSet<String>,
     own: VecDeque<String>,
     seen: HashMap<String, BTreeSet<SocketAddr>>,
     seen_order: VecDeque<String>,
@@ -361,6 +374,7 @@ impl Driver {
                     Some(Command::FindInviter { number, reply }) => {
                         self.lookups.push(Lookup { number, reply, sent: HashMap::new() });
                         self.match_all();
+                        self.update_services();
                         self.backend.requery();
                     }
                     None => {
@@ -373,6 +387,7 @@ impl Driver {
                     watching = changed.is_ok();
                     self.reannounce();
                     self.match_all();
+                    self.update_services();
                 }
                 seen = seen => match seen {
                     Some(Seen::Found { label, addrs }) => self.found(label, addrs),
@@ -425,19 +440,48 @@ impl Driver {
         // Labels of the hour before still match for one more hour; re-check so that a
         // sighting made just before the turn is not lost.
         self.match_all();
+        self.update_services();
     }
 
-    fn labels(&self) -> BTreeSet<String> {
-        let mut labels = BTreeSet::new();
+    /// The service types to browse: the household's and every pairing lookup's, for
+    /// this hour and the one before. The household's come from the current epoch and
+    /// the one before it, so a device that has not heard of the latest change is still
+    /// heard (older epochs' devices are found by their remembered addresses instead:
+    /// every epoch browsed costs two more queries per browse window).
+    fn services(&self) -> BTreeSet<String> {
+        let mut services = BTreeSet::new();
+        for secret in self.keys.household_secrets().iter().take(BROWSED_EPOCHS) {
+            services.extend(token::household_services(secret, self.hour));
+        }
+        for lookup in &self.lookups {
+            if !lookup.reply.is_closed() {
+                services.extend(token::pairing_services(lookup.number, self.hour));
+            }
+        }
+        services
+    }
+
+    fn update_services(&mut self) {
+        let services = self.services();
+        if services != self.services {
+            self.backend.set_services(&services);
+            self.services = services;
+        }
+    }
+
+    fn labels(&self) -> Announcements {
+        let mut labels = Announcements::new();
         if let Some(secret) = self.keys.household_secret() {
-            labels.insert(token::household_label(
-                &secret,
-                self.hour,
-                &self.household_salt,
-            ));
+            labels.insert(
+                token::household_label(&secret, self.hour, &self.household_salt),
+                token::household_service(&secret, self.hour),
+            );
         }
         if let Some(number) = self.keys.open_invite_number() {
-            labels.insert(token::pairing_label(number, self.hour, &self.pairing_salt));
+            labels.insert(
+                token::pairing_label(number, self.hour, &self.pairing_salt),
+                token::pairing_service(number, self.hour),
+            );
         }
         labels
     }
@@ -447,7 +491,7 @@ impl Driver {
         if labels == self.announced {
             return;
         }
-        for label in &labels {
+        for label in labels.keys() {
             if !self.own.contains(label) {
                 self.own.push_back(label.clone());
                 if self.own.len() > OWN_LABELS {

@@ -290,10 +290,11 @@ async fn addresses_merge_as_they_arrive_and_withdrawal_is_forwarded() {
     // A housemate's label, announced first with one address and then with two.
     let label = token::household_label(&HOME, token::hour_of(test_clock()), &[9, 9, 9, 9]);
     let other = StaticDiscovery::new(board.clone(), IpAddr::from([127, 0, 0, 2]));
-    let labels = BTreeSet::from([label.clone()]);
+    let service = token::household_service(&HOME, token::hour_of(test_clock()));
+    let labels = Announcements::from([(label.clone(), service)]);
     other.announce(&labels, 2000).unwrap();
     settle().await;
-    other.announce(&BTreeSet::new(), 2000).unwrap();
+    other.announce(&Announcements::new(), 2000).unwrap();
     let wider = StaticDiscovery::new(board.clone(), IpAddr::from([127, 0, 0, 3]));
     wider.announce(&labels, 2000).unwrap();
     settle().await;
@@ -307,7 +308,7 @@ async fn addresses_merge_as_they_arrive_and_withdrawal_is_forwarded() {
         ],
         "each offer brings only the addresses not offered before"
     );
-    wider.announce(&BTreeSet::new(), 2000).unwrap();
+    wider.announce(&Announcements::new(), 2000).unwrap();
     settle().await;
     assert_eq!(*me.sink.forgotten.lock().unwrap(), vec![label]);
 }
@@ -349,14 +350,27 @@ fn modes_parse_with_the_spellings_people_use() {
 #[derive(Default)]
 struct Manual {
     announced: Mutex<Vec<BTreeSet<String>>>,
+    /// Each announcement's service types, in order.
+    announced_services: Mutex<Vec<BTreeSet<String>>>,
+    services: Mutex<Vec<BTreeSet<String>>>,
     sender: Mutex<Option<mpsc::UnboundedSender<Seen>>>,
     requeries: Mutex<u32>,
 }
 
 impl Discovery for Manual {
-    fn announce(&self, labels: &BTreeSet<String>, _port: u16) -> Result<(), DiscoveryError> {
-        self.announced.lock().unwrap().push(labels.clone());
+    fn announce(&self, labels: &Announcements, _port: u16) -> Result<(), DiscoveryError> {
+        self.announced
+            .lock()
+            .unwrap()
+            .push(labels.keys().cloned().collect());
+        self.announced_services
+            .lock()
+            .unwrap()
+            .push(labels.values().cloned().collect());
         Ok(())
+    }
+    fn set_services(&self, services: &BTreeSet<String>) {
+        self.services.lock().unwrap().push(services.clone());
     }
     fn browse(&self) -> Result<mpsc::UnboundedReceiver<Seen>, DiscoveryError> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -438,5 +452,69 @@ async fn a_network_change_brings_a_fresh_label_and_junk_is_ignored() {
     tokio::time::advance(Duration::from_secs(3000)).await;
     settle().await;
     assert_eq!(*backend.requeries.lock().unwrap(), 1);
+    driver.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn service_types_follow_the_hour_the_household_and_pairing_lookups() {
+    reset_clock();
+    let backend = Arc::new(Manual::default());
+    let keys = FakeKeys::new(HOME);
+    let driver = Discoverer::start(
+        Mode::Mdns,
+        backend.clone(),
+        7447,
+        keys.clone(),
+        Arc::new(Recorder::default()),
+        test_clock,
+    )
+    .unwrap();
+    settle().await;
+    let hour = token::hour_of(test_clock());
+    let household = BTreeSet::from(token::household_services(&HOME, hour));
+    assert_eq!(backend.services.lock().unwrap().last(), Some(&household));
+    assert_eq!(
+        backend.announced_services.lock().unwrap().last(),
+        Some(&BTreeSet::from([token::household_service(&HOME, hour)]))
+    );
+
+    // An open invite announces under the pairing type of its number; a joiner's lookup
+    // browses that number's types too.
+    keys.set_invite(Some(42));
+    let lookup = driver.find_inviter(42);
+    settle().await;
+    assert_eq!(
+        backend.announced_services.lock().unwrap().last(),
+        Some(&BTreeSet::from([
+            token::household_service(&HOME, hour),
+            token::pairing_service(42, hour)
+        ]))
+    );
+    let mut with_lookup = household.clone();
+    with_lookup.extend(token::pairing_services(42, hour));
+    assert_eq!(backend.services.lock().unwrap().last(), Some(&with_lookup));
+
+    // The hour turns: everything moves on, the hour before is still browsed, the lookup
+    // ended so its types go.
+    drop(lookup);
+    tokio::time::advance(Duration::from_secs(token::secs_to_next_hour(test_clock()))).await;
+    settle().await;
+    let next = BTreeSet::from(token::household_services(&HOME, hour + 1));
+    assert!(next.contains(&token::household_service(&HOME, hour)));
+    assert_eq!(backend.services.lock().unwrap().last(), Some(&next));
+    for types in backend.services.lock().unwrap().iter() {
+        assert!(types.iter().all(|t| !t.contains("hearth")), "{types:?}");
+    }
+
+    // Another household secret: other types.
+    keys.set_secret(ELSEWHERE);
+    settle().await;
+    assert_eq!(
+        backend.services.lock().unwrap().last(),
+        Some(&BTreeSet::from(token::household_services(
+            &ELSEWHERE,
+            hour + 1
+        )))
+    );
     driver.shutdown().await;
 }

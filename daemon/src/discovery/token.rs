@@ -25,6 +25,23 @@
 //! **Matching.** A device accepts a label made for the current or the previous hour, so
 //! a peer whose clock is a little behind (or a label announced just before the hour
 //! turned) is still recognised.
+//!
+//! **Service types.** The DNS-SD service type a label is announced under rotates with
+//! the labels, so that nothing on the air says Hearth is in use (THREAT-MODEL P5):
+//!
+//! - Household service: `_<s>._udp.local.` with `s` twelve lowercase letters drawn from
+//!   `HMAC-SHA256(household secret, "hearth-service" ‖ hour)`. Every device of one
+//!   household computes the same type for the hour, and nobody else can.
+//! - Pairing service: the same from `HMAC-SHA256("hearth-service-pair", number ‖ hour)`.
+//!   Like the pairing label, it is a rendezvous marker, not a secret: with 99 numbers a
+//!   listener can compute all 99 types of the hour and learn that *someone* is pairing
+//!   with some Hearth-like protocol; the code's words, checked by SPAKE2, keep the
+//!   pairing itself safe.
+//!
+//! The letters come from an alphabet without `h`, so no type ever spells a word that
+//! names the program. Twelve letters fit RFC 6763's limit of 15 characters and contain
+//! a letter as RFC 6335 requires. A device announces under the current hour's type and
+//! browses the current and the previous hour's, like the labels it accepts.
 
 use data_encoding::HEXLOWER;
 use ring::hmac;
@@ -40,6 +57,15 @@ pub const PERIOD_SECS: u64 = 3600;
 
 const HOUSEHOLD_CONTEXT: &[u8] = b"hearth-mdns";
 const PAIRING_KEY: &[u8] = b"hearth-mdns-pair";
+const SERVICE_CONTEXT: &[u8] = b"hearth-service";
+const PAIRING_SERVICE_KEY: &[u8] = b"hearth-service-pair";
+
+/// Letters in a service name (after the leading underscore).
+pub const SERVICE_NAME_LEN: usize = 12;
+/// The letters a service name is made of: `a` to `z` without `h`.
+const SERVICE_ALPHABET: &[u8; 25] = b"abcdefgijklmnopqrstuvwxyz";
+/// The protocol and domain every service type ends with.
+pub const SERVICE_DOMAIN: &str = "._udp.local.";
 
 /// The random salt of one announcement.
 pub type Salt = [u8; SALT_LEN];
@@ -72,6 +98,42 @@ pub fn pairing_token(number: u8, hour: u64, salt: &Salt) -> [u8; TOKEN_LEN] {
     ctx.update(&hour.to_be_bytes());
     ctx.update(salt);
     truncate(ctx.sign())
+}
+
+/// The household's DNS-SD service type for `hour`, e.g. `_qzkfmbwtaxle._udp.local.`.
+pub fn household_service(secret: &[u8; 32], hour: u64) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(SERVICE_CONTEXT);
+    ctx.update(&hour.to_be_bytes());
+    service_type(&ctx.sign())
+}
+
+/// The DNS-SD service type an inviter with a code's `number` announces under in `hour`.
+pub fn pairing_service(number: u8, hour: u64) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, PAIRING_SERVICE_KEY);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(&[number]);
+    ctx.update(&hour.to_be_bytes());
+    service_type(&ctx.sign())
+}
+
+/// The household service types to browse at `hour`: this hour's and the previous one's.
+pub fn household_services(secret: &[u8; 32], hour: u64) -> [String; 2] {
+    accepted_hours(hour).map(|h| household_service(secret, h))
+}
+
+/// The pairing service types to browse at `hour` for `number`.
+pub fn pairing_services(number: u8, hour: u64) -> [String; 2] {
+    accepted_hours(hour).map(|h| pairing_service(number, h))
+}
+
+fn service_type(tag: &hmac::Tag) -> String {
+    let name: String = tag.as_ref()[..SERVICE_NAME_LEN]
+        .iter()
+        .map(|b| char::from(SERVICE_ALPHABET[usize::from(*b) % SERVICE_ALPHABET.len()]))
+        .collect();
+    format!("_{name}{SERVICE_DOMAIN}")
 }
 
 fn truncate(tag: hmac::Tag) -> [u8; TOKEN_LEN] {
@@ -255,6 +317,57 @@ mod tests {
                 assert!(seen.insert(household_token(&SECRET, hour, &s)));
             }
         }
+    }
+
+    /// What mdns-sd and RFC 6763/6335 ask of a service type.
+    fn assert_valid_service(ty: &str) {
+        let name = ty
+            .strip_prefix('_')
+            .and_then(|t| t.strip_suffix(SERVICE_DOMAIN))
+            .unwrap_or_else(|| panic!("{ty} is not _<name>._udp.local."));
+        assert_eq!(name.len(), SERVICE_NAME_LEN, "{ty}");
+        assert!(name.len() <= 15, "RFC 6763 allows 15 characters: {ty}");
+        assert!(name.bytes().all(|b| b.is_ascii_lowercase()), "{ty}");
+        assert!(!ty.to_ascii_lowercase().contains("hearth"), "{ty}");
+        assert!(!name.contains('h'), "{ty}");
+    }
+
+    #[test]
+    fn service_types_are_valid_dns_sd_names_and_never_say_hearth() {
+        for hour in hour_of(T0)..hour_of(T0) + 500 {
+            assert_valid_service(&household_service(&SECRET, hour));
+            for number in [1, 42, 99] {
+                assert_valid_service(&pairing_service(number, hour));
+            }
+        }
+    }
+
+    #[test]
+    fn service_types_rotate_per_hour_and_differ_per_household() {
+        let h = hour_of(T0);
+        let now = household_service(&SECRET, h);
+        assert_eq!(
+            now,
+            household_service(&SECRET, hour_of(T0 + PERIOD_SECS - 1))
+        );
+        assert_ne!(now, household_service(&SECRET, h + 1));
+        assert_ne!(now, household_service(&OTHER, h));
+        assert_eq!(
+            household_services(&SECRET, h),
+            [now.clone(), household_service(&SECRET, h - 1)]
+        );
+        // Over a day, no type repeats, and no household type is a pairing type.
+        let mut seen = std::collections::BTreeSet::new();
+        for hour in h..h + 24 {
+            assert!(seen.insert(household_service(&SECRET, hour)));
+            assert!(seen.insert(household_service(&OTHER, hour)));
+            assert!(seen.insert(pairing_service(4, hour)));
+        }
+        assert_ne!(pairing_service(4, h), pairing_service(5, h));
+        assert_eq!(
+            pairing_services(4, h),
+            [pairing_service(4, h), pairing_service(4, h - 1)]
+        );
     }
 
     #[test]

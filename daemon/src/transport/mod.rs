@@ -8,15 +8,48 @@
 //!
 //! # Identity
 //!
-//! Each device has an Ed25519 [`DeviceKey`]. A self-signed X.509 certificate is made from
-//! it and presented in both directions (mutual TLS 1.3, rustls with the *ring* provider
-//! only). There is no certificate authority: both verifiers read the Ed25519 key out of
-//! the peer's certificate, ask the [`TrustPolicy`] about that key, and then let rustls
-//! verify the handshake signature (`CertificateVerify`) against that same key. The
-//! second step matters: a certificate is public, so a verifier that only compared keys
-//! would let anyone who had seen one impersonate its device. Certificate names and
-//! validity dates carry no trust and are not checked; every device uses the fixed
-//! server name [`SERVER_NAME`] and SNI is not sent.
+//! Each device has an Ed25519 [`DeviceKey`] and a self-signed X.509 certificate made from
+//! it, with an empty subject (mutual TLS 1.3, rustls with the *ring* provider only).
+//! There is no certificate authority: a verifier reads the Ed25519 key out of the peer's
+//! certificate, asks the [`TrustPolicy`] about that key, and then lets rustls verify the
+//! handshake signature (`CertificateVerify`) against that same key. The second step
+//! matters: a certificate is public, so a verifier that only compared keys would let
+//! anyone who had seen one impersonate its device. Certificate names and validity dates
+//! carry no trust and are not checked; every device uses the fixed server name
+//! [`SERVER_NAME`] and SNI is not sent.
+//!
+//! # What a sync listener shows a stranger: a cover, then a proof inside
+//!
+//! In TLS 1.3 the listener shows its certificate before the dialler shows anything, so a
+//! listener that presented its device certificate would hand its long-term key (and so
+//! its device id) to anyone who dials (THREAT-MODEL P5). On `hearth/1` it never does:
+//!
+//! 1. The listener presents a **cover certificate** made for this connection alone (see
+//!    `cover`): a fresh Ed25519 key, an empty subject, and as serial number a MAC, under
+//!    the current household secret ([`TrustPolicy::household_secrets`]), of that key and
+//!    the listener's device key.
+//! 2. The dialler tries the MAC with each of its household secrets and each device key
+//!    it knows of ([`TrustPolicy::known_keys`]). A cover that names none is refused; one
+//!    that names a device the dialler does not trust, or not the one it dialled, is
+//!    refused with that device's id in the log. rustls then checks the
+//!    `CertificateVerify` against the cover key, so a cover seen elsewhere cannot be
+//!    replayed. Only then does the dialler send its own device certificate, which the
+//!    listener judges exactly as before: pinned key, policy, signature.
+//! 3. Once the listener has admitted the dialler, it opens the first stream and sends its
+//!    device key with an Ed25519 signature over a TLS exporter value of this connection.
+//!    [`Transport::connect`] reads it, checks the signature, that it is the key the
+//!    cover named, and the policy, and only then returns: [`Dialed::peer`] is the proven
+//!    key. A listener that fails this is closed before any application data. When the
+//!    listener refuses the dialler instead, [`TransportError::RefusedByPeer`] names the
+//!    device the cover claimed, so `status` can say who no longer accepts this device.
+//!
+//! So a stranger who dials gets a one-time key and a MAC it cannot check: nothing that
+//! links two dials, two devices or two networks. Someone who holds the household secret
+//! (a device removed before the secret changes, say) gets further: it can tell which
+//! device a cover names, may show a device certificate (which the roster then refuses),
+//! and, listening, can make a cover that names a device the dialler trusts and so see
+//! the dialler's device certificate before the proof fails. Those are household members
+//! past or present, who knew those keys already.
 //!
 //! # Protocols and who may use them
 //!
@@ -26,8 +59,11 @@
 //! roster yet; it accepts any well-formed Ed25519 certificate with a valid handshake
 //! signature, but only while an invite is open ([`TrustPolicy::pairing_open`]). The
 //! pairing code, checked by SPAKE2 inside the connection, is what authenticates that
-//! peer, and [`Accepted::peer`] / [`peer_public_key`] give the pairing state machine the
-//! TLS key to bind the exchanged device key to.
+//! peer, and [`Accepted::peer`] / [`Dialed::peer`] give the pairing state machine the
+//! TLS key to bind the exchanged device key to. The inviting listener shows a one-time
+//! certificate here too ([`Accepted::local_tls_key`]), never its device certificate;
+//! it proves its device key inside the SPAKE2-sealed payload, by a signature over both
+//! TLS keys (`hearth_core::pair::inviter_device_message`), to a joiner holding the code.
 //!
 //! rustls asks a client-certificate verifier about a certificate without telling it
 //! which ALPN protocol the connection negotiated, and quinn picks a server configuration
@@ -51,18 +87,22 @@
 //! resumption and 0-RTT are disabled on both sides: a resumed session would skip the
 //! certificate check, and a revoked device must not get back in that way.
 //!
-//! What a refused stranger *does* learn: in TLS 1.3 the listener sends its certificate
-//! before the client sends its own, so anyone who dials a device on `hearth/1` sees that
-//! device's public key. A dialer, in turn, sends its certificate only after it has
-//! accepted the listener's, so an untrusted listener never sees the dialer's key.
+//! What a refused stranger *does* learn: that something answers QUIC with these ALPN ids
+//! on that port (the ALPN id `hearth/1` also travels in clear in every ClientHello, which
+//! QUIC's Initial protection does not hide). On `hearth/1` it sees only a cover; on
+//! `hearth-pair/1`, while an invite is open, only a one-time certificate (and a dial
+//! uses the invite up). A dialer sends its certificate only after it has accepted the
+//! listener's, so a listener outside the household never sees the dialer's sync
+//! certificate; a joiner shows its device certificate to whoever it dials with a code.
 //!
 //! # When a dialed connection counts as established
 //!
-//! In TLS 1.3 the client finishes its handshake before the server has judged the client
-//! certificate, so [`Transport::connect`] can return a connection that the listener is
-//! about to refuse. A driver must treat a dialed connection as established only once the
-//! peer's first application frame has arrived (for sync, the answer to its `join`; for
-//! pairing, the peer's first SPAKE2 message). Until then a refusal shows up as a
+//! For sync, [`Transport::connect`] returns only once the listener's proof has arrived,
+//! which the listener sends only after admitting the dialler: the connection is
+//! established. For pairing, the client finishes its TLS 1.3 handshake before the server
+//! has judged the client certificate, so `connect` can return a connection that the
+//! listener is about to refuse; a driver must treat it as established only once the
+//! peer's first SPAKE2 message has arrived. Until then a refusal shows up as a
 //! [`quinn::ConnectionError`] from a stream operation; [`connection_error`] turns it into
 //! the actionable [`TransportError::RefusedByPeer`] or [`TransportError::PairingRefused`].
 //! The accepting side has no such gap: [`Incoming::handshake`] returns only after the
@@ -76,6 +116,7 @@
 //! driver must close live connections with that peer itself
 //! ([`close`] with [`CloseReason::Revoked`]).
 
+mod cover;
 mod verify;
 
 use std::collections::HashSet;
@@ -97,7 +138,7 @@ use rustls::sign::CertifiedKey;
 use zeroize::Zeroizing;
 
 use verify::{
-    ClientVerifier, DialerCertResolver, HandshakeGate, ListenerCertResolver, ServerVerifier,
+    Claim, ClientVerifier, DialerCertResolver, HandshakeGate, ListenerCertResolver, ServerVerifier,
 };
 
 /// ALPN protocol id for sync connections.
@@ -116,9 +157,9 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
 /// this time, and is redialled.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The subject of every device certificate. Deliberately neutral: it must never carry a
-/// person's or device's name, since the certificate is shown to anyone who dials.
-const CERTIFICATE_SUBJECT: &str = "hearth device";
+/// How long a dialler waits, after its handshake, for a sync listener's proof of its
+/// device key.
+pub const PROOF_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An Ed25519 public key, 32 bytes, as carried in certificates and the roster.
 pub type PublicKey = [u8; 32];
@@ -171,6 +212,20 @@ pub trait TrustPolicy: Send + Sync + fmt::Debug + 'static {
 
     /// Whether an invite is open right now, so that an unknown key may start pairing.
     fn pairing_open(&self) -> bool;
+
+    /// The household secrets this device holds, current first. A sync listener vouches
+    /// for its cover certificate with the first; a sync dialler accepts a cover vouched
+    /// for by any of them. Without one this device neither accepts nor dials sync.
+    fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        Vec::new()
+    }
+
+    /// Every device key this device knows of, trusted or not (at least every key
+    /// [`TrustPolicy::allows_sync`] allows), for a sync dialler to find which device a
+    /// listener's cover certificate claims to be, and to name one it refuses.
+    fn known_keys(&self) -> Vec<PublicKey> {
+        Vec::new()
+    }
 }
 
 /// An in-memory [`TrustPolicy`]: a set of trusted keys that the daemon refreshes from
@@ -187,6 +242,10 @@ pub struct TrustSet {
 struct TrustState {
     trusted: HashSet<PublicKey>,
     open_windows: usize,
+    secrets: Vec<Zeroizing<[u8; 32]>>,
+    /// Keys of devices this device knows of but may no longer trust (removed, or across
+    /// a leaving): only used to name a listener it refuses.
+    known: HashSet<PublicKey>,
 }
 
 impl TrustSet {
@@ -209,7 +268,23 @@ impl TrustSet {
     /// `keys` (revoked or removed devices) are refused from the next handshake on.
     pub fn replace(&self, keys: impl IntoIterator<Item = PublicKey>) {
         let keys: HashSet<PublicKey> = keys.into_iter().collect();
-        self.write().trusted = keys;
+        let mut state = self.write();
+        let dropped: Vec<PublicKey> = state.trusted.difference(&keys).copied().collect();
+        state.known.extend(dropped);
+        state.trusted = keys;
+    }
+
+    /// Replaces the keys of devices this device knows of without trusting them, e.g.
+    /// removed devices on the roster. They are never allowed; a sync dialler only uses
+    /// them to say which device it refused.
+    pub fn set_known(&self, keys: impl IntoIterator<Item = PublicKey>) {
+        self.write().known = keys.into_iter().collect();
+    }
+
+    /// Replaces the household secrets (current first) that vouch for cover
+    /// certificates, e.g. once pairing delivered the secret.
+    pub fn set_household_secrets(&self, secrets: Vec<Zeroizing<[u8; 32]>>) {
+        self.write().secrets = secrets;
     }
 
     /// Trusts one more key.
@@ -219,7 +294,9 @@ impl TrustSet {
 
     /// Stops trusting `key`; returns whether it was trusted.
     pub fn remove(&self, key: &PublicKey) -> bool {
-        self.write().trusted.remove(key)
+        let mut state = self.write();
+        state.known.insert(*key);
+        state.trusted.remove(key)
     }
 
     /// Opens a pairing window. Unknown keys may connect with [`ALPN_PAIR`] until the
@@ -240,6 +317,15 @@ impl TrustPolicy for TrustSet {
 
     fn pairing_open(&self) -> bool {
         self.read().open_windows > 0
+    }
+
+    fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        self.read().secrets.clone()
+    }
+
+    fn known_keys(&self) -> Vec<PublicKey> {
+        let state = self.read();
+        state.trusted.union(&state.known).copied().collect()
     }
 }
 
@@ -287,35 +373,7 @@ impl DeviceKey {
     /// Loads a device key from its PKCS#8 (v1 or v2) DER encoding and makes its
     /// certificate.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, TransportError> {
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
-            .map_err(|_| TransportError::InvalidDeviceKey)?;
-        let public = PublicKey::try_from(pair.public_key().as_ref())
-            .map_err(|_| TransportError::InvalidDeviceKey)?;
-
-        let cert_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-            &PrivatePkcs8KeyDer::from(pkcs8),
-            &rcgen::PKCS_ED25519,
-        )
-        .map_err(TransportError::Certificate)?;
-        let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, CERTIFICATE_SUBJECT);
-        let cert = params
-            .self_signed(&cert_key)
-            .map_err(TransportError::Certificate)?;
-
-        let signing_key = provider()
-            .key_provider
-            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-                pkcs8.to_vec(),
-            )))?;
-        let certified = CertifiedKey::new(vec![cert.der().clone()], signing_key);
-        // The certificate and the signing key come from the same bytes; checking they
-        // agree catches a library disagreement here rather than as a peer's refusal.
-        certified.keys_match()?;
-
+        let (public, certified) = certify(pkcs8, None)?;
         Ok(Self {
             pkcs8: Zeroizing::new(pkcs8.to_vec()),
             public,
@@ -361,6 +419,53 @@ impl fmt::Debug for DeviceKey {
             .field("device", &self.device_id())
             .finish_non_exhaustive()
     }
+}
+
+/// A self-signed certificate for the Ed25519 key in `pkcs8`, with an empty subject (a
+/// certificate must never carry a name, and says nothing about the program either) and,
+/// for a cover certificate, the given serial number.
+fn certify(
+    pkcs8: &[u8],
+    serial: Option<[u8; cover::SERIAL_LEN]>,
+) -> Result<(PublicKey, CertifiedKey), TransportError> {
+    let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+        .map_err(|_| TransportError::InvalidDeviceKey)?;
+    let public = PublicKey::try_from(pair.public_key().as_ref())
+        .map_err(|_| TransportError::InvalidDeviceKey)?;
+
+    let cert_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &PrivatePkcs8KeyDer::from(pkcs8),
+        &rcgen::PKCS_ED25519,
+    )
+    .map_err(TransportError::Certificate)?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(serial) = serial {
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    }
+    let cert = params
+        .self_signed(&cert_key)
+        .map_err(TransportError::Certificate)?;
+
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            pkcs8.to_vec(),
+        )))?;
+    let certified = CertifiedKey::new(vec![cert.der().clone()], signing_key);
+    // The certificate and the signing key come from the same bytes; checking they
+    // agree catches a library disagreement here rather than as a peer's refusal.
+    certified.keys_match()?;
+    Ok((public, certified))
+}
+
+/// Whether `haystack` holds `needle`, ignoring ASCII case; for tests that look for what
+/// must not be there.
+#[cfg(test)]
+fn test_contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// The only crypto provider the transport uses: *ring*, passed explicitly to every
@@ -436,7 +541,12 @@ pub fn close(connection: &quinn::Connection, reason: CloseReason) {
     connection.close(reason.code(), reason.describe().as_bytes());
 }
 
-/// The Ed25519 key the peer of `connection` proved it holds, once the handshake is done.
+/// The Ed25519 key in the certificate the peer of `connection` presented, once the
+/// handshake is done.
+///
+/// On an accepted connection this is the dialler's device key. On a dialled *sync*
+/// connection it is only the listener's one-time cover key: use [`Dialed::peer`], the
+/// key the listener proved inside the channel.
 pub fn peer_public_key(connection: &quinn::Connection) -> Option<PublicKey> {
     let identity = connection.peer_identity()?;
     let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
@@ -484,7 +594,7 @@ fn classify(addr: SocketAddr, alpn: Option<Alpn>, error: quinn::ConnectionError)
         E::ConnectionClosed(ref close) => match tls_alert(close.error_code) {
             Some(ALERT_NO_APPLICATION_PROTOCOL) => TransportError::ProtocolMismatch { addr },
             Some(_) if alpn == Some(Alpn::Pair) => TransportError::PairingRefused { addr },
-            Some(_) => TransportError::RefusedByPeer { addr },
+            Some(_) => TransportError::RefusedByPeer { addr, by: None },
             None => TransportError::Connection {
                 addr,
                 source: error,
@@ -516,6 +626,10 @@ fn classify(addr: SocketAddr, alpn: Option<Alpn>, error: quinn::ConnectionError)
 #[derive(Debug)]
 struct Shared {
     certified: Arc<CertifiedKey>,
+    /// Signs the in-channel proof of this device's key on accepted sync connections.
+    signer: Arc<Ed25519KeyPair>,
+    /// This device's public key, which its cover certificates name for the household.
+    device: PublicKey,
     trust: Arc<dyn TrustPolicy>,
     provider: Arc<CryptoProvider>,
     transport: Arc<TransportConfig>,
@@ -527,7 +641,7 @@ struct Shared {
 impl Shared {
     /// The listener's TLS configuration. With `gate: None` it refuses every connection.
     fn server_crypto(
-        certified: &Arc<CertifiedKey>,
+        device: PublicKey,
         trust: &Arc<dyn TrustPolicy>,
         provider: &Arc<CryptoProvider>,
         gate: Option<Arc<HandshakeGate>>,
@@ -538,7 +652,7 @@ impl Shared {
             gate: gate.clone(),
         };
         let resolver = ListenerCertResolver {
-            certified: Arc::clone(certified),
+            device,
             trust: Arc::clone(trust),
             gate,
         };
@@ -563,8 +677,7 @@ impl Shared {
         gate: Arc<HandshakeGate>,
     ) -> Result<quinn::ServerConfig, TransportError> {
         let mut config = self.fallback.clone();
-        config.crypto =
-            Self::server_crypto(&self.certified, &self.trust, &self.provider, Some(gate))?;
+        config.crypto = Self::server_crypto(self.device, &self.trust, &self.provider, Some(gate))?;
         Ok(config)
     }
 
@@ -572,12 +685,14 @@ impl Shared {
         &self,
         alpn: Alpn,
         expected: Option<PublicKey>,
+        claim: Claim,
     ) -> Result<quinn::ClientConfig, TransportError> {
         let verifier = ServerVerifier {
             provider: Arc::clone(&self.provider),
             trust: Arc::clone(&self.trust),
             alpn,
             expected,
+            claim,
         };
         let resolver = DialerCertResolver {
             certified: Arc::clone(&self.certified),
@@ -630,9 +745,16 @@ impl Transport {
     ) -> Result<Self, TransportError> {
         let provider = provider();
         let certified = Arc::clone(&key.certified);
+        let signer = Arc::new(
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.pkcs8())
+                .map_err(|_| TransportError::InvalidDeviceKey)?,
+        );
         let transport = Arc::new(transport_config());
         let mut fallback = quinn::ServerConfig::with_crypto(Shared::server_crypto(
-            &certified, &trust, &provider, None,
+            key.public_key(),
+            &trust,
+            &provider,
+            None,
         )?);
         fallback.transport_config(Arc::clone(&transport));
         let endpoint = quinn::Endpoint::server(fallback.clone(), bind)
@@ -642,6 +764,8 @@ impl Transport {
             endpoint,
             shared: Arc::new(Shared {
                 certified,
+                signer,
+                device: key.public_key(),
                 trust,
                 provider,
                 transport,
@@ -668,15 +792,20 @@ impl Transport {
     /// `expected_peer` is given, be that key. For [`Alpn::Pair`] any key is accepted
     /// (the pairing code authenticates it) unless `expected_peer` pins one.
     ///
-    /// The returned connection is not yet confirmed by the listener: see the module
-    /// docs on when a dialed connection counts as established.
+    /// For [`Alpn::Sync`] the returned connection is established: the listener accepted
+    /// this device and proved its own device key inside the channel, and
+    /// [`Dialed::peer`] is that key. For [`Alpn::Pair`] it is not yet confirmed by the
+    /// listener: see the module docs on when a dialed connection counts as established.
     pub async fn connect(
         &self,
         addr: SocketAddr,
         alpn: Alpn,
         expected_peer: Option<PublicKey>,
-    ) -> Result<quinn::Connection, TransportError> {
-        let config = self.shared.client_config(alpn, expected_peer)?;
+    ) -> Result<Dialed, TransportError> {
+        let claim = Claim::default();
+        let config = self
+            .shared
+            .client_config(alpn, expected_peer, Arc::clone(&claim))?;
         let connecting = self
             .endpoint
             .connect_with(config, addr, SERVER_NAME)
@@ -684,9 +813,92 @@ impl Transport {
                 quinn::ConnectError::EndpointStopping => TransportError::EndpointClosed,
                 source => TransportError::Dial { addr, source },
             })?;
-        connecting
-            .await
-            .map_err(|error| classify(addr, Some(alpn), error))
+        let claimed = || claim.lock().ok().and_then(|claim| *claim);
+        let connection = connecting.await.map_err(|error| {
+            match classify(addr, Some(alpn), error) {
+                // The refusal can overtake the end of our side of the handshake.
+                TransportError::RefusedByPeer { addr, by: None } => TransportError::RefusedByPeer {
+                    addr,
+                    by: claimed().map(|key| DeviceId::from_public_key(&key)),
+                },
+                other => other,
+            }
+        })?;
+        let peer = match alpn {
+            Alpn::Pair => peer_public_key(&connection),
+            Alpn::Sync => Some(self.await_proof(&connection, claimed()).await?),
+        };
+        let Some(peer) = peer else {
+            close(&connection, CloseReason::ProtocolViolation);
+            return Err(TransportError::HandshakeMismatch { addr });
+        };
+        Ok(Dialed { connection, peer })
+    }
+
+    /// Reads the sync listener's proof of its device key and judges that key: it must be
+    /// the key its cover claimed (which the verifier already found pinned, if a key was
+    /// expected, and trusted), and still allowed by the policy.
+    async fn await_proof(
+        &self,
+        connection: &quinn::Connection,
+        claimed: Option<PublicKey>,
+    ) -> Result<PublicKey, TransportError> {
+        let addr = connection.remote_address();
+        let Some(claimed) = claimed else {
+            close(connection, CloseReason::ProtocolViolation);
+            return Err(TransportError::HandshakeMismatch { addr });
+        };
+        let read = async {
+            let (_send, mut recv) = connection
+                .accept_bi()
+                .await
+                .map_err(|error| connection_error(connection, error))?;
+            recv.read_to_end(cover::PROOF_LEN)
+                .await
+                .map_err(|error| match error {
+                    quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(error)) => {
+                        connection_error(connection, error)
+                    }
+                    _ => TransportError::HandshakeMismatch { addr },
+                })
+        };
+        let bytes = match tokio::time::timeout(PROOF_TIMEOUT, read).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(TransportError::RefusedByPeer { addr, .. })) => {
+                // The listener refused this device. Only the household secret vouches for
+                // whom its cover claimed to be, but that is enough to show who to ask.
+                return Err(TransportError::RefusedByPeer {
+                    addr,
+                    by: Some(DeviceId::from_public_key(&claimed)),
+                });
+            }
+            Ok(Err(error)) => {
+                close(connection, CloseReason::ProtocolViolation);
+                return Err(error);
+            }
+            Err(_) => {
+                close(connection, CloseReason::ProtocolViolation);
+                return Err(TransportError::Unreachable { addr });
+            }
+        };
+        let Some(key) = cover::proven_key(connection, &bytes) else {
+            tracing::info!(
+                "refused to talk to a device: its proof of its device key did not verify"
+            );
+            close(connection, CloseReason::ProtocolViolation);
+            return Err(TransportError::PeerNotTrusted { addr });
+        };
+        let is_expected = key == claimed;
+        if !is_expected || !self.shared.trust.allows_sync(&key) {
+            tracing::info!(
+                peer = %DeviceId::from_public_key(&key),
+                expected_device = is_expected,
+                "refused to talk to a device: it is not trusted or not the device we dialled"
+            );
+            close(connection, CloseReason::Revoked);
+            return Err(TransportError::PeerNotTrusted { addr });
+        }
+        Ok(key)
     }
 
     /// Waits for the next incoming connection attempt; `None` once the endpoint is
@@ -762,6 +974,11 @@ impl Incoming {
             close(&connection, CloseReason::Revoked);
             return Err(TransportError::PeerNotTrusted { addr });
         }
+        if alpn == Alpn::Sync {
+            // The dialler has shown a trusted device key; only now does it learn ours,
+            // inside the channel, bound to this connection.
+            send_proof(&connection, &self.shared.signer).await?;
+        }
         tracing::debug!(
             peer = %DeviceId::from_public_key(&peer),
             protocol = alpn.name(),
@@ -771,7 +988,51 @@ impl Incoming {
             connection,
             alpn,
             peer,
+            local_tls_key: gate.presented(),
         })
+    }
+}
+
+/// Sends the listener's proof of its device key on the first stream of `connection`.
+async fn send_proof(
+    connection: &quinn::Connection,
+    signer: &Ed25519KeyPair,
+) -> Result<(), TransportError> {
+    {
+        let Some(proof) = cover::proof(connection, signer) else {
+            close(connection, CloseReason::ProtocolViolation);
+            return Err(TransportError::HandshakeMismatch {
+                addr: connection.remote_address(),
+            });
+        };
+        let lost = |error| connection_error(connection, error);
+        let (mut send, _recv) = connection.open_bi().await.map_err(lost)?;
+        send.write_all(&proof).await.map_err(|error| match error {
+            quinn::WriteError::ConnectionLost(error) => lost(error),
+            _ => TransportError::HandshakeMismatch {
+                addr: connection.remote_address(),
+            },
+        })?;
+        let _ = send.finish();
+        Ok(())
+    }
+}
+
+/// A dialled connection.
+#[derive(Debug)]
+pub struct Dialed {
+    /// The connection.
+    pub connection: quinn::Connection,
+    /// The listener's Ed25519 device key: for sync, the key it proved inside the
+    /// channel (already judged by the trust policy); for pairing, the key in its
+    /// certificate, which the pairing code then authenticates.
+    pub peer: PublicKey,
+}
+
+impl Dialed {
+    /// The listener's device id.
+    pub fn peer_device_id(&self) -> DeviceId {
+        DeviceId::from_public_key(&self.peer)
     }
 }
 
@@ -784,6 +1045,9 @@ pub struct Accepted {
     pub alpn: Alpn,
     /// The peer's Ed25519 public key.
     pub peer: PublicKey,
+    /// For pairing: the key of the one-time certificate this device presented, which
+    /// the pairing handshake binds (and over which it proves its device key).
+    pub local_tls_key: Option<PublicKey>,
 }
 
 impl Accepted {
@@ -881,6 +1145,9 @@ pub enum TransportError {
     RefusedByPeer {
         /// The peer's address.
         addr: SocketAddr,
+        /// The device that refused, as its cover certificate claimed under the household
+        /// secret (a hint, not proof), when a sync dial got that far.
+        by: Option<DeviceId>,
     },
     /// The peer refused a pairing connection.
     #[error(

@@ -11,6 +11,10 @@ use data_encoding::HEXLOWER;
 use super::*;
 
 const LOCALHOST: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+/// The household secret the test devices share unless a test says otherwise.
+const HOUSEHOLD: [u8; 32] = [0x11; 32];
+/// Another household's secret.
+const ELSEWHERE: [u8; 32] = [0x22; 32];
 
 /// Generous bound so a refusal that silently turned into a hang fails the test instead.
 async fn within<F: Future>(future: F) -> F::Output {
@@ -33,6 +37,7 @@ impl Device {
 
     fn with_key(key: DeviceKey) -> Self {
         let trust = TrustSet::new();
+        trust.set_household_secrets(vec![Zeroizing::new(HOUSEHOLD)]);
         let transport = Transport::bind(LOCALHOST, &key, trust.clone()).unwrap();
         let addr = transport.local_addr().unwrap();
         Self {
@@ -53,7 +58,19 @@ impl Device {
         within(incoming.handshake()).await
     }
 
+    fn in_household(self, secret: [u8; 32]) -> Self {
+        self.trust
+            .set_household_secrets(vec![Zeroizing::new(secret)]);
+        self
+    }
+
     async fn dial(&self, to: &Device, alpn: Alpn) -> Result<quinn::Connection, TransportError> {
+        self.dial_proven(to, alpn)
+            .await
+            .map(|dialed| dialed.connection)
+    }
+
+    async fn dial_proven(&self, to: &Device, alpn: Alpn) -> Result<Dialed, TransportError> {
         within(
             self.transport
                 .connect(to.addr, alpn, Some(to.key.public_key())),
@@ -127,8 +144,14 @@ async fn trusted_devices_exchange_a_message_on_a_bi_stream() {
         answer(&accepted, b"hello bob").await
     };
     let dialer = async {
-        let connection = bob.dial(&alice, Alpn::Sync).await.unwrap();
-        assert_eq!(peer_public_key(&connection), Some(alice.key.public_key()));
+        let dialed = bob.dial_proven(&alice, Alpn::Sync).await.unwrap();
+        // Alice's device key was proved inside the channel; her certificate carried a
+        // one-time cover key.
+        assert_eq!(dialed.peer, alice.key.public_key());
+        assert_eq!(dialed.peer_device_id(), alice.key.device_id());
+        let shown = peer_public_key(&dialed.connection).unwrap();
+        assert_ne!(shown, alice.key.public_key());
+        let connection = dialed.connection;
         assert_eq!(negotiated_alpn(&connection), Some(Alpn::Sync));
         let reply = request(&connection, b"hello alice").await.unwrap();
         close(&connection, CloseReason::Done);
@@ -153,12 +176,7 @@ async fn unknown_device_is_refused_at_the_handshake() {
     let listener = async { alice.accept_one().await };
     // 3. Bob's connection is refused, either before `connect` returns or, because TLS
     //    1.3 lets the client finish first, on his first request.
-    let dialer = async {
-        match bob.dial(&alice, Alpn::Sync).await {
-            Ok(connection) => request(&connection, b"let me in").await.map(|_| ()),
-            Err(error) => Err(error),
-        }
-    };
+    let dialer = async { bob.dial(&alice, Alpn::Sync).await.map(|_| ()) };
     let (accepted, dialed) = tokio::join!(listener, dialer);
 
     assert!(
@@ -173,10 +191,22 @@ async fn unknown_device_is_refused_at_the_handshake() {
     assert!(error.is_refusal());
 }
 
+/// Waits for `accepted` to be closed by its peer and returns the close code.
+async fn closed_code(accepted: Result<Accepted, TransportError>) -> Option<CloseReason> {
+    let accepted = accepted.ok()?;
+    match within(accepted.connection.closed()).await {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            CloseReason::from_code(close.error_code)
+        }
+        _ => None,
+    }
+}
+
 #[tokio::test]
 async fn dialer_refuses_a_listener_it_does_not_trust() {
-    // Alice would accept Bob, but Bob does not trust Alice: Bob aborts before sending
-    // his certificate, and Alice never gets a connection.
+    // Alice would accept Bob, but Bob does not trust Alice's device key. Her cover names
+    // her key (under the household secret), so Bob aborts before sending his
+    // certificate, and Alice never gets a connection.
     let alice = Device::new();
     let bob = Device::new();
     alice.trusts(&bob);
@@ -187,7 +217,99 @@ async fn dialer_refuses_a_listener_it_does_not_trust() {
         matches!(dialed, Err(TransportError::PeerNotTrusted { .. })),
         "{dialed:?}"
     );
+    assert!(
+        matches!(accepted, Err(TransportError::RefusedByPeer { .. })),
+        "{accepted:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_cover_from_another_household_is_refused_before_the_dialer_shows_its_certificate() {
+    // Bob trusts Alice's key, but Alice listens with another household's secret: Bob
+    // refuses her cover certificate and aborts, so Alice never sees his certificate (her
+    // policy is never asked about any key).
+    let alice_key = DeviceKey::generate().unwrap();
+    let alice_trust = Arc::new(CountingTrust::default());
+    alice_trust
+        .inner
+        .set_household_secrets(vec![Zeroizing::new(ELSEWHERE)]);
+    let alice_transport = Transport::bind(LOCALHOST, &alice_key, alice_trust.clone()).unwrap();
+    let bob = Device::new();
+    bob.trust.insert(alice_key.public_key());
+    alice_trust.inner.insert(bob.key.public_key());
+
+    let listener = async {
+        let incoming = within(alice_transport.accept()).await.unwrap();
+        within(incoming.handshake()).await
+    };
+    let dialer = within(bob.transport.connect(
+        alice_transport.local_addr().unwrap(),
+        Alpn::Sync,
+        None,
+    ));
+    let (accepted, dialed) = tokio::join!(listener, dialer);
+    assert!(
+        matches!(dialed, Err(TransportError::PeerNotTrusted { .. })),
+        "{dialed:?}"
+    );
+    assert!(
+        matches!(accepted, Err(TransportError::RefusedByPeer { .. })),
+        "{accepted:?}"
+    );
+    assert_eq!(
+        alice_trust
+            .sync_checks
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the listener was shown no client certificate"
+    );
+
+    // A dialler with no household secret at all refuses every cover the same way.
+    let lonely = Device::new();
+    lonely.trust.set_household_secrets(Vec::new());
+    lonely.trust.insert(alice_key.public_key());
+    let listener = async {
+        let incoming = within(alice_transport.accept()).await.unwrap();
+        within(incoming.handshake()).await
+    };
+    let dialer = within(lonely.transport.connect(
+        alice_transport.local_addr().unwrap(),
+        Alpn::Sync,
+        None,
+    ));
+    let (accepted, dialed) = tokio::join!(listener, dialer);
+    assert!(dialed.unwrap_err().is_refusal());
     assert!(accepted.is_err());
+    assert_eq!(
+        alice_trust
+            .sync_checks
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}
+
+/// A [`TrustSet`] that counts how often it was asked about a sync key.
+#[derive(Debug, Default)]
+struct CountingTrust {
+    inner: TrustSet,
+    sync_checks: std::sync::atomic::AtomicUsize,
+}
+
+impl TrustPolicy for CountingTrust {
+    fn allows_sync(&self, peer: &PublicKey) -> bool {
+        self.sync_checks
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.allows_sync(peer)
+    }
+    fn pairing_open(&self) -> bool {
+        self.inner.pairing_open()
+    }
+    fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        self.inner.household_secrets()
+    }
+    fn known_keys(&self) -> Vec<PublicKey> {
+        self.inner.known_keys()
+    }
 }
 
 #[tokio::test]
@@ -227,12 +349,7 @@ async fn certificate_of_a_trusted_device_without_its_private_key_is_refused() {
 
     // 2. The key in the certificate passes the roster check, but the handshake
     //    signature does not verify against it.
-    let dialer = async {
-        match mallory.dial(&alice, Alpn::Sync).await {
-            Ok(connection) => request(&connection, b"i am bob").await.map(|_| ()),
-            Err(error) => Err(error),
-        }
-    };
+    let dialer = async { mallory.dial(&alice, Alpn::Sync).await.map(|_| ()) };
     let (accepted, dialed) = tokio::join!(alice.accept_one(), dialer);
 
     assert!(
@@ -244,8 +361,9 @@ async fn certificate_of_a_trusted_device_without_its_private_key_is_refused() {
 
 #[tokio::test]
 async fn listener_with_a_stolen_certificate_is_refused_by_the_dialer() {
-    // Mallory listens with Alice's certificate and her own key; Bob dials expecting
-    // Alice and must notice at the signature, since the key and the certificate match.
+    // Mallory listens with Alice's certificate and her own key (and the household
+    // secret); Bob dials expecting Alice. Mallory cannot prove Alice's key inside the
+    // channel, only her own, and Bob refuses it before any application data.
     let alice = Device::new();
     let bob = Device::new();
     let mallory = Device::with_key(impostor(&alice.key, &DeviceKey::generate().unwrap()));
@@ -263,7 +381,7 @@ async fn listener_with_a_stolen_certificate_is_refused_by_the_dialer() {
         matches!(dialed, Err(TransportError::PeerNotTrusted { .. })),
         "{dialed:?}"
     );
-    assert!(accepted.is_err());
+    assert!(closed_code(accepted).await.is_some());
 }
 
 #[tokio::test]
@@ -287,21 +405,19 @@ async fn revoked_device_is_refused_on_its_next_connection() {
     assert!(alice.trust.remove(&bob.key.public_key()));
 
     // 3. Bob's next connection is refused at the handshake.
-    let dialer = async {
-        match bob.dial(&alice, Alpn::Sync).await {
-            Ok(connection) => request(&connection, b"sync again").await.map(|_| ()),
-            Err(error) => Err(error),
-        }
-    };
+    let dialer = async { bob.dial(&alice, Alpn::Sync).await.map(|_| ()) };
     let (accepted, dialed) = tokio::join!(alice.accept_one(), dialer);
     assert!(
         matches!(accepted, Err(TransportError::PeerNotTrusted { .. })),
         "{accepted:?}"
     );
-    assert!(
-        matches!(dialed, Err(TransportError::RefusedByPeer { .. })),
-        "{dialed:?}"
-    );
+    // Bob learns which device refused him: Alice's cover named her to the household.
+    match dialed {
+        Err(TransportError::RefusedByPeer { by, .. }) => {
+            assert_eq!(by, Some(alice.key.device_id()));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -330,27 +446,28 @@ async fn pairing_accepts_an_unknown_key_only_while_an_invite_is_open() {
         let accepted = alice.accept_one().await.unwrap();
         assert_eq!(accepted.alpn, Alpn::Pair);
         assert_eq!(accepted.peer, bob.key.public_key());
-        answer(&accepted, b"spake2 b").await
+        let shown = accepted.local_tls_key.unwrap();
+        (shown, answer(&accepted, b"spake2 b").await)
     };
     let dialer = async {
-        let connection = pair(&bob, &alice).await.unwrap();
-        assert_eq!(peer_public_key(&connection), Some(alice.key.public_key()));
+        let dialed = pair(&bob, &alice).await.unwrap();
+        let connection = dialed.connection;
+        assert_eq!(peer_public_key(&connection), Some(dialed.peer));
         let reply = request(&connection, b"spake2 a").await.unwrap();
         close(&connection, CloseReason::Done);
-        reply
+        (dialed.peer, reply)
     };
-    let (received, reply) = tokio::join!(listener, dialer);
+    let ((shown, received), (seen, reply)) = tokio::join!(listener, dialer);
     assert_eq!(received, b"spake2 a");
     assert_eq!(reply, b"spake2 b");
+    // Alice showed a one-time key, not her device key; the pairing handshake binds the
+    // key each side actually saw.
+    assert_eq!(shown, seen);
+    assert_ne!(seen, alice.key.public_key());
 
     // 4. The open invite does not let Bob's unknown key sync.
     bob.trusts(&alice);
-    let dialer = async {
-        match bob.dial(&alice, Alpn::Sync).await {
-            Ok(connection) => request(&connection, b"sync").await.map(|_| ()),
-            Err(error) => Err(error),
-        }
-    };
+    let dialer = async { bob.dial(&alice, Alpn::Sync).await.map(|_| ()) };
     let (accepted, dialed) = tokio::join!(alice.accept_one(), dialer);
     assert!(
         matches!(accepted, Err(TransportError::PeerNotTrusted { .. })),
@@ -369,6 +486,160 @@ async fn pairing_accepts_an_unknown_key_only_while_an_invite_is_open() {
         matches!(dialed, Err(TransportError::PairingRefused { .. })),
         "{dialed:?}"
     );
+}
+
+/// A dialler's verifier that accepts any certificate (checking only the handshake
+/// signature) and keeps a copy of each: what a stranger who dials takes home.
+#[derive(Debug, Default)]
+struct Recorder {
+    seen: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.seen.lock().unwrap().push(end_entity.to_vec());
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::PeerIncompatible::Tls13RequiredForQuic.into())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        vec![rustls::SignatureScheme::ED25519]
+    }
+}
+
+#[tokio::test]
+async fn a_stranger_who_dials_gets_a_fresh_cover_and_never_the_device_key() {
+    // 1. Alice listens. A stranger dials her for sync three times, accepting whatever
+    //    certificate she shows and presenting its own device certificate.
+    let alice = Device::new();
+    let stranger = Device::new().in_household(ELSEWHERE);
+    let recorder = Arc::new(Recorder::default());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(recorder.clone())
+        .with_client_cert_resolver(Arc::new(verify::DialerCertResolver {
+            certified: Arc::clone(&stranger.key.certified),
+        }));
+    tls.alpn_protocols = vec![ALPN_SYNC.to_vec()];
+    tls.enable_sni = false;
+    let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
+    for _ in 0..3 {
+        let dial = async {
+            let connection = stranger
+                .transport
+                .endpoint()
+                .connect_with(config.clone(), alice.addr, SERVER_NAME)
+                .unwrap()
+                .await
+                .unwrap();
+            // Anything Alice would say inside the channel comes on a stream; the
+            // refusal arrives instead.
+            let error = within(connection.accept_bi()).await.unwrap_err();
+            connection_error(&connection, error)
+        };
+        let (accepted, ended) = tokio::join!(alice.accept_one(), dial);
+        assert!(
+            matches!(accepted, Err(TransportError::PeerNotTrusted { .. })),
+            "{accepted:?}"
+        );
+        assert!(
+            matches!(ended, TransportError::RefusedByPeer { .. }),
+            "{ended:?}"
+        );
+    }
+
+    // 2. What the stranger took home: three different certificates, none holding
+    //    Alice's key, her device id or the program's name.
+    let seen = recorder.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    let keys: std::collections::BTreeSet<PublicKey> = seen
+        .iter()
+        .map(|der| verify::ed25519_public_key(&CertificateDer::from(der.clone())).unwrap())
+        .collect();
+    assert_eq!(keys.len(), 3, "each dial meets a new key");
+    let id = alice.key.device_id().to_string();
+    let bare: String = id.chars().filter(char::is_ascii_alphanumeric).collect();
+    for der in &seen {
+        assert_ne!(der.as_slice(), alice.key.certificate_der());
+        for needle in [
+            &alice.key.public_key()[..],
+            HEXLOWER.encode(&alice.key.public_key()).as_bytes(),
+            id.as_bytes(),
+            bare.as_bytes(),
+            b"hearth",
+        ] {
+            assert!(!test_contains(der, needle), "a cover holds {needle:?}");
+        }
+    }
+    assert!(!keys.contains(&alice.key.public_key()));
+}
+
+#[tokio::test]
+async fn a_proof_binds_the_key_to_its_own_connection() {
+    // Two connections between the same devices (pairing ALPN, which carries no proof of
+    // its own), to check the proof format in isolation.
+    let alice = Device::new();
+    let bob = Device::new();
+    let _window = alice.trust.open_pairing();
+    let mut links = Vec::new();
+    for _ in 0..2 {
+        let (accepted, dialed) = tokio::join!(
+            alice.accept_one(),
+            within(bob.transport.connect(alice.addr, Alpn::Pair, None))
+        );
+        links.push((accepted.unwrap().connection, dialed.unwrap().connection));
+    }
+    let signer = Ed25519KeyPair::from_pkcs8_maybe_unchecked(alice.key.pkcs8()).unwrap();
+    let (listener, dialer) = &links[0];
+    let proof = cover::proof(listener, &signer).unwrap();
+    assert_eq!(
+        cover::proven_key(dialer, &proof),
+        Some(alice.key.public_key())
+    );
+    // Replayed on another connection: refused.
+    assert_eq!(cover::proven_key(&links[1].1, &proof), None);
+    // Claiming another key with Alice's signature: refused.
+    let mut claimed = proof;
+    claimed[1..33].copy_from_slice(&bob.key.public_key());
+    assert_eq!(cover::proven_key(dialer, &claimed), None);
+    // Signed by someone else: refused.
+    let mallory =
+        Ed25519KeyPair::from_pkcs8_maybe_unchecked(DeviceKey::generate().unwrap().pkcs8()).unwrap();
+    let mut forged = cover::proof(listener, &mallory).unwrap();
+    forged[1..33].copy_from_slice(&alice.key.public_key());
+    assert_eq!(cover::proven_key(dialer, &forged), None);
+    assert_eq!(cover::proven_key(dialer, &proof[..40]), None);
 }
 
 #[tokio::test]

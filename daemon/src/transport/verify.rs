@@ -22,7 +22,7 @@ use rustls::{
     PeerMisbehaved, SignatureScheme,
 };
 
-use super::{Alpn, PublicKey, TrustPolicy};
+use super::{cover, Alpn, PublicKey, TrustPolicy};
 
 /// DER of an Ed25519 SubjectPublicKeyInfo up to the key bytes (RFC 8410 §4):
 /// `SEQUENCE(42) { SEQUENCE(5) { OID 1.3.101.112 }, BIT STRING(33) { 0 unused bits, key } }`.
@@ -103,6 +103,8 @@ struct GateState {
     requested: Option<Alpn>,
     /// The protocol and key the verifier admitted, once it has.
     admitted: Option<(Alpn, PublicKey)>,
+    /// The key of the one-time certificate this side presented for pairing.
+    presented: Option<PublicKey>,
 }
 
 impl HandshakeGate {
@@ -141,6 +143,17 @@ impl HandshakeGate {
     pub(crate) fn admitted(&self) -> Option<(Alpn, PublicKey)> {
         self.state.lock().ok().and_then(|state| state.admitted)
     }
+
+    fn present(&self, key: PublicKey) {
+        if let Ok(mut state) = self.state.lock() {
+            state.presented = Some(key);
+        }
+    }
+
+    /// The key of the one-time certificate this listener presented for pairing.
+    pub(crate) fn presented(&self) -> Option<PublicKey> {
+        self.state.lock().ok().and_then(|state| state.presented)
+    }
 }
 
 /// Picks the protocol rustls will negotiate: the first of the listener's protocols, in
@@ -154,12 +167,15 @@ fn selected_alpn(hello: &ClientHello<'_>) -> Option<Alpn> {
 
 /// The listener's certificate resolver for one connection.
 ///
-/// Besides handing rustls our certificate, it records which protocol the client asked
+/// Besides handing rustls a certificate, it records which protocol the client asked
 /// for, and it turns a pairing attempt away before our certificate is even sent when no
-/// invite is open.
+/// invite is open. For sync it never hands out the device certificate: it makes a fresh
+/// cover certificate ([`cover`]) vouched for by the current household secret, since the
+/// dialler has proved nothing yet.
 #[derive(Debug)]
 pub(crate) struct ListenerCertResolver {
-    pub(crate) certified: Arc<CertifiedKey>,
+    /// This device's key, which the cover's MAC names for household members only.
+    pub(crate) device: PublicKey,
     pub(crate) trust: Arc<dyn TrustPolicy>,
     /// `None` for the endpoint's fallback configuration, which refuses everything.
     pub(crate) gate: Option<Arc<HandshakeGate>>,
@@ -179,8 +195,33 @@ impl ResolvesServerCert for ListenerCertResolver {
             return None;
         }
         match gate.record_request(selected_alpn(&client_hello)) {
-            Some(Alpn::Sync) => Some(self.certified.clone()),
-            Some(Alpn::Pair) if self.trust.pairing_open() => Some(self.certified.clone()),
+            Some(Alpn::Sync) => {
+                let secrets = self.trust.household_secrets();
+                let Some(secret) = secrets.first() else {
+                    tracing::debug!("refused a sync attempt: this device has no household secret");
+                    return None;
+                };
+                match cover::make(secret, &self.device) {
+                    Ok(cover) => Some(cover),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not make a cover certificate");
+                        None
+                    }
+                }
+            }
+            // Not the device certificate either: whoever dials during an open invite
+            // gets a one-time key; the device key is proved inside SPAKE2, to a joiner
+            // that holds the code.
+            Some(Alpn::Pair) if self.trust.pairing_open() => match cover::one_time() {
+                Ok((key, certified)) => {
+                    gate.present(key);
+                    Some(certified)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not make a one-time certificate");
+                    None
+                }
+            },
             Some(Alpn::Pair) => {
                 tracing::info!("refused a pairing attempt: no invite is open");
                 None
@@ -272,13 +313,24 @@ impl ClientCertVerifier for ClientVerifier {
 }
 
 /// The dialer's verifier for the listener's certificate on one outgoing connection.
+///
+/// For sync the listener's certificate is a cover: the verifier accepts it only if one
+/// of this device's household secrets vouches for it, and only then does rustls send
+/// this device's own certificate. The listener's device key is judged afterwards, when
+/// it proves it inside the channel ([`super::Transport::connect`]).
 #[derive(Debug)]
 pub(crate) struct ServerVerifier {
     pub(crate) provider: Arc<CryptoProvider>,
     pub(crate) trust: Arc<dyn TrustPolicy>,
     pub(crate) alpn: Alpn,
     pub(crate) expected: Option<PublicKey>,
+    /// For sync: the device key the listener's cover claims, once accepted.
+    pub(crate) claim: Claim,
 }
+
+/// The device key a sync listener's cover certificate claims, as the dialler's verifier
+/// found it; the in-channel proof must then be for this key.
+pub(crate) type Claim = Arc<Mutex<Option<PublicKey>>>;
 
 impl ServerCertVerifier for ServerVerifier {
     fn verify_server_cert(
@@ -295,14 +347,40 @@ impl ServerCertVerifier for ServerVerifier {
             return Err(Error::InvalidCertificate(CertificateError::BadEncoding));
         }
         let key = ed25519_public_key(end_entity)?;
-        let is_expected = self.expected.is_none_or(|expected| expected == key);
-        let allowed = is_expected
-            && match self.alpn {
-                Alpn::Sync => self.trust.allows_sync(&key),
-                // A joiner has no roster entry for the inviter yet; the pairing code,
-                // checked by SPAKE2 inside this connection, is what authenticates it.
-                Alpn::Pair => true,
+        if self.alpn == Alpn::Sync {
+            // Which device of the household the cover claims to be, among those this
+            // device knows of. A stranger's cover names none.
+            let mut candidates = self.trust.known_keys();
+            candidates.extend(self.expected);
+            let secrets = self.trust.household_secrets();
+            let Some(device) = cover::claimed_device(end_entity, &key, &secrets, &candidates)
+            else {
+                tracing::info!(
+                    "refused to talk to a listener: it did not show it belongs to this household"
+                );
+                return Err(refused());
             };
+            let is_expected = self.expected.is_none_or(|expected| expected == device);
+            if is_expected && self.trust.allows_sync(&device) {
+                if let Ok(mut claim) = self.claim.lock() {
+                    *claim = Some(device);
+                    return Ok(ServerCertVerified::assertion());
+                }
+            }
+            // The claim is only as good as the household secret; it names the device
+            // for the log, and this device's certificate is never sent.
+            tracing::info!(
+                peer = %DeviceId::from_public_key(&device),
+                protocol = self.alpn.name(),
+                expected_device = is_expected,
+                "refused to talk to a device: it is not trusted or not the device we dialled"
+            );
+            return Err(refused());
+        }
+        let is_expected = self.expected.is_none_or(|expected| expected == key);
+        // A joiner has no roster entry for the inviter yet; the pairing code, checked by
+        // SPAKE2 inside this connection, is what authenticates it.
+        let allowed = is_expected;
         if allowed {
             Ok(ServerCertVerified::assertion())
         } else {
@@ -433,6 +511,7 @@ mod tests {
             trust: Arc::new(Everyone),
             alpn: Alpn::Sync,
             expected: None,
+            claim: Arc::default(),
         };
         assert!(server.verify_tls12_signature(b"m", &cert, &dss).is_err());
     }
@@ -448,6 +527,7 @@ mod tests {
             trust: Arc::new(Everyone),
             alpn: Alpn::Sync,
             expected: None,
+            claim: Arc::default(),
         };
 
         let good = device.sign_for_test(message);

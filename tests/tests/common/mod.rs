@@ -440,6 +440,7 @@ pub fn write(d: &TestDaemon, note: &str) -> Result<Value, ClientError> {
 pub struct RawPeer {
     rt: tokio::runtime::Runtime,
     transport: hearthd::transport::Transport,
+    trust: std::sync::Arc<hearthd::transport::TrustSet>,
     key: hearthd::transport::DeviceKey,
     /// The same key, for signing this peer's roster entry when it joins.
     signer: ring::signature::Ed25519KeyPair,
@@ -483,14 +484,23 @@ impl RawPeer {
         }
         let transport = {
             let _guard = rt.enter();
-            Transport::bind("127.0.0.1:0".parse().unwrap(), &key, trust).unwrap()
+            Transport::bind("127.0.0.1:0".parse().unwrap(), &key, trust.clone()).unwrap()
         };
         RawPeer {
             rt,
             transport,
+            trust,
             key,
             signer,
         }
+    }
+
+    /// Gives this peer a household secret, as a paired (or once paired) device holds
+    /// one: without it, it accepts no sync listener.
+    pub fn in_household(self, secret: [u8; 32]) -> RawPeer {
+        self.trust
+            .set_household_secrets(vec![zeroize::Zeroizing::new(secret)]);
+        self
     }
 
     /// This peer's public key.
@@ -509,7 +519,7 @@ impl RawPeer {
         let addr: std::net::SocketAddr = addr.parse().unwrap();
         self.rt.block_on(async {
             let connection = match self.transport.connect(addr, alpn, None).await {
-                Ok(c) => c,
+                Ok(dialed) => dialed.connection,
                 Err(e) => return Ended::Other(format!("refused at connect: {e}")),
             };
             let (mut send, mut recv) = match connection.open_bi().await {
@@ -528,6 +538,25 @@ impl RawPeer {
                 Ok(other) => Ended::Other(other.to_string()),
                 Err(_) => Ended::Other("never closed".into()),
             }
+        })
+    }
+
+    /// Dials `addr` for `alpn` and returns the key of the certificate the listener
+    /// showed (for sync, after its in-channel proof: the proven key), then hangs up.
+    pub fn shown_key(
+        &self,
+        addr: &str,
+        alpn: hearthd::transport::Alpn,
+    ) -> Result<[u8; 32], String> {
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        self.rt.block_on(async {
+            let dialed = self
+                .transport
+                .connect(addr, alpn, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            hearthd::transport::close(&dialed.connection, hearthd::transport::CloseReason::Done);
+            Ok(dialed.peer)
         })
     }
 
@@ -565,16 +594,13 @@ impl RawPeer {
         let local = self.public_key();
         self.rt.block_on(async {
             let mut sent = Vec::new();
-            let connection = match self
+            let (connection, peer) = match self
                 .transport
                 .connect(addr, hearthd::transport::Alpn::Pair, None)
                 .await
             {
-                Ok(c) => c,
+                Ok(dialed) => (dialed.connection, dialed.peer),
                 Err(e) => return (Err(format!("refused at connect: {e}")), sent),
-            };
-            let Some(peer) = hearthd::transport::peer_public_key(&connection) else {
-                return (Err("no peer key".into()), sent);
             };
             let (mut send, mut recv) = match connection.open_bi().await {
                 Ok(s) => s,
@@ -621,6 +647,8 @@ impl RawPeer {
             // inviter chose, and take back the entry it admitted.
             let outcome = match outcome {
                 Ok(hearth_core::pair::PairOutcome::Inviter(inviter)) => {
+                    self.trust
+                        .set_household_secrets(vec![inviter.household_secret.clone()]);
                     match self
                         .enrol(&connection, &inviter, person, &device_name)
                         .await
