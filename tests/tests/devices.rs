@@ -65,17 +65,27 @@ fn wait_until(daemons: &[&TestDaemon], what: &str, cond: impl Fn() -> bool) {
 }
 
 const REFUSED: &str = "refused an incoming connection: the device is not allowed to connect";
+/// What a device logs when the device it dialled does not show it belongs to the
+/// household, under any household secret this device holds.
+const NOT_OUR_HOUSEHOLD: &str = "refused to talk to a listener: it did not show it belongs";
 /// What a device logs when the device it dialled is one it no longer trusts.
 const REFUSED_OUT: &str = "refused to talk to a device";
 
-/// Waits until `d` logs a refusal of `device` at the handshake, incoming or outgoing.
-fn wait_refused(d: &TestDaemon, device: &str) {
+/// Waits until `d` and `device` are refused to each other at the handshake: `d` logs a
+/// refusal of `device`, incoming or outgoing; or one of them, dialling, turns down the
+/// other's one-time certificate because they no longer share a household secret (the
+/// epoch moved on when trust shrank). Which comes first depends on who dials whom
+/// before or after the new epoch; either way nothing passes. `intruder` is the refused
+/// device's daemon, when the test runs it.
+fn wait_refused(d: &TestDaemon, device: &str, intruder: Option<&TestDaemon>) {
     let deadline = Instant::now() + EVENT_TIMEOUT;
-    while !d
-        .log_lines()
-        .iter()
-        .any(|l| (l.contains(REFUSED) || l.contains(REFUSED_OUT)) && l.contains(device))
-    {
+    let refused = || {
+        d.log_lines().iter().any(|l| {
+            ((l.contains(REFUSED) || l.contains(REFUSED_OUT)) && l.contains(device))
+                || l.contains(NOT_OUR_HOUSEHOLD)
+        }) || intruder.is_some_and(|i| i.log_lines().iter().any(|l| l.contains(NOT_OUR_HOUSEHOLD)))
+    };
+    while !refused() {
         assert!(
             Instant::now() < deadline,
             "{device} was never refused at the handshake"
@@ -203,8 +213,8 @@ fn a_removed_device_is_refused_everywhere_and_gets_nothing_more() {
 
     // 2. The phone keeps trying both devices, and both refuse it at the handshake.
     a2.call(Call::SyncNow).unwrap();
-    wait_refused(&a, &phone);
-    wait_refused(&b, &phone);
+    wait_refused(&a, &phone, Some(&a2));
+    wait_refused(&b, &phone, Some(&a2));
 
     // 3. A change after the removal reaches Bo and never the phone.
     moment(&a, "after the removal");
@@ -240,10 +250,14 @@ fn a_device_removed_while_offline_is_refused_when_it_returns() {
     moment(&a, "while the phone was away");
     wait_converged(&[&a, &b], "household").unwrap();
 
-    // 2. It comes back and dials both devices it knows: both refuse it.
+    // 2. It comes back and dials both devices it knows. They moved the household
+    //    secret on when it was removed, so it cannot even recognise them: it turns
+    //    down their one-time certificates before it shows its own, and they never see
+    //    it.
     let back = TestDaemon::start_in(dir.path()).unwrap();
-    wait_refused(&a, &phone);
-    wait_refused(&b, &phone);
+    back.wait_for_log(NOT_OUR_HOUSEHOLD).unwrap();
+    assert_eq!(epoch(&a).fingerprint, epoch(&b).fingerprint);
+    assert!(epoch(&back).number < epoch(&a).number);
     moment(&b, "after the phone came back");
     wait_converged(&[&a, &b], "household").unwrap();
     assert!(!has(&back, "while the phone was away"));
@@ -366,7 +380,7 @@ fn leaving_ends_sharing_for_good_and_both_sides_keep_their_copy() {
     // Bo's device dials Ada's again and refuses her at the handshake.
     let laptop = device_id(&a);
     b.call(Call::SyncNow).unwrap();
-    wait_refused(&b, &laptop);
+    wait_refused(&b, &laptop, Some(&a));
 
     // 3. Ada's devices keep syncing with each other; nothing crosses to Bo any more.
     moment(&a, "ada after leaving");
@@ -494,8 +508,8 @@ fn a_removal_moves_the_household_secret_to_an_epoch_the_removed_device_never_lea
     // 3. The phone is refused as before, and holds neither the new secret nor anything
     //    that recognises what the others now announce.
     a2.call(Call::SyncNow).unwrap();
-    wait_refused(&a, &phone);
-    wait_refused(&b, &phone);
+    wait_refused(&a, &phone, Some(&a2));
+    wait_refused(&b, &phone, Some(&a2));
     let current = held(&a)[0].clone();
     assert_eq!(current.number, after.number);
     assert_eq!(current.fingerprint(), after.fingerprint);

@@ -21,7 +21,7 @@ use hearth_core::model::MomentKind;
 use hearthd::api::{Call, MomentParams};
 
 use super::fixture::{self, ProcSample};
-use super::{BenchError, Report, Samples, Unit};
+use super::{ms, BenchError, Report, Samples, Unit};
 use crate::harness::TestDaemon;
 
 const SECTION: &str = "cli";
@@ -409,8 +409,4 @@ pub(crate) fn idle_cpu(
         );
     }
     Ok(())
-}
-
-fn ms(started: Instant) -> f64 {
-    started.elapsed().as_secs_f64() * 1000.0
 }

@@ -148,6 +148,11 @@ pub struct Figure {
     pub target_max: Option<f64>,
 }
 
+/// Milliseconds since `started`.
+pub(crate) fn ms(started: std::time::Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
 /// Everything measured in one run, plus notes for the reader.
 #[derive(Debug, Default)]
 pub struct Report {

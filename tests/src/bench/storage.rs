@@ -30,7 +30,7 @@ use hearthd::storage::{self, DocStore};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{BenchError, Report, Samples, Unit};
+use super::{ms, BenchError, Report, Samples, Unit};
 use crate::generate::{self, Household, Options, Who};
 
 const SECTION: &str = "storage";
@@ -389,10 +389,6 @@ fn cold_load(
         report.add(SECTION, data, name, samples.median(), Unit::Ms);
     }
     Ok(())
-}
-
-fn ms(started: Instant) -> f64 {
-    started.elapsed().as_secs_f64() * 1000.0
 }
 
 fn durable_writes(

@@ -93,6 +93,8 @@ struct Pair {
     b_device: String,
     /// The first sync after pairing only happened after an explicit `sync`.
     nudged: bool,
+    /// From `pair invite` to the joiner holding the household (both daemons running).
+    paired_in: f64,
 }
 
 impl Pair {
@@ -100,7 +102,9 @@ impl Pair {
     fn start(base: Option<&Path>) -> Result<Pair, BenchError> {
         let a = fixture::started("Alex", base)?;
         let b = fixture::started("Sam", base)?;
+        let started = Instant::now();
         harness::pair(&a.daemon, &b.daemon).map_err(BenchError::daemon("pair the two daemons"))?;
+        let paired_in = super::ms(started);
         let mut nudged = false;
         if let Err(first) = harness::wait_converged(&[&a.daemon, &b.daemon], &household()) {
             // Seen now and then: the joiner's first `hearth/1` dial races the inviter's
@@ -140,6 +144,7 @@ impl Pair {
             b_me: b.me,
             b_device,
             nudged,
+            paired_in,
         })
     }
 }
@@ -150,6 +155,13 @@ pub fn run(opts: &SyncOptions, report: &mut Report) -> Result<(), BenchError> {
     let mut pair = Pair::start(opts.dir.as_deref())?;
     let mut nudges = usize::from(pair.nudged);
     let kind = fixture::fs_kind(pair.a_dir.path());
+    report.add(
+        SECTION,
+        &format!("loopback, {kind}"),
+        "pairing: invite to joined",
+        pair.paired_in,
+        Unit::Ms,
+    );
     propagation(
         &pair,
         opts.trials,
