@@ -446,7 +446,7 @@ impl DocStore {
         // changes chunk by chunk. Should the batch fail as a whole, the chunks are
         // applied one by one to a fresh copy, so one bad chunk costs only itself.
         let mut loaded_chunks = Vec::new();
-        let mut bodies: Vec<(String, u64, Vec<Vec<u8>>, Vec<u8>)> = Vec::new();
+        let mut bodies: Vec<ParsedChunk> = Vec::new();
         for (name, len, plain) in live {
             let parsed =
                 split_proofs(&plain)
@@ -455,14 +455,16 @@ impl DocStore {
                         check_chunk(body).map(|()| (chunk_proofs, body.to_vec()))
                     });
             match parsed {
-                Ok((chunk_proofs, body)) => bodies.push((name, len, chunk_proofs, body)),
+                Ok((proofs, body)) => bodies.push(ParsedChunk {
+                    name,
+                    len,
+                    proofs,
+                    body,
+                }),
                 Err(reason) => bad.push((name, format!("it decrypts but does not load: {reason}"))),
             }
         }
-        let batch: Vec<u8> = bodies
-            .iter()
-            .flat_map(|(.., body)| body.iter().copied())
-            .collect();
+        let batch: Vec<u8> = bodies.iter().flat_map(|c| c.body.iter().copied()).collect();
         let batched = batch.is_empty() || doc.load_incremental(&batch).is_ok();
         if !batched {
             doc = match &snapshot_body {
@@ -471,7 +473,13 @@ impl DocStore {
                 None => Automerge::new(),
             };
         }
-        for (name, len, chunk_proofs, body) in bodies {
+        for ParsedChunk {
+            name,
+            len,
+            proofs: chunk_proofs,
+            body,
+        } in bodies
+        {
             if !batched {
                 if let Err(e) = doc.load_incremental(&body) {
                     bad.push((name, format!("it decrypts but does not load: {e}")));
@@ -738,6 +746,14 @@ fn load_snapshot(plain: &[u8]) -> Result<Automerge, AutomergeError> {
             .on_partial_load(OnPartialLoad::Error)
             .verification_mode(VerificationMode::Check),
     )
+}
+
+/// A chunk that decrypted and parsed, waiting to be applied.
+struct ParsedChunk {
+    name: String,
+    len: u64,
+    proofs: Vec<Vec<u8>>,
+    body: Vec<u8>,
 }
 
 /// Checks that one chunk parses, or explains why it does not.
