@@ -45,8 +45,10 @@ pub type Announcements = std::collections::BTreeMap<String, String>;
 /// Sightings remembered at once; older ones are dropped first, so a flood of junk
 /// announcements cannot grow memory.
 const MAX_SEEN: usize = 256;
-/// How many household epochs' service types are browsed, the current one first.
-const BROWSED_EPOCHS: usize = 2;
+/// How many household epochs' service types are browsed, the current one first. Four,
+/// not two: concurrent rotations (two devices hearing of one removal) leave two kept
+/// secrets under one number, and the epoch before them must still be heard.
+const BROWSED_EPOCHS: usize = 4;
 /// Our own recent labels, skipped when we hear them back.
 const OWN_LABELS: usize = 16;
 
@@ -444,10 +446,10 @@ impl Driver {
     }
 
     /// The service types to browse: the household's and every pairing lookup's, for
-    /// this hour and the one before. The household's come from the current epoch and
-    /// the one before it, so a device that has not heard of the latest change is still
-    /// heard (older epochs' devices are found by their remembered addresses instead:
-    /// every epoch browsed costs two more queries per browse window).
+    /// this hour and the one before. The household's come from the newest kept epochs
+    /// ([`BROWSED_EPOCHS`]), so a device that has not heard of the latest change is
+    /// still heard (older epochs' devices are found by their remembered addresses
+    /// instead: every epoch browsed costs two more queries per browse window).
     fn services(&self) -> BTreeSet<String> {
         let mut services = BTreeSet::new();
         for secret in self.keys.household_secrets().iter().take(BROWSED_EPOCHS) {
