@@ -443,6 +443,19 @@ fn leaving_ends_sharing_for_good_and_both_sides_keep_their_copy() {
         .any(|n| n == "ada's private" || n == "ada after leaving"));
 }
 
+/// Waits until the three devices hold one epoch (pairing handed it over), and returns it.
+fn one_epoch(
+    a: &TestDaemon,
+    b: &TestDaemon,
+    a2: &TestDaemon,
+) -> hearthd::api::HouseholdEpochStatus {
+    wait_until(&[a, b, a2], "the three devices holding one epoch", || {
+        let e = epoch(a);
+        epoch(b) == e && epoch(a2) == e
+    });
+    epoch(a)
+}
+
 /// The household secret epoch `d` says it is on: number and fingerprint, never the secret.
 fn epoch(d: &TestDaemon) -> hearthd::api::HouseholdEpochStatus {
     d.status().unwrap().household_epoch.unwrap()
@@ -476,15 +489,7 @@ fn recognised_by(
 fn a_removal_moves_the_household_secret_to_an_epoch_the_removed_device_never_learns() {
     let (a, b, a2) = household();
     // 1. All three start on one epoch: pairing handed it over.
-    wait_until(
-        &[&a, &b, &a2],
-        "the three devices holding one epoch",
-        || {
-            let e = epoch(&a);
-            epoch(&b) == e && epoch(&a2) == e
-        },
-    );
-    let before = epoch(&a);
+    let before = one_epoch(&a, &b, &a2);
     assert_eq!(before.number, 0);
 
     // 2. Ada removes her phone. Her laptop and Bo's device, once Bo's has heard of the
@@ -552,15 +557,7 @@ fn a_removal_moves_the_household_secret_to_an_epoch_the_removed_device_never_lea
 #[test]
 fn after_a_leaving_neither_side_recognises_the_other() {
     let (a, b, a2) = household();
-    wait_until(
-        &[&a, &b, &a2],
-        "the three devices holding one epoch",
-        || {
-            let e = epoch(&a);
-            epoch(&b) == e && epoch(&a2) == e
-        },
-    );
-    let before = epoch(&a);
+    let before = one_epoch(&a, &b, &a2);
     let ada = person_id(&a);
 
     a.call(Call::Leave { confirm: true }).unwrap();
@@ -593,15 +590,7 @@ fn after_a_leaving_neither_side_recognises_the_other() {
 #[test]
 fn removing_the_partners_device_moves_this_persons_devices_to_an_epoch_it_never_learns() {
     let (a, b, a2) = household();
-    wait_until(
-        &[&a, &b, &a2],
-        "the three devices holding one epoch",
-        || {
-            let e = epoch(&a);
-            epoch(&b) == e && epoch(&a2) == e
-        },
-    );
-    let before = epoch(&a);
+    let before = one_epoch(&a, &b, &a2);
 
     // Ada removes Bo's device: only her devices stop trusting it, and they move on.
     let bos = device_id(&b);
