@@ -461,12 +461,10 @@ impl SyncHub {
             allowed_docs: allowed,
             persisted,
             limits: self.limits,
+            // Only trusted devices get this far (checked just above).
+            epoch: self.keys.current(),
         };
-        let mut session = Session::new(config, self.now());
-        // Only trusted devices get this far (checked just above).
-        if let Some(epoch) = self.keys.current() {
-            session.send_epoch(epoch);
-        }
+        let session = Session::new(config, self.now());
         self.links.insert(
             conn,
             Link {

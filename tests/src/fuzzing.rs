@@ -244,6 +244,7 @@ pub fn sync_session(data: &[u8]) {
             allowed_docs: allowed.clone(),
             persisted,
             limits,
+            epoch: None,
         },
         now,
     );

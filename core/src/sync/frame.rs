@@ -622,12 +622,16 @@ mod tests {
     }
 
     pub(crate) fn arb_message() -> impl Strategy<Value = Message> {
-        let meta = (proptest::option::of(".{0,20}"), any::<bool>()).prop_map(
-            |(storage_id, is_ephemeral)| PeerMetadata {
+        let meta = (
+            proptest::option::of(".{0,20}"),
+            any::<bool>(),
+            proptest::option::of("[0-9a-f]{16}"),
+        )
+            .prop_map(|(storage_id, is_ephemeral, household_epoch)| PeerMetadata {
                 storage_id,
                 is_ephemeral,
-            },
-        );
+                household_epoch,
+            });
         let data = proptest::collection::vec(any::<u8>(), 0..300);
         prop_oneof![
             (

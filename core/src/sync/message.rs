@@ -77,6 +77,9 @@ impl fmt::Display for PeerId {
     }
 }
 
+/// The longest epoch tag accepted in peer metadata (a fingerprint is 16 hex digits).
+const MAX_EPOCH_TAG_LEN: usize = 64;
+
 /// What a peer says about itself in `join` and `peer`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerMetadata {
@@ -84,6 +87,10 @@ pub struct PeerMetadata {
     pub storage_id: Option<String>,
     /// Whether the peer keeps nothing after disconnecting.
     pub is_ephemeral: bool,
+    /// Hearth's own: a tag of the household secret epoch the peer is on
+    /// ([`crate::epochs::Epoch::fingerprint`], never the secret), so an epoch is sent only
+    /// to a peer that is not on it already.
+    pub household_epoch: Option<String>,
 }
 
 impl PeerMetadata {
@@ -91,6 +98,9 @@ impl PeerMetadata {
         let mut entries = vec![(text("isEphemeral"), Value::Bool(self.is_ephemeral))];
         if let Some(storage_id) = &self.storage_id {
             entries.push((text("storageId"), text(storage_id)));
+        }
+        if let Some(tag) = &self.household_epoch {
+            entries.push((text("hearthEpoch"), text(tag)));
         }
         Value::Map(entries)
     }
@@ -104,7 +114,10 @@ impl PeerMetadata {
                     meta.storage_id = Some(id)
                 }
                 ("storageId", Value::Null) => meta.storage_id = None,
-                ("isEphemeral" | "storageId", _) => return None,
+                ("hearthEpoch", Value::Text(tag)) if tag.len() <= MAX_EPOCH_TAG_LEN => {
+                    meta.household_epoch = Some(tag)
+                }
+                ("isEphemeral" | "storageId" | "hearthEpoch", _) => return None,
                 // Other keys belong to newer peers; ignoring them keeps us compatible.
                 _ => {}
             }

@@ -133,6 +133,10 @@ pub struct SessionConfig {
     pub persisted: Vec<(DocId, Vec<u8>)>,
     /// Timing and size bounds.
     pub limits: SyncLimits,
+    /// The household secret epoch this device is on, for a peer the driver trusts with
+    /// it. Its tag goes in the handshake; the epoch itself goes right after, only if the
+    /// peer's tag says it is on another one.
+    pub epoch: Option<crate::epochs::Epoch>,
 }
 
 /// Why a reconciliation was given up.
@@ -356,6 +360,8 @@ pub struct Session {
     send_blocked: bool,
     /// An epoch to send once the handshake finishes.
     pending_epoch: Option<crate::epochs::Epoch>,
+    /// The tag of the epoch the peer said it is on, in its `join` or `peer`.
+    remote_epoch: Option<String>,
 }
 
 impl Session {
@@ -368,6 +374,7 @@ impl Session {
             allowed_docs,
             persisted,
             limits,
+            epoch,
         } = config;
         let docs = persisted
             .into_iter()
@@ -390,12 +397,13 @@ impl Session {
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             send_blocked: false,
-            pending_epoch: None,
+            pending_epoch: epoch,
+            remote_epoch: None,
         };
         if role == Role::Initiator {
             session.transmit.push_back(Message::Join {
                 sender_id: session.local.clone(),
-                peer_metadata: PeerMetadata::default(),
+                peer_metadata: session.local_metadata(),
                 supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
             });
         }
@@ -616,12 +624,13 @@ impl Session {
                 Message::Join {
                     sender_id,
                     supported_protocol_versions,
-                    ..
+                    peer_metadata,
                 },
             ) => {
                 if sender_id != self.remote {
                     return Err(SessionError::PeerMismatch);
                 }
+                self.remote_epoch = peer_metadata.household_epoch;
                 if !supported_protocol_versions
                     .iter()
                     .any(|v| v == PROTOCOL_VERSION)
@@ -631,7 +640,7 @@ impl Session {
                 self.transmit.push_back(Message::Peer {
                     sender_id: self.local.clone(),
                     target_id: self.remote.clone(),
-                    peer_metadata: PeerMetadata::default(),
+                    peer_metadata: self.local_metadata(),
                     selected_protocol_version: PROTOCOL_VERSION.to_owned(),
                 });
                 self.become_ready(now, docs);
@@ -644,10 +653,11 @@ impl Session {
                     sender_id,
                     target_id,
                     selected_protocol_version,
-                    ..
+                    peer_metadata,
                 },
             ) => {
                 self.check_ids(&sender_id, &target_id)?;
+                self.remote_epoch = peer_metadata.household_epoch;
                 if selected_protocol_version != PROTOCOL_VERSION {
                     return Err(SessionError::UnsupportedVersion);
                 }
@@ -766,7 +776,19 @@ impl Session {
             self.push_now(now, &doc, docs);
         }
         if let Some(epoch) = self.pending_epoch.take() {
-            self.send_epoch(epoch);
+            // A peer already on this epoch needs nothing: a reconnect stays one frame
+            // each way shorter.
+            if self.remote_epoch.as_deref() != Some(epoch.fingerprint().as_str()) {
+                self.send_epoch(epoch);
+            }
+        }
+    }
+
+    /// What this device says about itself in `join` and `peer`.
+    fn local_metadata(&self) -> PeerMetadata {
+        PeerMetadata {
+            household_epoch: self.pending_epoch.as_ref().map(|e| e.fingerprint()),
+            ..PeerMetadata::default()
         }
     }
 
@@ -1137,6 +1159,7 @@ mod tests {
             allowed_docs: allowed.iter().cloned().collect(),
             persisted: Vec::new(),
             limits: SyncLimits::default(),
+            epoch: None,
         }
     }
 
@@ -1277,6 +1300,41 @@ mod tests {
             b.handle_message(Duration::ZERO, forged, &mut b_docs),
             Err(SessionError::PeerMismatch)
         );
+    }
+
+    #[test]
+    fn an_epoch_goes_only_to_a_peer_on_another_one() {
+        use crate::epochs::Epoch;
+        let household = DocId::household();
+        let run = |alice: Epoch, bob: Epoch| -> Vec<SessionEvent> {
+            let mut a_docs = Docs::with(std::slice::from_ref(&household));
+            let mut b_docs = Docs::with(&[]);
+            b_docs.may_create = true;
+            let allowed = [household.clone()];
+            let mut a = Session::new(
+                SessionConfig {
+                    epoch: Some(alice),
+                    ..config(alice_dev(), bob_dev(), Role::Initiator, &allowed)
+                },
+                Duration::ZERO,
+            );
+            let mut b = Session::new(
+                SessionConfig {
+                    epoch: Some(bob),
+                    ..config(bob_dev(), alice_dev(), Role::Responder, &allowed)
+                },
+                Duration::ZERO,
+            );
+            pump(&mut a, &mut a_docs, &mut b, &mut b_docs);
+            let mut got = events(&mut a);
+            got.extend(events(&mut b));
+            got.retain(|e| matches!(e, SessionEvent::Epoch { .. }));
+            got
+        };
+        // Both on one epoch: nothing to send, and a reconnect stays short.
+        assert!(run(Epoch::new(3, [1; 32]), Epoch::new(3, [1; 32])).is_empty());
+        // On different ones: each tells the other, and the adoption rule picks one.
+        assert_eq!(run(Epoch::new(3, [1; 32]), Epoch::new(4, [2; 32])).len(), 2);
     }
 
     #[test]

@@ -308,6 +308,7 @@ impl<R: RngCore> Network<R> {
                         allowed_docs: allowed.clone(),
                         persisted,
                         limits: self.limits,
+                        epoch: None,
                     },
                     self.now,
                 ),
