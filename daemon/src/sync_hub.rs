@@ -289,7 +289,8 @@ pub struct SyncHub {
     signer: Arc<Ed25519KeyPair>,
     /// The household secret's epochs.
     keys: Arc<HouseholdKeys>,
-    /// Epochs peers sent in this batch, judged once the batch's policy is known.
+    /// Epochs peers sent in this batch (the greatest per connection), judged once the
+    /// batch's policy is known.
     epochs_in: Vec<(ConnId, Epoch)>,
 }
 
@@ -848,10 +849,18 @@ impl SyncHub {
                         tracing::info!(peer = %device, doc = %doc, held = admission.held, reasons = ?admission.held_because, "holding changes until their author is proven");
                     }
                 }
-                // Judged at the end of the batch, against the policy it ends with; a
-                // peer that floods them only loses its own.
-                SessionEvent::Epoch { epoch } if self.epochs_in.len() < 64 => {
-                    self.epochs_in.push((conn, epoch));
+                // Judged at the end of the batch, against the policy it ends with. Only
+                // the greatest one per connection is kept, so a peer that floods them
+                // only replaces its own and never crowds out another peer's.
+                SessionEvent::Epoch { epoch } => {
+                    match self.epochs_in.iter_mut().find(|(c, _)| *c == conn) {
+                        Some((_, kept)) => {
+                            if epoch.supersedes(kept) {
+                                *kept = epoch;
+                            }
+                        }
+                        None => self.epochs_in.push((conn, epoch)),
+                    }
                 }
                 SessionEvent::DocUnavailable { .. } => {}
                 _ => {}
@@ -1184,5 +1193,73 @@ mod tests {
         assert_eq!(epochs_sent(&mut outs[0]), vec![5]);
         assert_eq!(epochs_sent(&mut outs[1]), Vec::<u64>::new());
         assert!(keys.secrets().iter().all(|s| **s != [9u8; 32]));
+    }
+
+    #[test]
+    fn a_peer_that_floods_epochs_does_not_crowd_out_another_peers() {
+        use hearth_core::epochs::Epoch;
+        use hearth_core::sync::{PeerId, PeerMetadata};
+        let ada = Uuid::from_u128(1);
+        let bo = Uuid::from_u128(2);
+        let mut docs = Docs::new(ada, automerge::ActorId::random());
+        for (id, name) in [(ada, "Ada"), (bo, "Bo")] {
+            docs.add_person(
+                &Person {
+                    id,
+                    name: name.into(),
+                    joined_at: 0,
+                },
+                0,
+            )
+            .unwrap();
+        }
+        let (me, me_id) = keyed(1, ada);
+        let (phone, phone_id) = keyed(2, ada);
+        let (partner, partner_id) = keyed(3, bo);
+        for d in [&me, &phone, &partner] {
+            docs.put_device(d, 0).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = hearth_core::secrets::DeviceSecrets::generate().unwrap();
+        let keys = Arc::new(HouseholdKeys::load(dir.path().to_path_buf(), &secrets));
+        let signer =
+            Arc::new(Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8()).unwrap());
+        let mut hub = SyncHub::new(
+            me_id,
+            dir.path().join("sync"),
+            secrets.age_identity().clone(),
+            signer,
+            keys.clone(),
+        );
+        hub.enforce(&docs, 0);
+        let mut outs = Vec::new();
+        for (conn, peer) in [(1, partner_id), (2, phone_id)] {
+            let (tx, rx) = mpsc::unbounded_channel();
+            hub.connected(&mut docs, conn, peer, Role::Responder, tx, Arc::default());
+            let join = Message::Join {
+                sender_id: PeerId::from(&peer),
+                peer_metadata: PeerMetadata::default(),
+                supported_protocol_versions: vec!["1".into()],
+            };
+            hub.message(&mut docs, conn, join);
+            outs.push(rx);
+        }
+        hub.settle_epochs(&docs, false);
+        hub.release();
+        let epoch_from = |peer: &DeviceId, number: u64| Message::Epoch {
+            sender_id: PeerId::from(peer),
+            target_id: PeerId::from(&me_id),
+            epoch: Epoch::new(number, [number as u8; 32]),
+        };
+        assert!(keys.adopt(Epoch::new(2, [2; 32])).unwrap());
+        // In one batch, the partner's modified client sends a hundred stale epochs,
+        // then the phone sends the newer one it moved to (after a removal, say).
+        for _ in 0..100 {
+            hub.message(&mut docs, 1, epoch_from(&partner_id, 1));
+        }
+        hub.message(&mut docs, 2, epoch_from(&phone_id, 4));
+        hub.settle_epochs(&docs, false);
+        hub.release();
+        assert_eq!(keys.current().unwrap().number, 4);
     }
 }
