@@ -378,4 +378,31 @@ mod tests {
         let next = epochs.rotate(&mut rng);
         assert_eq!(next.number, MAX_EPOCH_JUMP + 1);
     }
+
+    /// The jump bound is relative to the receiver's current epoch, so it is not
+    /// transitive: a partner's modified client (trusted while it is) pushes one of the
+    /// other person's devices ahead in two steps, each within the bound; that device
+    /// passes its epoch on, but the person's other device refuses it (too far ahead of
+    /// its own) and the first ignores the lower one in return. The two never agree
+    /// again, and once the pushed device has dropped the shared epoch from the ones it
+    /// keeps (a few more pushes), neither can check the other's cover certificates.
+    #[test]
+    #[ignore = "known bug: MAX_EPOCH_JUMP is relative to the receiver, so a trusted modified client can split two honest devices onto epochs that never converge; the fix is a design change (see the review report)"]
+    fn two_devices_that_exchange_epochs_converge_even_after_a_peer_pushed_one_far_ahead() {
+        let start = Epoch::new(3, [1; SECRET_LEN]);
+        let mut laptop = Epochs::starting_at(start.clone());
+        let mut phone = Epochs::starting_at(start);
+        // The partner's device sends the phone two epochs, each within the bound.
+        assert!(phone.adopt(Epoch::new(3 + MAX_EPOCH_JUMP, [2; SECRET_LEN])));
+        assert!(phone.adopt(Epoch::new(3 + 2 * MAX_EPOCH_JUMP, [3; SECRET_LEN])));
+        // Laptop and phone then meet, as often as they like; every session hands each
+        // side the other's current epoch when their tags differ.
+        for _ in 0..4 {
+            let from_laptop = laptop.current().unwrap().clone();
+            let from_phone = phone.current().unwrap().clone();
+            laptop.adopt(from_phone);
+            phone.adopt(from_laptop);
+        }
+        assert_eq!(laptop.current(), phone.current());
+    }
 }
