@@ -112,6 +112,27 @@ impl HouseholdKeys {
         self.epochs.lock().map(|e| e.secrets()).unwrap_or_default()
     }
 
+    /// The secrets whose discovery labels this device answers: the current epoch's
+    /// number only (two devices that rotated at once keep two secrets under it). An
+    /// older number is an epoch a removed device or a person who left may hold, since
+    /// epochs only move on when trust shrinks: answering its labels would let such a
+    /// device lure this one into dialling it.
+    pub fn discoverable_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        self.epochs
+            .lock()
+            .map(|e| {
+                let Some(current) = e.current().map(|c| c.number) else {
+                    return Vec::new();
+                };
+                e.all()
+                    .iter()
+                    .filter(|epoch| epoch.number == current)
+                    .map(|epoch| epoch.secret.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Moves to a fresh epoch, durably, and returns it. On a write failure nothing
     /// changes.
     pub fn rotate(&self) -> std::io::Result<Epoch> {

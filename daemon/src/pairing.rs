@@ -182,6 +182,12 @@ impl Pairing {
         self.keys.secrets()
     }
 
+    /// The secrets whose discovery labels this device answers (see
+    /// [`HouseholdKeys::discoverable_secrets`]).
+    pub fn discoverable_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        self.keys.discoverable_secrets()
+    }
+
     /// The current epoch (number and secret), which pairing hands over.
     pub fn household_epoch(&self) -> Option<Epoch> {
         self.keys.current()

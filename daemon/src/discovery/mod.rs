@@ -45,10 +45,6 @@ pub type Announcements = std::collections::BTreeMap<String, String>;
 /// Sightings remembered at once; older ones are dropped first, so a flood of junk
 /// announcements cannot grow memory.
 const MAX_SEEN: usize = 256;
-/// How many household epochs' service types are browsed, the current one first. Four,
-/// not two: concurrent rotations (two devices hearing of one removal) leave two kept
-/// secrets under one number, and the epoch before them must still be heard.
-const BROWSED_EPOCHS: usize = 4;
 /// Our own recent labels, skipped when we hear them back.
 const OWN_LABELS: usize = 16;
 
@@ -150,10 +146,11 @@ pub trait Keys: Send + Sync {
     /// The household secret of the current epoch, once there is one. Labels are
     /// announced from it only.
     fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>>;
-    /// Every household secret this device recognises, the current one first, then
-    /// older epochs newest first (a device that missed an epoch change is still found,
-    /// and learns the new epoch once connected).
-    fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+    /// The household secrets whose labels are answered: the current epoch's number
+    /// only. Older epochs are ones a removed device may hold (epochs move on only when
+    /// trust shrinks), so their labels are ignored; a device that missed a change is
+    /// reached by its remembered address instead, and learns the new epoch then.
+    fn discoverable_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
         self.household_secret().into_iter().collect()
     }
     /// The number part of the open invite's code, while one is open.
@@ -176,8 +173,8 @@ impl Keys for crate::pairing::Pairing {
         crate::pairing::Pairing::household_secret(self)
     }
 
-    fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
-        crate::pairing::Pairing::household_secrets(self)
+    fn discoverable_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        crate::pairing::Pairing::discoverable_secrets(self)
     }
 
     fn open_invite_number(&self) -> Option<u8> {
@@ -446,13 +443,11 @@ impl Driver {
     }
 
     /// The service types to browse: the household's and every pairing lookup's, for
-    /// this hour and the one before. The household's come from the newest kept epochs
-    /// ([`BROWSED_EPOCHS`]), so a device that has not heard of the latest change is
-    /// still heard (older epochs' devices are found by their remembered addresses
-    /// instead: every epoch browsed costs two more queries per browse window).
+    /// this hour and the one before. The household's come from the secrets whose
+    /// labels are answered ([`Keys::discoverable_secrets`]).
     fn services(&self) -> BTreeSet<String> {
         let mut services = BTreeSet::new();
-        for secret in self.keys.household_secrets().iter().take(BROWSED_EPOCHS) {
+        for secret in &self.keys.discoverable_secrets() {
             services.extend(token::household_services(secret, self.hour));
         }
         for lookup in &self.lookups {
@@ -551,9 +546,8 @@ impl Driver {
         let Some(addrs) = self.seen.get(label) else {
             return;
         };
-        // Labels made under the current epoch or a recent one: a device that missed
-        // the latest change is still found, and learns it once connected.
-        let secrets = self.keys.household_secrets();
+        // Labels made under the current epoch only: see `Keys::discoverable_secrets`.
+        let secrets = self.keys.discoverable_secrets();
         if secrets
             .iter()
             .any(|secret| token::is_household(label, secret, self.hour))
