@@ -1111,9 +1111,21 @@ mod tests {
         sent
     }
 
-    #[test]
-    fn epochs_come_from_and_go_to_trusted_devices_only() {
-        use hearth_core::epochs::Epoch;
+    /// Ada's device with her phone and Bo's device connected and past the handshake,
+    /// each on its own connection (the partner's on connection 1 when
+    /// `partner_first`).
+    struct EpochRig {
+        docs: Docs,
+        keys: Arc<HouseholdKeys>,
+        hub: SyncHub,
+        outs: Vec<mpsc::UnboundedReceiver<Outbound>>,
+        me_id: DeviceId,
+        phone_id: DeviceId,
+        partner_id: DeviceId,
+        _dir: tempfile::TempDir,
+    }
+
+    fn epoch_rig(partner_first: bool) -> EpochRig {
         use hearth_core::sync::{PeerId, PeerMetadata};
         let ada = Uuid::from_u128(1);
         let bo = Uuid::from_u128(2);
@@ -1149,7 +1161,12 @@ mod tests {
         );
         hub.enforce(&docs, 0);
         let mut outs = Vec::new();
-        for (conn, peer) in [(1, phone_id), (2, partner_id)] {
+        let order = if partner_first {
+            [(1, partner_id), (2, phone_id)]
+        } else {
+            [(1, phone_id), (2, partner_id)]
+        };
+        for (conn, peer) in order {
             let (tx, rx) = mpsc::unbounded_channel();
             hub.connected(&mut docs, conn, peer, Role::Responder, tx, Arc::default());
             let join = Message::Join {
@@ -1162,6 +1179,32 @@ mod tests {
         }
         hub.settle_epochs(&docs, false);
         hub.release();
+        EpochRig {
+            docs,
+            keys,
+            hub,
+            outs,
+            me_id,
+            phone_id,
+            partner_id,
+            _dir: dir,
+        }
+    }
+
+    #[test]
+    fn epochs_come_from_and_go_to_trusted_devices_only() {
+        use hearth_core::epochs::Epoch;
+        use hearth_core::sync::PeerId;
+        let EpochRig {
+            mut docs,
+            keys,
+            mut hub,
+            mut outs,
+            me_id,
+            phone_id,
+            partner_id,
+            _dir,
+        } = epoch_rig(false);
         // Each trusted peer got the current epoch once the session was ready.
         for out in &mut outs {
             assert_eq!(epochs_sent(out), vec![0]);
@@ -1183,7 +1226,7 @@ mod tests {
         // 2. Bo leaves. In the same batch his device sends a newer epoch: it is
         //    ignored, this device moves on by itself, and only the phone hears of it.
         hub.message(&mut docs, 2, epoch_from(&partner_id, 9));
-        docs.set_left(bo, 10, 10).unwrap();
+        docs.set_left(Uuid::from_u128(2), 10, 10).unwrap();
         hub.enforce(&docs, 10);
         hub.settle_epochs(&docs, true);
         hub.release();
@@ -1198,54 +1241,17 @@ mod tests {
     #[test]
     fn a_peer_that_floods_epochs_does_not_crowd_out_another_peers() {
         use hearth_core::epochs::Epoch;
-        use hearth_core::sync::{PeerId, PeerMetadata};
-        let ada = Uuid::from_u128(1);
-        let bo = Uuid::from_u128(2);
-        let mut docs = Docs::new(ada, automerge::ActorId::random());
-        for (id, name) in [(ada, "Ada"), (bo, "Bo")] {
-            docs.add_person(
-                &Person {
-                    id,
-                    name: name.into(),
-                    joined_at: 0,
-                },
-                0,
-            )
-            .unwrap();
-        }
-        let (me, me_id) = keyed(1, ada);
-        let (phone, phone_id) = keyed(2, ada);
-        let (partner, partner_id) = keyed(3, bo);
-        for d in [&me, &phone, &partner] {
-            docs.put_device(d, 0).unwrap();
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let secrets = hearth_core::secrets::DeviceSecrets::generate().unwrap();
-        let keys = Arc::new(HouseholdKeys::load(dir.path().to_path_buf(), &secrets));
-        let signer =
-            Arc::new(Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8()).unwrap());
-        let mut hub = SyncHub::new(
+        use hearth_core::sync::PeerId;
+        let EpochRig {
+            mut docs,
+            keys,
+            mut hub,
+            outs: _,
             me_id,
-            dir.path().join("sync"),
-            secrets.age_identity().clone(),
-            signer,
-            keys.clone(),
-        );
-        hub.enforce(&docs, 0);
-        let mut outs = Vec::new();
-        for (conn, peer) in [(1, partner_id), (2, phone_id)] {
-            let (tx, rx) = mpsc::unbounded_channel();
-            hub.connected(&mut docs, conn, peer, Role::Responder, tx, Arc::default());
-            let join = Message::Join {
-                sender_id: PeerId::from(&peer),
-                peer_metadata: PeerMetadata::default(),
-                supported_protocol_versions: vec!["1".into()],
-            };
-            hub.message(&mut docs, conn, join);
-            outs.push(rx);
-        }
-        hub.settle_epochs(&docs, false);
-        hub.release();
+            phone_id,
+            partner_id,
+            _dir,
+        } = epoch_rig(true);
         let epoch_from = |peer: &DeviceId, number: u64| Message::Epoch {
             sender_id: PeerId::from(peer),
             target_id: PeerId::from(&me_id),
