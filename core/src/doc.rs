@@ -1826,11 +1826,12 @@ impl Docs {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::*;
     use std::collections::{BTreeMap, BTreeSet};
 
+    /// A person for tests: id `n`, joined at 0.
     pub(crate) fn person(name: &str, n: u128) -> Person {
         Person {
             id: Uuid::from_u128(n),
@@ -1839,7 +1840,8 @@ mod tests {
         }
     }
 
-    fn actor(n: u8) -> ActorId {
+    /// An actor id for tests, all bytes `n`.
+    pub(crate) fn actor(n: u8) -> ActorId {
         ActorId::from(vec![n; 16])
     }
 
@@ -1857,7 +1859,8 @@ mod tests {
         (da, db, a.id, b.id)
     }
 
-    fn item(by: PersonId, n: u128) -> LedgerItem {
+    /// An active ledger item `n` made by `by`.
+    pub(crate) fn item(by: PersonId, n: u128) -> LedgerItem {
         LedgerItem {
             id: Uuid::from_u128(n),
             title: "Plan the week's meals".into(),

@@ -10,20 +10,9 @@ use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ReadDoc, ROOT};
 use uuid::Uuid;
 
 use super::*;
+use crate::doc::tests::{actor, item, person};
 use crate::doc::{Doc, Docs, SEP};
 use crate::model::*;
-
-fn actor(n: u8) -> ActorId {
-    ActorId::from(vec![n; 16])
-}
-
-fn person(name: &str, n: u128) -> Person {
-    Person {
-        id: Uuid::from_u128(n),
-        name: name.into(),
-        joined_at: 0,
-    }
-}
 
 /// Ada's device (actor 1) and Bo's (actor 2), after Ada's device wrote both people.
 fn docs_pair() -> (Docs, Docs) {
@@ -98,27 +87,6 @@ fn checkin(author: PersonId, n: u128, day: i64, visibility: Visibility) -> Check
         ask: None,
         visibility,
         kept_to_self: Default::default(),
-    }
-}
-
-fn item(by: PersonId, n: u128) -> LedgerItem {
-    LedgerItem {
-        id: Uuid::from_u128(n),
-        title: "Plan the week's meals".into(),
-        domain: Domain::Household,
-        labour: Labour::Cognitive,
-        invisible: true,
-        owners: Owners::all(by),
-        cadence: Some(Cadence::Weekly),
-        minutes_per_week: Some(45),
-        weight: 2,
-        good_enough: "Five dinners sketched".into(),
-        status: ItemStatus::Active,
-        agreed_by: BTreeSet::new(),
-        agreed_at: None,
-        created_by: by,
-        created_at: 1000,
-        paused_until: None,
     }
 }
 

@@ -725,23 +725,12 @@ mod tests {
     use super::*;
     use crate::doc::DocKind;
     use crate::model::*;
-    use automerge::ActorId;
     use std::collections::{BTreeMap, BTreeSet};
 
     const NOTE_A: &str = "ada's-secret-note";
     const NOTE_B: &str = "bo's-secret-note";
 
-    fn actor(n: u8) -> ActorId {
-        ActorId::from(vec![n; 16])
-    }
-
-    fn person(name: &str, n: u128) -> Person {
-        Person {
-            id: Uuid::from_u128(n),
-            name: name.into(),
-            joined_at: 0,
-        }
-    }
+    use crate::doc::tests::{actor, person};
 
     /// Ada's two devices and Bo's one, with the household merged everywhere and each
     /// device's roster verified from its own key.
