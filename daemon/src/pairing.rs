@@ -175,13 +175,6 @@ impl Pairing {
         self.keys.current().map(|e| e.secret)
     }
 
-    /// Every household secret this device still recognises: the current epoch's first,
-    /// then older ones, newest first (see [`hearth_core::epochs`]). Announce only
-    /// from the first; recognise all of them.
-    pub fn household_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
-        self.keys.secrets()
-    }
-
     /// The secrets whose discovery labels this device answers (see
     /// [`HouseholdKeys::discoverable_secrets`]).
     pub fn discoverable_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {

@@ -363,8 +363,9 @@ impl DocStore {
         let mut obsolete = Vec::new();
         let mut found_wrong_key = None;
         let mut proofs = Vec::new();
-        // Kept to start again from, should the chunks fail to apply as one batch.
-        let mut snapshot_body: Option<Vec<u8>> = None;
+        // The snapshot's plaintext and where its document starts: kept to start again
+        // from, should the chunks fail to apply as one batch.
+        let mut snapshot_plain: Option<(Vec<u8>, usize)> = None;
         let generation = match snapshots.pop() {
             Some((generation, name)) => {
                 let path = dir.join(&name);
@@ -395,7 +396,8 @@ impl DocStore {
                     path: path.clone(),
                     reason: format!("it decrypts but does not load: {e}"),
                 })?;
-                snapshot_body = Some(body.to_vec());
+                let body_start = plain.len() - body.len();
+                snapshot_plain = Some((plain, body_start));
                 snapshot = Some(StoredFile {
                     name,
                     len: sealed.len() as u64,
@@ -446,30 +448,31 @@ impl DocStore {
         // changes chunk by chunk. Should the batch fail as a whole, the chunks are
         // applied one by one to a fresh copy, so one bad chunk costs only itself.
         let mut loaded_chunks = Vec::new();
-        let mut bodies: Vec<ParsedChunk> = Vec::new();
+        let mut parsed_chunks: Vec<ParsedChunk> = Vec::new();
+        let mut batch: Vec<u8> = Vec::new();
         for (name, len, plain) in live {
-            let parsed =
-                split_proofs(&plain)
-                    .map_err(str::to_string)
-                    .and_then(|(chunk_proofs, body)| {
-                        check_chunk(body).map(|()| (chunk_proofs, body.to_vec()))
-                    });
+            let parsed = split_proofs(&plain)
+                .map_err(str::to_string)
+                .and_then(|(chunk_proofs, body)| check_chunk(body).map(|()| (chunk_proofs, body)));
             match parsed {
-                Ok((proofs, body)) => bodies.push(ParsedChunk {
-                    name,
-                    len,
-                    proofs,
-                    body,
-                }),
+                Ok((proofs, body)) => {
+                    let start = batch.len();
+                    batch.extend_from_slice(body);
+                    parsed_chunks.push(ParsedChunk {
+                        name,
+                        len,
+                        proofs,
+                        body: start..batch.len(),
+                    });
+                }
                 Err(reason) => bad.push((name, format!("it decrypts but does not load: {reason}"))),
             }
         }
-        let batch: Vec<u8> = bodies.iter().flat_map(|c| c.body.iter().copied()).collect();
         let batched = batch.is_empty() || doc.load_incremental(&batch).is_ok();
         if !batched {
-            doc = match &snapshot_body {
+            doc = match &snapshot_plain {
                 // It loaded a moment ago.
-                Some(body) => load_snapshot(body).unwrap_or_default(),
+                Some((plain, start)) => load_snapshot(&plain[*start..]).unwrap_or_default(),
                 None => Automerge::new(),
             };
         }
@@ -478,10 +481,10 @@ impl DocStore {
             len,
             proofs: chunk_proofs,
             body,
-        } in bodies
+        } in parsed_chunks
         {
             if !batched {
-                if let Err(e) = doc.load_incremental(&body) {
+                if let Err(e) = doc.load_incremental(&batch[body]) {
                     bad.push((name, format!("it decrypts but does not load: {e}")));
                     continue;
                 }
@@ -753,7 +756,8 @@ struct ParsedChunk {
     name: String,
     len: u64,
     proofs: Vec<Vec<u8>>,
-    body: Vec<u8>,
+    /// Where its document bytes sit in the batch.
+    body: std::ops::Range<usize>,
 }
 
 /// Checks that one chunk parses, or explains why it does not.
@@ -1140,6 +1144,28 @@ mod tests {
             w.doc.get_missing_deps(&[])
         );
         assert_eq!(contents(&loaded.doc), contents(&w.doc));
+    }
+
+    #[test]
+    fn a_chunk_that_breaks_the_batch_costs_only_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let id = identity();
+        let (mut store, loaded) = DocStore::open(dir, &id).unwrap();
+        let mut w = Writer::new(loaded.doc);
+        w.put_and_append(&mut store, "first", 1);
+        // A rival first change under the same actor and sequence number: it parses on
+        // its own, so only applying it (in the batch) shows it cannot go in.
+        let mut rival = Writer::new(Automerge::new().with_actor(w.doc.get_actor().clone()));
+        let chunk = rival.put("rival", 9);
+        store.append_chunk(&chunk).unwrap();
+        w.put_and_append(&mut store, "second", 2);
+        drop(store);
+
+        let (_store, loaded) = DocStore::open(dir, &id).unwrap();
+        assert_eq!(loaded.quarantined, vec![chunk_name(1)]);
+        let keys: Vec<_> = contents(&loaded.doc).into_keys().collect();
+        assert_eq!(keys, vec!["first".to_owned(), "second".to_owned()]);
     }
 
     #[test]
