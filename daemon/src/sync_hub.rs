@@ -1002,8 +1002,8 @@ mod tests {
         }
     }
 
-    /// Ada (this device's person) with two devices, Bo with one.
-    fn docs() -> (Docs, PersonId, PersonId) {
+    /// Ada (this device's person) and Bo, with no devices yet.
+    fn two_people() -> (Docs, PersonId, PersonId) {
         let ada = Uuid::from_u128(1);
         let bo = Uuid::from_u128(2);
         let mut docs = Docs::new(ada, automerge::ActorId::random());
@@ -1018,6 +1018,12 @@ mod tests {
             )
             .unwrap();
         }
+        (docs, ada, bo)
+    }
+
+    /// Ada (this device's person) with two devices, Bo with one.
+    fn docs() -> (Docs, PersonId, PersonId) {
+        let (mut docs, ada, bo) = two_people();
         for d in [device(1, ada), device(2, ada), device(3, bo)] {
             docs.put_device(&d, 0).unwrap();
         }
@@ -1127,20 +1133,7 @@ mod tests {
 
     fn epoch_rig(partner_first: bool) -> EpochRig {
         use hearth_core::sync::{PeerId, PeerMetadata};
-        let ada = Uuid::from_u128(1);
-        let bo = Uuid::from_u128(2);
-        let mut docs = Docs::new(ada, automerge::ActorId::random());
-        for (id, name) in [(ada, "Ada"), (bo, "Bo")] {
-            docs.add_person(
-                &Person {
-                    id,
-                    name: name.into(),
-                    joined_at: 0,
-                },
-                0,
-            )
-            .unwrap();
-        }
+        let (mut docs, ada, bo) = two_people();
         let (me, me_id) = keyed(1, ada);
         let (phone, phone_id) = keyed(2, ada);
         let (partner, partner_id) = keyed(3, bo);
