@@ -488,6 +488,22 @@ fn assert_is_service_type(service_type: &str) {
     assert!(!contains(service_type.as_bytes(), b"hearth"));
 }
 
+/// On hosts 1 to 3 of `lan`: Ada's laptop, Bowen's device and Ada's phone, all paired
+/// by mDNS alone. Returns their data directories too (the daemons come after them, so
+/// they stop first).
+fn three_paired(lan: &Lan) -> (Vec<tempfile::TempDir>, TestDaemon, TestDaemon, TestDaemon) {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = start(lan.ns(1), dirs[0].path(), &[], "0.0.0.0:0");
+    let b = start(lan.ns(2), dirs[1].path(), &[], "0.0.0.0:0");
+    let phone = start(lan.ns(3), dirs[2].path(), &[], "0.0.0.0:0");
+    a.init("Ada Lovelace").unwrap();
+    b.init("Bowen Tamsin").unwrap();
+    phone.init("Ada Lovelace").unwrap();
+    pair_without_address(&a, &b);
+    pair_same_person_without_address(&a, &phone);
+    (dirs, a, b, phone)
+}
+
 #[test]
 fn a_removed_device_is_not_answered_by_discovery() {
     if unavailable() {
@@ -495,15 +511,7 @@ fn a_removed_device_is_not_answered_by_discovery() {
     }
     // Hosts: 1 Ada's laptop, 2 Bowen's, 3 Ada's phone (later removed from the roster).
     let lan = Lan::create("removed", 3, Link::Ipv4).unwrap();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = start(lan.ns(1), dirs[0].path(), &[], "0.0.0.0:0");
-    let b = start(lan.ns(2), dirs[1].path(), &[], "0.0.0.0:0");
-    let mut phone = start(lan.ns(3), dirs[2].path(), &[], "0.0.0.0:0");
-    a.init("Ada Lovelace").unwrap();
-    b.init("Bowen Tamsin").unwrap();
-    phone.init("Ada Lovelace").unwrap();
-    pair_without_address(&a, &b);
-    pair_same_person_without_address(&a, &phone);
+    let (dirs, a, b, mut phone) = three_paired(&lan);
     moment(&a, "all three of us");
     wait_converged(&[&a, &b, &phone], "household").unwrap();
     let phone_id = phone.status().unwrap().device_id.unwrap();
@@ -588,15 +596,7 @@ fn a_removed_device_no_longer_recognises_the_households_announcements() {
     // listener records what the household announces, and the phone's own disk says
     // which secrets it holds.
     let lan = Lan::create("epoch", 3, Link::Ipv4).unwrap();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = start(lan.ns(1), dirs[0].path(), &[], "0.0.0.0:0");
-    let b = start(lan.ns(2), dirs[1].path(), &[], "0.0.0.0:0");
-    let mut phone = start(lan.ns(3), dirs[2].path(), &[], "0.0.0.0:0");
-    a.init("Ada Lovelace").unwrap();
-    b.init("Bowen Tamsin").unwrap();
-    phone.init("Ada Lovelace").unwrap();
-    pair_without_address(&a, &b);
-    pair_same_person_without_address(&a, &phone);
+    let (dirs, a, b, mut phone) = three_paired(&lan);
     wait_converged(&[&a, &b, &phone], "household").unwrap();
     let epoch = |d: &TestDaemon| d.status().unwrap().household_epoch.unwrap();
     wait_until(Duration::from_secs(10), "all three hold one epoch", || {
