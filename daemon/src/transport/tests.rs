@@ -23,6 +23,27 @@ async fn within<F: Future>(future: F) -> F::Output {
         .expect("timed out")
 }
 
+/// Accepts one connection attempt on `transport` and runs its handshake.
+async fn accept_one(transport: &Transport) -> Result<Accepted, TransportError> {
+    let incoming = within(transport.accept()).await.unwrap();
+    within(incoming.handshake()).await
+}
+
+/// `dialer` dials `listener` for sync while `listener` accepts: both outcomes.
+async fn sync_attempt(
+    listener: &Transport,
+    dialer: &Transport,
+) -> (
+    Result<Accepted, TransportError>,
+    Result<Dialed, TransportError>,
+) {
+    let addr = listener.local_addr().unwrap();
+    tokio::join!(
+        accept_one(listener),
+        within(dialer.connect(addr, Alpn::Sync, None))
+    )
+}
+
 struct Device {
     key: DeviceKey,
     trust: Arc<TrustSet>,
@@ -54,8 +75,7 @@ impl Device {
 
     /// Accepts one connection attempt and runs its handshake.
     async fn accept_one(&self) -> Result<Accepted, TransportError> {
-        let incoming = within(self.transport.accept()).await.unwrap();
-        within(incoming.handshake()).await
+        accept_one(&self.transport).await
     }
 
     fn in_household(self, secret: [u8; 32]) -> Self {
@@ -238,16 +258,7 @@ async fn a_cover_from_another_household_is_refused_before_the_dialer_shows_its_c
     bob.trust.insert(alice_key.public_key());
     alice_trust.inner.insert(bob.key.public_key());
 
-    let listener = async {
-        let incoming = within(alice_transport.accept()).await.unwrap();
-        within(incoming.handshake()).await
-    };
-    let dialer = within(bob.transport.connect(
-        alice_transport.local_addr().unwrap(),
-        Alpn::Sync,
-        None,
-    ));
-    let (accepted, dialed) = tokio::join!(listener, dialer);
+    let (accepted, dialed) = sync_attempt(&alice_transport, &bob.transport).await;
     assert!(
         matches!(dialed, Err(TransportError::PeerNotTrusted { .. })),
         "{dialed:?}"
@@ -268,16 +279,7 @@ async fn a_cover_from_another_household_is_refused_before_the_dialer_shows_its_c
     let lonely = Device::new();
     lonely.trust.set_household_secrets(Vec::new());
     lonely.trust.insert(alice_key.public_key());
-    let listener = async {
-        let incoming = within(alice_transport.accept()).await.unwrap();
-        within(incoming.handshake()).await
-    };
-    let dialer = within(lonely.transport.connect(
-        alice_transport.local_addr().unwrap(),
-        Alpn::Sync,
-        None,
-    ));
-    let (accepted, dialed) = tokio::join!(listener, dialer);
+    let (accepted, dialed) = sync_attempt(&alice_transport, &lonely.transport).await;
     assert!(dialed.unwrap_err().is_refusal());
     assert!(accepted.is_err());
     assert_eq!(
@@ -739,15 +741,7 @@ async fn a_removed_device_holding_an_old_epoch_never_sees_a_dialers_certificate(
     bob.trust.set_known([removed_key.public_key()]);
 
     // Bob's discovery recognises the old labels and dials the address behind them.
-    let listener = async {
-        let incoming = within(removed.accept()).await.unwrap();
-        within(incoming.handshake()).await
-    };
-    let dialer = within(
-        bob.transport
-            .connect(removed.local_addr().unwrap(), Alpn::Sync, None),
-    );
-    let (_accepted, dialed) = tokio::join!(listener, dialer);
+    let (_accepted, dialed) = sync_attempt(&removed, &bob.transport).await;
     assert!(dialed.is_err(), "{dialed:?}");
     // The removed device must never be shown Bob's certificate: it would recognise his
     // device on any network, for as long as Bob keeps the old epoch.
