@@ -1845,7 +1845,8 @@ pub(crate) mod tests {
         ActorId::from(vec![n; 16])
     }
 
-    fn docs_pair() -> (Docs, Docs, PersonId, PersonId) {
+    /// Ada's device (actor 1) and Bo's (actor 2), after Ada's device wrote both people.
+    pub(crate) fn docs_pair() -> (Docs, Docs, PersonId, PersonId) {
         let a = person("Ada", 1);
         let b = person("Bo", 2);
         let mut da = Docs::new(a.id, actor(1));

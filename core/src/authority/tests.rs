@@ -16,16 +16,7 @@ use crate::model::*;
 
 /// Ada's device (actor 1) and Bo's (actor 2), after Ada's device wrote both people.
 fn docs_pair() -> (Docs, Docs) {
-    let a = person("Ada", 1);
-    let b = person("Bo", 2);
-    let mut da = Docs::new(a.id, actor(1));
-    da.add_person(&a, 1000).unwrap();
-    da.add_person(&b, 1000).unwrap();
-    let mut db = Docs::new(b.id, actor(2));
-    db.household
-        .automerge_mut()
-        .merge(&mut da.household.automerge().clone())
-        .unwrap();
+    let (da, db, _, _) = crate::doc::tests::docs_pair();
     (da, db)
 }
 
