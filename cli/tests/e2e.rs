@@ -802,6 +802,26 @@ fn log_shows_times_and_filters() {
 }
 
 #[test]
+fn a_ledger_item_is_logged_at_the_adders_local_time() {
+    let env = Env::init();
+    // 01:30 at +05:00 is the evening before in UTC: the log keeps the adder's day.
+    env.ok(&[
+        "ledger",
+        "add",
+        "Bins",
+        "--domain",
+        "household",
+        "--at",
+        "2026-01-02T01:30+05:00",
+    ]);
+    let logged = env.json(&["log", "--kind", "ledger"]);
+    assert_eq!(logged[0]["date"], "2026-01-02", "{logged}");
+    assert_eq!(logged[0]["utc_offset_min"], 300, "{logged}");
+    let human = env.ok(&["log", "--kind", "ledger"]);
+    assert!(human.contains("2026-01-02 01:30"), "{human}");
+}
+
+#[test]
 fn a_closed_pipe_is_not_an_error() {
     let env = Env::init();
     for i in 0..5 {

@@ -1878,6 +1878,7 @@ pub(crate) mod tests {
             agreed_at: None,
             created_by: by,
             created_at: 1000,
+            created_utc_offset_min: 0,
             paused_until: None,
         }
     }

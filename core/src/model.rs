@@ -629,10 +629,18 @@ pub struct LedgerItem {
     pub created_by: PersonId,
     /// When it was added.
     pub created_at: Millis,
+    /// The adder's UTC offset in minutes then, so `log` shows the creation in their
+    /// local time. Items added before this field existed read as UTC.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub created_utc_offset_min: i32,
     /// For a paused item ("do less for now"), the day it is meant to come back, if one
     /// was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_until: Option<chrono::NaiveDate>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// Someone did a listed item, or a piece of unlisted invisible work.
@@ -870,6 +878,11 @@ impl Reflection {
 }
 
 impl LedgerItem {
+    /// When it was added, with the adder's local date.
+    pub fn created(&self) -> When {
+        When::from_utc(self.created_at, self.created_utc_offset_min)
+    }
+
     /// Checks the title, weight, minutes and standard.
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_title("title", &self.title)?;
@@ -1101,6 +1114,7 @@ mod tests {
             agreed_at: None,
             created_by: Uuid::nil(),
             created_at: 0,
+            created_utc_offset_min: 0,
             paused_until: None,
         };
         assert!(matches!(

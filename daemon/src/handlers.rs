@@ -233,6 +233,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 agreed_at: Some(p.at.at.unwrap_or(now)),
                 created_by: docs.me,
                 created_at: p.at.at.unwrap_or(now),
+                created_utc_offset_min: p.at.utc_offset_min,
                 paused_until: None,
             };
             let (item, offered) = docs
@@ -930,7 +931,7 @@ fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiError> {
     }
     if wants("ledger") {
         for i in docs.ledger_items() {
-            let w = When::from_utc(i.created_at, 0);
+            let w = i.created();
             if by(i.created_by) && in_range(w.date) {
                 let summary = format!("added {}", i.title);
                 entries.push((

@@ -915,7 +915,8 @@ impl Generator {
                 let owner = if self.rng.gen_bool(p_a) { 0 } else { 1 };
                 owners.set(*stage, Some(self.people[owner]));
             }
-            let created_at = self.when(day, 9 * 60, 20 * 60).at;
+            let created = self.when(day, 9 * 60, 20 * 60);
+            let created_at = created.at;
             let item = LedgerItem {
                 id: uuid(&mut self.rng),
                 title: t.title.into(),
@@ -932,6 +933,7 @@ impl Generator {
                 agreed_at: Some(created_at),
                 created_by,
                 created_at,
+                created_utc_offset_min: created.utc_offset_min,
                 paused_until: None,
             };
             self.items.push(ItemState {

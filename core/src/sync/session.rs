@@ -969,12 +969,12 @@ impl Session {
         {
             return Err(SessionError::BadSyncData { doc });
         }
-        if applied_here {
-            // Automerge takes a message without changes whose heads equal ours as
-            // "nothing to answer"; these changes were applied just before, and the peer
-            // must hear our new heads, as it would have had Automerge applied them.
-            entry.state.last_sent_heads = last_sent;
-        }
+        // Automerge takes a message without changes whose heads equal ours as if we had
+        // told the peer those heads. We may not have: the changes were applied just
+        // before (above), or reached us through a third device. Then the peer still
+        // waits to hear that we agree, so what we last really sent stays on record and
+        // the next message carries our heads once.
+        entry.state.last_sent_heads = last_sent;
         if refused {
             // The peer holds changes this device will never take, and would offer them
             // in every round: stop here until it writes something new.
