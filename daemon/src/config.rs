@@ -73,7 +73,8 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             autostart: true,
-            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            // Dual-stack: IPv4 peers and IPv6 link-local ones (as mDNS finds them).
+            listen: SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_PORT)),
             peers: Vec::new(),
             pair_timeout_secs: 600,
             discovery: "mdns".into(),
@@ -166,6 +167,8 @@ mod tests {
     fn empty_file_gives_defaults() {
         let c = Config::parse("", Path::new("config.toml")).unwrap();
         assert_eq!(c, Config::default());
+        // Dual-stack by default, so IPv6 link-local peers found by mDNS work too.
+        assert_eq!(c.listen.to_string(), "[::]:7447");
     }
 
     #[test]

@@ -121,6 +121,12 @@ pub struct Net {
     refused_by: Mutex<BTreeSet<String>>,
 }
 
+/// An address as this device keys it: a dual-stack socket sees an IPv4 peer as
+/// `::ffff:a.b.c.d`, which is the same peer as its plain IPv4 form.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 impl Net {
     /// Starts accepting and dialling.
     pub fn start(
@@ -172,13 +178,10 @@ impl Net {
         if !local.ip().is_unspecified() {
             return vec![local];
         }
-        // Bound to every interface: list loopback; discovery finds the rest.
+        // Bound to every interface: list loopback (IPv4 reaches a dual-stack `[::]` as
+        // well); discovery finds the rest.
         vec![SocketAddr::new(
-            if local.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            },
+            std::net::Ipv4Addr::LOCALHOST.into(),
             local.port(),
         )]
     }
@@ -232,6 +235,7 @@ impl Net {
 
     /// Records the address that worked for a device.
     pub fn remember(&self, device: &DeviceId, addr: SocketAddr) {
+        let addr = canonical(addr);
         let changed = self.book.lock().is_ok_and(|mut book| {
             book.last_addr.insert(device.to_string(), addr.to_string()) != Some(addr.to_string())
         });
@@ -310,11 +314,10 @@ impl Net {
 
     /// Whether a live connection's peer address is among `addrs`.
     fn connected_at(&self, addrs: &[SocketAddr]) -> bool {
-        let canonical = |a: &SocketAddr| (a.ip().to_canonical(), a.port());
-        let wanted: BTreeSet<_> = addrs.iter().map(canonical).collect();
+        let wanted: BTreeSet<_> = addrs.iter().copied().map(canonical).collect();
         self.live.lock().is_ok_and(|live| {
             live.values()
-                .any(|c| wanted.contains(&canonical(&c.connection.remote_address())))
+                .any(|c| wanted.contains(&canonical(c.connection.remote_address())))
         })
     }
 
@@ -641,7 +644,7 @@ impl Net {
                     refused.remove(&device.to_string());
                 }
                 if let Ok(mut b) = self.backoff.lock() {
-                    b.remove(&connection.remote_address().to_string());
+                    b.remove(&canonical(connection.remote_address()).to_string());
                 }
             }
             self.count(&device, |t| t.bytes_received += n as u64);

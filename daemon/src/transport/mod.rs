@@ -757,8 +757,14 @@ impl Transport {
             None,
         )?);
         fallback.transport_config(Arc::clone(&transport));
-        let endpoint = quinn::Endpoint::server(fallback.clone(), bind)
-            .map_err(|source| bind_error(bind, source))?;
+        let socket = bind_udp(bind)?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(fallback.clone()),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| bind_error(bind, source))?;
         tracing::debug!(device = %key.device_id(), "QUIC endpoint ready");
         Ok(Self {
             endpoint,
@@ -1057,6 +1063,34 @@ impl Accepted {
     }
 }
 
+/// Opens the UDP socket. The unspecified IPv6 address (the default, `[::]`) is made
+/// dual-stack, so one socket reaches both IPv4 peers and IPv6 link-local ones found by
+/// mDNS; where the machine has IPv6 turned off, the same port on IPv4 stands in.
+fn bind_udp(bind: SocketAddr) -> Result<std::net::UdpSocket, TransportError> {
+    if bind.ip() != std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) {
+        return std::net::UdpSocket::bind(bind).map_err(|source| bind_error(bind, source));
+    }
+    let dual_stack = || -> io::Result<std::net::UdpSocket> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV6,
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        socket.set_only_v6(false)?;
+        socket.bind(&bind.into())?;
+        Ok(socket.into())
+    };
+    match dual_stack() {
+        Ok(socket) => Ok(socket),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::AFNOSUPPORT.raw_os_error()) => {
+            let v4 = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, bind.port()));
+            tracing::info!("IPv6 is turned off on this machine; listening on IPv4 only");
+            std::net::UdpSocket::bind(v4).map_err(|source| bind_error(v4, source))
+        }
+        Err(source) => Err(bind_error(bind, source)),
+    }
+}
+
 fn bind_error(addr: SocketAddr, source: io::Error) -> TransportError {
     match source.kind() {
         io::ErrorKind::AddrInUse => TransportError::PortInUse { addr },
@@ -1102,7 +1136,7 @@ pub enum TransportError {
     /// The chosen address does not belong to this machine.
     #[error(
         "cannot listen on {addr}: that address does not belong to this machine; set `listen` \
-         in config.toml or HEARTH_LISTEN to a local address such as 0.0.0.0:7447"
+         in config.toml or HEARTH_LISTEN to a local address such as [::]:7447"
     )]
     AddressUnavailable {
         /// The address we tried to bind.

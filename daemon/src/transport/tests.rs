@@ -57,9 +57,13 @@ impl Device {
     }
 
     fn with_key(key: DeviceKey) -> Self {
+        Self::bound_at(key, LOCALHOST)
+    }
+
+    fn bound_at(key: DeviceKey, bind: SocketAddr) -> Self {
         let trust = TrustSet::new();
         trust.set_household_secrets(vec![Zeroizing::new(HOUSEHOLD)]);
-        let transport = Transport::bind(LOCALHOST, &key, trust.clone()).unwrap();
+        let transport = Transport::bind(bind, &key, trust.clone()).unwrap();
         let addr = transport.local_addr().unwrap();
         Self {
             key,
@@ -182,6 +186,45 @@ async fn trusted_devices_exchange_a_message_on_a_bi_stream() {
     // 3. Both messages arrived intact.
     assert_eq!(received, b"hello alice");
     assert_eq!(reply, b"hello bob");
+}
+
+#[tokio::test]
+async fn the_default_listen_address_serves_ipv4_peers_and_dials_them_too() {
+    // Alice listens as the default config does, on `[::]`; Bob only speaks IPv4.
+    let alice = Device::bound_at(
+        DeviceKey::generate().unwrap(),
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+    );
+    let bob = Device::new();
+    alice.trusts(&bob);
+    bob.trusts(&alice);
+    let alice_v4 = SocketAddr::from(([127, 0, 0, 1], alice.addr.port()));
+    for dialer_is_bob in [true, false] {
+        let (from, to) = if dialer_is_bob {
+            (&bob, &alice)
+        } else {
+            (&alice, &bob)
+        };
+        let target = if dialer_is_bob { alice_v4 } else { bob.addr };
+        let listener = async { answer(&to.accept_one().await.unwrap(), b"hi").await };
+        let dialer = async {
+            let dialed = within(from.transport.connect(
+                target,
+                Alpn::Sync,
+                Some(to.key.public_key()),
+            ))
+            .await
+            .unwrap();
+            let reply = request(&dialed.connection, b"hello").await.unwrap();
+            close(&dialed.connection, CloseReason::Done);
+            reply
+        };
+        let (received, reply) = tokio::join!(listener, dialer);
+        assert_eq!(
+            (received.as_slice(), reply.as_slice()),
+            (&b"hello"[..], &b"hi"[..])
+        );
+    }
 }
 
 #[tokio::test]
