@@ -843,19 +843,6 @@ fn read_list_in_tx<T: ReadDoc>(tx: &T, value: &Value<'_>, id: &ObjId) -> Option<
     }
 }
 
-/// The records that balance insights weigh.
-#[derive(Debug, Clone, Default)]
-pub struct BalanceInputs {
-    /// Every ledger item, whatever its status.
-    pub items: Vec<LedgerItem>,
-    /// Done entries in the range.
-    pub done: Vec<DoneEntry>,
-    /// Acknowledgments in the range.
-    pub acks: Vec<Acknowledgment>,
-    /// Handoffs proposed in the range.
-    pub handoffs: Vec<Handoff>,
-}
-
 /// What `hearth ledger edit` changes; fields left `None` stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ItemEdit {
@@ -1809,18 +1796,6 @@ impl Docs {
         let mut out = self.household.all::<Acknowledgment>();
         out.sort_by_key(|a| (a.when.at, a.id));
         out
-    }
-
-    /// What balance insights weigh, for local dates in `from..=to`.
-    pub fn balance_inputs(&self, from: chrono::NaiveDate, to: chrono::NaiveDate) -> BalanceInputs {
-        let (from, to) = (from.to_string(), to.to_string());
-        let in_range = |f: &Fields<'_>| f.str("date").is_some_and(|d| d >= from && d <= to);
-        BalanceInputs {
-            items: self.household.all(),
-            done: self.household.filter(in_range),
-            acks: self.household.filter(in_range),
-            handoffs: self.household.filter(in_range),
-        }
     }
 }
 

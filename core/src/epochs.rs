@@ -368,7 +368,7 @@ mod tests {
 
     #[test]
     fn an_epoch_far_ahead_is_not_adopted_so_rotation_never_saturates() {
-        let mut rng = rand::rngs::OsRng;
+        let mut rng = rng();
         let mut epochs = Epochs::empty();
         epochs.rotate(&mut rng);
         let far = Epoch::new(u64::MAX, [0xff; SECRET_LEN]);

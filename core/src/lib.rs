@@ -34,3 +34,11 @@ pub fn json_error_kind(err: &serde_json::Error) -> &'static str {
         Category::Eof => "it ends too early",
     }
 }
+
+/// The system's random source, for tests that make real keys. Outside tests, core
+/// takes randomness from its caller (see `clippy.toml`).
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn test_rng() -> ring::rand::SystemRandom {
+    ring::rand::SystemRandom::new()
+}

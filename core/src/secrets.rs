@@ -38,7 +38,7 @@ use std::fmt;
 use std::io::Read;
 
 use age::secrecy::SecretString;
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SecureRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -154,10 +154,10 @@ impl fmt::Debug for DeviceSecrets {
 
 impl DeviceSecrets {
     /// Creates fresh keys for a device that starts a new household (`hearth init`):
-    /// a new age identity, a new device key and a new household secret.
-    pub fn generate() -> Result<Self, SecretsError> {
-        let rng = SystemRandom::new();
-        let mut secrets = Self::generate_unpaired_with(&rng)?;
+    /// a new age identity, a new device key and a new household secret. The caller
+    /// brings the random source (the system's, outside tests).
+    pub fn generate(rng: &dyn SecureRandom) -> Result<Self, SecretsError> {
+        let mut secrets = Self::generate_unpaired(rng)?;
         let mut household = Zeroizing::new([0u8; HOUSEHOLD_SECRET_LEN]);
         rng.fill(household.as_mut())
             .map_err(|_| SecretsError::Random)?;
@@ -168,11 +168,7 @@ impl DeviceSecrets {
     /// Creates fresh keys for a device that will join an existing household: no
     /// household secret until pairing delivers one through
     /// [`set_household_secret`](Self::set_household_secret).
-    pub fn generate_unpaired() -> Result<Self, SecretsError> {
-        Self::generate_unpaired_with(&SystemRandom::new())
-    }
-
-    fn generate_unpaired_with(rng: &SystemRandom) -> Result<Self, SecretsError> {
+    pub fn generate_unpaired(rng: &dyn SecureRandom) -> Result<Self, SecretsError> {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(rng).map_err(|_| SecretsError::Random)?;
         Self::from_parts(
             age::x25519::Identity::generate(),
@@ -473,23 +469,23 @@ mod tests {
 
     #[test]
     fn generate_makes_a_household_secret_and_unpaired_does_not() {
-        let init = DeviceSecrets::generate().unwrap();
+        let init = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         assert!(init.household_secret().is_some());
-        let joiner = DeviceSecrets::generate_unpaired().unwrap();
+        let joiner = DeviceSecrets::generate_unpaired(&crate::test_rng()).unwrap();
         assert!(joiner.household_secret().is_none());
         assert_ne!(init.device_public_key(), joiner.device_public_key());
     }
 
     #[test]
     fn device_public_key_matches_the_pkcs8_document() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         let pair = Ed25519KeyPair::from_pkcs8(secrets.device_pkcs8()).unwrap();
         assert_eq!(pair.public_key().as_ref(), secrets.device_public_key());
     }
 
     #[test]
     fn unprotected_round_trip() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         let bytes = secrets.to_file_bytes(None).unwrap();
         assert!(!DeviceSecrets::is_protected(&bytes));
         assert!(bytes.starts_with(b"hearth-device-secrets v1\n"));
@@ -506,7 +502,7 @@ mod tests {
 
     #[test]
     fn unpaired_round_trip_keeps_no_household_secret() {
-        let secrets = DeviceSecrets::generate_unpaired().unwrap();
+        let secrets = DeviceSecrets::generate_unpaired(&crate::test_rng()).unwrap();
         let bytes = secrets.to_file_bytes(None).unwrap();
         let back = DeviceSecrets::from_file_bytes(&bytes, None).unwrap();
         assert!(back.household_secret().is_none());
@@ -514,7 +510,7 @@ mod tests {
 
     #[test]
     fn set_household_secret_survives_a_round_trip() {
-        let mut secrets = DeviceSecrets::generate_unpaired().unwrap();
+        let mut secrets = DeviceSecrets::generate_unpaired(&crate::test_rng()).unwrap();
         secrets.set_household_secret([9; 32]);
         let bytes = secrets.to_file_bytes(None).unwrap();
         let back = DeviceSecrets::from_file_bytes(&bytes, None).unwrap();
@@ -523,7 +519,7 @@ mod tests {
 
     #[test]
     fn protected_round_trip() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         let bytes = protect(&secrets, "correct horse");
         assert!(DeviceSecrets::is_protected(&bytes));
         let back = DeviceSecrets::from_file_bytes(&bytes, Some("correct horse")).unwrap();
@@ -532,7 +528,7 @@ mod tests {
 
     #[test]
     fn an_older_weaker_file_is_recognised_for_strengthening() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         let weak = secrets
             .to_file_bytes_with_work_factor(Some("pw"), 5)
             .unwrap();
@@ -556,7 +552,7 @@ mod tests {
 
     #[test]
     fn protected_file_records_the_chosen_work_factor() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         let bytes = secrets
             .to_file_bytes_with_work_factor(Some("pw"), 5)
             .unwrap();
@@ -569,7 +565,7 @@ mod tests {
 
     #[test]
     fn wrong_passphrase_is_reported_as_such() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         let bytes = protect(&secrets, "right");
         let err = DeviceSecrets::from_file_bytes(&bytes, Some("wrong")).unwrap_err();
         assert!(matches!(err, SecretsError::WrongPassphrase), "{err:?}");
@@ -578,7 +574,7 @@ mod tests {
 
     #[test]
     fn protected_file_without_passphrase_asks_for_one() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         let bytes = protect(&secrets, "right");
         assert!(matches!(
             DeviceSecrets::from_file_bytes(&bytes, None),
@@ -588,7 +584,7 @@ mod tests {
 
     #[test]
     fn empty_passphrase_is_refused() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         assert!(matches!(
             secrets.to_file_bytes(Some("")),
             Err(SecretsError::EmptyPassphrase)
@@ -597,7 +593,7 @@ mod tests {
 
     #[test]
     fn excessive_work_factor_is_refused_before_any_work() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         // Writing at a huge work factor would itself take seconds and gigabytes, so
         // raise the recorded factor in a cheap file instead: the limit is checked
         // before the header MAC, exactly as a tampered file would be read.
@@ -627,7 +623,7 @@ mod tests {
 
     #[test]
     fn damaged_protected_file_is_malformed_not_wrong_passphrase() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         let bytes = protect(&secrets, "pw");
         let mut truncated = bytes[..bytes.len() - 3].to_vec();
         assert!(matches!(
@@ -663,7 +659,7 @@ mod tests {
 
     #[test]
     fn malformed_files_say_what_is_wrong() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         let text = text_of(&secrets);
         let without = |prefix: &str| {
             text.lines()
@@ -715,7 +711,7 @@ mod tests {
     #[test]
     fn debug_output_hides_the_secrets() {
         use age::secrecy::ExposeSecret as _;
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         let debug = format!("{secrets:?}");
         let identity = secrets.age_identity().to_string();
         assert!(!debug.contains(identity.expose_secret()));
@@ -729,7 +725,7 @@ mod tests {
     #[ignore = "timing measurement, not a check"]
     #[allow(clippy::disallowed_methods)]
     fn measure_work_factors() {
-        let secrets = DeviceSecrets::generate().unwrap();
+        let secrets = DeviceSecrets::generate(&crate::test_rng()).unwrap();
         for n in 16..=19u8 {
             let bytes = secrets
                 .to_file_bytes_with_work_factor(Some("measure"), n)

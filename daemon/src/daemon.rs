@@ -787,7 +787,8 @@ async fn init(
         )
     })?;
 
-    let secrets = DeviceSecrets::generate().map_err(secrets_error)?;
+    let secrets =
+        DeviceSecrets::generate(&ring::rand::SystemRandom::new()).map_err(secrets_error)?;
     let device_id = DeviceId::from_public_key(&secrets.device_public_key()).to_string();
     let me = Uuid::new_v4();
     let paths = shared.paths.clone();

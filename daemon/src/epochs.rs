@@ -190,7 +190,10 @@ mod tests {
     #[test]
     fn rotation_is_durable_and_an_old_file_loads_as_epoch_zero() {
         let dir = tempfile::tempdir().unwrap();
-        let secrets = hearth_core::secrets::DeviceSecrets::generate_unpaired().unwrap();
+        let secrets = hearth_core::secrets::DeviceSecrets::generate_unpaired(
+            &ring::rand::SystemRandom::new(),
+        )
+        .unwrap();
         // An older joined device's file: the bare secret, sealed.
         let sealed = hearth_core::envelope::seal(&secrets.age_recipient(), &[3u8; 32]).unwrap();
         std::fs::write(dir.path().join(HOUSEHOLD_SECRET_FILE), sealed).unwrap();

@@ -1141,7 +1141,9 @@ mod tests {
             docs.put_device(d, 0).unwrap();
         }
         let dir = tempfile::tempdir().unwrap();
-        let secrets = hearth_core::secrets::DeviceSecrets::generate().unwrap();
+        let secrets =
+            hearth_core::secrets::DeviceSecrets::generate(&ring::rand::SystemRandom::new())
+                .unwrap();
         let keys = Arc::new(HouseholdKeys::load(dir.path().to_path_buf(), &secrets));
         let signer =
             Arc::new(Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8()).unwrap());

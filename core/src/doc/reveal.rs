@@ -741,9 +741,7 @@ mod tests {
     }
 
     fn keypair() -> ring::signature::Ed25519KeyPair {
-        let pkcs8 =
-            ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-                .unwrap();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&crate::test_rng()).unwrap();
         ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
     }
 

@@ -581,8 +581,7 @@ mod tests {
     use uuid::Uuid;
 
     fn signer() -> Ed25519KeyPair {
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&crate::test_rng()).unwrap();
         Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
     }
 

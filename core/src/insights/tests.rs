@@ -150,6 +150,7 @@ impl Scenario {
             agreed_at: None,
             created_by: id(ADA),
             created_at: 0,
+            created_utc_offset_min: 0,
             paused_until: None,
         });
         iid
@@ -931,6 +932,7 @@ fn arb_item() -> impl Strategy<Value = LedgerItem> {
                 agreed_at: None,
                 created_by: id(1),
                 created_at,
+                created_utc_offset_min: 0,
                 paused_until: None,
             },
         )

@@ -1,12 +1,11 @@
 #![allow(clippy::unwrap_used)]
 
 use automerge::transaction::Transactable;
-use ring::rand::SystemRandom;
 
 use super::*;
 
 fn key_pair() -> Ed25519KeyPair {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&crate::test_rng()).unwrap();
     Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
 }
 

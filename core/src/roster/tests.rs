@@ -1,9 +1,8 @@
 use super::*;
-use ring::rand::SystemRandom;
 use uuid::Uuid;
 
 fn key() -> Ed25519KeyPair {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&crate::test_rng()).unwrap();
     Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
 }
 
