@@ -233,7 +233,6 @@ fn every_bad_bundle_is_refused_with_its_own_error_and_changes_nothing() {
     // Signed by Bo's real device key, but sealed for some other device.
     let contents = Bundle {
         created_at: 0,
-        created_utc_offset_min: 0,
         docs: vec![],
     };
     let stranger = age::x25519::Identity::generate();
@@ -317,7 +316,6 @@ fn bundle_sizes_for_a_year_of_data() {
         let (doc, _) = bundle::changes_after(&household.a.household, since);
         let contents = Bundle {
             created_at: 0,
-            created_utc_offset_min: 0,
             docs: vec![doc],
         };
         bundle::seal(&contents, &[bo.to_public()], &key).unwrap()
