@@ -459,11 +459,21 @@ pub fn pair_with(
 
 /// Waits until every daemon has the same heads for `doc_prefix`, waking on events.
 pub fn wait_converged(daemons: &[&TestDaemon], doc_prefix: &str) -> anyhow::Result<Vec<String>> {
+    wait_converged_within(daemons, doc_prefix, EVENT_TIMEOUT)
+}
+
+/// [`wait_converged`] with a bound of the caller's: for liveness checks that must tell
+/// "synced on its own" from "synced after the longest backoff".
+pub fn wait_converged_within(
+    daemons: &[&TestDaemon],
+    doc_prefix: &str,
+    within: Duration,
+) -> anyhow::Result<Vec<String>> {
     let mut subs = daemons
         .iter()
         .map(|d| d.subscribe())
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let deadline = Instant::now() + EVENT_TIMEOUT;
+    let deadline = Instant::now() + within;
     loop {
         let heads = daemons
             .iter()
@@ -473,9 +483,7 @@ pub fn wait_converged(daemons: &[&TestDaemon], doc_prefix: &str) -> anyhow::Resu
             return Ok(heads.into_iter().next().unwrap_or_default());
         }
         if Instant::now() > deadline {
-            bail!(
-                "the daemons did not converge on {doc_prefix} within {EVENT_TIMEOUT:?}: {heads:?}"
-            );
+            bail!("the daemons did not converge on {doc_prefix} within {within:?}: {heads:?}");
         }
         // Sleep on the event streams: any sync or change event is a reason to look again.
         for sub in &mut subs {
