@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use automerge::Automerge;
 use hearth_core::doc::Docs;
 use hearth_core::identity::DeviceId;
-use hearth_core::model::{Device, Millis, PersonId};
+use hearth_core::model::{Device, Millis};
 use hearth_core::provenance::{Admission, ProofError};
 use hearth_core::sync::{
     encode_frame, DocAccess, DocId, Message, Role, Session, SessionConfig, SessionEvent, SyncLimits,
@@ -38,6 +38,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use hearth_core::epochs::Epoch;
+
+pub use hearth_core::sync::policy::{trusted_devices, Policy};
 
 use crate::api::Event;
 use crate::epochs::HouseholdKeys;
@@ -140,66 +142,6 @@ pub struct PeerProgress {
 /// How long, at most, a pause or a leaving waits for the household document to reach a
 /// connected device of the partner before the session is closed anyway.
 pub const FAREWELL: Duration = Duration::from_secs(3);
-
-/// Who this device syncs with, and how, as the household document says now.
-///
-/// Pure: built from the documents and the wall-clock time, so it can be tested alone.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Policy {
-    /// This device's person.
-    pub me: PersonId,
-    /// This person's pause holds: sessions with other people's devices share nothing.
-    pub hold_others: bool,
-    /// When that pause ends by itself, Unix ms.
-    pub hold_ends: Option<Millis>,
-    /// People who ended sharing (`hearth leave`), this person included if they did.
-    pub left: BTreeSet<PersonId>,
-}
-
-impl Policy {
-    /// The policy the documents call for at `now`.
-    pub fn from_docs(docs: &Docs, now: Millis) -> Policy {
-        let pause = docs.pause_of(docs.me).filter(|p| p.active_at(now));
-        Policy {
-            me: docs.me,
-            hold_others: pause.is_some(),
-            hold_ends: pause.and_then(|p| p.until),
-            left: docs
-                .people()
-                .into_iter()
-                .filter(|p| docs.left_at(p.id).is_some())
-                .map(|p| p.id)
-                .collect(),
-        }
-    }
-
-    /// Whether this device syncs with `device` at all: it is not removed, and it is one
-    /// of this person's own devices, or neither person has ended sharing.
-    pub fn trusts(&self, device: &Device) -> bool {
-        device.revoked_at.is_none()
-            && (device.person == self.me
-                || (!self.left.contains(&self.me) && !self.left.contains(&device.person)))
-    }
-
-    /// The documents a session with a trusted `device` may share.
-    pub fn allowed_docs(&self, device: &Device) -> BTreeSet<DocId> {
-        if device.person == self.me {
-            BTreeSet::from([DocId::household(), DocId::private(&self.me)])
-        } else if self.hold_others {
-            BTreeSet::new()
-        } else {
-            BTreeSet::from([DocId::household()])
-        }
-    }
-}
-
-/// The devices on `docs`' roster that `policy` trusts, this one excluded.
-pub fn trusted_devices(docs: &Docs, policy: &Policy, this_device: &str) -> Vec<Device> {
-    docs.devices()
-        .into_iter()
-        .filter(|d| d.id != this_device && policy.trusts(d))
-        .collect()
-}
 
 struct Link {
     device: DeviceId,
@@ -983,7 +925,7 @@ fn revoked_code() -> u32 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use hearth_core::model::{Pause, Person};
+    use hearth_core::model::{Pause, Person, PersonId};
     use uuid::Uuid;
 
     fn device(n: u8, person: PersonId) -> Device {

@@ -33,6 +33,7 @@
 
 pub mod frame;
 pub mod message;
+pub mod policy;
 pub mod session;
 pub mod sim;
 
@@ -43,6 +44,7 @@ use uuid::Uuid;
 
 pub use frame::{encode_frame, FrameDecoder, FrameError, MAX_FRAME};
 pub use message::{Message, PeerId, PeerMetadata, PROTOCOL_VERSION};
+pub use policy::Policy;
 pub use session::{
     AbortReason, DocAccess, Role, Session, SessionConfig, SessionError, SessionEvent, SyncLimits,
 };

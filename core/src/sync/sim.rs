@@ -25,6 +25,14 @@
 //!
 //! Every frame goes through the real codec, and every sync message is checked on the
 //! wire: a private document must only ever travel between devices of its person.
+//!
+//! **Who syncs what** is the daemon's own [`Policy`], one per device: a pause
+//! ([`Network::pause`]), a leaving ([`Network::leave`]) and a removal
+//! ([`Network::remove`]) change it, and the links it no longer fits are reset and
+//! reopened with the documents it allows now, as the daemon's sync hub does. One
+//! simplification: a change of policy reaches every device at once, where the daemon
+//! carries it in the household document (the pausing or leaving side holds back at once
+//! either way, which is what keeps documents apart).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -35,6 +43,7 @@ use uuid::Uuid;
 
 use super::frame::{encode_frame, FrameDecoder};
 use super::message::Message;
+use super::policy::Policy;
 use super::session::{DocAccess, Role, Session, SessionConfig, SessionEvent, SyncLimits};
 use super::DocId;
 use crate::identity::DeviceId;
@@ -83,6 +92,10 @@ pub struct SimDevice {
     pub docs: BTreeMap<DocId, Automerge>,
     /// Events from this device's sessions, with the index of the peer device.
     pub events: Vec<(usize, SessionEvent)>,
+    /// Who this device syncs with, and what.
+    pub policy: Policy,
+    /// Removed from the roster: nobody syncs with it any more.
+    pub removed: bool,
     saved: BTreeMap<usize, Vec<(DocId, Vec<u8>)>>,
     actor_seq: u64,
 }
@@ -142,6 +155,8 @@ impl DocAccess for HostDocs<'_> {
 #[derive(Debug)]
 struct End {
     session: Session,
+    /// The documents this end's device lets the session share.
+    allowed: BTreeSet<DocId>,
     /// Bytes sent towards this end and not yet delivered, in stream order.
     inbox: Vec<u8>,
     decoder: FrameDecoder,
@@ -166,6 +181,8 @@ pub struct Network<R> {
     violations: Vec<String>,
     errors: Vec<String>,
     bytes_sent: u64,
+    /// Which device made each change written through [`Network::edit`].
+    authors: BTreeMap<ChangeHash, usize>,
 }
 
 fn ordered(a: usize, b: usize) -> (usize, usize) {
@@ -185,6 +202,7 @@ impl<R: RngCore> Network<R> {
             violations: Vec::new(),
             errors: Vec::new(),
             bytes_sent: 0,
+            authors: BTreeMap::new(),
         }
     }
 
@@ -197,6 +215,11 @@ impl<R: RngCore> Network<R> {
             person,
             docs: BTreeMap::new(),
             events: Vec::new(),
+            policy: Policy {
+                me: person,
+                ..Policy::default()
+            },
+            removed: false,
             saved: BTreeMap::new(),
             actor_seq: 0,
         });
@@ -269,20 +292,87 @@ impl<R: RngCore> Network<R> {
         if tx.put(ROOT, key, value).is_err() {
             return false;
         }
-        tx.commit();
+        if let (Some(hash), _) = tx.commit() {
+            self.authors.insert(hash, device);
+        }
         self.notify_local_change(device, doc, None);
         true
     }
 
-    /// The documents devices `a` and `b` may exchange.
-    fn allowed(&self, a: usize, b: usize) -> BTreeSet<DocId> {
-        let mut allowed = BTreeSet::from([DocId::household()]);
-        if let (Some(da), Some(db)) = (self.devices.get(a), self.devices.get(b)) {
-            if da.person == db.person {
-                allowed.insert(DocId::private(&da.person));
+    /// The device that made `change`, if it was made by [`Network::edit`].
+    pub fn author_of(&self, change: &ChangeHash) -> Option<usize> {
+        self.authors.get(change).copied()
+    }
+
+    /// Every change of `doc` that `device` holds.
+    pub fn changes(&self, device: usize, doc: &DocId) -> BTreeSet<ChangeHash> {
+        self.devices
+            .get(device)
+            .and_then(|d| d.docs.get(doc))
+            .map(|d| d.get_changes(&[]).iter().map(|c| c.hash()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The documents device `me` lets a session with `them` share, as its policy says;
+    /// empty when either is removed or `me` does not trust `them`'s person.
+    fn allowed(&self, me: usize, them: usize) -> BTreeSet<DocId> {
+        match (self.devices.get(me), self.devices.get(them)) {
+            (Some(m), Some(t)) if !m.removed && !t.removed && m.policy.trusts_person(t.person) => {
+                m.policy.docs_for(t.person)
             }
+            _ => BTreeSet::new(),
         }
-        allowed
+    }
+
+    /// Whether `a` and `b` would accept a connection from each other.
+    fn trusted(&self, a: usize, b: usize) -> bool {
+        let trusts = |me: usize, them: usize| {
+            matches!((self.devices.get(me), self.devices.get(them)),
+                (Some(m), Some(t)) if !m.removed && !t.removed && m.policy.trusts_person(t.person))
+        };
+        trusts(a, b) && trusts(b, a)
+    }
+
+    /// Starts (`on`) or ends `person`'s pause on all their devices.
+    pub fn pause(&mut self, person: Uuid, on: bool) {
+        for dev in self.devices.iter_mut().filter(|d| d.person == person) {
+            dev.policy.hold_others = on;
+        }
+        self.enforce();
+    }
+
+    /// `person` ends sharing: every device stops syncing across the line between them
+    /// and the other person.
+    pub fn leave(&mut self, person: Uuid) {
+        for dev in &mut self.devices {
+            dev.policy.left.insert(person);
+        }
+        self.enforce();
+    }
+
+    /// Removes `device` from the roster: nobody syncs with it any more.
+    pub fn remove(&mut self, device: usize) {
+        if let Some(dev) = self.devices.get_mut(device) {
+            dev.removed = true;
+        }
+        self.enforce();
+    }
+
+    /// Resets every link the policies no longer fit, keeping state, and reopens those
+    /// still trusted with the documents allowed now, as the daemon's sync hub does.
+    fn enforce(&mut self) {
+        let pairs: Vec<(usize, usize)> = self.links.keys().copied().collect();
+        for pair in pairs {
+            let fits = self.links.get(&pair).is_some_and(|link| {
+                link.ends[0].allowed == self.allowed(pair.0, pair.1)
+                    && link.ends[1].allowed == self.allowed(pair.1, pair.0)
+            });
+            if fits && self.trusted(pair.0, pair.1) {
+                continue;
+            }
+            self.disconnect(pair.0, pair.1, Persist::Current);
+            self.connect(pair.0, pair.1);
+        }
     }
 
     /// Opens a connection between `a` and `b`, unless they are the same device, already
@@ -293,19 +383,21 @@ impl<R: RngCore> Network<R> {
             || pair.1 >= self.devices.len()
             || self.links.contains_key(&pair)
             || self.blocked.contains(&pair)
+            || !self.trusted(pair.0, pair.1)
         {
             return false;
         }
-        let allowed = self.allowed(pair.0, pair.1);
         let make = |me: usize, them: usize, role: Role, devices: &[SimDevice]| {
             let persisted = devices[me].saved.get(&them).cloned().unwrap_or_default();
+            let allowed = self.allowed(me, them);
             End {
+                allowed: allowed.clone(),
                 session: Session::new(
                     SessionConfig {
                         local: devices[me].device,
                         remote: devices[them].device,
                         role,
-                        allowed_docs: allowed.clone(),
+                        allowed_docs: allowed,
                         persisted,
                         limits: self.limits,
                         epoch: None,
@@ -394,7 +486,9 @@ impl<R: RngCore> Network<R> {
     {
         let me = if side == 0 { pair.0 } else { pair.1 };
         let actor = self.next_actor(me);
-        let allowed = self.allowed(pair.0, pair.1);
+        let Some(allowed) = self.links.get(&pair).map(|l| l.ends[side].allowed.clone()) else {
+            return;
+        };
         let now = self.now;
         let (Some(link), Some(device)) = (self.links.get_mut(&pair), self.devices.get_mut(me))
         else {
@@ -609,7 +703,8 @@ impl<R: RngCore> Network<R> {
     }
 
     /// Fails unless every document is on every device that should hold it, with the
-    /// same heads everywhere.
+    /// same heads wherever the policies let it travel: within each group of devices
+    /// that, directly or through each other, may share it.
     pub fn check_converged(&self) -> Result<(), SimError> {
         let doc_ids: BTreeSet<DocId> = self
             .devices
@@ -620,22 +715,45 @@ impl<R: RngCore> Network<R> {
             // A device that lacks a document agrees with one that holds it empty: an
             // empty document has nothing to sync, and a `request` for it is answered
             // with `doc-unavailable` by design.
-            let mut holders = self.devices.iter().filter(|d| d.may_hold(&doc));
-            let Some(first) = holders.next() else {
-                continue;
-            };
-            let expected = first.heads(&doc).unwrap_or_default();
-            for dev in holders {
-                if dev.heads(&doc).unwrap_or_default() != expected {
-                    return Err(SimError::Diverged(format!(
-                        "{doc} differs between {} and {}",
-                        first.device.short(),
-                        dev.device.short()
-                    )));
+            let holders: Vec<usize> = (0..self.devices.len())
+                .filter(|&i| self.devices[i].may_hold(&doc) && !self.devices[i].removed)
+                .collect();
+            for group in self.groups_sharing(&doc, &holders) {
+                let Some((&first, rest)) = group.split_first() else {
+                    continue;
+                };
+                let expected = self.devices[first].heads(&doc).unwrap_or_default();
+                for &dev in rest {
+                    if self.devices[dev].heads(&doc).unwrap_or_default() != expected {
+                        return Err(SimError::Diverged(format!(
+                            "{doc} differs between {} and {}",
+                            self.devices[first].device.short(),
+                            self.devices[dev].device.short()
+                        )));
+                    }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Splits `devices` into the groups that can pass `doc` to each other, each pair
+    /// of neighbours allowing it both ways.
+    fn groups_sharing(&self, doc: &DocId, devices: &[usize]) -> Vec<Vec<usize>> {
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for &dev in devices {
+            let shares = |other: usize| {
+                self.allowed(dev, other).contains(doc) && self.allowed(other, dev).contains(doc)
+            };
+            let (joined, apart): (Vec<Vec<usize>>, Vec<Vec<usize>>) = groups
+                .into_iter()
+                .partition(|g| g.iter().any(|&other| shares(other)));
+            let mut merged: Vec<usize> = joined.into_iter().flatten().collect();
+            merged.push(dev);
+            groups = apart;
+            groups.push(merged);
+        }
+        groups
     }
 }
 
