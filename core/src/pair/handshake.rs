@@ -675,6 +675,7 @@ impl Handshake {
     }
 
     /// The next frame to write to the stream.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmit.pop_front()
     }

@@ -566,16 +566,19 @@ impl Session {
     // ----- outputs ------------------------------------------------------------------
 
     /// The next message to send, if any.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Message> {
         self.transmit.pop_front()
     }
 
     /// The next event, if any.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
     }
 
     /// When [`Self::handle_timeout`] should next be called, if ever.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
         match self.phase {
             Phase::Closed => None,
