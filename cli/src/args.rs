@@ -725,9 +725,6 @@ fn at_of<Tz: TimeZone>(t: DateTime<Tz>) -> AtValue {
     }
 }
 
-/// How far in the future `--at` may point; a few minutes absorb clock skew.
-const FUTURE_SLACK_MS: i64 = 5 * 60 * 1000;
-
 fn parse_at_flag(s: &str) -> Result<AtValue, String> {
     parse_at(s, &Local, Local::now().timestamp_millis())
 }
@@ -766,7 +763,9 @@ pub(crate) fn parse_at<Tz: TimeZone>(s: &str, tz: &Tz, now_ms: i64) -> Result<At
             "`{s}` is not a date or time; use 2026-11-20 or 2026-11-20T21:30 (local time)"
         ));
     };
-    if value.at > now_ms + FUTURE_SLACK_MS {
+    // The daemon applies the same rule (`ops::entry_when`); checking here too names the
+    // flag the user typed.
+    if value.at > now_ms + hearth_core::ops::FUTURE_SLACK_MS {
         return Err(format!(
             "`{s}` is in the future; --at is for filling in a day that already happened"
         ));

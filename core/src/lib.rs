@@ -13,6 +13,7 @@ pub mod epochs;
 pub mod identity;
 pub mod insights;
 pub mod model;
+pub mod ops;
 pub mod pair;
 pub mod provenance;
 pub mod roster;

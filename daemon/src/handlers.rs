@@ -14,6 +14,7 @@ use hearth_core::model::{
     ItemStatus, LedgerItem, Millis, Moment, Owners, Person, PersonId, Reflection, Target,
     TargetKind, ValidationError, Visibility, When,
 };
+use hearth_core::ops;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -124,8 +125,14 @@ fn person_or(docs: &Docs, who: &Option<PersonRef>, default: &str) -> Result<Pers
     resolve_person(docs, who.as_deref().unwrap_or(default))
 }
 
-fn when(at: &At, now: Millis) -> When {
-    When::from_utc(at.at.unwrap_or(now), at.utc_offset_min)
+/// The entry's time, refused if it lies in the future: `--at` is checked by the CLI too,
+/// but a JSON client or a modified one reaches this directly.
+fn when(at: &At, now: Millis) -> Result<When, ApiError> {
+    ops::entry_when(at.at, at.utc_offset_min, now).map_err(ops_error)
+}
+
+fn ops_error(e: ops::OpsError) -> ApiError {
+    ApiError::new(ErrorCode::Invalid, e.to_string(), e.hint())
 }
 
 fn new_id() -> Uuid {
@@ -151,13 +158,13 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             let mut checkin = CheckIn {
                 id: new_id(),
                 author: docs.me,
-                when: when(&p.at, now),
+                when: when(&p.at, now)?,
                 battery: p.battery,
                 signs: p.signs,
                 body: p.body,
                 basics: p.basics,
-                note: p.note.filter(|s| !s.trim().is_empty()),
-                ask: p.ask.filter(|s| !s.trim().is_empty()),
+                note: ops::optional_text(p.note),
+                ask: ops::optional_text(p.ask),
                 visibility: p.visibility.unwrap_or(Visibility::Shared),
                 kept_to_self: BTreeSet::new(),
             };
@@ -197,11 +204,11 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             let reflection = Reflection {
                 id: new_id(),
                 author: docs.me,
-                when: when(&p.at, now),
+                when: when(&p.at, now)?,
                 energy: p.energy,
                 safe: p.safe,
                 aligned: p.aligned,
-                note: p.note.filter(|s| !s.trim().is_empty()),
+                note: ops::optional_text(p.note),
                 visibility: p.visibility.unwrap_or(Visibility::Private),
             };
             if reflection.visibility == Visibility::RevealTogether {
@@ -240,7 +247,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 .add_ledger_item_offering(
                     &item,
                     &mut std::iter::repeat_with(new_id),
-                    when(&p.at, now),
+                    when(&p.at, now)?,
                     now,
                 )
                 .map_err(api_error)?;
@@ -285,11 +292,11 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             let done = DoneEntry {
                 id: new_id(),
                 item,
-                label: p.label.filter(|s| !s.trim().is_empty()),
+                label: ops::optional_text(p.label),
                 by: person_or(docs, &p.by, "me")?,
-                when: when(&p.at, now),
+                when: when(&p.at, now)?,
                 minutes: p.minutes,
-                note: p.note.filter(|s| !s.trim().is_empty()),
+                note: ops::optional_text(p.note),
             };
             docs.add_done(&done, now).map_err(api_error)?;
             let mut value = to_json(&done);
@@ -316,8 +323,8 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                     id: target,
                 },
                 kind: p.kind,
-                when: when(&p.at, now),
-                note: p.note.filter(|s| !s.trim().is_empty()),
+                when: when(&p.at, now)?,
+                note: ops::optional_text(p.note),
             };
             docs.add_ack(&ack, now).map_err(api_error)?;
             Ok(Outcome::wrote(to_json(&ack), DocKind::Household, "acks"))
@@ -330,8 +337,8 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 stage: p.stage,
                 from: docs.me,
                 to: person_or(docs, &p.to, "partner")?,
-                when: when(&p.at, now),
-                note: p.note.filter(|s| !s.trim().is_empty()),
+                when: when(&p.at, now)?,
+                note: ops::optional_text(p.note),
                 state: HandoffState::Open,
                 answered_by: None,
                 answered_at: None,
@@ -391,7 +398,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                     &edit,
                     me,
                     &mut std::iter::repeat_with(new_id),
-                    when(&p.at, now),
+                    when(&p.at, now)?,
                     now,
                 )
                 .map_err(api_error)?;
@@ -429,8 +436,8 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 id: new_id(),
                 kind: p.kind,
                 started_by: person_or(docs, &p.started_by, "me")?,
-                when: when(&p.at, now),
-                note: p.note.filter(|s| !s.trim().is_empty()),
+                when: when(&p.at, now)?,
+                note: ops::optional_text(p.note),
             };
             docs.add_moment(&moment, now).map_err(api_error)?;
             Ok(Outcome::wrote(
@@ -486,7 +493,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
         }
         Call::Reply { ask, text, at } => {
             let checkin = resolve(docs, Collection::CheckIns, &ask)?;
-            let ack = hearth_core::today::reply(docs, new_id(), checkin, &text, when(&at, now))
+            let ack = hearth_core::today::reply(docs, new_id(), checkin, &text, when(&at, now)?)
                 .map_err(api_error)?;
             docs.add_ack(&ack, now).map_err(api_error)?;
             Ok(Outcome::wrote(to_json(&ack), DocKind::Household, "acks"))

@@ -319,3 +319,44 @@ fn hostile_pairing_bytes_burn_the_invite_and_add_nobody() {
     assert_eq!(status.people.len(), people);
     assert!(status.peers.is_empty());
 }
+
+/// The CLI refuses a future `--at`, but the daemon is where the rule must hold: a JSON
+/// client (or a modified one) sending a future time or an offset no place uses gets a
+/// clear refusal, and nothing is written.
+#[test]
+fn a_json_client_cannot_date_an_entry_in_the_future() {
+    let d = TestDaemon::start().unwrap();
+    d.init("Ada").unwrap();
+    let before = heads(&d);
+    let tomorrow = chrono::Utc::now().timestamp_millis() + 86_400_000;
+    for (params, says) in [
+        (
+            json!({"kind": "laugh", "at": tomorrow, "utc_offset_min": 0}),
+            "future",
+        ),
+        (
+            json!({"kind": "laugh", "utc_offset_min": 100_000}),
+            "offset",
+        ),
+    ] {
+        let line = format!(
+            "{}\n",
+            json!({"v": 1, "id": 1, "method": "moment.add", "params": params})
+        );
+        let e = only_error(&raw(&d, line.as_bytes())).clone();
+        assert_eq!(e.code, ErrorCode::Invalid, "{e:?}");
+        assert!(e.message.contains(says), "{}", e.message);
+    }
+    assert_eq!(heads(&d), before);
+    // A note of blanks is no note.
+    let line = format!(
+        "{}\n",
+        json!({"v": 1, "id": 2, "method": "moment.add", "params": {"kind": "laugh", "note": "  \n "}})
+    );
+    let answered = raw(&d, line.as_bytes());
+    assert!(answered[0].error.is_none(), "{answered:?}");
+    let logged = d
+        .call(Call::Log(hearthd::api::LogParams::default()))
+        .unwrap();
+    assert!(logged[0]["record"].get("note").is_none(), "{logged}");
+}

@@ -1,0 +1,135 @@
+//! The rules a write must pass whoever sends it: the CLI, a script speaking JSON to the
+//! control socket, or a modified client. They live here, not in the CLI, so the daemon
+//! applies them to every request.
+//!
+//! Pure: the current time comes in as an argument.
+
+use crate::model::{Millis, When};
+
+/// How far in the future an entry's time may point; a few minutes absorb clock skew
+/// between the device that wrote the request and the daemon.
+pub const FUTURE_SLACK_MS: i64 = 5 * 60 * 1000;
+
+/// The widest UTC offsets in use on Earth: UTC−12:00 to UTC+14:00.
+pub const UTC_OFFSET_MIN_RANGE: std::ops::RangeInclusive<i32> = -12 * 60..=14 * 60;
+
+/// Why a write was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpsError {
+    /// The entry's time lies in the future.
+    #[error(
+        "that time is in the future; an entry's time is for filling in a moment that already \
+         happened (leave it out to mean now)"
+    )]
+    InTheFuture,
+    /// The UTC offset is not one any place uses.
+    #[error(
+        "a UTC offset of {minutes} minutes is not one any place uses; give one between \
+         -720 and 840 minutes (UTC−12:00 to UTC+14:00)"
+    )]
+    NoSuchOffset {
+        /// The offset given.
+        minutes: i32,
+    },
+    /// A text that must say something was empty.
+    #[error("the {field} is empty; write a few words")]
+    Empty {
+        /// Which text.
+        field: &'static str,
+    },
+}
+
+impl OpsError {
+    /// What to do next, for an API error's hint.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            OpsError::InTheFuture => "leave the time out to mean now, or give a past one",
+            OpsError::NoSuchOffset { .. } => "send the offset in minutes east of UTC",
+            OpsError::Empty { .. } => "write a few words",
+        }
+    }
+}
+
+/// When an entry happened: `at` (Unix ms, `None` for now) in the author's UTC offset.
+/// Refuses a time more than [`FUTURE_SLACK_MS`] ahead of `now`, and an offset no place
+/// uses.
+pub fn entry_when(at: Option<Millis>, utc_offset_min: i32, now: Millis) -> Result<When, OpsError> {
+    if !UTC_OFFSET_MIN_RANGE.contains(&utc_offset_min) {
+        return Err(OpsError::NoSuchOffset {
+            minutes: utc_offset_min,
+        });
+    }
+    let at = at.unwrap_or(now);
+    if at > now.saturating_add(FUTURE_SLACK_MS) {
+        return Err(OpsError::InTheFuture);
+    }
+    Ok(When::from_utc(at, utc_offset_min))
+}
+
+/// An optional free text as it is kept: trimmed, and absent when nothing is left.
+pub fn optional_text(text: Option<String>) -> Option<String> {
+    text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// A text that must say something (a title), trimmed.
+pub fn required_text(text: &str, field: &'static str) -> Result<String, OpsError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(OpsError::Empty { field });
+    }
+    Ok(trimmed.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = 1_767_225_600_000;
+
+    #[test]
+    fn an_entry_may_be_now_or_past_but_not_ahead_beyond_the_slack() {
+        assert_eq!(entry_when(None, 60, NOW).unwrap().at, NOW);
+        assert_eq!(entry_when(Some(NOW - 1), 0, NOW).unwrap().at, NOW - 1);
+        assert!(entry_when(Some(NOW + FUTURE_SLACK_MS), 0, NOW).is_ok());
+        assert_eq!(
+            entry_when(Some(NOW + FUTURE_SLACK_MS + 1), 0, NOW),
+            Err(OpsError::InTheFuture)
+        );
+        assert_eq!(
+            entry_when(Some(i64::MAX), 0, NOW),
+            Err(OpsError::InTheFuture)
+        );
+    }
+
+    #[test]
+    fn the_local_date_follows_the_offset_and_offsets_are_real_ones() {
+        // 20:30 UTC is already the next day at +05:00.
+        let evening = NOW + (20 * 60 + 30) * 60_000 - 24 * 3_600_000;
+        let when = entry_when(Some(evening), 300, NOW).unwrap();
+        assert_eq!(when.date.to_string(), "2026-01-01");
+        for minutes in [-721, 841, i32::MIN, i32::MAX] {
+            assert_eq!(
+                entry_when(None, minutes, NOW),
+                Err(OpsError::NoSuchOffset { minutes })
+            );
+        }
+        assert!(entry_when(None, -720, NOW).is_ok() && entry_when(None, 840, NOW).is_ok());
+    }
+
+    #[test]
+    fn texts_are_trimmed_and_blank_ones_dropped() {
+        assert_eq!(
+            optional_text(Some("  long week \n".into())),
+            Some("long week".into())
+        );
+        assert_eq!(optional_text(Some(" \t ".into())), None);
+        assert_eq!(optional_text(None), None);
+        assert_eq!(required_text("  Bins ", "title").unwrap(), "Bins");
+        assert_eq!(
+            required_text("   ", "title"),
+            Err(OpsError::Empty { field: "title" })
+        );
+    }
+}
