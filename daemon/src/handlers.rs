@@ -186,7 +186,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 return Ok(outcome);
             }
             docs.add_checkin(&checkin, now).map_err(api_error)?;
-            let doc = doc_for(docs, checkin.visibility);
+            let doc = docs.doc_kind_for(checkin.visibility);
             let mut value = to_json(&checkin);
             support(&mut value);
             let mut outcome = Outcome::wrote(value, doc, "checkins");
@@ -215,7 +215,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 return add_sealed(docs, &reflection, now);
             }
             docs.add_reflection(&reflection, now).map_err(api_error)?;
-            let doc = doc_for(docs, reflection.visibility);
+            let doc = docs.doc_kind_for(reflection.visibility);
             Ok(Outcome::wrote(to_json(&reflection), doc, "reflections"))
         }
         Call::LedgerAdd(p) => {
@@ -683,13 +683,6 @@ fn add_sealed<R: Sealable>(docs: &mut Docs, record: &R, now: Millis) -> Result<O
     Ok(Outcome { value, touched })
 }
 
-fn doc_for(docs: &Docs, visibility: Visibility) -> DocKind {
-    match visibility {
-        Visibility::Private => docs.private.kind(),
-        _ => DocKind::Household,
-    }
-}
-
 fn insights(
     docs: &Docs,
     weeks: Option<u32>,
@@ -1138,7 +1131,7 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
             }
             d.add_checkin(r, now)
         },
-        |d: &Docs, r: &CheckIn| doc_for(d, r.visibility)
+        |d: &Docs, r: &CheckIn| d.doc_kind_for(r.visibility)
     );
     merge!(
         reflections,
@@ -1157,7 +1150,7 @@ fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiErro
             }
             d.add_reflection(r, now)
         },
-        |d: &Docs, r: &Reflection| doc_for(d, r.visibility)
+        |d: &Docs, r: &Reflection| d.doc_kind_for(r.visibility)
     );
     merge!(
         done,

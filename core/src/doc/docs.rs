@@ -259,6 +259,15 @@ impl Docs {
         }
     }
 
+    /// Which document a record of `visibility` is written to: a reveal-together
+    /// answer's sealed value goes to the household, like a shared one.
+    pub fn doc_kind_for(&self, visibility: Visibility) -> DocKind {
+        match visibility {
+            Visibility::Private => self.private.kind(),
+            Visibility::Shared | Visibility::RevealTogether => DocKind::Household,
+        }
+    }
+
     fn doc_for(&mut self, visibility: Visibility) -> Result<&mut Doc, DocError> {
         match visibility {
             Visibility::Private => Ok(&mut self.private),
