@@ -36,7 +36,21 @@ use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::Serialize;
 
 use crate::identity::DeviceId;
-use crate::model::{Device, Millis, PersonId};
+use crate::model::{Device, Millis, Person, PersonId};
+
+/// The roster as it travels inside pairing: the people and the devices, as the
+/// inviting device holds them.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct RosterExport {
+    /// Everyone in the household.
+    pub people: Vec<Person>,
+    /// Every device on the roster.
+    pub devices: Vec<Device>,
+    /// People who ended sharing. Only for the inviting side's own checks; it does not
+    /// travel.
+    #[serde(skip)]
+    pub left: Vec<PersonId>,
+}
 
 const ADMISSION_CONTEXT: &[u8] = b"hearth roster admission v1\0";
 const SELF_CONTEXT: &[u8] = b"hearth roster device v1\0";

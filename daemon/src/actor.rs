@@ -28,10 +28,10 @@ use crate::api::{
     ApiError, Call, DocStatus, ErrorCode, Event, PeerStatus, PersonSummary, RefusedStatus,
 };
 use crate::handlers::{self, Outcome};
-use crate::pairing::RosterExport;
 use crate::storage::{DocStore, StoreError};
 use crate::sync_hub::{ConnId, Outbound, PeerProgress, SendQueue, SyncHub};
 use crate::transport::TrustSet;
+use hearth_core::roster::RosterExport;
 
 /// The most calls folded into one group commit.
 const MAX_BATCH: usize = 512;

@@ -1296,7 +1296,7 @@ pub fn record_counts(doc: &hearth_core::doc::Doc) -> BTreeMap<String, usize> {
 /// Adds people and devices learnt in pairing, leaving records already present alone.
 pub fn add_to_roster(
     docs: &mut Docs,
-    roster: crate::pairing::RosterExport,
+    roster: hearth_core::roster::RosterExport,
     now: Millis,
 ) -> Result<Outcome, ApiError> {
     let mut kinds = BTreeSet::new();

@@ -26,7 +26,7 @@ use hearth_core::pair::{
     Admission, Handshake, InviteRole, InviterInfo, JoinerInfo, JoinerPolicy, PairError,
     PairOutcome, PairingCode, TlsBinding,
 };
-use hearth_core::roster;
+use hearth_core::roster::{self, RosterExport};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -46,19 +46,6 @@ const FIND_TIMEOUT: Duration = Duration::from_secs(15);
 const FIND_DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one pairing attempt may take once connected.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The roster as it travels inside pairing.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RosterExport {
-    /// Everyone in the household.
-    pub people: Vec<Person>,
-    /// Every device on the roster.
-    pub devices: Vec<Device>,
-    /// People who ended sharing. Only for the inviting side's own checks; it does not
-    /// travel.
-    #[serde(skip)]
-    pub left: Vec<PersonId>,
-}
 
 /// How `pair join` joins.
 #[derive(Debug, Clone, Copy, Default)]
