@@ -1416,7 +1416,7 @@ fn device_summary(
     docs: &Docs,
     device: &Device,
     this_device: &str,
-    policy: &crate::sync_hub::Policy,
+    policy: &hearth_core::sync::Policy,
 ) -> crate::api::DeviceSummary {
     let devices = docs.devices();
     crate::api::DeviceSummary {
@@ -1479,7 +1479,7 @@ pub fn roster_call(
     call: Call,
     now: Millis,
 ) -> Result<Outcome, ApiError> {
-    let policy = crate::sync_hub::Policy::from_docs(docs, now);
+    let policy = hearth_core::sync::Policy::from_docs(docs, now);
     match call {
         Call::DevicesList => {
             let mut list: Vec<crate::api::DeviceSummary> = docs
