@@ -8,11 +8,11 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Local, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hearth_api::At;
 use hearth_core::model::{
     AckKind, Answer, Basic, BasicLevel, BodySign, BurnoutSign, Cadence, Domain, Labour, MomentKind,
     Stage, TargetKind, Visibility,
 };
-use hearthd::api::At;
 
 /// The heading that keeps the global options apart from each command's own.
 const GLOBAL: &str = "Global options";
@@ -865,12 +865,12 @@ fn parse_record_kind(s: &str) -> Result<String, String> {
         "moment" => "moments",
         other => other,
     };
-    if hearthd::api::RECORD_KINDS.contains(&plural) {
+    if hearth_api::RECORD_KINDS.contains(&plural) {
         Ok(plural.to_string())
     } else {
         Err(format!(
             "`{s}` is not a kind of entry; use one of: {}",
-            hearthd::api::RECORD_KINDS.join(", ")
+            hearth_api::RECORD_KINDS.join(", ")
         ))
     }
 }

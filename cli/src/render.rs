@@ -14,6 +14,8 @@ use hearth_core::model::{
 };
 use serde_json::Value;
 
+use hearth_api::{People, PersonSummary, Status};
+
 use crate::out::Style;
 
 /// Plain words for a burnout sign, as a question's subject.
@@ -129,17 +131,21 @@ pub(crate) struct Names {
 
 impl Names {
     /// Reads `people` and `person` from a status result.
-    pub(crate) fn from_status(status: &Value) -> Names {
-        let mut by_id = HashMap::new();
-        for p in status["people"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(name)) = (p["id"].as_str(), p["name"].as_str()) {
-                by_id.insert(id.to_string(), name.to_string());
-            }
-        }
-        Names {
-            by_id,
-            me: status["person"]["id"].as_str().map(String::from),
-        }
+    pub(crate) fn from_status(status: &Status) -> Names {
+        Names::new(&status.people, status.person.as_ref().map(|p| p.id.clone()))
+    }
+
+    /// Reads who is who from the people a write's answer carries.
+    pub(crate) fn from_people(people: &People) -> Names {
+        Names::new(&people.people, Some(people.me.clone()))
+    }
+
+    fn new(people: &[PersonSummary], me: Option<String>) -> Names {
+        let by_id = people
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect();
+        Names { by_id, me }
     }
 
     /// A person's name; "you" for the caller; the short id when unknown.
@@ -1095,13 +1101,17 @@ mod tests {
     use serde_json::json;
 
     fn names() -> Names {
-        Names::from_status(&json!({
-            "person": {"id": "aaaaaaaa-1111", "name": "Robin"},
-            "people": [
-                {"id": "aaaaaaaa-1111", "name": "Robin"},
-                {"id": "bbbbbbbb-2222", "name": "Sam"}
-            ]
-        }))
+        Names::from_status(
+            &serde_json::from_value(json!({
+                "protocol": 1, "pid": 1, "data_dir": "/d", "socket": "/s", "state": "ready",
+                "person": {"id": "aaaaaaaa-1111", "name": "Robin"},
+                "people": [
+                    {"id": "aaaaaaaa-1111", "name": "Robin"},
+                    {"id": "bbbbbbbb-2222", "name": "Sam"}
+                ]
+            }))
+            .unwrap(),
+        )
     }
 
     #[test]

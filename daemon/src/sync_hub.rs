@@ -39,9 +39,9 @@ use tokio::sync::mpsc;
 
 use hearth_core::epochs::Epoch;
 
-use crate::api::Event;
 use crate::epochs::HouseholdKeys;
 use crate::storage;
+use hearth_api::Event;
 
 /// Identifies one network connection for its lifetime.
 pub type ConnId = u64;
@@ -950,7 +950,7 @@ impl SyncHub {
                     .map_err(|e| e.to_string())
             })
             .and_then(|sealed| {
-                crate::paths::ensure_private_dir(&self.sync_dir)
+                hearth_api::paths::ensure_private_dir(&self.sync_dir)
                     .and_then(|()| {
                         storage::atomic_write(
                             &self.sync_dir,

@@ -7,7 +7,7 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use hearthd::api::Call;
+use hearth_api::BundleCall;
 use serde_json::Value;
 
 use super::{Io, Session};
@@ -37,7 +37,7 @@ fn export_bundle(ctx: &Ctx, io: &mut Io, out: &Path, all: bool) -> anyhow::Resul
         .into());
     }
     let mut session = Session::open(ctx)?;
-    let answer = session.call(Call::BundleExport { all })?;
+    let answer = session.call(BundleCall::BundleExport { all })?;
     let encoded = answer["bundle"].as_str().unwrap_or_default();
     let bytes = data_encoding::BASE64
         .decode(encoded.as_bytes())
@@ -103,7 +103,7 @@ fn exported(answer: &Value, out: &Path, style: Style) -> String {
 fn import_bundle(ctx: &Ctx, io: &mut Io, file: &Path) -> anyhow::Result<()> {
     let (bytes, source) = read_bundle(file)?;
     let mut session = Session::open(ctx)?;
-    let answer = session.call(Call::BundleImport {
+    let answer = session.call(BundleCall::BundleImport {
         bundle: data_encoding::BASE64.encode(&bytes),
     })?;
     if ctx.json {

@@ -3,9 +3,9 @@
 use std::io::Read as _;
 use std::path::Path;
 
+use hearth_api::client::ClientError;
+use hearth_api::{DocCall, LogParams};
 use hearth_core::insights::{render_html, render_markdown, render_terminal, Insights};
-use hearthd::api::{Call, LogParams};
-use hearthd::client::ClientError;
 use serde_json::{json, Value};
 
 use super::{Io, Session};
@@ -33,12 +33,12 @@ pub(super) fn log(ctx: &Ctx, io: &mut Io, args: LogArgs) -> anyhow::Result<()> {
         limit: args.limit,
     };
     let mut session = Session::open(ctx)?;
-    let entries = session.call(Call::Log(params))?;
+    let call = DocCall::Log(params);
     if ctx.json {
-        io.out.json(&entries)?;
+        io.out.json(&session.call(call)?)?;
         return Ok(());
     }
-    let names = session.names()?;
+    let (entries, names) = session.call_named(call)?;
     let entries = entries.as_array().cloned().unwrap_or_default();
     io.out.write(&render::log(&entries, &names, io.style))?;
     Ok(())
@@ -54,7 +54,7 @@ pub(super) fn export(ctx: &Ctx, io: &mut Io, args: ExportArgs) -> anyhow::Result
         .into());
     }
     let mut session = Session::open(ctx)?;
-    let doc = session.call(Call::Export)?;
+    let doc = session.call(DocCall::Export)?;
     match (args.format, args.out) {
         (ExportFormat::Json, None) => io.out.json(&doc)?,
         (ExportFormat::Json, Some(path)) => {
@@ -95,7 +95,7 @@ pub(super) fn import(ctx: &Ctx, io: &mut Io, args: ImportArgs) -> anyhow::Result
     })?;
     export::check_export(&doc, &source)?;
     let mut session = Session::open(ctx)?;
-    let result = session.call(Call::Import { data: doc })?;
+    let result = session.call(DocCall::Import { data: doc })?;
     if ctx.json {
         io.out.json(&result)?;
     } else {
@@ -137,7 +137,7 @@ fn fetch_insights(
         .into());
     }
     let mut session = Session::open(ctx)?;
-    let raw = session.call(Call::Insights {
+    let raw = session.call(DocCall::Insights {
         weeks,
         include_private,
         utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,

@@ -5,7 +5,7 @@
 //! (who may rename or remove what, what a pause holds back) live in the daemon; the only
 //! thing decided here is asking before `leave`, because only a terminal can ask.
 
-use hearthd::api::Call;
+use hearth_api::RosterCall;
 use serde_json::Value;
 
 use crate::args::{DevicesCommand, LeaveArgs, PauseArgs};
@@ -34,7 +34,7 @@ pub(super) fn devices(ctx: &Ctx, io: &mut Io, cmd: DevicesCommand) -> anyhow::Re
     let mut session = Session::open(ctx)?;
     match cmd {
         DevicesCommand::List => {
-            let list = session.call(Call::DevicesList)?;
+            let list = session.call(RosterCall::DevicesList)?;
             if ctx.json {
                 io.out.json(&list)?;
             } else {
@@ -43,7 +43,7 @@ pub(super) fn devices(ctx: &Ctx, io: &mut Io, cmd: DevicesCommand) -> anyhow::Re
             }
         }
         DevicesCommand::Rename { id, name } => {
-            let device = session.call(Call::DevicesRename { id, name })?;
+            let device = session.call(RosterCall::DevicesRename { id, name })?;
             if ctx.json {
                 io.out.json(&device)?;
             } else {
@@ -55,7 +55,7 @@ pub(super) fn devices(ctx: &Ctx, io: &mut Io, cmd: DevicesCommand) -> anyhow::Re
             }
         }
         DevicesCommand::Remove { id } => {
-            let device = session.call(Call::DevicesRemove { id })?;
+            let device = session.call(RosterCall::DevicesRemove { id })?;
             if ctx.json {
                 io.out.json(&device)?;
             } else {
@@ -127,7 +127,7 @@ fn names(v: &Value) -> String {
 
 pub(super) fn pause(ctx: &Ctx, io: &mut Io, args: PauseArgs) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let result = session.call(Call::Pause {
+    let result = session.call(RosterCall::Pause {
         for_secs: args.duration,
     })?;
     if ctx.json {
@@ -150,7 +150,7 @@ pub(super) fn pause(ctx: &Ctx, io: &mut Io, args: PauseArgs) -> anyhow::Result<(
 
 pub(super) fn resume(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let result = session.call(Call::Resume)?;
+    let result = session.call(RosterCall::Resume)?;
     if ctx.json {
         io.out.json(&result)?;
     } else if result["resumed"].as_bool().unwrap_or(false) {
@@ -184,7 +184,7 @@ pub(super) fn leave(ctx: &Ctx, io: &mut Io, args: LeaveArgs) -> anyhow::Result<(
             return Err(CliError::Cancelled.into());
         }
     }
-    let result = session.call(Call::Leave { confirm: true })?;
+    let result = session.call(RosterCall::Leave { confirm: true })?;
     if ctx.json {
         io.out.json(&result)?;
     } else if result["already"].as_bool().unwrap_or(false) {

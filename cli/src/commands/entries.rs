@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use hearth_api::{CheckinParams, DocCall, MomentParams, ReflectParams};
 use hearth_core::model::{
     Answer, Basic, BasicLevel, BodySign, BurnoutSign, MomentKind, Visibility,
 };
-use hearthd::api::{Call, CheckinParams, MomentParams, ReflectParams};
 
 use super::{write, Io, Session};
 use crate::args::{CheckinArgs, MomentArgs, ReflectArgs, ReplyArgs};
@@ -73,7 +73,7 @@ pub(super) fn checkin(ctx: &Ctx, io: &mut Io, args: CheckinArgs) -> anyhow::Resu
     if prompt::interactive() {
         confirm_shared_words(&mut params)?;
     }
-    write(ctx, io, "checkin", Call::CheckinAdd(params))
+    write(ctx, io, "checkin", DocCall::CheckinAdd(params))
 }
 
 /// On a terminal, shows the note and the ask of a shared check-in before it is saved,
@@ -235,7 +235,7 @@ pub(super) fn reflect(ctx: &Ctx, io: &mut Io, args: ReflectArgs) -> anyhow::Resu
         visibility,
         at,
     };
-    write(ctx, io, "reflection", Call::ReflectAdd(params))
+    write(ctx, io, "reflection", DocCall::ReflectAdd(params))
 }
 
 pub(super) fn moment(ctx: &Ctx, io: &mut Io, args: MomentArgs) -> anyhow::Result<()> {
@@ -267,13 +267,13 @@ pub(super) fn moment(ctx: &Ctx, io: &mut Io, args: MomentArgs) -> anyhow::Result
         note: non_empty(args.note),
         at,
     };
-    write(ctx, io, "moment", Call::MomentAdd(params))
+    write(ctx, io, "moment", DocCall::MomentAdd(params))
 }
 
 /// `hearth today`: what waits for you. Looking marks thank-yous and replies as seen.
 pub(super) fn today(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let view = session.call(Call::Today {
+    let view = session.call(DocCall::Today {
         utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
         mark_seen: true,
     })?;
@@ -287,7 +287,7 @@ pub(super) fn today(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
 
 /// `hearth reply ASK TEXT`.
 pub(super) fn reply(ctx: &Ctx, io: &mut Io, args: ReplyArgs) -> anyhow::Result<()> {
-    let call = Call::Reply {
+    let call = DocCall::Reply {
         ask: args.ask,
         text: args.text,
         at: args.at.resolve(),
@@ -299,7 +299,7 @@ pub(super) fn reply(ctx: &Ctx, io: &mut Io, args: ReplyArgs) -> anyhow::Result<(
 /// otherwise (and with `--json`) every step at once, for scripts.
 pub(super) fn together(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let walk = session.call(Call::Together {
+    let walk = session.call(DocCall::Together {
         utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
     })?;
     if ctx.json {

@@ -1,8 +1,8 @@
 //! `hearth ledger ...`: the household's responsibilities, who holds each stage, what was
 //! done, acknowledgments, and handoffs with their answers.
 
+use hearth_api::{AckParams, AnswerParams, DocCall, DoneParams, HandoffParams, LedgerAddParams};
 use hearth_core::model::{AckKind, HandoffState, TargetKind};
-use hearthd::api::{AckParams, AnswerParams, Call, DoneParams, HandoffParams, LedgerAddParams};
 
 use super::{write, Io, Session};
 use crate::args::{IdArgs, LedgerCommand};
@@ -25,16 +25,16 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 good_enough: a.good_enough,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "item", Call::LedgerAdd(params))
+            write(ctx, io, "item", DocCall::LedgerAdd(params))
         }
         LedgerCommand::List { all } => {
             let mut session = Session::open(ctx)?;
-            let items = session.call(Call::LedgerList { all })?;
+            let call = DocCall::LedgerList { all };
             if ctx.json {
-                io.out.json(&items)?;
+                io.out.json(&session.call(call)?)?;
                 return Ok(());
             }
-            let names = session.names()?;
+            let (items, names) = session.call_named(call)?;
             let items = items.as_array().cloned().unwrap_or_default();
             io.out
                 .write(&render::ledger_list(&items, &names, io.style))?;
@@ -42,12 +42,12 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
         }
         LedgerCommand::Show { id } => {
             let mut session = Session::open(ctx)?;
-            let shown = session.call(Call::LedgerShow { id })?;
+            let call = DocCall::LedgerShow { id };
             if ctx.json {
-                io.out.json(&shown)?;
+                io.out.json(&session.call(call)?)?;
                 return Ok(());
             }
-            let names = session.names()?;
+            let (shown, names) = session.call_named(call)?;
             io.out
                 .write(&render::ledger_show(&shown, &names, io.style))?;
             Ok(())
@@ -61,7 +61,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 note: a.note,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "done", Call::LedgerDone(params))
+            write(ctx, io, "done", DocCall::LedgerDone(params))
         }
         LedgerCommand::Ack(a) => {
             let params = AckParams {
@@ -72,7 +72,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 note: a.note,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "ack", Call::LedgerAck(params))
+            write(ctx, io, "ack", DocCall::LedgerAck(params))
         }
         LedgerCommand::Handoff(a) => {
             let params = HandoffParams {
@@ -82,7 +82,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 note: a.note,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "handoff", Call::LedgerHandoff(params))
+            write(ctx, io, "handoff", DocCall::LedgerHandoff(params))
         }
         LedgerCommand::Accept(a) => answer(ctx, io, a, HandoffState::Accepted, None),
         LedgerCommand::Decline(a) => answer(ctx, io, a, HandoffState::Declined, None),
@@ -92,7 +92,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
             answer(ctx, io, id, HandoffState::Countered, Some(a.proposal))
         }
         LedgerCommand::Edit(a) => {
-            let params = hearthd::api::LedgerEditParams {
+            let params = hearth_api::LedgerEditParams {
                 id: a.id,
                 title: a.title,
                 owners: a.stages.into_iter().collect(),
@@ -102,22 +102,22 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 good_enough: a.good_enough,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "edited", Call::LedgerEdit(params))
+            write(ctx, io, "edited", DocCall::LedgerEdit(params))
         }
         LedgerCommand::Pause { id, until } => {
-            write(ctx, io, "paused", Call::LedgerPause { id, until })
+            write(ctx, io, "paused", DocCall::LedgerPause { id, until })
         }
-        LedgerCommand::Resume { id } => write(ctx, io, "resumed", Call::LedgerResume { id }),
+        LedgerCommand::Resume { id } => write(ctx, io, "resumed", DocCall::LedgerResume { id }),
         LedgerCommand::Starter { add } => starter(ctx, io, add),
         LedgerCommand::Agree(a) => {
-            let call = Call::LedgerAgree {
+            let call = DocCall::LedgerAgree {
                 id: a.id,
                 at: a.at.resolve(),
             };
             write(ctx, io, "agreed", call)
         }
         LedgerCommand::Retire(a) => {
-            let call = Call::LedgerRetire {
+            let call = DocCall::LedgerRetire {
                 id: a.id,
                 at: a.at.resolve(),
             };
@@ -139,7 +139,7 @@ fn answer(
         counter,
         at: args.at.resolve(),
     };
-    write(ctx, io, "handoff", Call::LedgerAnswer(params))
+    write(ctx, io, "handoff", DocCall::LedgerAnswer(params))
 }
 
 /// `hearth ledger starter`: offers the starter list; adds only what was chosen.
@@ -181,7 +181,7 @@ fn starter(ctx: &Ctx, io: &mut Io, add: Vec<String>) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
     let mut added = Vec::new();
     for s in chosen {
-        added.push(session.call(Call::LedgerAdd(LedgerAddParams {
+        added.push(session.call(DocCall::LedgerAdd(LedgerAddParams {
             title: s.title.to_string(),
             domain: s.domain,
             labour: s.labour,
@@ -192,7 +192,7 @@ fn starter(ctx: &Ctx, io: &mut Io, add: Vec<String>) -> anyhow::Result<()> {
             minutes_per_week: None,
             weight: 2,
             good_enough: None,
-            at: hearthd::api::At::default(),
+            at: hearth_api::At::default(),
         }))?);
     }
     if ctx.json {

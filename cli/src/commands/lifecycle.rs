@@ -1,11 +1,12 @@
 //! `init`, `status` and `daemon run|start|stop|status`: setting up a device and looking
 //! after its daemon.
 
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hearthd::api::Call;
-use hearthd::client::Client;
+use hearth_api::client::Client;
+use hearth_api::{DaemonCall, DocCall, Status};
 use serde_json::{json, Value};
 
 use super::{Io, Session};
@@ -22,7 +23,7 @@ pub(super) fn init(ctx: &Ctx, io: &mut Io, args: InitArgs) -> anyhow::Result<()>
         None
     };
     let mut session = Session::open(ctx)?;
-    let result = session.call(Call::Init {
+    let result = session.call(DaemonCall::Init {
         name: args.name.clone(),
         device_name: args.device_name,
         passphrase,
@@ -82,7 +83,7 @@ fn new_passphrase(ctx: &Ctx) -> anyhow::Result<String> {
 
 pub(super) fn status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let status = session.call(Call::Status)?;
+    let status = session.call(DaemonCall::Status)?;
     if ctx.json {
         io.out.json(&status)?;
     } else {
@@ -90,7 +91,7 @@ pub(super) fn status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
         // as looking: thank-yous stay new until `hearth today`.
         let ready = status["person"].is_object();
         if ready && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            if let Ok(view) = session.call(Call::Today {
+            if let Ok(view) = session.call(DocCall::Today {
                 utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
                 mark_seen: false,
             }) {
@@ -100,7 +101,7 @@ pub(super) fn status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
         }
         io.out.write(&render::status(&status, io.style))?;
         // The weekly walk, on the day you chose; a gentle mention, never a count.
-        let config = hearthd::config::Config::load(&ctx.paths.config())?;
+        let config = daemonctl::load_config(&ctx.paths)?;
         if ready && config.together_day == Some(chrono::Datelike::weekday(&chrono::Local::now())) {
             io.out.line("")?;
             io.out.line(&format!(
@@ -121,39 +122,32 @@ pub(super) fn daemon(ctx: &Ctx, io: &mut Io, cmd: DaemonCommand) -> anyhow::Resu
     }
 }
 
-/// Runs the daemon in this process. On a terminal without a passphrase file, a locked
-/// identity is unlocked by asking, over the daemon's own socket, once it is listening.
+/// Runs `hearthd` in the foreground. Without a terminal to ask on, or with a passphrase
+/// file, this process becomes `hearthd`. Otherwise `hearthd` runs as a child, and a locked
+/// identity is unlocked by asking here, over the daemon's own socket, once it listens.
 fn run_foreground(ctx: &Ctx) -> anyhow::Result<()> {
-    if ctx.verbose > 0 && std::env::var_os("HEARTH_LOG").is_none() {
-        // Set before any thread starts, so the daemon's log filter sees it.
-        std::env::set_var(
-            "HEARTH_LOG",
-            if ctx.verbose > 1 { "trace" } else { "debug" },
-        );
-    }
-    let passphrase = match &ctx.passphrase_file {
-        Some(path) => Some(daemonctl::read_passphrase_file(path)?),
-        None => None,
-    };
-    let ask = passphrase.is_none() && prompt::interactive();
-    let opts = hearthd::daemon::RunOptions {
-        paths: ctx.paths.clone(),
-        passphrase,
-    };
+    let mut cmd = daemonctl::hearthd_command(ctx)?;
+    let ask = ctx.passphrase_file.is_none() && prompt::interactive();
     if !ask {
-        return hearthd::daemon::run(opts);
+        // Only returns when the exec failed.
+        let err = cmd.exec();
+        return Err(CliError::Unreachable {
+            message: format!("could not start hearthd: {err}"),
+            hint: "check that the hearthd program beside hearth, or on PATH, is executable".into(),
+        }
+        .into());
     }
-    let daemon = std::thread::Builder::new()
-        .name("hearthd".into())
-        .spawn(move || hearthd::daemon::run(opts))
-        .context("could not start the daemon thread")?;
-    while !daemon.is_finished() {
+    let mut daemon = cmd.spawn().context("could not start hearthd")?;
+    loop {
+        if let Some(status) = daemon.try_wait().context("could not watch hearthd")? {
+            return exited(status);
+        }
         match Client::connect(&ctx.paths.socket) {
             Ok(mut client) => {
                 if let Err(e) = unlock_if_locked(ctx, &mut client) {
                     // Without the passphrase the daemon is of no use; stop it cleanly.
-                    let _ = client.call(Call::Shutdown);
-                    let _ = daemon.join();
+                    let _ = client.call(DaemonCall::Shutdown);
+                    let _ = daemon.wait();
                     return Err(e);
                 }
                 break;
@@ -164,17 +158,23 @@ fn run_foreground(ctx: &Ctx) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    match daemon.join() {
-        Ok(result) => result,
-        Err(_) => Err(anyhow::anyhow!(
-            "the daemon stopped unexpectedly; its log above says why"
+    exited(daemon.wait().context("could not watch hearthd")?)
+}
+
+/// Passes on the exit code of a `hearthd` that ran in the foreground; it already said why.
+fn exited(status: std::process::ExitStatus) -> anyhow::Result<()> {
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => std::process::exit(code),
+        None => Err(anyhow::anyhow!(
+            "hearthd was stopped by a signal ({status})"
         )),
     }
 }
 
 fn unlock_if_locked(ctx: &Ctx, client: &mut Client) -> anyhow::Result<()> {
-    let status = client.call(Call::Status)?;
-    if status["state"].as_str() == Some("locked") {
+    let status: Status = client.call_as(DaemonCall::Status)?;
+    if status.state == "locked" {
         daemonctl::unlock(ctx, client)?;
         crate::out::note("Unlocked.");
     }
@@ -186,15 +186,15 @@ fn start(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
         Some(client) => (client, false),
         None => (daemonctl::start(ctx)?, true),
     };
-    let status = client.call(Call::Status)?;
+    let status: Status = client.call_as(DaemonCall::Status)?;
     // A protected identity is best unlocked now, while someone is at the keyboard.
     if started
-        && status["state"].as_str() == Some("locked")
+        && status.state == "locked"
         && (ctx.passphrase_file.is_some() || daemonctl::can_prompt_secret())
     {
         daemonctl::unlock(ctx, &mut client)?;
     }
-    let status = client.call(Call::Status)?;
+    let status: Status = client.call_as(DaemonCall::Status)?;
     let summary = daemon_summary(ctx, &status, started);
     if ctx.json {
         io.out.json(&summary)?;
@@ -207,20 +207,19 @@ fn start(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     };
     io.out.line(&format!(
         "hearthd {verb} (pid {}), {}.",
-        status["pid"],
-        status["state"].as_str().unwrap_or("?")
+        status.pid, status.state
     ))?;
     io.out
         .line(&io.style.dim(&format!("log: {}", ctx.paths.log().display())))?;
     Ok(())
 }
 
-fn daemon_summary(ctx: &Ctx, status: &Value, started: bool) -> Value {
+fn daemon_summary(ctx: &Ctx, status: &Status, started: bool) -> Value {
     json!({
         "running": true,
         "started": started,
-        "pid": status["pid"],
-        "state": status["state"],
+        "pid": status.pid,
+        "state": status.state,
         "data_dir": ctx.paths.data_dir.display().to_string(),
         "socket": ctx.paths.socket.display().to_string(),
         "log": ctx.paths.log().display().to_string(),
@@ -259,7 +258,7 @@ fn daemon_status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
         }
         .into());
     };
-    let status = client.call(Call::Status)?;
+    let status: Status = client.call_as(DaemonCall::Status)?;
     let mut summary = daemon_summary(ctx, &status, false);
     if let Some(map) = summary.as_object_mut() {
         map.remove("started");
@@ -270,8 +269,7 @@ fn daemon_status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     }
     io.out.line(&format!(
         "hearthd is running (pid {}), {}.",
-        status["pid"],
-        status["state"].as_str().unwrap_or("?")
+        status.pid, status.state
     ))?;
     let s = io.style;
     io.out

@@ -1,8 +1,9 @@
 //! `pair`, `peers` and `sync`: bringing a partner's device into the household and
 //! keeping the two in touch.
 
-use hearthd::api::Call;
-use serde_json::{json, Value};
+use hearth_api::client::ClientError;
+use hearth_api::{Invite, NetCall};
+use serde_json::json;
 
 use crate::args::{PairCommand, PeersCommand};
 use crate::commands::{Io, Session};
@@ -29,18 +30,15 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
             timeout,
             own_device,
         } => {
-            let invite = session.call(Call::PairInvite {
+            let invite = session.call(NetCall::PairInvite {
                 timeout_secs: timeout,
                 own_device,
             })?;
             if !ctx.json {
-                let code = invite["code"].as_str().unwrap_or_default();
-                let addrs: Vec<&str> = invite["addresses"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
+                let typed: Invite = serde_json::from_value(invite.clone())
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                let code = typed.code.as_str();
+                let addrs = &typed.addresses;
                 io.out
                     .line(&format!("Your invite code is {}", io.style.bold(code)))?;
                 let whose = if own_device {
@@ -64,17 +62,14 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
                             .cmd(&format!("--addr {}", addrs.join(" or --addr ")))
                     ))?;
                 }
-                let minutes = invite["expires_in_secs"]
-                    .as_u64()
-                    .unwrap_or(600)
-                    .div_ceil(60);
+                let minutes = typed.expires_in_secs.div_ceil(60);
                 io.out.line(&format!(
                     "Waiting up to {minutes} minute{}. The code works once.",
                     if minutes == 1 { "" } else { "s" }
                 ))?;
                 io.out.flush()?;
             }
-            let result = session.call(Call::PairWait)?;
+            let result = session.call(NetCall::PairWait)?;
             if ctx.json {
                 io.out
                     .json(&json!({ "invite": invite, "result": result }))?;
@@ -100,7 +95,7 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
             merge,
             same_person: _,
         } => {
-            let result = session.call(Call::PairJoin { code, addr, merge })?;
+            let result = session.call(NetCall::PairJoin { code, addr, merge })?;
             if ctx.json {
                 io.out.json(&result)?;
             } else if result["role"] == "own-device" {
@@ -127,7 +122,7 @@ pub(super) fn peers(ctx: &Ctx, io: &mut Io, cmd: PeersCommand) -> anyhow::Result
     let mut session = Session::open(ctx)?;
     match cmd {
         PeersCommand::Add { addr } => {
-            let result = session.call(Call::PeersAdd { addr })?;
+            let result = session.call(NetCall::PeersAdd { addr })?;
             if ctx.json {
                 io.out.json(&result)?;
             } else {
@@ -143,7 +138,7 @@ pub(super) fn peers(ctx: &Ctx, io: &mut Io, cmd: PeersCommand) -> anyhow::Result
 
 pub(super) fn sync(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let result = session.call(Call::SyncNow)?;
+    let result = session.call(NetCall::SyncNow)?;
     if ctx.json {
         io.out.json(&result)?;
     } else {

@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hearth_api::{Call, DaemonCall, DocCall, MomentParams};
 use hearth_core::model::MomentKind;
-use hearthd::api::{Call, MomentParams};
 
 use super::fixture::{self, ProcSample};
 use super::{ms, BenchError, Report, Samples, Unit};
@@ -125,7 +125,7 @@ pub fn run(opts: &CliOptions, report: &mut Report) -> Result<(), BenchError> {
         &status,
         Some(TARGET_STATUS_P50_MS),
     );
-    let in_process = time_calls(fresh, opts.spawns, || Call::Status)?;
+    let in_process = time_calls(fresh, opts.spawns, || DaemonCall::Status)?;
     percentiles(
         report,
         data,
@@ -147,7 +147,7 @@ pub fn run(opts: &CliOptions, report: &mut Report) -> Result<(), BenchError> {
         None,
     );
     let socket_writes = time_calls(fresh, opts.writes, || {
-        Call::MomentAdd(MomentParams {
+        DocCall::MomentAdd(MomentParams {
             kind: MomentKind::Laugh,
             started_by: None,
             note: None,
@@ -254,7 +254,7 @@ pub fn run(opts: &CliOptions, report: &mut Report) -> Result<(), BenchError> {
         None,
     );
     loaded
-        .call(Call::Insights {
+        .call(DocCall::Insights {
             weeks: None,
             include_private: true,
             utc_offset_min: 60,
