@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{invite, notes, secrets_of, wait_for_invite, write, Ended, RawPeer};
 use hearth_api::client::ClientError;
-use hearth_api::{Call, DocCall, ErrorCode, Response, MAX_REQUEST_BYTES};
+use hearth_api::{DocCall, ErrorCode, Response, MAX_REQUEST_BYTES};
 use hearth_core::sync::{encode_frame, ApplicationErrorCode, Message, PeerId, PeerMetadata};
 use hearth_tests::harness::{pair, wait_converged, TestDaemon};
 use hearthd::transport::Alpn;

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::Days;
-use hearth_api::{Call, DocCall};
+use hearth_api::DocCall;
 use hearth_core::insights::{self, InsightInputs, Params};
 
 use super::fixture;

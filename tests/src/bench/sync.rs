@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::Automerge;
 use hearth_api::client::Subscription;
-use hearth_api::{Call, DaemonCall, DocCall, Event, MomentParams, NetCall};
+use hearth_api::{DaemonCall, DocCall, Event, MomentParams, NetCall};
 use hearth_core::doc::DocKind;
 use hearth_core::model::MomentKind;
 use serde_json::Value;

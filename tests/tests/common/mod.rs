@@ -55,7 +55,7 @@ pub fn filler(rng: &mut ChaCha8Rng, len: usize) -> String {
 }
 
 /// The `moment.add` call for a note.
-pub fn moment_call(note: &str) -> Call {
+pub fn moment_call(note: &str) -> DocCall {
     DocCall::MomentAdd(MomentParams {
         kind: MomentKind::Laugh,
         started_by: None,
