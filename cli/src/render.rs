@@ -9,113 +9,12 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use hearth_core::model::{
-    Answer, Basic, BasicLevel, BodySign, BurnoutSign, Domain, MomentKind, Stage,
-};
+use hearth_core::model::{Basic, Domain, MomentKind, Stage};
 use serde_json::Value;
 
 use hearth_api::{People, PersonSummary, Status};
 
 use crate::out::Style;
-
-/// Plain words for a burnout sign, as a question's subject.
-pub(crate) fn sign_label(sign: BurnoutSign) -> &'static str {
-    match sign {
-        BurnoutSign::Dread => "Dread of time together",
-        BurnoutSign::Numb => "Numbness in conversation",
-        BurnoutSign::Irritation => "Irritation at small things",
-        BurnoutSign::Warmth => "Warmth or curiosity hard to reach",
-        BurnoutSign::Relief => "Wishing for relief elsewhere",
-    }
-}
-
-/// The words for ratings 0–4.
-pub(crate) const RATING_WORDS: [&str; 5] = [
-    "not at all",
-    "a little",
-    "somewhat",
-    "quite a lot",
-    "very much",
-];
-
-/// Plain words for a body sign.
-pub(crate) fn body_label(sign: BodySign) -> &'static str {
-    match sign {
-        BodySign::Concentration => "poor concentration",
-        BodySign::Fatigue => "fatigue",
-        BodySign::Decisions => "decisions feel hard",
-        BodySign::Digestion => "digestion trouble",
-        BodySign::Aches => "aches or tension",
-        BodySign::Sensitivity => "sensitive to light or noise",
-        BodySign::Clumsiness => "clumsiness",
-        BodySign::Forgetfulness => "forgetfulness",
-        BodySign::Sleep => "sleeping too little or too much",
-        BodySign::Numbness => "numbness",
-        BodySign::Sickness => "getting sick often",
-        BodySign::HairLoss => "hair loss",
-    }
-}
-
-/// Plain words for a basic.
-pub(crate) fn basic_label(basic: Basic) -> &'static str {
-    match basic {
-        Basic::Sleep => "Sleep",
-        Basic::Food => "Food",
-        Basic::Safety => "Feeling safe",
-        Basic::Rest => "Rest",
-    }
-}
-
-/// Plain words for a basics level.
-pub(crate) fn level_label(level: BasicLevel) -> &'static str {
-    match level {
-        BasicLevel::Met => "met",
-        BasicLevel::Partly => "partly met",
-        BasicLevel::No => "not met",
-    }
-}
-
-/// Plain words for a moment kind.
-pub(crate) fn moment_label(kind: MomentKind) -> &'static str {
-    match kind {
-        MomentKind::Glance => "a glance",
-        MomentKind::Laugh => "a laugh",
-        MomentKind::Touch => "a touch",
-        MomentKind::Quiet => "quiet time together",
-        MomentKind::Talk => "a talk",
-        MomentKind::Other => "something else",
-    }
-}
-
-/// Plain words for a domain.
-pub(crate) fn domain_label(domain: Domain) -> &'static str {
-    match domain {
-        Domain::Household => "household",
-        Domain::Logistics => "logistics",
-        Domain::Finances => "finances",
-        Domain::Parenting => "parenting",
-        Domain::Social => "social life",
-        Domain::Emotional => "emotional upkeep",
-        Domain::Relationship => "relationship upkeep",
-        Domain::Other => "other",
-    }
-}
-
-/// The three reflection questions, in order: energy, safe, aligned.
-pub(crate) const REFLECTION_QUESTIONS: [&str; 3] = [
-    "If you had more energy, would you want to work on this together?",
-    "Do you feel emotionally safe with your partner?",
-    "Are the two of you aligned on what you want?",
-];
-
-/// Plain words for an answer.
-pub(crate) fn answer_label(answer: Answer) -> &'static str {
-    match answer {
-        Answer::Yes => "yes",
-        Answer::No => "no",
-        Answer::Unsure => "not sure",
-    }
-}
 
 /// The first 8 characters of an id: enough to refer to it, as git does.
 pub(crate) fn short_id(id: &str) -> &str {
@@ -666,7 +565,7 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
                 .filter(|(_, level)| level.as_str() == Some("no"))
                 .filter_map(|(k, _)| k.parse::<Basic>().ok())
                 .filter(|b| *b != Basic::Safety)
-                .map(basic_label)
+                .map(|v| v.label())
                 .collect();
             let kept: Vec<&str> = r["kept_to_self"]
                 .as_array()
@@ -732,7 +631,7 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
         "item" => {
             let domain = text(r, "domain")
                 .parse::<Domain>()
-                .map(domain_label)
+                .map(|v| v.label())
                 .unwrap_or("other");
             let _ = writeln!(
                 out,
@@ -852,7 +751,7 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
         "moment" => {
             let kind = text(r, "kind")
                 .parse::<MomentKind>()
-                .map(moment_label)
+                .map(|v| v.label())
                 .unwrap_or("a moment");
             let _ = writeln!(
                 out,

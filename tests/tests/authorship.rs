@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use hearth_api::{At, BundleCall, Call, CheckinParams, DocCall, PeerStatus};
+use hearth_api::{At, BundleCall, CheckinParams, DocCall, PeerStatus};
 use hearth_tests::harness::{pair, pair_same_person, wait_converged, TestDaemon};
 use serde_json::{json, Value};
 use uuid::Uuid;

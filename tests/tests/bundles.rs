@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hearth_api::client::{ClientError, Subscription};
-use hearth_api::{BundleCall, Call, Event, RosterCall};
+use hearth_api::{BundleCall, Event, RosterCall};
 use hearth_core::doc::{DocKind, Docs};
 use hearth_core::envelope::bundle::{self, Bundle};
 use hearth_core::secrets::DeviceSecrets;

@@ -4,7 +4,7 @@
 //! support at once, and his own views keep the answer.
 #![allow(clippy::unwrap_used)]
 
-use hearth_api::{At, Call, CheckinParams, DocCall, ReflectParams};
+use hearth_api::{At, CheckinParams, DocCall, ReflectParams};
 use hearth_core::insights::SAFETY_SUPPORT;
 use hearth_core::model::{Answer, Visibility};
 use hearth_tests::harness::{wait_converged, workspace_binary, TestDaemon};

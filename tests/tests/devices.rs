@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use hearth_api::client::ClientError;
-use hearth_api::{Call, CheckinParams, DeviceSummary, DocCall, NetCall, RosterCall};
+use hearth_api::{CheckinParams, DeviceSummary, DocCall, NetCall, RosterCall};
 use hearth_core::model::Visibility;
 use hearth_tests::harness::{pair, pair_same_person, wait_converged, TestDaemon, EVENT_TIMEOUT};
 use serde_json::Value;

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use hearth_api::client::{Client, ClientError};
-use hearth_api::{At, Call, DocCall, MomentParams, NetCall};
+use hearth_api::{At, DocCall, MomentParams, NetCall};
 use hearth_core::model::MomentKind;
 use hearth_tests::harness::{wait_converged, DaemonOptions, TestDaemon, TestDiscovery};
 use serde_json::Value;

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use common::{notes, write};
 use hearth_api::client::ClientError;
-use hearth_api::{Call, CheckinParams, DocCall, ErrorCode};
+use hearth_api::{CheckinParams, DocCall, ErrorCode};
 use hearth_tests::harness::TestDaemon;
 
 /// A tmpfs mounted for one test, unmounted when dropped (lazily if something still

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use hearth_api::{At, Call, CheckinParams, DocCall, LogParams, NetCall};
+use hearth_api::{At, CheckinParams, DocCall, LogParams, NetCall};
 use hearth_tests::harness::{wait_converged, workspace_binary, TestDaemon};
 use serde_json::{json, Value};
 

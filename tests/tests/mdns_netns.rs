@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hearth_api::client::Client;
-use hearth_api::{At, Call, DocCall, MomentParams, NetCall, RosterCall};
+use hearth_api::{At, DocCall, MomentParams, NetCall, RosterCall};
 use hearth_core::model::MomentKind;
 use hearth_tests::harness::{wait_converged, DaemonOptions, Lan, Link, TestDaemon, TestDiscovery};
 use hearthd::discovery::token;

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hearth_api::{Call, DocCall};
+use hearth_api::DocCall;
 use hearth_tests::harness::{pair, wait_converged, DaemonOptions, Lan, Link, TestDaemon};
 use serde_json::{json, Value};
 

@@ -12,7 +12,7 @@ mod common;
 
 use common::{invite, invite_for, secrets_of, wait_for_invite, RawPeer};
 use hearth_api::client::ClientError;
-use hearth_api::{Call, CheckinParams, DaemonCall, DeviceSummary, DocCall, NetCall, RosterCall};
+use hearth_api::{CheckinParams, DaemonCall, DeviceSummary, DocCall, NetCall, RosterCall};
 use hearth_core::identity::DeviceId;
 use hearth_core::model::Visibility;
 use hearth_core::pair::{InviteRole, JoinerInfo, JoinerPolicy};

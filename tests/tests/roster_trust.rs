@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use hearth_api::{Call, DocCall, NetCall, RosterCall};
+use hearth_api::{DocCall, NetCall, RosterCall};
 use hearth_core::identity::DeviceId;
 use hearth_core::model::Device;
 use hearth_core::roster::{self, Admit};

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use hearth_api::client::ClientError;
-use hearth_api::{Call, CheckinParams, DocCall, ErrorCode, Event, NetCall};
+use hearth_api::{CheckinParams, DocCall, ErrorCode, Event, NetCall};
 use hearth_tests::harness::{pair, pair_same_person, wait_converged, wait_for_event, TestDaemon};
 use serde_json::Value;
 

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hearth_api::{CheckinParams, DocCall, MomentParams, ReflectParams};
+use hearth_core::labels;
 use hearth_core::model::{
     Answer, Basic, BasicLevel, BodySign, BurnoutSign, MomentKind, Visibility,
 };
@@ -120,19 +121,19 @@ fn ask_checkin(p: &mut CheckinParams) -> anyhow::Result<()> {
     )?;
     p.battery = u8::try_from(battery).unwrap_or(100);
 
-    let ratings: Vec<String> = render::RATING_WORDS.iter().map(|w| w.to_string()).collect();
+    let ratings: Vec<String> = labels::RATING_WORDS.iter().map(|w| w.to_string()).collect();
     for sign in BurnoutSign::ALL {
         if p.signs.contains_key(sign) {
             continue;
         }
-        let picked = prompt::pick_one(render::sign_label(*sign), &ratings, 0, true)?;
+        let picked = prompt::pick_one(sign.label(), &ratings, 0, true)?;
         p.signs.insert(*sign, u8::try_from(picked).unwrap_or(0));
     }
 
     if p.body.is_empty() {
         let labels: Vec<String> = BodySign::ALL
             .iter()
-            .map(|s| render::body_label(*s).to_string())
+            .map(|s| s.label().to_string())
             .collect();
         let chosen = prompt::pick_many("Anything in your body lately?", &labels)?;
         p.body = chosen
@@ -142,10 +143,7 @@ fn ask_checkin(p: &mut CheckinParams) -> anyhow::Result<()> {
     }
 
     let levels = [BasicLevel::Met, BasicLevel::Partly, BasicLevel::No];
-    let mut options: Vec<String> = levels
-        .iter()
-        .map(|l| render::level_label(*l).to_string())
-        .collect();
+    let mut options: Vec<String> = levels.iter().map(|l| l.label().to_string()).collect();
     options.push("skip".into());
     let mut basics = BTreeMap::new();
     for basic in Basic::ALL {
@@ -153,7 +151,7 @@ fn ask_checkin(p: &mut CheckinParams) -> anyhow::Result<()> {
             basics.insert(*basic, *level);
             continue;
         }
-        let question = format!("{} today?", render::basic_label(*basic));
+        let question = format!("{} today?", basic.label());
         let picked = prompt::pick_one(&question, &options, levels.len(), false)?;
         if let Some(level) = levels.get(picked) {
             basics.insert(*basic, *level);
@@ -197,11 +195,8 @@ pub(super) fn reflect(ctx: &Ctx, io: &mut Io, args: ReflectArgs) -> anyhow::Resu
             .into());
         }
         let choices = [Answer::Yes, Answer::No, Answer::Unsure];
-        let options: Vec<String> = choices
-            .iter()
-            .map(|a| render::answer_label(*a).to_string())
-            .collect();
-        for (answer, question) in answers.iter_mut().zip(render::REFLECTION_QUESTIONS) {
+        let options: Vec<String> = choices.iter().map(|a| a.label().to_string()).collect();
+        for (answer, question) in answers.iter_mut().zip(labels::REFLECTION_QUESTIONS) {
             if answer.is_none() {
                 let picked = prompt::pick_one(question, &options, 2, false)?;
                 *answer = choices.get(picked).copied();
@@ -245,7 +240,7 @@ pub(super) fn moment(ctx: &Ctx, io: &mut Io, args: MomentArgs) -> anyhow::Result
         None if prompt::interactive() => {
             let options: Vec<String> = MomentKind::ALL
                 .iter()
-                .map(|k| render::moment_label(*k).to_string())
+                .map(|k| k.label().to_string())
                 .collect();
             let picked = prompt::pick_one("What kind of moment?", &options, 0, false)?;
             MomentKind::ALL

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hearth_api::client::{Client, ClientError};
-use hearth_api::{At, Call, DocCall, MomentParams, NetCall};
+use hearth_api::{At, DocCall, MomentParams, NetCall};
 use hearth_core::model::MomentKind;
 use hearth_tests::harness::{TestDaemon, EVENT_TIMEOUT};
 use rand::{Rng, SeedableRng};
