@@ -243,32 +243,22 @@ pub fn run(opts: &CliOptions, report: &mut Report) -> Result<(), BenchError> {
         &status_loaded,
         Some(TARGET_STATUS_P50_MS),
     );
-    let writes_loaded = time_command(opts.writes.min(50), || {
-        let mut cmd = fixture::hearth(&hearth, &loaded_dir);
-        cmd.args(["--json", "moment", "laugh"]);
-        cmd
-    })?;
-    percentiles(
-        report,
-        &data,
-        "`hearth --json moment laugh` spawn→exit",
-        &writes_loaded,
-        None,
-    );
     // Without --json the CLI names the people in its summary: the path whose second
     // round trip (a full `status`) `with_people` removed.
-    let summaries_loaded = time_command(opts.writes.min(50), || {
-        let mut cmd = fixture::hearth(&hearth, &loaded_dir);
-        cmd.args(["moment", "laugh"]);
-        cmd
-    })?;
-    percentiles(
-        report,
-        &data,
-        "`hearth moment laugh` spawn→exit",
-        &summaries_loaded,
-        None,
-    );
+    for args in [&["--json", "moment", "laugh"][..], &["moment", "laugh"][..]] {
+        let writes_loaded = time_command(opts.writes.min(50), || {
+            let mut cmd = fixture::hearth(&hearth, &loaded_dir);
+            cmd.args(args);
+            cmd
+        })?;
+        percentiles(
+            report,
+            &data,
+            &format!("`hearth {}` spawn→exit", args.join(" ")),
+            &writes_loaded,
+            None,
+        );
+    }
     loaded
         .call(DocCall::Insights {
             weeks: None,
