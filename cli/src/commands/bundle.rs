@@ -11,11 +11,12 @@ use hearth_api::BundleCall;
 use serde_json::Value;
 
 use super::{Io, Session};
-use crate::args::BundleCommand;
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::export;
 use crate::out::Style;
+use clap::Subcommand;
+use std::path::PathBuf;
 
 /// The largest bundle read, so a wrong file (a disk image, say) fails quickly. The
 /// daemon takes requests up to 64 MiB, and base64 adds a third.
@@ -155,4 +156,27 @@ fn read_bundle(path: &Path) -> anyhow::Result<(Vec<u8>, String)> {
         .into());
     }
     Ok((bytes, source))
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth bundle ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BundleCommand {
+    /// Write what your partner's devices lack, as far as this device knows, into a file
+    /// only their devices can open.
+    Export {
+        /// Where to write the bundle.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Everything in the shared household, not only what they lack.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check a bundle from your partner's device (signature, sender, recipient) and merge
+    /// it. Nothing changes if any check fails; importing one twice is harmless.
+    Import {
+        /// A file written by `hearth bundle export`, or - for standard input.
+        file: PathBuf,
+    },
 }

@@ -9,11 +9,14 @@ use hearth_core::insights::{render_html, render_markdown, render_terminal, Insig
 use serde_json::{json, Value};
 
 use super::{Io, Session};
-use crate::args::{ExportArgs, ExportFormat, ImportArgs, InsightsArgs, LogArgs, ReportArgs};
+use crate::args::{parse_date, parse_record_kind};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::export;
 use crate::render;
+use chrono::NaiveDate;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
 
 pub(super) fn log(ctx: &Ctx, io: &mut Io, args: LogArgs) -> anyhow::Result<()> {
     if let (Some(from), Some(to)) = (args.from, args.to) {
@@ -174,4 +177,82 @@ pub(super) fn report(ctx: &Ctx, io: &mut Io, args: ReportArgs) -> anyhow::Result
         None => io.out.write(&render_markdown(&report))?,
     }
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth log`.
+#[derive(Debug, Args)]
+pub(crate) struct LogArgs {
+    /// Only this person's entries: me, partner, a name or an id.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) person: Option<String>,
+    /// Only these kinds, comma separated: checkins, reflections, ledger, done, acks, handoffs, moments.
+    #[arg(long = "kind", value_name = "KIND", value_delimiter = ',', value_parser = parse_record_kind)]
+    pub(crate) kinds: Vec<String>,
+    /// From this local date, inclusive (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub(crate) from: Option<NaiveDate>,
+    /// Up to this local date, inclusive (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub(crate) to: Option<NaiveDate>,
+    /// Show at most N entries, the newest.
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<usize>,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// One JSON document that `hearth import` reads back.
+    Json,
+    /// One CSV file per record kind, for spreadsheets.
+    Csv,
+}
+
+/// `hearth export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// json (default, re-importable) or csv (one file per record kind).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+    pub(crate) format: ExportFormat,
+    /// Where to write: a file for json (stdout when absent), a directory for csv.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+/// `hearth import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// A file written by `hearth export`, or - for standard input.
+    pub(crate) file: PathBuf,
+}
+
+/// `hearth insights`.
+#[derive(Debug, Args)]
+pub(crate) struct InsightsArgs {
+    /// How many weeks of history to look at.
+    #[arg(long, value_name = "N")]
+    pub(crate) weeks: Option<u32>,
+    /// Include your own private entries.
+    #[arg(long)]
+    pub(crate) include_private: bool,
+}
+
+/// `hearth report`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("report_format").required(true).args(["html", "markdown"])))]
+pub(crate) struct ReportArgs {
+    /// Write an HTML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
+    /// Print a Markdown report.
+    #[arg(long)]
+    pub(crate) markdown: bool,
+    /// How many weeks of history to look at.
+    #[arg(long, value_name = "N")]
+    pub(crate) weeks: Option<u32>,
+    /// Include your own private entries.
+    #[arg(long)]
+    pub(crate) include_private: bool,
 }

@@ -10,11 +10,12 @@ use hearth_core::model::{
 };
 
 use super::{write, Io, Session};
-use crate::args::{CheckinArgs, MomentArgs, ReflectArgs, ReplyArgs};
+use crate::args::{parse_basic, parse_key, parse_sign, parse_visibility, AtArg};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::prompt;
 use crate::render;
+use clap::Args;
 
 fn needs_terminal(what: &str, flags: &str) -> CliError {
     CliError::Usage {
@@ -319,4 +320,91 @@ pub(super) fn together(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     io.out.line("")?;
     io.out.line(walk["closing"].as_str().unwrap_or_default())?;
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth reply`.
+#[derive(Debug, Args)]
+pub(crate) struct ReplyArgs {
+    /// The ask's id (a few characters are enough), as `hearth today` shows it.
+    pub(crate) ask: String,
+    /// Your answer, such as "I'll take bedtime".
+    pub(crate) text: String,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth checkin`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckinArgs {
+    /// Energy left, 0 to 100. Without it, on a terminal, hearth asks.
+    #[arg(long, value_name = "0-100", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub(crate) battery: Option<u8>,
+    /// A burnout sign and how strongly, from 0 (not at all) to 4 (very much): dread (of
+    /// time together), numb (in conversation), irritation (at small things), warmth
+    /// (warmth or curiosity is hard to reach: 4 means very hard), relief (wishing for
+    /// relief elsewhere: 4 means very much; it stays yours unless you --share-safety).
+    #[arg(long = "sign", value_name = "SIGN=0-4", value_parser = parse_sign)]
+    pub(crate) signs: Vec<(BurnoutSign, u8)>,
+    /// Body signs present, comma separated (fatigue,sleep,...).
+    #[arg(long, value_name = "SIGNS", value_delimiter = ',', value_parser = parse_key::<BodySign>)]
+    pub(crate) body: Vec<BodySign>,
+    /// Basics and how well they were met: sleep=met,food=partly,safety=no,rest=met.
+    #[arg(long, value_name = "BASIC=LEVEL", value_delimiter = ',', value_parser = parse_basic)]
+    pub(crate) basics: Vec<(Basic, BasicLevel)>,
+    /// A note for yourself (or both of you, when shared).
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    /// Something you would like from your partner.
+    #[arg(long)]
+    pub(crate) ask: Option<String>,
+    /// Who may read it: shared (default), private (only your own devices), or
+    /// reveal-together (sealed until your partner checks in for the same day).
+    #[arg(long, value_parser = parse_visibility)]
+    pub(crate) visibility: Option<Visibility>,
+    /// Share your answers on feeling safe and on wishing for relief with your partner,
+    /// for this check-in only. Without it they stay on your own devices.
+    #[arg(long)]
+    pub(crate) share_safety: bool,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth reflect`.
+#[derive(Debug, Args)]
+pub(crate) struct ReflectArgs {
+    /// If you had more energy, would you want to work on this together? yes, no or unsure.
+    #[arg(long, value_parser = parse_key::<Answer>)]
+    pub(crate) energy: Option<Answer>,
+    /// Do you feel emotionally safe with your partner? yes, no or unsure.
+    #[arg(long, value_parser = parse_key::<Answer>)]
+    pub(crate) safe: Option<Answer>,
+    /// Are the two of you aligned on what you want? yes, no or unsure.
+    #[arg(long, value_parser = parse_key::<Answer>)]
+    pub(crate) aligned: Option<Answer>,
+    /// A note.
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    /// Who may read it: private (default) or shared.
+    #[arg(long, value_parser = parse_visibility)]
+    pub(crate) visibility: Option<Visibility>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth moment`.
+#[derive(Debug, Args)]
+pub(crate) struct MomentArgs {
+    /// glance, laugh, touch, quiet, talk or other. Without it, on a terminal, hearth asks.
+    #[arg(value_parser = parse_key::<MomentKind>)]
+    pub(crate) kind: Option<MomentKind>,
+    /// Who started it: me (default), partner, a name or an id.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) by: Option<String>,
+    /// A note.
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
 }

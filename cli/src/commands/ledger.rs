@@ -2,12 +2,14 @@
 //! done, acknowledgments, and handoffs with their answers.
 
 use hearth_api::{AckParams, AnswerParams, DocCall, DoneParams, HandoffParams, LedgerAddParams};
-use hearth_core::model::{AckKind, HandoffState, TargetKind};
+use hearth_core::model::{AckKind, Cadence, Domain, HandoffState, Labour, Stage, TargetKind};
 
 use super::{write, Io, Session};
-use crate::args::{IdArgs, LedgerCommand};
+use crate::args::{parse_date, parse_key, parse_stage_owner, AtArg};
 use crate::daemonctl::Ctx;
 use crate::render;
+use chrono::NaiveDate;
+use clap::{Args, Subcommand};
 
 pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<()> {
     match cmd {
@@ -207,4 +209,211 @@ fn starter(ctx: &Ctx, io: &mut Io, add: Vec<String>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth ledger ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LedgerCommand {
+    /// Add a responsibility the household carries.
+    Add(LedgerAddArgs),
+    /// List the responsibilities and who holds each stage.
+    List {
+        /// Include retired items.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One item with what was done, handoffs and acknowledgments.
+    Show {
+        /// Item id or a unique prefix of it.
+        id: String,
+    },
+    /// Record that something was done: a listed item, or unlisted work with --label.
+    Done(LedgerDoneArgs),
+    /// Say "I see this" about an item, a done entry, a check-in or a moment.
+    Ack(LedgerAckArgs),
+    /// Propose moving one stage of an item to your partner.
+    Handoff(LedgerHandoffArgs),
+    /// Accept a handoff: the stage moves.
+    Accept(IdArgs),
+    /// Decline a handoff.
+    Decline(IdArgs),
+    /// Answer a handoff with a counter-proposal.
+    Counter(CounterArgs),
+    /// Withdraw a handoff you proposed.
+    Withdraw(IdArgs),
+    /// Change an item: title, who holds which stage, cadence, weight, minutes or the
+    /// "good enough" standard. A stage put on your partner is offered to them.
+    Edit(LedgerEditArgs),
+    /// Do less for now: pause an item, so it carries no load until it is resumed.
+    Pause {
+        /// Id or a unique prefix of it.
+        id: String,
+        /// The day it is meant to come back, such as 2026-12-31.
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        until: Option<NaiveDate>,
+    },
+    /// Bring a paused or retired item back.
+    Resume {
+        /// Id or a unique prefix of it.
+        id: String,
+    },
+    /// A short list of invisible work to start from; add only what is true for you.
+    Starter {
+        /// Add these, by key, without asking (comma separated): peace, moods, school,
+        /// health, dates.
+        #[arg(long, value_delimiter = ',')]
+        add: Vec<String>,
+    },
+    /// Agree with an item as it stands, its "good enough" standard included; it shows
+    /// as agreed once you both have.
+    Agree(IdArgs),
+    /// Retire an item the household no longer carries.
+    Retire(IdArgs),
+}
+
+/// `hearth ledger add`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerAddArgs {
+    /// What it is, in a few words.
+    pub(crate) title: String,
+    /// household, logistics, finances, parenting, social, emotional, relationship or other.
+    #[arg(long, value_parser = parse_key::<Domain>)]
+    pub(crate) domain: Domain,
+    /// physical (default), cognitive or emotional.
+    #[arg(long, value_parser = parse_key::<Labour>)]
+    pub(crate) labour: Option<Labour>,
+    /// The work is easy to miss.
+    #[arg(long)]
+    pub(crate) invisible: bool,
+    /// Who holds every stage not named with --stage: me (default), partner, a name or an id.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) owner: Option<String>,
+    /// Who holds one stage: notice=me, plan=partner, do=..., follow-up=... (repeatable).
+    #[arg(long = "stage", value_name = "STAGE=PERSON", value_delimiter = ',', value_parser = parse_stage_owner)]
+    pub(crate) stages: Vec<(Stage, String)>,
+    /// daily, weekly, monthly or occasional.
+    #[arg(long, value_parser = parse_key::<Cadence>)]
+    pub(crate) cadence: Option<Cadence>,
+    /// Rough minutes per week.
+    #[arg(long, value_name = "MINUTES")]
+    pub(crate) minutes: Option<u32>,
+    /// How heavy it feels, 1 to 3 (default 2).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub(crate) weight: Option<u8>,
+    /// The "good enough" standard you both agreed.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) good_enough: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth ledger done`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerDoneArgs {
+    /// Item id or prefix; leave out and use --label for unlisted work.
+    #[arg(required_unless_present = "label")]
+    pub(crate) item: Option<String>,
+    /// A short label for unlisted (often invisible) work.
+    #[arg(long)]
+    pub(crate) label: Option<String>,
+    /// Who did it: me (default), partner, a name or an id.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) by: Option<String>,
+    /// Roughly how many minutes it took.
+    #[arg(long)]
+    pub(crate) minutes: Option<u32>,
+    /// A note.
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth ledger ack`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerAckArgs {
+    /// Id or prefix of what you acknowledge.
+    pub(crate) target: String,
+    /// What the id points at: item (default), done, checkin or moment.
+    #[arg(long = "on", value_name = "KIND", value_parser = parse_key::<TargetKind>)]
+    pub(crate) on: Option<TargetKind>,
+    /// thanks, seen (default) or repair.
+    #[arg(long, value_parser = parse_key::<AckKind>)]
+    pub(crate) kind: Option<AckKind>,
+    /// To whom: your partner by default.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) to: Option<String>,
+    /// A note.
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth ledger handoff`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerHandoffArgs {
+    /// Item id or prefix.
+    pub(crate) item: String,
+    /// The stage to move: notice, plan, do or follow-up.
+    #[arg(long, value_parser = parse_key::<Stage>)]
+    pub(crate) stage: Stage,
+    /// Who would take it: your partner by default.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) to: Option<String>,
+    /// A note.
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// Commands that name one record: accept, decline, withdraw, retire.
+#[derive(Debug, Args)]
+pub(crate) struct IdArgs {
+    /// Id or a unique prefix of it.
+    pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth ledger edit`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerEditArgs {
+    /// Id or a unique prefix of it.
+    pub(crate) id: String,
+    /// A new title.
+    #[arg(long)]
+    pub(crate) title: Option<String>,
+    /// Who holds one stage: notice=me, plan=partner, ... (repeatable); a stage put on
+    /// your partner is offered to them as a handoff.
+    #[arg(long = "stage", value_name = "STAGE=PERSON", value_delimiter = ',', value_parser = parse_stage_owner)]
+    pub(crate) stages: Vec<(Stage, String)>,
+    /// daily, weekly, monthly or occasional.
+    #[arg(long, value_parser = parse_key::<Cadence>)]
+    pub(crate) cadence: Option<Cadence>,
+    /// How heavy it feels, 1 to 3.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub(crate) weight: Option<u8>,
+    /// Rough minutes per week.
+    #[arg(long)]
+    pub(crate) minutes: Option<u32>,
+    /// The "good enough" standard; both of you agree it again with `ledger agree`.
+    #[arg(long)]
+    pub(crate) good_enough: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth ledger counter`.
+#[derive(Debug, Args)]
+pub(crate) struct CounterArgs {
+    /// Handoff id or prefix.
+    pub(crate) id: String,
+    /// The counter-proposal, in a few words.
+    pub(crate) proposal: String,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
 }

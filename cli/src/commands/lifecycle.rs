@@ -10,11 +10,11 @@ use hearth_api::{DaemonCall, DocCall, Status};
 use serde_json::{json, Value};
 
 use super::{Io, Session};
-use crate::args::{DaemonCommand, InitArgs};
 use crate::daemonctl::{self, Ctx};
 use crate::error::CliError;
 use crate::prompt;
 use crate::render;
+use clap::{Args, Subcommand};
 
 pub(super) fn init(ctx: &Ctx, io: &mut Io, args: InitArgs) -> anyhow::Result<()> {
     let passphrase = if args.passphrase {
@@ -277,4 +277,33 @@ fn daemon_status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     io.out
         .line(&s.dim(&format!("log:    {}", ctx.paths.log().display())))?;
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth init`.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Your name, as your partner will see it.
+    #[arg(long)]
+    pub(crate) name: String,
+    /// A friendly name for this device, such as "laptop".
+    #[arg(long, value_name = "NAME")]
+    pub(crate) device_name: Option<String>,
+    /// Protect the identity with a passphrase (asked twice, or read from --passphrase-file).
+    #[arg(long)]
+    pub(crate) passphrase: bool,
+}
+
+/// `hearth daemon ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DaemonCommand {
+    /// Run the daemon in the foreground until Ctrl-C or SIGTERM.
+    Run,
+    /// Start the daemon in the background and wait until it answers.
+    Start,
+    /// Ask the daemon to flush and stop, and wait until it has.
+    Stop,
+    /// Whether the daemon is running, and in which state.
+    Status,
 }

@@ -2,14 +2,14 @@
 //! answer. No business logic lives here; the daemon validates, resolves ids and
 //! computes, and `render` words the result.
 
-mod bundle;
-mod data;
-mod devices;
-mod entries;
-mod ledger;
-mod lifecycle;
-mod meta;
-mod pairing;
+pub(crate) mod bundle;
+pub(crate) mod data;
+pub(crate) mod devices;
+pub(crate) mod entries;
+pub(crate) mod ledger;
+pub(crate) mod lifecycle;
+pub(crate) mod meta;
+pub(crate) mod pairing;
 
 use hearth_api::client::Client;
 use hearth_api::{Call, DaemonCall, Status};

@@ -5,9 +5,9 @@ use hearth_api::client::ClientError;
 use hearth_api::{Invite, NetCall};
 use serde_json::json;
 
-use crate::args::{PairCommand, PeersCommand};
 use crate::commands::{Io, Session};
 use crate::daemonctl::Ctx;
+use clap::Subcommand;
 
 pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<()> {
     if matches!(
@@ -146,4 +146,48 @@ pub(super) fn sync(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
             .line("Syncing with every paired device that can be reached now.")?;
     }
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth pair ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PairCommand {
+    /// Print a one-time code and wait for your partner's device (or, with
+    /// --own-device, another device of yours) to join with it.
+    Invite {
+        /// How long to wait, in seconds (default: `pair_timeout_secs`, 10 minutes).
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Invite another device of yours instead of your partner's: it will share your
+        /// private entries. The code admits only that, whoever types it.
+        #[arg(long)]
+        own_device: bool,
+    },
+    /// Join a household with the code `pair invite` printed.
+    Join {
+        /// The code, like 4-amber-orbit-lantern.
+        code: String,
+        /// The inviting device's address, HOST:PORT, as `pair invite` printed it.
+        #[arg(long)]
+        addr: Option<String>,
+        /// Join even though this device already holds entries of its own (partner
+        /// invites only).
+        #[arg(long)]
+        merge: bool,
+        /// No longer chosen here: the inviting device decides with `pair invite
+        /// --own-device`. Kept only to explain that.
+        #[arg(long, hide = true)]
+        same_person: bool,
+    },
+}
+
+/// `hearth peers ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PeersCommand {
+    /// Remember a device's address, HOST:PORT, and keep reaching out to it.
+    Add {
+        /// HOST:PORT.
+        addr: String,
+    },
 }
