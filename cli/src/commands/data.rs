@@ -13,7 +13,8 @@ use crate::args::{parse_date, parse_record_kind};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::export;
-use crate::render;
+use crate::out::Style;
+use crate::render::{short_id, table, text, when_of, Names};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -43,7 +44,7 @@ pub(super) fn log(ctx: &Ctx, io: &mut Io, args: LogArgs) -> anyhow::Result<()> {
     }
     let (entries, names) = session.call_named(call)?;
     let entries = entries.as_array().cloned().unwrap_or_default();
-    io.out.write(&render::log(&entries, &names, io.style))?;
+    io.out.write(&render_log(&entries, &names, io.style))?;
     Ok(())
 }
 
@@ -102,7 +103,7 @@ pub(super) fn import(ctx: &Ctx, io: &mut Io, args: ImportArgs) -> anyhow::Result
     if ctx.json {
         io.out.json(&result)?;
     } else {
-        io.out.write(&render::imported(&result))?;
+        io.out.write(&imported(&result))?;
     }
     Ok(())
 }
@@ -255,4 +256,56 @@ pub(crate) struct ReportArgs {
     /// Include your own private entries.
     #[arg(long)]
     pub(crate) include_private: bool,
+}
+
+// ----- rendering -------------------------------------------------------------------
+
+/// A record kind of the log (`checkins`, ...) as one word for a table cell.
+fn kind_label(kind: &str) -> &str {
+    match kind {
+        "checkins" => "check-in",
+        "reflections" => "reflection",
+        "ledger" => "item",
+        "done" => "done",
+        "acks" => "ack",
+        "handoffs" => "handoff",
+        "moments" => "moment",
+        other => other,
+    }
+}
+
+/// `hearth log`: one row per entry, with the local time it happened.
+pub(crate) fn render_log(entries: &[Value], names: &Names, style: Style) -> String {
+    if entries.is_empty() {
+        return "Nothing in this range yet.\n".into();
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            // The daemon sends the name and the id; the id lets us say "you".
+            let person = match e["person_id"].as_str() {
+                Some(id) => names.name(id),
+                None => text(e, "person").to_string(),
+            };
+            vec![
+                when_of(e),
+                kind_label(text(e, "kind")).to_string(),
+                person,
+                text(e, "summary").replace(['\n', '\r'], " "),
+                short_id(text(e, "id")).to_string(),
+            ]
+        })
+        .collect();
+    table(style, &["WHEN", "KIND", "WHO", "WHAT", "ID"], &rows)
+}
+
+/// `hearth import`: how many records were new.
+pub(crate) fn imported(v: &Value) -> String {
+    match v["imported"].as_u64() {
+        Some(0) => "Nothing new: every record in the file is already here.\n".into(),
+        Some(n) => {
+            format!("Imported {n} new record(s); records already here were left as they were.\n")
+        }
+        None => "Import merged.\n".into(),
+    }
 }

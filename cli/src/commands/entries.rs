@@ -2,6 +2,7 @@
 //! terminal, from a few gentle questions.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use hearth_api::{CheckinParams, DocCall, MomentParams, ReflectParams};
 use hearth_core::labels;
@@ -13,9 +14,11 @@ use super::{write, Io, Session};
 use crate::args::{parse_basic, parse_key, parse_sign, parse_visibility, AtArg};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
+use crate::out::Style;
 use crate::prompt;
-use crate::render;
+use crate::render::{short_id, text};
 use clap::Args;
+use serde_json::Value;
 
 fn needs_terminal(what: &str, flags: &str) -> CliError {
     CliError::Usage {
@@ -276,7 +279,7 @@ pub(super) fn today(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     if ctx.json {
         io.out.json(&view)?;
     } else {
-        io.out.write(&render::for_you(&view, io.style))?;
+        io.out.write(&for_you(&view, io.style))?;
     }
     Ok(())
 }
@@ -309,8 +312,7 @@ pub(super) fn together(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
         walk["minutes"].as_u64().unwrap_or(15)
     ))?;
     for (n, step) in steps.iter().enumerate() {
-        io.out
-            .write(&render::together_step(n + 1, step, io.style))?;
+        io.out.write(&together_step(n + 1, step, io.style))?;
         io.out.flush()?;
         if interactive && n + 1 < steps.len() {
             // Nothing is recorded here: Enter only moves on when you are ready.
@@ -407,4 +409,124 @@ pub(crate) struct MomentArgs {
     pub(crate) note: Option<String>,
     #[command(flatten)]
     pub(crate) at: AtArg,
+}
+
+// ----- rendering -------------------------------------------------------------------
+
+/// "For you" (`hearth today`, and the top of `hearth status` on a terminal): a few lines,
+/// each with the one command that answers it.
+pub(crate) fn for_you(v: &Value, style: Style) -> String {
+    let name = |id: &Value| {
+        id.as_str()
+            .and_then(|id| v["names"][id].as_str())
+            .unwrap_or("your partner")
+            .to_string()
+    };
+    let list = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", style.bold("For you"));
+    let mut quiet = true;
+    for ask in list("asks") {
+        quiet = false;
+        let id = short_id(text(&ask, "checkin"));
+        let _ = writeln!(
+            out,
+            "  {} asks: “{}”",
+            name(&ask["from"]),
+            text(&ask, "ask")
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!("answer: hearth reply {id} \"...\""))
+        );
+    }
+    for h in list("handoffs") {
+        quiet = false;
+        let id = short_id(text(&h, "id"));
+        let _ = writeln!(
+            out,
+            "  {} offers you the {} stage of an item{}",
+            name(&h["from"]),
+            text(&h, "stage"),
+            h["note"]
+                .as_str()
+                .map(|n| format!(": “{n}”"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!(
+                "answer: hearth ledger accept {id} · hearth ledger counter {id} \"...\" · hearth ledger decline {id}"
+            ))
+        );
+    }
+    for a in list("replies") {
+        quiet = false;
+        let _ = writeln!(
+            out,
+            "  {} replied to your ask: “{}”",
+            name(&a["from"]),
+            text(&a, "note")
+        );
+    }
+    for a in list("received") {
+        quiet = false;
+        let what = match text(&a, "kind") {
+            "thanks" => "thanked you",
+            "repair" => "reached out to make things right",
+            _ => "saw what you did",
+        };
+        let note = a["note"]
+            .as_str()
+            .map(|n| format!(": “{n}”"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {} {what}{note}", name(&a["from"]));
+    }
+    for item in list("paused_due") {
+        quiet = false;
+        let id = short_id(text(&item, "id"));
+        let _ = writeln!(
+            out,
+            "  “{}” was paused until {}: look at it again together?",
+            text(&item, "title"),
+            text(&item, "paused_until")
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!(
+                "hearth ledger resume {id} · hearth ledger pause {id} --until DATE"
+            ))
+        );
+    }
+    if quiet {
+        let _ = writeln!(out, "  Nothing is waiting for you.");
+    }
+    if v["checked_in_today"].as_bool() == Some(true) {
+        let _ = writeln!(out, "  You have checked in today.");
+    } else {
+        let _ = writeln!(
+            out,
+            "  No check-in from you today yet, whenever it suits: {}",
+            style.dim("hearth checkin")
+        );
+    }
+    out
+}
+
+/// One step of `hearth together`.
+pub(crate) fn together_step(n: usize, step: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{}",
+        style.bold(&format!("{n}. {}", text(step, "title")))
+    );
+    let _ = writeln!(out, "   {}", text(step, "text"));
+    if let Some(prompt) = step["prompt"].as_str() {
+        let _ = writeln!(out, "   {} {prompt}", style.dim("To start:"));
+    }
+    out
 }

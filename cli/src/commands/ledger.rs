@@ -3,13 +3,17 @@
 
 use hearth_api::{AckParams, AnswerParams, DocCall, DoneParams, HandoffParams, LedgerAddParams};
 use hearth_core::model::{AckKind, Cadence, Domain, HandoffState, Labour, Stage, TargetKind};
+use std::fmt::Write as _;
 
 use super::{write, Io, Session};
 use crate::args::{parse_date, parse_key, parse_stage_owner, AtArg};
 use crate::daemonctl::Ctx;
+use crate::out::Style;
 use crate::render;
+use crate::render::{short_id, table, text, when_of, Names};
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
+use serde_json::Value;
 
 pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<()> {
     match cmd {
@@ -38,8 +42,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
             }
             let (items, names) = session.call_named(call)?;
             let items = items.as_array().cloned().unwrap_or_default();
-            io.out
-                .write(&render::ledger_list(&items, &names, io.style))?;
+            io.out.write(&ledger_list(&items, &names, io.style))?;
             Ok(())
         }
         LedgerCommand::Show { id } => {
@@ -50,8 +53,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 return Ok(());
             }
             let (shown, names) = session.call_named(call)?;
-            io.out
-                .write(&render::ledger_show(&shown, &names, io.style))?;
+            io.out.write(&ledger_show(&shown, &names, io.style))?;
             Ok(())
         }
         LedgerCommand::Done(a) => {
@@ -416,4 +418,183 @@ pub(crate) struct CounterArgs {
     pub(crate) proposal: String,
     #[command(flatten)]
     pub(crate) at: AtArg,
+}
+
+// ----- rendering -------------------------------------------------------------------
+
+fn owner_cell(item: &Value, stage: Stage, names: &Names) -> String {
+    match item["owners"][stage.key()].as_str() {
+        Some(id) => names.name(id),
+        None => "-".into(),
+    }
+}
+
+/// `hearth ledger list`.
+pub(crate) fn ledger_list(items: &[Value], names: &Names, style: Style) -> String {
+    if items.is_empty() {
+        return format!(
+            "The ledger is empty. Add what the household carries with {}\n",
+            style.cmd("hearth ledger add TITLE --domain household")
+        );
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| {
+            let mut title = text(item, "title").to_string();
+            if item["invisible"].as_bool().unwrap_or(false) {
+                title.push_str(" (invisible)");
+            }
+            vec![
+                short_id(text(item, "id")).to_string(),
+                title,
+                text(item, "domain").to_string(),
+                item["weight"].to_string(),
+                owner_cell(item, Stage::Notice, names),
+                owner_cell(item, Stage::Plan, names),
+                owner_cell(item, Stage::Do, names),
+                owner_cell(item, Stage::FollowUp, names),
+                text(item, "status").to_string(),
+            ]
+        })
+        .collect();
+    table(
+        style,
+        &[
+            "ID",
+            "TITLE",
+            "DOMAIN",
+            "WEIGHT",
+            "NOTICE",
+            "PLAN",
+            "DO",
+            "FOLLOW-UP",
+            "STATUS",
+        ],
+        &rows,
+    )
+}
+
+/// `hearth ledger show`.
+pub(crate) fn ledger_show(v: &Value, names: &Names, style: Style) -> String {
+    let item = &v["item"];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}  {}",
+        style.bold(text(item, "title")),
+        style.dim(text(item, "id"))
+    );
+    let field = |out: &mut String, name: &str, value: String| {
+        if !value.is_empty() {
+            let _ = writeln!(out, "  {}{value}", style.dim(&format!("{name:<14}")));
+        }
+    };
+    let mut kind = format!("{}, {}", text(item, "domain"), text(item, "labour"));
+    if item["invisible"].as_bool().unwrap_or(false) {
+        kind.push_str(", invisible");
+    }
+    field(&mut out, "kind", kind);
+    field(&mut out, "weight", item["weight"].to_string());
+    field(&mut out, "status", text(item, "status").to_string());
+    let mut rhythm = Vec::new();
+    if let Some(c) = item["cadence"].as_str() {
+        rhythm.push(c.to_string());
+    }
+    if let Some(m) = item["minutes_per_week"].as_u64() {
+        rhythm.push(format!("about {m} min a week"));
+    }
+    field(&mut out, "rhythm", rhythm.join(", "));
+    for stage in Stage::ALL {
+        field(&mut out, stage.key(), owner_cell(item, *stage, names));
+    }
+    field(
+        &mut out,
+        "good enough",
+        text(item, "good_enough").to_string(),
+    );
+    // Agreed once everyone in the household has agreed (`hearth ledger agree`).
+    let agreed: Vec<&str> = item["agreed_by"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let everyone =
+        !names.by_id.is_empty() && names.by_id.keys().all(|p| agreed.contains(&p.as_str()));
+    let agreement = if everyone && names.by_id.len() > 1 {
+        "agreed by both of you".to_string()
+    } else {
+        let by: Vec<String> = agreed.iter().map(|p| names.name(p)).collect();
+        format!(
+            "agreed by {} so far (`hearth ledger agree` to add yours)",
+            if by.is_empty() {
+                "nobody".to_string()
+            } else {
+                by.join(" and ")
+            }
+        )
+    };
+    field(&mut out, "agreed", agreement);
+
+    let done = v["done"].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(out, "\n{}", style.bold("Done"));
+    if done.is_empty() {
+        let _ = writeln!(out, "  nothing recorded yet");
+    }
+    for d in &done {
+        let minutes = d["minutes"]
+            .as_u64()
+            .map(|m| format!(" ({m} min)"))
+            .unwrap_or_default();
+        let note = d["note"]
+            .as_str()
+            .map(|n| format!(" — {n}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}  {}{minutes}{note}  {}",
+            when_of(d),
+            names.of(&d["by"]),
+            style.dim(short_id(text(d, "id")))
+        );
+    }
+    let handoffs = v["handoffs"].as_array().cloned().unwrap_or_default();
+    if !handoffs.is_empty() {
+        let _ = writeln!(out, "\n{}", style.bold("Handoffs"));
+        for h in &handoffs {
+            let counter = h["counter"]
+                .as_str()
+                .map(|c| format!(" — counter: {c}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {}  {} from {} to {}: {}{counter}  {}",
+                when_of(h),
+                text(h, "stage"),
+                names.of(&h["from"]),
+                names.of(&h["to"]),
+                text(h, "state"),
+                style.dim(short_id(text(h, "id")))
+            );
+        }
+    }
+    let acks = v["acks"].as_array().cloned().unwrap_or_default();
+    if !acks.is_empty() {
+        let _ = writeln!(out, "\n{}", style.bold("Acknowledgments"));
+        for a in &acks {
+            let note = a["note"]
+                .as_str()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {}  {} to {}: {}{note}",
+                when_of(a),
+                names.of(&a["from"]),
+                names.of(&a["to"]),
+                text(a, "kind")
+            );
+        }
+    }
+    out
 }

@@ -1,6 +1,7 @@
 //! `init`, `status` and `daemon run|start|stop|status`: setting up a device and looking
 //! after its daemon.
 
+use std::fmt::Write as _;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
@@ -12,8 +13,9 @@ use serde_json::{json, Value};
 use super::{Io, Session};
 use crate::daemonctl::{self, Ctx};
 use crate::error::CliError;
+use crate::out::Style;
 use crate::prompt;
-use crate::render;
+use crate::render::{bytes, local_offset_min, local_time, text};
 use clap::{Args, Subcommand};
 
 pub(super) fn init(ctx: &Ctx, io: &mut Io, args: InitArgs) -> anyhow::Result<()> {
@@ -95,11 +97,11 @@ pub(super) fn status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
                 utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
                 mark_seen: false,
             }) {
-                io.out.write(&render::for_you(&view, io.style))?;
+                io.out.write(&super::entries::for_you(&view, io.style))?;
                 io.out.line("")?;
             }
         }
-        io.out.write(&render::status(&status, io.style))?;
+        io.out.write(&render_status(&status, io.style))?;
         // The weekly walk, on the day you chose; a gentle mention, never a count.
         let config = daemonctl::load_config(&ctx.paths)?;
         if ready && config.together_day == Some(chrono::Datelike::weekday(&chrono::Local::now())) {
@@ -306,4 +308,272 @@ pub(crate) enum DaemonCommand {
     Stop,
     /// Whether the daemon is running, and in which state.
     Status,
+}
+
+// ----- rendering -------------------------------------------------------------------
+
+/// `hearth status`.
+pub(crate) fn render_status(s: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let label = |l: &str| style.dim(&format!("{l:<15}"));
+    let _ = writeln!(out, "{}{}", label("Data directory"), text(s, "data_dir"));
+    let state = text(s, "state");
+    let state_words = match state {
+        "ready" => style.good("ready"),
+        "locked" => style.warn("locked until the passphrase is given"),
+        "uninitialized" => style.warn("not set up yet"),
+        other => other.to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "{}running (pid {}), {state_words}",
+        label("Daemon"),
+        s["pid"]
+    );
+    if state == "uninitialized" {
+        let _ = writeln!(
+            out,
+            "\nTo begin, choose the name your partner will see: {}",
+            style.cmd("hearth init --name NAME")
+        );
+        return out;
+    }
+    if let Some(name) = s["person"]["name"].as_str() {
+        let device = text(s, "device_id");
+        let device = if device.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", style.dim(&format!("device {device}")))
+        };
+        let _ = writeln!(out, "{}{name}{device}", label("You"));
+    }
+    let docs = s["documents"].as_array().cloned().unwrap_or_default();
+    // The private document's id carries the person's id; the word is enough here.
+    let doc_name = |d: &Value| -> String {
+        let id = text(d, "id");
+        if id.starts_with("private") {
+            "private".into()
+        } else {
+            id.to_string()
+        }
+    };
+    let id_width = docs
+        .iter()
+        .map(|d| doc_name(d).chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut first = true;
+    for doc in &docs {
+        let mut counts: Vec<String> = doc["records"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_u64().filter(|n| *n > 0).map(|n| format!("{n} {k}")))
+            .collect();
+        if counts.is_empty() {
+            counts.push("empty".into());
+        }
+        let _ = writeln!(
+            out,
+            "{}{:<id_width$}  {:>9}  {}",
+            label(if first { "Documents" } else { "" }),
+            doc_name(doc),
+            bytes(doc["disk_bytes"].as_u64().unwrap_or(0)),
+            style.dim(&counts.join(", "))
+        );
+        first = false;
+        if let Some(q) = doc["quarantined"].as_array().filter(|q| !q.is_empty()) {
+            let _ = writeln!(
+                out,
+                "{}{}",
+                label(""),
+                style.warn(&format!(
+                    "{} file(s) could not be read and were set aside in quarantine/; a partner's device can bring their changes back",
+                    q.len()
+                ))
+            );
+        }
+    }
+    let peers = s["peers"].as_array().cloned().unwrap_or_default();
+    let sharing_notes = sharing(s, style);
+    let ended = s["people"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| p["left_at"].is_i64());
+    if peers.is_empty() && !ended {
+        let _ = writeln!(
+            out,
+            "{}no partner yet; everything stays on this device until you pair",
+            label("Partner")
+        );
+    } else {
+        let mut first = true;
+        for p in &peers {
+            let connected = if p["refuses_this_device"].as_bool().unwrap_or(false) {
+                style.dim("no longer accepts this device")
+            } else if p["on_hold"].as_bool().unwrap_or(false) {
+                style.dim("connected, sharing on hold")
+            } else if p["connected"].as_bool().unwrap_or(false) {
+                style.good("connected")
+            } else {
+                let last = p["last_sync"]
+                    .as_i64()
+                    .map(|t| format!("last synced {}", local_time(t, local_offset_min())))
+                    .unwrap_or_else(|| "not synced yet".into());
+                style.dim(&last)
+            };
+            let _ = writeln!(
+                out,
+                "{}{} ({})  {connected}",
+                label(if first { "Devices" } else { "" }),
+                text(p, "name"),
+                text(p, "person"),
+            );
+            first = false;
+        }
+    }
+    out.push_str(&sharing_notes);
+    out.push_str(&refused(s, style));
+    out.push_str(&unproven_changes(&peers, style));
+    out
+}
+
+/// Changes a peer sent that were held or refused because their author could not be
+/// shown to be allowed to write them. Counts and plain reasons, never content.
+fn unproven_changes(peers: &[Value], style: Style) -> String {
+    let mut out = String::new();
+    for p in peers {
+        let held = p["held_changes"].as_u64().unwrap_or(0);
+        let refused = p["refused_changes"].as_u64().unwrap_or(0);
+        if held > 0 {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.dim(&format!(
+                    "Waiting: {held} change(s) from {} ({}) wait until the device that wrote them is confirmed.",
+                    text(p, "name"),
+                    text(p, "person"),
+                ))
+            );
+        }
+        if refused > 0 {
+            let reasons: Vec<&str> = p["refused_because"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let _ = writeln!(
+                out,
+                "{}",
+                style.warn(&format!(
+                    "Not accepted: {refused} change(s) from {} ({}) touched entries that were not theirs to change ({}). Nothing here changed because of them.",
+                    text(p, "name"),
+                    text(p, "person"),
+                    if reasons.is_empty() { "no reason given".to_string() } else { reasons.join("; ") },
+                ))
+            );
+        }
+    }
+    out
+}
+
+/// Roster entries and removals this device did not accept, said plainly: someone's
+/// changes asked for something their signatures do not back, and nothing changed.
+fn refused(s: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let refused = s["refused"].as_array().cloned().unwrap_or_default();
+    if refused.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        style.warn(&format!(
+            "Not accepted: {} change(s) to the list of devices that this device could not verify. Nothing about who can sync changed.",
+            refused.len()
+        ))
+    );
+    for r in &refused {
+        let what = if text(r, "what") == "removal" {
+            "a removal of device"
+        } else {
+            "device"
+        };
+        let from = r["sent_by"]
+            .as_str()
+            .map(|by| format!(", from {}", short_device_ids(by)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {what} {}: {}{from}",
+            short_device_ids(text(r, "device_id")),
+            text(r, "reason"),
+        );
+    }
+    out
+}
+
+/// The first groups of each device id in `id` (one id, or several joined by commas).
+fn short_device_ids(id: &str) -> String {
+    if id.contains('-') && id.len() > 14 {
+        id.split(',')
+            .map(|one| one.trim().split('-').take(3).collect::<Vec<_>>().join("-"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        id.to_string()
+    }
+}
+
+/// The pause and leaving lines of `status`, worded gently: a pause is a breather that
+/// either partner may take, and nobody is to blame for it.
+pub(crate) fn sharing(s: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let me = s["person"]["id"].as_str().unwrap_or_default();
+    let people = s["people"].as_array().cloned().unwrap_or_default();
+    let others: Vec<&str> = people
+        .iter()
+        .filter(|p| text(p, "id") != me)
+        .map(|p| text(p, "name"))
+        .collect();
+    let partner = if others.is_empty() {
+        "your partner".to_string()
+    } else {
+        others.join(" and ")
+    };
+    let at = |v: &Value| -> String {
+        v.as_i64()
+            .map(|t| local_time(t, local_offset_min()))
+            .unwrap_or_default()
+    };
+    for p in &people {
+        let mine = text(p, "id") == me;
+        let name = text(p, "name");
+        if p["left_at"].is_i64() {
+            let when = at(&p["left_at"]);
+            let line = if mine {
+                format!("You ended sharing with {partner} on {when}. Your copy of everything and your private entries stay on your devices; `hearth export` still writes them out.")
+            } else {
+                format!("{name} ended sharing on {when}. Everything you had stays here with you; `hearth export` still writes it out.")
+            };
+            let _ = writeln!(out, "{}{line}", style.dim(&format!("{:<15}", "Sharing")));
+            continue;
+        }
+        if p["paused"].is_object() {
+            let until = match p["paused"]["until"].as_i64() {
+                Some(t) => format!("until {}", at(&Value::from(t))),
+                None if mine => "until you resume".to_string(),
+                None => "for now".to_string(),
+            };
+            let line = if mine {
+                format!("paused with {partner} {until}. Your own devices keep syncing; what you write reaches {partner} after the pause ({}).", style.cmd("hearth resume"))
+            } else {
+                format!("{name} is taking a pause from sharing {until}. What you write stays safe here and reaches {name} when the pause ends.")
+            };
+            let _ = writeln!(out, "{}{line}", style.dim(&format!("{:<15}", "Sharing")));
+        }
+    }
+    out
 }
