@@ -70,7 +70,7 @@ pub(crate) fn device_file(
         person,
         device_id: device_id.to_string(),
     })
-    .map_err(|e| ApiError::internal(&e.to_string()))?;
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((data_dir.to_path_buf(), DEVICE_FILE.to_string(), bytes))
 }
 
@@ -793,7 +793,7 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
             .find(|p| p.id == owner_me.to_string())
             .cloned();
     }
-    serde_json::to_value(status).map_err(|e| ApiError::internal(&e.to_string()))
+    serde_json::to_value(status).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn secrets_error(e: SecretsError) -> ApiError {
@@ -855,7 +855,7 @@ async fn init(
     let me = Uuid::new_v4();
     let paths = shared.paths.clone();
     let (trust, ctx) =
-        actor_context(shared, &secrets).map_err(|e| ApiError::internal(&format!("{e:#}")))?;
+        actor_context(shared, &secrets).map_err(|e| ApiError::internal(format!("{e:#}")))?;
     let file_bytes = secrets
         .to_file_bytes(passphrase.as_deref())
         .map_err(secrets_error)?;
@@ -888,7 +888,7 @@ async fn init(
             person: me,
             device_id: device_id_for_roster,
         })
-        .map_err(|e| ApiError::internal(&e.to_string()))?;
+        .map_err(|e| ApiError::internal(e.to_string()))?;
         storage::atomic_write(&paths.data_dir, DEVICE_FILE, &info).map_err(|e| {
             storage_error(&StoreError::Io {
                 action: "write",
@@ -901,7 +901,7 @@ async fn init(
         Ok(actor)
     })
     .await
-    .map_err(|e| ApiError::internal(&e.to_string()))??;
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     let ready = start_ready(shared, actor, &secrets, trust, me).map_err(|e| {
         ApiError::new(
             ErrorCode::Internal,
@@ -955,10 +955,10 @@ async fn unlock(shared: &Arc<Shared>, passphrase: String) -> Result<serde_json::
         Ok(secrets)
     })
     .await
-    .map_err(|e| ApiError::internal(&e.to_string()))??;
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     let ready = open_ready(shared, &secrets)
         .await
-        .map_err(|e| ApiError::internal(&format!("{e:#}")))?;
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
     shared.set(State::Ready(ready));
     answer(Unlocked {
         already: false,

@@ -331,7 +331,7 @@ impl Pairing {
     fn save_household_epoch(&self, epoch: Epoch) -> Result<(), ApiError> {
         self.keys
             .replace(epoch)
-            .map_err(|e| ApiError::internal(&format!("could not save the household secret: {e}")))
+            .map_err(|e| ApiError::internal(format!("could not save the household secret: {e}")))
     }
 }
 
@@ -723,7 +723,7 @@ pub async fn join(
     let (mut send, mut recv) = connection
         .open_bi()
         .await
-        .map_err(|e| ApiError::internal(&e.to_string()))?;
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let info = JoinerInfo {
         device_key: pairing.local_key,
         person_id: me_id,

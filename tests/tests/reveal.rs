@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use hearth_api::{
-    At, BundleCall, Call, CheckinParams, DaemonCall, DocCall, LogParams, MomentParams, NetCall,
+    At, BundleCall, CheckinParams, DaemonCall, DocCall, LogParams, MomentParams, NetCall,
     ReflectParams,
 };
 use hearth_core::model::{Answer, MomentKind, Visibility};
