@@ -7,15 +7,21 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Local, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use hearth_core::model::{
-    AckKind, Answer, Basic, BasicLevel, BodySign, BurnoutSign, Cadence, Domain, Labour, MomentKind,
-    Stage, TargetKind, Visibility,
-};
-use hearthd::api::At;
+use clap::{Args, Parser, Subcommand};
+use hearth_api::At;
+use hearth_core::model::{Basic, BasicLevel, BurnoutSign, Stage, Visibility};
+
+use crate::commands::bundle::BundleCommand;
+use crate::commands::data::{ExportArgs, ImportArgs, InsightsArgs, LogArgs, ReportArgs};
+use crate::commands::devices::{DevicesCommand, LeaveArgs, PauseArgs};
+use crate::commands::entries::{CheckinArgs, MomentArgs, ReflectArgs, ReplyArgs};
+use crate::commands::ledger::LedgerCommand;
+use crate::commands::lifecycle::{DaemonCommand, InitArgs};
+use crate::commands::meta::{CompletionsArgs, ManArgs};
+use crate::commands::pairing::{PairCommand, PeersCommand};
 
 /// The heading that keeps the global options apart from each command's own.
-const GLOBAL: &str = "Global options";
+pub(crate) const GLOBAL: &str = "Global options";
 
 /// Hearth: notice and undo burnout together, privately, on your own devices.
 #[derive(Debug, Parser)]
@@ -121,125 +127,6 @@ pub(crate) enum Command {
     Demo(DemoArgs),
 }
 
-/// `hearth pair ...`.
-#[derive(Debug, Subcommand)]
-pub(crate) enum PairCommand {
-    /// Print a one-time code and wait for your partner's device (or, with
-    /// --own-device, another device of yours) to join with it.
-    Invite {
-        /// How long to wait, in seconds (default: `pair_timeout_secs`, 10 minutes).
-        #[arg(long)]
-        timeout: Option<u64>,
-        /// Invite another device of yours instead of your partner's: it will share your
-        /// private entries. The code admits only that, whoever types it.
-        #[arg(long)]
-        own_device: bool,
-    },
-    /// Join a household with the code `pair invite` printed.
-    Join {
-        /// The code, like 4-amber-orbit-lantern.
-        code: String,
-        /// The inviting device's address, HOST:PORT, as `pair invite` printed it.
-        #[arg(long)]
-        addr: Option<String>,
-        /// Join even though this device already holds entries of its own (partner
-        /// invites only).
-        #[arg(long)]
-        merge: bool,
-        /// No longer chosen here: the inviting device decides with `pair invite
-        /// --own-device`. Kept only to explain that.
-        #[arg(long, hide = true)]
-        same_person: bool,
-    },
-}
-
-/// `hearth devices ...`.
-#[derive(Debug, Subcommand)]
-pub(crate) enum DevicesCommand {
-    /// Every device in the household: whose it is, who added it, whether it was removed.
-    List,
-    /// Give one of your devices a new name.
-    Rename {
-        /// Device id or a unique prefix of it (`hearth devices list` shows them).
-        id: String,
-        /// The new name, such as "phone".
-        name: String,
-    },
-    /// Remove a device, such as a lost phone: every device refuses it from now on. It
-    /// keeps what it had already synced.
-    Remove {
-        /// Device id or a unique prefix of it.
-        id: String,
-    },
-}
-
-/// `hearth pause`.
-#[derive(Debug, Args)]
-pub(crate) struct PauseArgs {
-    /// End the pause by itself after this long: 30m, 12h, 2d or 1w. Without it, the
-    /// pause lasts until `hearth resume`.
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
-    pub(crate) duration: Option<u64>,
-}
-
-/// `hearth leave`.
-#[derive(Debug, Args)]
-pub(crate) struct LeaveArgs {
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub(crate) yes: bool,
-}
-
-/// Parses a duration such as `90m`, `12h`, `2d` or `1w` (or `1d12h`) into seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
-    let bad = || {
-        format!(
-            "`{text}` is not a duration; write a number with a unit, such as 30m, 12h, 2d or 1w"
-        )
-    };
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    let mut any = false;
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit: u64 = match c.to_ascii_lowercase() {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        number.clear();
-        any = true;
-    }
-    if !number.is_empty() || !any {
-        return Err(bad());
-    }
-    if total == 0 {
-        return Err("a pause needs to last a while; try 30m, 12h or 2d".into());
-    }
-    Ok(total)
-}
-
-/// `hearth peers ...`.
-#[derive(Debug, Subcommand)]
-pub(crate) enum PeersCommand {
-    /// Remember a device's address, HOST:PORT, and keep reaching out to it.
-    Add {
-        /// HOST:PORT.
-        addr: String,
-    },
-}
-
 /// `hearth demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -248,453 +135,12 @@ pub(crate) struct DemoArgs {
     pub(crate) keep: bool,
 }
 
-/// `hearth init`.
-#[derive(Debug, Args)]
-pub(crate) struct InitArgs {
-    /// Your name, as your partner will see it.
-    #[arg(long)]
-    pub(crate) name: String,
-    /// A friendly name for this device, such as "laptop".
-    #[arg(long, value_name = "NAME")]
-    pub(crate) device_name: Option<String>,
-    /// Protect the identity with a passphrase (asked twice, or read from --passphrase-file).
-    #[arg(long)]
-    pub(crate) passphrase: bool,
-}
-
-/// `hearth daemon ...`.
-#[derive(Debug, Subcommand)]
-pub(crate) enum DaemonCommand {
-    /// Run the daemon in the foreground until Ctrl-C or SIGTERM.
-    Run,
-    /// Start the daemon in the background and wait until it answers.
-    Start,
-    /// Ask the daemon to flush and stop, and wait until it has.
-    Stop,
-    /// Whether the daemon is running, and in which state.
-    Status,
-}
-
 /// `--at DATE|DATETIME`, shared by every write command.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct AtArg {
     /// When it happened, to fill in a missed day: 2026-11-20 or 2026-11-20T21:30 (local time).
     #[arg(long, value_name = "DATE|DATETIME", value_parser = parse_at_flag)]
     pub(crate) at: Option<AtValue>,
-}
-
-/// `hearth reply`.
-#[derive(Debug, Args)]
-pub(crate) struct ReplyArgs {
-    /// The ask's id (a few characters are enough), as `hearth today` shows it.
-    pub(crate) ask: String,
-    /// Your answer, such as "I'll take bedtime".
-    pub(crate) text: String,
-    #[command(flatten)]
-    pub(crate) at: AtArg,
-}
-
-/// `hearth checkin`.
-#[derive(Debug, Args)]
-pub(crate) struct CheckinArgs {
-    /// Energy left, 0 to 100. Without it, on a terminal, hearth asks.
-    #[arg(long, value_name = "0-100", value_parser = clap::value_parser!(u8).range(0..=100))]
-    pub(crate) battery: Option<u8>,
-    /// A burnout sign and how strongly, from 0 (not at all) to 4 (very much): dread (of
-    /// time together), numb (in conversation), irritation (at small things), warmth
-    /// (warmth or curiosity is hard to reach: 4 means very hard), relief (wishing for
-    /// relief elsewhere: 4 means very much; it stays yours unless you --share-safety).
-    #[arg(long = "sign", value_name = "SIGN=0-4", value_parser = parse_sign)]
-    pub(crate) signs: Vec<(BurnoutSign, u8)>,
-    /// Body signs present, comma separated (fatigue,sleep,...).
-    #[arg(long, value_name = "SIGNS", value_delimiter = ',', value_parser = parse_key::<BodySign>)]
-    pub(crate) body: Vec<BodySign>,
-    /// Basics and how well they were met: sleep=met,food=partly,safety=no,rest=met.
-    #[arg(long, value_name = "BASIC=LEVEL", value_delimiter = ',', value_parser = parse_basic)]
-    pub(crate) basics: Vec<(Basic, BasicLevel)>,
-    /// A note for yourself (or both of you, when shared).
-    #[arg(long)]
-    pub(crate) note: Option<String>,
-    /// Something you would like from your partner.
-    #[arg(long)]
-    pub(crate) ask: Option<String>,
-    /// Who may read it: shared (default), private (only your own devices), or
-    /// reveal-together (sealed until your partner checks in for the same day).
-    #[arg(long, value_parser = parse_visibility)]
-    pub(crate) visibility: Option<Visibility>,
-    /// Share your answers on feeling safe and on wishing for relief with your partner,
-    /// for this check-in only. Without it they stay on your own devices.
-    #[arg(long)]
-    pub(crate) share_safety: bool,
-    #[command(flatten)]
-    pub(crate) at: AtArg,
-}
-
-/// `hearth reflect`.
-#[derive(Debug, Args)]
-pub(crate) struct ReflectArgs {
-    /// If you had more energy, would you want to work on this together? yes, no or unsure.
-    #[arg(long, value_parser = parse_key::<Answer>)]
-    pub(crate) energy: Option<Answer>,
-    /// Do you feel emotionally safe with your partner? yes, no or unsure.
-    #[arg(long, value_parser = parse_key::<Answer>)]
-    pub(crate) safe: Option<Answer>,
-    /// Are the two of you aligned on what you want? yes, no or unsure.
-    #[arg(long, value_parser = parse_key::<Answer>)]
-    pub(crate) aligned: Option<Answer>,
-    /// A note.
-    #[arg(long)]
-    pub(crate) note: Option<String>,
-    /// Who may read it: private (default) or shared.
-    #[arg(long, value_parser = parse_visibility)]
-    pub(crate) visibility: Option<Visibility>,
-    #[command(flatten)]
-    pub(crate) at: AtArg,
-}
-
-/// `hearth ledger ...`.
-#[derive(Debug, Subcommand)]
-pub(crate) enum LedgerCommand {
-    /// Add a responsibility the household carries.
-    Add(LedgerAddArgs),
-    /// List the responsibilities and who holds each stage.
-    List {
-        /// Include retired items.
-        #[arg(long)]
-        all: bool,
-    },
-    /// One item with what was done, handoffs and acknowledgments.
-    Show {
-        /// Item id or a unique prefix of it.
-        id: String,
-    },
-    /// Record that something was done: a listed item, or unlisted work with --label.
-    Done(LedgerDoneArgs),
-    /// Say "I see this" about an item, a done entry, a check-in or a moment.
-    Ack(LedgerAckArgs),
-    /// Propose moving one stage of an item to your partner.
-    Handoff(LedgerHandoffArgs),
-    /// Accept a handoff: the stage moves.
-    Accept(IdArgs),
-    /// Decline a handoff.
-    Decline(IdArgs),
-    /// Answer a handoff with a counter-proposal.
-    Counter(CounterArgs),
-    /// Withdraw a handoff you proposed.
-    Withdraw(IdArgs),
-    /// Change an item: title, who holds which stage, cadence, weight, minutes or the
-    /// "good enough" standard. A stage put on your partner is offered to them.
-    Edit(LedgerEditArgs),
-    /// Do less for now: pause an item, so it carries no load until it is resumed.
-    Pause {
-        /// Id or a unique prefix of it.
-        id: String,
-        /// The day it is meant to come back, such as 2026-12-31.
-        #[arg(long, value_name = "DATE", value_parser = parse_date)]
-        until: Option<NaiveDate>,
-    },
-    /// Bring a paused or retired item back.
-    Resume {
-        /// Id or a unique prefix of it.
-        id: String,
-    },
-    /// A short list of invisible work to start from; add only what is true for you.
-    Starter {
-        /// Add these, by key, without asking (comma separated): peace, moods, school,
-        /// health, dates.
-        #[arg(long, value_delimiter = ',')]
-        add: Vec<String>,
-    },
-    /// Agree with an item as it stands, its "good enough" standard included; it shows
-    /// as agreed once you both have.
-    Agree(IdArgs),
-    /// Retire an item the household no longer carries.
-    Retire(IdArgs),
-}
-
-/// `hearth ledger add`.
-#[derive(Debug, Args)]
-pub(crate) struct LedgerAddArgs {
-    /// What it is, in a few words.
-    pub(crate) title: String,
-    /// household, logistics, finances, parenting, social, emotional, relationship or other.
-    #[arg(long, value_parser = parse_key::<Domain>)]
-    pub(crate) domain: Domain,
-    /// physical (default), cognitive or emotional.
-    #[arg(long, value_parser = parse_key::<Labour>)]
-    pub(crate) labour: Option<Labour>,
-    /// The work is easy to miss.
-    #[arg(long)]
-    pub(crate) invisible: bool,
-    /// Who holds every stage not named with --stage: me (default), partner, a name or an id.
-    #[arg(long, value_name = "PERSON")]
-    pub(crate) owner: Option<String>,
-    /// Who holds one stage: notice=me, plan=partner, do=..., follow-up=... (repeatable).
-    #[arg(long = "stage", value_name = "STAGE=PERSON", value_delimiter = ',', value_parser = parse_stage_owner)]
-    pub(crate) stages: Vec<(Stage, String)>,
-    /// daily, weekly, monthly or occasional.
-    #[arg(long, value_parser = parse_key::<Cadence>)]
-    pub(crate) cadence: Option<Cadence>,
-    /// Rough minutes per week.
-    #[arg(long, value_name = "MINUTES")]
-    pub(crate) minutes: Option<u32>,
-    /// How heavy it feels, 1 to 3 (default 2).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
-    pub(crate) weight: Option<u8>,
-    /// The "good enough" standard you both agreed.
-    #[arg(long, value_name = "TEXT")]
-    pub(crate) good_enough: Option<String>,
-    #[command(flatten)]
-    pub(crate) at: AtArg,
-}
-
-/// `hearth ledger done`.
-#[derive(Debug, Args)]
-pub(crate) struct LedgerDoneArgs {
-    /// Item id or prefix; leave out and use --label for unlisted work.
-    #[arg(required_unless_present = "label")]
-    pub(crate) item: Option<String>,
-    /// A short label for unlisted (often invisible) work.
-    #[arg(long)]
-    pub(crate) label: Option<String>,
-    /// Who did it: me (default), partner, a name or an id.
-    #[arg(long, value_name = "PERSON")]
-    pub(crate) by: Option<String>,
-    /// Roughly how many minutes it took.
-    #[arg(long)]
-    pub(crate) minutes: Option<u32>,
-    /// A note.
-    #[arg(long)]
-    pub(crate) note: Option<String>,
-    #[command(flatten)]
-    pub(crate) at: AtArg,
-}
-
-/// `hearth ledger ack`.
-#[derive(Debug, Args)]
-pub(crate) struct LedgerAckArgs {
-    /// Id or prefix of what you acknowledge.
-    pub(crate) target: String,
-    /// What the id points at: item (default), done, checkin or moment.
-    #[arg(long = "on", value_name = "KIND", value_parser = parse_key::<TargetKind>)]
-    pub(crate) on: Option<TargetKind>,
-    /// thanks, seen (default) or repair.
-    #[arg(long, value_parser = parse_key::<AckKind>)]
-    pub(crate) kind: Option<AckKind>,
-    /// To whom: your partner by default.
-    #[arg(long, value_name = "PERSON")]
-    pub(crate) to: Option<String>,
-    /// A note.
-    #[arg(long)]
-    pub(crate) note: Option<String>,
-    #[command(flatten)]
-    pub(crate) at: AtArg,
-}
-
-/// `hearth ledger handoff`.
-#[derive(Debug, Args)]
-pub(crate) struct LedgerHandoffArgs {
-    /// Item id or prefix.
-    pub(crate) item: String,
-    /// The stage to move: notice, plan, do or follow-up.
-    #[arg(long, value_parser = parse_key::<Stage>)]
-    pub(crate) stage: Stage,
-    /// Who would take it: your partner by default.
-    #[arg(long, value_name = "PERSON")]
-    pub(crate) to: Option<String>,
-    /// A note.
-    #[arg(long)]
-    pub(crate) note: Option<String>,
-    #[command(flatten)]
-    pub(crate) at: AtArg,
-}
-
-/// Commands that name one record: accept, decline, withdraw, retire.
-#[derive(Debug, Args)]
-pub(crate) struct IdArgs {
-    /// Id or a unique prefix of it.
-    pub(crate) id: String,
-    #[command(flatten)]
-    pub(crate) at: AtArg,
-}
-
-/// `hearth ledger edit`.
-#[derive(Debug, Args)]
-pub(crate) struct LedgerEditArgs {
-    /// Id or a unique prefix of it.
-    pub(crate) id: String,
-    /// A new title.
-    #[arg(long)]
-    pub(crate) title: Option<String>,
-    /// Who holds one stage: notice=me, plan=partner, ... (repeatable); a stage put on
-    /// your partner is offered to them as a handoff.
-    #[arg(long = "stage", value_name = "STAGE=PERSON", value_delimiter = ',', value_parser = parse_stage_owner)]
-    pub(crate) stages: Vec<(Stage, String)>,
-    /// daily, weekly, monthly or occasional.
-    #[arg(long, value_parser = parse_key::<Cadence>)]
-    pub(crate) cadence: Option<Cadence>,
-    /// How heavy it feels, 1 to 3.
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
-    pub(crate) weight: Option<u8>,
-    /// Rough minutes per week.
-    #[arg(long)]
-    pub(crate) minutes: Option<u32>,
-    /// The "good enough" standard; both of you agree it again with `ledger agree`.
-    #[arg(long)]
-    pub(crate) good_enough: Option<String>,
-    #[command(flatten)]
-    pub(crate) at: AtArg,
-}
-
-/// `hearth ledger counter`.
-#[derive(Debug, Args)]
-pub(crate) struct CounterArgs {
-    /// Handoff id or prefix.
-    pub(crate) id: String,
-    /// The counter-proposal, in a few words.
-    pub(crate) proposal: String,
-    #[command(flatten)]
-    pub(crate) at: AtArg,
-}
-
-/// `hearth moment`.
-#[derive(Debug, Args)]
-pub(crate) struct MomentArgs {
-    /// glance, laugh, touch, quiet, talk or other. Without it, on a terminal, hearth asks.
-    #[arg(value_parser = parse_key::<MomentKind>)]
-    pub(crate) kind: Option<MomentKind>,
-    /// Who started it: me (default), partner, a name or an id.
-    #[arg(long, value_name = "PERSON")]
-    pub(crate) by: Option<String>,
-    /// A note.
-    #[arg(long)]
-    pub(crate) note: Option<String>,
-    #[command(flatten)]
-    pub(crate) at: AtArg,
-}
-
-/// `hearth log`.
-#[derive(Debug, Args)]
-pub(crate) struct LogArgs {
-    /// Only this person's entries: me, partner, a name or an id.
-    #[arg(long, value_name = "PERSON")]
-    pub(crate) person: Option<String>,
-    /// Only these kinds, comma separated: checkins, reflections, ledger, done, acks, handoffs, moments.
-    #[arg(long = "kind", value_name = "KIND", value_delimiter = ',', value_parser = parse_record_kind)]
-    pub(crate) kinds: Vec<String>,
-    /// From this local date, inclusive (YYYY-MM-DD).
-    #[arg(long, value_name = "DATE", value_parser = parse_date)]
-    pub(crate) from: Option<NaiveDate>,
-    /// Up to this local date, inclusive (YYYY-MM-DD).
-    #[arg(long, value_name = "DATE", value_parser = parse_date)]
-    pub(crate) to: Option<NaiveDate>,
-    /// Show at most N entries, the newest.
-    #[arg(long, value_name = "N")]
-    pub(crate) limit: Option<usize>,
-}
-
-/// Export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum ExportFormat {
-    /// One JSON document that `hearth import` reads back.
-    Json,
-    /// One CSV file per record kind, for spreadsheets.
-    Csv,
-}
-
-/// `hearth export`.
-#[derive(Debug, Args)]
-pub(crate) struct ExportArgs {
-    /// json (default, re-importable) or csv (one file per record kind).
-    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
-    pub(crate) format: ExportFormat,
-    /// Where to write: a file for json (stdout when absent), a directory for csv.
-    #[arg(long, value_name = "PATH")]
-    pub(crate) out: Option<PathBuf>,
-}
-
-/// `hearth import`.
-#[derive(Debug, Args)]
-pub(crate) struct ImportArgs {
-    /// A file written by `hearth export`, or - for standard input.
-    pub(crate) file: PathBuf,
-}
-
-/// `hearth bundle ...`.
-#[derive(Debug, Subcommand)]
-pub(crate) enum BundleCommand {
-    /// Write what your partner's devices lack, as far as this device knows, into a file
-    /// only their devices can open.
-    Export {
-        /// Where to write the bundle.
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-        /// Everything in the shared household, not only what they lack.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Check a bundle from your partner's device (signature, sender, recipient) and merge
-    /// it. Nothing changes if any check fails; importing one twice is harmless.
-    Import {
-        /// A file written by `hearth bundle export`, or - for standard input.
-        file: PathBuf,
-    },
-}
-
-/// `hearth insights`.
-#[derive(Debug, Args)]
-pub(crate) struct InsightsArgs {
-    /// How many weeks of history to look at.
-    #[arg(long, value_name = "N")]
-    pub(crate) weeks: Option<u32>,
-    /// Include your own private entries.
-    #[arg(long)]
-    pub(crate) include_private: bool,
-}
-
-/// `hearth report`.
-#[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("report_format").required(true).args(["html", "markdown"])))]
-pub(crate) struct ReportArgs {
-    /// Write an HTML report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) html: Option<PathBuf>,
-    /// Print a Markdown report.
-    #[arg(long)]
-    pub(crate) markdown: bool,
-    /// How many weeks of history to look at.
-    #[arg(long, value_name = "N")]
-    pub(crate) weeks: Option<u32>,
-    /// Include your own private entries.
-    #[arg(long)]
-    pub(crate) include_private: bool,
-}
-
-/// `hearth completions`.
-#[derive(Debug, Args)]
-pub(crate) struct CompletionsArgs {
-    /// bash, zsh or fish.
-    #[arg(value_enum)]
-    pub(crate) shell: Shell,
-}
-
-/// Shells we write completions for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Shell {
-    /// GNU bash.
-    Bash,
-    /// Z shell.
-    Zsh,
-    /// fish.
-    Fish,
-}
-
-/// `hearth man`.
-#[derive(Debug, Args)]
-pub(crate) struct ManArgs {
-    /// Write hearth.1 and one page per subcommand into DIR instead of printing.
-    #[arg(long, value_name = "DIR")]
-    pub(crate) out: Option<PathBuf>,
 }
 
 /// A parsed `--at`: the instant and the UTC offset in force there.
@@ -717,7 +163,7 @@ impl AtArg {
     }
 }
 
-fn at_of<Tz: TimeZone>(t: DateTime<Tz>) -> AtValue {
+pub(crate) fn at_of<Tz: TimeZone>(t: DateTime<Tz>) -> AtValue {
     use chrono::Offset;
     AtValue {
         at: t.timestamp_millis(),
@@ -725,7 +171,7 @@ fn at_of<Tz: TimeZone>(t: DateTime<Tz>) -> AtValue {
     }
 }
 
-fn parse_at_flag(s: &str) -> Result<AtValue, String> {
+pub(crate) fn parse_at_flag(s: &str) -> Result<AtValue, String> {
     parse_at(s, &Local, Local::now().timestamp_millis())
 }
 
@@ -773,7 +219,7 @@ pub(crate) fn parse_at<Tz: TimeZone>(s: &str, tz: &Tz, now_ms: i64) -> Result<At
     Ok(value)
 }
 
-fn parse_naive_datetime(s: &str) -> Option<NaiveDateTime> {
+pub(crate) fn parse_naive_datetime(s: &str) -> Option<NaiveDateTime> {
     [
         "%Y-%m-%dT%H:%M",
         "%Y-%m-%dT%H:%M:%S",
@@ -804,7 +250,7 @@ where
     s.parse::<T>().map_err(|e| e.to_string())
 }
 
-fn parse_visibility(s: &str) -> Result<Visibility, String> {
+pub(crate) fn parse_visibility(s: &str) -> Result<Visibility, String> {
     parse_key::<Visibility>(s)
 }
 
@@ -847,12 +293,12 @@ pub(crate) fn parse_stage_owner(s: &str) -> Result<(Stage, String), String> {
     Ok((parse_key::<Stage>(key)?, person.to_string()))
 }
 
-fn parse_date(s: &str) -> Result<NaiveDate, String> {
+pub(crate) fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
         .map_err(|_| format!("`{s}` is not a date; use YYYY-MM-DD, for example 2026-11-20"))
 }
 
-fn parse_record_kind(s: &str) -> Result<String, String> {
+pub(crate) fn parse_record_kind(s: &str) -> Result<String, String> {
     let key = s.trim().to_ascii_lowercase();
     // Accept the singular too, since `--kind checkin` is what people type.
     let plural = match key.as_str() {
@@ -864,12 +310,12 @@ fn parse_record_kind(s: &str) -> Result<String, String> {
         "moment" => "moments",
         other => other,
     };
-    if hearthd::api::RECORD_KINDS.contains(&plural) {
+    if hearth_api::RECORD_KINDS.contains(&plural) {
         Ok(plural.to_string())
     } else {
         Err(format!(
             "`{s}` is not a kind of entry; use one of: {}",
-            hearthd::api::RECORD_KINDS.join(", ")
+            hearth_api::RECORD_KINDS.join(", ")
         ))
     }
 }
@@ -878,7 +324,9 @@ fn parse_record_kind(s: &str) -> Result<String, String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::commands::devices::parse_duration;
     use chrono::FixedOffset;
+    use hearth_core::model::BodySign;
 
     #[test]
     fn durations_read_like_people_write_them() {

@@ -13,14 +13,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hearthd::api::{Call, ErrorCode};
-use hearthd::client::{Client, ClientError};
-use hearthd::config::Config;
-use hearthd::paths::Paths;
+use hearth_api::client::{Client, ClientError};
+use hearth_api::config::Config;
+use hearth_api::paths::{passphrase_from_file, PassphraseFileError, Paths};
+use hearth_api::{Call, DaemonCall, ErrorCode};
 
 use crate::error::CliError;
 use crate::out;
 
+/// The daemon's program name.
+const HEARTHD: &str = "hearthd";
 /// How long `daemon start` and autostart wait for the socket to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long to look for another daemon when the one we started exits at once.
@@ -64,7 +66,7 @@ impl Ctx {
         match self.try_connect()? {
             Some(client) => Ok(client),
             None => {
-                let config = Config::load(&self.paths.config())?;
+                let config = load_config(&self.paths)?;
                 if !config.autostart {
                     return Err(CliError::Unreachable {
                         message: format!(
@@ -91,16 +93,26 @@ impl Ctx {
     }
 }
 
-/// Makes one call on an open connection, unlocking first if the daemon asks for it.
-pub(crate) fn call_unlocking(
+/// Reads `config.toml`; a bad one is the user's to fix, so it is invalid input.
+pub(crate) fn load_config(paths: &Paths) -> Result<Config, CliError> {
+    Config::load(&paths.config()).map_err(|e| CliError::Invalid {
+        message: e.to_string(),
+        hint: "fix or remove config.toml in the data directory".into(),
+    })
+}
+
+/// Makes one call on an open connection with `send` (one of `Client`'s call methods),
+/// unlocking first if the daemon asks for it.
+pub(crate) fn call_unlocking<T>(
     ctx: &Ctx,
     client: &mut Client,
     call: Call,
-) -> anyhow::Result<serde_json::Value> {
-    match client.call(call.clone()) {
+    send: fn(&mut Client, Call) -> Result<T, ClientError>,
+) -> anyhow::Result<T> {
+    match send(client, call.clone()) {
         Err(ClientError::Api(e)) if e.code == ErrorCode::Locked => {
             unlock(ctx, client)?;
-            Ok(client.call(call)?)
+            Ok(send(client, call)?)
         }
         other => Ok(other?),
     }
@@ -110,7 +122,7 @@ pub(crate) fn call_unlocking(
 pub(crate) fn unlock(ctx: &Ctx, client: &mut Client) -> anyhow::Result<()> {
     if let Some(path) = &ctx.passphrase_file {
         let passphrase = read_passphrase_file(path)?;
-        client.call(Call::Unlock { passphrase })?;
+        client.call(DaemonCall::Unlock { passphrase })?;
         return Ok(());
     }
     if !can_prompt_secret() {
@@ -123,7 +135,7 @@ pub(crate) fn unlock(ctx: &Ctx, client: &mut Client) -> anyhow::Result<()> {
     for attempt in 1..=PASSPHRASE_ATTEMPTS {
         let passphrase = rpassword::prompt_password("Passphrase for this device: ")
             .context("could not read the passphrase from the terminal")?;
-        match client.call(Call::Unlock { passphrase }) {
+        match client.call(DaemonCall::Unlock { passphrase }) {
             Ok(_) => return Ok(()),
             Err(ClientError::Api(e))
                 if e.code == ErrorCode::WrongPassphrase && attempt < PASSPHRASE_ATTEMPTS =>
@@ -147,19 +159,17 @@ pub(crate) fn can_prompt_secret() -> bool {
 
 /// Reads a passphrase file: its first line, without the line ending.
 pub(crate) fn read_passphrase_file(path: &Path) -> anyhow::Result<String> {
-    let text = fs::read_to_string(path).map_err(|e| CliError::Locked {
-        message: format!("could not read the passphrase file {}: {e}", path.display()),
-        hint: "check the path given with --passphrase-file or HEARTH_PASSPHRASE_FILE".into(),
-    })?;
-    let passphrase = text.lines().next().unwrap_or_default().to_string();
-    if passphrase.is_empty() {
-        return Err(CliError::Locked {
-            message: format!("the passphrase file {} is empty", path.display()),
-            hint: "write the passphrase on its first line".into(),
+    passphrase_from_file(path).map_err(|e| {
+        let hint = match e {
+            PassphraseFileError::Empty { .. } => "write the passphrase on its first line",
+            _ => "check the path given with --passphrase-file or HEARTH_PASSPHRASE_FILE",
+        };
+        CliError::Locked {
+            message: e.to_string(),
+            hint: hint.into(),
         }
-        .into());
-    }
-    Ok(passphrase)
+        .into()
+    })
 }
 
 /// True when connecting failed because nothing listens on the socket.
@@ -173,10 +183,52 @@ pub(crate) fn is_not_running(err: &ClientError) -> bool {
     }
 }
 
-/// Starts `hearth daemon run` in the background and waits until its socket answers.
+/// The `hearthd` program: next to this `hearth` first, so a build or an install that
+/// put both in one directory uses its own daemon, then on `PATH`.
+pub(crate) fn hearthd_binary() -> Result<PathBuf, CliError> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(HEARTHD)));
+    if let Some(path) = beside.as_ref().filter(|p| p.is_file()) {
+        return Ok(path.clone());
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|dirs| std::env::split_paths(&dirs).collect::<Vec<_>>())
+        .map(|dir| dir.join(HEARTHD))
+        .find(|p| p.is_file());
+    on_path.ok_or_else(|| CliError::Unreachable {
+        message: match &beside {
+            Some(path) => format!(
+                "could not find the hearthd program: it is not at {} nor on PATH",
+                path.display()
+            ),
+            None => "could not find the hearthd program on PATH".into(),
+        },
+        hint: "install it beside hearth (`cargo install --path daemon`), or build both with `cargo build --release` and run target/release/hearth".into(),
+    })
+}
+
+/// The `hearthd` command for this context: data directory, passphrase file, log level.
+pub(crate) fn hearthd_command(ctx: &Ctx) -> Result<Command, CliError> {
+    let mut cmd = Command::new(hearthd_binary()?);
+    cmd.arg("--data-dir").arg(&ctx.paths.data_dir);
+    if let Some(file) = &ctx.passphrase_file {
+        cmd.arg("--passphrase-file").arg(file);
+    }
+    if ctx.verbose > 0 && std::env::var_os("HEARTH_LOG").is_none() {
+        cmd.env(
+            "HEARTH_LOG",
+            if ctx.verbose > 1 { "trace" } else { "debug" },
+        );
+    }
+    Ok(cmd)
+}
+
+/// Starts `hearthd` in the background and waits until its socket answers.
 pub(crate) fn start(ctx: &Ctx) -> anyhow::Result<Client> {
     let paths = &ctx.paths;
-    hearthd::paths::ensure_private_dir(&paths.data_dir)
+    hearth_api::paths::ensure_private_dir(&paths.data_dir)
         .map_err(|e| CliError::disk("create the data directory", &paths.data_dir, &e))?;
     let log_path = paths.log();
     let log = OpenOptions::new()
@@ -189,20 +241,7 @@ pub(crate) fn start(ctx: &Ctx) -> anyhow::Result<Client> {
     let log_err = log
         .try_clone()
         .map_err(|e| CliError::disk("open the daemon log", &log_path, &e))?;
-    let exe = std::env::current_exe()
-        .context("could not find the hearth executable to start the daemon")?;
-
-    let mut cmd = Command::new(exe);
-    cmd.arg("daemon")
-        .arg("run")
-        .arg("--data-dir")
-        .arg(&paths.data_dir);
-    if let Some(file) = &ctx.passphrase_file {
-        cmd.arg("--passphrase-file").arg(file);
-    }
-    for _ in 0..ctx.verbose {
-        cmd.arg("-v");
-    }
+    let mut cmd = hearthd_command(ctx)?;
     // Its own process group, so a Ctrl-C meant for this command does not reach the
     // daemon, and no terminal: the daemon outlives the command that started it.
     cmd.stdin(Stdio::null())
@@ -297,7 +336,7 @@ pub(crate) fn stop(ctx: &Ctx) -> anyhow::Result<bool> {
     let Some(mut client) = ctx.try_connect()? else {
         return Ok(false);
     };
-    match client.call(Call::Shutdown) {
+    match client.call(DaemonCall::Shutdown) {
         Ok(_) => {}
         // The daemon may close the connection before answering; that is a stop too.
         Err(ClientError::Io(_)) => {}

@@ -10,16 +10,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
+use hearth_api::client::Client;
+use hearth_api::paths::Paths;
+use hearth_api::{
+    AckParams, AnswerParams, At, Call, CheckinParams, DaemonCall, DocCall, DoneParams,
+    HandoffParams, LedgerAddParams, MomentParams, NetCall, ReflectParams, Status,
+};
 use hearth_core::model::{
     AckKind, Answer, Basic, BasicLevel, BodySign, BurnoutSign, Domain, HandoffState, Labour,
     MomentKind, Stage, TargetKind, Visibility,
 };
-use hearthd::api::{
-    AckParams, AnswerParams, At, Call, CheckinParams, DoneParams, HandoffParams, LedgerAddParams,
-    MomentParams, ReflectParams,
-};
-use hearthd::client::Client;
-use hearthd::paths::Paths;
 use serde_json::Value;
 
 use crate::args::DemoArgs;
@@ -52,7 +52,7 @@ impl Device {
         Ok(Device { name, ctx, client })
     }
 
-    fn call(&mut self, call: Call) -> anyhow::Result<Value> {
+    fn call(&mut self, call: impl Into<Call>) -> anyhow::Result<Value> {
         self.client
             .call(call)
             .with_context(|| format!("{}'s device refused a demo step", self.name))
@@ -63,27 +63,27 @@ impl Device {
         Ok(())
     }
 
+    fn status(&mut self) -> anyhow::Result<Status> {
+        self.client
+            .call_as(DaemonCall::Status)
+            .with_context(|| format!("{}'s device refused a demo step", self.name))
+    }
+
     fn listen(&mut self) -> anyhow::Result<String> {
-        let status = self.call(Call::Status)?;
-        status["listen"][0]
-            .as_str()
-            .map(String::from)
+        self.status()?
+            .listen
+            .into_iter()
+            .next()
             .ok_or_else(|| anyhow!("{}'s daemon listens on no address", self.name))
     }
 
     fn household_heads(&mut self) -> anyhow::Result<Vec<String>> {
-        let status = self.call(Call::Status)?;
-        let docs = status["documents"].as_array().cloned().unwrap_or_default();
-        let household = docs
-            .iter()
-            .find(|d| d["id"] == "household")
-            .ok_or_else(|| anyhow!("no household document"))?;
-        Ok(household["heads"]
-            .as_array()
+        self.status()?
+            .documents
             .into_iter()
-            .flatten()
-            .filter_map(|h| h.as_str().map(String::from))
-            .collect())
+            .find(|d| d.id == "household")
+            .map(|d| d.heads)
+            .ok_or_else(|| anyhow!("no household document"))
     }
 }
 
@@ -164,19 +164,19 @@ fn script(io: &mut Io, ada_dir: &Path, bo_dir: &Path) -> anyhow::Result<()> {
     step(io, "Starting two devices on this machine (loopback only)")?;
     let mut ada = Device::start("Ada", ada_dir, "127.0.0.1:0")?;
     let mut bo = Device::start("Bo", bo_dir, "127.0.0.1:0")?;
-    ada.call(Call::Init {
+    ada.call(DaemonCall::Init {
         name: "Ada".into(),
         device_name: Some("Ada's laptop".into()),
         passphrase: None,
     })?;
-    bo.call(Call::Init {
+    bo.call(DaemonCall::Init {
         name: "Bo".into(),
         device_name: Some("Bo's desktop".into()),
         passphrase: None,
     })?;
 
     step(io, "Pairing them with a one-time code")?;
-    let invite = ada.call(Call::PairInvite {
+    let invite = ada.call(NetCall::PairInvite {
         timeout_secs: Some(60),
         own_device: false,
     })?;
@@ -185,10 +185,10 @@ fn script(io: &mut Io, ada_dir: &Path, bo_dir: &Path) -> anyhow::Result<()> {
     let waiter = {
         let socket = ada.ctx.paths.socket.clone();
         std::thread::spawn(move || -> anyhow::Result<Value> {
-            Ok(Client::connect(&socket)?.call(Call::PairWait)?)
+            Ok(Client::connect(&socket)?.call(NetCall::PairWait)?)
         })
     };
-    bo.call(Call::PairJoin {
+    bo.call(NetCall::PairJoin {
         code: code.clone(),
         addr,
         merge: false,
@@ -206,7 +206,7 @@ fn script(io: &mut Io, ada_dir: &Path, bo_dir: &Path) -> anyhow::Result<()> {
     step(io, "Bo's device goes offline; both keep writing apart")?;
     let ada_listen = ada.listen()?;
     bo.stop()?;
-    ada.call(Call::CheckinAdd(CheckinParams {
+    ada.call(DocCall::CheckinAdd(CheckinParams {
         battery: 35,
         signs: [(BurnoutSign::Irritation, 2)].into(),
         basics: [(Basic::Rest, BasicLevel::No)].into(),
@@ -217,13 +217,13 @@ fn script(io: &mut Io, ada_dir: &Path, bo_dir: &Path) -> anyhow::Result<()> {
     }))?;
     ada.stop()?;
     let mut bo = Device::start("Bo", bo_dir, "127.0.0.1:0")?;
-    bo.call(Call::MomentAdd(MomentParams {
+    bo.call(DocCall::MomentAdd(MomentParams {
         kind: MomentKind::Laugh,
         started_by: None,
         note: Some("Sent Ada the photo of the cat in the laundry basket".into()),
         at: now_at(),
     }))?;
-    bo.call(Call::CheckinAdd(CheckinParams {
+    bo.call(DocCall::CheckinAdd(CheckinParams {
         battery: 60,
         basics: [(Basic::Sleep, BasicLevel::Met)].into(),
         visibility: Some(Visibility::Private),
@@ -253,7 +253,7 @@ fn script(io: &mut Io, ada_dir: &Path, bo_dir: &Path) -> anyhow::Result<()> {
 }
 
 fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
-    let meals = ada.call(Call::LedgerAdd(LedgerAddParams {
+    let meals = ada.call(DocCall::LedgerAdd(LedgerAddParams {
         title: "Plan the week's meals".into(),
         domain: Domain::Household,
         labour: Labour::Cognitive,
@@ -266,7 +266,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
         good_enough: Some("Five dinners sketched; leftovers count".into()),
         at: days_ago(14, 10),
     }))?;
-    let bins = bo.call(Call::LedgerAdd(LedgerAddParams {
+    let bins = bo.call(DocCall::LedgerAdd(LedgerAddParams {
         title: "Bins and recycling".into(),
         domain: Domain::Household,
         labour: Labour::Physical,
@@ -279,7 +279,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
         good_enough: Some("Out by Tuesday night".into()),
         at: days_ago(14, 11),
     }))?;
-    ada.call(Call::LedgerAdd(LedgerAddParams {
+    ada.call(DocCall::LedgerAdd(LedgerAddParams {
         title: "Remember birthdays and gifts".into(),
         domain: Domain::Social,
         labour: Labour::Emotional,
@@ -294,7 +294,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
     }))?;
     for day in (1..=14).rev() {
         let ada_battery = 70 - (14 - day as u8) * 3;
-        ada.call(Call::CheckinAdd(CheckinParams {
+        ada.call(DocCall::CheckinAdd(CheckinParams {
             battery: ada_battery,
             signs: [
                 (BurnoutSign::Irritation, if day < 6 { 3 } else { 1 }),
@@ -326,7 +326,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
             at: days_ago(day, 21),
             ..Default::default()
         }))?;
-        bo.call(Call::CheckinAdd(CheckinParams {
+        bo.call(DocCall::CheckinAdd(CheckinParams {
             battery: 55 + (day as u8 % 4) * 5,
             signs: [(BurnoutSign::Numb, 1)].into(),
             basics: [(
@@ -343,7 +343,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
             ..Default::default()
         }))?;
         if day % 3 == 0 {
-            bo.call(Call::LedgerDone(DoneParams {
+            bo.call(DocCall::LedgerDone(DoneParams {
                 item: Some(id(&bins)?),
                 minutes: Some(15),
                 at: days_ago(day, 19),
@@ -352,7 +352,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
         }
         if day % 2 == 0 {
             let starter = if day % 4 == 0 { &mut *ada } else { &mut *bo };
-            starter.call(Call::MomentAdd(MomentParams {
+            starter.call(DocCall::MomentAdd(MomentParams {
                 kind: if day % 4 == 0 {
                     MomentKind::Talk
                 } else {
@@ -364,14 +364,14 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
             }))?;
         }
     }
-    let done = ada.call(Call::LedgerDone(DoneParams {
+    let done = ada.call(DocCall::LedgerDone(DoneParams {
         item: Some(id(&meals)?),
         minutes: Some(45),
         note: Some("Sunday planning".into()),
         at: days_ago(7, 17),
         ..Default::default()
     }))?;
-    bo.call(Call::LedgerAck(AckParams {
+    bo.call(DocCall::LedgerAck(AckParams {
         target_kind: TargetKind::Done,
         target: id(&done)?,
         kind: AckKind::Thanks,
@@ -382,7 +382,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
     .or_else(|_| -> anyhow::Result<Value> {
         // The ack needs Bo's device to have Ada's done entry; sync first and retry.
         converge(ada, bo)?;
-        bo.call(Call::LedgerAck(AckParams {
+        bo.call(DocCall::LedgerAck(AckParams {
             target_kind: TargetKind::Done,
             target: id(&done)?,
             kind: AckKind::Thanks,
@@ -391,7 +391,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
             at: days_ago(6, 8),
         }))
     })?;
-    let handoff = ada.call(Call::LedgerHandoff(HandoffParams {
+    let handoff = ada.call(DocCall::LedgerHandoff(HandoffParams {
         item: id(&meals)?,
         stage: Stage::Plan,
         to: Some("partner".into()),
@@ -399,13 +399,13 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
         at: days_ago(3, 20),
     }))?;
     converge(ada, bo)?;
-    bo.call(Call::LedgerAnswer(AnswerParams {
+    bo.call(DocCall::LedgerAnswer(AnswerParams {
         handoff: id(&handoff)?,
         answer: HandoffState::Accepted,
         counter: None,
         at: days_ago(2, 9),
     }))?;
-    ada.call(Call::ReflectAdd(ReflectParams {
+    ada.call(DocCall::ReflectAdd(ReflectParams {
         energy: Answer::Yes,
         safe: Answer::Yes,
         aligned: Answer::Unsure,
@@ -445,7 +445,7 @@ fn converge(ada: &mut Device, bo: &mut Device) -> anyhow::Result<Vec<String>> {
 }
 
 fn record_total(device: &mut Device) -> anyhow::Result<u64> {
-    let status = device.call(Call::Status)?;
+    let status = device.call(DaemonCall::Status)?;
     Ok(status["documents"]
         .as_array()
         .into_iter()
@@ -459,7 +459,7 @@ fn record_total(device: &mut Device) -> anyhow::Result<u64> {
 fn summary(io: &mut Io, ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
     io.out.line("")?;
     for device in [&mut *ada, &mut *bo] {
-        let log = device.call(Call::Log(Default::default()))?;
+        let log = device.call(DocCall::Log(Default::default()))?;
         let entries = log.as_array().cloned().unwrap_or_default();
         let count = |kind: &str| entries.iter().filter(|e| e["kind"] == kind).count();
         io.out.line(&format!(
@@ -471,7 +471,7 @@ fn summary(io: &mut Io, ada: &mut Device, bo: &mut Device) -> anyhow::Result<()>
             count("acks")
         ))?;
     }
-    let insights = ada.call(Call::Insights {
+    let insights = ada.call(DocCall::Insights {
         weeks: Some(4),
         include_private: false,
         utc_offset_min: local_offset_min(),

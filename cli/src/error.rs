@@ -6,8 +6,8 @@
 
 use std::io;
 
-use hearthd::api::{ApiError, ErrorCode};
-use hearthd::client::ClientError;
+use hearth_api::client::ClientError;
+use hearth_api::{ApiError, ErrorCode};
 
 /// Exit code: success.
 pub(crate) const EXIT_OK: i32 = 0;
@@ -177,42 +177,6 @@ pub(crate) fn report(err: &anyhow::Error) -> Report {
                     message: e.to_string(),
                     hint: None,
                 },
-            };
-        }
-        // The daemon run in the foreground (`hearth daemon run`) fails with these.
-        if let Some(e) = cause.downcast_ref::<hearthd::storage::StoreError>() {
-            use hearthd::storage::StoreError;
-            let code = match e {
-                StoreError::NotInitialized { .. } | StoreError::AlreadyInitialized { .. } => {
-                    EXIT_INVALID
-                }
-                _ => EXIT_STORAGE,
-            };
-            return Report {
-                code,
-                message: e.to_string(),
-                hint: None,
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<hearth_core::secrets::SecretsError>() {
-            use hearth_core::secrets::SecretsError;
-            let code = match e {
-                SecretsError::WrongPassphrase
-                | SecretsError::PassphraseRequired
-                | SecretsError::EmptyPassphrase => EXIT_LOCKED,
-                _ => EXIT_INTERNAL,
-            };
-            return Report {
-                code,
-                message: e.to_string(),
-                hint: None,
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<hearthd::config::ConfigError>() {
-            return Report {
-                code: EXIT_INVALID,
-                message: e.to_string(),
-                hint: Some("fix or remove config.toml in the data directory".into()),
             };
         }
     }

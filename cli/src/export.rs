@@ -45,7 +45,7 @@ pub(crate) fn write_csv_dir(dir: &Path, export: &Value) -> Result<Vec<PathBuf>, 
             hint: "give a directory with --out, for example --out hearth-csv".into(),
         });
     }
-    hearthd::paths::ensure_private_dir(dir)
+    hearth_api::paths::ensure_private_dir(dir)
         .map_err(|e| CliError::disk("create the directory", dir, &e))?;
     let mut written = Vec::new();
     for (kind, records) in export["records"].as_object().into_iter().flatten() {

@@ -9,111 +9,12 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use hearth_core::model::{
-    Answer, Basic, BasicLevel, BodySign, BurnoutSign, Domain, MomentKind, Stage,
-};
+use hearth_core::model::{Basic, Domain, MomentKind};
 use serde_json::Value;
 
+use hearth_api::{People, PersonSummary, Status};
+
 use crate::out::Style;
-
-/// Plain words for a burnout sign, as a question's subject.
-pub(crate) fn sign_label(sign: BurnoutSign) -> &'static str {
-    match sign {
-        BurnoutSign::Dread => "Dread of time together",
-        BurnoutSign::Numb => "Numbness in conversation",
-        BurnoutSign::Irritation => "Irritation at small things",
-        BurnoutSign::Warmth => "Warmth or curiosity hard to reach",
-        BurnoutSign::Relief => "Wishing for relief elsewhere",
-    }
-}
-
-/// The words for ratings 0–4.
-pub(crate) const RATING_WORDS: [&str; 5] = [
-    "not at all",
-    "a little",
-    "somewhat",
-    "quite a lot",
-    "very much",
-];
-
-/// Plain words for a body sign.
-pub(crate) fn body_label(sign: BodySign) -> &'static str {
-    match sign {
-        BodySign::Concentration => "poor concentration",
-        BodySign::Fatigue => "fatigue",
-        BodySign::Decisions => "decisions feel hard",
-        BodySign::Digestion => "digestion trouble",
-        BodySign::Aches => "aches or tension",
-        BodySign::Sensitivity => "sensitive to light or noise",
-        BodySign::Clumsiness => "clumsiness",
-        BodySign::Forgetfulness => "forgetfulness",
-        BodySign::Sleep => "sleeping too little or too much",
-        BodySign::Numbness => "numbness",
-        BodySign::Sickness => "getting sick often",
-        BodySign::HairLoss => "hair loss",
-    }
-}
-
-/// Plain words for a basic.
-pub(crate) fn basic_label(basic: Basic) -> &'static str {
-    match basic {
-        Basic::Sleep => "Sleep",
-        Basic::Food => "Food",
-        Basic::Safety => "Feeling safe",
-        Basic::Rest => "Rest",
-    }
-}
-
-/// Plain words for a basics level.
-pub(crate) fn level_label(level: BasicLevel) -> &'static str {
-    match level {
-        BasicLevel::Met => "met",
-        BasicLevel::Partly => "partly met",
-        BasicLevel::No => "not met",
-    }
-}
-
-/// Plain words for a moment kind.
-pub(crate) fn moment_label(kind: MomentKind) -> &'static str {
-    match kind {
-        MomentKind::Glance => "a glance",
-        MomentKind::Laugh => "a laugh",
-        MomentKind::Touch => "a touch",
-        MomentKind::Quiet => "quiet time together",
-        MomentKind::Talk => "a talk",
-        MomentKind::Other => "something else",
-    }
-}
-
-/// Plain words for a domain.
-pub(crate) fn domain_label(domain: Domain) -> &'static str {
-    match domain {
-        Domain::Household => "household",
-        Domain::Logistics => "logistics",
-        Domain::Finances => "finances",
-        Domain::Parenting => "parenting",
-        Domain::Social => "social life",
-        Domain::Emotional => "emotional upkeep",
-        Domain::Relationship => "relationship upkeep",
-        Domain::Other => "other",
-    }
-}
-
-/// The three reflection questions, in order: energy, safe, aligned.
-pub(crate) const REFLECTION_QUESTIONS: [&str; 3] = [
-    "If you had more energy, would you want to work on this together?",
-    "Do you feel emotionally safe with your partner?",
-    "Are the two of you aligned on what you want?",
-];
-
-/// Plain words for an answer.
-pub(crate) fn answer_label(answer: Answer) -> &'static str {
-    match answer {
-        Answer::Yes => "yes",
-        Answer::No => "no",
-        Answer::Unsure => "not sure",
-    }
-}
 
 /// The first 8 characters of an id: enough to refer to it, as git does.
 pub(crate) fn short_id(id: &str) -> &str {
@@ -123,23 +24,27 @@ pub(crate) fn short_id(id: &str) -> &str {
 /// People by id, from `status`, to show names instead of ids.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Names {
-    by_id: HashMap<String, String>,
+    pub(crate) by_id: HashMap<String, String>,
     me: Option<String>,
 }
 
 impl Names {
     /// Reads `people` and `person` from a status result.
-    pub(crate) fn from_status(status: &Value) -> Names {
-        let mut by_id = HashMap::new();
-        for p in status["people"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(name)) = (p["id"].as_str(), p["name"].as_str()) {
-                by_id.insert(id.to_string(), name.to_string());
-            }
-        }
-        Names {
-            by_id,
-            me: status["person"]["id"].as_str().map(String::from),
-        }
+    pub(crate) fn from_status(status: &Status) -> Names {
+        Names::new(&status.people, status.person.as_ref().map(|p| p.id.clone()))
+    }
+
+    /// Reads who is who from the people a write's answer carries.
+    pub(crate) fn from_people(people: &People) -> Names {
+        Names::new(&people.people, Some(people.me.clone()))
+    }
+
+    fn new(people: &[PersonSummary], me: Option<String>) -> Names {
+        let by_id = people
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect();
+        Names { by_id, me }
     }
 
     /// A person's name; "you" for the caller; the short id when unknown.
@@ -153,7 +58,7 @@ impl Names {
         }
     }
 
-    fn of(&self, v: &Value) -> String {
+    pub(crate) fn of(&self, v: &Value) -> String {
         v.as_str().map(|id| self.name(id)).unwrap_or_default()
     }
 }
@@ -165,14 +70,14 @@ pub(crate) fn local_time(at_ms: i64, utc_offset_min: i64) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn when_of(record: &Value) -> String {
+pub(crate) fn when_of(record: &Value) -> String {
     match record["at"].as_i64() {
         Some(at) => local_time(at, record["utc_offset_min"].as_i64().unwrap_or(0)),
         None => record["date"].as_str().unwrap_or_default().to_string(),
     }
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(crate) fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_default()
 }
 
@@ -226,272 +131,6 @@ pub(crate) fn table(style: Style, headers: &[&str], rows: &[Vec<String>]) -> Str
     out
 }
 
-/// `hearth status`.
-pub(crate) fn status(s: &Value, style: Style) -> String {
-    let mut out = String::new();
-    let label = |l: &str| style.dim(&format!("{l:<15}"));
-    let _ = writeln!(out, "{}{}", label("Data directory"), text(s, "data_dir"));
-    let state = text(s, "state");
-    let state_words = match state {
-        "ready" => style.good("ready"),
-        "locked" => style.warn("locked until the passphrase is given"),
-        "uninitialized" => style.warn("not set up yet"),
-        other => other.to_string(),
-    };
-    let _ = writeln!(
-        out,
-        "{}running (pid {}), {state_words}",
-        label("Daemon"),
-        s["pid"]
-    );
-    if state == "uninitialized" {
-        let _ = writeln!(
-            out,
-            "\nTo begin, choose the name your partner will see: {}",
-            style.cmd("hearth init --name NAME")
-        );
-        return out;
-    }
-    if let Some(name) = s["person"]["name"].as_str() {
-        let device = text(s, "device_id");
-        let device = if device.is_empty() {
-            String::new()
-        } else {
-            format!("  {}", style.dim(&format!("device {device}")))
-        };
-        let _ = writeln!(out, "{}{name}{device}", label("You"));
-    }
-    let docs = s["documents"].as_array().cloned().unwrap_or_default();
-    // The private document's id carries the person's id; the word is enough here.
-    let doc_name = |d: &Value| -> String {
-        let id = text(d, "id");
-        if id.starts_with("private") {
-            "private".into()
-        } else {
-            id.to_string()
-        }
-    };
-    let id_width = docs
-        .iter()
-        .map(|d| doc_name(d).chars().count())
-        .max()
-        .unwrap_or(0);
-    let mut first = true;
-    for doc in &docs {
-        let mut counts: Vec<String> = doc["records"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_u64().filter(|n| *n > 0).map(|n| format!("{n} {k}")))
-            .collect();
-        if counts.is_empty() {
-            counts.push("empty".into());
-        }
-        let _ = writeln!(
-            out,
-            "{}{:<id_width$}  {:>9}  {}",
-            label(if first { "Documents" } else { "" }),
-            doc_name(doc),
-            bytes(doc["disk_bytes"].as_u64().unwrap_or(0)),
-            style.dim(&counts.join(", "))
-        );
-        first = false;
-        if let Some(q) = doc["quarantined"].as_array().filter(|q| !q.is_empty()) {
-            let _ = writeln!(
-                out,
-                "{}{}",
-                label(""),
-                style.warn(&format!(
-                    "{} file(s) could not be read and were set aside in quarantine/; a partner's device can bring their changes back",
-                    q.len()
-                ))
-            );
-        }
-    }
-    let peers = s["peers"].as_array().cloned().unwrap_or_default();
-    let sharing_notes = sharing(s, style);
-    let ended = s["people"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|p| p["left_at"].is_i64());
-    if peers.is_empty() && !ended {
-        let _ = writeln!(
-            out,
-            "{}no partner yet; everything stays on this device until you pair",
-            label("Partner")
-        );
-    } else {
-        let mut first = true;
-        for p in &peers {
-            let connected = if p["refuses_this_device"].as_bool().unwrap_or(false) {
-                style.dim("no longer accepts this device")
-            } else if p["on_hold"].as_bool().unwrap_or(false) {
-                style.dim("connected, sharing on hold")
-            } else if p["connected"].as_bool().unwrap_or(false) {
-                style.good("connected")
-            } else {
-                let last = p["last_sync"]
-                    .as_i64()
-                    .map(|t| format!("last synced {}", local_time(t, local_offset_min())))
-                    .unwrap_or_else(|| "not synced yet".into());
-                style.dim(&last)
-            };
-            let _ = writeln!(
-                out,
-                "{}{} ({})  {connected}",
-                label(if first { "Devices" } else { "" }),
-                text(p, "name"),
-                text(p, "person"),
-            );
-            first = false;
-        }
-    }
-    out.push_str(&sharing_notes);
-    out.push_str(&refused(s, style));
-    out.push_str(&unproven_changes(&peers, style));
-    out
-}
-
-/// Changes a peer sent that were held or refused because their author could not be
-/// shown to be allowed to write them. Counts and plain reasons, never content.
-fn unproven_changes(peers: &[Value], style: Style) -> String {
-    let mut out = String::new();
-    for p in peers {
-        let held = p["held_changes"].as_u64().unwrap_or(0);
-        let refused = p["refused_changes"].as_u64().unwrap_or(0);
-        if held > 0 {
-            let _ = writeln!(
-                out,
-                "{}",
-                style.dim(&format!(
-                    "Waiting: {held} change(s) from {} ({}) wait until the device that wrote them is confirmed.",
-                    text(p, "name"),
-                    text(p, "person"),
-                ))
-            );
-        }
-        if refused > 0 {
-            let reasons: Vec<&str> = p["refused_because"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let _ = writeln!(
-                out,
-                "{}",
-                style.warn(&format!(
-                    "Not accepted: {refused} change(s) from {} ({}) touched entries that were not theirs to change ({}). Nothing here changed because of them.",
-                    text(p, "name"),
-                    text(p, "person"),
-                    if reasons.is_empty() { "no reason given".to_string() } else { reasons.join("; ") },
-                ))
-            );
-        }
-    }
-    out
-}
-
-/// Roster entries and removals this device did not accept, said plainly: someone's
-/// changes asked for something their signatures do not back, and nothing changed.
-fn refused(s: &Value, style: Style) -> String {
-    let mut out = String::new();
-    let refused = s["refused"].as_array().cloned().unwrap_or_default();
-    if refused.is_empty() {
-        return out;
-    }
-    let _ = writeln!(
-        out,
-        "{}",
-        style.warn(&format!(
-            "Not accepted: {} change(s) to the list of devices that this device could not verify. Nothing about who can sync changed.",
-            refused.len()
-        ))
-    );
-    for r in &refused {
-        let what = if text(r, "what") == "removal" {
-            "a removal of device"
-        } else {
-            "device"
-        };
-        let from = r["sent_by"]
-            .as_str()
-            .map(|by| format!(", from {}", short_device_ids(by)))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  {what} {}: {}{from}",
-            short_device_ids(text(r, "device_id")),
-            text(r, "reason"),
-        );
-    }
-    out
-}
-
-/// The first groups of each device id in `id` (one id, or several joined by commas).
-fn short_device_ids(id: &str) -> String {
-    if id.contains('-') && id.len() > 14 {
-        id.split(',')
-            .map(|one| one.trim().split('-').take(3).collect::<Vec<_>>().join("-"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    } else {
-        id.to_string()
-    }
-}
-
-/// The pause and leaving lines of `status`, worded gently: a pause is a breather that
-/// either partner may take, and nobody is to blame for it.
-pub(crate) fn sharing(s: &Value, style: Style) -> String {
-    let mut out = String::new();
-    let me = s["person"]["id"].as_str().unwrap_or_default();
-    let people = s["people"].as_array().cloned().unwrap_or_default();
-    let others: Vec<&str> = people
-        .iter()
-        .filter(|p| text(p, "id") != me)
-        .map(|p| text(p, "name"))
-        .collect();
-    let partner = if others.is_empty() {
-        "your partner".to_string()
-    } else {
-        others.join(" and ")
-    };
-    let at = |v: &Value| -> String {
-        v.as_i64()
-            .map(|t| local_time(t, local_offset_min()))
-            .unwrap_or_default()
-    };
-    for p in &people {
-        let mine = text(p, "id") == me;
-        let name = text(p, "name");
-        if p["left_at"].is_i64() {
-            let when = at(&p["left_at"]);
-            let line = if mine {
-                format!("You ended sharing with {partner} on {when}. Your copy of everything and your private entries stay on your devices; `hearth export` still writes them out.")
-            } else {
-                format!("{name} ended sharing on {when}. Everything you had stays here with you; `hearth export` still writes it out.")
-            };
-            let _ = writeln!(out, "{}{line}", style.dim(&format!("{:<15}", "Sharing")));
-            continue;
-        }
-        if p["paused"].is_object() {
-            let until = match p["paused"]["until"].as_i64() {
-                Some(t) => format!("until {}", at(&Value::from(t))),
-                None if mine => "until you resume".to_string(),
-                None => "for now".to_string(),
-            };
-            let line = if mine {
-                format!("paused with {partner} {until}. Your own devices keep syncing; what you write reaches {partner} after the pause ({}).", style.cmd("hearth resume"))
-            } else {
-                format!("{name} is taking a pause from sharing {until}. What you write stays safe here and reaches {name} when the pause ends.")
-            };
-            let _ = writeln!(out, "{}{line}", style.dim(&format!("{:<15}", "Sharing")));
-        }
-    }
-    out
-}
-
 /// This machine's current UTC offset in minutes, for showing daemon-side instants.
 pub(crate) fn local_offset_min() -> i64 {
     use chrono::Offset;
@@ -499,7 +138,7 @@ pub(crate) fn local_offset_min() -> i64 {
 }
 
 /// For a reveal-together answer: whether it waits for the partner or opens now.
-fn sealed_note(out: &mut String, r: &Value) {
+pub(crate) fn sealed_note(out: &mut String, r: &Value) {
     match r["waiting_for_partner"].as_bool() {
         Some(true) => {
             let _ = writeln!(
@@ -515,124 +154,6 @@ fn sealed_note(out: &mut String, r: &Value) {
         }
         None => {}
     }
-}
-
-/// "For you" (`hearth today`, and the top of `hearth status` on a terminal): a few lines,
-/// each with the one command that answers it.
-pub(crate) fn for_you(v: &Value, style: Style) -> String {
-    let name = |id: &Value| {
-        id.as_str()
-            .and_then(|id| v["names"][id].as_str())
-            .unwrap_or("your partner")
-            .to_string()
-    };
-    let list = |key: &str| v[key].as_array().cloned().unwrap_or_default();
-    let mut out = String::new();
-    let _ = writeln!(out, "{}", style.bold("For you"));
-    let mut quiet = true;
-    for ask in list("asks") {
-        quiet = false;
-        let id = short_id(text(&ask, "checkin"));
-        let _ = writeln!(
-            out,
-            "  {} asks: “{}”",
-            name(&ask["from"]),
-            text(&ask, "ask")
-        );
-        let _ = writeln!(
-            out,
-            "    {}",
-            style.dim(&format!("answer: hearth reply {id} \"...\""))
-        );
-    }
-    for h in list("handoffs") {
-        quiet = false;
-        let id = short_id(text(&h, "id"));
-        let _ = writeln!(
-            out,
-            "  {} offers you the {} stage of an item{}",
-            name(&h["from"]),
-            text(&h, "stage"),
-            h["note"]
-                .as_str()
-                .map(|n| format!(": “{n}”"))
-                .unwrap_or_default()
-        );
-        let _ = writeln!(
-            out,
-            "    {}",
-            style.dim(&format!(
-                "answer: hearth ledger accept {id} · hearth ledger counter {id} \"...\" · hearth ledger decline {id}"
-            ))
-        );
-    }
-    for a in list("replies") {
-        quiet = false;
-        let _ = writeln!(
-            out,
-            "  {} replied to your ask: “{}”",
-            name(&a["from"]),
-            text(&a, "note")
-        );
-    }
-    for a in list("received") {
-        quiet = false;
-        let what = match text(&a, "kind") {
-            "thanks" => "thanked you",
-            "repair" => "reached out to make things right",
-            _ => "saw what you did",
-        };
-        let note = a["note"]
-            .as_str()
-            .map(|n| format!(": “{n}”"))
-            .unwrap_or_default();
-        let _ = writeln!(out, "  {} {what}{note}", name(&a["from"]));
-    }
-    for item in list("paused_due") {
-        quiet = false;
-        let id = short_id(text(&item, "id"));
-        let _ = writeln!(
-            out,
-            "  “{}” was paused until {}: look at it again together?",
-            text(&item, "title"),
-            text(&item, "paused_until")
-        );
-        let _ = writeln!(
-            out,
-            "    {}",
-            style.dim(&format!(
-                "hearth ledger resume {id} · hearth ledger pause {id} --until DATE"
-            ))
-        );
-    }
-    if quiet {
-        let _ = writeln!(out, "  Nothing is waiting for you.");
-    }
-    if v["checked_in_today"].as_bool() == Some(true) {
-        let _ = writeln!(out, "  You have checked in today.");
-    } else {
-        let _ = writeln!(
-            out,
-            "  No check-in from you today yet, whenever it suits: {}",
-            style.dim("hearth checkin")
-        );
-    }
-    out
-}
-
-/// One step of `hearth together`.
-pub(crate) fn together_step(n: usize, step: &Value, style: Style) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "\n{}",
-        style.bold(&format!("{n}. {}", text(step, "title")))
-    );
-    let _ = writeln!(out, "   {}", text(step, "text"));
-    if let Some(prompt) = step["prompt"].as_str() {
-        let _ = writeln!(out, "   {} {prompt}", style.dim("To start:"));
-    }
-    out
 }
 
 /// The one-paragraph answer to a write: what was saved, and a gentle signal if any.
@@ -660,7 +181,7 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
                 .filter(|(_, level)| level.as_str() == Some("no"))
                 .filter_map(|(k, _)| k.parse::<Basic>().ok())
                 .filter(|b| *b != Basic::Safety)
-                .map(basic_label)
+                .map(|v| v.label())
                 .collect();
             let kept: Vec<&str> = r["kept_to_self"]
                 .as_array()
@@ -726,7 +247,7 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
         "item" => {
             let domain = text(r, "domain")
                 .parse::<Domain>()
-                .map(domain_label)
+                .map(|v| v.label())
                 .unwrap_or("other");
             let _ = writeln!(
                 out,
@@ -846,7 +367,7 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
         "moment" => {
             let kind = text(r, "kind")
                 .parse::<MomentKind>()
-                .map(moment_label)
+                .map(|v| v.label())
                 .unwrap_or("a moment");
             let _ = writeln!(
                 out,
@@ -861,247 +382,29 @@ pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> Str
     out
 }
 
-fn owner_cell(item: &Value, stage: Stage, names: &Names) -> String {
-    match item["owners"][stage.key()].as_str() {
-        Some(id) => names.name(id),
-        None => "-".into(),
-    }
-}
-
-/// `hearth ledger list`.
-pub(crate) fn ledger_list(items: &[Value], names: &Names, style: Style) -> String {
-    if items.is_empty() {
-        return format!(
-            "The ledger is empty. Add what the household carries with {}\n",
-            style.cmd("hearth ledger add TITLE --domain household")
-        );
-    }
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|item| {
-            let mut title = text(item, "title").to_string();
-            if item["invisible"].as_bool().unwrap_or(false) {
-                title.push_str(" (invisible)");
-            }
-            vec![
-                short_id(text(item, "id")).to_string(),
-                title,
-                text(item, "domain").to_string(),
-                item["weight"].to_string(),
-                owner_cell(item, Stage::Notice, names),
-                owner_cell(item, Stage::Plan, names),
-                owner_cell(item, Stage::Do, names),
-                owner_cell(item, Stage::FollowUp, names),
-                text(item, "status").to_string(),
-            ]
-        })
-        .collect();
-    table(
-        style,
-        &[
-            "ID",
-            "TITLE",
-            "DOMAIN",
-            "WEIGHT",
-            "NOTICE",
-            "PLAN",
-            "DO",
-            "FOLLOW-UP",
-            "STATUS",
-        ],
-        &rows,
-    )
-}
-
-/// `hearth ledger show`.
-pub(crate) fn ledger_show(v: &Value, names: &Names, style: Style) -> String {
-    let item = &v["item"];
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}  {}",
-        style.bold(text(item, "title")),
-        style.dim(text(item, "id"))
-    );
-    let field = |out: &mut String, name: &str, value: String| {
-        if !value.is_empty() {
-            let _ = writeln!(out, "  {}{value}", style.dim(&format!("{name:<14}")));
-        }
-    };
-    let mut kind = format!("{}, {}", text(item, "domain"), text(item, "labour"));
-    if item["invisible"].as_bool().unwrap_or(false) {
-        kind.push_str(", invisible");
-    }
-    field(&mut out, "kind", kind);
-    field(&mut out, "weight", item["weight"].to_string());
-    field(&mut out, "status", text(item, "status").to_string());
-    let mut rhythm = Vec::new();
-    if let Some(c) = item["cadence"].as_str() {
-        rhythm.push(c.to_string());
-    }
-    if let Some(m) = item["minutes_per_week"].as_u64() {
-        rhythm.push(format!("about {m} min a week"));
-    }
-    field(&mut out, "rhythm", rhythm.join(", "));
-    for stage in Stage::ALL {
-        field(&mut out, stage.key(), owner_cell(item, *stage, names));
-    }
-    field(
-        &mut out,
-        "good enough",
-        text(item, "good_enough").to_string(),
-    );
-    // Agreed once everyone in the household has agreed (`hearth ledger agree`).
-    let agreed: Vec<&str> = item["agreed_by"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let everyone =
-        !names.by_id.is_empty() && names.by_id.keys().all(|p| agreed.contains(&p.as_str()));
-    let agreement = if everyone && names.by_id.len() > 1 {
-        "agreed by both of you".to_string()
-    } else {
-        let by: Vec<String> = agreed.iter().map(|p| names.name(p)).collect();
-        format!(
-            "agreed by {} so far (`hearth ledger agree` to add yours)",
-            if by.is_empty() {
-                "nobody".to_string()
-            } else {
-                by.join(" and ")
-            }
-        )
-    };
-    field(&mut out, "agreed", agreement);
-
-    let done = v["done"].as_array().cloned().unwrap_or_default();
-    let _ = writeln!(out, "\n{}", style.bold("Done"));
-    if done.is_empty() {
-        let _ = writeln!(out, "  nothing recorded yet");
-    }
-    for d in &done {
-        let minutes = d["minutes"]
-            .as_u64()
-            .map(|m| format!(" ({m} min)"))
-            .unwrap_or_default();
-        let note = d["note"]
-            .as_str()
-            .map(|n| format!(" — {n}"))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  {}  {}{minutes}{note}  {}",
-            when_of(d),
-            names.of(&d["by"]),
-            style.dim(short_id(text(d, "id")))
-        );
-    }
-    let handoffs = v["handoffs"].as_array().cloned().unwrap_or_default();
-    if !handoffs.is_empty() {
-        let _ = writeln!(out, "\n{}", style.bold("Handoffs"));
-        for h in &handoffs {
-            let counter = h["counter"]
-                .as_str()
-                .map(|c| format!(" — counter: {c}"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {}  {} from {} to {}: {}{counter}  {}",
-                when_of(h),
-                text(h, "stage"),
-                names.of(&h["from"]),
-                names.of(&h["to"]),
-                text(h, "state"),
-                style.dim(short_id(text(h, "id")))
-            );
-        }
-    }
-    let acks = v["acks"].as_array().cloned().unwrap_or_default();
-    if !acks.is_empty() {
-        let _ = writeln!(out, "\n{}", style.bold("Acknowledgments"));
-        for a in &acks {
-            let note = a["note"]
-                .as_str()
-                .map(|n| format!(" — {n}"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {}  {} to {}: {}{note}",
-                when_of(a),
-                names.of(&a["from"]),
-                names.of(&a["to"]),
-                text(a, "kind")
-            );
-        }
-    }
-    out
-}
-
-/// A record kind of the log (`checkins`, ...) as one word for a table cell.
-fn kind_label(kind: &str) -> &str {
-    match kind {
-        "checkins" => "check-in",
-        "reflections" => "reflection",
-        "ledger" => "item",
-        "done" => "done",
-        "acks" => "ack",
-        "handoffs" => "handoff",
-        "moments" => "moment",
-        other => other,
-    }
-}
-
-/// `hearth log`: one row per entry, with the local time it happened.
-pub(crate) fn log(entries: &[Value], names: &Names, style: Style) -> String {
-    if entries.is_empty() {
-        return "Nothing in this range yet.\n".into();
-    }
-    let rows: Vec<Vec<String>> = entries
-        .iter()
-        .map(|e| {
-            // The daemon sends the name and the id; the id lets us say "you".
-            let person = match e["person_id"].as_str() {
-                Some(id) => names.name(id),
-                None => text(e, "person").to_string(),
-            };
-            vec![
-                when_of(e),
-                kind_label(text(e, "kind")).to_string(),
-                person,
-                text(e, "summary").replace(['\n', '\r'], " "),
-                short_id(text(e, "id")).to_string(),
-            ]
-        })
-        .collect();
-    table(style, &["WHEN", "KIND", "WHO", "WHAT", "ID"], &rows)
-}
-
-/// `hearth import`: how many records were new.
-pub(crate) fn imported(v: &Value) -> String {
-    match v["imported"].as_u64() {
-        Some(0) => "Nothing new: every record in the file is already here.\n".into(),
-        Some(n) => {
-            format!("Imported {n} new record(s); records already here were left as they were.\n")
-        }
-        None => "Import merged.\n".into(),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::commands::data::imported;
+    use crate::commands::data::render_log as log;
+    use crate::commands::ledger::ledger_list;
+    use crate::commands::ledger::ledger_show;
+    use crate::commands::lifecycle::render_status as status;
     use serde_json::json;
 
     fn names() -> Names {
-        Names::from_status(&json!({
-            "person": {"id": "aaaaaaaa-1111", "name": "Robin"},
-            "people": [
-                {"id": "aaaaaaaa-1111", "name": "Robin"},
-                {"id": "bbbbbbbb-2222", "name": "Sam"}
-            ]
-        }))
+        Names::from_status(
+            &serde_json::from_value(json!({
+                "protocol": 1, "pid": 1, "data_dir": "/d", "socket": "/s", "state": "ready",
+                "person": {"id": "aaaaaaaa-1111", "name": "Robin"},
+                "people": [
+                    {"id": "aaaaaaaa-1111", "name": "Robin"},
+                    {"id": "bbbbbbbb-2222", "name": "Sam"}
+                ]
+            }))
+            .unwrap(),
+        )
     }
 
     #[test]

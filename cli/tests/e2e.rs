@@ -14,6 +14,20 @@ use serde_json::{json, Value};
 
 const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
 
+/// `hearth` starts the `hearthd` beside it. Cargo builds it with the workspace
+/// (`cargo test --workspace`); a test of this package alone needs it built first.
+fn require_hearthd() {
+    static CHECKED: std::sync::Once = std::sync::Once::new();
+    CHECKED.call_once(|| {
+        let hearthd = Path::new(HEARTH).with_file_name("hearthd");
+        assert!(
+            hearthd.is_file(),
+            "{} is not built; run `cargo build -p hearthd` first (cargo test --workspace builds it)",
+            hearthd.display()
+        );
+    });
+}
+
 /// One data directory and the daemon that serves it.
 struct Env {
     dir: tempfile::TempDir,
@@ -21,6 +35,7 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
+        require_hearthd();
         Env {
             dir: tempfile::Builder::new()
                 .prefix("hearth-e2e-")
@@ -610,21 +625,22 @@ fn an_ambiguous_prefix_is_refused() {
 /// Pairs a real partner, Sam, into `env`'s household with `hearth pair join`: only a
 /// paired partner counts as one (a person record alone is not trusted).
 fn pair_partner(env: &Env) -> (Env, String) {
-    use hearthd::api::Call;
-    use hearthd::client::Client;
+    use hearth_api::client::Client;
+    use hearth_api::NetCall;
     let sam = Env::new();
     sam.ok(&["init", "--name", "Sam", "--device-name", "phone"]);
-    let socket = hearthd::paths::Paths::in_dir(env.path()).socket;
+    let socket = hearth_api::paths::Paths::in_dir(env.path()).socket;
     let invite = Client::connect(&socket)
         .unwrap()
-        .call(Call::PairInvite {
+        .call(NetCall::PairInvite {
             timeout_secs: Some(60),
             own_device: false,
         })
         .unwrap();
     let code = invite["code"].as_str().unwrap().to_string();
     let addr = invite["addresses"][0].as_str().unwrap().to_string();
-    let waiter = std::thread::spawn(move || Client::connect(&socket).unwrap().call(Call::PairWait));
+    let waiter =
+        std::thread::spawn(move || Client::connect(&socket).unwrap().call(NetCall::PairWait));
     sam.ok(&["pair", "join", &code, "--addr", &addr]);
     waiter.join().unwrap().unwrap();
     let id = sam.json(&["status"])["person"]["id"]

@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod epochs;
 pub mod identity;
 pub mod insights;
+pub mod labels;
 pub mod model;
 pub mod ops;
 pub mod pair;

@@ -24,13 +24,14 @@ use hearth_core::sync::{Message, Role};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::api::{
-    ApiError, Call, DocStatus, ErrorCode, Event, PeerStatus, PersonSummary, RefusedStatus,
-};
 use crate::handlers::{self, Outcome};
 use crate::storage::{DocStore, StoreError};
 use crate::sync_hub::{ConnId, Outbound, PeerProgress, SendQueue, SyncHub};
 use crate::transport::TrustSet;
+use hearth_api::{
+    ApiError, BundleCall, DocCall, DocStatus, ErrorCode, Event, PeerStatus, People, PersonSummary,
+    RefusedStatus, RosterCall,
+};
 use hearth_core::roster::RosterExport;
 
 /// The most calls folded into one group commit.
@@ -39,13 +40,24 @@ const MAX_BATCH: usize = 512;
 /// Where a call's answer goes.
 type Reply = oneshot::Sender<Result<Value, ApiError>>;
 
+/// The calls the document owner answers, by who answers them on its thread.
+#[derive(Debug)]
+pub enum OwnerCall {
+    /// Entries, the ledger, reads, export and import: `handlers::handle`.
+    Doc(DocCall),
+    /// The roster, pausing and leaving: `handlers::roster_call`.
+    Roster(RosterCall),
+    /// Offline bundles: made after the batch's commit, merged like a write.
+    Bundle(BundleCall),
+}
+
 /// A message for the document owner.
 #[derive(Debug)]
 pub enum ActorMsg {
     /// A control call.
     Call {
         /// The call.
-        call: Call,
+        call: OwnerCall,
         /// Where the answer goes once it is durable.
         reply: oneshot::Sender<Result<Value, ApiError>>,
     },
@@ -53,6 +65,11 @@ pub enum ActorMsg {
     Status {
         /// Where the answer goes: documents, then people.
         reply: oneshot::Sender<OwnerStatus>,
+    },
+    /// Who is who, to name people beside a write's answer.
+    People {
+        /// Where the answer goes.
+        reply: oneshot::Sender<People>,
     },
     /// A peer connection was authenticated; start its sync session.
     PeerConnected {
@@ -142,13 +159,20 @@ pub struct ActorHandle {
 
 impl ActorHandle {
     /// Sends a call and waits for its durable answer.
-    pub async fn call(&self, call: Call) -> Result<Value, ApiError> {
+    pub async fn call(&self, call: OwnerCall) -> Result<Value, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(ActorMsg::Call { call, reply })
             .await
-            .map_err(|_| stopping())?;
-        answer.await.map_err(|_| stopping())?
+            .map_err(|_| ApiError::stopping())?;
+        answer.await.map_err(|_| ApiError::stopping())?
+    }
+
+    /// Who is who; `None` when the owner has stopped.
+    pub async fn people(&self) -> Option<People> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(ActorMsg::People { reply }).await.ok()?;
+        answer.await.ok()
     }
 
     /// Document status.
@@ -162,7 +186,7 @@ impl ActorHandle {
 
     /// Sends a message that needs no answer. Fails only when the owner has stopped.
     pub async fn send(&self, msg: ActorMsg) -> Result<(), ApiError> {
-        self.tx.send(msg).await.map_err(|_| stopping())
+        self.tx.send(msg).await.map_err(|_| ApiError::stopping())
     }
 
     /// Stops the owner after it has answered everything queued so far.
@@ -172,14 +196,6 @@ impl ActorHandle {
             let _ = stopped.await;
         }
     }
-}
-
-fn stopping() -> ApiError {
-    ApiError::new(
-        ErrorCode::Internal,
-        "hearthd is stopping",
-        "start it again with `hearth daemon start`",
-    )
 }
 
 /// What the owner reports for `status`.
@@ -197,7 +213,7 @@ pub struct OwnerStatus {
     /// Roster entries and removals this device does not trust.
     pub refused: Vec<RefusedStatus>,
     /// The household secret's current epoch, without the secret.
-    pub household_epoch: Option<crate::api::HouseholdEpochStatus>,
+    pub household_epoch: Option<hearth_api::HouseholdEpochStatus>,
 }
 
 /// One document with its store and what is already durable.
@@ -650,10 +666,9 @@ impl Actor {
         Ok(serde_json::json!({ "person_id": person }))
     }
 
-    fn status(&self) -> OwnerStatus {
-        let now = now_millis();
-        let people: Vec<PersonSummary> = self
-            .docs
+    /// Everyone in the household as `status` shows them.
+    fn people(&self, now: Millis) -> Vec<PersonSummary> {
+        self.docs
             .people()
             .into_iter()
             .map(|p| PersonSummary {
@@ -662,7 +677,12 @@ impl Actor {
                 left_at: self.docs.left_at(p.id),
                 name: p.name,
             })
-            .collect();
+            .collect()
+    }
+
+    fn status(&self) -> OwnerStatus {
+        let now = now_millis();
+        let people = self.people(now);
         let documents = [
             (&self.docs.household, &self.household),
             (&self.docs.private, &self.private),
@@ -732,7 +752,7 @@ impl Actor {
             peers,
             refused,
             household_epoch: self.hub.household_keys().current().map(|e| {
-                crate::api::HouseholdEpochStatus {
+                hearth_api::HouseholdEpochStatus {
                     number: e.number,
                     fingerprint: e.fingerprint(),
                 }
@@ -813,11 +833,11 @@ impl Actor {
                 // A bundle is made after this batch's commit, so it never carries a
                 // change that could still be rolled back.
                 ActorMsg::Call {
-                    call: Call::BundleExport { all },
+                    call: OwnerCall::Bundle(BundleCall::BundleExport { all }),
                     reply,
                 } => exports.push((reply, all)),
                 ActorMsg::Call {
-                    call: Call::BundleImport { bundle },
+                    call: OwnerCall::Bundle(BundleCall::BundleImport { bundle }),
                     reply,
                 } => {
                     let result = handlers::bundle::import(
@@ -828,22 +848,31 @@ impl Actor {
                     );
                     pending.push((reply, result));
                 }
-                ActorMsg::Call { call, reply } => {
-                    let result = if handlers::is_roster_call(&call) {
-                        handlers::roster_call(
-                            &mut self.docs,
-                            &self.me_device,
-                            &self.signer,
-                            call,
-                            now,
-                        )
-                    } else {
-                        handlers::handle(&mut self.docs, call, now)
-                    };
+                ActorMsg::Call {
+                    call: OwnerCall::Roster(call),
+                    reply,
+                } => {
+                    let result = handlers::roster_call(
+                        &mut self.docs,
+                        &self.me_device,
+                        &self.signer,
+                        call,
+                        now,
+                    );
                     pending.push((reply, result));
                 }
+                ActorMsg::Call {
+                    call: OwnerCall::Doc(call),
+                    reply,
+                } => pending.push((reply, handlers::handle(&mut self.docs, call, now))),
                 ActorMsg::Status { reply } => {
                     let _ = reply.send(self.status());
+                }
+                ActorMsg::People { reply } => {
+                    let _ = reply.send(People {
+                        me: self.docs.me.to_string(),
+                        people: self.people(now),
+                    });
                 }
                 ActorMsg::PeerConnected {
                     conn,

@@ -23,20 +23,23 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use crate::actor::{now_millis, Actor, ActorContext, ActorHandle, ActorMsg};
-use crate::api::{
-    ApiError, Call, ErrorCode, Event, EventLine, Request, Response, Status, MAX_REQUEST_BYTES,
-    PROTOCOL_VERSION,
+use crate::actor::{
+    now_millis, storage_error, Actor, ActorContext, ActorHandle, ActorMsg, OwnerCall,
 };
-use crate::config::Config;
 use crate::discovery::{self, Discoverer};
 use crate::epochs::HouseholdKeys;
 use crate::handlers;
 use crate::net::Net;
 use crate::pairing::Pairing;
-use crate::paths::{ensure_private_dir, Paths};
 use crate::storage::{self, DataDirLock, StoreError};
 use crate::transport::{DeviceKey, Transport, TrustSet};
+use hearth_api::config::{Config, ConfigError};
+use hearth_api::paths::{ensure_private_dir, Paths};
+use hearth_api::{
+    ApiError, Call, DaemonCall, ErrorCode, Event, EventLine, Initialized, Invite, NetCall,
+    PeerAdded, Request, Response, Status, Stopping, Subscribed, Syncing, Unlocked,
+    MAX_REQUEST_BYTES, PROTOCOL_VERSION,
+};
 
 /// How the daemon is started.
 #[derive(Debug, Clone)]
@@ -67,7 +70,7 @@ pub(crate) fn device_file(
         person,
         device_id: device_id.to_string(),
     })
-    .map_err(|e| internal(&e.to_string()))?;
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((data_dir.to_path_buf(), DEVICE_FILE.to_string(), bytes))
 }
 
@@ -98,7 +101,7 @@ impl Shared {
         let state = self
             .state
             .lock()
-            .map_err(|_| internal("state lock poisoned"))?;
+            .map_err(|_| ApiError::internal("state lock poisoned"))?;
         match &*state {
             State::Ready(r) => Ok(r.clone()),
             State::Uninitialized => Err(ApiError::new(
@@ -129,14 +132,6 @@ impl Shared {
     }
 }
 
-fn internal(message: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::Internal,
-        message,
-        "restart the daemon with `hearth daemon stop` and try again",
-    )
-}
-
 /// Sets up logging from `HEARTH_LOG`, then `RUST_LOG`, then the config's `log`.
 pub fn init_logging(config_filter: Option<&str>) {
     let filter = std::env::var("HEARTH_LOG")
@@ -151,14 +146,41 @@ pub fn init_logging(config_filter: Option<&str>) {
         .try_init();
 }
 
+/// Why the daemon could not start or stopped with an error: the library's public
+/// boundary, so `hearthd` can choose an exit code without inspecting causes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The data directory could not be created or tightened to mode 0700.
+    #[error(
+        "could not create the data directory {path}: {source}; check that you may write there"
+    )]
+    DataDir {
+        /// The data directory.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// `config.toml` or an environment override is not valid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store refused: the directory is in use, or a file could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The identity could not be opened, for example with a wrong passphrase.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    /// Anything else while starting or serving; the message says what and where.
+    #[error("{0:#}")]
+    Start(#[from] anyhow::Error),
+}
+
 /// Runs the daemon in the foreground until it is told to stop.
-pub fn run(opts: RunOptions) -> anyhow::Result<()> {
+pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let paths = opts.paths.clone();
-    ensure_private_dir(&paths.data_dir).with_context(|| {
-        format!(
-            "could not create the data directory {}",
-            paths.data_dir.display()
-        )
+    ensure_private_dir(&paths.data_dir).map_err(|source| RunError::DataDir {
+        path: paths.data_dir.display().to_string(),
+        source,
     })?;
     let config = Config::load(&paths.config())?;
     init_logging(config.log.as_deref());
@@ -174,7 +196,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     result
 }
 
-async fn serve(opts: RunOptions, config: Config) -> anyhow::Result<()> {
+async fn serve(opts: RunOptions, config: Config) -> Result<(), RunError> {
     let paths = opts.paths;
     let (events, _) = broadcast::channel(1024);
     let (shutdown, mut shutdown_rx) = watch::channel(false);
@@ -217,8 +239,10 @@ async fn serve(opts: RunOptions, config: Config) -> anyhow::Result<()> {
         "hearthd is listening"
     );
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("could not watch for SIGTERM")?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("could not watch for SIGINT")?;
     loop {
         tokio::select! {
             biased;
@@ -437,7 +461,12 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) {
                 return;
             }
         }
-        let (id, call) = match parse_request(&line) {
+        let Request {
+            id,
+            call,
+            with_people,
+            ..
+        } = match parse_request(&line) {
             Ok(parsed) => parsed,
             Err((id, error)) => {
                 if write_json(&mut write, &Response::err(id, error))
@@ -449,22 +478,38 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) {
                 continue;
             }
         };
-        if let Call::Subscribe = call {
-            let mut events = shared.events.subscribe();
-            if write_json(
-                &mut write,
-                &Response::ok(id, serde_json::json!({"subscribed": true})),
-            )
-            .await
-            .is_err()
-            {
+        let result = match call {
+            Call::Subscribe => {
+                let mut events = shared.events.subscribe();
+                if write_json(
+                    &mut write,
+                    &Response::ok(id, serde_json::json!(Subscribed { subscribed: true })),
+                )
+                .await
+                .is_err()
+                {
+                    return;
+                }
+                stream_events(id, &mut events, &mut write, &mut reader).await;
                 return;
             }
-            stream_events(id, &mut events, &mut write, &mut reader).await;
-            return;
-        }
-        let response = match dispatch(&shared, call).await {
-            Ok(value) => Response::ok(id, value),
+            Call::Daemon(call) => daemon_call(&shared, call).await,
+            Call::Net(call) => net_call(&shared, call).await,
+            Call::Doc(call) => owner_call(&shared, OwnerCall::Doc(call)).await,
+            Call::Roster(call) => owner_call(&shared, OwnerCall::Roster(call)).await,
+            Call::Bundle(call) => owner_call(&shared, OwnerCall::Bundle(call)).await,
+        };
+        let response = match result {
+            Ok(value) => {
+                let mut response = Response::ok(id, value);
+                if with_people {
+                    // After the answer, so a write that renamed someone shows the new name.
+                    if let Ok(ready) = shared.ready() {
+                        response.people = ready.actor.people().await;
+                    }
+                }
+                response
+            }
             Err(error) => Response::err(id, error),
         };
         if write_json(&mut write, &response).await.is_err() {
@@ -533,7 +578,7 @@ async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
 }
 
 /// Parses a request line, or says why not with the id when it could be found.
-pub fn parse_request(line: &[u8]) -> Result<(u64, Call), (u64, ApiError)> {
+pub fn parse_request(line: &[u8]) -> Result<Request, (u64, ApiError)> {
     let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
         (
             0,
@@ -574,7 +619,7 @@ pub fn parse_request(line: &[u8]) -> Result<(u64, Call), (u64, ApiError)> {
             ),
         )
     })?;
-    Ok((request.id, request.call))
+    Ok(request)
 }
 
 async fn write_json<T: Serialize>(
@@ -586,27 +631,43 @@ async fn write_json<T: Serialize>(
     write.write_all(&bytes).await
 }
 
-async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value, ApiError> {
+/// A typed answer as the JSON the connection writes.
+fn answer<T: Serialize>(value: T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+async fn owner_call(shared: &Arc<Shared>, call: OwnerCall) -> Result<serde_json::Value, ApiError> {
+    shared.ready()?.actor.call(call).await
+}
+
+async fn daemon_call(
+    shared: &Arc<Shared>,
+    call: DaemonCall,
+) -> Result<serde_json::Value, ApiError> {
     match call {
-        Call::Status => status(shared).await,
-        Call::Shutdown => {
+        DaemonCall::Status => status(shared).await,
+        DaemonCall::Shutdown => {
             let _ = shared.shutdown.send(true);
-            Ok(serde_json::json!({"stopping": true}))
+            answer(Stopping { stopping: true })
         }
-        Call::Init {
+        DaemonCall::Init {
             name,
             device_name,
             passphrase,
         } => init(shared, name, device_name, passphrase).await,
-        Call::Unlock { passphrase } => unlock(shared, passphrase).await,
-        Call::Subscribe => Err(internal("subscribe is handled per connection")),
-        Call::SyncNow => {
+        DaemonCall::Unlock { passphrase } => unlock(shared, passphrase).await,
+    }
+}
+
+async fn net_call(shared: &Arc<Shared>, call: NetCall) -> Result<serde_json::Value, ApiError> {
+    match call {
+        NetCall::SyncNow => {
             let ready = shared.ready()?;
             ready.net.dial_now();
             ready.actor.send(ActorMsg::SyncNow).await?;
-            Ok(serde_json::json!({ "syncing": true }))
+            answer(Syncing { syncing: true })
         }
-        Call::PairInvite {
+        NetCall::PairInvite {
             timeout_secs,
             own_device,
         } => {
@@ -621,16 +682,21 @@ async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value,
                 timeout_secs.unwrap_or(shared.config.pair_timeout_secs),
             );
             let code = ready.net.pairing().invite(timeout, role)?;
-            Ok(serde_json::json!({
-                "code": code.to_string(),
-                "role": role.as_str(),
-                "addresses": ready.net.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                "expires_in_secs": timeout.as_secs(),
-            }))
+            answer(Invite {
+                addresses: ready
+                    .net
+                    .listen_addrs()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect(),
+                code: code.to_string(),
+                expires_in_secs: timeout.as_secs(),
+                role: role.as_str().into(),
+            })
         }
-        Call::PairWait => shared.ready()?.net.pairing().wait().await,
-        Call::PairJoin { code, addr, merge } => pair_join(shared, code, addr, merge).await,
-        Call::PeersAdd { addr } => {
+        NetCall::PairWait => shared.ready()?.net.pairing().wait().await,
+        NetCall::PairJoin { code, addr, merge } => pair_join(shared, code, addr, merge).await,
+        NetCall::PeersAdd { addr } => {
             let ready = shared.ready()?;
             let parsed: std::net::SocketAddr = addr.parse().map_err(|_| {
                 ApiError::new(
@@ -640,9 +706,10 @@ async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value,
                 )
             })?;
             ready.net.add_static(parsed);
-            Ok(serde_json::json!({ "added": parsed.to_string() }))
+            answer(PeerAdded {
+                added: parsed.to_string(),
+            })
         }
-        other => shared.ready()?.actor.call(other).await,
     }
 }
 
@@ -726,7 +793,7 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
             .find(|p| p.id == owner_me.to_string())
             .cloned();
     }
-    serde_json::to_value(status).map_err(|e| internal(&e.to_string()))
+    serde_json::to_value(status).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn secrets_error(e: SecretsError) -> ApiError {
@@ -736,10 +803,6 @@ fn secrets_error(e: SecretsError) -> ApiError {
         _ => ErrorCode::Internal,
     };
     ApiError::new(code, e.to_string(), "check the passphrase and try again")
-}
-
-fn store_error(e: StoreError) -> ApiError {
-    crate::actor::storage_error(&e)
 }
 
 async fn init(
@@ -792,7 +855,8 @@ async fn init(
     let device_id = DeviceId::from_public_key(&secrets.device_public_key()).to_string();
     let me = Uuid::new_v4();
     let paths = shared.paths.clone();
-    let (trust, ctx) = actor_context(shared, &secrets).map_err(|e| internal(&format!("{e:#}")))?;
+    let (trust, ctx) =
+        actor_context(shared, &secrets).map_err(|e| ApiError::internal(format!("{e:#}")))?;
     let file_bytes = secrets
         .to_file_bytes(passphrase.as_deref())
         .map_err(secrets_error)?;
@@ -802,7 +866,8 @@ async fn init(
     let signer = ctx.signer.clone();
     let actor = tokio::task::spawn_blocking(move || -> Result<Actor, ApiError> {
         let now = now_millis();
-        let mut actor = Actor::open(paths.docs(), &identity, me, ctx).map_err(store_error)?;
+        let mut actor =
+            Actor::open(paths.docs(), &identity, me, ctx).map_err(|e| storage_error(&e))?;
         let docs = actor.docs_mut();
         docs.add_person(
             &Person {
@@ -819,25 +884,25 @@ async fn init(
             hearth_core::roster::founder_entry(&signer, me, &device_name, Some(recipient), now);
         docs.put_device(&device, now).map_err(handlers::api_error)?;
         docs.refresh_roster();
-        actor.flush().map_err(store_error)?;
+        actor.flush().map_err(|e| storage_error(&e))?;
         let info = serde_json::to_vec_pretty(&DeviceInfo {
             person: me,
             device_id: device_id_for_roster,
         })
-        .map_err(|e| internal(&e.to_string()))?;
+        .map_err(|e| ApiError::internal(e.to_string()))?;
         storage::atomic_write(&paths.data_dir, DEVICE_FILE, &info).map_err(|e| {
-            store_error(StoreError::Io {
+            storage_error(&StoreError::Io {
                 action: "write",
                 path: paths.data_dir.join(DEVICE_FILE),
                 source: e,
             })
         })?;
         // The identity goes last: its presence is what marks the directory initialised.
-        storage::write_secrets(&paths.data_dir, &file_bytes).map_err(store_error)?;
+        storage::write_secrets(&paths.data_dir, &file_bytes).map_err(|e| storage_error(&e))?;
         Ok(actor)
     })
     .await
-    .map_err(|e| internal(&e.to_string()))??;
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     let ready = start_ready(shared, actor, &secrets, trust, me).map_err(|e| {
         ApiError::new(
             ErrorCode::Internal,
@@ -847,9 +912,11 @@ async fn init(
     })?;
     shared.set(State::Ready(ready));
     tracing::info!("initialised a new household");
-    Ok(
-        serde_json::json!({ "device_id": device_id, "person_id": me, "protected": passphrase.is_some() }),
-    )
+    answer(Initialized {
+        device_id,
+        person_id: me.to_string(),
+        protected: passphrase.is_some(),
+    })
 }
 
 /// Seals an identity file that an older version wrote with less scrypt work again at
@@ -875,21 +942,27 @@ fn strengthen(data_dir: &Path, bytes: &[u8], secrets: &DeviceSecrets, passphrase
 
 async fn unlock(shared: &Arc<Shared>, passphrase: String) -> Result<serde_json::Value, ApiError> {
     if !matches!(shared.state.lock().as_deref(), Ok(State::Locked)) {
-        return Ok(serde_json::json!({ "unlocked": true, "already": true }));
+        return answer(Unlocked {
+            already: true,
+            unlocked: true,
+        });
     }
     let data_dir = shared.paths.data_dir.clone();
     let secrets = tokio::task::spawn_blocking(move || -> Result<DeviceSecrets, ApiError> {
-        let bytes = storage::read_secrets(&data_dir).map_err(store_error)?;
+        let bytes = storage::read_secrets(&data_dir).map_err(|e| storage_error(&e))?;
         let secrets =
             DeviceSecrets::from_file_bytes(&bytes, Some(&passphrase)).map_err(secrets_error)?;
         strengthen(&data_dir, &bytes, &secrets, &passphrase);
         Ok(secrets)
     })
     .await
-    .map_err(|e| internal(&e.to_string()))??;
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     let ready = open_ready(shared, &secrets)
         .await
-        .map_err(|e| internal(&format!("{e:#}")))?;
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
     shared.set(State::Ready(ready));
-    Ok(serde_json::json!({ "unlocked": true }))
+    answer(Unlocked {
+        already: false,
+        unlocked: true,
+    })
 }

@@ -18,8 +18,9 @@ use hearth_core::ops;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::api::{
-    listed_by_default, ApiError, At, Call, ErrorCode, LogParams, PersonRef, RECORD_KINDS,
+use hearth_api::{
+    listed_by_default, ApiError, At, DocCall, ErrorCode, LogParams, PersonRef, RosterCall,
+    RECORD_KINDS,
 };
 
 pub mod bundle;
@@ -152,9 +153,9 @@ fn name_of(docs: &Docs, id: PersonId) -> String {
 }
 
 /// Handles one call against the documents.
-pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiError> {
+pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, ApiError> {
     match call {
-        Call::CheckinAdd(p) => {
+        DocCall::CheckinAdd(p) => {
             let mut checkin = CheckIn {
                 id: new_id(),
                 author: docs.me,
@@ -200,7 +201,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             }
             Ok(outcome)
         }
-        Call::ReflectAdd(p) => {
+        DocCall::ReflectAdd(p) => {
             let reflection = Reflection {
                 id: new_id(),
                 author: docs.me,
@@ -218,7 +219,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             let doc = docs.doc_kind_for(reflection.visibility);
             Ok(Outcome::wrote(to_json(&reflection), doc, "reflections"))
         }
-        Call::LedgerAdd(p) => {
+        DocCall::LedgerAdd(p) => {
             let default_owner = person_or(docs, &p.owner, "me")?;
             let mut owners = Owners::all(default_owner);
             for (stage, who) in &p.owners {
@@ -253,7 +254,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 .map_err(api_error)?;
             Ok(item_with_offers(&item, &offered))
         }
-        Call::LedgerList { all } => {
+        DocCall::LedgerList { all } => {
             let mut items: Vec<LedgerItem> = docs
                 .ledger_items()
                 .into_iter()
@@ -262,7 +263,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             items.sort_by(|a, b| (a.domain, &a.title).cmp(&(b.domain, &b.title)));
             Ok(Outcome::read(to_json(&items)))
         }
-        Call::LedgerShow { id } => {
+        DocCall::LedgerShow { id } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
             let item = docs.ledger_item(id).map_err(api_error)?;
             let done: Vec<DoneEntry> = docs
@@ -284,7 +285,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 json!({ "item": item, "done": done, "handoffs": handoffs, "acks": acks }),
             ))
         }
-        Call::LedgerDone(p) => {
+        DocCall::LedgerDone(p) => {
             let item = match &p.item {
                 Some(prefix) => Some(resolve(docs, Collection::Ledger, prefix)?),
                 None => None,
@@ -306,7 +307,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             }
             Ok(Outcome::wrote(value, DocKind::Household, "done"))
         }
-        Call::LedgerAck(p) => {
+        DocCall::LedgerAck(p) => {
             let coll = match p.target_kind {
                 TargetKind::Item => Collection::Ledger,
                 TargetKind::Done => Collection::Done,
@@ -329,7 +330,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             docs.add_ack(&ack, now).map_err(api_error)?;
             Ok(Outcome::wrote(to_json(&ack), DocKind::Household, "acks"))
         }
-        Call::LedgerHandoff(p) => {
+        DocCall::LedgerHandoff(p) => {
             let item = resolve(docs, Collection::Ledger, &p.item)?;
             let handoff = Handoff {
                 id: new_id(),
@@ -351,7 +352,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 "handoffs",
             ))
         }
-        Call::LedgerAnswer(p) => {
+        DocCall::LedgerAnswer(p) => {
             let id = resolve(docs, Collection::Handoffs, &p.handoff)?;
             let me = docs.me;
             let at = p.at.at.unwrap_or(now);
@@ -377,7 +378,7 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             }
             Ok(outcome)
         }
-        Call::LedgerEdit(p) => {
+        DocCall::LedgerEdit(p) => {
             let id = resolve(docs, Collection::Ledger, &p.id)?;
             let mut owners = Vec::new();
             for (stage, who) in &p.owners {
@@ -404,17 +405,17 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 .map_err(api_error)?;
             Ok(item_with_offers(&item, &offered))
         }
-        Call::LedgerPause { id, until } => {
+        DocCall::LedgerPause { id, until } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
             let item = docs.pause_ledger_item(id, until, now).map_err(api_error)?;
             Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
         }
-        Call::LedgerResume { id } => {
+        DocCall::LedgerResume { id } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
             let item = docs.resume_ledger_item(id, now).map_err(api_error)?;
             Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
         }
-        Call::LedgerAgree { id, at } => {
+        DocCall::LedgerAgree { id, at } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
             let me = docs.me;
             let (item, everyone) = docs
@@ -424,14 +425,14 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
             value["agreed_by_everyone"] = Value::Bool(everyone);
             Ok(Outcome::wrote(value, DocKind::Household, "ledger"))
         }
-        Call::LedgerRetire { id, at } => {
+        DocCall::LedgerRetire { id, at } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
             let item = docs
                 .update_ledger_item(id, at.at.unwrap_or(now), |i| i.status = ItemStatus::Retired)
                 .map_err(api_error)?;
             Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
         }
-        Call::MomentAdd(p) => {
+        DocCall::MomentAdd(p) => {
             let moment = Moment {
                 id: new_id(),
                 kind: p.kind,
@@ -446,21 +447,21 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 "moments",
             ))
         }
-        Call::Log(p) => log(docs, &p, now).map(Outcome::read),
-        Call::Export => Ok(Outcome::read(export(docs))),
-        Call::Import { data } => import(docs, &data, now),
-        Call::RoguePut {
+        DocCall::Log(p) => log(docs, &p, now).map(Outcome::read),
+        DocCall::Export => Ok(Outcome::read(export(docs))),
+        DocCall::Import { data } => import(docs, &data, now),
+        DocCall::RoguePut {
             collection,
             key,
             fields,
         } => rogue::put(docs, &collection, &key, &fields, now),
-        Call::RogueDelete { collection, key } => rogue::delete(docs, &collection, &key, now),
-        Call::Insights {
+        DocCall::RogueDelete { collection, key } => rogue::delete(docs, &collection, &key, now),
+        DocCall::Insights {
             weeks,
             include_private,
             utc_offset_min,
         } => insights(docs, weeks, include_private, utc_offset_min, now).map(Outcome::read),
-        Call::Today {
+        DocCall::Today {
             utc_offset_min,
             mark_seen,
         } => {
@@ -485,27 +486,19 @@ pub fn handle(docs: &mut Docs, call: Call, now: Millis) -> Result<Outcome, ApiEr
                 touched: BTreeMap::from([(docs.private.kind(), BTreeSet::new())]),
             })
         }
-        Call::Together { utc_offset_min } => {
+        DocCall::Together { utc_offset_min } => {
             let today = When::from_utc(now, utc_offset_min).date;
             Ok(Outcome::read(to_json(&hearth_core::together::together(
                 docs, today,
             ))))
         }
-        Call::Reply { ask, text, at } => {
+        DocCall::Reply { ask, text, at } => {
             let checkin = resolve(docs, Collection::CheckIns, &ask)?;
             let ack = hearth_core::today::reply(docs, new_id(), checkin, &text, when(&at, now)?)
                 .map_err(api_error)?;
             docs.add_ack(&ack, now).map_err(api_error)?;
             Ok(Outcome::wrote(to_json(&ack), DocKind::Household, "acks"))
         }
-        other => Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!(
-                "{} is not handled by the document owner",
-                method_name(&other)
-            ),
-            "this is a bug in hearthd; please report it",
-        )),
     }
 }
 
@@ -657,13 +650,6 @@ pub(crate) mod rogue {
             "nothing was changed",
         )
     }
-}
-
-fn method_name(call: &Call) -> String {
-    serde_json::to_value(call)
-        .ok()
-        .and_then(|v| v.get("method").and_then(Value::as_str).map(String::from))
-        .unwrap_or_else(|| "this call".into())
 }
 
 /// Writes an answer sealed until the partner answers the same day, under a key made for
@@ -1359,19 +1345,6 @@ pub fn holds_entries(docs: &Docs) -> bool {
 /// The longest pause `pause --for` accepts: a pause is a breather, not a way to leave.
 pub const MAX_PAUSE_SECS: u64 = 90 * 24 * 3600;
 
-/// Whether `call` is one of the roster, pause or leave calls [`roster_call`] handles.
-pub fn is_roster_call(call: &Call) -> bool {
-    matches!(
-        call,
-        Call::DevicesList
-            | Call::DevicesRename { .. }
-            | Call::DevicesRemove { .. }
-            | Call::Pause { .. }
-            | Call::Resume
-            | Call::Leave { .. }
-    )
-}
-
 /// A device id as typed: upper case, without the dashes between groups or spaces.
 fn device_key(id: &str) -> String {
     id.chars()
@@ -1417,9 +1390,9 @@ fn device_summary(
     device: &Device,
     this_device: &str,
     policy: &hearth_core::sync::Policy,
-) -> crate::api::DeviceSummary {
+) -> hearth_api::DeviceSummary {
     let devices = docs.devices();
-    crate::api::DeviceSummary {
+    hearth_api::DeviceSummary {
         id: device.id.clone(),
         name: device.name.clone(),
         person_id: device.person.to_string(),
@@ -1476,13 +1449,13 @@ pub fn roster_call(
     docs: &mut Docs,
     this_device: &str,
     signer: &ring::signature::Ed25519KeyPair,
-    call: Call,
+    call: RosterCall,
     now: Millis,
 ) -> Result<Outcome, ApiError> {
     let policy = hearth_core::sync::Policy::from_docs(docs, now);
     match call {
-        Call::DevicesList => {
-            let mut list: Vec<crate::api::DeviceSummary> = docs
+        RosterCall::DevicesList => {
+            let mut list: Vec<hearth_api::DeviceSummary> = docs
                 .devices()
                 .iter()
                 .map(|d| device_summary(docs, d, this_device, &policy))
@@ -1491,7 +1464,7 @@ pub fn roster_call(
             list.sort_by_key(|d| (d.person_id != docs.me.to_string(), d.added_at));
             Ok(Outcome::read(to_json(&list)))
         }
-        Call::DevicesRename { id, name } => {
+        RosterCall::DevicesRename { id, name } => {
             let mut device = resolve_device(docs, &id)?;
             if device.person != docs.me {
                 return Err(ApiError::new(
@@ -1519,7 +1492,7 @@ pub fn roster_call(
                 "devices",
             ))
         }
-        Call::DevicesRemove { id } => {
+        RosterCall::DevicesRemove { id } => {
             let mut device = resolve_device(docs, &id)?;
             if device.id == this_device {
                 return Err(ApiError::new(
@@ -1561,7 +1534,7 @@ pub fn roster_call(
             let summary = device_summary(docs, &device, this_device, &policy);
             Ok(Outcome::wrote(to_json(&summary), doc, "devices"))
         }
-        Call::Pause { for_secs } => {
+        RosterCall::Pause { for_secs } => {
             require_sharing(docs, "pause")?;
             let until = match for_secs {
                 Some(0) => {
@@ -1594,7 +1567,7 @@ pub fn roster_call(
                 "people",
             ))
         }
-        Call::Resume => {
+        RosterCall::Resume => {
             let recorded = docs.pause_of(docs.me);
             let was_active = recorded.is_some_and(|p| p.active_at(now));
             if recorded.is_none() {
@@ -1608,7 +1581,7 @@ pub fn roster_call(
                 "people",
             ))
         }
-        Call::Leave { confirm } => {
+        RosterCall::Leave { confirm } => {
             if let Some(at) = docs.left_at(docs.me) {
                 return Ok(Outcome::read(
                     json!({ "left": true, "already": true, "at": at }),
@@ -1630,7 +1603,6 @@ pub fn roster_call(
                 "people",
             ))
         }
-        other => handle(docs, other, now),
     }
 }
 
@@ -1695,7 +1667,7 @@ mod roster_tests {
 
     const THIS: &str = "AAAA-BBBB-CCCC";
 
-    fn call(docs: &mut Docs, call: Call) -> Result<Value, ApiError> {
+    fn call(docs: &mut Docs, call: RosterCall) -> Result<Value, ApiError> {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         let signer = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
@@ -1729,7 +1701,7 @@ mod roster_tests {
         let mut docs = docs(true);
         let renamed = call(
             &mut docs,
-            Call::DevicesRename {
+            RosterCall::DevicesRename {
                 id: "aaaaz".into(),
                 name: " phone ".into(),
             },
@@ -1738,23 +1710,23 @@ mod roster_tests {
         assert_eq!(renamed["name"], "phone");
         let theirs = call(
             &mut docs,
-            Call::DevicesRename {
+            RosterCall::DevicesRename {
                 id: "QQQQ".into(),
                 name: "x".into(),
             },
         )
         .unwrap_err();
         assert!(theirs.message.contains("Bo's"), "{}", theirs.message);
-        let own = call(&mut docs, Call::DevicesRemove { id: THIS.into() }).unwrap_err();
+        let own = call(&mut docs, RosterCall::DevicesRemove { id: THIS.into() }).unwrap_err();
         assert!(own.message.contains("the device you are using"));
         // A partner's lost phone may be removed from here (for this person's devices);
         // only once.
-        let removed = call(&mut docs, Call::DevicesRemove { id: "QQQQ".into() }).unwrap();
+        let removed = call(&mut docs, RosterCall::DevicesRemove { id: "QQQQ".into() }).unwrap();
         assert_eq!(removed["removed_at"], 1_000);
         assert_eq!(removed["trusted"], false);
-        let again = call(&mut docs, Call::DevicesRemove { id: "QQQQ".into() }).unwrap_err();
+        let again = call(&mut docs, RosterCall::DevicesRemove { id: "QQQQ".into() }).unwrap_err();
         assert!(again.message.contains("already removed"));
-        let list = call(&mut docs, Call::DevicesList).unwrap();
+        let list = call(&mut docs, RosterCall::DevicesList).unwrap();
         let list = list.as_array().unwrap();
         assert_eq!(list.len(), 3);
         assert_eq!(list[2]["person"], "Bo", "this person's devices come first");
@@ -1766,37 +1738,43 @@ mod roster_tests {
     #[test]
     fn pausing_needs_a_partner_and_a_sensible_length() {
         let mut alone = docs(false);
-        let err = call(&mut alone, Call::Pause { for_secs: None }).unwrap_err();
+        let err = call(&mut alone, RosterCall::Pause { for_secs: None }).unwrap_err();
         assert!(err.message.contains("no partner"), "{}", err.message);
         let mut docs = docs(true);
         for bad in [0, MAX_PAUSE_SECS + 1] {
             assert!(call(
                 &mut docs,
-                Call::Pause {
+                RosterCall::Pause {
                     for_secs: Some(bad)
                 }
             )
             .is_err());
         }
-        let paused = call(&mut docs, Call::Pause { for_secs: Some(60) }).unwrap();
+        let paused = call(&mut docs, RosterCall::Pause { for_secs: Some(60) }).unwrap();
         assert_eq!(paused["until"], 61_000);
         assert_eq!(paused["with"], serde_json::json!(["Bo"]));
-        assert_eq!(call(&mut docs, Call::Resume).unwrap()["resumed"], true);
-        assert_eq!(call(&mut docs, Call::Resume).unwrap()["resumed"], false);
+        assert_eq!(
+            call(&mut docs, RosterCall::Resume).unwrap()["resumed"],
+            true
+        );
+        assert_eq!(
+            call(&mut docs, RosterCall::Resume).unwrap()["resumed"],
+            false
+        );
     }
 
     #[test]
     fn leaving_needs_confirmation_happens_once_and_ends_pausing() {
         let mut docs = docs(true);
-        let unconfirmed = call(&mut docs, Call::Leave { confirm: false }).unwrap_err();
+        let unconfirmed = call(&mut docs, RosterCall::Leave { confirm: false }).unwrap_err();
         assert!(unconfirmed.hint.unwrap().contains("--yes"));
-        call(&mut docs, Call::Pause { for_secs: None }).unwrap();
-        let left = call(&mut docs, Call::Leave { confirm: true }).unwrap();
+        call(&mut docs, RosterCall::Pause { for_secs: None }).unwrap();
+        let left = call(&mut docs, RosterCall::Leave { confirm: true }).unwrap();
         assert_eq!(left["already"], false);
         assert_eq!(docs.pause_of(docs.me), None, "leaving ends the pause");
-        let again = call(&mut docs, Call::Leave { confirm: false }).unwrap();
+        let again = call(&mut docs, RosterCall::Leave { confirm: false }).unwrap();
         assert_eq!(again["already"], true);
-        let pause = call(&mut docs, Call::Pause { for_secs: None }).unwrap_err();
+        let pause = call(&mut docs, RosterCall::Pause { for_secs: None }).unwrap_err();
         assert!(pause.message.contains("ended"), "{}", pause.message);
     }
 }

@@ -1,18 +1,15 @@
-//! hearthd: the Hearth daemon as a library, so that the CLI, the tests and the demo can
-//! run it in-process or as a child, and share the control API's types.
+//! hearthd: the Hearth daemon as a library, so that its binary and the tests can run
+//! it. The control protocol's types, the client and the paths are in `hearth-api`,
+//! which the CLI uses without linking this crate's network stack.
 #![forbid(unsafe_code)]
 
 pub mod actor;
-pub mod api;
-pub mod client;
-pub mod config;
 pub mod daemon;
 pub mod discovery;
 pub mod epochs;
 pub mod handlers;
 pub mod net;
 pub mod pairing;
-pub mod paths;
 pub mod reminder;
 pub mod storage;
 pub mod sync_hub;

@@ -35,10 +35,10 @@ use zeroize::Zeroizing;
 use hearth_core::epochs::Epoch;
 
 use crate::actor::{now_millis, ActorHandle, ActorMsg};
-use crate::api::{ApiError, ErrorCode};
 use crate::epochs::HouseholdKeys;
 use crate::net::Net;
 use crate::transport::{self, Accepted, Alpn, CloseReason, PairingWindow, TrustSet};
+use hearth_api::{ApiError, ErrorCode};
 
 /// How long `pair join` without an address looks for the inviting device.
 const FIND_TIMEOUT: Duration = Duration::from_secs(15);
@@ -304,7 +304,7 @@ impl Pairing {
     async fn roster(&self) -> Result<RosterExport, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.actor.send(ActorMsg::Roster { reply }).await?;
-        answer.await.map_err(|_| stopping())
+        answer.await.map_err(|_| ApiError::stopping())
     }
 
     async fn add_to_roster(&self, roster: RosterExport) -> Result<(), ApiError> {
@@ -312,13 +312,13 @@ impl Pairing {
         self.actor
             .send(ActorMsg::AddToRoster { roster, reply })
             .await?;
-        answer.await.map_err(|_| stopping())?.map(|_| ())
+        answer.await.map_err(|_| ApiError::stopping())?.map(|_| ())
     }
 
     fn save_household_epoch(&self, epoch: Epoch) -> Result<(), ApiError> {
         self.keys
             .replace(epoch)
-            .map_err(|e| internal(&format!("could not save the household secret: {e}")))
+            .map_err(|e| ApiError::internal(format!("could not save the household secret: {e}")))
     }
 }
 
@@ -332,22 +332,6 @@ fn partner_already_here() -> ApiError {
         ErrorCode::Invalid,
         "both of you are already in this household, so there is no partner left to invite",
         "to add another device of yours, run `hearth pair invite --own-device`; your partner adds their own devices from one of theirs",
-    )
-}
-
-fn stopping() -> ApiError {
-    ApiError::new(
-        ErrorCode::Internal,
-        "hearthd is stopping",
-        "start it again with `hearth daemon start`",
-    )
-}
-
-fn internal(message: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::Internal,
-        message,
-        "try pairing again; if it keeps failing, check `hearth status`",
     )
 }
 
@@ -691,10 +675,10 @@ pub async fn join(
     // says anything about itself.
     let (reply, answer) = tokio::sync::oneshot::channel();
     pairing.actor.send(ActorMsg::IsFresh { reply }).await?;
-    let fresh = answer.await.map_err(|_| stopping())?;
+    let fresh = answer.await.map_err(|_| ApiError::stopping())?;
     let (reply, answer) = tokio::sync::oneshot::channel();
     pairing.actor.send(ActorMsg::HoldsEntries { reply }).await?;
-    let holds_entries = answer.await.map_err(|_| stopping())?;
+    let holds_entries = answer.await.map_err(|_| ApiError::stopping())?;
     let policy = JoinerPolicy {
         accepts_partner: !holds_entries || options.merge,
         accepts_own_device: fresh,
@@ -713,7 +697,7 @@ pub async fn join(
         .iter()
         .find(|p| p.id == me_id)
         .cloned()
-        .ok_or_else(|| internal("this device's person is missing from its roster"))?;
+        .ok_or_else(|| ApiError::internal("this device's person is missing from its roster"))?;
     let my_device = DeviceId::from_public_key(&pairing.local_key).to_string();
     let device_name = roster
         .devices
@@ -726,7 +710,7 @@ pub async fn join(
     let (mut send, mut recv) = connection
         .open_bi()
         .await
-        .map_err(|e| internal(&e.to_string()))?;
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let info = JoinerInfo {
         device_key: pairing.local_key,
         person_id: me_id,
@@ -766,7 +750,7 @@ pub async fn join(
         )
     })?;
     let PairOutcome::Inviter(inviter) = outcome else {
-        return Err(internal("the other device answered as a joiner"));
+        return Err(ApiError::internal("the other device answered as a joiner"));
     };
     let own = enrol(pairing, &connection, &inviter, &my_device, &device_name).await;
     // The inviter closes the connection once our device is on its roster; only then
@@ -774,8 +758,9 @@ pub async fn join(
     let _ = tokio::time::timeout(Duration::from_secs(5), connection.closed()).await;
     transport::close(&connection, CloseReason::Done);
     let own = own?;
-    let received: RosterExport = serde_json::from_slice(&inviter.roster)
-        .map_err(|_| internal("the inviting device sent a roster this Hearth cannot read"))?;
+    let received: RosterExport = serde_json::from_slice(&inviter.roster).map_err(|_| {
+        ApiError::internal("the inviting device sent a roster this Hearth cannot read")
+    })?;
     pairing.save_household_epoch(Epoch::new(
         inviter.household_epoch,
         *inviter.household_secret,
@@ -796,7 +781,7 @@ pub async fn join(
                 reply,
             })
             .await?;
-        answer.await.map_err(|_| stopping())??;
+        answer.await.map_err(|_| ApiError::stopping())??;
         if let Ok(mut me) = pairing.me.lock() {
             *me = inviter.person_id;
         }

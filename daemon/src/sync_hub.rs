@@ -41,9 +41,9 @@ use hearth_core::epochs::Epoch;
 
 pub use hearth_core::sync::policy::{trusted_devices, Policy};
 
-use crate::api::Event;
 use crate::epochs::HouseholdKeys;
 use crate::storage;
+use hearth_api::Event;
 
 /// Identifies one network connection for its lifetime.
 pub type ConnId = u64;
@@ -892,7 +892,7 @@ impl SyncHub {
                     .map_err(|e| e.to_string())
             })
             .and_then(|sealed| {
-                crate::paths::ensure_private_dir(&self.sync_dir)
+                hearth_api::paths::ensure_private_dir(&self.sync_dir)
                     .and_then(|()| {
                         storage::atomic_write(
                             &self.sync_dir,

@@ -31,6 +31,7 @@ use std::time::Duration;
 use automerge::sync::{self as am_sync, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc, ROOT};
+use hearth_api::{Call, DocCall};
 use hearth_core::doc::Docs;
 use hearth_core::identity::DeviceId;
 use hearth_core::model::{Millis, Person};
@@ -42,7 +43,6 @@ use hearth_core::sync::{
     encode_frame, DocAccess, DocId, FrameDecoder, FrameError, Message, PeerId, PeerMetadata, Role,
     Session, SessionConfig, SyncLimits,
 };
-use hearthd::api::{Call, Request};
 use hearthd::storage::{DocStore, StoreError};
 use rand::SeedableRng;
 use serde_json::Value;
@@ -444,7 +444,7 @@ fn template() -> &'static Docs {
         let _ = docs.add_person(&person, FUZZ_NOW);
         let _ = hearthd::handlers::handle(
             &mut docs,
-            Call::Import {
+            DocCall::Import {
                 data: template_export(),
             },
             FUZZ_NOW,
@@ -480,25 +480,22 @@ fn doc_heads(docs: &Docs) -> (Vec<ChangeHash>, Vec<ChangeHash>) {
 
 /// The control request parser, then the parsed call against real documents.
 pub fn control_request(data: &[u8]) {
-    let Ok((id, call)) = hearthd::daemon::parse_request(data) else {
+    let Ok(request) = hearthd::daemon::parse_request(data) else {
         return;
     };
     // What parsed must serialise back to a request that parses the same way.
-    let line = match serde_json::to_vec(&Request {
-        v: hearthd::api::PROTOCOL_VERSION,
-        id,
-        call: call.clone(),
-    }) {
+    let line = match serde_json::to_vec(&request) {
         Ok(line) => line,
         Err(e) => panic!("a parsed request does not serialise: {e}"),
     };
     match hearthd::daemon::parse_request(&line) {
-        Ok((again, _)) => assert_eq!(again, id),
+        Ok(again) => assert_eq!(again.id, request.id),
         Err((_, e)) => panic!("a re-serialised request was refused: {}", e.message),
     }
-    if !owner_call(&call) {
+    // Only the calls `handlers::handle` answers; the rest need a daemon, sockets or keys.
+    let Call::Doc(call) = request.call else {
         return;
-    }
+    };
     let mut docs = template().clone();
     let before = doc_heads(&docs);
     if hearthd::handlers::handle(&mut docs, call, FUZZ_NOW).is_err() {
@@ -507,23 +504,6 @@ pub fn control_request(data: &[u8]) {
             "a refused request changed the documents"
         );
     }
-}
-
-/// Calls the document owner answers; the rest need a daemon, sockets or the disk.
-fn owner_call(call: &Call) -> bool {
-    !matches!(
-        call,
-        Call::Init { .. }
-            | Call::Unlock { .. }
-            | Call::Status
-            | Call::Shutdown
-            | Call::Subscribe
-            | Call::SyncNow
-            | Call::PeersAdd { .. }
-            | Call::PairInvite { .. }
-            | Call::PairWait
-            | Call::PairJoin { .. }
-    )
 }
 
 // ----- import file --------------------------------------------------------------------
@@ -536,7 +516,8 @@ pub fn import_file(data: &[u8]) {
     };
     let mut docs = template().clone();
     let before = doc_heads(&docs);
-    let first = hearthd::handlers::handle(&mut docs, Call::Import { data: file.clone() }, FUZZ_NOW);
+    let first =
+        hearthd::handlers::handle(&mut docs, DocCall::Import { data: file.clone() }, FUZZ_NOW);
     match first {
         Err(_) => assert!(
             doc_heads(&docs) == before,
@@ -544,7 +525,7 @@ pub fn import_file(data: &[u8]) {
         ),
         Ok(_) => {
             let after = doc_heads(&docs);
-            match hearthd::handlers::handle(&mut docs, Call::Import { data: file }, FUZZ_NOW) {
+            match hearthd::handlers::handle(&mut docs, DocCall::Import { data: file }, FUZZ_NOW) {
                 Ok(outcome) => {
                     assert_eq!(
                         outcome.value["imported"],

@@ -16,9 +16,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use hearthd::api::{Call, Status};
-use hearthd::client::{Client, ClientError, Subscription};
-use hearthd::paths::Paths;
+use hearth_api::client::{Client, ClientError, Subscription};
+use hearth_api::paths::Paths;
+use hearth_api::{Call, DaemonCall, DocCall, NetCall, Status};
 use serde_json::Value;
 
 /// How long a test waits for an event before it gives up.
@@ -262,19 +262,19 @@ impl TestDaemon {
     }
 
     /// One call on a fresh connection.
-    pub fn call(&self, call: Call) -> Result<Value, ClientError> {
+    pub fn call(&self, call: impl Into<Call>) -> Result<Value, ClientError> {
         let mut client = Client::connect(&self.paths.socket)?;
         client.call(call)
     }
 
     /// `status`, parsed.
     pub fn status(&self) -> anyhow::Result<Status> {
-        Ok(serde_json::from_value(self.call(Call::Status)?)?)
+        Ok(serde_json::from_value(self.call(DaemonCall::Status)?)?)
     }
 
     /// Initialises the daemon as a person.
     pub fn init(&self, name: &str) -> anyhow::Result<Value> {
-        Ok(self.call(Call::Init {
+        Ok(self.call(DaemonCall::Init {
             name: name.into(),
             device_name: Some(format!("{name}'s laptop")),
             passphrase: None,
@@ -301,17 +301,17 @@ impl TestDaemon {
 
     /// Records a small moment carrying `note`, and returns the created record.
     pub fn moment(&self, note: &str) -> Result<Value, ClientError> {
-        self.call(Call::MomentAdd(hearthd::api::MomentParams {
+        self.call(DocCall::MomentAdd(hearth_api::MomentParams {
             kind: hearth_core::model::MomentKind::Laugh,
             started_by: None,
             note: Some(note.into()),
-            at: hearthd::api::At::default(),
+            at: hearth_api::At::default(),
         }))
     }
 
     /// Every note this device's timeline shows, sorted.
     pub fn notes(&self) -> anyhow::Result<Vec<String>> {
-        let log = self.call(Call::Log(hearthd::api::LogParams::default()))?;
+        let log = self.call(DocCall::Log(hearth_api::LogParams::default()))?;
         let mut notes: Vec<String> = log
             .as_array()
             .into_iter()
@@ -375,7 +375,7 @@ impl TestDaemon {
 
     /// Asks the daemon to stop and waits until it has exited.
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        let _ = self.call(Call::Shutdown);
+        let _ = self.call(DaemonCall::Shutdown);
         if let Some(mut child) = self.child.take() {
             let status = child.wait()?;
             if !status.success() {
@@ -428,7 +428,7 @@ pub fn pair_with(
     joiner: &TestDaemon,
     own_device: bool,
 ) -> anyhow::Result<(Value, Value)> {
-    let invite = inviter.call(Call::PairInvite {
+    let invite = inviter.call(NetCall::PairInvite {
         timeout_secs: Some(60),
         own_device,
     })?;
@@ -443,10 +443,10 @@ pub fn pair_with(
     let waiter = {
         let socket = inviter.paths.socket.clone();
         std::thread::spawn(move || -> Result<Value, ClientError> {
-            Client::connect(&socket)?.call(Call::PairWait)
+            Client::connect(&socket)?.call(NetCall::PairWait)
         })
     };
-    let joined = joiner.call(Call::PairJoin {
+    let joined = joiner.call(NetCall::PairJoin {
         code,
         addr: Some(addr),
         merge: false,
@@ -495,8 +495,8 @@ pub fn wait_converged_within(
 /// Waits for an event matching `want` on a subscription.
 pub fn wait_for_event(
     sub: &mut Subscription,
-    want: impl Fn(&hearthd::api::Event) -> bool,
-) -> anyhow::Result<hearthd::api::Event> {
+    want: impl Fn(&hearth_api::Event) -> bool,
+) -> anyhow::Result<hearth_api::Event> {
     let deadline = Instant::now() + EVENT_TIMEOUT;
     while Instant::now() < deadline {
         if let Some(line) = sub.next_event()? {

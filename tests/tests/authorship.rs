@@ -11,8 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+use hearth_api::{At, BundleCall, CheckinParams, DocCall, PeerStatus};
 use hearth_tests::harness::{pair, pair_same_person, wait_converged, TestDaemon};
-use hearthd::api::{At, Call, CheckinParams, PeerStatus};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -34,7 +34,7 @@ impl House {
         bo.init("Bo").unwrap();
         pair(&ada, &bo).unwrap();
         let written = ada
-            .call(Call::CheckinAdd(CheckinParams {
+            .call(DocCall::CheckinAdd(CheckinParams {
                 battery: 60,
                 note: Some("a calm day".into()),
                 ..Default::default()
@@ -67,7 +67,7 @@ fn device_id(d: &TestDaemon) -> String {
 }
 
 fn rogue_put(d: &TestDaemon, collection: &str, key: &str, fields: Value) {
-    d.call(Call::RoguePut {
+    d.call(DocCall::RoguePut {
         collection: collection.into(),
         key: key.into(),
         fields: fields.as_object().unwrap().clone(),
@@ -77,7 +77,7 @@ fn rogue_put(d: &TestDaemon, collection: &str, key: &str, fields: Value) {
 
 /// Everything `d` holds, as its export gives it.
 fn export(d: &TestDaemon) -> Value {
-    let mut all = d.call(Call::Export).unwrap();
+    let mut all = d.call(DocCall::Export).unwrap();
     // When the export was made is not data.
     if let Some(map) = all.as_object_mut() {
         map.remove("exported_at");
@@ -177,7 +177,7 @@ fn the_partner_cannot_forge_edit_or_delete_the_others_check_ins() {
     });
     // Delete it.
     assert_refused(&house, |h| {
-        h.bo.call(Call::RogueDelete {
+        h.bo.call(DocCall::RogueDelete {
             collection: "checkins".into(),
             key: h.ada_checkin.clone(),
         })
@@ -186,7 +186,7 @@ fn the_partner_cannot_forge_edit_or_delete_the_others_check_ins() {
     // Whatever Bo's client writes next builds on what was refused, and is refused
     // with it: a client that forged once must be set right (re-paired) to be heard.
     assert_refused(&house, |h| {
-        h.bo.call(Call::CheckinAdd(CheckinParams {
+        h.bo.call(DocCall::CheckinAdd(CheckinParams {
             battery: 40,
             note: Some("long week".into()),
             ..Default::default()
@@ -248,7 +248,7 @@ fn a_fake_answer_does_not_open_a_reveal_together_answer() {
 /// reaches the other device still sealed. Returns the check-in's id.
 fn sealed_answer(house: &House, writer: &TestDaemon, note: &str, at: i64) -> String {
     let written = writer
-        .call(Call::CheckinAdd(CheckinParams {
+        .call(DocCall::CheckinAdd(CheckinParams {
             battery: 40,
             note: Some(note.into()),
             visibility: Some(hearth_core::model::Visibility::RevealTogether),
@@ -298,7 +298,7 @@ fn a_swapped_reveal_key_is_refused() {
         refused_because(&house)
     );
     // Ada holds his answer still sealed, as it was.
-    let ada_sees = house.ada.call(Call::Export).unwrap().to_string();
+    let ada_sees = house.ada.call(DocCall::Export).unwrap().to_string();
     assert!(!ada_sees.contains("sealed until Ada answers"));
 }
 
@@ -390,12 +390,15 @@ fn a_bundle_carrying_a_forged_change_is_refused_whole() {
         &Uuid::new_v4().to_string(),
         json!({ "$value": compact_checkin(&ada, now_ms(), 1, "I want out") }),
     );
-    let bundle = house.bo.call(Call::BundleExport { all: false }).unwrap();
+    let bundle = house
+        .bo
+        .call(BundleCall::BundleExport { all: false })
+        .unwrap();
     house.bo.stop().unwrap();
     let ada_again = TestDaemon::start_with(&ada_dir, &ada_listen).unwrap();
     let before = export(&ada_again);
     let refused = ada_again
-        .call(Call::BundleImport {
+        .call(BundleCall::BundleImport {
             bundle: bundle["bundle"].as_str().unwrap().to_string(),
         })
         .unwrap_err()

@@ -11,13 +11,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use hearth_api::client::{ClientError, Subscription};
+use hearth_api::{BundleCall, Event, RosterCall};
 use hearth_core::doc::{DocKind, Docs};
 use hearth_core::envelope::bundle::{self, Bundle};
 use hearth_core::secrets::DeviceSecrets;
 use hearth_tests::generate::{Generator, Household, Options, Who, DEFAULT_START_MS};
 use hearth_tests::harness::{wait_converged, workspace_binary, TestDaemon};
-use hearthd::api::{Call, Event};
-use hearthd::client::{ClientError, Subscription};
 use ring::signature::Ed25519KeyPair;
 use serde_json::Value;
 
@@ -30,7 +30,7 @@ fn notes(d: &TestDaemon) -> Vec<String> {
 }
 
 fn export(d: &TestDaemon, all: bool) -> (Vec<u8>, Value) {
-    let answer = d.call(Call::BundleExport { all }).unwrap();
+    let answer = d.call(BundleCall::BundleExport { all }).unwrap();
     let bytes = data_encoding::BASE64
         .decode(answer["bundle"].as_str().unwrap().as_bytes())
         .unwrap();
@@ -39,7 +39,7 @@ fn export(d: &TestDaemon, all: bool) -> (Vec<u8>, Value) {
 }
 
 fn import(d: &TestDaemon, bytes: &[u8]) -> Result<Value, ClientError> {
-    d.call(Call::BundleImport {
+    d.call(BundleCall::BundleImport {
         bundle: data_encoding::BASE64.encode(bytes),
     })
 }
@@ -279,7 +279,7 @@ fn a_bundle_from_a_removed_device_is_refused() {
     let (good, _) = export(&b, false);
     let a = restart_unreachable(&mut a, "127.0.0.2:0");
     let bo_device = b.status().unwrap().device_id.unwrap();
-    a.call(Call::DevicesRemove {
+    a.call(RosterCall::DevicesRemove {
         id: bo_device.clone(),
     })
     .unwrap();

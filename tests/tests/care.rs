@@ -4,10 +4,10 @@
 //! support at once, and his own views keep the answer.
 #![allow(clippy::unwrap_used)]
 
+use hearth_api::{At, CheckinParams, DocCall, ReflectParams};
 use hearth_core::insights::SAFETY_SUPPORT;
 use hearth_core::model::{Answer, Visibility};
 use hearth_tests::harness::{wait_converged, workspace_binary, TestDaemon};
-use hearthd::api::{At, Call, CheckinParams, ReflectParams};
 use serde_json::Value;
 
 const BO_NOTE: &str = "bo-note-after-the-argument-5e1d";
@@ -188,7 +188,7 @@ fn a_sealed_check_in_keeps_safety_back_after_it_opens() {
         at: Some(1_773_172_800_000),
         utc_offset_min: 0,
     };
-    b.call(Call::CheckinAdd(CheckinParams {
+    b.call(DocCall::CheckinAdd(CheckinParams {
         battery: 20,
         basics: [(
             hearth_core::model::Basic::Safety,
@@ -200,7 +200,7 @@ fn a_sealed_check_in_keeps_safety_back_after_it_opens() {
         ..Default::default()
     }))
     .unwrap();
-    a.call(Call::CheckinAdd(CheckinParams {
+    a.call(DocCall::CheckinAdd(CheckinParams {
         battery: 60,
         visibility: Some(Visibility::RevealTogether),
         at,
@@ -229,7 +229,7 @@ fn a_sealed_check_in_keeps_safety_back_after_it_opens() {
 #[test]
 fn a_shared_reflection_never_shows_its_safety_answer_to_the_partner() {
     let (a, b) = two_paired();
-    b.call(Call::ReflectAdd(ReflectParams {
+    b.call(DocCall::ReflectAdd(ReflectParams {
         energy: Answer::Yes,
         safe: Answer::No,
         aligned: Answer::Yes,

@@ -8,10 +8,10 @@
 
 use std::time::Instant;
 
+use hearth_api::client::ClientError;
+use hearth_api::{CheckinParams, DeviceSummary, DocCall, NetCall, RosterCall};
 use hearth_core::model::Visibility;
 use hearth_tests::harness::{pair, pair_same_person, wait_converged, TestDaemon, EVENT_TIMEOUT};
-use hearthd::api::{Call, CheckinParams, DeviceSummary};
-use hearthd::client::ClientError;
 use serde_json::Value;
 
 fn moment(d: &TestDaemon, note: &str) {
@@ -19,7 +19,7 @@ fn moment(d: &TestDaemon, note: &str) {
 }
 
 fn private_checkin(d: &TestDaemon, note: &str) {
-    d.call(Call::CheckinAdd(CheckinParams {
+    d.call(DocCall::CheckinAdd(CheckinParams {
         battery: 40,
         note: Some(note.into()),
         visibility: Some(Visibility::Private),
@@ -45,7 +45,7 @@ fn device_id(d: &TestDaemon) -> String {
 }
 
 fn devices(d: &TestDaemon) -> Vec<DeviceSummary> {
-    serde_json::from_value(d.call(Call::DevicesList).unwrap()).unwrap()
+    serde_json::from_value(d.call(RosterCall::DevicesList).unwrap()).unwrap()
 }
 
 /// Waits until `cond` holds, looking again whenever one of `daemons` reports an event
@@ -106,7 +106,7 @@ fn household() -> (TestDaemon, TestDaemon, TestDaemon) {
     a2.init("Ada again").unwrap();
     pair(&a, &b).unwrap();
     pair_same_person(&a, &a2).unwrap();
-    a2.call(Call::PeersAdd {
+    a2.call(NetCall::PeersAdd {
         addr: b.addr().unwrap(),
     })
     .unwrap();
@@ -131,13 +131,13 @@ fn a_second_device_of_the_same_person_shares_the_private_document_and_the_partne
     busy.init("Someone").unwrap();
     moment(&busy, "mine");
     let invite = a
-        .call(Call::PairInvite {
+        .call(NetCall::PairInvite {
             timeout_secs: Some(60),
             own_device: true,
         })
         .unwrap();
     let err = busy
-        .call(Call::PairJoin {
+        .call(NetCall::PairJoin {
             code: invite["code"].as_str().unwrap().into(),
             addr: invite["addresses"][0].as_str().map(String::from),
             merge: true,
@@ -172,7 +172,7 @@ fn a_second_device_of_the_same_person_shares_the_private_document_and_the_partne
     //    the phone reaches Bo directly and they sync.
     let mut a = a;
     a.stop().unwrap();
-    a2.call(Call::PeersAdd {
+    a2.call(NetCall::PeersAdd {
         addr: b.addr().unwrap(),
     })
     .unwrap();
@@ -197,7 +197,7 @@ fn a_removed_device_is_refused_everywhere_and_gets_nothing_more() {
 
     // 1. Ada removes her phone from the laptop; Bo's device hears of it by sync.
     let removed: DeviceSummary = serde_json::from_value(
-        a.call(Call::DevicesRemove {
+        a.call(RosterCall::DevicesRemove {
             id: phone[..6].into(),
         })
         .unwrap(),
@@ -212,7 +212,7 @@ fn a_removed_device_is_refused_everywhere_and_gets_nothing_more() {
     });
 
     // 2. The phone keeps trying both devices, and both refuse it at the handshake.
-    a2.call(Call::SyncNow).unwrap();
+    a2.call(NetCall::SyncNow).unwrap();
     wait_refused(&a, &phone, Some(&a2));
     wait_refused(&b, &phone, Some(&a2));
 
@@ -226,11 +226,11 @@ fn a_removed_device_is_refused_everywhere_and_gets_nothing_more() {
     // 4. The phone cannot remove itself from the list by asking, and a second removal
     //    says what happened.
     let again = a
-        .call(Call::DevicesRemove { id: phone.clone() })
+        .call(RosterCall::DevicesRemove { id: phone.clone() })
         .unwrap_err();
     assert!(again.to_string().contains("already removed"), "{again}");
     let own = a
-        .call(Call::DevicesRemove { id: device_id(&a) })
+        .call(RosterCall::DevicesRemove { id: device_id(&a) })
         .unwrap_err();
     assert!(
         own.to_string().contains("the device you are using"),
@@ -246,7 +246,8 @@ fn a_device_removed_while_offline_is_refused_when_it_returns() {
     a2.stop().unwrap();
 
     // 1. Removed while it is away; Bo's device learns of it.
-    a.call(Call::DevicesRemove { id: phone.clone() }).unwrap();
+    a.call(RosterCall::DevicesRemove { id: phone.clone() })
+        .unwrap();
     moment(&a, "while the phone was away");
     wait_converged(&[&a, &b], "household").unwrap();
 
@@ -273,7 +274,7 @@ fn a_pause_holds_the_partner_back_while_own_devices_sync_and_shows_on_both_sides
     let laptop = device_id(&a);
 
     // 1. Ada pauses. The pause reaches Bo's device before it takes effect.
-    let paused = a.call(Call::Pause { for_secs: None }).unwrap();
+    let paused = a.call(RosterCall::Pause { for_secs: None }).unwrap();
     assert_eq!(paused["paused"], Value::Bool(true));
     let shows_pause = |d: &TestDaemon| {
         d.status()
@@ -308,7 +309,7 @@ fn a_pause_holds_the_partner_back_while_own_devices_sync_and_shows_on_both_sides
     assert!(!has(&a, "bo during the pause") && !has(&a2, "bo during the pause"));
 
     // 3. Resume: what was written during the pause travels both ways.
-    let resumed = a.call(Call::Resume).unwrap();
+    let resumed = a.call(RosterCall::Resume).unwrap();
     assert_eq!(resumed["resumed"], Value::Bool(true));
     wait_converged(&[&a, &b, &a2], "household").unwrap();
     for d in [&a, &b, &a2] {
@@ -332,7 +333,7 @@ fn a_pause_for_a_while_ends_by_itself() {
     b.init("Bo").unwrap();
     pair(&a, &b).unwrap();
     wait_converged(&[&a, &b], "household").unwrap();
-    let paused = a.call(Call::Pause { for_secs: Some(2) }).unwrap();
+    let paused = a.call(RosterCall::Pause { for_secs: Some(2) }).unwrap();
     assert!(paused["until"].is_i64());
     let ada = person_id(&a);
     wait_until(&[&b], "Bo's device hearing of the pause", || {
@@ -360,14 +361,14 @@ fn leaving_ends_sharing_for_good_and_both_sides_keep_their_copy() {
     wait_converged(&[&a, &b, &a2], "household").unwrap();
 
     // 1. Leaving needs a confirmation.
-    let unconfirmed = a.call(Call::Leave { confirm: false }).unwrap_err();
+    let unconfirmed = a.call(RosterCall::Leave { confirm: false }).unwrap_err();
     assert!(
         unconfirmed.to_string().contains("confirmation"),
         "{unconfirmed}"
     );
 
     // 2. Ada leaves; Bo's device hears of it, then both sides refuse each other.
-    let left = a.call(Call::Leave { confirm: true }).unwrap();
+    let left = a.call(RosterCall::Leave { confirm: true }).unwrap();
     assert_eq!(left["left"], Value::Bool(true));
     let ada = person_id(&a);
     wait_until(&[&b], "Bo's device hearing that Ada left", || {
@@ -379,7 +380,7 @@ fn leaving_ends_sharing_for_good_and_both_sides_keep_their_copy() {
     });
     // Bo's device dials Ada's again and refuses her at the handshake.
     let laptop = device_id(&a);
-    b.call(Call::SyncNow).unwrap();
+    b.call(NetCall::SyncNow).unwrap();
     wait_refused(&b, &laptop, Some(&a));
 
     // 3. Ada's devices keep syncing with each other; nothing crosses to Bo any more.
@@ -389,11 +390,11 @@ fn leaving_ends_sharing_for_good_and_both_sides_keep_their_copy() {
     assert!(has(&a2, "ada after leaving"));
     assert!(!has(&b, "ada after leaving"));
     assert!(!has(&a, "bo after ada left"));
-    assert!(a.call(Call::Pause { for_secs: None }).is_err());
+    assert!(a.call(RosterCall::Pause { for_secs: None }).is_err());
     // Nobody new is let in on either side: an invite would hand over the roster.
     for d in [&a, &b] {
         let invite = d
-            .call(Call::PairInvite {
+            .call(NetCall::PairInvite {
                 timeout_secs: Some(60),
                 own_device: false,
             })
@@ -403,7 +404,7 @@ fn leaving_ends_sharing_for_good_and_both_sides_keep_their_copy() {
 
     // 4. Export still works on both sides, each with their own copy.
     let records = |d: &TestDaemon| -> Vec<String> {
-        let export = d.call(Call::Export).unwrap();
+        let export = d.call(DocCall::Export).unwrap();
         let mut notes = Vec::new();
         for kind in ["moments", "checkins"] {
             for r in export["records"][kind].as_array().unwrap() {
@@ -444,11 +445,7 @@ fn leaving_ends_sharing_for_good_and_both_sides_keep_their_copy() {
 }
 
 /// Waits until the three devices hold one epoch (pairing handed it over), and returns it.
-fn one_epoch(
-    a: &TestDaemon,
-    b: &TestDaemon,
-    a2: &TestDaemon,
-) -> hearthd::api::HouseholdEpochStatus {
+fn one_epoch(a: &TestDaemon, b: &TestDaemon, a2: &TestDaemon) -> hearth_api::HouseholdEpochStatus {
     wait_until(&[a, b, a2], "the three devices holding one epoch", || {
         let e = epoch(a);
         epoch(b) == e && epoch(a2) == e
@@ -457,7 +454,7 @@ fn one_epoch(
 }
 
 /// The household secret epoch `d` says it is on: number and fingerprint, never the secret.
-fn epoch(d: &TestDaemon) -> hearthd::api::HouseholdEpochStatus {
+fn epoch(d: &TestDaemon) -> hearth_api::HouseholdEpochStatus {
     d.status().unwrap().household_epoch.unwrap()
 }
 
@@ -495,7 +492,8 @@ fn a_removal_moves_the_household_secret_to_an_epoch_the_removed_device_never_lea
     // 2. Ada removes her phone. Her laptop and Bo's device, once Bo's has heard of the
     //    removal, end on one newer epoch.
     let phone = device_id(&a2);
-    a.call(Call::DevicesRemove { id: phone.clone() }).unwrap();
+    a.call(RosterCall::DevicesRemove { id: phone.clone() })
+        .unwrap();
     wait_until(
         &[&a, &b],
         "the remaining devices agreeing on a new epoch",
@@ -512,7 +510,7 @@ fn a_removal_moves_the_household_secret_to_an_epoch_the_removed_device_never_lea
 
     // 3. The phone is refused as before, and holds neither the new secret nor anything
     //    that recognises what the others now announce.
-    a2.call(Call::SyncNow).unwrap();
+    a2.call(NetCall::SyncNow).unwrap();
     wait_refused(&a, &phone, Some(&a2));
     wait_refused(&b, &phone, Some(&a2));
     let current = held(&a)[0].clone();
@@ -565,7 +563,7 @@ fn after_a_leaving_neither_side_recognises_the_other() {
     let before = one_epoch(&a, &b, &a2);
     let ada = person_id(&a);
 
-    a.call(Call::Leave { confirm: true }).unwrap();
+    a.call(RosterCall::Leave { confirm: true }).unwrap();
     // Ada's two devices move on together; Bo's moves on alone once it hears of it.
     wait_until(&[&a, &a2, &b], "both sides on new epochs", || {
         let e = epoch(&a);
@@ -599,7 +597,8 @@ fn removing_the_partners_device_moves_this_persons_devices_to_an_epoch_it_never_
 
     // Ada removes Bo's device: only her devices stop trusting it, and they move on.
     let bos = device_id(&b);
-    a.call(Call::DevicesRemove { id: bos.clone() }).unwrap();
+    a.call(RosterCall::DevicesRemove { id: bos.clone() })
+        .unwrap();
     wait_until(&[&a, &a2], "Ada's devices agreeing on a new epoch", || {
         let e = epoch(&a);
         e.number > before.number
@@ -622,7 +621,7 @@ fn removing_the_partners_device_moves_this_persons_devices_to_an_epoch_it_never_
 fn a_household_secret_from_before_epochs_moves_on_at_start_when_a_device_was_removed() {
     let (mut a, mut b, a2) = household();
     let phone = device_id(&a2);
-    a.call(Call::DevicesRemove { id: phone }).unwrap();
+    a.call(RosterCall::DevicesRemove { id: phone }).unwrap();
     wait_until(&[&a], "the laptop moving on", || epoch(&a).number > 0);
     // Bo's device is away, so the laptop has nobody to learn a newer epoch from.
     b.stop().unwrap();

@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
+use hearth_api::client::{Client, ClientError};
+use hearth_api::{At, DocCall, MomentParams, NetCall};
 use hearth_core::model::MomentKind;
 use hearth_tests::harness::{wait_converged, DaemonOptions, TestDaemon, TestDiscovery};
-use hearthd::api::{At, Call, MomentParams};
-use hearthd::client::{Client, ClientError};
 use serde_json::Value;
 
 fn on_board(data_dir: &Path, board: &Path) -> TestDaemon {
@@ -24,7 +24,7 @@ fn on_board(data_dir: &Path, board: &Path) -> TestDaemon {
 }
 
 fn moment(d: &TestDaemon, note: &str) {
-    d.call(Call::MomentAdd(MomentParams {
+    d.call(DocCall::MomentAdd(MomentParams {
         kind: MomentKind::Laugh,
         started_by: None,
         note: Some(note.into()),
@@ -36,16 +36,17 @@ fn moment(d: &TestDaemon, note: &str) {
 /// `pair invite` on one, `pair join CODE` with no address on the other.
 fn pair_without_address(inviter: &TestDaemon, joiner: &TestDaemon) -> Value {
     let invite = inviter
-        .call(Call::PairInvite {
+        .call(NetCall::PairInvite {
             timeout_secs: Some(60),
             own_device: false,
         })
         .unwrap();
     let code = invite["code"].as_str().unwrap().to_string();
     let socket = inviter.paths.socket.clone();
-    let waiter = std::thread::spawn(move || Client::connect(&socket).unwrap().call(Call::PairWait));
+    let waiter =
+        std::thread::spawn(move || Client::connect(&socket).unwrap().call(NetCall::PairWait));
     let joined = joiner
-        .call(Call::PairJoin {
+        .call(NetCall::PairJoin {
             code,
             addr: None,
             merge: false,
@@ -102,7 +103,7 @@ fn two_daemons_pair_and_refind_each_other_with_no_address() {
 fn join_without_address_and_without_discovery_says_what_to_do() {
     let a = TestDaemon::start().unwrap();
     a.init("Ada").unwrap();
-    let err = a.call(Call::PairJoin {
+    let err = a.call(NetCall::PairJoin {
         code: "4-amber-orbit-lantern".into(),
         addr: None,
         merge: false,
@@ -124,7 +125,7 @@ fn join_finds_nobody_with_a_number_nobody_announces() {
     a.init("Ada").unwrap();
     b.init("Bo").unwrap();
     let code = a
-        .call(Call::PairInvite {
+        .call(NetCall::PairInvite {
             timeout_secs: Some(60),
             own_device: false,
         })
@@ -137,7 +138,7 @@ fn join_finds_nobody_with_a_number_nobody_announces() {
     let other = if number == "7" { "8" } else { "7" };
     let started = std::time::Instant::now();
     let err = b
-        .call(Call::PairJoin {
+        .call(NetCall::PairJoin {
             code: format!("{other}-{words}"),
             addr: None,
             merge: false,

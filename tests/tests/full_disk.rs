@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{notes, write};
+use hearth_api::client::ClientError;
+use hearth_api::{CheckinParams, DocCall, ErrorCode};
 use hearth_tests::harness::TestDaemon;
-use hearthd::api::{Call, CheckinParams, ErrorCode};
-use hearthd::client::ClientError;
 
 /// A tmpfs mounted for one test, unmounted when dropped (lazily if something still
 /// holds it open).
@@ -82,7 +82,7 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-fn storage_error(result: Result<serde_json::Value, ClientError>) -> hearthd::api::ApiError {
+fn storage_error(result: Result<serde_json::Value, ClientError>) -> hearth_api::ApiError {
     match result {
         Err(ClientError::Api(e)) => e,
         other => panic!("expected a storage error, got {other:?}"),
@@ -119,7 +119,7 @@ fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers() {
         assert!(e.message.contains("the disk is full"), "{}", e.message);
         assert!(e.hint.is_some(), "{e:?}");
     }
-    let e = storage_error(d.call(Call::CheckinAdd(CheckinParams {
+    let e = storage_error(d.call(DocCall::CheckinAdd(CheckinParams {
         battery: 30,
         note: Some("while-full-checkin".into()),
         ..Default::default()
@@ -130,7 +130,7 @@ fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers() {
     //    even in memory.
     assert_eq!(d.status().unwrap().state, "ready");
     assert_eq!(notes(&d), acked);
-    let export = d.call(Call::Export).unwrap();
+    let export = d.call(DocCall::Export).unwrap();
     assert!(export["records"]["checkins"].as_array().unwrap().is_empty());
 
     // 4. Space comes back: writes work again at once, with no restart.

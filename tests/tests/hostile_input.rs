@@ -14,10 +14,10 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use common::{invite, notes, secrets_of, wait_for_invite, write, Ended, RawPeer};
+use hearth_api::client::ClientError;
+use hearth_api::{DocCall, ErrorCode, Response, MAX_REQUEST_BYTES};
 use hearth_core::sync::{encode_frame, ApplicationErrorCode, Message, PeerId, PeerMetadata};
 use hearth_tests::harness::{pair, wait_converged, TestDaemon};
-use hearthd::api::{Call, ErrorCode, Response, MAX_REQUEST_BYTES};
-use hearthd::client::ClientError;
 use hearthd::transport::Alpn;
 use serde_json::json;
 
@@ -48,7 +48,7 @@ fn raw(d: &TestDaemon, bytes: &[u8]) -> Vec<Response> {
         .collect()
 }
 
-fn only_error(responses: &[Response]) -> &hearthd::api::ApiError {
+fn only_error(responses: &[Response]) -> &hearth_api::ApiError {
     assert_eq!(responses.len(), 1, "{responses:?}");
     let e = responses[0].error.as_ref().unwrap();
     assert!(e.hint.is_some(), "an error without a next step: {e:?}");
@@ -152,7 +152,7 @@ fn an_import_with_conflicting_ids_changes_nothing() {
     let d = TestDaemon::start().unwrap();
     d.init("Ada").unwrap();
     write(&d, "original").unwrap();
-    let mut export = d.call(Call::Export).unwrap();
+    let mut export = d.call(DocCall::Export).unwrap();
     let before = heads(&d);
     // One record keeps its id but says something else; another is new. All or nothing:
     // the new one must not be imported either.
@@ -162,7 +162,7 @@ fn an_import_with_conflicting_ids_changes_nothing() {
     fresh["id"] = json!("00000000-0000-4000-8000-00000000beef");
     fresh["note"] = json!("smuggled");
     moments.push(fresh);
-    let err = d.call(Call::Import { data: export }).unwrap_err();
+    let err = d.call(DocCall::Import { data: export }).unwrap_err();
     match err {
         ClientError::Api(e) => {
             assert_eq!(e.code, ErrorCode::Invalid);
@@ -356,7 +356,7 @@ fn a_json_client_cannot_date_an_entry_in_the_future() {
     let answered = raw(&d, line.as_bytes());
     assert!(answered[0].error.is_none(), "{answered:?}");
     let logged = d
-        .call(Call::Log(hearthd::api::LogParams::default()))
+        .call(DocCall::Log(hearth_api::LogParams::default()))
         .unwrap();
     assert!(logged[0]["record"].get("note").is_none(), "{logged}");
 }

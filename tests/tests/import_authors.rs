@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::process::Output;
 
+use hearth_api::{At, CheckinParams, DocCall, LogParams, NetCall};
 use hearth_tests::harness::{wait_converged, workspace_binary, TestDaemon};
-use hearthd::api::{At, Call, CheckinParams, LogParams};
 use serde_json::{json, Value};
 
 /// The words of the forged entry: they must never show up in an error.
@@ -39,7 +39,7 @@ fn person_id(d: &TestDaemon) -> String {
 }
 
 fn log(d: &TestDaemon) -> Value {
-    d.call(Call::Log(LogParams::default())).unwrap()
+    d.call(DocCall::Log(LogParams::default())).unwrap()
 }
 
 fn export_file(dir: &Path, name: &str, records: Value) -> String {
@@ -66,7 +66,7 @@ const AT: i64 = 1_773_172_800_000;
 fn an_import_of_entries_written_as_the_partner_is_refused_whole_and_changes_nothing() {
     let (a, b) = two_paired();
     // Ada writes a check-in and a ledger item; both reach Bo.
-    a.call(Call::CheckinAdd(CheckinParams {
+    a.call(DocCall::CheckinAdd(CheckinParams {
         battery: 60,
         note: Some("ada-real-note".into()),
         at: At {
@@ -152,7 +152,7 @@ fn an_import_of_entries_written_as_the_partner_is_refused_whole_and_changes_noth
     // 3. Nothing changed on either side.
     assert_eq!(b.heads("household").unwrap(), bo_heads);
     assert_eq!(log(&b), bo_log);
-    b.call(Call::SyncNow).unwrap();
+    b.call(NetCall::SyncNow).unwrap();
     wait_converged(&[&a, &b], "household").unwrap();
     assert_eq!(a.heads("household").unwrap(), ada_heads);
     assert_eq!(log(&a), ada_log);
@@ -177,7 +177,7 @@ fn an_export_of_the_whole_household_imports_again_as_nothing_new() {
     // The partner's records are in this device's export; brought back unchanged they
     // are already here, so nothing is written and nothing is refused.
     let (a, b) = two_paired();
-    a.call(Call::CheckinAdd(CheckinParams {
+    a.call(DocCall::CheckinAdd(CheckinParams {
         battery: 50,
         note: Some("ada-round-trip".into()),
         ..Default::default()

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hearth_api::client::Client;
+use hearth_api::{At, DocCall, MomentParams, NetCall, RosterCall};
 use hearth_core::model::MomentKind;
 use hearth_tests::harness::{wait_converged, DaemonOptions, Lan, Link, TestDaemon, TestDiscovery};
-use hearthd::api::{At, Call, MomentParams};
-use hearthd::client::Client;
 use hearthd::discovery::token;
 use serde_json::{json, Value};
 
@@ -53,7 +53,7 @@ fn start(ns: &str, dir: &Path, interfaces: &[&str], listen: &str) -> TestDaemon 
 }
 
 fn moment(d: &TestDaemon, note: &str) {
-    d.call(Call::MomentAdd(MomentParams {
+    d.call(DocCall::MomentAdd(MomentParams {
         kind: MomentKind::Laugh,
         started_by: None,
         note: Some(note.into()),
@@ -64,16 +64,17 @@ fn moment(d: &TestDaemon, note: &str) {
 
 fn pair_without_address(inviter: &TestDaemon, joiner: &TestDaemon) {
     let invite = inviter
-        .call(Call::PairInvite {
+        .call(NetCall::PairInvite {
             timeout_secs: Some(60),
             own_device: false,
         })
         .unwrap();
     let code = invite["code"].as_str().unwrap().to_string();
     let socket = inviter.paths.socket.clone();
-    let waiter = std::thread::spawn(move || Client::connect(&socket).unwrap().call(Call::PairWait));
+    let waiter =
+        std::thread::spawn(move || Client::connect(&socket).unwrap().call(NetCall::PairWait));
     joiner
-        .call(Call::PairJoin {
+        .call(NetCall::PairJoin {
             code,
             addr: None,
             merge: false,
@@ -85,16 +86,17 @@ fn pair_without_address(inviter: &TestDaemon, joiner: &TestDaemon) {
 /// Joins `joiner` as another device of the inviting person, with the code alone.
 fn pair_same_person_without_address(inviter: &TestDaemon, joiner: &TestDaemon) {
     let invite = inviter
-        .call(Call::PairInvite {
+        .call(NetCall::PairInvite {
             timeout_secs: Some(60),
             own_device: true,
         })
         .unwrap();
     let code = invite["code"].as_str().unwrap().to_string();
     let socket = inviter.paths.socket.clone();
-    let waiter = std::thread::spawn(move || Client::connect(&socket).unwrap().call(Call::PairWait));
+    let waiter =
+        std::thread::spawn(move || Client::connect(&socket).unwrap().call(NetCall::PairWait));
     joiner
-        .call(Call::PairJoin {
+        .call(NetCall::PairJoin {
             code,
             addr: None,
             merge: false,
@@ -192,7 +194,7 @@ fn secrets_of(d: &TestDaemon) -> Vec<Vec<u8>> {
         out.push(bare.clone().into_bytes());
         out.push(bare.to_lowercase().into_bytes());
     }
-    let export = d.call(Call::Export).unwrap();
+    let export = d.call(DocCall::Export).unwrap();
     for device in export["devices"].as_array().into_iter().flatten() {
         if let Some(name) = device["name"].as_str() {
             out.push(name.as_bytes().to_vec());
@@ -518,7 +520,7 @@ fn a_removed_device_is_not_answered_by_discovery() {
 
     // 1. The phone is removed while it is away.
     phone.stop().unwrap();
-    a.call(Call::DevicesRemove {
+    a.call(RosterCall::DevicesRemove {
         id: phone_id.clone(),
     })
     .unwrap();
@@ -546,7 +548,7 @@ fn a_removed_device_is_not_answered_by_discovery() {
     }
     assert!(phone.status().unwrap().peers.iter().all(|p| !p.connected));
     let notes = phone
-        .call(Call::Log(Default::default()))
+        .call(DocCall::Log(Default::default()))
         .unwrap()
         .to_string();
     assert!(!notes.contains("after the phone was removed"));
@@ -625,7 +627,7 @@ fn a_removed_device_no_longer_recognises_the_households_announcements() {
     //    a new epoch together.
     phone.stop().unwrap();
     let old = epoch(&a);
-    a.call(Call::DevicesRemove {
+    a.call(RosterCall::DevicesRemove {
         id: phone_id.clone(),
     })
     .unwrap();
@@ -636,7 +638,7 @@ fn a_removed_device_no_longer_recognises_the_households_announcements() {
             let e = epoch(&a);
             e.number > old.number
                 && epoch(&b) == e
-                && b.call(Call::DevicesList)
+                && b.call(RosterCall::DevicesList)
                     .unwrap()
                     .as_array()
                     .unwrap()

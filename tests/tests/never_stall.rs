@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hearth_api::DocCall;
 use hearth_tests::harness::{pair, wait_converged, DaemonOptions, Lan, Link, TestDaemon};
-use hearthd::api::Call;
 use serde_json::{json, Value};
 
 /// What the issue promises: every acknowledged write is on both sides this soon after
@@ -99,11 +99,11 @@ impl Writer {
             while !flag.load(Ordering::Relaxed) {
                 let note = format!("{tag}-{n}");
                 n += 1;
-                let call = Call::MomentAdd(hearthd::api::MomentParams {
+                let call = DocCall::MomentAdd(hearth_api::MomentParams {
                     kind: hearth_core::model::MomentKind::Laugh,
                     started_by: None,
                     note: Some(note.clone()),
-                    at: hearthd::api::At::default(),
+                    at: hearth_api::At::default(),
                 });
                 if client.call(call).is_ok() {
                     kept.lock().unwrap().push(note);
@@ -230,7 +230,7 @@ fn several_stream_windows_both_ways_at_once_converge() {
     set_link(&lan, 1, false);
     for (daemon, tag) in [(&a, "ada"), (&b, "bo")] {
         let imported = daemon
-            .call(Call::Import {
+            .call(DocCall::Import {
                 data: big_export(daemon, tag, 2500),
             })
             .unwrap();
@@ -252,7 +252,7 @@ fn several_stream_windows_both_ways_at_once_converge() {
 /// note of random hex (so it does not compress away).
 fn big_export(daemon: &TestDaemon, tag: &str, count: usize) -> Value {
     daemon.moment("template").unwrap();
-    let export = daemon.call(Call::Export).unwrap();
+    let export = daemon.call(DocCall::Export).unwrap();
     let template = export["records"]["moments"]
         .as_array()
         .and_then(|m| m.first())
@@ -305,11 +305,11 @@ fn rss_stays_flat_while_the_peer_is_frozen() {
             eprintln!("after {n} writes: RSS {now} KiB, peak {peak} KiB");
         }
         client
-            .call(Call::MomentAdd(hearthd::api::MomentParams {
+            .call(DocCall::MomentAdd(hearth_api::MomentParams {
                 kind: hearth_core::model::MomentKind::Laugh,
                 started_by: None,
                 note: Some(format!("frozen-{n}")),
-                at: hearthd::api::At::default(),
+                at: hearth_api::At::default(),
             }))
             .unwrap();
     }

@@ -11,17 +11,17 @@
 mod common;
 
 use common::{invite, invite_for, secrets_of, wait_for_invite, RawPeer};
+use hearth_api::client::ClientError;
+use hearth_api::{CheckinParams, DaemonCall, DeviceSummary, DocCall, NetCall, RosterCall};
 use hearth_core::identity::DeviceId;
 use hearth_core::model::Visibility;
 use hearth_core::pair::{InviteRole, JoinerInfo, JoinerPolicy};
 use hearth_tests::harness::{pair_with, two_paired, TestDaemon};
-use hearthd::api::{Call, CheckinParams, DeviceSummary};
-use hearthd::client::ClientError;
 
 const ADA_SECRET: &str = "ada's private worry, for her devices only";
 
 fn private_checkin(d: &TestDaemon, note: &str) {
-    d.call(Call::CheckinAdd(CheckinParams {
+    d.call(DocCall::CheckinAdd(CheckinParams {
         battery: 40,
         note: Some(note.into()),
         visibility: Some(Visibility::Private),
@@ -42,7 +42,7 @@ fn device_id(d: &TestDaemon) -> String {
 /// on pairing would change.
 fn trust_state(d: &TestDaemon) -> (Vec<(String, String, bool)>, Vec<String>) {
     let devices: Vec<DeviceSummary> =
-        serde_json::from_value(d.call(Call::DevicesList).unwrap()).unwrap();
+        serde_json::from_value(d.call(RosterCall::DevicesList).unwrap()).unwrap();
     let mut devices: Vec<_> = devices
         .into_iter()
         .map(|d| (d.id, d.person_id, d.trusted))
@@ -78,7 +78,7 @@ fn an_own_device_join_names_the_new_device_on_both_screens() {
     let a = TestDaemon::start().unwrap();
     let a2 = TestDaemon::start().unwrap();
     a.init("Ada").unwrap();
-    a2.call(Call::Init {
+    a2.call(DaemonCall::Init {
         name: "Ada".into(),
         device_name: Some("Ada's phone".into()),
         passphrase: None,
@@ -112,7 +112,7 @@ fn a_partner_invite_is_refused_once_both_people_are_in() {
     let (a, b) = two_paired().unwrap();
     for d in [&a, &b] {
         let err = d
-            .call(Call::PairInvite {
+            .call(NetCall::PairInvite {
                 timeout_secs: Some(60),
                 own_device: false,
             })
@@ -130,7 +130,7 @@ fn a_partner_invite_is_refused_once_both_people_are_in() {
             "the hint names the way to add one's own device"
         );
         // An own-device invite is still fine.
-        d.call(Call::PairInvite {
+        d.call(NetCall::PairInvite {
             timeout_secs: Some(60),
             own_device: true,
         })
@@ -150,7 +150,7 @@ fn the_partners_device_gets_nothing_private_from_an_own_device_code() {
     let (code, addr) = invite_for(&a, true);
     let waiter = wait_for_invite(&a);
     let err = b
-        .call(Call::PairJoin {
+        .call(NetCall::PairJoin {
             code,
             addr: Some(addr),
             merge: false,

@@ -6,10 +6,13 @@
 use std::path::Path;
 use std::time::Instant;
 
+use hearth_api::{
+    At, BundleCall, CheckinParams, DaemonCall, DocCall, LogParams, MomentParams, NetCall,
+    ReflectParams,
+};
 use hearth_core::model::{Answer, MomentKind, Visibility};
 use hearth_core::secrets::DeviceSecrets;
 use hearth_tests::harness::{pair, pair_same_person, wait_converged, TestDaemon, EVENT_TIMEOUT};
-use hearthd::api::{At, Call, CheckinParams, LogParams, MomentParams, ReflectParams};
 use hearthd::storage::DocStore;
 use serde_json::Value;
 
@@ -28,7 +31,7 @@ fn two_paired() -> (TestDaemon, TestDaemon) {
 }
 
 fn sealed_checkin(d: &TestDaemon, note: &str, ask: Option<&str>, at: i64) -> Value {
-    d.call(Call::CheckinAdd(CheckinParams {
+    d.call(DocCall::CheckinAdd(CheckinParams {
         battery: 30,
         note: Some(note.into()),
         ask: ask.map(String::from),
@@ -43,13 +46,13 @@ fn sealed_checkin(d: &TestDaemon, note: &str, ask: Option<&str>, at: i64) -> Val
 }
 
 fn log(d: &TestDaemon) -> Value {
-    d.call(Call::Log(LogParams::default())).unwrap()
+    d.call(DocCall::Log(LogParams::default())).unwrap()
 }
 
 /// Everything a person can get out of their daemon: status, log and export, as text.
 fn everything_readable(d: &TestDaemon) -> String {
-    let status = d.call(Call::Status).unwrap();
-    let export = d.call(Call::Export).unwrap();
+    let status = d.call(DaemonCall::Status).unwrap();
+    let export = d.call(DocCall::Export).unwrap();
     format!("{status}\n{}\n{export}", log(d))
 }
 
@@ -104,7 +107,7 @@ fn the_partner_holds_only_ciphertext_until_both_answered_then_both_open() {
     let mine = sealed_checkin(&a, ADA_NOTE, Some(ADA_ASK), DAY1);
     assert_eq!(mine["waiting_for_partner"], true);
     assert_eq!(mine["note"], ADA_NOTE);
-    a.call(Call::MomentAdd(MomentParams {
+    a.call(DocCall::MomentAdd(MomentParams {
         kind: MomentKind::Laugh,
         started_by: None,
         note: Some(SHARED_NOTE.into()),
@@ -145,11 +148,11 @@ fn the_partner_holds_only_ciphertext_until_both_answered_then_both_open() {
         readable.contains(SHARED_NOTE),
         "the shared moment reached Bo"
     );
-    let export = b.call(Call::Export).unwrap();
+    let export = b.call(DocCall::Export).unwrap();
     assert_eq!(export["records"]["checkins"], Value::Array(vec![]));
     assert_eq!(export["records"]["sealed"].as_array().unwrap().len(), 1);
     let insights = b
-        .call(Call::Insights {
+        .call(DocCall::Insights {
             weeks: None,
             include_private: true,
             utc_offset_min: 0,
@@ -173,7 +176,7 @@ fn the_partner_holds_only_ciphertext_until_both_answered_then_both_open() {
     // 4. Bo answers the same day, sealed too: his opens at once (Ada's is there), and
     // Ada's daemon publishes her key when his answer reaches it.
     let his = b
-        .call(Call::ReflectAdd(ReflectParams {
+        .call(DocCall::ReflectAdd(ReflectParams {
             energy: Answer::Yes,
             safe: Answer::Yes,
             aligned: Answer::Unsure,
@@ -205,7 +208,7 @@ fn the_partner_holds_only_ciphertext_until_both_answered_then_both_open() {
                 BO_NOTE.to_string()
             ]
         );
-        let export = d.call(Call::Export).unwrap();
+        let export = d.call(DocCall::Export).unwrap();
         assert_eq!(export["records"]["sealed"], Value::Array(vec![]));
         let log = log(d);
         let ada = log
@@ -231,7 +234,7 @@ fn an_author_who_never_answers_keeps_the_other_sealed() {
     sealed_checkin(&a, ADA_NOTE, None, DAY1);
     // Bo writes, but never a check-in for that day: one the day after, a private one the
     // same day (which nobody else can see), and a moment.
-    b.call(Call::CheckinAdd(CheckinParams {
+    b.call(DocCall::CheckinAdd(CheckinParams {
         battery: 70,
         note: Some("next day".into()),
         at: At {
@@ -241,7 +244,7 @@ fn an_author_who_never_answers_keeps_the_other_sealed() {
         ..Default::default()
     }))
     .unwrap();
-    b.call(Call::CheckinAdd(CheckinParams {
+    b.call(DocCall::CheckinAdd(CheckinParams {
         battery: 40,
         note: Some("just mine".into()),
         visibility: Some(Visibility::Private),
@@ -286,7 +289,7 @@ fn two_of_the_authors_devices_revealing_at_once_is_harmless() {
     a2.init("Ada").unwrap();
     pair(&a, &b).unwrap();
     pair_same_person(&a, &a2).unwrap();
-    a2.call(Call::PeersAdd {
+    a2.call(NetCall::PeersAdd {
         addr: b.addr().unwrap(),
     })
     .unwrap();
@@ -307,7 +310,7 @@ fn two_of_the_authors_devices_revealing_at_once_is_harmless() {
     let (_a_dir, _b_dir, _a2_dir) = (a.take_dir(), b.take_dir(), a2.take_dir());
     a.stop().unwrap();
     a2.stop().unwrap();
-    b.call(Call::CheckinAdd(CheckinParams {
+    b.call(DocCall::CheckinAdd(CheckinParams {
         battery: 55,
         note: Some(BO_NOTE.into()),
         at: At {
@@ -317,7 +320,7 @@ fn two_of_the_authors_devices_revealing_at_once_is_harmless() {
         ..Default::default()
     }))
     .unwrap();
-    let bundle = b.call(Call::BundleExport { all: false }).unwrap();
+    let bundle = b.call(BundleCall::BundleExport { all: false }).unwrap();
     assert_eq!(bundle["not_readable_by"], Value::Array(vec![]), "{bundle}");
     assert_eq!(bundle["sealed_for"].as_array().unwrap().len(), 2);
     b.stop().unwrap();
@@ -325,7 +328,7 @@ fn two_of_the_authors_devices_revealing_at_once_is_harmless() {
     let a2 = restart_alone(&mut a2, "127.0.0.3:0");
     for d in [&a, &a2] {
         let merged = d
-            .call(Call::BundleImport {
+            .call(BundleCall::BundleImport {
                 bundle: bundle["bundle"].as_str().unwrap().into(),
             })
             .unwrap();
@@ -333,7 +336,7 @@ fn two_of_the_authors_devices_revealing_at_once_is_harmless() {
     }
     for d in [&a, &a2] {
         wait_until(d, "each of Ada's devices publishes on its own", |d| {
-            d.call(Call::Export).unwrap()["records"]["checkins"]
+            d.call(DocCall::Export).unwrap()["records"]["checkins"]
                 .as_array()
                 .unwrap()
                 .len()
@@ -351,7 +354,7 @@ fn two_of_the_authors_devices_revealing_at_once_is_harmless() {
     // nothing keeps rewriting the key.
     let b = TestDaemon::start_with(&b.paths.data_dir, &b_listen).unwrap();
     for d in [&a, &a2] {
-        d.call(Call::PeersAdd {
+        d.call(NetCall::PeersAdd {
             addr: b_listen.clone(),
         })
         .unwrap();
@@ -361,11 +364,11 @@ fn two_of_the_authors_devices_revealing_at_once_is_harmless() {
     for d in [&a, &b, &a2] {
         assert_eq!(notes(d), vec![ADA_NOTE, BO_NOTE]);
         assert_eq!(
-            d.call(Call::Export).unwrap()["records"]["sealed"],
+            d.call(DocCall::Export).unwrap()["records"]["sealed"],
             Value::Array(vec![])
         );
     }
-    a.call(Call::SyncNow).unwrap();
+    a.call(NetCall::SyncNow).unwrap();
     wait_converged(&[&a, &b, &a2], "household").unwrap();
     assert_eq!(a.heads("household").unwrap(), heads);
 }
@@ -410,7 +413,10 @@ fn an_answer_under_a_person_nobody_vouches_for_opens_nothing_by_import_or_sync()
             }],
         }
     });
-    let err = b.call(Call::Import { data: file }).unwrap_err().to_string();
+    let err = b
+        .call(DocCall::Import { data: file })
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("checkins 00000000-0000-4000-8000-00000000fa01"),
         "{err}"
@@ -418,7 +424,7 @@ fn an_answer_under_a_person_nobody_vouches_for_opens_nothing_by_import_or_sync()
     assert!(err.contains(&format!("people {stranger}")), "{err}");
 
     // 2. Over sync: the same answer written raw into the household document.
-    b.call(Call::RoguePut {
+    b.call(DocCall::RoguePut {
         collection: "checkins".into(),
         key: "00000000-0000-4000-8000-00000000fa02".into(),
         fields: serde_json::json!({
@@ -431,7 +437,7 @@ fn an_answer_under_a_person_nobody_vouches_for_opens_nothing_by_import_or_sync()
     })
     .unwrap();
     taken_in_or_refused(&a, &b);
-    a.call(Call::SyncNow).unwrap();
+    a.call(NetCall::SyncNow).unwrap();
     taken_in_or_refused(&a, &b);
 
     // Ada's answer is still sealed: Bo reads nothing of it, and Ada's log says it waits.
@@ -456,7 +462,7 @@ fn taken_in_or_refused(victim: &TestDaemon, from: &TestDaemon) {
     let mut events = victim.subscribe().unwrap();
     let deadline = Instant::now() + EVENT_TIMEOUT;
     loop {
-        let status = victim.call(Call::Status).unwrap();
+        let status = victim.call(DaemonCall::Status).unwrap();
         let stopped = status["peers"].as_array().is_some_and(|peers| {
             peers.iter().any(|p| {
                 p["refused_changes"].as_u64().unwrap_or(0) > 0
@@ -492,7 +498,7 @@ fn stored_docs(d: &TestDaemon, me: uuid::Uuid) -> hearth_core::doc::Docs {
 
 /// The log of `docs` as the daemon would answer it at `now`.
 fn log_at(docs: &mut hearth_core::doc::Docs, now: i64) -> Value {
-    hearthd::handlers::handle(docs, Call::Log(LogParams::default()), now)
+    hearthd::handlers::handle(docs, DocCall::Log(LogParams::default()), now)
         .unwrap()
         .value
 }
@@ -554,7 +560,7 @@ fn a_day_after_opening_the_author_sees_that_the_partners_answer_is_still_sealed(
     // 4. Ada's device comes back and publishes: the note goes away.
     let mut b = TestDaemon::start_with(&b.paths.data_dir, &b_listen).unwrap();
     let a = TestDaemon::start_with(&a.paths.data_dir, "127.0.0.1:0").unwrap();
-    a.call(Call::PeersAdd { addr: b_listen }).unwrap();
+    a.call(NetCall::PeersAdd { addr: b_listen }).unwrap();
     wait_until(&b, "Ada's answer opens on Bo's device", |b| {
         notes(b).contains(&ADA_NOTE.to_string())
     });

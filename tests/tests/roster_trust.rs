@@ -11,11 +11,11 @@
 
 use std::collections::BTreeSet;
 
+use hearth_api::{DocCall, NetCall, RosterCall};
 use hearth_core::identity::DeviceId;
 use hearth_core::model::Device;
 use hearth_core::roster::{self, Admit};
 use hearth_tests::harness::{pair, pair_same_person, wait_converged, TestDaemon};
-use hearthd::api::Call;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -60,7 +60,7 @@ impl House {
     /// Writes raw fields into a household record from Bo's modified client.
     fn rogue_put(&self, collection: &str, key: &str, fields: Value) {
         self.bo
-            .call(Call::RoguePut {
+            .call(DocCall::RoguePut {
                 collection: collection.into(),
                 key: key.into(),
                 fields: fields.as_object().unwrap().clone(),
@@ -92,7 +92,7 @@ fn trust_of(d: &TestDaemon) -> (BTreeSet<String>, Vec<Value>) {
         .into_iter()
         .map(|p| p.device_id)
         .collect();
-    let list = d.call(Call::DevicesList).unwrap();
+    let list = d.call(RosterCall::DevicesList).unwrap();
     (peers, list.as_array().unwrap().clone())
 }
 
@@ -160,7 +160,7 @@ fn a_partner_cannot_remove_or_rewrite_the_other_persons_device() {
     let ada = house.ada();
     let phone_entry = house
         .laptop
-        .call(Call::DevicesList)
+        .call(RosterCall::DevicesList)
         .unwrap()
         .as_array()
         .unwrap()
@@ -172,7 +172,7 @@ fn a_partner_cannot_remove_or_rewrite_the_other_persons_device() {
     // Bo's client marks Ada's phone removed, with a "removal" signed by a key of its
     // own, and swaps the phone's age recipient (what bundles are sealed to) for its own.
     let stranger = keypair();
-    let phone_key = house.laptop.call(Call::Export).unwrap()["records"]["devices"]
+    let phone_key = house.laptop.call(DocCall::Export).unwrap()["records"]["devices"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -201,7 +201,7 @@ fn a_partner_cannot_remove_or_rewrite_the_other_persons_device() {
     // trusting it.
     house
         .bo
-        .call(Call::DevicesRemove {
+        .call(RosterCall::DevicesRemove {
             id: phone_id.clone(),
         })
         .unwrap();
@@ -229,7 +229,7 @@ fn a_partner_cannot_remove_or_rewrite_the_other_persons_device() {
     }
     house
         .laptop
-        .call(Call::CheckinAdd(hearthd::api::CheckinParams {
+        .call(DocCall::CheckinAdd(hearth_api::CheckinParams {
             battery: 40,
             visibility: Some(hearth_core::model::Visibility::Private),
             note: Some("only for my own devices".into()),
@@ -253,7 +253,7 @@ fn a_partner_cannot_remove_or_rewrite_the_other_persons_device() {
     // And Ada's phone, dialling Bo's device, learns that it no longer accepts it.
     house
         .phone
-        .call(Call::PeersAdd {
+        .call(NetCall::PeersAdd {
             addr: house.bo.addr().unwrap(),
         })
         .unwrap();
@@ -280,7 +280,7 @@ fn removing_ones_own_device_is_signed_and_honoured_on_every_device() {
     let phone_id = device_id(&house.phone);
     house
         .laptop
-        .call(Call::DevicesRemove {
+        .call(RosterCall::DevicesRemove {
             id: phone_id.clone(),
         })
         .unwrap();

@@ -16,10 +16,10 @@
 mod common;
 
 use common::{invite, invite_for, notes, secrets_of, wait_for_invite, write, RawPeer};
+use hearth_api::client::ClientError;
+use hearth_api::{At, Call, DaemonCall, DocCall, MomentParams, NetCall};
 use hearth_core::model::MomentKind;
 use hearth_tests::harness::{wait_converged, DaemonOptions, TestDaemon};
-use hearthd::api::{At, Call, MomentParams};
-use hearthd::client::ClientError;
 use serde_json::json;
 
 /// A replayed transcript of a successful pairing, sent to a new invite, fails and
@@ -60,7 +60,7 @@ fn a_replayed_pairing_transcript_and_a_reused_code_fail() {
     let b = TestDaemon::start().unwrap();
     b.init("Bo").unwrap();
     let err = b
-        .call(Call::PairJoin {
+        .call(NetCall::PairJoin {
             code: code.clone(),
             addr: Some(addr.clone()),
             merge: false,
@@ -93,11 +93,11 @@ fn an_unpaired_device_is_refused_and_gets_nothing() {
     a.init("Ada").unwrap();
     c.init("Cy").unwrap();
     write(&a, "household only").unwrap();
-    c.call(Call::PeersAdd {
+    c.call(NetCall::PeersAdd {
         addr: a.addr().unwrap(),
     })
     .unwrap();
-    c.call(Call::SyncNow).unwrap();
+    c.call(NetCall::SyncNow).unwrap();
     a.wait_for_log("an incoming connection was refused")
         .unwrap();
     assert!(notes(&c).is_empty());
@@ -269,13 +269,13 @@ fn logs_hold_no_names_notes_titles_passphrases_codes_or_keys() {
     let mut logs: Vec<(String, Vec<String>)> = Vec::new();
 
     // 1. A starts with a passphrase and is restarted, so it unlocks.
-    a.call(Call::Init {
+    a.call(DaemonCall::Init {
         name: names[0].into(),
         device_name: Some(device_names[0].into()),
         passphrase: Some(passphrase.into()),
     })
     .unwrap();
-    b.call(Call::Init {
+    b.call(DaemonCall::Init {
         name: names[1].into(),
         device_name: Some(device_names[1].into()),
         passphrase: None,
@@ -285,12 +285,12 @@ fn logs_hold_no_names_notes_titles_passphrases_codes_or_keys() {
     logs.push(("A before restart".into(), a.log_lines()));
     let mut a = TestDaemon::start_opts(dir_a.path(), &traced()).unwrap();
     let err = a
-        .call(Call::Unlock {
+        .call(DaemonCall::Unlock {
             passphrase: "wrong horse".into(),
         })
         .unwrap_err();
     assert!(matches!(err, ClientError::Api(_)));
-    a.call(Call::Unlock {
+    a.call(DaemonCall::Unlock {
         passphrase: passphrase.into(),
     })
     .unwrap();
@@ -307,7 +307,7 @@ fn logs_hold_no_names_notes_titles_passphrases_codes_or_keys() {
         "acorn"
     };
     let wrong = format!("{}-{}-{}-{other}", parts[0], parts[1], parts[2]);
-    let _ = b.call(Call::PairJoin {
+    let _ = b.call(NetCall::PairJoin {
         code: wrong.clone(),
         addr: Some(addr),
         merge: false,
@@ -318,7 +318,7 @@ fn logs_hold_no_names_notes_titles_passphrases_codes_or_keys() {
     let (code, addr) = invite(&a);
     secrets.add("pairing code", code.clone());
     let waiter = wait_for_invite(&a);
-    b.call(Call::PairJoin {
+    b.call(NetCall::PairJoin {
         code,
         addr: Some(addr),
         merge: false,
@@ -393,27 +393,27 @@ fn logs_hold_no_names_notes_titles_passphrases_codes_or_keys() {
     )
     .unwrap();
     wait_converged(&[&a, &b], "household").unwrap();
-    let _ = a.call(Call::Insights {
+    let _ = a.call(DocCall::Insights {
         weeks: Some(4),
         include_private: true,
         utc_offset_min: 0,
     });
-    let _ = a.call(Call::Export);
+    let _ = a.call(DocCall::Export);
 
     // 4. Failures that echo user text: bad requests carrying private words, and an
     //    import that conflicts.
-    let _ = a.call(Call::MomentAdd(MomentParams {
+    let _ = a.call(DocCall::MomentAdd(MomentParams {
         kind: MomentKind::Other,
         started_by: Some(format!("{} stargazing", names[1])),
         note: Some(moment.into()),
         at: At::default(),
     }));
-    let _ = a.call(Call::LedgerShow {
+    let _ = a.call(DocCall::LedgerShow {
         id: "pediatrician".into(),
     });
-    let mut export = a.call(Call::Export).unwrap();
+    let mut export = a.call(DocCall::Export).unwrap();
     export["records"]["moments"][0]["note"] = serde_json::json!("unseen rewrite");
-    let _ = a.call(Call::Import { data: export });
+    let _ = a.call(DocCall::Import { data: export });
 
     // 5. A stranger knocks.
     let stranger = RawPeer::new(None, &[]);

@@ -1,9 +1,9 @@
 //! Pairing and sync between real daemons over QUIC on loopback.
 #![allow(clippy::unwrap_used)]
 
+use hearth_api::client::ClientError;
+use hearth_api::{CheckinParams, DocCall, ErrorCode, Event, NetCall};
 use hearth_tests::harness::{pair, pair_same_person, wait_converged, wait_for_event, TestDaemon};
-use hearthd::api::{Call, CheckinParams, ErrorCode, Event};
-use hearthd::client::ClientError;
 use serde_json::Value;
 
 fn moment(d: &TestDaemon, note: &str) -> Value {
@@ -44,14 +44,14 @@ fn two_daemons_pair_write_while_apart_and_converge() {
 #[test]
 fn private_entries_never_reach_the_partner() {
     let (a, b) = two_paired();
-    b.call(Call::CheckinAdd(CheckinParams {
+    b.call(DocCall::CheckinAdd(CheckinParams {
         battery: 20,
         note: Some("only for me".into()),
         visibility: Some(hearth_core::model::Visibility::Private),
         ..Default::default()
     }))
     .unwrap();
-    b.call(Call::CheckinAdd(CheckinParams {
+    b.call(DocCall::CheckinAdd(CheckinParams {
         battery: 30,
         note: Some("for us both".into()),
         ..Default::default()
@@ -118,7 +118,7 @@ fn a_wrong_code_burns_the_invite() {
     a.init("Ada").unwrap();
     b.init("Bo").unwrap();
     let invite = a
-        .call(Call::PairInvite {
+        .call(NetCall::PairInvite {
             timeout_secs: Some(60),
             own_device: false,
         })
@@ -127,15 +127,15 @@ fn a_wrong_code_burns_the_invite() {
     let addr = invite["addresses"][0].as_str().unwrap().to_string();
     let socket = a.paths.socket.clone();
     let waiter = std::thread::spawn(move || {
-        hearthd::client::Client::connect(&socket)
+        hearth_api::client::Client::connect(&socket)
             .unwrap()
-            .call(Call::PairWait)
+            .call(NetCall::PairWait)
     });
     // Same number and words in another order: a well-formed, wrong guess.
     let parts: Vec<&str> = code.split('-').collect();
     let wrong = format!("{}-{}-{}-{}", parts[0], parts[3], parts[2], parts[1]);
     let err = b
-        .call(Call::PairJoin {
+        .call(NetCall::PairJoin {
             code: wrong,
             addr: Some(addr.clone()),
             merge: false,
@@ -149,7 +149,7 @@ fn a_wrong_code_burns_the_invite() {
     }
     // The right code no longer works: the invite is gone.
     let err = b
-        .call(Call::PairJoin {
+        .call(NetCall::PairJoin {
             code,
             addr: Some(addr),
             merge: false,
@@ -170,13 +170,13 @@ fn a_device_with_entries_needs_merge_to_join() {
     b.init("Bo").unwrap();
     moment(&b, "mine");
     let invite = a
-        .call(Call::PairInvite {
+        .call(NetCall::PairInvite {
             timeout_secs: Some(60),
             own_device: false,
         })
         .unwrap();
     let err = b
-        .call(Call::PairJoin {
+        .call(NetCall::PairJoin {
             code: invite["code"].as_str().unwrap().into(),
             addr: invite["addresses"][0].as_str().map(String::from),
             merge: false,
@@ -244,7 +244,7 @@ fn a_restart_resumes_from_the_persisted_sync_state() {
             })
         })
         .collect();
-    a.call(Call::Import {
+    a.call(DocCall::Import {
         data: serde_json::json!({
             "format": "hearth-export",
             "version": 1,

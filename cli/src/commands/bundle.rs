@@ -7,15 +7,16 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use hearthd::api::Call;
+use hearth_api::BundleCall;
 use serde_json::Value;
 
 use super::{Io, Session};
-use crate::args::BundleCommand;
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::export;
 use crate::out::Style;
+use clap::Subcommand;
+use std::path::PathBuf;
 
 /// The largest bundle read, so a wrong file (a disk image, say) fails quickly. The
 /// daemon takes requests up to 64 MiB, and base64 adds a third.
@@ -37,7 +38,7 @@ fn export_bundle(ctx: &Ctx, io: &mut Io, out: &Path, all: bool) -> anyhow::Resul
         .into());
     }
     let mut session = Session::open(ctx)?;
-    let answer = session.call(Call::BundleExport { all })?;
+    let answer = session.call(BundleCall::BundleExport { all })?;
     let encoded = answer["bundle"].as_str().unwrap_or_default();
     let bytes = data_encoding::BASE64
         .decode(encoded.as_bytes())
@@ -103,7 +104,7 @@ fn exported(answer: &Value, out: &Path, style: Style) -> String {
 fn import_bundle(ctx: &Ctx, io: &mut Io, file: &Path) -> anyhow::Result<()> {
     let (bytes, source) = read_bundle(file)?;
     let mut session = Session::open(ctx)?;
-    let answer = session.call(Call::BundleImport {
+    let answer = session.call(BundleCall::BundleImport {
         bundle: data_encoding::BASE64.encode(&bytes),
     })?;
     if ctx.json {
@@ -155,4 +156,27 @@ fn read_bundle(path: &Path) -> anyhow::Result<(Vec<u8>, String)> {
         .into());
     }
     Ok((bytes, source))
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth bundle ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BundleCommand {
+    /// Write what your partner's devices lack, as far as this device knows, into a file
+    /// only their devices can open.
+    Export {
+        /// Where to write the bundle.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Everything in the shared household, not only what they lack.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check a bundle from your partner's device (signature, sender, recipient) and merge
+    /// it. Nothing changes if any check fails; importing one twice is harmless.
+    Import {
+        /// A file written by `hearth bundle export`, or - for standard input.
+        file: PathBuf,
+    },
 }

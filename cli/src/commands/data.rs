@@ -3,17 +3,21 @@
 use std::io::Read as _;
 use std::path::Path;
 
+use hearth_api::client::ClientError;
+use hearth_api::{DocCall, LogParams};
 use hearth_core::insights::{render_html, render_markdown, render_terminal, Insights};
-use hearthd::api::{Call, LogParams};
-use hearthd::client::ClientError;
 use serde_json::{json, Value};
 
 use super::{Io, Session};
-use crate::args::{ExportArgs, ExportFormat, ImportArgs, InsightsArgs, LogArgs, ReportArgs};
+use crate::args::{parse_date, parse_record_kind};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::export;
-use crate::render;
+use crate::out::Style;
+use crate::render::{short_id, table, text, when_of, Names};
+use chrono::NaiveDate;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
 
 pub(super) fn log(ctx: &Ctx, io: &mut Io, args: LogArgs) -> anyhow::Result<()> {
     if let (Some(from), Some(to)) = (args.from, args.to) {
@@ -33,14 +37,14 @@ pub(super) fn log(ctx: &Ctx, io: &mut Io, args: LogArgs) -> anyhow::Result<()> {
         limit: args.limit,
     };
     let mut session = Session::open(ctx)?;
-    let entries = session.call(Call::Log(params))?;
+    let call = DocCall::Log(params);
     if ctx.json {
-        io.out.json(&entries)?;
+        io.out.json(&session.call(call)?)?;
         return Ok(());
     }
-    let names = session.names()?;
+    let (entries, names) = session.call_named(call)?;
     let entries = entries.as_array().cloned().unwrap_or_default();
-    io.out.write(&render::log(&entries, &names, io.style))?;
+    io.out.write(&render_log(&entries, &names, io.style))?;
     Ok(())
 }
 
@@ -54,7 +58,7 @@ pub(super) fn export(ctx: &Ctx, io: &mut Io, args: ExportArgs) -> anyhow::Result
         .into());
     }
     let mut session = Session::open(ctx)?;
-    let doc = session.call(Call::Export)?;
+    let doc = session.call(DocCall::Export)?;
     match (args.format, args.out) {
         (ExportFormat::Json, None) => io.out.json(&doc)?,
         (ExportFormat::Json, Some(path)) => {
@@ -95,11 +99,11 @@ pub(super) fn import(ctx: &Ctx, io: &mut Io, args: ImportArgs) -> anyhow::Result
     })?;
     export::check_export(&doc, &source)?;
     let mut session = Session::open(ctx)?;
-    let result = session.call(Call::Import { data: doc })?;
+    let result = session.call(DocCall::Import { data: doc })?;
     if ctx.json {
         io.out.json(&result)?;
     } else {
-        io.out.write(&render::imported(&result))?;
+        io.out.write(&imported(&result))?;
     }
     Ok(())
 }
@@ -137,7 +141,7 @@ fn fetch_insights(
         .into());
     }
     let mut session = Session::open(ctx)?;
-    let raw = session.call(Call::Insights {
+    let raw = session.call(DocCall::Insights {
         weeks,
         include_private,
         utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
@@ -174,4 +178,134 @@ pub(super) fn report(ctx: &Ctx, io: &mut Io, args: ReportArgs) -> anyhow::Result
         None => io.out.write(&render_markdown(&report))?,
     }
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth log`.
+#[derive(Debug, Args)]
+pub(crate) struct LogArgs {
+    /// Only this person's entries: me, partner, a name or an id.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) person: Option<String>,
+    /// Only these kinds, comma separated: checkins, reflections, ledger, done, acks, handoffs, moments.
+    #[arg(long = "kind", value_name = "KIND", value_delimiter = ',', value_parser = parse_record_kind)]
+    pub(crate) kinds: Vec<String>,
+    /// From this local date, inclusive (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub(crate) from: Option<NaiveDate>,
+    /// Up to this local date, inclusive (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub(crate) to: Option<NaiveDate>,
+    /// Show at most N entries, the newest.
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<usize>,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// One JSON document that `hearth import` reads back.
+    Json,
+    /// One CSV file per record kind, for spreadsheets.
+    Csv,
+}
+
+/// `hearth export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// json (default, re-importable) or csv (one file per record kind).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+    pub(crate) format: ExportFormat,
+    /// Where to write: a file for json (stdout when absent), a directory for csv.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+/// `hearth import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// A file written by `hearth export`, or - for standard input.
+    pub(crate) file: PathBuf,
+}
+
+/// `hearth insights`.
+#[derive(Debug, Args)]
+pub(crate) struct InsightsArgs {
+    /// How many weeks of history to look at.
+    #[arg(long, value_name = "N")]
+    pub(crate) weeks: Option<u32>,
+    /// Include your own private entries.
+    #[arg(long)]
+    pub(crate) include_private: bool,
+}
+
+/// `hearth report`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("report_format").required(true).args(["html", "markdown"])))]
+pub(crate) struct ReportArgs {
+    /// Write an HTML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
+    /// Print a Markdown report.
+    #[arg(long)]
+    pub(crate) markdown: bool,
+    /// How many weeks of history to look at.
+    #[arg(long, value_name = "N")]
+    pub(crate) weeks: Option<u32>,
+    /// Include your own private entries.
+    #[arg(long)]
+    pub(crate) include_private: bool,
+}
+
+// ----- rendering -------------------------------------------------------------------
+
+/// A record kind of the log (`checkins`, ...) as one word for a table cell.
+fn kind_label(kind: &str) -> &str {
+    match kind {
+        "checkins" => "check-in",
+        "reflections" => "reflection",
+        "ledger" => "item",
+        "done" => "done",
+        "acks" => "ack",
+        "handoffs" => "handoff",
+        "moments" => "moment",
+        other => other,
+    }
+}
+
+/// `hearth log`: one row per entry, with the local time it happened.
+pub(crate) fn render_log(entries: &[Value], names: &Names, style: Style) -> String {
+    if entries.is_empty() {
+        return "Nothing in this range yet.\n".into();
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            // The daemon sends the name and the id; the id lets us say "you".
+            let person = match e["person_id"].as_str() {
+                Some(id) => names.name(id),
+                None => text(e, "person").to_string(),
+            };
+            vec![
+                when_of(e),
+                kind_label(text(e, "kind")).to_string(),
+                person,
+                text(e, "summary").replace(['\n', '\r'], " "),
+                short_id(text(e, "id")).to_string(),
+            ]
+        })
+        .collect();
+    table(style, &["WHEN", "KIND", "WHO", "WHAT", "ID"], &rows)
+}
+
+/// `hearth import`: how many records were new.
+pub(crate) fn imported(v: &Value) -> String {
+    match v["imported"].as_u64() {
+        Some(0) => "Nothing new: every record in the file is already here.\n".into(),
+        Some(n) => {
+            format!("Imported {n} new record(s); records already here were left as they were.\n")
+        }
+        None => "Import merged.\n".into(),
+    }
 }

@@ -5,16 +5,16 @@
 //! (who may rename or remove what, what a pause holds back) live in the daemon; the only
 //! thing decided here is asking before `leave`, because only a terminal can ask.
 
-use hearthd::api::Call;
+use hearth_api::RosterCall;
 use serde_json::Value;
 
-use crate::args::{DevicesCommand, LeaveArgs, PauseArgs};
 use crate::commands::{Io, Session};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::out::Style;
 use crate::prompt;
 use crate::render::{local_offset_min, local_time};
+use clap::{Args, Subcommand};
 
 fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_default()
@@ -34,7 +34,7 @@ pub(super) fn devices(ctx: &Ctx, io: &mut Io, cmd: DevicesCommand) -> anyhow::Re
     let mut session = Session::open(ctx)?;
     match cmd {
         DevicesCommand::List => {
-            let list = session.call(Call::DevicesList)?;
+            let list = session.call(RosterCall::DevicesList)?;
             if ctx.json {
                 io.out.json(&list)?;
             } else {
@@ -43,7 +43,7 @@ pub(super) fn devices(ctx: &Ctx, io: &mut Io, cmd: DevicesCommand) -> anyhow::Re
             }
         }
         DevicesCommand::Rename { id, name } => {
-            let device = session.call(Call::DevicesRename { id, name })?;
+            let device = session.call(RosterCall::DevicesRename { id, name })?;
             if ctx.json {
                 io.out.json(&device)?;
             } else {
@@ -55,7 +55,7 @@ pub(super) fn devices(ctx: &Ctx, io: &mut Io, cmd: DevicesCommand) -> anyhow::Re
             }
         }
         DevicesCommand::Remove { id } => {
-            let device = session.call(Call::DevicesRemove { id })?;
+            let device = session.call(RosterCall::DevicesRemove { id })?;
             if ctx.json {
                 io.out.json(&device)?;
             } else {
@@ -127,7 +127,7 @@ fn names(v: &Value) -> String {
 
 pub(super) fn pause(ctx: &Ctx, io: &mut Io, args: PauseArgs) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let result = session.call(Call::Pause {
+    let result = session.call(RosterCall::Pause {
         for_secs: args.duration,
     })?;
     if ctx.json {
@@ -150,7 +150,7 @@ pub(super) fn pause(ctx: &Ctx, io: &mut Io, args: PauseArgs) -> anyhow::Result<(
 
 pub(super) fn resume(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let result = session.call(Call::Resume)?;
+    let result = session.call(RosterCall::Resume)?;
     if ctx.json {
         io.out.json(&result)?;
     } else if result["resumed"].as_bool().unwrap_or(false) {
@@ -184,7 +184,7 @@ pub(super) fn leave(ctx: &Ctx, io: &mut Io, args: LeaveArgs) -> anyhow::Result<(
             return Err(CliError::Cancelled.into());
         }
     }
-    let result = session.call(Call::Leave { confirm: true })?;
+    let result = session.call(RosterCall::Leave { confirm: true })?;
     if ctx.json {
         io.out.json(&result)?;
     } else if result["already"].as_bool().unwrap_or(false) {
@@ -200,6 +200,85 @@ pub(super) fn leave(ctx: &Ctx, io: &mut Io, args: LeaveArgs) -> anyhow::Result<(
         ))?;
     }
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth devices ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DevicesCommand {
+    /// Every device in the household: whose it is, who added it, whether it was removed.
+    List,
+    /// Give one of your devices a new name.
+    Rename {
+        /// Device id or a unique prefix of it (`hearth devices list` shows them).
+        id: String,
+        /// The new name, such as "phone".
+        name: String,
+    },
+    /// Remove a device, such as a lost phone: every device refuses it from now on. It
+    /// keeps what it had already synced.
+    Remove {
+        /// Device id or a unique prefix of it.
+        id: String,
+    },
+}
+
+/// `hearth pause`.
+#[derive(Debug, Args)]
+pub(crate) struct PauseArgs {
+    /// End the pause by itself after this long: 30m, 12h, 2d or 1w. Without it, the
+    /// pause lasts until `hearth resume`.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) duration: Option<u64>,
+}
+
+/// `hearth leave`.
+#[derive(Debug, Args)]
+pub(crate) struct LeaveArgs {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub(crate) yes: bool,
+}
+
+/// Parses a duration such as `90m`, `12h`, `2d` or `1w` (or `1d12h`) into seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a duration; write a number with a unit, such as 30m, 12h, 2d or 1w"
+        )
+    };
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    let mut any = false;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit: u64 = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        number.clear();
+        any = true;
+    }
+    if !number.is_empty() || !any {
+        return Err(bad());
+    }
+    if total == 0 {
+        return Err("a pause needs to last a while; try 30m, 12h or 2d".into());
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

@@ -2,18 +2,23 @@
 //! terminal, from a few gentle questions.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
+use hearth_api::{CheckinParams, DocCall, MomentParams, ReflectParams};
+use hearth_core::labels;
 use hearth_core::model::{
     Answer, Basic, BasicLevel, BodySign, BurnoutSign, MomentKind, Visibility,
 };
-use hearthd::api::{Call, CheckinParams, MomentParams, ReflectParams};
 
 use super::{write, Io, Session};
-use crate::args::{CheckinArgs, MomentArgs, ReflectArgs, ReplyArgs};
+use crate::args::{parse_basic, parse_key, parse_sign, parse_visibility, AtArg};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
+use crate::out::Style;
 use crate::prompt;
-use crate::render;
+use crate::render::{short_id, text};
+use clap::Args;
+use serde_json::Value;
 
 fn needs_terminal(what: &str, flags: &str) -> CliError {
     CliError::Usage {
@@ -73,7 +78,7 @@ pub(super) fn checkin(ctx: &Ctx, io: &mut Io, args: CheckinArgs) -> anyhow::Resu
     if prompt::interactive() {
         confirm_shared_words(&mut params)?;
     }
-    write(ctx, io, "checkin", Call::CheckinAdd(params))
+    write(ctx, io, "checkin", DocCall::CheckinAdd(params))
 }
 
 /// On a terminal, shows the note and the ask of a shared check-in before it is saved,
@@ -120,19 +125,19 @@ fn ask_checkin(p: &mut CheckinParams) -> anyhow::Result<()> {
     )?;
     p.battery = u8::try_from(battery).unwrap_or(100);
 
-    let ratings: Vec<String> = render::RATING_WORDS.iter().map(|w| w.to_string()).collect();
+    let ratings: Vec<String> = labels::RATING_WORDS.iter().map(|w| w.to_string()).collect();
     for sign in BurnoutSign::ALL {
         if p.signs.contains_key(sign) {
             continue;
         }
-        let picked = prompt::pick_one(render::sign_label(*sign), &ratings, 0, true)?;
+        let picked = prompt::pick_one(sign.label(), &ratings, 0, true)?;
         p.signs.insert(*sign, u8::try_from(picked).unwrap_or(0));
     }
 
     if p.body.is_empty() {
         let labels: Vec<String> = BodySign::ALL
             .iter()
-            .map(|s| render::body_label(*s).to_string())
+            .map(|s| s.label().to_string())
             .collect();
         let chosen = prompt::pick_many("Anything in your body lately?", &labels)?;
         p.body = chosen
@@ -142,10 +147,7 @@ fn ask_checkin(p: &mut CheckinParams) -> anyhow::Result<()> {
     }
 
     let levels = [BasicLevel::Met, BasicLevel::Partly, BasicLevel::No];
-    let mut options: Vec<String> = levels
-        .iter()
-        .map(|l| render::level_label(*l).to_string())
-        .collect();
+    let mut options: Vec<String> = levels.iter().map(|l| l.label().to_string()).collect();
     options.push("skip".into());
     let mut basics = BTreeMap::new();
     for basic in Basic::ALL {
@@ -153,7 +155,7 @@ fn ask_checkin(p: &mut CheckinParams) -> anyhow::Result<()> {
             basics.insert(*basic, *level);
             continue;
         }
-        let question = format!("{} today?", render::basic_label(*basic));
+        let question = format!("{} today?", basic.label());
         let picked = prompt::pick_one(&question, &options, levels.len(), false)?;
         if let Some(level) = levels.get(picked) {
             basics.insert(*basic, *level);
@@ -197,11 +199,8 @@ pub(super) fn reflect(ctx: &Ctx, io: &mut Io, args: ReflectArgs) -> anyhow::Resu
             .into());
         }
         let choices = [Answer::Yes, Answer::No, Answer::Unsure];
-        let options: Vec<String> = choices
-            .iter()
-            .map(|a| render::answer_label(*a).to_string())
-            .collect();
-        for (answer, question) in answers.iter_mut().zip(render::REFLECTION_QUESTIONS) {
+        let options: Vec<String> = choices.iter().map(|a| a.label().to_string()).collect();
+        for (answer, question) in answers.iter_mut().zip(labels::REFLECTION_QUESTIONS) {
             if answer.is_none() {
                 let picked = prompt::pick_one(question, &options, 2, false)?;
                 *answer = choices.get(picked).copied();
@@ -235,7 +234,7 @@ pub(super) fn reflect(ctx: &Ctx, io: &mut Io, args: ReflectArgs) -> anyhow::Resu
         visibility,
         at,
     };
-    write(ctx, io, "reflection", Call::ReflectAdd(params))
+    write(ctx, io, "reflection", DocCall::ReflectAdd(params))
 }
 
 pub(super) fn moment(ctx: &Ctx, io: &mut Io, args: MomentArgs) -> anyhow::Result<()> {
@@ -245,7 +244,7 @@ pub(super) fn moment(ctx: &Ctx, io: &mut Io, args: MomentArgs) -> anyhow::Result
         None if prompt::interactive() => {
             let options: Vec<String> = MomentKind::ALL
                 .iter()
-                .map(|k| render::moment_label(*k).to_string())
+                .map(|k| k.label().to_string())
                 .collect();
             let picked = prompt::pick_one("What kind of moment?", &options, 0, false)?;
             MomentKind::ALL
@@ -267,27 +266,27 @@ pub(super) fn moment(ctx: &Ctx, io: &mut Io, args: MomentArgs) -> anyhow::Result
         note: non_empty(args.note),
         at,
     };
-    write(ctx, io, "moment", Call::MomentAdd(params))
+    write(ctx, io, "moment", DocCall::MomentAdd(params))
 }
 
 /// `hearth today`: what waits for you. Looking marks thank-yous and replies as seen.
 pub(super) fn today(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let view = session.call(Call::Today {
+    let view = session.call(DocCall::Today {
         utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
         mark_seen: true,
     })?;
     if ctx.json {
         io.out.json(&view)?;
     } else {
-        io.out.write(&render::for_you(&view, io.style))?;
+        io.out.write(&for_you(&view, io.style))?;
     }
     Ok(())
 }
 
 /// `hearth reply ASK TEXT`.
 pub(super) fn reply(ctx: &Ctx, io: &mut Io, args: ReplyArgs) -> anyhow::Result<()> {
-    let call = Call::Reply {
+    let call = DocCall::Reply {
         ask: args.ask,
         text: args.text,
         at: args.at.resolve(),
@@ -299,7 +298,7 @@ pub(super) fn reply(ctx: &Ctx, io: &mut Io, args: ReplyArgs) -> anyhow::Result<(
 /// otherwise (and with `--json`) every step at once, for scripts.
 pub(super) fn together(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let walk = session.call(Call::Together {
+    let walk = session.call(DocCall::Together {
         utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
     })?;
     if ctx.json {
@@ -313,8 +312,7 @@ pub(super) fn together(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
         walk["minutes"].as_u64().unwrap_or(15)
     ))?;
     for (n, step) in steps.iter().enumerate() {
-        io.out
-            .write(&render::together_step(n + 1, step, io.style))?;
+        io.out.write(&together_step(n + 1, step, io.style))?;
         io.out.flush()?;
         if interactive && n + 1 < steps.len() {
             // Nothing is recorded here: Enter only moves on when you are ready.
@@ -324,4 +322,211 @@ pub(super) fn together(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     io.out.line("")?;
     io.out.line(walk["closing"].as_str().unwrap_or_default())?;
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth reply`.
+#[derive(Debug, Args)]
+pub(crate) struct ReplyArgs {
+    /// The ask's id (a few characters are enough), as `hearth today` shows it.
+    pub(crate) ask: String,
+    /// Your answer, such as "I'll take bedtime".
+    pub(crate) text: String,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth checkin`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckinArgs {
+    /// Energy left, 0 to 100. Without it, on a terminal, hearth asks.
+    #[arg(long, value_name = "0-100", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub(crate) battery: Option<u8>,
+    /// A burnout sign and how strongly, from 0 (not at all) to 4 (very much): dread (of
+    /// time together), numb (in conversation), irritation (at small things), warmth
+    /// (warmth or curiosity is hard to reach: 4 means very hard), relief (wishing for
+    /// relief elsewhere: 4 means very much; it stays yours unless you --share-safety).
+    #[arg(long = "sign", value_name = "SIGN=0-4", value_parser = parse_sign)]
+    pub(crate) signs: Vec<(BurnoutSign, u8)>,
+    /// Body signs present, comma separated (fatigue,sleep,...).
+    #[arg(long, value_name = "SIGNS", value_delimiter = ',', value_parser = parse_key::<BodySign>)]
+    pub(crate) body: Vec<BodySign>,
+    /// Basics and how well they were met: sleep=met,food=partly,safety=no,rest=met.
+    #[arg(long, value_name = "BASIC=LEVEL", value_delimiter = ',', value_parser = parse_basic)]
+    pub(crate) basics: Vec<(Basic, BasicLevel)>,
+    /// A note for yourself (or both of you, when shared).
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    /// Something you would like from your partner.
+    #[arg(long)]
+    pub(crate) ask: Option<String>,
+    /// Who may read it: shared (default), private (only your own devices), or
+    /// reveal-together (sealed until your partner checks in for the same day).
+    #[arg(long, value_parser = parse_visibility)]
+    pub(crate) visibility: Option<Visibility>,
+    /// Share your answers on feeling safe and on wishing for relief with your partner,
+    /// for this check-in only. Without it they stay on your own devices.
+    #[arg(long)]
+    pub(crate) share_safety: bool,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth reflect`.
+#[derive(Debug, Args)]
+pub(crate) struct ReflectArgs {
+    /// If you had more energy, would you want to work on this together? yes, no or unsure.
+    #[arg(long, value_parser = parse_key::<Answer>)]
+    pub(crate) energy: Option<Answer>,
+    /// Do you feel emotionally safe with your partner? yes, no or unsure.
+    #[arg(long, value_parser = parse_key::<Answer>)]
+    pub(crate) safe: Option<Answer>,
+    /// Are the two of you aligned on what you want? yes, no or unsure.
+    #[arg(long, value_parser = parse_key::<Answer>)]
+    pub(crate) aligned: Option<Answer>,
+    /// A note.
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    /// Who may read it: private (default) or shared.
+    #[arg(long, value_parser = parse_visibility)]
+    pub(crate) visibility: Option<Visibility>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth moment`.
+#[derive(Debug, Args)]
+pub(crate) struct MomentArgs {
+    /// glance, laugh, touch, quiet, talk or other. Without it, on a terminal, hearth asks.
+    #[arg(value_parser = parse_key::<MomentKind>)]
+    pub(crate) kind: Option<MomentKind>,
+    /// Who started it: me (default), partner, a name or an id.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) by: Option<String>,
+    /// A note.
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+// ----- rendering -------------------------------------------------------------------
+
+/// "For you" (`hearth today`, and the top of `hearth status` on a terminal): a few lines,
+/// each with the one command that answers it.
+pub(crate) fn for_you(v: &Value, style: Style) -> String {
+    let name = |id: &Value| {
+        id.as_str()
+            .and_then(|id| v["names"][id].as_str())
+            .unwrap_or("your partner")
+            .to_string()
+    };
+    let list = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", style.bold("For you"));
+    let mut quiet = true;
+    for ask in list("asks") {
+        quiet = false;
+        let id = short_id(text(&ask, "checkin"));
+        let _ = writeln!(
+            out,
+            "  {} asks: “{}”",
+            name(&ask["from"]),
+            text(&ask, "ask")
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!("answer: hearth reply {id} \"...\""))
+        );
+    }
+    for h in list("handoffs") {
+        quiet = false;
+        let id = short_id(text(&h, "id"));
+        let _ = writeln!(
+            out,
+            "  {} offers you the {} stage of an item{}",
+            name(&h["from"]),
+            text(&h, "stage"),
+            h["note"]
+                .as_str()
+                .map(|n| format!(": “{n}”"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!(
+                "answer: hearth ledger accept {id} · hearth ledger counter {id} \"...\" · hearth ledger decline {id}"
+            ))
+        );
+    }
+    for a in list("replies") {
+        quiet = false;
+        let _ = writeln!(
+            out,
+            "  {} replied to your ask: “{}”",
+            name(&a["from"]),
+            text(&a, "note")
+        );
+    }
+    for a in list("received") {
+        quiet = false;
+        let what = match text(&a, "kind") {
+            "thanks" => "thanked you",
+            "repair" => "reached out to make things right",
+            _ => "saw what you did",
+        };
+        let note = a["note"]
+            .as_str()
+            .map(|n| format!(": “{n}”"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {} {what}{note}", name(&a["from"]));
+    }
+    for item in list("paused_due") {
+        quiet = false;
+        let id = short_id(text(&item, "id"));
+        let _ = writeln!(
+            out,
+            "  “{}” was paused until {}: look at it again together?",
+            text(&item, "title"),
+            text(&item, "paused_until")
+        );
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!(
+                "hearth ledger resume {id} · hearth ledger pause {id} --until DATE"
+            ))
+        );
+    }
+    if quiet {
+        let _ = writeln!(out, "  Nothing is waiting for you.");
+    }
+    if v["checked_in_today"].as_bool() == Some(true) {
+        let _ = writeln!(out, "  You have checked in today.");
+    } else {
+        let _ = writeln!(
+            out,
+            "  No check-in from you today yet, whenever it suits: {}",
+            style.dim("hearth checkin")
+        );
+    }
+    out
+}
+
+/// One step of `hearth together`.
+pub(crate) fn together_step(n: usize, step: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{}",
+        style.bold(&format!("{n}. {}", text(step, "title")))
+    );
+    let _ = writeln!(out, "   {}", text(step, "text"));
+    if let Some(prompt) = step["prompt"].as_str() {
+        let _ = writeln!(out, "   {} {prompt}", style.dim("To start:"));
+    }
+    out
 }

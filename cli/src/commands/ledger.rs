@@ -1,13 +1,19 @@
 //! `hearth ledger ...`: the household's responsibilities, who holds each stage, what was
 //! done, acknowledgments, and handoffs with their answers.
 
-use hearth_core::model::{AckKind, HandoffState, TargetKind};
-use hearthd::api::{AckParams, AnswerParams, Call, DoneParams, HandoffParams, LedgerAddParams};
+use hearth_api::{AckParams, AnswerParams, DocCall, DoneParams, HandoffParams, LedgerAddParams};
+use hearth_core::model::{AckKind, Cadence, Domain, HandoffState, Labour, Stage, TargetKind};
+use std::fmt::Write as _;
 
 use super::{write, Io, Session};
-use crate::args::{IdArgs, LedgerCommand};
+use crate::args::{parse_date, parse_key, parse_stage_owner, AtArg};
 use crate::daemonctl::Ctx;
+use crate::out::Style;
 use crate::render;
+use crate::render::{short_id, table, text, when_of, Names};
+use chrono::NaiveDate;
+use clap::{Args, Subcommand};
+use serde_json::Value;
 
 pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<()> {
     match cmd {
@@ -25,31 +31,29 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 good_enough: a.good_enough,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "item", Call::LedgerAdd(params))
+            write(ctx, io, "item", DocCall::LedgerAdd(params))
         }
         LedgerCommand::List { all } => {
             let mut session = Session::open(ctx)?;
-            let items = session.call(Call::LedgerList { all })?;
+            let call = DocCall::LedgerList { all };
             if ctx.json {
-                io.out.json(&items)?;
+                io.out.json(&session.call(call)?)?;
                 return Ok(());
             }
-            let names = session.names()?;
+            let (items, names) = session.call_named(call)?;
             let items = items.as_array().cloned().unwrap_or_default();
-            io.out
-                .write(&render::ledger_list(&items, &names, io.style))?;
+            io.out.write(&ledger_list(&items, &names, io.style))?;
             Ok(())
         }
         LedgerCommand::Show { id } => {
             let mut session = Session::open(ctx)?;
-            let shown = session.call(Call::LedgerShow { id })?;
+            let call = DocCall::LedgerShow { id };
             if ctx.json {
-                io.out.json(&shown)?;
+                io.out.json(&session.call(call)?)?;
                 return Ok(());
             }
-            let names = session.names()?;
-            io.out
-                .write(&render::ledger_show(&shown, &names, io.style))?;
+            let (shown, names) = session.call_named(call)?;
+            io.out.write(&ledger_show(&shown, &names, io.style))?;
             Ok(())
         }
         LedgerCommand::Done(a) => {
@@ -61,7 +65,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 note: a.note,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "done", Call::LedgerDone(params))
+            write(ctx, io, "done", DocCall::LedgerDone(params))
         }
         LedgerCommand::Ack(a) => {
             let params = AckParams {
@@ -72,7 +76,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 note: a.note,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "ack", Call::LedgerAck(params))
+            write(ctx, io, "ack", DocCall::LedgerAck(params))
         }
         LedgerCommand::Handoff(a) => {
             let params = HandoffParams {
@@ -82,7 +86,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 note: a.note,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "handoff", Call::LedgerHandoff(params))
+            write(ctx, io, "handoff", DocCall::LedgerHandoff(params))
         }
         LedgerCommand::Accept(a) => answer(ctx, io, a, HandoffState::Accepted, None),
         LedgerCommand::Decline(a) => answer(ctx, io, a, HandoffState::Declined, None),
@@ -92,7 +96,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
             answer(ctx, io, id, HandoffState::Countered, Some(a.proposal))
         }
         LedgerCommand::Edit(a) => {
-            let params = hearthd::api::LedgerEditParams {
+            let params = hearth_api::LedgerEditParams {
                 id: a.id,
                 title: a.title,
                 owners: a.stages.into_iter().collect(),
@@ -102,22 +106,22 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 good_enough: a.good_enough,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "edited", Call::LedgerEdit(params))
+            write(ctx, io, "edited", DocCall::LedgerEdit(params))
         }
         LedgerCommand::Pause { id, until } => {
-            write(ctx, io, "paused", Call::LedgerPause { id, until })
+            write(ctx, io, "paused", DocCall::LedgerPause { id, until })
         }
-        LedgerCommand::Resume { id } => write(ctx, io, "resumed", Call::LedgerResume { id }),
+        LedgerCommand::Resume { id } => write(ctx, io, "resumed", DocCall::LedgerResume { id }),
         LedgerCommand::Starter { add } => starter(ctx, io, add),
         LedgerCommand::Agree(a) => {
-            let call = Call::LedgerAgree {
+            let call = DocCall::LedgerAgree {
                 id: a.id,
                 at: a.at.resolve(),
             };
             write(ctx, io, "agreed", call)
         }
         LedgerCommand::Retire(a) => {
-            let call = Call::LedgerRetire {
+            let call = DocCall::LedgerRetire {
                 id: a.id,
                 at: a.at.resolve(),
             };
@@ -139,7 +143,7 @@ fn answer(
         counter,
         at: args.at.resolve(),
     };
-    write(ctx, io, "handoff", Call::LedgerAnswer(params))
+    write(ctx, io, "handoff", DocCall::LedgerAnswer(params))
 }
 
 /// `hearth ledger starter`: offers the starter list; adds only what was chosen.
@@ -181,7 +185,7 @@ fn starter(ctx: &Ctx, io: &mut Io, add: Vec<String>) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
     let mut added = Vec::new();
     for s in chosen {
-        added.push(session.call(Call::LedgerAdd(LedgerAddParams {
+        added.push(session.call(DocCall::LedgerAdd(LedgerAddParams {
             title: s.title.to_string(),
             domain: s.domain,
             labour: s.labour,
@@ -192,7 +196,7 @@ fn starter(ctx: &Ctx, io: &mut Io, add: Vec<String>) -> anyhow::Result<()> {
             minutes_per_week: None,
             weight: 2,
             good_enough: None,
-            at: hearthd::api::At::default(),
+            at: hearth_api::At::default(),
         }))?);
     }
     if ctx.json {
@@ -207,4 +211,390 @@ fn starter(ctx: &Ctx, io: &mut Io, add: Vec<String>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth ledger ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LedgerCommand {
+    /// Add a responsibility the household carries.
+    Add(LedgerAddArgs),
+    /// List the responsibilities and who holds each stage.
+    List {
+        /// Include retired items.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One item with what was done, handoffs and acknowledgments.
+    Show {
+        /// Item id or a unique prefix of it.
+        id: String,
+    },
+    /// Record that something was done: a listed item, or unlisted work with --label.
+    Done(LedgerDoneArgs),
+    /// Say "I see this" about an item, a done entry, a check-in or a moment.
+    Ack(LedgerAckArgs),
+    /// Propose moving one stage of an item to your partner.
+    Handoff(LedgerHandoffArgs),
+    /// Accept a handoff: the stage moves.
+    Accept(IdArgs),
+    /// Decline a handoff.
+    Decline(IdArgs),
+    /// Answer a handoff with a counter-proposal.
+    Counter(CounterArgs),
+    /// Withdraw a handoff you proposed.
+    Withdraw(IdArgs),
+    /// Change an item: title, who holds which stage, cadence, weight, minutes or the
+    /// "good enough" standard. A stage put on your partner is offered to them.
+    Edit(LedgerEditArgs),
+    /// Do less for now: pause an item, so it carries no load until it is resumed.
+    Pause {
+        /// Id or a unique prefix of it.
+        id: String,
+        /// The day it is meant to come back, such as 2026-12-31.
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        until: Option<NaiveDate>,
+    },
+    /// Bring a paused or retired item back.
+    Resume {
+        /// Id or a unique prefix of it.
+        id: String,
+    },
+    /// A short list of invisible work to start from; add only what is true for you.
+    Starter {
+        /// Add these, by key, without asking (comma separated): peace, moods, school,
+        /// health, dates.
+        #[arg(long, value_delimiter = ',')]
+        add: Vec<String>,
+    },
+    /// Agree with an item as it stands, its "good enough" standard included; it shows
+    /// as agreed once you both have.
+    Agree(IdArgs),
+    /// Retire an item the household no longer carries.
+    Retire(IdArgs),
+}
+
+/// `hearth ledger add`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerAddArgs {
+    /// What it is, in a few words.
+    pub(crate) title: String,
+    /// household, logistics, finances, parenting, social, emotional, relationship or other.
+    #[arg(long, value_parser = parse_key::<Domain>)]
+    pub(crate) domain: Domain,
+    /// physical (default), cognitive or emotional.
+    #[arg(long, value_parser = parse_key::<Labour>)]
+    pub(crate) labour: Option<Labour>,
+    /// The work is easy to miss.
+    #[arg(long)]
+    pub(crate) invisible: bool,
+    /// Who holds every stage not named with --stage: me (default), partner, a name or an id.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) owner: Option<String>,
+    /// Who holds one stage: notice=me, plan=partner, do=..., follow-up=... (repeatable).
+    #[arg(long = "stage", value_name = "STAGE=PERSON", value_delimiter = ',', value_parser = parse_stage_owner)]
+    pub(crate) stages: Vec<(Stage, String)>,
+    /// daily, weekly, monthly or occasional.
+    #[arg(long, value_parser = parse_key::<Cadence>)]
+    pub(crate) cadence: Option<Cadence>,
+    /// Rough minutes per week.
+    #[arg(long, value_name = "MINUTES")]
+    pub(crate) minutes: Option<u32>,
+    /// How heavy it feels, 1 to 3 (default 2).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub(crate) weight: Option<u8>,
+    /// The "good enough" standard you both agreed.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) good_enough: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth ledger done`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerDoneArgs {
+    /// Item id or prefix; leave out and use --label for unlisted work.
+    #[arg(required_unless_present = "label")]
+    pub(crate) item: Option<String>,
+    /// A short label for unlisted (often invisible) work.
+    #[arg(long)]
+    pub(crate) label: Option<String>,
+    /// Who did it: me (default), partner, a name or an id.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) by: Option<String>,
+    /// Roughly how many minutes it took.
+    #[arg(long)]
+    pub(crate) minutes: Option<u32>,
+    /// A note.
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth ledger ack`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerAckArgs {
+    /// Id or prefix of what you acknowledge.
+    pub(crate) target: String,
+    /// What the id points at: item (default), done, checkin or moment.
+    #[arg(long = "on", value_name = "KIND", value_parser = parse_key::<TargetKind>)]
+    pub(crate) on: Option<TargetKind>,
+    /// thanks, seen (default) or repair.
+    #[arg(long, value_parser = parse_key::<AckKind>)]
+    pub(crate) kind: Option<AckKind>,
+    /// To whom: your partner by default.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) to: Option<String>,
+    /// A note.
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth ledger handoff`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerHandoffArgs {
+    /// Item id or prefix.
+    pub(crate) item: String,
+    /// The stage to move: notice, plan, do or follow-up.
+    #[arg(long, value_parser = parse_key::<Stage>)]
+    pub(crate) stage: Stage,
+    /// Who would take it: your partner by default.
+    #[arg(long, value_name = "PERSON")]
+    pub(crate) to: Option<String>,
+    /// A note.
+    #[arg(long)]
+    pub(crate) note: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// Commands that name one record: accept, decline, withdraw, retire.
+#[derive(Debug, Args)]
+pub(crate) struct IdArgs {
+    /// Id or a unique prefix of it.
+    pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth ledger edit`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerEditArgs {
+    /// Id or a unique prefix of it.
+    pub(crate) id: String,
+    /// A new title.
+    #[arg(long)]
+    pub(crate) title: Option<String>,
+    /// Who holds one stage: notice=me, plan=partner, ... (repeatable); a stage put on
+    /// your partner is offered to them as a handoff.
+    #[arg(long = "stage", value_name = "STAGE=PERSON", value_delimiter = ',', value_parser = parse_stage_owner)]
+    pub(crate) stages: Vec<(Stage, String)>,
+    /// daily, weekly, monthly or occasional.
+    #[arg(long, value_parser = parse_key::<Cadence>)]
+    pub(crate) cadence: Option<Cadence>,
+    /// How heavy it feels, 1 to 3.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub(crate) weight: Option<u8>,
+    /// Rough minutes per week.
+    #[arg(long)]
+    pub(crate) minutes: Option<u32>,
+    /// The "good enough" standard; both of you agree it again with `ledger agree`.
+    #[arg(long)]
+    pub(crate) good_enough: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+/// `hearth ledger counter`.
+#[derive(Debug, Args)]
+pub(crate) struct CounterArgs {
+    /// Handoff id or prefix.
+    pub(crate) id: String,
+    /// The counter-proposal, in a few words.
+    pub(crate) proposal: String,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
+}
+
+// ----- rendering -------------------------------------------------------------------
+
+fn owner_cell(item: &Value, stage: Stage, names: &Names) -> String {
+    match item["owners"][stage.key()].as_str() {
+        Some(id) => names.name(id),
+        None => "-".into(),
+    }
+}
+
+/// `hearth ledger list`.
+pub(crate) fn ledger_list(items: &[Value], names: &Names, style: Style) -> String {
+    if items.is_empty() {
+        return format!(
+            "The ledger is empty. Add what the household carries with {}\n",
+            style.cmd("hearth ledger add TITLE --domain household")
+        );
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| {
+            let mut title = text(item, "title").to_string();
+            if item["invisible"].as_bool().unwrap_or(false) {
+                title.push_str(" (invisible)");
+            }
+            vec![
+                short_id(text(item, "id")).to_string(),
+                title,
+                text(item, "domain").to_string(),
+                item["weight"].to_string(),
+                owner_cell(item, Stage::Notice, names),
+                owner_cell(item, Stage::Plan, names),
+                owner_cell(item, Stage::Do, names),
+                owner_cell(item, Stage::FollowUp, names),
+                text(item, "status").to_string(),
+            ]
+        })
+        .collect();
+    table(
+        style,
+        &[
+            "ID",
+            "TITLE",
+            "DOMAIN",
+            "WEIGHT",
+            "NOTICE",
+            "PLAN",
+            "DO",
+            "FOLLOW-UP",
+            "STATUS",
+        ],
+        &rows,
+    )
+}
+
+/// `hearth ledger show`.
+pub(crate) fn ledger_show(v: &Value, names: &Names, style: Style) -> String {
+    let item = &v["item"];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}  {}",
+        style.bold(text(item, "title")),
+        style.dim(text(item, "id"))
+    );
+    let field = |out: &mut String, name: &str, value: String| {
+        if !value.is_empty() {
+            let _ = writeln!(out, "  {}{value}", style.dim(&format!("{name:<14}")));
+        }
+    };
+    let mut kind = format!("{}, {}", text(item, "domain"), text(item, "labour"));
+    if item["invisible"].as_bool().unwrap_or(false) {
+        kind.push_str(", invisible");
+    }
+    field(&mut out, "kind", kind);
+    field(&mut out, "weight", item["weight"].to_string());
+    field(&mut out, "status", text(item, "status").to_string());
+    let mut rhythm = Vec::new();
+    if let Some(c) = item["cadence"].as_str() {
+        rhythm.push(c.to_string());
+    }
+    if let Some(m) = item["minutes_per_week"].as_u64() {
+        rhythm.push(format!("about {m} min a week"));
+    }
+    field(&mut out, "rhythm", rhythm.join(", "));
+    for stage in Stage::ALL {
+        field(&mut out, stage.key(), owner_cell(item, *stage, names));
+    }
+    field(
+        &mut out,
+        "good enough",
+        text(item, "good_enough").to_string(),
+    );
+    // Agreed once everyone in the household has agreed (`hearth ledger agree`).
+    let agreed: Vec<&str> = item["agreed_by"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let everyone =
+        !names.by_id.is_empty() && names.by_id.keys().all(|p| agreed.contains(&p.as_str()));
+    let agreement = if everyone && names.by_id.len() > 1 {
+        "agreed by both of you".to_string()
+    } else {
+        let by: Vec<String> = agreed.iter().map(|p| names.name(p)).collect();
+        format!(
+            "agreed by {} so far (`hearth ledger agree` to add yours)",
+            if by.is_empty() {
+                "nobody".to_string()
+            } else {
+                by.join(" and ")
+            }
+        )
+    };
+    field(&mut out, "agreed", agreement);
+
+    let done = v["done"].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(out, "\n{}", style.bold("Done"));
+    if done.is_empty() {
+        let _ = writeln!(out, "  nothing recorded yet");
+    }
+    for d in &done {
+        let minutes = d["minutes"]
+            .as_u64()
+            .map(|m| format!(" ({m} min)"))
+            .unwrap_or_default();
+        let note = d["note"]
+            .as_str()
+            .map(|n| format!(" — {n}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}  {}{minutes}{note}  {}",
+            when_of(d),
+            names.of(&d["by"]),
+            style.dim(short_id(text(d, "id")))
+        );
+    }
+    let handoffs = v["handoffs"].as_array().cloned().unwrap_or_default();
+    if !handoffs.is_empty() {
+        let _ = writeln!(out, "\n{}", style.bold("Handoffs"));
+        for h in &handoffs {
+            let counter = h["counter"]
+                .as_str()
+                .map(|c| format!(" — counter: {c}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {}  {} from {} to {}: {}{counter}  {}",
+                when_of(h),
+                text(h, "stage"),
+                names.of(&h["from"]),
+                names.of(&h["to"]),
+                text(h, "state"),
+                style.dim(short_id(text(h, "id")))
+            );
+        }
+    }
+    let acks = v["acks"].as_array().cloned().unwrap_or_default();
+    if !acks.is_empty() {
+        let _ = writeln!(out, "\n{}", style.bold("Acknowledgments"));
+        for a in &acks {
+            let note = a["note"]
+                .as_str()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {}  {} to {}: {}{note}",
+                when_of(a),
+                names.of(&a["from"]),
+                names.of(&a["to"]),
+                text(a, "kind")
+            );
+        }
+    }
+    out
 }

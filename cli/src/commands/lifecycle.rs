@@ -1,19 +1,22 @@
 //! `init`, `status` and `daemon run|start|stop|status`: setting up a device and looking
 //! after its daemon.
 
+use std::fmt::Write as _;
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hearthd::api::Call;
-use hearthd::client::Client;
+use hearth_api::client::Client;
+use hearth_api::{DaemonCall, DocCall, Status};
 use serde_json::{json, Value};
 
 use super::{Io, Session};
-use crate::args::{DaemonCommand, InitArgs};
 use crate::daemonctl::{self, Ctx};
 use crate::error::CliError;
+use crate::out::Style;
 use crate::prompt;
-use crate::render;
+use crate::render::{bytes, local_offset_min, local_time, text};
+use clap::{Args, Subcommand};
 
 pub(super) fn init(ctx: &Ctx, io: &mut Io, args: InitArgs) -> anyhow::Result<()> {
     let passphrase = if args.passphrase {
@@ -22,7 +25,7 @@ pub(super) fn init(ctx: &Ctx, io: &mut Io, args: InitArgs) -> anyhow::Result<()>
         None
     };
     let mut session = Session::open(ctx)?;
-    let result = session.call(Call::Init {
+    let result = session.call(DaemonCall::Init {
         name: args.name.clone(),
         device_name: args.device_name,
         passphrase,
@@ -82,7 +85,7 @@ fn new_passphrase(ctx: &Ctx) -> anyhow::Result<String> {
 
 pub(super) fn status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let status = session.call(Call::Status)?;
+    let status = session.call(DaemonCall::Status)?;
     if ctx.json {
         io.out.json(&status)?;
     } else {
@@ -90,17 +93,17 @@ pub(super) fn status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
         // as looking: thank-yous stay new until `hearth today`.
         let ready = status["person"].is_object();
         if ready && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            if let Ok(view) = session.call(Call::Today {
+            if let Ok(view) = session.call(DocCall::Today {
                 utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
                 mark_seen: false,
             }) {
-                io.out.write(&render::for_you(&view, io.style))?;
+                io.out.write(&super::entries::for_you(&view, io.style))?;
                 io.out.line("")?;
             }
         }
-        io.out.write(&render::status(&status, io.style))?;
+        io.out.write(&render_status(&status, io.style))?;
         // The weekly walk, on the day you chose; a gentle mention, never a count.
-        let config = hearthd::config::Config::load(&ctx.paths.config())?;
+        let config = daemonctl::load_config(&ctx.paths)?;
         if ready && config.together_day == Some(chrono::Datelike::weekday(&chrono::Local::now())) {
             io.out.line("")?;
             io.out.line(&format!(
@@ -121,39 +124,32 @@ pub(super) fn daemon(ctx: &Ctx, io: &mut Io, cmd: DaemonCommand) -> anyhow::Resu
     }
 }
 
-/// Runs the daemon in this process. On a terminal without a passphrase file, a locked
-/// identity is unlocked by asking, over the daemon's own socket, once it is listening.
+/// Runs `hearthd` in the foreground. Without a terminal to ask on, or with a passphrase
+/// file, this process becomes `hearthd`. Otherwise `hearthd` runs as a child, and a locked
+/// identity is unlocked by asking here, over the daemon's own socket, once it listens.
 fn run_foreground(ctx: &Ctx) -> anyhow::Result<()> {
-    if ctx.verbose > 0 && std::env::var_os("HEARTH_LOG").is_none() {
-        // Set before any thread starts, so the daemon's log filter sees it.
-        std::env::set_var(
-            "HEARTH_LOG",
-            if ctx.verbose > 1 { "trace" } else { "debug" },
-        );
-    }
-    let passphrase = match &ctx.passphrase_file {
-        Some(path) => Some(daemonctl::read_passphrase_file(path)?),
-        None => None,
-    };
-    let ask = passphrase.is_none() && prompt::interactive();
-    let opts = hearthd::daemon::RunOptions {
-        paths: ctx.paths.clone(),
-        passphrase,
-    };
+    let mut cmd = daemonctl::hearthd_command(ctx)?;
+    let ask = ctx.passphrase_file.is_none() && prompt::interactive();
     if !ask {
-        return hearthd::daemon::run(opts);
+        // Only returns when the exec failed.
+        let err = cmd.exec();
+        return Err(CliError::Unreachable {
+            message: format!("could not start hearthd: {err}"),
+            hint: "check that the hearthd program beside hearth, or on PATH, is executable".into(),
+        }
+        .into());
     }
-    let daemon = std::thread::Builder::new()
-        .name("hearthd".into())
-        .spawn(move || hearthd::daemon::run(opts))
-        .context("could not start the daemon thread")?;
-    while !daemon.is_finished() {
+    let mut daemon = cmd.spawn().context("could not start hearthd")?;
+    loop {
+        if let Some(status) = daemon.try_wait().context("could not watch hearthd")? {
+            return exited(status);
+        }
         match Client::connect(&ctx.paths.socket) {
             Ok(mut client) => {
                 if let Err(e) = unlock_if_locked(ctx, &mut client) {
                     // Without the passphrase the daemon is of no use; stop it cleanly.
-                    let _ = client.call(Call::Shutdown);
-                    let _ = daemon.join();
+                    let _ = client.call(DaemonCall::Shutdown);
+                    let _ = daemon.wait();
                     return Err(e);
                 }
                 break;
@@ -164,17 +160,23 @@ fn run_foreground(ctx: &Ctx) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    match daemon.join() {
-        Ok(result) => result,
-        Err(_) => Err(anyhow::anyhow!(
-            "the daemon stopped unexpectedly; its log above says why"
+    exited(daemon.wait().context("could not watch hearthd")?)
+}
+
+/// Passes on the exit code of a `hearthd` that ran in the foreground; it already said why.
+fn exited(status: std::process::ExitStatus) -> anyhow::Result<()> {
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => std::process::exit(code),
+        None => Err(anyhow::anyhow!(
+            "hearthd was stopped by a signal ({status})"
         )),
     }
 }
 
 fn unlock_if_locked(ctx: &Ctx, client: &mut Client) -> anyhow::Result<()> {
-    let status = client.call(Call::Status)?;
-    if status["state"].as_str() == Some("locked") {
+    let status: Status = client.call_as(DaemonCall::Status)?;
+    if status.state == "locked" {
         daemonctl::unlock(ctx, client)?;
         crate::out::note("Unlocked.");
     }
@@ -186,15 +188,15 @@ fn start(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
         Some(client) => (client, false),
         None => (daemonctl::start(ctx)?, true),
     };
-    let status = client.call(Call::Status)?;
+    let status: Status = client.call_as(DaemonCall::Status)?;
     // A protected identity is best unlocked now, while someone is at the keyboard.
     if started
-        && status["state"].as_str() == Some("locked")
+        && status.state == "locked"
         && (ctx.passphrase_file.is_some() || daemonctl::can_prompt_secret())
     {
         daemonctl::unlock(ctx, &mut client)?;
     }
-    let status = client.call(Call::Status)?;
+    let status: Status = client.call_as(DaemonCall::Status)?;
     let summary = daemon_summary(ctx, &status, started);
     if ctx.json {
         io.out.json(&summary)?;
@@ -207,20 +209,19 @@ fn start(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     };
     io.out.line(&format!(
         "hearthd {verb} (pid {}), {}.",
-        status["pid"],
-        status["state"].as_str().unwrap_or("?")
+        status.pid, status.state
     ))?;
     io.out
         .line(&io.style.dim(&format!("log: {}", ctx.paths.log().display())))?;
     Ok(())
 }
 
-fn daemon_summary(ctx: &Ctx, status: &Value, started: bool) -> Value {
+fn daemon_summary(ctx: &Ctx, status: &Status, started: bool) -> Value {
     json!({
         "running": true,
         "started": started,
-        "pid": status["pid"],
-        "state": status["state"],
+        "pid": status.pid,
+        "state": status.state,
         "data_dir": ctx.paths.data_dir.display().to_string(),
         "socket": ctx.paths.socket.display().to_string(),
         "log": ctx.paths.log().display().to_string(),
@@ -259,7 +260,7 @@ fn daemon_status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
         }
         .into());
     };
-    let status = client.call(Call::Status)?;
+    let status: Status = client.call_as(DaemonCall::Status)?;
     let mut summary = daemon_summary(ctx, &status, false);
     if let Some(map) = summary.as_object_mut() {
         map.remove("started");
@@ -270,8 +271,7 @@ fn daemon_status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     }
     io.out.line(&format!(
         "hearthd is running (pid {}), {}.",
-        status["pid"],
-        status["state"].as_str().unwrap_or("?")
+        status.pid, status.state
     ))?;
     let s = io.style;
     io.out
@@ -279,4 +279,301 @@ fn daemon_status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     io.out
         .line(&s.dim(&format!("log:    {}", ctx.paths.log().display())))?;
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth init`.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Your name, as your partner will see it.
+    #[arg(long)]
+    pub(crate) name: String,
+    /// A friendly name for this device, such as "laptop".
+    #[arg(long, value_name = "NAME")]
+    pub(crate) device_name: Option<String>,
+    /// Protect the identity with a passphrase (asked twice, or read from --passphrase-file).
+    #[arg(long)]
+    pub(crate) passphrase: bool,
+}
+
+/// `hearth daemon ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DaemonCommand {
+    /// Run the daemon in the foreground until Ctrl-C or SIGTERM.
+    Run,
+    /// Start the daemon in the background and wait until it answers.
+    Start,
+    /// Ask the daemon to flush and stop, and wait until it has.
+    Stop,
+    /// Whether the daemon is running, and in which state.
+    Status,
+}
+
+// ----- rendering -------------------------------------------------------------------
+
+/// `hearth status`.
+pub(crate) fn render_status(s: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let label = |l: &str| style.dim(&format!("{l:<15}"));
+    let _ = writeln!(out, "{}{}", label("Data directory"), text(s, "data_dir"));
+    let state = text(s, "state");
+    let state_words = match state {
+        "ready" => style.good("ready"),
+        "locked" => style.warn("locked until the passphrase is given"),
+        "uninitialized" => style.warn("not set up yet"),
+        other => other.to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "{}running (pid {}), {state_words}",
+        label("Daemon"),
+        s["pid"]
+    );
+    if state == "uninitialized" {
+        let _ = writeln!(
+            out,
+            "\nTo begin, choose the name your partner will see: {}",
+            style.cmd("hearth init --name NAME")
+        );
+        return out;
+    }
+    if let Some(name) = s["person"]["name"].as_str() {
+        let device = text(s, "device_id");
+        let device = if device.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", style.dim(&format!("device {device}")))
+        };
+        let _ = writeln!(out, "{}{name}{device}", label("You"));
+    }
+    let docs = s["documents"].as_array().cloned().unwrap_or_default();
+    // The private document's id carries the person's id; the word is enough here.
+    let doc_name = |d: &Value| -> String {
+        let id = text(d, "id");
+        if id.starts_with("private") {
+            "private".into()
+        } else {
+            id.to_string()
+        }
+    };
+    let id_width = docs
+        .iter()
+        .map(|d| doc_name(d).chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut first = true;
+    for doc in &docs {
+        let mut counts: Vec<String> = doc["records"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_u64().filter(|n| *n > 0).map(|n| format!("{n} {k}")))
+            .collect();
+        if counts.is_empty() {
+            counts.push("empty".into());
+        }
+        let _ = writeln!(
+            out,
+            "{}{:<id_width$}  {:>9}  {}",
+            label(if first { "Documents" } else { "" }),
+            doc_name(doc),
+            bytes(doc["disk_bytes"].as_u64().unwrap_or(0)),
+            style.dim(&counts.join(", "))
+        );
+        first = false;
+        if let Some(q) = doc["quarantined"].as_array().filter(|q| !q.is_empty()) {
+            let _ = writeln!(
+                out,
+                "{}{}",
+                label(""),
+                style.warn(&format!(
+                    "{} file(s) could not be read and were set aside in quarantine/; a partner's device can bring their changes back",
+                    q.len()
+                ))
+            );
+        }
+    }
+    let peers = s["peers"].as_array().cloned().unwrap_or_default();
+    let sharing_notes = sharing(s, style);
+    let ended = s["people"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| p["left_at"].is_i64());
+    if peers.is_empty() && !ended {
+        let _ = writeln!(
+            out,
+            "{}no partner yet; everything stays on this device until you pair",
+            label("Partner")
+        );
+    } else {
+        let mut first = true;
+        for p in &peers {
+            let connected = if p["refuses_this_device"].as_bool().unwrap_or(false) {
+                style.dim("no longer accepts this device")
+            } else if p["on_hold"].as_bool().unwrap_or(false) {
+                style.dim("connected, sharing on hold")
+            } else if p["connected"].as_bool().unwrap_or(false) {
+                style.good("connected")
+            } else {
+                let last = p["last_sync"]
+                    .as_i64()
+                    .map(|t| format!("last synced {}", local_time(t, local_offset_min())))
+                    .unwrap_or_else(|| "not synced yet".into());
+                style.dim(&last)
+            };
+            let _ = writeln!(
+                out,
+                "{}{} ({})  {connected}",
+                label(if first { "Devices" } else { "" }),
+                text(p, "name"),
+                text(p, "person"),
+            );
+            first = false;
+        }
+    }
+    out.push_str(&sharing_notes);
+    out.push_str(&refused(s, style));
+    out.push_str(&unproven_changes(&peers, style));
+    out
+}
+
+/// Changes a peer sent that were held or refused because their author could not be
+/// shown to be allowed to write them. Counts and plain reasons, never content.
+fn unproven_changes(peers: &[Value], style: Style) -> String {
+    let mut out = String::new();
+    for p in peers {
+        let held = p["held_changes"].as_u64().unwrap_or(0);
+        let refused = p["refused_changes"].as_u64().unwrap_or(0);
+        if held > 0 {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.dim(&format!(
+                    "Waiting: {held} change(s) from {} ({}) wait until the device that wrote them is confirmed.",
+                    text(p, "name"),
+                    text(p, "person"),
+                ))
+            );
+        }
+        if refused > 0 {
+            let reasons: Vec<&str> = p["refused_because"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let _ = writeln!(
+                out,
+                "{}",
+                style.warn(&format!(
+                    "Not accepted: {refused} change(s) from {} ({}) touched entries that were not theirs to change ({}). Nothing here changed because of them.",
+                    text(p, "name"),
+                    text(p, "person"),
+                    if reasons.is_empty() { "no reason given".to_string() } else { reasons.join("; ") },
+                ))
+            );
+        }
+    }
+    out
+}
+
+/// Roster entries and removals this device did not accept, said plainly: someone's
+/// changes asked for something their signatures do not back, and nothing changed.
+fn refused(s: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let refused = s["refused"].as_array().cloned().unwrap_or_default();
+    if refused.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        style.warn(&format!(
+            "Not accepted: {} change(s) to the list of devices that this device could not verify. Nothing about who can sync changed.",
+            refused.len()
+        ))
+    );
+    for r in &refused {
+        let what = if text(r, "what") == "removal" {
+            "a removal of device"
+        } else {
+            "device"
+        };
+        let from = r["sent_by"]
+            .as_str()
+            .map(|by| format!(", from {}", short_device_ids(by)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {what} {}: {}{from}",
+            short_device_ids(text(r, "device_id")),
+            text(r, "reason"),
+        );
+    }
+    out
+}
+
+/// The first groups of each device id in `id` (one id, or several joined by commas).
+fn short_device_ids(id: &str) -> String {
+    if id.contains('-') && id.len() > 14 {
+        id.split(',')
+            .map(|one| one.trim().split('-').take(3).collect::<Vec<_>>().join("-"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        id.to_string()
+    }
+}
+
+/// The pause and leaving lines of `status`, worded gently: a pause is a breather that
+/// either partner may take, and nobody is to blame for it.
+pub(crate) fn sharing(s: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let me = s["person"]["id"].as_str().unwrap_or_default();
+    let people = s["people"].as_array().cloned().unwrap_or_default();
+    let others: Vec<&str> = people
+        .iter()
+        .filter(|p| text(p, "id") != me)
+        .map(|p| text(p, "name"))
+        .collect();
+    let partner = if others.is_empty() {
+        "your partner".to_string()
+    } else {
+        others.join(" and ")
+    };
+    let at = |v: &Value| -> String {
+        v.as_i64()
+            .map(|t| local_time(t, local_offset_min()))
+            .unwrap_or_default()
+    };
+    for p in &people {
+        let mine = text(p, "id") == me;
+        let name = text(p, "name");
+        if p["left_at"].is_i64() {
+            let when = at(&p["left_at"]);
+            let line = if mine {
+                format!("You ended sharing with {partner} on {when}. Your copy of everything and your private entries stay on your devices; `hearth export` still writes them out.")
+            } else {
+                format!("{name} ended sharing on {when}. Everything you had stays here with you; `hearth export` still writes it out.")
+            };
+            let _ = writeln!(out, "{}{line}", style.dim(&format!("{:<15}", "Sharing")));
+            continue;
+        }
+        if p["paused"].is_object() {
+            let until = match p["paused"]["until"].as_i64() {
+                Some(t) => format!("until {}", at(&Value::from(t))),
+                None if mine => "until you resume".to_string(),
+                None => "for now".to_string(),
+            };
+            let line = if mine {
+                format!("paused with {partner} {until}. Your own devices keep syncing; what you write reaches {partner} after the pause ({}).", style.cmd("hearth resume"))
+            } else {
+                format!("{name} is taking a pause from sharing {until}. What you write stays safe here and reaches {name} when the pause ends.")
+            };
+            let _ = writeln!(out, "{}{line}", style.dim(&format!("{:<15}", "Sharing")));
+        }
+    }
+    out
 }

@@ -3,8 +3,10 @@
 use clap::CommandFactory;
 
 use super::Io;
-use crate::args::{Cli, CompletionsArgs, ManArgs, Shell};
+use crate::args::Cli;
 use crate::error::CliError;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
 
 pub(super) fn completions(io: &mut Io, args: CompletionsArgs) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
@@ -42,4 +44,33 @@ pub(super) fn man(io: &mut Io, args: ManArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// bash, zsh or fish.
+    #[arg(value_enum)]
+    pub(crate) shell: Shell,
+}
+
+/// Shells we write completions for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Shell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// `hearth man`.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write hearth.1 and one page per subcommand into DIR instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
 }

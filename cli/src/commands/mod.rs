@@ -2,17 +2,17 @@
 //! answer. No business logic lives here; the daemon validates, resolves ids and
 //! computes, and `render` words the result.
 
-mod bundle;
-mod data;
-mod devices;
-mod entries;
-mod ledger;
-mod lifecycle;
-mod meta;
-mod pairing;
+pub(crate) mod bundle;
+pub(crate) mod data;
+pub(crate) mod devices;
+pub(crate) mod entries;
+pub(crate) mod ledger;
+pub(crate) mod lifecycle;
+pub(crate) mod meta;
+pub(crate) mod pairing;
 
-use hearthd::api::Call;
-use hearthd::client::Client;
+use hearth_api::client::Client;
+use hearth_api::{Call, DaemonCall, Status};
 use serde_json::Value;
 
 use crate::args::{Cli, Command};
@@ -23,7 +23,7 @@ use crate::render::{self, Names};
 /// Runs one parsed command line.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Ctx {
-        paths: hearthd::paths::Paths::resolve(cli.data_dir.as_deref()),
+        paths: hearth_api::paths::Paths::resolve(cli.data_dir.as_deref()),
         json: cli.json,
         verbose: cli.verbose,
         passphrase_file: cli.passphrase_file,
@@ -93,25 +93,43 @@ impl<'a> Session<'a> {
     }
 
     /// One call; unlocks and retries when the daemon is locked.
-    pub(crate) fn call(&mut self, call: Call) -> anyhow::Result<Value> {
-        daemonctl::call_unlocking(self.ctx, &mut self.client, call)
+    pub(crate) fn call(&mut self, call: impl Into<Call>) -> anyhow::Result<Value> {
+        daemonctl::call_unlocking(self.ctx, &mut self.client, call.into(), |c, call| {
+            c.call(call)
+        })
+    }
+
+    /// One call whose answer names people, with their names from the same answer.
+    pub(crate) fn call_named(&mut self, call: impl Into<Call>) -> anyhow::Result<(Value, Names)> {
+        let (value, people) =
+            daemonctl::call_unlocking(self.ctx, &mut self.client, call.into(), |c, call| {
+                c.call_with_people(call)
+            })?;
+        Ok((value, Names::from_people(&people)))
     }
 
     /// People's names, for showing them instead of ids.
     pub(crate) fn names(&mut self) -> anyhow::Result<Names> {
-        Ok(Names::from_status(&self.call(Call::Status)?))
+        let status: Status = self.client.call_as(DaemonCall::Status)?;
+        Ok(Names::from_status(&status))
     }
 }
 
 /// Sends a write and shows the created record: raw with `--json`, else a summary.
-pub(crate) fn write(ctx: &Ctx, io: &mut Io, kind: &str, call: Call) -> anyhow::Result<()> {
+/// One round trip: the answer carries the names the summary needs.
+pub(crate) fn write(
+    ctx: &Ctx,
+    io: &mut Io,
+    kind: &str,
+    call: impl Into<Call>,
+) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let record = session.call(call)?;
     if ctx.json {
+        let record = session.call(call)?;
         io.out.json(&record)?;
         return Ok(());
     }
-    let names = session.names()?;
+    let (record, names) = session.call_named(call)?;
     io.out
         .write(&render::created(kind, &record, &names, io.style))?;
     Ok(())

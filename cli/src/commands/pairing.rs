@@ -1,12 +1,13 @@
 //! `pair`, `peers` and `sync`: bringing a partner's device into the household and
 //! keeping the two in touch.
 
-use hearthd::api::Call;
-use serde_json::{json, Value};
+use hearth_api::client::ClientError;
+use hearth_api::{Invite, NetCall};
+use serde_json::json;
 
-use crate::args::{PairCommand, PeersCommand};
 use crate::commands::{Io, Session};
 use crate::daemonctl::Ctx;
+use clap::Subcommand;
 
 pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<()> {
     if matches!(
@@ -29,18 +30,15 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
             timeout,
             own_device,
         } => {
-            let invite = session.call(Call::PairInvite {
+            let invite = session.call(NetCall::PairInvite {
                 timeout_secs: timeout,
                 own_device,
             })?;
             if !ctx.json {
-                let code = invite["code"].as_str().unwrap_or_default();
-                let addrs: Vec<&str> = invite["addresses"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
+                let typed: Invite = serde_json::from_value(invite.clone())
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                let code = typed.code.as_str();
+                let addrs = &typed.addresses;
                 io.out
                     .line(&format!("Your invite code is {}", io.style.bold(code)))?;
                 let whose = if own_device {
@@ -64,17 +62,14 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
                             .cmd(&format!("--addr {}", addrs.join(" or --addr ")))
                     ))?;
                 }
-                let minutes = invite["expires_in_secs"]
-                    .as_u64()
-                    .unwrap_or(600)
-                    .div_ceil(60);
+                let minutes = typed.expires_in_secs.div_ceil(60);
                 io.out.line(&format!(
                     "Waiting up to {minutes} minute{}. The code works once.",
                     if minutes == 1 { "" } else { "s" }
                 ))?;
                 io.out.flush()?;
             }
-            let result = session.call(Call::PairWait)?;
+            let result = session.call(NetCall::PairWait)?;
             if ctx.json {
                 io.out
                     .json(&json!({ "invite": invite, "result": result }))?;
@@ -100,7 +95,7 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
             merge,
             same_person: _,
         } => {
-            let result = session.call(Call::PairJoin { code, addr, merge })?;
+            let result = session.call(NetCall::PairJoin { code, addr, merge })?;
             if ctx.json {
                 io.out.json(&result)?;
             } else if result["role"] == "own-device" {
@@ -127,7 +122,7 @@ pub(super) fn peers(ctx: &Ctx, io: &mut Io, cmd: PeersCommand) -> anyhow::Result
     let mut session = Session::open(ctx)?;
     match cmd {
         PeersCommand::Add { addr } => {
-            let result = session.call(Call::PeersAdd { addr })?;
+            let result = session.call(NetCall::PeersAdd { addr })?;
             if ctx.json {
                 io.out.json(&result)?;
             } else {
@@ -143,7 +138,7 @@ pub(super) fn peers(ctx: &Ctx, io: &mut Io, cmd: PeersCommand) -> anyhow::Result
 
 pub(super) fn sync(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
-    let result = session.call(Call::SyncNow)?;
+    let result = session.call(NetCall::SyncNow)?;
     if ctx.json {
         io.out.json(&result)?;
     } else {
@@ -151,4 +146,48 @@ pub(super) fn sync(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
             .line("Syncing with every paired device that can be reached now.")?;
     }
     Ok(())
+}
+
+// ----- command line ----------------------------------------------------------------
+
+/// `hearth pair ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PairCommand {
+    /// Print a one-time code and wait for your partner's device (or, with
+    /// --own-device, another device of yours) to join with it.
+    Invite {
+        /// How long to wait, in seconds (default: `pair_timeout_secs`, 10 minutes).
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Invite another device of yours instead of your partner's: it will share your
+        /// private entries. The code admits only that, whoever types it.
+        #[arg(long)]
+        own_device: bool,
+    },
+    /// Join a household with the code `pair invite` printed.
+    Join {
+        /// The code, like 4-amber-orbit-lantern.
+        code: String,
+        /// The inviting device's address, HOST:PORT, as `pair invite` printed it.
+        #[arg(long)]
+        addr: Option<String>,
+        /// Join even though this device already holds entries of its own (partner
+        /// invites only).
+        #[arg(long)]
+        merge: bool,
+        /// No longer chosen here: the inviting device decides with `pair invite
+        /// --own-device`. Kept only to explain that.
+        #[arg(long, hide = true)]
+        same_person: bool,
+    },
+}
+
+/// `hearth peers ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PeersCommand {
+    /// Remember a device's address, HOST:PORT, and keep reaching out to it.
+    Add {
+        /// HOST:PORT.
+        addr: String,
+    },
 }

@@ -5,7 +5,7 @@
 //! one partner's levels with the other's. The *why* lines leave out the person's name so
 //! that each renderer can place it naturally.
 
-use crate::model::{Answer, Basic, BodySign, PersonId, Reflection};
+use crate::model::{Answer, BodySign, PersonId, Reflection};
 
 use super::{
     Balance, Band, Basis, Calendar, Connection, Params, PersonTrend, ReflectionSummary, Shares,
@@ -100,15 +100,6 @@ fn capitalize(text: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
-    }
-}
-
-fn basic_word(basic: Basic) -> &'static str {
-    match basic {
-        Basic::Sleep => "sleep",
-        Basic::Food => "food",
-        Basic::Safety => "feeling safe",
-        Basic::Rest => "rest",
     }
 }
 
@@ -254,11 +245,7 @@ fn basics_first(t: &PersonTrend) -> Option<Signal> {
     if t.basics_unmet_last_week.is_empty() {
         return None;
     }
-    let words: Vec<&str> = t
-        .basics_unmet_last_week
-        .keys()
-        .map(|b| basic_word(*b))
-        .collect();
+    let words: Vec<&str> = t.basics_unmet_last_week.keys().map(|b| b.word()).collect();
     let days = t.recent.last().map_or(0, |w| w.basics_unmet_days);
     let checkin_days = t.recent.last().map_or(0, |w| w.days);
     let verb = if words.len() == 1 { "was" } else { "were" };
@@ -278,23 +265,6 @@ fn basics_first(t: &PersonTrend) -> Option<Signal> {
     })
 }
 
-fn body_word(sign: BodySign) -> &'static str {
-    match sign {
-        BodySign::Concentration => "trouble concentrating",
-        BodySign::Fatigue => "tiredness",
-        BodySign::Decisions => "decisions feeling hard",
-        BodySign::Digestion => "an unsettled stomach",
-        BodySign::Aches => "aches or tension",
-        BodySign::Sensitivity => "sensitivity to light or noise",
-        BodySign::Clumsiness => "clumsiness",
-        BodySign::Forgetfulness => "forgetfulness",
-        BodySign::Sleep => "sleeping too little or too much",
-        BodySign::Numbness => "feeling numb",
-        BodySign::Sickness => "getting ill often",
-        BodySign::HairLoss => "hair loss",
-    }
-}
-
 /// Body signs that came up often lately, with how they line up with sleep and rest.
 /// Phrased as what the body may be asking for, never as what it means.
 fn body_signal(t: &PersonTrend, p: &Params) -> Option<Signal> {
@@ -310,7 +280,7 @@ fn body_signal(t: &PersonTrend, p: &Params) -> Option<Signal> {
     // The most frequent first; at most three, so the line stays readable.
     often.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     often.truncate(3);
-    let words: Vec<&str> = often.iter().map(|(s, _)| body_word(*s)).collect();
+    let words: Vec<&str> = often.iter().map(|(s, _)| s.phrase()).collect();
     let with_body = t.body_checkins_recent;
     let short = t.body_with_short_rest;
     let rest = if short * 2 > with_body {

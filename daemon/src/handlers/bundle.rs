@@ -23,7 +23,7 @@ use ring::signature::Ed25519KeyPair;
 use serde_json::{json, Value};
 
 use super::Outcome;
-use crate::api::{ApiError, ErrorCode};
+use hearth_api::{ApiError, ErrorCode};
 
 /// What `bundle.export` needs beyond the documents.
 pub struct ExportContext<'a> {

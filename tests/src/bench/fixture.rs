@@ -19,10 +19,10 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use automerge::ActorId;
+use hearth_api::paths::Paths;
 use hearth_core::doc::{Doc, DocKind, Docs};
 use hearth_core::model::{Device, Person, PersonId};
 use hearth_core::secrets::DeviceSecrets;
-use hearthd::paths::Paths;
 use hearthd::storage::{self, DocStore};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

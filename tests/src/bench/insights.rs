@@ -15,8 +15,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::Days;
+use hearth_api::DocCall;
 use hearth_core::insights::{self, InsightInputs, Params};
-use hearthd::api::Call;
 
 use super::fixture;
 use super::{BenchError, Report, Samples, Unit};
@@ -199,7 +199,7 @@ pub fn run(opts: &InsightsOptions, report: &mut Report) -> Result<(), BenchError
     let mut client = daemon
         .client()
         .map_err(BenchError::daemon("connect to hearthd"))?;
-    let call = || Call::Insights {
+    let call = || DocCall::Insights {
         weeks: None,
         include_private: true,
         utc_offset_min: gen_opts.utc_offset_min,

@@ -61,7 +61,7 @@ pub enum BenchError {
     },
     /// The daemon refused or failed a control call.
     #[error("a control call to hearthd failed: {0}")]
-    Client(#[from] hearthd::client::ClientError),
+    Client(#[from] hearth_api::client::ClientError),
     /// The insights refused their parameters.
     #[error("the insights could not be computed: {0}")]
     Insights(#[from] hearth_core::insights::InsightsError),

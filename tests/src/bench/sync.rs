@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::Automerge;
+use hearth_api::client::Subscription;
+use hearth_api::{DaemonCall, DocCall, Event, MomentParams, NetCall};
 use hearth_core::doc::DocKind;
 use hearth_core::model::MomentKind;
-use hearthd::api::{Call, Event, MomentParams};
-use hearthd::client::Subscription;
 use serde_json::Value;
 
 use super::fixture::{self, OpenStore, ProcSample};
@@ -111,7 +111,7 @@ impl Pair {
             // roster update, is refused at the handshake, and no retry follows. Ask
             // both to sync once, so the run can go on, and say so in the report.
             for daemon in [&a.daemon, &b.daemon] {
-                daemon.call(Call::SyncNow)?;
+                daemon.call(NetCall::SyncNow)?;
             }
             harness::wait_converged(&[&a.daemon, &b.daemon], &household()).map_err(|e| {
                 BenchError::Daemon {
@@ -248,7 +248,7 @@ fn propagation(
     for i in 0..trials.max(1) + warmup {
         strays += drain(&mut sub, &doc)?;
         let started = Instant::now();
-        client.call(Call::MomentAdd(MomentParams {
+        client.call(DocCall::MomentAdd(MomentParams {
             kind: MomentKind::ALL[i % MomentKind::ALL.len()],
             started_by: None,
             note: None,
@@ -803,7 +803,7 @@ struct Wire {
 }
 
 fn wire(daemon: &TestDaemon, device: &str) -> Result<Option<Wire>, BenchError> {
-    let status = daemon.call(Call::Status)?;
+    let status = daemon.call(DaemonCall::Status)?;
     let peer = status
         .get("peers")
         .and_then(Value::as_array)

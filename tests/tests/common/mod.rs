@@ -14,10 +14,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use hearth_api::client::{Client, ClientError};
+use hearth_api::{At, DocCall, MomentParams, NetCall};
 use hearth_core::model::MomentKind;
 use hearth_tests::harness::{TestDaemon, EVENT_TIMEOUT};
-use hearthd::api::{At, Call, MomentParams};
-use hearthd::client::{Client, ClientError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -55,8 +55,8 @@ pub fn filler(rng: &mut ChaCha8Rng, len: usize) -> String {
 }
 
 /// The `moment.add` call for a note.
-pub fn moment_call(note: &str) -> Call {
-    Call::MomentAdd(MomentParams {
+pub fn moment_call(note: &str) -> DocCall {
+    DocCall::MomentAdd(MomentParams {
         kind: MomentKind::Laugh,
         started_by: None,
         note: Some(note.into()),
@@ -66,7 +66,7 @@ pub fn moment_call(note: &str) -> Call {
 
 /// Every moment note the daemon holds, read through `export`.
 pub fn notes(d: &TestDaemon) -> BTreeSet<String> {
-    notes_of(&d.call(Call::Export).unwrap())
+    notes_of(&d.call(DocCall::Export).unwrap())
 }
 
 /// The moment notes in an export.
@@ -731,7 +731,7 @@ pub fn invite(d: &TestDaemon) -> (String, String) {
 /// returns its code and address.
 pub fn invite_for(d: &TestDaemon, own_device: bool) -> (String, String) {
     let invite = d
-        .call(Call::PairInvite {
+        .call(NetCall::PairInvite {
             timeout_secs: Some(60),
             own_device,
         })
@@ -745,5 +745,5 @@ pub fn invite_for(d: &TestDaemon, own_device: bool) -> (String, String) {
 /// Starts `pair.wait` on its own connection; join the handle for the invite's result.
 pub fn wait_for_invite(d: &TestDaemon) -> JoinHandle<Result<Value, ClientError>> {
     let socket = d.paths.socket.clone();
-    std::thread::spawn(move || Client::connect(&socket)?.call(Call::PairWait))
+    std::thread::spawn(move || Client::connect(&socket)?.call(NetCall::PairWait))
 }

@@ -15,7 +15,6 @@ use super::{
     band_text, basis_text, battery_now, clean, data_text, rate_word, signal_subject, signs_now,
     slot, span_text, split_text, spread_text,
 };
-use crate::model::Answer;
 
 const WIDTH: f64 = 640.0;
 const LEFT: f64 = 44.0;
@@ -676,14 +675,6 @@ fn connection(h: &mut String, report: &Insights) {
     h.push_str("</section>\n");
 }
 
-fn answer(a: Answer) -> &'static str {
-    match a {
-        Answer::Yes => "yes",
-        Answer::No => "no",
-        Answer::Unsure => "unsure",
-    }
-}
-
 fn reflections(h: &mut String, report: &Insights) {
     if report.reflections.is_empty() {
         return;
@@ -696,10 +687,10 @@ fn reflections(h: &mut String, report: &Insights) {
             name(report, r.person),
             if r.private { " (private)" } else { "" },
             esc(&short_date(r.date)),
-            answer(r.energy),
+            r.energy.label(),
             // Another person's answer on feeling safe is theirs; the report never has it.
-            r.safe.map_or("theirs", answer),
-            answer(r.aligned)
+            r.safe.map_or("theirs", |a| a.label()),
+            r.aligned.label()
         );
     }
     h.push_str("</table>\n</section>\n");

@@ -223,7 +223,7 @@ pub fn render_markdown(report: &Insights) -> String {
         let _ = writeln!(m, "\n## Reflections\n");
         let _ = writeln!(m, "| Who | When | More energy | Safe | Aligned |");
         let _ = writeln!(m, "|---|---|---|---|---|");
-        let word = |a: Answer| a.key();
+        let word = |a: Answer| a.label();
         for r in &report.reflections {
             let _ = writeln!(
                 m,

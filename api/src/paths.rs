@@ -97,6 +97,42 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// A passphrase file that gives no passphrase.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PassphraseFileError {
+    /// The file could not be read.
+    #[error("could not read the passphrase file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The IO error.
+        source: io::Error,
+    },
+    /// Its first line is empty.
+    #[error("the passphrase file {path} is empty; write the passphrase on its first line")]
+    Empty {
+        /// The file.
+        path: String,
+    },
+}
+
+/// Reads a passphrase file: its first line, without the line ending. `hearth` and
+/// `hearthd` read it by this one rule.
+pub fn passphrase_from_file(path: &Path) -> Result<String, PassphraseFileError> {
+    let text = fs::read_to_string(path).map_err(|source| PassphraseFileError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let passphrase = text.lines().next().unwrap_or_default().to_string();
+    if passphrase.is_empty() {
+        return Err(PassphraseFileError::Empty {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(passphrase)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

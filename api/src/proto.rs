@@ -37,6 +37,10 @@ pub struct Request {
     /// What to do.
     #[serde(flatten)]
     pub call: Call,
+    /// Asks for [`People`] beside a successful answer, so a client can name the people
+    /// a record mentions without a second call.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_people: bool,
 }
 
 fn default_version() -> u32 {
@@ -58,11 +62,77 @@ pub struct At {
 /// A person named on the command line: `me`, `partner`, a name, or an id prefix.
 pub type PersonRef = String;
 
-/// Every method, with its parameters.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "method", content = "params", rename_all = "kebab-case")]
-#[non_exhaustive]
+/// Every method, grouped by the part of the daemon that answers it, so its routing is
+/// a `match` the compiler checks. On the wire a call is flat, `{"method": ..,
+/// "params": ..}`; the method name picks the group.
+#[derive(Debug, Clone)]
 pub enum Call {
+    /// Streams events on this connection (`subscribe`); the connection answers it.
+    Subscribe,
+    /// The daemon's own calls.
+    Daemon(DaemonCall),
+    /// Sync and pairing.
+    Net(NetCall),
+    /// The documents' contents.
+    Doc(DocCall),
+    /// The roster, pausing and leaving.
+    Roster(RosterCall),
+    /// Offline bundles.
+    Bundle(BundleCall),
+}
+
+const SUBSCRIBE: &str = "subscribe";
+
+impl Serialize for Call {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Call::Subscribe => {
+                use serde::ser::SerializeStruct as _;
+                let mut s = serializer.serialize_struct("Call", 1)?;
+                s.serialize_field("method", SUBSCRIBE)?;
+                s.end()
+            }
+            Call::Daemon(c) => c.serialize(serializer),
+            Call::Net(c) => c.serialize(serializer),
+            Call::Doc(c) => c.serialize(serializer),
+            Call::Roster(c) => c.serialize(serializer),
+            Call::Bundle(c) => c.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Call {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Call, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let method = value
+            .get("method")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| D::Error::missing_field("method"))?;
+        let group = |methods: &[&str]| methods.contains(&method);
+        let call = if method == SUBSCRIBE {
+            Call::Subscribe
+        } else if group(DaemonCall::METHODS) {
+            Call::Daemon(serde_json::from_value(value).map_err(D::Error::custom)?)
+        } else if group(NetCall::METHODS) {
+            Call::Net(serde_json::from_value(value).map_err(D::Error::custom)?)
+        } else if group(DocCall::METHODS) {
+            Call::Doc(serde_json::from_value(value).map_err(D::Error::custom)?)
+        } else if group(RosterCall::METHODS) {
+            Call::Roster(serde_json::from_value(value).map_err(D::Error::custom)?)
+        } else if group(BundleCall::METHODS) {
+            Call::Bundle(serde_json::from_value(value).map_err(D::Error::custom)?)
+        } else {
+            return Err(D::Error::custom(format_args!("unknown method `{method}`")));
+        };
+        Ok(call)
+    }
+}
+
+/// The daemon's own calls: its identity and its life. `daemon.rs` answers them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum DaemonCall {
     /// Creates the identity and documents of a new device.
     #[serde(rename = "init")]
     Init {
@@ -87,9 +157,80 @@ pub enum Call {
     /// Stops the daemon after flushing.
     #[serde(rename = "shutdown")]
     Shutdown,
-    /// Streams events on this connection.
-    #[serde(rename = "subscribe")]
-    Subscribe,
+}
+
+impl DaemonCall {
+    /// Every method name of this group, as on the wire; `Call` routes by it, so a
+    /// variant missing here could not be called (the e2e tests call every one).
+    pub const METHODS: &'static [&'static str] = &["init", "unlock", "status", "shutdown"];
+}
+
+impl From<DaemonCall> for Call {
+    fn from(call: DaemonCall) -> Call {
+        Call::Daemon(call)
+    }
+}
+
+/// Sync and pairing: `daemon.rs` answers them with the network tasks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum NetCall {
+    /// Offers every document to every connected peer now, and dials the others.
+    #[serde(rename = "sync")]
+    SyncNow,
+    /// Adds a peer to dial without discovery.
+    #[serde(rename = "peers.add")]
+    PeersAdd {
+        /// `HOST:PORT`.
+        addr: String,
+    },
+    /// Starts a pairing invite and returns its code at once. The invite admits the
+    /// partner, or with `own_device` another device of this person; the joiner cannot
+    /// change that.
+    #[serde(rename = "pair.invite")]
+    PairInvite {
+        /// How long the invite stays open, in seconds.
+        #[serde(default)]
+        timeout_secs: Option<u64>,
+        /// Invite another device of this person instead of the partner.
+        #[serde(default)]
+        own_device: bool,
+    },
+    /// Waits for the open invite to be used.
+    #[serde(rename = "pair.wait")]
+    PairWait,
+    /// Joins a household with an invite code.
+    #[serde(rename = "pair.join")]
+    PairJoin {
+        /// The code from `pair invite`.
+        code: String,
+        /// The inviter's address.
+        #[serde(default)]
+        addr: Option<String>,
+        /// Join even though this device already holds entries.
+        #[serde(default)]
+        merge: bool,
+    },
+}
+
+impl NetCall {
+    /// Every method name of this group, as on the wire; `Call` routes by it, so a
+    /// variant missing here could not be called (the e2e tests call every one).
+    pub const METHODS: &'static [&'static str] =
+        &["sync", "peers.add", "pair.invite", "pair.wait", "pair.join"];
+}
+
+impl From<NetCall> for Call {
+    fn from(call: NetCall) -> Call {
+        Call::Net(call)
+    }
+}
+
+/// Entries, the ledger, reads, export and import: the document owner answers them
+/// (`handlers::handle`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum DocCall {
     /// Records a check-in.
     #[serde(rename = "checkin.add")]
     CheckinAdd(CheckinParams),
@@ -196,56 +337,6 @@ pub enum Call {
         /// The export document.
         data: serde_json::Value,
     },
-    /// Seals the household changes the partner's devices lack (or all of them) into an
-    /// offline bundle for them, signed by this device.
-    #[serde(rename = "bundle.export")]
-    BundleExport {
-        /// Everything, not only what the partner's devices lack as far as known.
-        #[serde(default)]
-        all: bool,
-    },
-    /// Verifies, opens and merges an offline bundle from the partner's device.
-    #[serde(rename = "bundle.import")]
-    BundleImport {
-        /// The bundle file's bytes, base64.
-        bundle: String,
-    },
-    /// Offers every document to every connected peer now, and dials the others.
-    #[serde(rename = "sync")]
-    SyncNow,
-    /// Adds a peer to dial without discovery.
-    #[serde(rename = "peers.add")]
-    PeersAdd {
-        /// `HOST:PORT`.
-        addr: String,
-    },
-    /// Starts a pairing invite and returns its code at once. The invite admits the
-    /// partner, or with `own_device` another device of this person; the joiner cannot
-    /// change that.
-    #[serde(rename = "pair.invite")]
-    PairInvite {
-        /// How long the invite stays open, in seconds.
-        #[serde(default)]
-        timeout_secs: Option<u64>,
-        /// Invite another device of this person instead of the partner.
-        #[serde(default)]
-        own_device: bool,
-    },
-    /// Waits for the open invite to be used.
-    #[serde(rename = "pair.wait")]
-    PairWait,
-    /// Joins a household with an invite code.
-    #[serde(rename = "pair.join")]
-    PairJoin {
-        /// The code from `pair invite`.
-        code: String,
-        /// The inviter's address.
-        #[serde(default)]
-        addr: Option<String>,
-        /// Join even though this device already holds entries.
-        #[serde(default)]
-        merge: bool,
-    },
     /// What waits for this person: the partner's open asks, handoffs to answer,
     /// thank-yous and replies since they last looked, and whether they checked in today.
     #[serde(rename = "today")]
@@ -288,6 +379,50 @@ pub enum Call {
         #[serde(default)]
         utc_offset_min: i32,
     },
+}
+
+impl DocCall {
+    /// Every method name of this group, as on the wire; `Call` routes by it, so a
+    /// variant missing here could not be called (the e2e tests call every one).
+    pub const METHODS: &'static [&'static str] = &[
+        "checkin.add",
+        "reflect.add",
+        "ledger.add",
+        "ledger.list",
+        "ledger.show",
+        "ledger.done",
+        "ledger.ack",
+        "ledger.handoff",
+        "ledger.answer",
+        "ledger.edit",
+        "ledger.pause",
+        "ledger.resume",
+        "ledger.agree",
+        "ledger.retire",
+        "moment.add",
+        "log",
+        "export",
+        "rogue.put",
+        "rogue.delete",
+        "import",
+        "today",
+        "together",
+        "reply",
+        "insights",
+    ];
+}
+
+impl From<DocCall> for Call {
+    fn from(call: DocCall) -> Call {
+        Call::Doc(call)
+    }
+}
+
+/// The roster, pausing and leaving: the document owner answers them with this device's
+/// key (`handlers::roster_call`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum RosterCall {
     /// Every device on the roster, this one marked.
     #[serde(rename = "devices.list")]
     DevicesList,
@@ -322,6 +457,57 @@ pub enum Call {
         #[serde(default)]
         confirm: bool,
     },
+}
+
+impl RosterCall {
+    /// Every method name of this group, as on the wire; `Call` routes by it, so a
+    /// variant missing here could not be called (the e2e tests call every one).
+    pub const METHODS: &'static [&'static str] = &[
+        "devices.list",
+        "devices.rename",
+        "devices.remove",
+        "pause",
+        "resume",
+        "leave",
+    ];
+}
+
+impl From<RosterCall> for Call {
+    fn from(call: RosterCall) -> Call {
+        Call::Roster(call)
+    }
+}
+
+/// Offline bundles: the document owner answers them around its commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum BundleCall {
+    /// Seals the household changes the partner's devices lack (or all of them) into an
+    /// offline bundle for them, signed by this device.
+    #[serde(rename = "bundle.export")]
+    BundleExport {
+        /// Everything, not only what the partner's devices lack as far as known.
+        #[serde(default)]
+        all: bool,
+    },
+    /// Verifies, opens and merges an offline bundle from the partner's device.
+    #[serde(rename = "bundle.import")]
+    BundleImport {
+        /// The bundle file's bytes, base64.
+        bundle: String,
+    },
+}
+
+impl BundleCall {
+    /// Every method name of this group, as on the wire; `Call` routes by it, so a
+    /// variant missing here could not be called (the e2e tests call every one).
+    pub const METHODS: &'static [&'static str] = &["bundle.export", "bundle.import"];
+}
+
+impl From<BundleCall> for Call {
+    fn from(call: BundleCall) -> Call {
+        Call::Bundle(call)
+    }
 }
 
 /// Parameters of `ledger.edit`; fields left out stay as they are.
@@ -576,6 +762,19 @@ pub struct Response {
     /// The error, on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
+    /// Who is who, when the request asked for it with `with_people` (beside `ok`, so
+    /// the result itself is the same either way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub people: Option<People>,
+}
+
+/// Everyone in the household and which of them is this device's person.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct People {
+    /// This device's person's id.
+    pub me: String,
+    /// Everyone, as in `status`.
+    pub people: Vec<PersonSummary>,
 }
 
 impl Response {
@@ -585,6 +784,7 @@ impl Response {
             id,
             ok: Some(value),
             error: None,
+            people: None,
         }
     }
 
@@ -594,6 +794,7 @@ impl Response {
             id,
             ok: None,
             error: Some(error),
+            people: None,
         }
     }
 }
@@ -646,6 +847,24 @@ impl ApiError {
             message: message.into(),
             hint: Some(hint.into()),
         }
+    }
+
+    /// Something in the daemon went wrong that the caller cannot fix.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            ErrorCode::Internal,
+            message,
+            "restart the daemon with `hearth daemon stop` and try again",
+        )
+    }
+
+    /// The daemon is shutting down and will not answer this call.
+    pub fn stopping() -> ApiError {
+        ApiError::new(
+            ErrorCode::Internal,
+            "hearthd is stopping",
+            "start it again with `hearth daemon start`",
+        )
     }
 }
 
@@ -872,6 +1091,71 @@ pub struct PeerStatus {
     pub refused_because: Vec<String>,
 }
 
+// Typed answers. Fields are in alphabetical order, the order the daemon has always
+// written them in (serde_json's maps are sorted), so the bytes on the wire are unchanged.
+
+/// The answer to `init`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Initialized {
+    /// This device's id.
+    pub device_id: String,
+    /// The new person's id.
+    pub person_id: String,
+    /// Whether the identity is protected by a passphrase.
+    pub protected: bool,
+}
+
+/// The answer to `unlock`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unlocked {
+    /// The identity was already open; nothing was done.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already: bool,
+    /// Always true.
+    pub unlocked: bool,
+}
+
+/// The answer to `pair.invite`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    /// Addresses the joiner can give with `--addr` when discovery cannot find this device.
+    pub addresses: Vec<String>,
+    /// The code to read out.
+    pub code: String,
+    /// How long the invite stays open.
+    pub expires_in_secs: u64,
+    /// Whom the code admits: `partner` or `own-device`.
+    pub role: String,
+}
+
+/// The answer to `shutdown`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopping {
+    /// Always true.
+    pub stopping: bool,
+}
+
+/// The answer to `sync`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Syncing {
+    /// Always true.
+    pub syncing: bool,
+}
+
+/// The answer to `peers.add`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerAdded {
+    /// The address as the daemon will dial it.
+    pub added: String,
+}
+
+/// The answer to `subscribe`, before the events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscribed {
+    /// Always true.
+    pub subscribed: bool,
+}
+
 /// Kinds accepted by `--kind` in `log`, and the record kinds in events.
 pub const RECORD_KINDS: &[&str] = &[
     "checkins",
@@ -899,7 +1183,7 @@ mod tests {
         let req: Request = serde_json::from_str(line).unwrap();
         assert_eq!(req.id, 3);
         match req.call {
-            Call::MomentAdd(p) => {
+            Call::Doc(DocCall::MomentAdd(p)) => {
                 assert_eq!(p.kind, MomentKind::Laugh);
                 assert_eq!(p.at.at, Some(5));
                 assert_eq!(p.at.utc_offset_min, 60);
@@ -907,7 +1191,51 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let status: Request = serde_json::from_str(r#"{"id":1,"method":"status"}"#).unwrap();
-        assert!(matches!(status.call, Call::Status));
+        assert!(matches!(status.call, Call::Daemon(DaemonCall::Status)));
+        let subscribe: Request = serde_json::from_str(r#"{"id":2,"method":"subscribe"}"#).unwrap();
+        assert!(matches!(subscribe.call, Call::Subscribe));
+        let line = serde_json::to_string(&Request {
+            v: 1,
+            id: 4,
+            call: Call::Subscribe,
+            with_people: false,
+        })
+        .unwrap();
+        assert_eq!(line, r#"{"v":1,"id":4,"method":"subscribe"}"#);
+    }
+
+    #[test]
+    fn every_group_keeps_the_flat_wire_format() {
+        let line = serde_json::to_string(&Request {
+            v: 1,
+            id: 5,
+            call: RosterCall::Pause { for_secs: Some(9) }.into(),
+            with_people: false,
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"v":1,"id":5,"method":"pause","params":{"for_secs":9}}"#
+        );
+        let back: Request = serde_json::from_str(&line).unwrap();
+        assert!(matches!(
+            back.call,
+            Call::Roster(RosterCall::Pause { for_secs: Some(9) })
+        ));
+        // No method is in two groups, so the name alone routes a call.
+        let mut all: Vec<&str> = [
+            DaemonCall::METHODS,
+            NetCall::METHODS,
+            DocCall::METHODS,
+            RosterCall::METHODS,
+            BundleCall::METHODS,
+        ]
+        .concat();
+        all.push(SUBSCRIBE);
+        let count = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), count);
     }
 
     #[test]
@@ -917,6 +1245,27 @@ mod tests {
             r#"{"id":1,"method":"moment.add","params":{"kind":"hug"}}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn typed_answers_keep_the_sorted_key_order() {
+        let invite = Invite {
+            addresses: vec!["127.0.0.1:1".into()],
+            code: "1-2-3".into(),
+            expires_in_secs: 600,
+            role: "partner".into(),
+        };
+        let typed = serde_json::to_string(&invite).unwrap();
+        let generic = serde_json::to_string(&serde_json::to_value(&invite).unwrap()).unwrap();
+        assert_eq!(typed, generic);
+        let unlocked = Unlocked {
+            already: false,
+            unlocked: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&unlocked).unwrap(),
+            r#"{"unlocked":true}"#
+        );
     }
 
     #[test]

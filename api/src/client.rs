@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::api::{ApiError, Call, EventLine, Request, Response, PROTOCOL_VERSION};
+use crate::{ApiError, Call, EventLine, People, Request, Response, PROTOCOL_VERSION};
 
 /// Problems talking to the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +62,50 @@ impl Client {
         self.writer.set_read_timeout(timeout)
     }
 
-    /// Sends one request and waits for its response.
-    pub fn call(&mut self, call: Call) -> Result<serde_json::Value, ClientError> {
-        let id = self.send(call)?;
+    /// Sends one request and waits for its result.
+    pub fn call(&mut self, call: impl Into<Call>) -> Result<serde_json::Value, ClientError> {
+        self.exchange(call.into(), false).map(|(value, _)| value)
+    }
+
+    /// Sends one request and waits for its result, with who is who beside it: the
+    /// daemon adds them to the same answer, so naming people costs no second call.
+    pub fn call_with_people(
+        &mut self,
+        call: impl Into<Call>,
+    ) -> Result<(serde_json::Value, People), ClientError> {
+        let (value, people) = self.exchange(call.into(), true)?;
+        let people = people.ok_or_else(|| {
+            ClientError::Protocol("the answer left out the people it was asked for".into())
+        })?;
+        Ok((value, people))
+    }
+
+    /// Sends one request and waits for its result, typed: for answers whose shape the
+    /// protocol defines, such as [`crate::Status`].
+    pub fn call_as<T: serde::de::DeserializeOwned>(
+        &mut self,
+        call: impl Into<Call>,
+    ) -> Result<T, ClientError> {
+        let value = self.call(call)?;
+        serde_json::from_value(value).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    fn exchange(
+        &mut self,
+        call: Call,
+        with_people: bool,
+    ) -> Result<(serde_json::Value, Option<People>), ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut line = serde_json::to_vec(&Request {
+            v: PROTOCOL_VERSION,
+            id,
+            call,
+            with_people,
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        self.writer.write_all(&line)?;
         loop {
             let line = self.read_line()?;
             let response: Response =
@@ -74,24 +115,10 @@ impl Client {
             }
             return match (response.ok, response.error) {
                 (_, Some(error)) => Err(ClientError::Api(error)),
-                (Some(value), None) => Ok(value),
-                (None, None) => Ok(serde_json::Value::Null),
+                (Some(value), None) => Ok((value, response.people)),
+                (None, None) => Ok((serde_json::Value::Null, response.people)),
             };
         }
-    }
-
-    fn send(&mut self, call: Call) -> Result<u64, ClientError> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut line = serde_json::to_vec(&Request {
-            v: PROTOCOL_VERSION,
-            id,
-            call,
-        })
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        line.push(b'\n');
-        self.writer.write_all(&line)?;
-        Ok(id)
     }
 
     fn read_line(&mut self) -> Result<String, ClientError> {

@@ -64,7 +64,7 @@ pub struct Config {
     pub log: Option<String>,
     /// The weekday of your weekly walk (`hearth together`), such as `sunday`: on that
     /// day `hearth status` mentions it, and the daemon shows one desktop notification
-    /// from 9:00 where a notifier exists (see [`crate::reminder`]). Off when unset; it
+    /// from 9:00 where a notifier exists (see `hearthd`'s `reminder`). Off when unset; it
     /// never counts anything.
     pub together_day: Option<chrono::Weekday>,
 }
