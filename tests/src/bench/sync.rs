@@ -681,8 +681,8 @@ struct CatchUp {
 /// in the document owner's queue behind the sync work and slow what it measures.
 fn catch_up_once(pair: &mut Pair, expected: &[String]) -> Result<CatchUp, BenchError> {
     let doc = household();
-    pair.a = start_profiled(pair.a_dir.path(), &pair.a_addr)
-        .map_err(BenchError::daemon("restart A"))?;
+    pair.a =
+        start_profiled(pair.a_dir.path(), &pair.a_addr).map_err(BenchError::daemon("restart A"))?;
     let mut sub_a = pair
         .a
         .subscribe()
@@ -690,8 +690,8 @@ fn catch_up_once(pair: &mut Pair, expected: &[String]) -> Result<CatchUp, BenchE
     let wire_before = wire(&pair.a, &pair.b_device)?;
     let a_cpu_before = ProcSample::read(fixture::pid_of(&pair.a)?)?;
     let started = Instant::now();
-    pair.b = start_profiled(pair.b_dir.path(), &pair.b_addr)
-        .map_err(BenchError::daemon("restart B"))?;
+    pair.b =
+        start_profiled(pair.b_dir.path(), &pair.b_addr).map_err(BenchError::daemon("restart B"))?;
     let b_ready = started.elapsed();
     let mut sub_b = pair
         .b
@@ -780,9 +780,18 @@ fn admit_split(
     let whole = final_b.save();
     let changes = final_b.get_changes(&common.get_heads());
     let mut steps: Vec<(&str, Samples)> = vec![
-        ("in-process: load the whole-document chunk", Samples::default()),
-        ("in-process: read changes from it (changes_in)", Samples::default()),
-        ("in-process: automerge apply_changes alone", Samples::default()),
+        (
+            "in-process: load the whole-document chunk",
+            Samples::default(),
+        ),
+        (
+            "in-process: read changes from it (changes_in)",
+            Samples::default(),
+        ),
+        (
+            "in-process: automerge apply_changes alone",
+            Samples::default(),
+        ),
     ];
     for _ in 0..3 {
         let started = Instant::now();
