@@ -809,7 +809,10 @@ impl Actor {
                     Err(_) => break,
                 }
             }
+            let clock = crate::sync_hub::phases::Clock::start();
             shutdown = self.handle_batch(batch);
+            clock.stop(|p| &mut p.batch, 1);
+            crate::sync_hub::phases::report_if_due();
         }
         if let Err(e) = self.flush() {
             tracing::error!(error = %e, "could not flush at shutdown");
@@ -979,7 +982,10 @@ impl Actor {
         }
         let mut failed: BTreeMap<DocKind, ApiError> = BTreeMap::new();
         for doc in touched.keys().chain(remote.iter()).collect::<BTreeSet<_>>() {
-            if let Err(e) = self.commit(*doc) {
+            let clock = crate::sync_hub::phases::Clock::start();
+            let committed = self.commit(*doc);
+            clock.stop(|p| &mut p.commit, 1);
+            if let Err(e) = committed {
                 tracing::error!(doc = %doc.doc_id(), error = %e, "could not write a chunk");
                 failed.insert(*doc, storage_error(&e));
             }
@@ -1072,7 +1078,9 @@ impl Actor {
         });
         for doc in touched.keys().chain(remote.iter()).collect::<BTreeSet<_>>() {
             if !failed.contains_key(doc) {
+                let clock = crate::sync_hub::phases::Clock::start();
                 self.compact_if_needed(*doc);
+                clock.stop(|p| &mut p.compact, 0);
             }
         }
         shutdown

@@ -152,6 +152,8 @@ struct Link {
     queue: Arc<SendQueue>,
     ready: bool,
     last_saved: Option<Instant>,
+    /// Its sync states are to be saved once this batch's frames are out.
+    save_due: bool,
     /// The session shares no document because this person's pause holds.
     held: bool,
     /// Waiting for the household document to reach the peer before closing with this
@@ -169,6 +171,146 @@ struct Link {
     /// Saved sync states of documents this session does not share (while held), kept so
     /// that saving this session's states does not forget them.
     dormant: Vec<(DocId, Vec<u8>)>,
+}
+
+/// Where the owner's time goes while it syncs: cumulative since start, logged at debug
+/// level under the target `hearth_phases` whenever a household reconciliation
+/// completes, so `hearth-bench sync` can split a catch-up into its phases. Only counts
+/// and durations, never contents. The owner is one thread, so a thread-local suffices.
+pub mod phases {
+    use std::cell::RefCell;
+    use std::time::{Duration, Instant};
+
+    /// One phase's total time and how often it ran.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct Phase {
+        /// Wall-clock time, fsync waits included.
+        pub time: Duration,
+        /// The owner thread's CPU time, which other work on the machine does not inflate.
+        pub cpu: Duration,
+        pub count: u64,
+    }
+
+    /// This thread's CPU time so far.
+    pub fn thread_cpu() -> Duration {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
+    }
+
+    /// The phases of sync work on the owner's thread.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct Phases {
+        /// Whole session calls (messages in, local changes, room, timers): Automerge's
+        /// generate and receive, plus everything below that happens inside them.
+        pub session: Phase,
+        /// Checking and applying received changes (`Docs::admit`): decode, prove, the
+        /// authorship rules, Automerge's apply.
+        pub admit: Phase,
+        /// Signed heads to send with our changes (`Docs::proofs_to_send`).
+        pub proofs_out: Phase,
+        /// Signed heads the peer sent (`Docs::offer_proofs`), with their verification.
+        pub proofs_in: Phase,
+        /// Sync-state files written (seal, temp file, fsync, rename).
+        pub save_states: Phase,
+        /// Chunk commits of the owner's batches (seal, write, fsync).
+        pub commit: Phase,
+        /// Compactions after a batch (zero-count: only their time).
+        pub compact: Phase,
+        /// Whole owner batches.
+        pub batch: Phase,
+        /// Frames encoded for peers, and their bytes in `count`.
+        pub encode: Phase,
+        /// Changes applied from peers.
+        pub applied: u64,
+        /// A household reconciliation completed in this batch: log at its end.
+        pub report: bool,
+    }
+
+    thread_local! {
+        static PHASES: RefCell<Phases> = RefCell::new(Phases::default());
+    }
+
+    /// Runs `f`, adding its time to the phase `pick` chooses.
+    pub fn time<T>(pick: fn(&mut Phases) -> &mut Phase, f: impl FnOnce() -> T) -> T {
+        let clock = Clock::start();
+        let out = f();
+        clock.stop(pick, 1);
+        out
+    }
+
+    /// A phase being timed.
+    pub struct Clock {
+        wall: Instant,
+        cpu: Duration,
+    }
+
+    impl Clock {
+        /// Starts timing.
+        pub fn start() -> Clock {
+            Clock {
+                wall: Instant::now(),
+                cpu: thread_cpu(),
+            }
+        }
+
+        /// Adds the time since [`Clock::start`], and `count`, to a phase.
+        pub fn stop(self, pick: fn(&mut Phases) -> &mut Phase, count: u64) {
+            let wall = self.wall.elapsed();
+            let cpu = thread_cpu().saturating_sub(self.cpu);
+            PHASES.with(|p| {
+                let mut p = p.borrow_mut();
+                let phase = pick(&mut p);
+                phase.time += wall;
+                phase.cpu += cpu;
+                phase.count += count;
+            });
+        }
+    }
+
+    /// Changes all other fields.
+    pub fn update(f: impl FnOnce(&mut Phases)) {
+        PHASES.with(|p| f(&mut p.borrow_mut()));
+    }
+
+    /// Logs the totals if a household reconciliation completed since the last call.
+    pub fn report_if_due() {
+        let due = PHASES.with(|p| std::mem::take(&mut p.borrow_mut().report));
+        if !due {
+            return;
+        }
+        let p = PHASES.with(|p| *p.borrow());
+        let ms = |ph: Phase| ph.time.as_secs_f64() * 1e3;
+        let cpu = |ph: Phase| ph.cpu.as_secs_f64() * 1e3;
+        tracing::debug!(
+            target: "hearth_phases",
+            session_ms = ms(p.session),
+            session_cpu_ms = cpu(p.session),
+            session_calls = p.session.count,
+            admit_ms = ms(p.admit),
+            admit_cpu_ms = cpu(p.admit),
+            applied = p.applied,
+            proofs_out_cpu_ms = cpu(p.proofs_out),
+            proofs_in_cpu_ms = cpu(p.proofs_in),
+            save_states_ms = ms(p.save_states),
+            save_states_cpu_ms = cpu(p.save_states),
+            save_states = p.save_states.count,
+            commit_ms = ms(p.commit),
+            commit_cpu_ms = cpu(p.commit),
+            commits = p.commit.count,
+            compact_ms = ms(p.compact),
+            compact_cpu_ms = cpu(p.compact),
+            batch_ms = ms(p.batch),
+            batch_cpu_ms = cpu(p.batch),
+            batches = p.batch.count,
+            encode_cpu_ms = cpu(p.encode),
+            bytes_out = p.encode.count,
+            thread_cpu_ms = thread_cpu().as_secs_f64() * 1e3,
+            "sync phases"
+        );
+    }
 }
 
 /// Gives sessions the owner's documents, and checks what peers send before it is
@@ -189,7 +331,12 @@ impl DocAccess for DocsAccess<'_> {
             return None;
         }
         let chunks: Vec<&[u8]> = changes.iter().collect();
-        Some(self.0.admit(id.as_str(), &chunks))
+        let result = phases::time(|p| &mut p.admit, || self.0.admit(id.as_str(), &chunks));
+        if let Ok(admission) = &result {
+            let applied = admission.applied as u64;
+            phases::update(|p| p.applied += applied);
+        }
+        Some(result)
     }
 
     fn has_seen(&mut self, id: &DocId, hash: &automerge::ChangeHash) -> bool {
@@ -197,11 +344,17 @@ impl DocAccess for DocsAccess<'_> {
     }
 
     fn proofs(&mut self, id: &DocId) -> Vec<Vec<u8>> {
-        self.0.proofs_to_send(id.as_str(), Some(self.1))
+        phases::time(
+            |p| &mut p.proofs_out,
+            || self.0.proofs_to_send(id.as_str(), Some(self.1)),
+        )
     }
 
     fn offer_proofs(&mut self, id: &DocId, proofs: &[Vec<u8>]) -> Result<Admission, ProofError> {
-        self.0.offer_proofs(id.as_str(), proofs)
+        phases::time(
+            |p| &mut p.proofs_in,
+            || self.0.offer_proofs(id.as_str(), proofs),
+        )
     }
 }
 
@@ -417,6 +570,7 @@ impl SyncHub {
                 queue,
                 ready: false,
                 last_saved: None,
+                save_due: false,
                 held,
                 farewell: None,
                 farewell_fresh: false,
@@ -435,9 +589,13 @@ impl SyncHub {
         let Some(link) = self.open_link(docs, conn, now) else {
             return;
         };
-        let result = link
-            .session
-            .handle_message(now, message, &mut DocsAccess(docs, &signer));
+        let result = phases::time(
+            |p| &mut p.session,
+            || {
+                link.session
+                    .handle_message(now, message, &mut DocsAccess(docs, &signer))
+            },
+        );
         if link.farewell.is_some() {
             // Whatever changed came from this peer, which has it already.
             link.farewell_heads = docs.household.heads();
@@ -483,10 +641,17 @@ impl SyncHub {
                     continue;
                 }
                 refresh_room(link, now, docs, &signer);
-                if let Err(e) =
-                    link.session
-                        .handle_local_change(now, &doc_id, &mut DocsAccess(docs, &signer))
-                {
+                let result = phases::time(
+                    |p| &mut p.session,
+                    || {
+                        link.session.handle_local_change(
+                            now,
+                            &doc_id,
+                            &mut DocsAccess(docs, &signer),
+                        )
+                    },
+                );
+                if let Err(e) = result {
                     self.held.push((conn, Outbound::Close(e.code().as_u32())));
                 }
             }
@@ -590,6 +755,14 @@ impl SyncHub {
                 let _ = link.out.send(out);
             }
         }
+        for link in self.links.values() {
+            if link.save_due {
+                self.save_states(link);
+            }
+        }
+        for link in self.links.values_mut() {
+            link.save_due = false;
+        }
     }
 
     /// Drops what this batch would have sent and closes every connection: a commit
@@ -597,7 +770,9 @@ impl SyncHub {
     /// The peers reconnect and resync from what is on disk.
     pub fn abandon(&mut self) {
         self.held.clear();
-        for link in self.links.values() {
+        for link in self.links.values_mut() {
+            // Their states may name heads that were just rolled back.
+            link.save_due = false;
             let _ = link.out.send(Outbound::Close(
                 hearth_core::sync::ApplicationErrorCode::RemoteError.as_u32(),
             ));
@@ -705,8 +880,12 @@ impl SyncHub {
         };
         let mut overflow = false;
         while let Some(message) = link.session.poll_transmit() {
+            let clock = phases::Clock::start();
             let frame = match encode_frame(&message) {
-                Ok(frame) => frame,
+                Ok(frame) => {
+                    clock.stop(|p| &mut p.encode, frame.len() as u64);
+                    frame
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not encode a sync message");
                     continue;
@@ -753,6 +932,7 @@ impl SyncHub {
                     let progress = self.progress.entry(device.clone()).or_default();
                     progress.last_sync = Some(crate::actor::now_millis());
                     if doc == DocId::household() {
+                        phases::update(|p| p.report = true);
                         progress.on_hold = false;
                         // The household document, with whatever began the farewell, has
                         // reached the peer: now the session can end.
@@ -809,9 +989,11 @@ impl SyncHub {
             }
         }
         if save {
+            // Written in `release`, once the batch is durable and its frames and events
+            // are out: a state file's fsync never delays the peer or the subscriber, and
+            // a saved state never names heads this device could still lose.
             link.last_saved = Some(Instant::now());
-            let link = &self.links[&conn];
-            self.save_states(link);
+            link.save_due = true;
         }
         if let Some(code) = farewell_done {
             self.held.push((conn, Outbound::Close(code)));
@@ -871,6 +1053,10 @@ impl SyncHub {
     }
 
     fn save_states(&self, link: &Link) {
+        phases::time(|p| &mut p.save_states, || self.save_states_now(link))
+    }
+
+    fn save_states_now(&self, link: &Link) {
         let saved = SavedStates {
             states: link
                 .session

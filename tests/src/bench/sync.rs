@@ -466,6 +466,7 @@ fn catch_up(
     merged.merge(&mut final_b.clone())?;
     let mut expected: Vec<String> = merged.get_heads().iter().map(|h| h.to_string()).collect();
     expected.sort();
+    admit_split(pair, &common, &final_b, &data, report)?;
 
     // Every run starts from the same stopped stores (and persisted sync states).
     let backup = tempfile::tempdir().map_err(BenchError::io("create a backup dir"))?;
@@ -480,6 +481,7 @@ fn catch_up(
     let mut a_cpu = Samples::default();
     let mut b_cpu = Samples::default();
     let mut wire_run = (None, None);
+    let mut phase_samples: Vec<(String, Samples)> = Vec::new();
     for run in 0..opts.catchup_runs.max(1) {
         if run > 0 {
             pair.a.stop().map_err(BenchError::daemon("stop A"))?;
@@ -502,6 +504,19 @@ fn catch_up(
             b_applied.push(at);
         }
         wire_run = (timing.wire_before, timing.wire_after);
+        for (side, phases) in [("A", &timing.a_phases), ("B", &timing.b_phases)] {
+            for (name, value) in phases.iter() {
+                let key = format!("{side} {name}");
+                match phase_samples.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, samples)) => samples.push_ms(*value),
+                    None => {
+                        let mut samples = Samples::default();
+                        samples.push_ms(*value);
+                        phase_samples.push((key, samples));
+                    }
+                }
+            }
+        }
     }
     let show = |report: &mut Report, name: &str, s: &Samples| {
         report.add(
@@ -551,10 +566,60 @@ fn catch_up(
         to_converged.len() as f64,
         Unit::Count,
     );
+    // Where each daemon's owner thread spent its time until the household was in sync
+    // (its `hearth_phases` debug line): medians over the runs, with the spread.
+    for (name, samples) in &phase_samples {
+        let unit = if name.ends_with("_ms") {
+            Unit::Ms
+        } else {
+            Unit::Count
+        };
+        report.add(
+            SECTION,
+            &data,
+            &format!(
+                "  phase {name} (median; runs {:.1}..{:.1})",
+                samples.percentile(0.0),
+                samples.percentile(100.0)
+            ),
+            samples.median(),
+            unit,
+        );
+    }
 
     // The yardstick: Automerge's own protocol between the same two documents.
     let (state_a, state_b) = synced_states(&common)?;
-    let yardstick = automerge_sync(&final_a, &final_b, state_a, state_b)?;
+    let yardstick = automerge_sync(&final_a, &final_b, state_a.clone(), state_b.clone())?;
+    // The floor under any catch-up: Automerge's own cost, in this process, of the same
+    // exchange (both sides, one after the other) and of applying what each side lacks.
+    let mut own_sync = Samples::default();
+    let mut own_apply = Samples::default();
+    for _ in 0..3 {
+        let started = Instant::now();
+        automerge_sync(&final_a, &final_b, state_a.clone(), state_b.clone())?;
+        own_sync.push(started.elapsed());
+        let (mut a, mut b) = (final_a.clone(), final_b.clone());
+        let to_a = final_b.get_changes(&common.get_heads());
+        let to_b = final_a.get_changes(&common.get_heads());
+        let started = Instant::now();
+        a.apply_changes(to_a)?;
+        b.apply_changes(to_b)?;
+        own_apply.push(started.elapsed());
+    }
+    report.add(
+        SECTION,
+        &data,
+        "floor: automerge's own sync in-process, both sides (median)",
+        own_sync.median(),
+        Unit::Ms,
+    );
+    report.add(
+        SECTION,
+        &data,
+        "floor: automerge apply_changes of what each side lacks, both (median)",
+        own_apply.median(),
+        Unit::Ms,
+    );
     let fresh = automerge_sync(&final_a, &final_b, State::new(), State::new())?;
     report.add(
         SECTION,
@@ -590,6 +655,9 @@ fn catch_up(
 
 /// What one catch-up run took, from spawning B.
 struct CatchUp {
+    /// Each daemon's sync phases until its first household sync completed.
+    a_phases: Vec<(String, f64)>,
+    b_phases: Vec<(String, f64)>,
     b_ready: Duration,
     peer_up: Option<Duration>,
     /// A reported a remote change of the household: it has applied B's entries.
@@ -613,8 +681,8 @@ struct CatchUp {
 /// in the document owner's queue behind the sync work and slow what it measures.
 fn catch_up_once(pair: &mut Pair, expected: &[String]) -> Result<CatchUp, BenchError> {
     let doc = household();
-    pair.a = TestDaemon::start_with(pair.a_dir.path(), &pair.a_addr)
-        .map_err(BenchError::daemon("restart A"))?;
+    pair.a =
+        start_profiled(pair.a_dir.path(), &pair.a_addr).map_err(BenchError::daemon("restart A"))?;
     let mut sub_a = pair
         .a
         .subscribe()
@@ -622,8 +690,8 @@ fn catch_up_once(pair: &mut Pair, expected: &[String]) -> Result<CatchUp, BenchE
     let wire_before = wire(&pair.a, &pair.b_device)?;
     let a_cpu_before = ProcSample::read(fixture::pid_of(&pair.a)?)?;
     let started = Instant::now();
-    pair.b = TestDaemon::start_with(pair.b_dir.path(), &pair.b_addr)
-        .map_err(BenchError::daemon("restart B"))?;
+    pair.b =
+        start_profiled(pair.b_dir.path(), &pair.b_addr).map_err(BenchError::daemon("restart B"))?;
     let b_ready = started.elapsed();
     let mut sub_b = pair
         .b
@@ -681,7 +749,11 @@ fn catch_up_once(pair: &mut Pair, expected: &[String]) -> Result<CatchUp, BenchE
                 .into(),
         ));
     }
+    let a_phases = phases_of(&pair.a);
+    let b_phases = phases_of(&pair.b);
     Ok(CatchUp {
+        a_phases,
+        b_phases,
         b_ready,
         peer_up,
         a_applied,
@@ -692,6 +764,97 @@ fn catch_up_once(pair: &mut Pair, expected: &[String]) -> Result<CatchUp, BenchE
         wire_before,
         wire_after: settled_wire(&pair.a, &pair.b_device)?,
     })
+}
+
+/// Hearth's receiving steps in this process, without network or disk: A reading what B
+/// has beyond the common state as Automerge sends it when a peer lacks much (one
+/// whole-document chunk), beside Automerge's apply of those changes alone.
+fn admit_split(
+    pair: &Pair,
+    common: &Automerge,
+    final_b: &Automerge,
+    data: &str,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let a = OpenStore::open(pair.a_dir.path(), pair.a_me)?;
+    let whole = final_b.save();
+    let changes = final_b.get_changes(&common.get_heads());
+    let mut steps: Vec<(&str, Samples)> = vec![
+        (
+            "in-process: load the whole-document chunk",
+            Samples::default(),
+        ),
+        (
+            "in-process: read changes from it (changes_in)",
+            Samples::default(),
+        ),
+        (
+            "in-process: automerge apply_changes alone",
+            Samples::default(),
+        ),
+    ];
+    for _ in 0..3 {
+        let started = Instant::now();
+        Automerge::load(&whole)?;
+        steps[0].1.push(started.elapsed());
+        let started = Instant::now();
+        hearth_core::provenance::changes_in(&[&whole], a.docs.household.automerge())?;
+        steps[1].1.push(started.elapsed());
+        let mut am = a.docs.household.automerge().clone();
+        let started = Instant::now();
+        am.apply_changes(changes.clone())?;
+        steps[2].1.push(started.elapsed());
+    }
+    for (name, samples) in &steps {
+        report.add(
+            SECTION,
+            data,
+            &format!("{name}, one side (median)"),
+            samples.median(),
+            Unit::Ms,
+        );
+    }
+    Ok(())
+}
+
+/// Starts a daemon that logs its sync phases (`hearth_phases`, debug level).
+fn start_profiled(data_dir: &Path, listen: &str) -> anyhow::Result<TestDaemon> {
+    let base = std::env::var("HEARTH_TEST_LOG").unwrap_or_else(|_| "info".into());
+    TestDaemon::start_opts(
+        data_dir,
+        &harness::DaemonOptions {
+            listen: listen.into(),
+            log: Some(format!("{base},hearth_phases=debug")),
+            ..harness::DaemonOptions::default()
+        },
+    )
+}
+
+/// The figures of a daemon's first `sync phases` log line: its owner's cumulative time
+/// per phase when its first household reconciliation completed.
+fn phases_of(daemon: &TestDaemon) -> Vec<(String, f64)> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let line = daemon
+            .log_lines()
+            .into_iter()
+            .find(|l| l.contains("sync phases"));
+        if let Some(line) = line {
+            return line
+                .split_whitespace()
+                .filter_map(|field| {
+                    let (key, value) = field.split_once('=')?;
+                    let key = key.trim_start_matches(|c: char| !c.is_ascii_alphabetic());
+                    Some((key.to_string(), value.parse::<f64>().ok()?))
+                })
+                .collect();
+        }
+        if Instant::now() > deadline {
+            return Vec::new();
+        }
+        // The reader thread drains the daemon's stderr; look again shortly.
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn reconnect(
@@ -920,6 +1083,35 @@ fn wire_figures(
             Some(max) => report.add_target(SECTION, data, name, ratio, Unit::Ratio, max),
             None => report.add(SECTION, data, name, ratio, Unit::Ratio),
         }
+        // What the envelopes cost beyond Automerge's own messages: the frames' length
+        // prefixes, message types and keys, the handshake, and the device ids that every
+        // message names (54 bytes each as CBOR text) although TLS already binds them.
+        report.add(
+            SECTION,
+            data,
+            "  wire bytes beyond automerge's messages",
+            (sent + received).saturating_sub(yardstick) as f64,
+            Unit::Bytes,
+        );
+        let ids = ID_CBOR_BYTES * ids_named(frames_sent + frames_received);
+        report.add(
+            SECTION,
+            data,
+            "  of which device ids (join names one, other messages two)",
+            ids as f64,
+            Unit::Bytes,
+        );
+    }
+}
+
+/// A device id (52 base32 letters) as CBOR text.
+const ID_CBOR_BYTES: u64 = 54;
+
+/// Device ids the frames name at the least: `join` one, every other message two.
+fn ids_named(frames: u64) -> u64 {
+    match frames {
+        0 => 0,
+        n => 1 + 2 * (n - 1),
     }
 }
 
