@@ -1,11 +1,13 @@
 //! The daemon's life: lock the data directory, unlock the identity, open the documents,
 //! serve the control socket, and stop cleanly on SIGTERM, SIGINT or `shutdown`.
 //!
-//! The daemon is in one of three states. `uninitialized` until `init` creates the
-//! identity; `locked` while a passphrase-protected identity waits for `unlock`; `ready`
-//! once the document owner runs. Only `status`, `shutdown` and the state's own call
-//! (`init` or `unlock`) work before `ready`, each other call gets an error that says
-//! which command to run.
+//! The daemon is in one of four states. `uninitialized` until `init` creates the
+//! identity; `locked` while a passphrase-protected identity waits for `unlock`;
+//! `loading` while the documents load at start, when the socket already answers
+//! `status` from the sealed read cache (`read_cache`) and every other call waits for the
+//! load; `ready` once the document owner runs. Only `status`, `shutdown` and the
+//! state's own call (`init` or `unlock`) work before `ready`, each other call gets an
+//! error that says which command to run.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -23,7 +25,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use crate::actor::{now_millis, Actor, ActorContext, ActorHandle, ActorMsg};
+use crate::actor::{now_millis, Actor, ActorContext, ActorHandle, ActorMsg, OwnerStatus};
 use crate::api::{
     ApiError, Call, ErrorCode, Event, EventLine, Request, Response, Status, MAX_REQUEST_BYTES,
     PROTOCOL_VERSION,
@@ -35,6 +37,7 @@ use crate::handlers;
 use crate::net::Net;
 use crate::pairing::Pairing;
 use crate::paths::{ensure_private_dir, Paths};
+use crate::read_cache;
 use crate::storage::{self, DataDirLock, StoreError};
 use crate::transport::{DeviceKey, Transport, TrustSet};
 
@@ -54,7 +57,7 @@ struct DeviceInfo {
     device_id: String,
 }
 
-const DEVICE_FILE: &str = "device.json";
+pub(crate) const DEVICE_FILE: &str = "device.json";
 
 /// The directory, name and contents of `device.json` for `person` on this device: a
 /// an own-device join rewrites it (see `ActorMsg::BecomePerson`).
@@ -74,6 +77,12 @@ pub(crate) fn device_file(
 enum State {
     Uninitialized,
     Locked,
+    /// The documents are loading; `status` answers from the read cache when there is
+    /// a valid one, and waits for the load otherwise.
+    Loading {
+        device_id: String,
+        cached: Option<Box<OwnerStatus>>,
+    },
     Ready(Ready),
 }
 
@@ -91,6 +100,8 @@ struct Shared {
     state: Mutex<State>,
     events: broadcast::Sender<Event>,
     shutdown: watch::Sender<bool>,
+    /// False while the documents load at start.
+    loaded: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -111,7 +122,16 @@ impl Shared {
                 "Hearth is locked by a passphrase",
                 "run any hearth command on a terminal to be asked for it, or set HEARTH_PASSPHRASE_FILE",
             )),
+            // Calls wait for the load before they get here (`dispatch`).
+            State::Loading { .. } => Err(internal("the documents are still loading")),
         }
+    }
+
+    /// Waits until the documents have loaded, when they are loading.
+    async fn wait_loaded(&self) {
+        let mut loaded = self.loaded.subscribe();
+        // The sender lives as long as `self`.
+        let _ = loaded.wait_for(|done| *done).await;
     }
 
     fn set(&self, state: State) {
@@ -124,6 +144,7 @@ impl Shared {
         match self.state.lock().as_deref() {
             Ok(State::Ready(_)) => "ready",
             Ok(State::Locked) => "locked",
+            Ok(State::Loading { .. }) => "loading",
             _ => "uninitialized",
         }
     }
@@ -178,14 +199,17 @@ async fn serve(opts: RunOptions, config: Config) -> anyhow::Result<()> {
     let paths = opts.paths;
     let (events, _) = broadcast::channel(1024);
     let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let (loaded, _) = watch::channel(true);
     let shared = Arc::new(Shared {
         paths: paths.clone(),
         config,
         state: Mutex::new(State::Uninitialized),
         events,
         shutdown,
+        loaded,
     });
 
+    let mut to_load = None;
     let initial = if !paths.identity().exists() {
         State::Uninitialized
     } else {
@@ -197,10 +221,42 @@ async fn serve(opts: RunOptions, config: Config) -> anyhow::Result<()> {
             if let Some(passphrase) = opts.passphrase.as_deref() {
                 strengthen(&paths.data_dir, &bytes, &secrets, passphrase);
             }
-            State::Ready(open_ready(&shared, &secrets).await?)
+            let cached = match read_cache::take(&paths.data_dir, secrets.age_identity()) {
+                Ok(cached) => cached,
+                Err(e) => {
+                    tracing::info!(reason = %e, "not using the read cache");
+                    None
+                }
+            };
+            let device_id = DeviceId::from_public_key(&secrets.device_public_key()).to_string();
+            shared.loaded.send_replace(false);
+            to_load = Some(secrets);
+            State::Loading {
+                device_id,
+                cached: cached.map(Box::new),
+            }
         }
     };
     shared.set(initial);
+    // The socket answers while the documents load (`State::Loading`).
+    let listener = bind_socket(&paths.socket)?;
+    let mut loading = to_load.is_some();
+    let load = async {
+        match &to_load {
+            Some(secrets) => open_ready(&shared, secrets).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    tokio::pin!(load);
+    if loading {
+        tracing::debug!("the control socket answers status while the documents load");
+    } else {
+        tracing::info!(
+            state = shared.state_name(),
+            pid = std::process::id(),
+            "hearthd is listening"
+        );
+    }
     {
         let watching = shared.clone();
         tokio::spawn(crate::reminder::run(
@@ -210,13 +266,6 @@ async fn serve(opts: RunOptions, config: Config) -> anyhow::Result<()> {
         ));
     }
 
-    let listener = bind_socket(&paths.socket)?;
-    tracing::info!(
-        state = shared.state_name(),
-        pid = std::process::id(),
-        "hearthd is listening"
-    );
-
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
@@ -225,6 +274,25 @@ async fn serve(opts: RunOptions, config: Config) -> anyhow::Result<()> {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = shutdown_rx.changed() => break,
+            loaded = &mut load, if loading => {
+                loading = false;
+                match loaded {
+                    Ok(Some(ready)) => {
+                        shared.set(State::Ready(ready));
+                        shared.loaded.send_replace(true);
+                        tracing::info!(
+                            state = shared.state_name(),
+                            pid = std::process::id(),
+                            "hearthd is listening"
+                        );
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&paths.socket);
+                        return Err(e);
+                    }
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let shared = shared.clone();
@@ -587,6 +655,9 @@ async fn write_json<T: Serialize>(
 }
 
 async fn dispatch(shared: &Arc<Shared>, call: Call) -> Result<serde_json::Value, ApiError> {
+    if !matches!(call, Call::Status | Call::Shutdown) {
+        shared.wait_loaded().await;
+    }
     match call {
         Call::Status => status(shared).await,
         Call::Shutdown => {
@@ -687,6 +758,34 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
         state: shared.state_name().into(),
         ..Status::default()
     };
+    let cached = match shared.state.lock().as_deref() {
+        Ok(State::Loading { device_id, cached }) => Some((device_id.clone(), cached.clone())),
+        _ => None,
+    };
+    match cached {
+        Some((device_id, Some(owner))) => {
+            // As the store was at the last clean stop, which it still is on disk.
+            let mut owner = *owner;
+            owner.settle(now_millis());
+            status.device_id = Some(device_id);
+            status.person = owner
+                .people
+                .iter()
+                .find(|p| p.id == owner.me.to_string())
+                .cloned();
+            status.documents = owner.documents;
+            status.people = owner.people;
+            status.peers = owner.peers;
+            status.refused = owner.refused;
+            status.household_epoch = owner.household_epoch;
+            return serde_json::to_value(status).map_err(|e| internal(&e.to_string()));
+        }
+        Some((_, None)) => {
+            shared.wait_loaded().await;
+            status.state = shared.state_name().into();
+        }
+        None => {}
+    }
     if let Ok(ready) = shared.ready() {
         status.device_id = Some(ready.device_id.clone());
         let owner = ready.actor.status().await;

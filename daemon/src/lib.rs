@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod net;
 pub mod pairing;
 pub mod paths;
+pub mod read_cache;
 pub mod reminder;
 pub mod storage;
 pub mod sync_hub;
