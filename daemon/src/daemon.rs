@@ -165,6 +165,14 @@ pub fn init_logging(config_filter: Option<&str>) {
         .ok()
         .or_else(|| config_filter.map(String::from))
         .unwrap_or_else(|| "info".into());
+    // Automerge opens an info-level span per load that formats every change hash of the
+    // document into its fields: at ten years, a quarter of the start-up time went there.
+    // Its own warnings still show; ask for `automerge=…` explicitly to see more.
+    let filter = if filter.contains("automerge") {
+        filter
+    } else {
+        format!("{filter},automerge=warn")
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
