@@ -307,6 +307,8 @@ pub struct Goal {
     pub name: &'static str,
     /// At most this.
     pub max: f64,
+    /// The unit of `max`.
+    pub unit: Unit,
 }
 
 /// Every goal of issue 17, each beside the figure that shows it.
@@ -317,6 +319,7 @@ pub const ISSUE_17_GOALS: &[Goal] = &[
         data: "ext4",
         name: "propagation p50",
         max: 2.5,
+        unit: Unit::Ms,
     },
     Goal {
         what: "write → partner sees it, p95, ext4",
@@ -324,6 +327,7 @@ pub const ISSUE_17_GOALS: &[Goal] = &[
         data: "ext4",
         name: "propagation p95",
         max: 4.0,
+        unit: Unit::Ms,
     },
     Goal {
         what: "write → partner sees it, p95, disk busy",
@@ -331,6 +335,7 @@ pub const ISSUE_17_GOALS: &[Goal] = &[
         data: "busy",
         name: "propagation p95",
         max: 10.0,
+        unit: Unit::Ms,
     },
     Goal {
         what: "catch-up, a year apart",
@@ -338,6 +343,7 @@ pub const ISSUE_17_GOALS: &[Goal] = &[
         data: "apart",
         name: "catch-up: B start to converged (median)",
         max: 150.0,
+        unit: Unit::Ms,
     },
     Goal {
         what: "reconnect with nothing new: round trips",
@@ -345,6 +351,7 @@ pub const ISSUE_17_GOALS: &[Goal] = &[
         data: "reconnect",
         name: "round trips (≈ frames each way, the larger)",
         max: 1.0,
+        unit: Unit::Count,
     },
     Goal {
         what: "reconnect with nothing new: bytes / automerge's",
@@ -352,6 +359,7 @@ pub const ISSUE_17_GOALS: &[Goal] = &[
         data: "reconnect",
         name: "wire bytes / automerge sync bytes",
         max: 1.2,
+        unit: Unit::Ratio,
     },
     Goal {
         what: "daemon start → first answer, 10 years",
@@ -359,6 +367,7 @@ pub const ISSUE_17_GOALS: &[Goal] = &[
         data: "10y",
         name: "daemon start → first status answer (median)",
         max: 50.0,
+        unit: Unit::Ms,
     },
     Goal {
         what: "daemon RSS at 10 years, idle",
@@ -366,6 +375,7 @@ pub const ISSUE_17_GOALS: &[Goal] = &[
         data: "10y",
         name: "daemon RSS after status, writes and insights",
         max: 25.0 * 1024.0 * 1024.0,
+        unit: Unit::Bytes,
     },
     Goal {
         what: "daemon RSS at 10 years, peak included",
@@ -373,6 +383,7 @@ pub const ISSUE_17_GOALS: &[Goal] = &[
         data: "10y",
         name: "daemon RSS peak so far",
         max: 25.0 * 1024.0 * 1024.0,
+        unit: Unit::Bytes,
     },
     Goal {
         what: "open with 200 un-compacted chunks (10 years)",
@@ -380,6 +391,7 @@ pub const ISSUE_17_GOALS: &[Goal] = &[
         data: "10y",
         name: "open with 200 chunks (median)",
         max: 60.0,
+        unit: Unit::Ms,
     },
 ];
 
