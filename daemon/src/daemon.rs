@@ -267,11 +267,15 @@ async fn serve(opts: RunOptions, config: Config) -> anyhow::Result<()> {
     }
     {
         let watching = shared.clone();
-        tokio::spawn(crate::reminder::run(
-            paths.data_dir.clone(),
-            shared.config.together_day,
-            move || watching.state_name() == "ready",
-        ));
+        let data_dir = paths.data_dir.clone();
+        let day = shared.config.together_day;
+        // After the load: its first look would otherwise find the daemon still loading
+        // and wait a whole check interval.
+        tokio::spawn(async move {
+            watching.wait_loaded().await;
+            let ready = watching.clone();
+            crate::reminder::run(data_dir, day, move || ready.state_name() == "ready").await;
+        });
     }
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
