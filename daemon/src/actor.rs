@@ -199,7 +199,7 @@ impl ActorHandle {
 }
 
 /// What the owner reports for `status`.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct OwnerStatus {
     /// This device's person (it changes once, when a fresh device joins as the same
     /// person as the inviting one).
@@ -214,6 +214,20 @@ pub struct OwnerStatus {
     pub refused: Vec<RefusedStatus>,
     /// The household secret's current epoch, without the secret.
     pub household_epoch: Option<hearth_api::HouseholdEpochStatus>,
+}
+
+impl OwnerStatus {
+    /// Shows only the pauses that hold at `now`.
+    pub fn settle(&mut self, now: Millis) {
+        settle_pauses(&mut self.people, now);
+    }
+}
+
+/// Keeps only the pauses that hold at `now`.
+fn settle_pauses(people: &mut [PersonSummary], now: Millis) {
+    for person in people {
+        person.paused = person.paused.take().filter(|p| p.active_at(now));
+    }
 }
 
 /// One document with its store and what is already durable.
@@ -248,6 +262,8 @@ pub struct Actor {
     /// A device stopped being trusted in this batch: the household secret moves to a
     /// new epoch before anything else goes out.
     trust_shrank: bool,
+    /// The data directory, where the read cache goes.
+    data_dir: PathBuf,
 }
 
 /// Where an own-device join builds the new household before it replaces this device's.
@@ -409,6 +425,7 @@ impl Actor {
             refused_from: BTreeMap::new(),
             trusted: BTreeSet::new(),
             trust_shrank: false,
+            data_dir: docs_dir.parent().map(PathBuf::from).unwrap_or_default(),
         };
         actor.docs.set_device_key(signer_key(&actor.signer));
         actor.note_refusals("this device");
@@ -666,14 +683,22 @@ impl Actor {
         Ok(serde_json::json!({ "person_id": person }))
     }
 
-    /// Everyone in the household as `status` shows them.
+    /// Everyone in the household as `status` shows them, with the pauses that hold at
+    /// `now`.
     fn people(&self, now: Millis) -> Vec<PersonSummary> {
+        let mut people = self.people_unsettled();
+        settle_pauses(&mut people, now);
+        people
+    }
+
+    /// Everyone in the household with every pause as written, current or not.
+    fn people_unsettled(&self) -> Vec<PersonSummary> {
         self.docs
             .people()
             .into_iter()
             .map(|p| PersonSummary {
                 id: p.id.to_string(),
-                paused: self.docs.pause_of(p.id).filter(|x| x.active_at(now)),
+                paused: self.docs.pause_of(p.id),
                 left_at: self.docs.left_at(p.id),
                 name: p.name,
             })
@@ -681,8 +706,15 @@ impl Actor {
     }
 
     fn status(&self) -> OwnerStatus {
-        let now = now_millis();
-        let people = self.people(now);
+        let mut status = self.status_unsettled();
+        status.settle(now_millis());
+        status
+    }
+
+    /// The owner's status with every pause as written, current or not: what the read
+    /// cache keeps, since a pause may begin or end before it is read.
+    fn status_unsettled(&self) -> OwnerStatus {
+        let people = self.people_unsettled();
         let documents = [
             (&self.docs.household, &self.household),
             (&self.docs.private, &self.private),
@@ -760,6 +792,22 @@ impl Actor {
         }
     }
 
+    /// Leaves the sealed read cache for the next start (`read_cache`), describing the
+    /// store as it is on disk now. Nothing is lost without it.
+    fn write_read_cache(&self) {
+        let mut status = self.status_unsettled();
+        for peer in &mut status.peers {
+            // Nobody is connected to a daemon that has just started.
+            peer.connected = false;
+            peer.on_hold = false;
+        }
+        if let Err(e) =
+            crate::read_cache::write(&self.data_dir, &self.identity.to_public(), &status)
+        {
+            tracing::warn!(error = %e, "could not leave a read cache; the next start answers after loading");
+        }
+    }
+
     /// Starts the owner thread, and a timer task on the current tokio runtime that
     /// wakes it when a session timer is due.
     pub fn spawn(self) -> std::io::Result<ActorHandle> {
@@ -814,10 +862,14 @@ impl Actor {
             clock.stop(|p| &mut p.batch, 1);
             crate::sync_hub::phases::report_if_due();
         }
-        if let Err(e) = self.flush() {
+        let flushed = self.flush();
+        if let Err(e) = &flushed {
             tracing::error!(error = %e, "could not flush at shutdown");
         }
         self.hub.save_all();
+        if flushed.is_ok() {
+            self.write_read_cache();
+        }
         if let Some(done) = shutdown {
             let _ = done.send(());
         }

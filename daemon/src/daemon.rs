@@ -1,11 +1,13 @@
 //! The daemon's life: lock the data directory, unlock the identity, open the documents,
 //! serve the control socket, and stop cleanly on SIGTERM, SIGINT or `shutdown`.
 //!
-//! The daemon is in one of three states. `uninitialized` until `init` creates the
-//! identity; `locked` while a passphrase-protected identity waits for `unlock`; `ready`
-//! once the document owner runs. Only `status`, `shutdown` and the state's own call
-//! (`init` or `unlock`) work before `ready`, each other call gets an error that says
-//! which command to run.
+//! The daemon is in one of four states. `uninitialized` until `init` creates the
+//! identity; `locked` while a passphrase-protected identity waits for `unlock`;
+//! `loading` while the documents load at start, when the socket already answers
+//! `status` from the sealed read cache (`read_cache`) and every other call waits for the
+//! load; `ready` once the document owner runs. Only `status`, `shutdown` and the
+//! state's own call (`init` or `unlock`) work before `ready`, each other call gets an
+//! error that says which command to run.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -24,13 +26,14 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::actor::{
-    now_millis, storage_error, Actor, ActorContext, ActorHandle, ActorMsg, OwnerCall,
+    now_millis, storage_error, Actor, ActorContext, ActorHandle, ActorMsg, OwnerCall, OwnerStatus,
 };
 use crate::discovery::{self, Discoverer};
 use crate::epochs::HouseholdKeys;
 use crate::handlers;
 use crate::net::Net;
 use crate::pairing::Pairing;
+use crate::read_cache;
 use crate::storage::{self, DataDirLock, StoreError};
 use crate::transport::{DeviceKey, Transport, TrustSet};
 use hearth_api::config::{Config, ConfigError};
@@ -57,7 +60,7 @@ struct DeviceInfo {
     device_id: String,
 }
 
-const DEVICE_FILE: &str = "device.json";
+pub(crate) const DEVICE_FILE: &str = "device.json";
 
 /// The directory, name and contents of `device.json` for `person` on this device: a
 /// an own-device join rewrites it (see `ActorMsg::BecomePerson`).
@@ -77,6 +80,12 @@ pub(crate) fn device_file(
 enum State {
     Uninitialized,
     Locked,
+    /// The documents are loading; `status` answers from the read cache when there is
+    /// a valid one, and waits for the load otherwise.
+    Loading {
+        device_id: String,
+        cached: Option<Box<OwnerStatus>>,
+    },
     Ready(Ready),
 }
 
@@ -94,6 +103,8 @@ struct Shared {
     state: Mutex<State>,
     events: broadcast::Sender<Event>,
     shutdown: watch::Sender<bool>,
+    /// False while the documents load at start.
+    loaded: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -114,7 +125,16 @@ impl Shared {
                 "Hearth is locked by a passphrase",
                 "run any hearth command on a terminal to be asked for it, or set HEARTH_PASSPHRASE_FILE",
             )),
+            // Calls wait for the load before they get here (`dispatch`).
+            State::Loading { .. } => Err(ApiError::internal("the documents are still loading")),
         }
+    }
+
+    /// Waits until the documents have loaded, when they are loading.
+    async fn wait_loaded(&self) {
+        let mut loaded = self.loaded.subscribe();
+        // The sender lives as long as `self`.
+        let _ = loaded.wait_for(|done| *done).await;
     }
 
     fn set(&self, state: State) {
@@ -127,6 +147,7 @@ impl Shared {
         match self.state.lock().as_deref() {
             Ok(State::Ready(_)) => "ready",
             Ok(State::Locked) => "locked",
+            Ok(State::Loading { .. }) => "loading",
             _ => "uninitialized",
         }
     }
@@ -139,6 +160,14 @@ pub fn init_logging(config_filter: Option<&str>) {
         .ok()
         .or_else(|| config_filter.map(String::from))
         .unwrap_or_else(|| "info".into());
+    // Automerge opens an info-level span per load that formats every change hash of the
+    // document into its fields: at ten years, a quarter of the start-up time went there.
+    // Its own warnings still show; ask for `automerge=…` explicitly to see more.
+    let filter = if filter.contains("automerge") {
+        filter
+    } else {
+        format!("{filter},automerge=warn")
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
@@ -200,14 +229,17 @@ async fn serve(opts: RunOptions, config: Config) -> Result<(), RunError> {
     let paths = opts.paths;
     let (events, _) = broadcast::channel(1024);
     let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let (loaded, _) = watch::channel(true);
     let shared = Arc::new(Shared {
         paths: paths.clone(),
         config,
         state: Mutex::new(State::Uninitialized),
         events,
         shutdown,
+        loaded,
     });
 
+    let mut to_load = None;
     let initial = if !paths.identity().exists() {
         State::Uninitialized
     } else {
@@ -219,25 +251,54 @@ async fn serve(opts: RunOptions, config: Config) -> Result<(), RunError> {
             if let Some(passphrase) = opts.passphrase.as_deref() {
                 strengthen(&paths.data_dir, &bytes, &secrets, passphrase);
             }
-            State::Ready(open_ready(&shared, &secrets).await?)
+            let cached = match read_cache::take(&paths.data_dir, secrets.age_identity()) {
+                Ok(cached) => cached,
+                Err(e) => {
+                    tracing::info!(reason = %e, "not using the read cache");
+                    None
+                }
+            };
+            let device_id = DeviceId::from_public_key(&secrets.device_public_key()).to_string();
+            shared.loaded.send_replace(false);
+            to_load = Some(secrets);
+            State::Loading {
+                device_id,
+                cached: cached.map(Box::new),
+            }
         }
     };
     shared.set(initial);
+    // The socket answers while the documents load (`State::Loading`).
+    let listener = bind_socket(&paths.socket)?;
+    let mut loading = to_load.is_some();
+    let load = async {
+        match &to_load {
+            Some(secrets) => open_ready(&shared, secrets).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    tokio::pin!(load);
+    if loading {
+        tracing::debug!("the control socket answers status while the documents load");
+    } else {
+        tracing::info!(
+            state = shared.state_name(),
+            pid = std::process::id(),
+            "hearthd is listening"
+        );
+    }
     {
         let watching = shared.clone();
-        tokio::spawn(crate::reminder::run(
-            paths.data_dir.clone(),
-            shared.config.together_day,
-            move || watching.state_name() == "ready",
-        ));
+        let data_dir = paths.data_dir.clone();
+        let day = shared.config.together_day;
+        // After the load: its first look would otherwise find the daemon still loading
+        // and wait a whole check interval.
+        tokio::spawn(async move {
+            watching.wait_loaded().await;
+            let ready = watching.clone();
+            crate::reminder::run(data_dir, day, move || ready.state_name() == "ready").await;
+        });
     }
-
-    let listener = bind_socket(&paths.socket)?;
-    tracing::info!(
-        state = shared.state_name(),
-        pid = std::process::id(),
-        "hearthd is listening"
-    );
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("could not watch for SIGTERM")?;
@@ -249,6 +310,25 @@ async fn serve(opts: RunOptions, config: Config) -> Result<(), RunError> {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = shutdown_rx.changed() => break,
+            loaded = &mut load, if loading => {
+                loading = false;
+                match loaded {
+                    Ok(Some(ready)) => {
+                        shared.set(State::Ready(ready));
+                        shared.loaded.send_replace(true);
+                        tracing::info!(
+                            state = shared.state_name(),
+                            pid = std::process::id(),
+                            "hearthd is listening"
+                        );
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&paths.socket);
+                        return Err(e.into());
+                    }
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let shared = shared.clone();
@@ -636,7 +716,10 @@ fn answer<T: Serialize>(value: T) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(value).map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// Everything but `status` and `shutdown` waits until the documents have loaded: the
+/// read cache answers `status` alone (see `read_cache`).
 async fn owner_call(shared: &Arc<Shared>, call: OwnerCall) -> Result<serde_json::Value, ApiError> {
+    shared.wait_loaded().await;
     shared.ready()?.actor.call(call).await
 }
 
@@ -644,6 +727,9 @@ async fn daemon_call(
     shared: &Arc<Shared>,
     call: DaemonCall,
 ) -> Result<serde_json::Value, ApiError> {
+    if !matches!(call, DaemonCall::Status | DaemonCall::Shutdown) {
+        shared.wait_loaded().await;
+    }
     match call {
         DaemonCall::Status => status(shared).await,
         DaemonCall::Shutdown => {
@@ -660,6 +746,7 @@ async fn daemon_call(
 }
 
 async fn net_call(shared: &Arc<Shared>, call: NetCall) -> Result<serde_json::Value, ApiError> {
+    shared.wait_loaded().await;
     match call {
         NetCall::SyncNow => {
             let ready = shared.ready()?;
@@ -754,6 +841,34 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
         state: shared.state_name().into(),
         ..Status::default()
     };
+    let cached = match shared.state.lock().as_deref() {
+        Ok(State::Loading { device_id, cached }) => Some((device_id.clone(), cached.clone())),
+        _ => None,
+    };
+    match cached {
+        Some((device_id, Some(owner))) => {
+            // As the store was at the last clean stop, which it still is on disk.
+            let mut owner = *owner;
+            owner.settle(now_millis());
+            status.device_id = Some(device_id);
+            status.person = owner
+                .people
+                .iter()
+                .find(|p| p.id == owner.me.to_string())
+                .cloned();
+            status.documents = owner.documents;
+            status.people = owner.people;
+            status.peers = owner.peers;
+            status.refused = owner.refused;
+            status.household_epoch = owner.household_epoch;
+            return answer(status);
+        }
+        Some((_, None)) => {
+            shared.wait_loaded().await;
+            status.state = shared.state_name().into();
+        }
+        None => {}
+    }
     if let Ok(ready) = shared.ready() {
         status.device_id = Some(ready.device_id.clone());
         let owner = ready.actor.status().await;

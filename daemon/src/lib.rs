@@ -10,6 +10,7 @@ pub mod epochs;
 pub mod handlers;
 pub mod net;
 pub mod pairing;
+pub mod read_cache;
 pub mod reminder;
 pub mod storage;
 pub mod sync_hub;

@@ -358,6 +358,8 @@ impl DocStore {
         chunks.sort_unstable();
 
         // Decide everything before touching the disk.
+        let recipient = identity.to_public();
+        let key_id = envelope::key_id(&recipient);
         let mut doc = Automerge::new();
         let mut snapshot = None;
         let mut obsolete = Vec::new();
@@ -370,7 +372,7 @@ impl DocStore {
             Some((generation, name)) => {
                 let path = dir.join(&name);
                 let sealed = fs::read(&path).map_err(io_error("read snapshot", &path))?;
-                let plain = match envelope::open(identity, &sealed) {
+                let plain = match envelope::open_as(identity, key_id, &sealed) {
                     Ok(plain) => plain,
                     Err(EnvelopeError::WrongKey { expected, found }) => {
                         return Err(StoreError::WrongIdentity {
@@ -421,7 +423,7 @@ impl DocStore {
             }
             let path = dir.join(&name);
             let sealed = fs::read(&path).map_err(io_error("read chunk", &path))?;
-            match envelope::open(identity, &sealed) {
+            match envelope::open_as(identity, key_id, &sealed) {
                 Ok(plain) => live.push((name, sealed.len() as u64, plain)),
                 Err(e) => {
                     if let EnvelopeError::WrongKey { expected, found } = &e {
@@ -518,7 +520,7 @@ impl DocStore {
 
         let store = DocStore {
             dir: dir.to_owned(),
-            recipient: identity.to_public(),
+            recipient,
             snapshot,
             chunks: loaded_chunks,
             next_seq,

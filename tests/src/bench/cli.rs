@@ -32,6 +32,13 @@ const TARGET_STATUS_P50_MS: f64 = 5.0;
 const TARGET_IDLE_RSS: f64 = 20.0 * 1024.0 * 1024.0;
 const TARGET_IDLE_CPU_MS_PER_MIN: f64 = 50.0;
 
+/// Issue 17: a daemon with ten years of history answers its first call within this
+/// of being started, and stays within this much memory, its peak included.
+const TARGET_FIRST_ANSWER_MS: f64 = 50.0;
+const TARGET_RSS_10Y: f64 = 25.0 * 1024.0 * 1024.0;
+/// Restarts timed for the first answer, with the read cache and without.
+const FIRST_ANSWER_RUNS: usize = 5;
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct CliOptions {
@@ -282,6 +289,62 @@ pub fn run(opts: &CliOptions, report: &mut Report) -> Result<(), BenchError> {
         Unit::Bytes,
     );
 
+    // Start → first answer: stopped cleanly, so the next start finds the sealed read
+    // cache, and once more with the cache removed, which is a start after a crash.
+    let mut loaded = loaded;
+    let mut cached = Samples::default();
+    let mut uncached = Samples::default();
+    for run in 0..FIRST_ANSWER_RUNS * 2 {
+        let with_cache = run % 2 == 0;
+        let (took, daemon) = first_answer(loaded, &loaded_dir, with_cache)?;
+        loaded = daemon;
+        if with_cache {
+            cached.push_ms(took);
+        } else {
+            uncached.push_ms(took);
+        }
+    }
+    report.add_target(
+        SECTION,
+        &data,
+        "daemon start → first status answer (median)",
+        cached.median(),
+        Unit::Ms,
+        TARGET_FIRST_ANSWER_MS,
+    );
+    report.add(
+        SECTION,
+        &data,
+        "daemon start → first status answer (slowest)",
+        cached.percentile(100.0),
+        Unit::Ms,
+    );
+    report.add(
+        SECTION,
+        &data,
+        "  … without a read cache (median)",
+        uncached.median(),
+        Unit::Ms,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let restarted = ProcSample::read(fixture::pid_of(&loaded)?)?;
+    report.add_target(
+        SECTION,
+        &data,
+        "daemon RSS idle after a restart",
+        restarted.rss as f64,
+        Unit::Bytes,
+        TARGET_RSS_10Y,
+    );
+    report.add_target(
+        SECTION,
+        &data,
+        "daemon RSS peak during a restart",
+        restarted.rss_peak as f64,
+        Unit::Bytes,
+        TARGET_RSS_10Y,
+    );
+
     idle_cpu(
         SECTION,
         &[("fresh".to_string(), fresh), (data.clone(), &loaded)],
@@ -311,6 +374,48 @@ pub fn run(opts: &CliOptions, report: &mut Report) -> Result<(), BenchError> {
 }
 
 /// Times `runs` processes from spawn to exit, after three untimed warm-up runs.
+/// Stops `daemon` cleanly and starts it again on `dir`, and times from just before the
+/// spawn to the first `status` answered over the control socket (`loading` answered
+/// from the read cache, or `ready`). Without `with_cache` the read cache is removed
+/// first, as after a crash.
+fn first_answer(
+    mut daemon: TestDaemon,
+    dir: &std::path::Path,
+    with_cache: bool,
+) -> Result<(f64, TestDaemon), BenchError> {
+    daemon
+        .stop()
+        .map_err(BenchError::daemon("stop hearthd before a restart"))?;
+    drop(daemon);
+    if !with_cache {
+        match std::fs::remove_file(dir.join(hearthd::read_cache::CACHE_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BenchError::io("remove the read cache")(e)),
+        }
+    }
+    let socket = hearth_api::paths::Paths::in_dir(dir).socket;
+    let started = Instant::now();
+    let poll = std::thread::spawn(move || -> Option<f64> {
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(mut client) = hearth_api::client::Client::connect(&socket) {
+                if client.call(DaemonCall::Status).is_ok() {
+                    return Some(ms(started));
+                }
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        None
+    });
+    let daemon = TestDaemon::start_in(dir).map_err(BenchError::daemon("restart hearthd"))?;
+    let took = poll
+        .join()
+        .ok()
+        .flatten()
+        .ok_or_else(|| BenchError::Check("hearthd never answered status".into()))?;
+    Ok((took, daemon))
+}
+
 fn time_command(runs: usize, make: impl Fn() -> Command) -> Result<Samples, BenchError> {
     let mut samples = Samples::default();
     for i in 0..runs.max(1) + 3 {

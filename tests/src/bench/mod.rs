@@ -293,6 +293,147 @@ impl Report {
     }
 }
 
+/// One goal of issue 17 ("Catch-up at the speed of one apply, and a small daemon at
+/// ten years"), and the figure that measures it.
+#[derive(Debug, Clone, Copy)]
+pub struct Goal {
+    /// The goal as the issue words it.
+    pub what: &'static str,
+    /// The section of the figure.
+    pub section: &'static str,
+    /// Text the figure's data label contains ("" for any).
+    pub data: &'static str,
+    /// The figure's name.
+    pub name: &'static str,
+    /// At most this.
+    pub max: f64,
+    /// The unit of `max`.
+    pub unit: Unit,
+}
+
+/// Every goal of issue 17, each beside the figure that shows it.
+pub const ISSUE_17_GOALS: &[Goal] = &[
+    Goal {
+        what: "write → partner sees it, p50, ext4",
+        section: "sync",
+        data: "ext4",
+        name: "propagation p50",
+        max: 2.5,
+        unit: Unit::Ms,
+    },
+    Goal {
+        what: "write → partner sees it, p95, ext4",
+        section: "sync",
+        data: "ext4",
+        name: "propagation p95",
+        max: 4.0,
+        unit: Unit::Ms,
+    },
+    Goal {
+        what: "write → partner sees it, p95, disk busy",
+        section: "sync",
+        data: "busy",
+        name: "propagation p95",
+        max: 10.0,
+        unit: Unit::Ms,
+    },
+    Goal {
+        what: "catch-up, a year apart",
+        section: "sync",
+        data: "apart",
+        name: "catch-up: B start to converged (median)",
+        max: 150.0,
+        unit: Unit::Ms,
+    },
+    Goal {
+        what: "reconnect with nothing new: round trips",
+        section: "sync",
+        data: "reconnect",
+        name: "round trips (≈ frames each way, the larger)",
+        max: 1.0,
+        unit: Unit::Count,
+    },
+    Goal {
+        what: "reconnect with nothing new: bytes / automerge's",
+        section: "sync",
+        data: "reconnect",
+        name: "wire bytes / automerge sync bytes",
+        max: 1.2,
+        unit: Unit::Ratio,
+    },
+    Goal {
+        what: "daemon start → first answer, 10 years",
+        section: "cli",
+        data: "10y",
+        name: "daemon start → first status answer (median)",
+        max: 50.0,
+        unit: Unit::Ms,
+    },
+    Goal {
+        what: "daemon RSS at 10 years, idle",
+        section: "cli",
+        data: "10y",
+        name: "daemon RSS after status, writes and insights",
+        max: 25.0 * 1024.0 * 1024.0,
+        unit: Unit::Bytes,
+    },
+    Goal {
+        what: "daemon RSS at 10 years, peak included",
+        section: "cli",
+        data: "10y",
+        name: "daemon RSS peak so far",
+        max: 25.0 * 1024.0 * 1024.0,
+        unit: Unit::Bytes,
+    },
+    Goal {
+        what: "open with 200 un-compacted chunks (10 years)",
+        section: "storage",
+        data: "10y",
+        name: "open with 200 chunks (median)",
+        max: 60.0,
+        unit: Unit::Ms,
+    },
+];
+
+impl Report {
+    /// The figure that measures `goal`, if this run measured it.
+    pub fn figure_for(&self, goal: &Goal) -> Option<&Figure> {
+        self.figures.iter().rev().find(|f| {
+            f.section == goal.section && f.name == goal.name && f.data.contains(goal.data)
+        })
+    }
+
+    /// Issue 17's goals, each beside its figure from this run: `ok`, `MISSED`, or
+    /// `not measured` when no section of this run measures it.
+    pub fn goals_table(&self, goals: &[Goal]) -> String {
+        let mut out = String::from("\nIssue 17 goals:\n");
+        let width = goals
+            .iter()
+            .map(|g| g.what.chars().count())
+            .max()
+            .unwrap_or(0);
+        for goal in goals {
+            let pad = " ".repeat(width - goal.what.chars().count());
+            let line = match self.figure_for(goal) {
+                Some(f) => format!(
+                    "{}{pad}  {:>10}  goal ≤ {:<10}  {}",
+                    goal.what,
+                    f.unit.show(f.value),
+                    f.unit.show(goal.max),
+                    if f.value <= goal.max { "ok" } else { "MISSED" }
+                ),
+                None => format!(
+                    "{}{pad}  {:>10}  goal ≤ {}",
+                    goal.what, "not measured", goal.max
+                ),
+            };
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// A set of timings of the same operation.
 #[derive(Debug, Clone, Default)]
 pub struct Samples(Vec<f64>);
@@ -374,5 +515,32 @@ mod tests {
         let json = r.to_json();
         assert_eq!(json["figures"][0]["met"], false);
         assert_eq!(json["figures"][1]["met"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn goals_stand_beside_their_figures() {
+        let mut r = Report::default();
+        r.add(
+            "storage",
+            "10y",
+            "open with 200 chunks (median)",
+            42.0,
+            Unit::Ms,
+        );
+        r.add("sync", "loopback, ext4", "propagation p50", 3.0, Unit::Ms);
+        let table = r.goals_table(ISSUE_17_GOALS);
+        assert!(
+            table.contains("open with 200 un-compacted chunks"),
+            "{table}"
+        );
+        let open = table
+            .lines()
+            .find(|l| l.contains("200 un-compacted"))
+            .unwrap();
+        assert!(open.ends_with("ok"), "{open}");
+        let p50 = table.lines().find(|l| l.contains("p50, ext4")).unwrap();
+        assert!(p50.ends_with("MISSED"), "{p50}");
+        let busy = table.lines().find(|l| l.contains("disk busy")).unwrap();
+        assert!(busy.contains("not measured"), "{busy}");
     }
 }

@@ -39,8 +39,8 @@ use crate::harness::{self, TestDaemon};
 const SECTION: &str = "sync";
 
 /// Targets from the sync issue, for a release build on loopback.
-const TARGET_PROPAGATION_P50_MS: f64 = 5.0;
-const TARGET_PROPAGATION_P95_MS: f64 = 20.0;
+const TARGET_PROPAGATION_P50_MS: f64 = 2.5;
+const TARGET_PROPAGATION_P95_MS: f64 = 4.0;
 const TARGET_WIRE_RATIO: f64 = 1.1;
 
 /// How long any one wait may take before the run is declared broken.

@@ -270,6 +270,7 @@ fn main() -> ExitCode {
                 println!("{:#}", report.to_json());
             } else {
                 print!("{}", report.table());
+                print!("{}", report.goals_table(bench::ISSUE_17_GOALS));
             }
             // Missing a target is a finding, not a failure of the run.
             ExitCode::SUCCESS
