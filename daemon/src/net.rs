@@ -122,9 +122,16 @@ pub struct Net {
 }
 
 /// An address as this device keys it: a dual-stack socket sees an IPv4 peer as
-/// `::ffff:a.b.c.d`, which is the same peer as its plain IPv4 form.
+/// `::ffff:a.b.c.d`, which is the same peer as its plain IPv4 form. Any other IPv6
+/// address keeps its scope id, without which a link-local one cannot be dialled.
 fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
 }
 
 impl Net {
@@ -314,10 +321,16 @@ impl Net {
 
     /// Whether a live connection's peer address is among `addrs`.
     fn connected_at(&self, addrs: &[SocketAddr]) -> bool {
-        let wanted: BTreeSet<_> = addrs.iter().copied().map(canonical).collect();
+        // By address and port alone: the scope id a connection reports may differ in form
+        // from the one discovery heard.
+        let key = |a: SocketAddr| {
+            let a = canonical(a);
+            (a.ip(), a.port())
+        };
+        let wanted: BTreeSet<_> = addrs.iter().copied().map(key).collect();
         self.live.lock().is_ok_and(|live| {
             live.values()
-                .any(|c| wanted.contains(&canonical(c.connection.remote_address())))
+                .any(|c| wanted.contains(&key(c.connection.remote_address())))
         })
     }
 
@@ -726,5 +739,21 @@ impl Net {
     /// Closes every connection, for shutdown.
     pub async fn shutdown(&self) {
         self.transport.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_keyed_unmapped_and_a_link_local_one_keeps_its_scope() {
+        let mapped: SocketAddr = "[::ffff:192.0.2.10]:7447".parse().unwrap();
+        assert_eq!(canonical(mapped).to_string(), "192.0.2.10:7447");
+        let scoped: SocketAddr = "[fe80::1%3]:7447".parse().unwrap();
+        assert_eq!(canonical(scoped), scoped);
+        let v4: SocketAddr = "192.0.2.10:7447".parse().unwrap();
+        assert_eq!(canonical(v4), v4);
     }
 }
