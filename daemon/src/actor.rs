@@ -590,7 +590,7 @@ impl Actor {
             let proofs: Vec<Vec<u8>> = doc.proofs().settled().map(HeadProof::encode).collect();
             if let Err(e) = stored.store.compact(doc.automerge(), &proofs) {
                 // Compaction is an optimisation: the chunks it would replace are intact.
-                tracing::warn!(doc = %stored.doc_kind.doc_id(), error = %e, "compaction failed; will retry later");
+                tracing::warn!(doc = %stored.doc_kind.doc_id(), error = %e.for_log(), "compaction failed; will retry later");
             }
         }
     }
@@ -864,7 +864,7 @@ impl Actor {
         }
         let flushed = self.flush();
         if let Err(e) = &flushed {
-            tracing::error!(error = %e, "could not flush at shutdown");
+            tracing::error!(error = %e.for_log(), "could not flush at shutdown");
         }
         self.hub.save_all();
         if flushed.is_ok() {
@@ -1038,7 +1038,7 @@ impl Actor {
             let committed = self.commit(*doc);
             clock.stop(|p| &mut p.commit, 1);
             if let Err(e) = committed {
-                tracing::error!(doc = %doc.doc_id(), error = %e, "could not write a chunk");
+                tracing::error!(doc = %doc.doc_id(), error = %e.for_log(), "could not write a chunk");
                 failed.insert(*doc, storage_error(&e));
             }
         }

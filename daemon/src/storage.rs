@@ -176,6 +176,41 @@ pub enum StoreError {
     Seal(#[from] EnvelopeError),
 }
 
+impl StoreError {
+    /// The error for a log line: every path shortened to its last part, since a data
+    /// directory's path may name the person it belongs to (`/home/ada/...`). The full
+    /// message, paths included, is for the person at the terminal.
+    pub fn for_log(&self) -> String {
+        let short = |p: &Path| {
+            p.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        };
+        match self {
+            StoreError::Io {
+                action,
+                path,
+                source,
+            } => format!("could not {action} {}: {source}", short(path)),
+            StoreError::Locked { pid, .. } => format!(
+                "another hearthd (pid {}) holds the data directory",
+                pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string())
+            ),
+            StoreError::WrongIdentity {
+                expected, found, ..
+            } => format!(
+                "a document was written by another identity (key {found}, this device's key \
+                 is {expected})"
+            ),
+            StoreError::SnapshotUnreadable { path, reason } => {
+                format!("the snapshot {} cannot be read ({reason})", short(path))
+            }
+            StoreError::NotInitialized { .. } => "there is no identity yet".to_owned(),
+            StoreError::AlreadyInitialized { .. } => "an identity exists already".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// The "what to do next" half of an IO error message.
 fn io_hint(error: &io::Error) -> &'static str {
     match error.kind() {
@@ -922,6 +957,36 @@ mod tests {
 
     fn identity() -> age::x25519::Identity {
         age::x25519::Identity::generate()
+    }
+
+    #[test]
+    fn a_storage_error_in_a_log_line_names_the_file_not_the_data_directory() {
+        let dir = Path::new("/home/ada/.local/share/hearth/docs/household");
+        let io = StoreError::Io {
+            action: "write chunk",
+            path: dir.join("chunk-000042.hearth"),
+            source: io::Error::from(io::ErrorKind::StorageFull),
+        };
+        // The person at the terminal gets the whole path; a log line only the file.
+        assert!(io.to_string().contains("/home/ada"));
+        let logged = io.for_log();
+        assert!(logged.contains("chunk-000042.hearth"), "{logged}");
+        for error in [
+            io,
+            StoreError::Locked {
+                pid: Some(7),
+                dir: dir.to_path_buf(),
+            },
+            StoreError::NotInitialized {
+                dir: dir.to_path_buf(),
+            },
+            StoreError::SnapshotUnreadable {
+                path: dir.join("snapshot.hearth"),
+                reason: "truncated".into(),
+            },
+        ] {
+            assert!(!error.for_log().contains("ada"), "{}", error.for_log());
+        }
     }
 
     /// A document plus the heads last written, as the document task keeps them.

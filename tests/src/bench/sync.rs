@@ -169,6 +169,27 @@ pub fn run(opts: &SyncOptions, report: &mut Report) -> Result<(), BenchError> {
         true,
         report,
     )?;
+    // The same with the disk busy: another writer on the daemons' filesystem rewrites
+    // 4 MiB and fsyncs it, over and over, so every fsync of theirs queues behind its.
+    {
+        let hog = DiskHog::start(pair.a_dir.path())?;
+        let measured = propagation(
+            &pair,
+            (opts.trials / 2).max(1),
+            "loopback, disk busy",
+            false,
+            report,
+        );
+        let rounds = hog.stop();
+        measured?;
+        report.add(
+            SECTION,
+            "loopback, disk busy",
+            "  the other writer's fsynced 4 MiB rewrites",
+            rounds as f64,
+            Unit::Count,
+        );
+    }
     // The same on tmpfs, where fsync costs nothing, tells the disk from the rest.
     if kind != "tmpfs" {
         if let Some(tmpfs) = fixture::tmpfs() {
@@ -192,10 +213,9 @@ pub fn run(opts: &SyncOptions, report: &mut Report) -> Result<(), BenchError> {
     if nudges > 0 {
         report.note(format!(
             "sync: in {nudges} of the pairings, the two daemons had not synced 20 s after \
-             pairing and only did after an explicit `sync` call on both (a daemon bug: the \
-             joiner's first hearth/1 dial is refused while the inviter's roster update is in \
-             flight, and is not retried; see the daemons' logs with HEARTH_TEST_ECHO=1 \
-             HEARTH_TEST_LOG=debug)"
+             pairing and only did after an explicit `sync` call on both. That is a bug: a \
+             new pair syncs on its own within seconds (tests/tests/first_sync.rs); see the \
+             daemons' logs with HEARTH_TEST_ECHO=1 HEARTH_TEST_LOG=debug"
         ));
     }
     report.note(
@@ -222,6 +242,46 @@ pub fn run(opts: &SyncOptions, report: &mut Report) -> Result<(), BenchError> {
 
 fn household() -> String {
     DocKind::Household.doc_id()
+}
+
+/// Another process's worth of disk traffic on the same filesystem: a thread that
+/// rewrites a 4 MiB file and fsyncs it until stopped.
+struct DiskHog {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+    path: PathBuf,
+}
+
+impl DiskHog {
+    fn start(dir: &Path) -> Result<DiskHog, BenchError> {
+        use std::io::{Seek, Write};
+        let path = dir.join("disk-hog.tmp");
+        let mut file = std::fs::File::create(&path)
+            .map_err(BenchError::io("create the busy-disk writer's file"))?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let block = vec![0x5a_u8; 4 << 20];
+            let mut rounds = 0u64;
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let wrote = file.rewind().and_then(|()| file.write_all(&block));
+                if wrote.and_then(|()| file.sync_data()).is_err() {
+                    break;
+                }
+                rounds += 1;
+            }
+            rounds
+        });
+        Ok(DiskHog { stop, thread, path })
+    }
+
+    /// Stops the writer and returns how many rewrites it made.
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let rounds = self.thread.join().unwrap_or(0);
+        let _ = std::fs::remove_file(&self.path);
+        rounds
+    }
 }
 
 fn propagation(
