@@ -424,7 +424,9 @@ impl Report {
                 ),
                 None => format!(
                     "{}{pad}  {:>10}  goal ≤ {}",
-                    goal.what, "not measured", goal.max
+                    goal.what,
+                    "not measured",
+                    goal.unit.show(goal.max)
                 ),
             };
             out.push_str(line.trim_end());
