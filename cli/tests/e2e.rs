@@ -818,6 +818,23 @@ fn log_shows_times_and_filters() {
 }
 
 #[test]
+fn a_restart_over_unmerged_chunks_logs_no_error() {
+    let env = Env::init();
+    for _ in 0..3 {
+        env.ok(&["moment", "laugh"]);
+    }
+    // Each write left a chunk; the next start parses every one of them on its own.
+    env.ok(&["daemon", "stop"]);
+    // `log` waits until the documents have loaded (`status` alone may be answered from
+    // the read cache before).
+    assert!(env.ok(&["log"]).contains("laugh"));
+    env.ok(&["daemon", "stop"]);
+    let log = std::fs::read_to_string(env.path().join("hearthd.log")).unwrap();
+    assert!(log.matches("state=\"ready\"").count() >= 1, "{log}");
+    assert!(!log.contains(" ERROR "), "{log}");
+}
+
+#[test]
 fn a_ledger_item_is_logged_at_the_adders_local_time() {
     let env = Env::init();
     // 01:30 at +05:00 is the evening before in UTC: the log keeps the adder's day.
