@@ -4,7 +4,7 @@
 //!
 //! Pure: the current time comes in as an argument.
 
-use crate::model::{Millis, When};
+use crate::model::{Millis, Person, PersonId, When};
 
 /// How far in the future an entry's time may point; a few minutes absorb clock skew
 /// between the device that wrote the request and the daemon.
@@ -38,6 +38,21 @@ pub enum OpsError {
         /// Which text.
         field: &'static str,
     },
+    /// `partner` was asked for before a partner joined.
+    #[error("no partner has joined this household yet")]
+    NoPartnerYet,
+    /// Nobody in the household has that name or id.
+    #[error("nobody called `{who}` is in this household")]
+    NoSuchPerson {
+        /// What was asked for.
+        who: String,
+    },
+    /// Several people match.
+    #[error("`{who}` matches more than one person")]
+    AmbiguousPerson {
+        /// What was asked for.
+        who: String,
+    },
 }
 
 impl OpsError {
@@ -47,6 +62,11 @@ impl OpsError {
             OpsError::InTheFuture => "leave the time out to mean now, or give a past one",
             OpsError::NoSuchOffset { .. } => "send the offset in minutes east of UTC",
             OpsError::Empty { .. } => "write a few words",
+            OpsError::NoPartnerYet => "pair your partner's device with `hearth pair invite`",
+            OpsError::NoSuchPerson { .. } => {
+                "use `me`, `partner`, or a name shown by `hearth status`"
+            }
+            OpsError::AmbiguousPerson { .. } => "use `me`, `partner`, or the person's id",
         }
     }
 }
@@ -79,6 +99,31 @@ pub fn required_text(text: &str, field: &'static str) -> Result<String, OpsError
         return Err(OpsError::Empty { field });
     }
     Ok(trimmed.to_string())
+}
+
+/// The person `who` names: `me`, `partner`, a display name (any case) or an id prefix,
+/// among `people`, where `me` is the asking person.
+pub fn resolve_person(people: &[Person], me: PersonId, who: &str) -> Result<PersonId, OpsError> {
+    let wanted = who.trim().to_lowercase();
+    if wanted == "me" {
+        return Ok(me);
+    }
+    if wanted == "partner" {
+        return people
+            .iter()
+            .find(|p| p.id != me)
+            .map(|p| p.id)
+            .ok_or(OpsError::NoPartnerYet);
+    }
+    let matches: Vec<&Person> = people
+        .iter()
+        .filter(|p| p.name.to_lowercase() == wanted || p.id.to_string().starts_with(&wanted))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one.id),
+        [] => Err(OpsError::NoSuchPerson { who: who.into() }),
+        _ => Err(OpsError::AmbiguousPerson { who: who.into() }),
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +175,36 @@ mod tests {
         assert_eq!(
             required_text("   ", "title"),
             Err(OpsError::Empty { field: "title" })
+        );
+    }
+
+    #[test]
+    fn people_are_found_by_me_partner_name_or_id_prefix() {
+        let person = |n: u128, name: &str| Person {
+            id: uuid::Uuid::from_u128(n),
+            name: name.into(),
+            joined_at: 0,
+        };
+        let ada = person(0xada0_0000_0000_0000_0000_0000_0000_0001, "Ada");
+        let bo = person(0xb000_0000_0000_0000_0000_0000_0000_0002, "Bo");
+        let alone = [ada.clone()];
+        assert_eq!(resolve_person(&alone, ada.id, " ME "), Ok(ada.id));
+        assert_eq!(
+            resolve_person(&alone, ada.id, "partner"),
+            Err(OpsError::NoPartnerYet)
+        );
+        let both = [ada.clone(), bo.clone()];
+        assert_eq!(resolve_person(&both, ada.id, "partner"), Ok(bo.id));
+        assert_eq!(resolve_person(&both, ada.id, "bo"), Ok(bo.id));
+        assert_eq!(resolve_person(&both, ada.id, "ada0"), Ok(ada.id));
+        assert_eq!(
+            resolve_person(&both, ada.id, "Cy"),
+            Err(OpsError::NoSuchPerson { who: "Cy".into() })
+        );
+        let twins = [ada.clone(), person(3, "ada")];
+        assert_eq!(
+            resolve_person(&twins, ada.id, "Ada"),
+            Err(OpsError::AmbiguousPerson { who: "Ada".into() })
         );
     }
 }

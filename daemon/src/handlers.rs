@@ -91,43 +91,9 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-/// Resolves `me`, `partner`, a name or an id prefix to a person.
+/// Resolves `me`, `partner`, a name or an id prefix to a person (`ops::resolve_person`).
 pub fn resolve_person(docs: &Docs, who: &str) -> Result<PersonId, ApiError> {
-    let people = docs.people();
-    let wanted = who.trim().to_lowercase();
-    if wanted == "me" {
-        return Ok(docs.me);
-    }
-    if wanted == "partner" {
-        return people
-            .iter()
-            .find(|p| p.id != docs.me)
-            .map(|p| p.id)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::NotFound,
-                    "no partner has joined this household yet",
-                    "pair your partner's device with `hearth pair invite`",
-                )
-            });
-    }
-    let matches: Vec<&Person> = people
-        .iter()
-        .filter(|p| p.name.to_lowercase() == wanted || p.id.to_string().starts_with(&wanted))
-        .collect();
-    match matches.as_slice() {
-        [one] => Ok(one.id),
-        [] => Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("nobody called `{who}` is in this household"),
-            "use `me`, `partner`, or a name shown by `hearth status`",
-        )),
-        _ => Err(ApiError::new(
-            ErrorCode::Ambiguous,
-            format!("`{who}` matches more than one person"),
-            "use `me`, `partner`, or the person's id",
-        )),
-    }
+    ops::resolve_person(&docs.people(), docs.me, who).map_err(ops_error)
 }
 
 fn person_or(docs: &Docs, who: &Option<PersonRef>, default: &str) -> Result<PersonId, ApiError> {
@@ -141,7 +107,12 @@ fn when(at: &At, now: Millis) -> Result<When, ApiError> {
 }
 
 fn ops_error(e: ops::OpsError) -> ApiError {
-    ApiError::new(ErrorCode::Invalid, e.to_string(), e.hint())
+    let code = match e {
+        ops::OpsError::NoPartnerYet | ops::OpsError::NoSuchPerson { .. } => ErrorCode::NotFound,
+        ops::OpsError::AmbiguousPerson { .. } => ErrorCode::Ambiguous,
+        _ => ErrorCode::Invalid,
+    };
+    ApiError::new(code, e.to_string(), e.hint())
 }
 
 fn new_id() -> Uuid {
