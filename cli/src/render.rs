@@ -528,6 +528,20 @@ mod tests {
     }
 
     #[test]
+    fn status_while_loading_says_it_is_from_the_last_stop() {
+        let s = status(
+            &json!({
+                "pid": 1, "data_dir": "/d", "state": "loading",
+                "person": {"id": "a", "name": "Robin"}, "device_id": "ABCD-EFGH",
+                "documents": [], "peers": []
+            }),
+            Style::plain(),
+        );
+        assert!(s.contains("running (pid 1), opening your entries"), "{s}");
+        assert!(s.contains("when it last stopped"), "{s}");
+    }
+
+    #[test]
     fn status_before_init_points_at_init() {
         let s = status(
             &json!({"pid": 1, "data_dir": "/d", "state": "uninitialized"}),

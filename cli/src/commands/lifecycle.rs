@@ -322,6 +322,10 @@ pub(crate) fn render_status(s: &Value, style: Style) -> String {
         "ready" => style.good("ready"),
         "locked" => style.warn("locked until the passphrase is given"),
         "uninitialized" => style.warn("not set up yet"),
+        // The read cache answers while the documents load: say that what follows is
+        // from the last stop, and that it will be current in a moment.
+        "loading" => style
+            .warn("opening your entries; what follows is how things stood when it last stopped"),
         other => other.to_string(),
     };
     let _ = writeln!(
