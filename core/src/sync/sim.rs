@@ -313,24 +313,29 @@ impl<R: RngCore> Network<R> {
             .unwrap_or_default()
     }
 
+    /// Whether device `me` syncs with `them` at all: neither is removed and `me`'s
+    /// policy trusts `them`'s person.
+    fn trusts(&self, me: usize, them: usize) -> bool {
+        matches!((self.devices.get(me), self.devices.get(them)),
+            (Some(m), Some(t)) if !m.removed && !t.removed && m.policy.trusts_person(t.person))
+    }
+
     /// The documents device `me` lets a session with `them` share, as its policy says;
-    /// empty when either is removed or `me` does not trust `them`'s person.
+    /// empty when it does not trust `them` ([`Self::trusts`]).
     fn allowed(&self, me: usize, them: usize) -> BTreeSet<DocId> {
-        match (self.devices.get(me), self.devices.get(them)) {
-            (Some(m), Some(t)) if !m.removed && !t.removed && m.policy.trusts_person(t.person) => {
-                m.policy.docs_for(t.person)
-            }
+        match (
+            self.trusts(me, them),
+            self.devices.get(me),
+            self.devices.get(them),
+        ) {
+            (true, Some(m), Some(t)) => m.policy.docs_for(t.person),
             _ => BTreeSet::new(),
         }
     }
 
     /// Whether `a` and `b` would accept a connection from each other.
     fn trusted(&self, a: usize, b: usize) -> bool {
-        let trusts = |me: usize, them: usize| {
-            matches!((self.devices.get(me), self.devices.get(them)),
-                (Some(m), Some(t)) if !m.removed && !t.removed && m.policy.trusts_person(t.person))
-        };
-        trusts(a, b) && trusts(b, a)
+        self.trusts(a, b) && self.trusts(b, a)
     }
 
     /// Starts (`on`) or ends `person`'s pause on all their devices.
