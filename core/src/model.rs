@@ -401,7 +401,9 @@ pub struct When {
 impl When {
     /// Builds a `When` from a UTC instant and the author's UTC offset.
     pub fn from_utc(at: Millis, utc_offset_min: i32) -> When {
-        let local_ms = at + i64::from(utc_offset_min) * 60_000;
+        // Both numbers may come from a partner's device as written: saturate, so an
+        // absurd one gives an absurd date, never an overflow.
+        let local_ms = at.saturating_add(i64::from(utc_offset_min).saturating_mul(60_000));
         let date = chrono::DateTime::from_timestamp_millis(local_ms)
             .map(|t| t.date_naive())
             .unwrap_or_default();
@@ -1168,6 +1170,16 @@ mod tests {
         assert_eq!(w.date.to_string(), "2023-11-15");
         let w = When::from_utc(1_700_000_000_000, -600);
         assert_eq!(w.date.to_string(), "2023-11-14");
+    }
+
+    #[test]
+    fn an_absurd_time_from_a_partners_record_gives_a_date_not_an_overflow() {
+        // A modified client can write any time and offset into the household (a ledger
+        // item's `created_at` and `created_utc_offset_min`, read by `log`).
+        for (at, offset) in [(i64::MAX, i32::MAX), (i64::MIN, i32::MIN), (0, i32::MAX)] {
+            let w = When::from_utc(at, offset);
+            assert_eq!((w.at, w.utc_offset_min), (at, offset));
+        }
     }
 
     #[test]
