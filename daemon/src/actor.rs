@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use automerge::ChangeHash;
 use hearth_core::doc::{Doc, DocKind, Docs};
@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::handlers::{self, Outcome};
 use crate::storage::{DocStore, StoreError};
-use crate::sync_hub::{ConnId, Outbound, PeerProgress, SendQueue, SyncHub};
+use crate::sync_hub::{ConnId, Outbound, SyncDriver};
 use crate::transport::TrustSet;
 use hearth_api::{
     ApiError, BundleCall, DocCall, DocStatus, ErrorCode, Event, PeerStatus, People, PersonSummary,
@@ -81,13 +81,16 @@ pub enum ActorMsg {
         role: Role,
         /// Where the session's messages go.
         out: mpsc::UnboundedSender<Outbound>,
-        /// How full that queue is.
-        queue: Arc<SendQueue>,
     },
-    /// A connection's writer drained its queue after the session found it full.
-    SendRoom {
+    /// A connection's writer wrote frames and has nothing more waiting: the sync hub
+    /// counts them off the connection's queue.
+    Sent {
         /// The connection.
         conn: ConnId,
+        /// Frames written since the last report.
+        frames: usize,
+        /// Their bytes.
+        bytes: usize,
     },
     /// A sync message arrived from a peer.
     PeerMessage {
@@ -245,7 +248,7 @@ pub struct Actor {
     household: Stored,
     private: Stored,
     events: broadcast::Sender<Event>,
-    hub: SyncHub,
+    hub: SyncDriver,
     trust: Arc<TrustSet>,
     me_device: String,
     deadline: watch::Sender<Option<Instant>>,
@@ -381,13 +384,7 @@ pub struct ActorContext {
     pub keys: Arc<crate::epochs::HouseholdKeys>,
 }
 
-/// Wall-clock time in Unix milliseconds.
-pub fn now_millis() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
-}
+pub use crate::clock::now_millis;
 
 impl Actor {
     /// Opens both documents from their stores.
@@ -409,7 +406,7 @@ impl Actor {
             household,
             private,
             events: ctx.events,
-            hub: SyncHub::new(
+            hub: SyncDriver::new(
                 ctx.device,
                 ctx.sync_dir,
                 identity.clone(),
@@ -429,7 +426,7 @@ impl Actor {
         };
         actor.docs.set_device_key(signer_key(&actor.signer));
         actor.note_refusals("this device");
-        actor.hub.enforce(&actor.docs, now_millis());
+        actor.hub.enforce(&mut actor.docs, now_millis());
         actor.refresh_trust();
         // A household secret that never moved on while devices were removed (or a
         // person left), as a version before epochs left it: move on now.
@@ -439,7 +436,7 @@ impl Actor {
             .iter()
             .any(|d| d.id != actor.me_device && !actor.hub.policy().trusts(d));
         if untrusted && actor.hub.household_keys().is_legacy() {
-            actor.trust_shrank = !actor.hub.settle_epochs(&actor.docs, true);
+            actor.trust_shrank = !actor.hub.settle_epochs(true);
         }
         Ok(actor)
     }
@@ -677,7 +674,7 @@ impl Actor {
         self.household = household;
         self.private = private;
         self.docs.set_device_key(signer_key(&self.signer));
-        self.hub.enforce(&self.docs, now);
+        self.hub.enforce(&mut self.docs, now);
         self.refresh_trust();
         tracing::info!("this device joined as another device of the inviting person");
         Ok(serde_json::json!({ "person_id": person }))
@@ -729,12 +726,11 @@ impl Actor {
             held_changes: doc.held_count(),
         })
         .collect();
-        let progress = self.hub.progress();
         let peers =
             crate::sync_hub::trusted_devices(&self.docs, self.hub.policy(), &self.me_device)
                 .into_iter()
                 .map(|d| {
-                    let p: PeerProgress = progress.get(&d.id).cloned().unwrap_or_default();
+                    let p = self.hub.progress_of(&d.id);
                     PeerStatus {
                         person: people
                             .iter()
@@ -934,11 +930,12 @@ impl Actor {
                     device,
                     role,
                     out,
-                    queue,
-                } => self
-                    .hub
-                    .connected(&mut self.docs, conn, device, role, out, queue),
-                ActorMsg::SendRoom { conn } => self.hub.send_room(&mut self.docs, conn),
+                } => self.hub.connected(conn, device, role, out),
+                ActorMsg::Sent {
+                    conn,
+                    frames,
+                    bytes,
+                } => self.hub.sent(&mut self.docs, conn, frames, bytes),
                 ActorMsg::PeerMessage { conn, message } => {
                     self.hub.message(&mut self.docs, conn, message)
                 }
@@ -988,7 +985,9 @@ impl Actor {
                 }
             }
         }
-        let remote: BTreeSet<DocKind> = std::mem::take(&mut self.hub.remote_changes)
+        let remote: BTreeSet<DocKind> = self
+            .hub
+            .take_remote_changes()
             .iter()
             .filter_map(|id| DocKind::from_doc_id(id))
             .collect();
@@ -1050,14 +1049,14 @@ impl Actor {
         let private_changed =
             touched.contains_key(&self.private.doc_kind) || remote.contains(&self.private.doc_kind);
         if (household_changed || private_changed) && failed.is_empty() {
-            let senders = std::mem::take(&mut self.hub.household_senders);
+            let senders = self.hub.take_household_senders();
             let source = if remote.contains(&DocKind::Household) && !senders.is_empty() {
                 senders.into_iter().collect::<Vec<_>>().join(", ")
             } else {
                 "this device".to_string()
             };
             self.note_refusals(&source);
-            self.hub.enforce(&self.docs, now);
+            self.hub.enforce(&mut self.docs, now);
             self.refresh_trust();
         }
         for (reply, result) in pending {
@@ -1071,7 +1070,6 @@ impl Actor {
         }
         if !failed.is_empty() {
             self.hub.abandon();
-            self.hub.events.clear();
         }
         for (reply, all) in exports {
             let hub = &self.hub;
@@ -1116,12 +1114,12 @@ impl Actor {
         if failed.is_empty() {
             let rotate = std::mem::take(&mut self.trust_shrank);
             // A rotation that could not be written is tried again with the next batch.
-            self.trust_shrank = !self.hub.settle_epochs(&self.docs, rotate);
-        }
-        for event in self.hub.events.drain(..) {
-            let _ = self.events.send(event);
+            self.trust_shrank = !self.hub.settle_epochs(rotate);
         }
         self.hub.release();
+        for event in self.hub.take_events() {
+            let _ = self.events.send(event);
+        }
         let next = self.hub.next_deadline();
         self.deadline.send_if_modified(|current| {
             let changed = *current != next;

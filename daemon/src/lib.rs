@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actor;
+pub mod clock;
 pub mod daemon;
 pub mod discovery;
 pub mod epochs;

@@ -20,32 +20,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_core::identity::DeviceId;
+use hearth_core::sync::dial::{keep_existing, Dialer, LiveLink, BACKOFF_MAX};
 use hearth_core::sync::{FrameDecoder, Role};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 
 use crate::actor::{ActorHandle, ActorMsg};
-use crate::sync_hub::{ConnId, Outbound, SendQueue};
+use crate::clock::Clock;
+use crate::sync_hub::{ConnId, Outbound};
 use crate::transport::{self, Alpn, CloseReason, Transport};
 
-/// A connection this recent that we dialled is kept when the same peer dials us, if our
-/// device id is the smaller: both sides then agree on which one survives.
-const SIMULTANEOUS_DIAL: Duration = Duration::from_secs(2);
 /// How long one dial to an address that discovery found may take before the next
 /// address of the same announcement is tried.
 const OFFER_DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Announcements whose dial state is kept at once; discovery forgets withdrawn ones.
 const MAX_OFFERS: usize = 64;
-/// Reconnect backoff bounds.
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
-/// The backoff cap for an address whose device was connected within
-/// [`RECENTLY_LOST`]: after a network outage both sides must find each other again
-/// within seconds of it ending, while a device that has been away for long (a closed
-/// laptop) is not dialled more than once a minute.
-const BACKOFF_MAX_RECENT: Duration = Duration::from_secs(3);
-const RECENTLY_LOST: Duration = Duration::from_secs(10 * 60);
 /// How long a writer may wait for the peer to take any of a waiting frame before the
 /// link is closed and redialled. QUIC's idle timeout catches a silent peer; this
 /// catches one whose QUIC stack answers but whose sync side stopped reading.
@@ -94,11 +83,6 @@ struct Offer {
     device: Option<String>,
 }
 
-struct Backoff {
-    wait: Duration,
-    next: Instant,
-}
-
 /// The network driver's shared state.
 pub struct Net {
     transport: Transport,
@@ -109,13 +93,13 @@ pub struct Net {
     book: Mutex<AddressBook>,
     live: Mutex<HashMap<String, LiveConn>>,
     traffic: Mutex<HashMap<String, Traffic>>,
-    backoff: Mutex<HashMap<String, Backoff>>,
+    /// When to dial which address (the rules live in `hearth_core::sync::dial`).
+    dialer: Mutex<Dialer>,
+    clock: Clock,
     next_conn: AtomicU64,
     wake: Notify,
     pairing: Arc<crate::pairing::Pairing>,
     offers: Mutex<HashMap<String, Offer>>,
-    /// When each address last lost a live connection, for the fast redial backoff.
-    lost: Mutex<HashMap<String, Instant>>,
     /// Devices that refused this one at the handshake when it last dialled them: their
     /// person removed this device, as far as they are concerned.
     refused_by: Mutex<BTreeSet<String>>,
@@ -154,12 +138,12 @@ impl Net {
             book: Mutex::new(book),
             live: Mutex::new(HashMap::new()),
             traffic: Mutex::new(HashMap::new()),
-            backoff: Mutex::new(HashMap::new()),
+            dialer: Mutex::new(Dialer::new()),
+            clock: Clock::new(),
             next_conn: AtomicU64::new(1),
             wake: Notify::new(),
             pairing,
             offers: Mutex::new(HashMap::new()),
-            lost: Mutex::new(HashMap::new()),
             refused_by: Mutex::new(BTreeSet::new()),
         });
         tokio::spawn(net.clone().accept_loop());
@@ -253,8 +237,8 @@ impl Net {
 
     /// Skips every backoff and dials everyone not connected.
     pub fn dial_now(&self) {
-        if let Ok(mut b) = self.backoff.lock() {
-            b.clear();
+        if let Ok(mut dialer) = self.dialer.lock() {
+            dialer.dial_now();
         }
         self.wake.notify_one();
     }
@@ -435,58 +419,35 @@ impl Net {
 
     async fn dial_loop(self: Arc<Self>) {
         loop {
-            let now = Instant::now();
-            let mut next_due: Option<Instant> = None;
-            for addr in self.targets() {
-                let key = addr.to_string();
-                let due = self
-                    .backoff
-                    .lock()
-                    .map(|b| b.get(&key).map_or(now, |s| s.next))
-                    .unwrap_or(now);
-                if due > now {
-                    next_due = Some(next_due.map_or(due, |n: Instant| n.min(due)));
-                    continue;
-                }
-                // Mark as in flight until the attempt reports back, and wake for the
-                // next attempt: one that never answers must not leave this loop
-                // asleep for the longest backoff.
-                let next = self.bump_backoff(&key);
-                next_due = Some(next_due.map_or(next, |n: Instant| n.min(next)));
+            let targets: Vec<(String, SocketAddr)> = self
+                .targets()
+                .into_iter()
+                .map(|addr| (addr.to_string(), addr))
+                .collect();
+            let now = self.clock.now().mono;
+            let plan = self.dialer.lock().ok().map(|mut dialer| {
+                dialer.plan(
+                    now,
+                    targets.iter().map(|(key, _)| key.clone()),
+                    &mut rand::thread_rng(),
+                )
+            });
+            let Some(plan) = plan else {
+                return;
+            };
+            for (_, addr) in targets.iter().filter(|(key, _)| plan.dial.contains(key)) {
                 let net = self.clone();
+                let addr = *addr;
                 tokio::spawn(async move { net.dial(addr).await });
             }
-            let sleep =
-                next_due.map_or(BACKOFF_MAX, |d| d.saturating_duration_since(Instant::now()));
+            let sleep = plan
+                .next_due
+                .map_or(BACKOFF_MAX, |due| due.saturating_sub(self.clock.now().mono));
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
-    }
-
-    /// Pushes the next attempt on `key` back, and returns when it is due.
-    fn bump_backoff(&self, key: &str) -> Instant {
-        let recent = self
-            .lost
-            .lock()
-            .is_ok_and(|lost| lost.get(key).is_some_and(|at| at.elapsed() < RECENTLY_LOST));
-        let cap = if recent {
-            BACKOFF_MAX_RECENT
-        } else {
-            BACKOFF_MAX
-        };
-        if let Ok(mut map) = self.backoff.lock() {
-            let entry = map.entry(key.to_string()).or_insert(Backoff {
-                wait: BACKOFF_MIN,
-                next: Instant::now(),
-            });
-            let jitter = rand::thread_rng().gen_range(0.5..1.5);
-            entry.next = Instant::now() + entry.wait.mul_f64(jitter);
-            entry.wait = (entry.wait * 2).min(cap);
-            return entry.next;
-        }
-        Instant::now() + cap
     }
 
     async fn dial(self: Arc<Self>, addr: SocketAddr) {
@@ -518,15 +479,11 @@ impl Net {
         let mut live = self.live.lock().ok()?;
         let key = device.to_string();
         if let Some(existing) = live.get(&key) {
-            let simultaneous =
-                existing.dialled != dialled && existing.since.elapsed() < SIMULTANEOUS_DIAL;
-            // Keep the connection dialled by the smaller device id.
-            let keep_existing = simultaneous && {
-                let existing_dialler_is_me = existing.dialled;
-                let me_smaller = self.me.to_string() < key;
-                existing_dialler_is_me == me_smaller
+            let existing_link = LiveLink {
+                dialled: existing.dialled,
+                age: existing.since.elapsed(),
             };
-            if keep_existing {
+            if keep_existing(&self.me, device, existing_link, dialled) {
                 transport::close(connection, CloseReason::Replaced);
                 return None;
             }
@@ -552,8 +509,8 @@ impl Net {
             }
         }
         if let Some(addr) = self.book().last_addr.get(&device.to_string()) {
-            if let Ok(mut lost) = self.lost.lock() {
-                lost.insert(addr.clone(), Instant::now());
+            if let Ok(mut dialer) = self.dialer.lock() {
+                dialer.lost(addr, self.clock.now().mono);
             }
         }
         // A lost connection is worth redialling promptly.
@@ -585,7 +542,6 @@ impl Net {
             }
         };
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let queue = Arc::new(SendQueue::default());
         if self
             .actor
             .send(ActorMsg::PeerConnected {
@@ -593,7 +549,6 @@ impl Net {
                 device,
                 role,
                 out: out_tx,
-                queue: queue.clone(),
             })
             .await
             .is_err()
@@ -603,14 +558,11 @@ impl Net {
         // Reading and writing run apart, so that a write waiting for the peer's flow
         // control credit never stops this side from reading: two peers that both have
         // more to send than a stream window would otherwise wait on each other forever.
-        let writer = tokio::spawn(self.clone().write_link(
-            connection.clone(),
-            send,
-            out_rx,
-            queue,
-            conn,
-            device,
-        ));
+        let writer =
+            tokio::spawn(
+                self.clone()
+                    .write_link(connection.clone(), send, out_rx, conn, device),
+            );
         self.read_link(&connection, &mut recv, conn, device, dialled)
             .await;
         writer.abort();
@@ -656,8 +608,8 @@ impl Net {
                 if let Ok(mut refused) = self.refused_by.lock() {
                     refused.remove(&device.to_string());
                 }
-                if let Ok(mut b) = self.backoff.lock() {
-                    b.remove(&canonical(connection.remote_address()).to_string());
+                if let Ok(mut dialer) = self.dialer.lock() {
+                    dialer.answered(&canonical(connection.remote_address()).to_string());
                 }
             }
             self.count(&device, |t| t.bytes_received += n as u64);
@@ -696,10 +648,12 @@ impl Net {
         connection: quinn::Connection,
         mut send: quinn::SendStream,
         mut out_rx: mpsc::UnboundedReceiver<Outbound>,
-        queue: Arc<SendQueue>,
         conn: ConnId,
         device: DeviceId,
     ) {
+        // Written since the last report to the owner, which counts them off the
+        // connection's queue (its sync hub holds sync messages back while it is full).
+        let (mut frames, mut bytes) = (0usize, 0usize);
         while let Some(out) = out_rx.recv().await {
             let frame = match out {
                 Outbound::Frame(frame) => frame,
@@ -728,10 +682,19 @@ impl Net {
                 t.bytes_sent += frame.len() as u64;
                 t.frames_sent += 1;
             });
-            if queue.sent(frame.len())
-                && self.actor.send(ActorMsg::SendRoom { conn }).await.is_err()
-            {
-                return;
+            frames += 1;
+            bytes += frame.len();
+            // One report per burst: nothing else waits, so the owner has said all it
+            // had to say for now.
+            if out_rx.is_empty() {
+                let report = ActorMsg::Sent {
+                    conn,
+                    frames: std::mem::take(&mut frames),
+                    bytes: std::mem::take(&mut bytes),
+                };
+                if self.actor.send(report).await.is_err() {
+                    return;
+                }
             }
         }
     }

@@ -31,7 +31,9 @@
 //! queues an `error` message for the peer), then close the stream with
 //! [`SessionError::code`].
 
+pub mod dial;
 pub mod frame;
+pub mod hub;
 pub mod message;
 pub mod policy;
 pub mod session;
@@ -43,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use frame::{encode_frame, FrameDecoder, FrameError, MAX_FRAME};
+pub use hub::{Hub, HubConfig, HubOutput, Now};
 pub use message::{Message, PeerId, PeerMetadata, PROTOCOL_VERSION};
 pub use policy::Policy;
 pub use session::{

@@ -78,3 +78,119 @@ pub fn trusted_devices(docs: &Docs, policy: &Policy, this_device: &str) -> Vec<D
         .filter(|d| d.id != this_device && policy.trusts(d))
         .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::{Pause, Person};
+    use uuid::Uuid;
+
+    fn device(n: u8, person: PersonId) -> Device {
+        Device {
+            id: format!("DEV{n}"),
+            person,
+            name: format!("device {n}"),
+            public_key: "00".repeat(32),
+            age_recipient: None,
+            added_by: None,
+            added_at: 0,
+            revoked_at: None,
+            admission: None,
+            self_sig: None,
+            removal: None,
+        }
+    }
+
+    /// Ada (this device's person) and Bo, with no devices yet.
+    fn two_people() -> (Docs, PersonId, PersonId) {
+        let ada = Uuid::from_u128(1);
+        let bo = Uuid::from_u128(2);
+        let mut docs = Docs::new(ada, automerge::ActorId::from(vec![1u8; 16]));
+        for (id, name) in [(ada, "Ada"), (bo, "Bo")] {
+            docs.add_person(
+                &Person {
+                    id,
+                    name: name.into(),
+                    joined_at: 0,
+                },
+                0,
+            )
+            .unwrap();
+        }
+        (docs, ada, bo)
+    }
+
+    /// Ada (this device's person) with two devices, Bo with one.
+    fn docs() -> (Docs, PersonId, PersonId) {
+        let (mut docs, ada, bo) = two_people();
+        for d in [device(1, ada), device(2, ada), device(3, bo)] {
+            docs.put_device(&d, 0).unwrap();
+        }
+        (docs, ada, bo)
+    }
+
+    #[test]
+    fn a_pause_holds_only_the_other_persons_devices_and_only_while_it_lasts() {
+        let (mut docs, ada, bo) = docs();
+        let pause = Pause {
+            since: 100,
+            until: Some(200),
+        };
+        docs.set_pause(ada, Some(&pause), 100).unwrap();
+        let during = Policy::from_docs(&docs, 150);
+        assert!(during.hold_others);
+        assert_eq!(during.hold_ends, Some(200));
+        assert!(during.allowed_docs(&device(3, bo)).is_empty());
+        assert_eq!(
+            during.allowed_docs(&device(2, ada)),
+            BTreeSet::from([DocId::household(), DocId::private(&ada)])
+        );
+        // Paused or not, every device stays trusted: a pause is no removal.
+        assert!(during.trusts(&device(3, bo)));
+        let after = Policy::from_docs(&docs, 200);
+        assert!(!after.hold_others && after.hold_ends.is_none());
+        assert_eq!(
+            after.allowed_docs(&device(3, bo)),
+            BTreeSet::from([DocId::household()])
+        );
+        // Bo's pause does not hold Ada's sessions: only the pausing side holds back.
+        docs.set_pause(ada, None, 300).unwrap();
+        docs.set_pause(
+            bo,
+            Some(&Pause {
+                since: 0,
+                until: None,
+            }),
+            300,
+        )
+        .unwrap();
+        assert!(!Policy::from_docs(&docs, 400).hold_others);
+    }
+
+    #[test]
+    fn leaving_splits_trust_along_the_line_between_the_two_people() {
+        let (mut docs, ada, bo) = docs();
+        let mut removed = device(2, ada);
+        removed.revoked_at = Some(5);
+        docs.put_device(&removed, 5).unwrap();
+        let policy = Policy::from_docs(&docs, 10);
+        assert!(!policy.trusts(&removed));
+        assert!(policy.trusts(&device(3, bo)));
+        assert_eq!(
+            trusted_devices(&docs, &policy, "DEV1")
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["DEV3"]
+        );
+        // Either person leaving ends trust across the line, never within one person.
+        for who in [ada, bo] {
+            let (mut docs, _, _) = self::docs();
+            docs.set_left(who, 20, 20).unwrap();
+            let policy = Policy::from_docs(&docs, 30);
+            assert!(!policy.trusts(&device(3, bo)), "{who}");
+            assert!(policy.trusts(&device(2, ada)), "{who}");
+        }
+    }
+}

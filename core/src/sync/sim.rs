@@ -1,10 +1,11 @@
-//! A deterministic network of sync sessions for tests, with no IO and no clock.
+//! A deterministic network of devices for tests, each driving the real sync
+//! [`Hub`], with no IO and no clock.
 //!
 //! This module owns a seeded simulation of several devices, each with in-memory
-//! Automerge documents, connected pairwise by [`Session`]s over simulated QUIC
-//! streams. It must stay free of sockets, threads and wall-clock time so that every
-//! run is reproducible from its seed; it is public so that integration tests in other
-//! crates can drive it too.
+//! Automerge documents and the same [`Hub`] the daemon drives, connected pairwise over
+//! simulated QUIC streams. It must stay free of sockets, threads and wall-clock time so
+//! that every run is reproducible from its seed; it is public so that integration tests
+//! in other crates can drive it too.
 //!
 //! **What the simulated transport guarantees, and what it does not.** A QUIC stream
 //! delivers bytes reliably and in order, and Automerge's sync protocol relies on that
@@ -24,15 +25,16 @@
 //!   them from reconnecting until [`Network::heal`].
 //!
 //! Every frame goes through the real codec, and every sync message is checked on the
-//! wire: a private document must only ever travel between devices of its person.
+//! wire: a private document must only ever travel between devices of its person. A
+//! frame is written as soon as the hub lets it out, and reported written at once.
 //!
-//! **Who syncs what** is the daemon's own [`Policy`], one per device: a pause
-//! ([`Network::pause`]), a leaving ([`Network::leave`]) and a removal
-//! ([`Network::remove`]) change it, and the links it no longer fits are reset and
-//! reopened with the documents it allows now, as the daemon's sync hub does. One
+//! **Who syncs what** is each hub's own [`Policy`]: a pause ([`Network::pause`]), a
+//! leaving ([`Network::leave`]) and a removal ([`Network::remove`]) hand every device
+//! the policy and roster it calls for, and the hubs close the sessions that no longer
+//! fit; a session closed to be replaced is reopened at once, as a daemon redials. One
 //! simplification: a change of policy reaches every device at once, where the daemon
-//! carries it in the household document (the pausing or leaving side holds back at once
-//! either way, which is what keeps documents apart).
+//! carries it in the household document, so the hubs here say no farewell (there is
+//! nothing left to carry); the hub's own tests cover farewells.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -41,10 +43,11 @@ use automerge::{transaction::Transactable, ActorId, Automerge, ChangeHash, ROOT}
 use rand::{Rng, RngCore};
 use uuid::Uuid;
 
-use super::frame::{encode_frame, FrameDecoder};
+use super::frame::FrameDecoder;
+use super::hub::{CloseWhy, ConnId, Hub, HubConfig, HubDocs, HubEvent, HubOutput, Member, Now};
 use super::message::Message;
 use super::policy::Policy;
-use super::session::{DocAccess, Role, Session, SessionConfig, SessionEvent, SyncLimits};
+use super::session::{DocAccess, Role, SessionEvent, SyncLimits};
 use super::DocId;
 use crate::identity::DeviceId;
 
@@ -82,7 +85,6 @@ pub enum Persist {
 }
 
 /// One simulated device.
-#[derive(Debug)]
 pub struct SimDevice {
     /// The device's id.
     pub device: DeviceId,
@@ -92,18 +94,29 @@ pub struct SimDevice {
     pub docs: BTreeMap<DocId, Automerge>,
     /// Events from this device's sessions, with the index of the peer device.
     pub events: Vec<(usize, SessionEvent)>,
-    /// Who this device syncs with, and what.
-    pub policy: Policy,
     /// Removed from the roster: nobody syncs with it any more.
     pub removed: bool,
+    /// The device's sync hub, as the daemon has it.
+    hub: Hub,
+    /// Sync states saved per peer device index.
     saved: BTreeMap<usize, Vec<(DocId, Vec<u8>)>>,
     actor_seq: u64,
+}
+
+impl std::fmt::Debug for SimDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimDevice")
+            .field("device", &self.device)
+            .field("person", &self.person)
+            .field("removed", &self.removed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SimDevice {
     /// Whether this device may hold `doc`.
     fn may_hold(&self, doc: &DocId) -> bool {
-        *doc == DocId::household() || *doc == DocId::private(&self.person)
+        may_hold(self.person, doc)
     }
 
     /// The heads of `doc`, if the device has it.
@@ -114,62 +127,64 @@ impl SimDevice {
             heads
         })
     }
-}
 
-/// The documents of one device, as a session on it sees them, recording every access.
-struct HostDocs<'a> {
-    device: &'a mut SimDevice,
-    allowed: &'a BTreeSet<DocId>,
-    violations: &'a mut Vec<String>,
-    actor: ActorId,
-}
-
-impl HostDocs<'_> {
-    fn check(&mut self, id: &DocId) {
-        if !self.allowed.contains(id) {
-            self.violations.push(format!(
-                "a session on {} asked for {id} outside its peer's allowed set",
-                self.device.device.short()
-            ));
-        }
+    /// Who this device syncs with, and what, as its hub has it.
+    pub fn policy(&self) -> &Policy {
+        self.hub.policy()
     }
+}
+
+fn may_hold(person: Uuid, doc: &DocId) -> bool {
+    *doc == DocId::household() || *doc == DocId::private(&person)
+}
+
+/// The documents of one device, as its hub's sessions see them.
+struct HostDocs<'a> {
+    docs: &'a mut BTreeMap<DocId, Automerge>,
+    person: Uuid,
+    actor: ActorId,
 }
 
 impl DocAccess for HostDocs<'_> {
     fn doc_mut(&mut self, id: &DocId) -> Option<&mut Automerge> {
-        self.check(id);
-        self.device.docs.get_mut(id)
+        self.docs.get_mut(id)
     }
 
     fn create_doc(&mut self, id: &DocId) -> Option<&mut Automerge> {
-        self.check(id);
-        if !self.device.may_hold(id) {
+        if !may_hold(self.person, id) {
             return None;
         }
         let doc = Automerge::new().with_actor(self.actor.clone());
-        Some(self.device.docs.entry(id.clone()).or_insert(doc))
+        Some(self.docs.entry(id.clone()).or_insert(doc))
+    }
+}
+
+impl HubDocs for HostDocs<'_> {
+    fn household_heads(&mut self) -> Vec<ChangeHash> {
+        self.docs
+            .get(&DocId::household())
+            .map(Automerge::get_heads)
+            .unwrap_or_default()
     }
 }
 
 /// One end of a simulated connection.
 #[derive(Debug)]
 struct End {
-    session: Session,
-    /// The documents this end's device lets the session share.
-    allowed: BTreeSet<DocId>,
     /// Bytes sent towards this end and not yet delivered, in stream order.
     inbox: Vec<u8>,
     decoder: FrameDecoder,
 }
 
-/// A simulated connection between devices `pair.0 < pair.1`; `ends[0]` lives on the
-/// lower index, which also opened the connection.
+/// A simulated connection between devices `pair.0 < pair.1`, known to both hubs as
+/// `conn`; `ends[0]` lives on the lower index, which also opened the connection.
 #[derive(Debug)]
 struct Link {
+    conn: ConnId,
     ends: [End; 2],
 }
 
-/// A seeded network of devices and their sync sessions.
+/// A seeded network of devices and their sync hubs.
 #[derive(Debug)]
 pub struct Network<R> {
     rng: R,
@@ -177,6 +192,7 @@ pub struct Network<R> {
     limits: SyncLimits,
     devices: Vec<SimDevice>,
     links: BTreeMap<(usize, usize), Link>,
+    next_conn: ConnId,
     blocked: BTreeSet<(usize, usize)>,
     violations: Vec<String>,
     errors: Vec<String>,
@@ -198,6 +214,7 @@ impl<R: RngCore> Network<R> {
             limits,
             devices: Vec::new(),
             links: BTreeMap::new(),
+            next_conn: 1,
             blocked: BTreeSet::new(),
             violations: Vec::new(),
             errors: Vec::new(),
@@ -206,24 +223,36 @@ impl<R: RngCore> Network<R> {
         }
     }
 
-    /// Adds a device of `person` and returns its index.
+    /// Adds a device of `person` and returns its index. Every device learns of it.
     pub fn add_device(&mut self, person: Uuid) -> usize {
         let mut key = [0u8; 32];
         self.rng.fill_bytes(&mut key);
+        let device = DeviceId::from_public_key(&key);
         self.devices.push(SimDevice {
-            device: DeviceId::from_public_key(&key),
+            device,
             person,
             docs: BTreeMap::new(),
             events: Vec::new(),
-            policy: Policy {
-                me: person,
-                ..Policy::default()
-            },
             removed: false,
+            hub: Hub::new(HubConfig {
+                me: device,
+                limits: self.limits,
+                farewell: None,
+            }),
             saved: BTreeMap::new(),
             actor_seq: 0,
         });
-        self.devices.len() - 1
+        let index = self.devices.len() - 1;
+        let policy = Policy {
+            me: person,
+            ..Policy::default()
+        };
+        self.set_policy(index, policy);
+        for other in 0..index {
+            let policy = self.devices[other].policy().clone();
+            self.set_policy(other, policy);
+        }
+        index
     }
 
     /// The devices, by index.
@@ -234,6 +263,13 @@ impl<R: RngCore> Network<R> {
     /// The simulated time.
     pub fn now(&self) -> Duration {
         self.now
+    }
+
+    fn clock(&self) -> Now {
+        Now {
+            mono: self.now,
+            wall: i64::try_from(self.now.as_millis()).unwrap_or(i64::MAX),
+        }
     }
 
     /// Moves simulated time forward.
@@ -278,8 +314,8 @@ impl<R: RngCore> Network<R> {
         true
     }
 
-    /// Commits `key = value` to `doc` on `device` and tells its sessions. Returns false
-    /// if the device does not have the document.
+    /// Commits `key = value` to `doc` on `device` and tells its hub. Returns false if
+    /// the device does not have the document.
     pub fn edit(&mut self, device: usize, doc: &DocId, key: &str, value: i64) -> bool {
         let Some(automerge) = self
             .devices
@@ -295,7 +331,9 @@ impl<R: RngCore> Network<R> {
         if let (Some(hash), _) = tx.commit() {
             self.authors.insert(hash, device);
         }
-        self.notify_local_change(device, doc, None);
+        self.with_hub(device, |hub, now, docs| {
+            hub.handle_local_change(now, docs, doc)
+        });
         true
     }
 
@@ -317,7 +355,7 @@ impl<R: RngCore> Network<R> {
     /// policy trusts `them`'s person.
     fn trusts(&self, me: usize, them: usize) -> bool {
         matches!((self.devices.get(me), self.devices.get(them)),
-            (Some(m), Some(t)) if !m.removed && !t.removed && m.policy.trusts_person(t.person))
+            (Some(m), Some(t)) if !m.removed && !t.removed && m.policy().trusts_person(t.person))
     }
 
     /// The documents device `me` lets a session with `them` share, as its policy says;
@@ -328,31 +366,36 @@ impl<R: RngCore> Network<R> {
             self.devices.get(me),
             self.devices.get(them),
         ) {
-            (true, Some(m), Some(t)) => m.policy.docs_for(t.person),
+            (true, Some(m), Some(t)) => m.policy().docs_for(t.person),
             _ => BTreeSet::new(),
         }
     }
 
-    /// Whether `a` and `b` would accept a connection from each other.
+    /// Whether `a` and `b` would accept a connection from each other (the transport's
+    /// check, before any session).
     fn trusted(&self, a: usize, b: usize) -> bool {
         self.trusts(a, b) && self.trusts(b, a)
     }
 
     /// Starts (`on`) or ends `person`'s pause on all their devices.
     pub fn pause(&mut self, person: Uuid, on: bool) {
-        for dev in self.devices.iter_mut().filter(|d| d.person == person) {
-            dev.policy.hold_others = on;
+        for index in 0..self.devices.len() {
+            if self.devices[index].person == person {
+                let mut policy = self.devices[index].policy().clone();
+                policy.hold_others = on;
+                self.set_policy(index, policy);
+            }
         }
-        self.enforce();
     }
 
     /// `person` ends sharing: every device stops syncing across the line between them
     /// and the other person.
     pub fn leave(&mut self, person: Uuid) {
-        for dev in &mut self.devices {
-            dev.policy.left.insert(person);
+        for index in 0..self.devices.len() {
+            let mut policy = self.devices[index].policy().clone();
+            policy.left.insert(person);
+            self.set_policy(index, policy);
         }
-        self.enforce();
     }
 
     /// Removes `device` from the roster: nobody syncs with it any more.
@@ -360,28 +403,31 @@ impl<R: RngCore> Network<R> {
         if let Some(dev) = self.devices.get_mut(device) {
             dev.removed = true;
         }
-        self.enforce();
-    }
-
-    /// Resets every link the policies no longer fit, keeping state, and reopens those
-    /// still trusted with the documents allowed now, as the daemon's sync hub does.
-    fn enforce(&mut self) {
-        let pairs: Vec<(usize, usize)> = self.links.keys().copied().collect();
-        for pair in pairs {
-            let fits = self.links.get(&pair).is_some_and(|link| {
-                link.ends[0].allowed == self.allowed(pair.0, pair.1)
-                    && link.ends[1].allowed == self.allowed(pair.1, pair.0)
-            });
-            if fits && self.trusted(pair.0, pair.1) {
-                continue;
-            }
-            self.disconnect(pair.0, pair.1, Persist::Current);
-            self.connect(pair.0, pair.1);
+        for index in 0..self.devices.len() {
+            let policy = self.devices[index].policy().clone();
+            self.set_policy(index, policy);
         }
     }
 
+    /// Hands device `index` its policy and the roster; its hub closes what no longer
+    /// fits.
+    fn set_policy(&mut self, index: usize, policy: Policy) {
+        let members: Vec<Member> = self
+            .devices
+            .iter()
+            .map(|d| Member {
+                device: d.device,
+                person: d.person,
+                removed: d.removed,
+            })
+            .collect();
+        self.with_hub(index, |hub, now, docs| {
+            hub.handle_policy(now, docs, policy, members)
+        });
+    }
+
     /// Opens a connection between `a` and `b`, unless they are the same device, already
-    /// connected, or partitioned. The lower index connects.
+    /// connected, partitioned, or refused by the transport. The lower index connects.
     pub fn connect(&mut self, a: usize, b: usize) -> bool {
         let pair = ordered(a, b);
         if a == b
@@ -392,36 +438,35 @@ impl<R: RngCore> Network<R> {
         {
             return false;
         }
-        let make = |me: usize, them: usize, role: Role, devices: &[SimDevice]| {
-            let persisted = devices[me].saved.get(&them).cloned().unwrap_or_default();
-            let allowed = self.allowed(me, them);
-            End {
-                allowed: allowed.clone(),
-                session: Session::new(
-                    SessionConfig {
-                        local: devices[me].device,
-                        remote: devices[them].device,
-                        role,
-                        allowed_docs: allowed,
-                        persisted,
-                        limits: self.limits,
-                        epoch: None,
-                    },
-                    self.now,
-                ),
-                inbox: Vec::new(),
-                decoder: FrameDecoder::new(),
-            }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let end = || End {
+            inbox: Vec::new(),
+            decoder: FrameDecoder::new(),
         };
-        let link = Link {
-            ends: [
-                make(pair.0, pair.1, Role::Initiator, &self.devices),
-                make(pair.1, pair.0, Role::Responder, &self.devices),
-            ],
-        };
-        self.links.insert(pair, link);
-        self.drain(pair, 0);
-        self.drain(pair, 1);
+        self.links.insert(
+            pair,
+            Link {
+                conn,
+                ends: [end(), end()],
+            },
+        );
+        for (me, them, role) in [
+            (pair.0, pair.1, Role::Initiator),
+            (pair.1, pair.0, Role::Responder),
+        ] {
+            let saved = self.devices[me]
+                .saved
+                .get(&them)
+                .cloned()
+                .unwrap_or_default();
+            let peer = self.devices[them].device;
+            let now = self.clock();
+            self.devices[me]
+                .hub
+                .handle_connected(now, conn, peer, role, saved, None);
+            self.settle(me);
+        }
         true
     }
 
@@ -442,16 +487,21 @@ impl<R: RngCore> Network<R> {
         let Some(link) = self.links.remove(&pair) else {
             return false;
         };
-        for (side, end) in link.ends.iter().enumerate() {
-            let (me, them) = if side == 0 { pair } else { (pair.1, pair.0) };
-            if let Some(dev) = self.devices.get_mut(me) {
-                match persist {
-                    Persist::Current => {
-                        dev.saved.insert(them, end.session.persisted_states());
-                    }
-                    Persist::Stale => {}
-                    Persist::Lost => {
-                        dev.saved.remove(&them);
+        for (me, them) in [pair, (pair.1, pair.0)] {
+            let Some(dev) = self.devices.get_mut(me) else {
+                continue;
+            };
+            dev.hub.handle_closed(link.conn);
+            while let Some(output) = dev.hub.poll_output() {
+                if let HubOutput::SaveSyncState { states, .. } = output {
+                    match persist {
+                        Persist::Current => {
+                            dev.saved.insert(them, states);
+                        }
+                        Persist::Stale => {}
+                        Persist::Lost => {
+                            dev.saved.remove(&them);
+                        }
                     }
                 }
             }
@@ -479,125 +529,150 @@ impl<R: RngCore> Network<R> {
         self.blocked.clear();
     }
 
-    /// Runs `f` on one end's session with that device's documents, then moves its
-    /// output onto the wire. A session error resets the link and is recorded.
-    fn with_end<F>(&mut self, pair: (usize, usize), side: usize, f: F)
-    where
-        F: FnOnce(
-            &mut Session,
-            Duration,
-            &mut HostDocs<'_>,
-        ) -> Result<(), super::session::SessionError>,
-    {
-        let me = if side == 0 { pair.0 } else { pair.1 };
+    /// Runs `f` on device `me`'s hub with its documents, then carries out what the hub
+    /// lets out.
+    fn with_hub<T>(
+        &mut self,
+        me: usize,
+        f: impl FnOnce(&mut Hub, Now, &mut HostDocs<'_>) -> T,
+    ) -> Option<T> {
         let actor = self.next_actor(me);
-        let Some(allowed) = self.links.get(&pair).map(|l| l.ends[side].allowed.clone()) else {
-            return;
-        };
-        let now = self.now;
-        let (Some(link), Some(device)) = (self.links.get_mut(&pair), self.devices.get_mut(me))
-        else {
-            return;
-        };
+        let now = self.clock();
+        let dev = self.devices.get_mut(me)?;
         let mut docs = HostDocs {
-            device,
-            allowed: &allowed,
-            violations: &mut self.violations,
+            docs: &mut dev.docs,
+            person: dev.person,
             actor,
         };
-        let result = f(&mut link.ends[side].session, now, &mut docs);
-        self.drain(pair, side);
-        if let Err(err) = result {
-            self.errors.push(err.to_string());
-            self.disconnect(pair.0, pair.1, Persist::Current);
+        let out = f(&mut dev.hub, now, &mut docs);
+        self.settle(me);
+        Some(out)
+    }
+
+    /// The link a connection of device `me` belongs to, and `me`'s side of it.
+    fn link_of(&self, me: usize, conn: ConnId) -> Option<((usize, usize), usize)> {
+        self.links
+            .iter()
+            .find(|(pair, link)| link.conn == conn && (pair.0 == me || pair.1 == me))
+            .map(|(pair, _)| (*pair, usize::from(pair.1 == me)))
+    }
+
+    fn index_of(&self, device: &DeviceId) -> Option<usize> {
+        self.devices.iter().position(|d| d.device == *device)
+    }
+
+    /// Device `me`'s batch is durable at once (its documents live in memory): carries
+    /// out what its hub lets out, reports the frames written, and passes peers' changes
+    /// on to its other sessions, until the hub has nothing more.
+    fn settle(&mut self, me: usize) {
+        loop {
+            let Some(dev) = self.devices.get_mut(me) else {
+                return;
+            };
+            dev.hub.handle_durable();
+            let outputs: Vec<HubOutput> = std::iter::from_fn(|| dev.hub.poll_output()).collect();
+            let changed = dev.hub.take_remote_changes();
+            if outputs.is_empty() && changed.is_empty() {
+                return;
+            }
+            let mut written: BTreeMap<ConnId, (usize, usize)> = BTreeMap::new();
+            for output in outputs {
+                match output {
+                    HubOutput::Send { conn, frame } => {
+                        let len = frame.len();
+                        if self.put_on_wire(me, conn, frame) {
+                            let (frames, bytes) = written.entry(conn).or_default();
+                            *frames += 1;
+                            *bytes += len;
+                        }
+                    }
+                    HubOutput::Close { conn, why } => {
+                        if let Some((pair, _)) = self.link_of(me, conn) {
+                            self.disconnect(pair.0, pair.1, Persist::Current);
+                            if why == CloseWhy::Replaced {
+                                self.connect(pair.0, pair.1);
+                            }
+                        }
+                    }
+                    HubOutput::SaveSyncState { device, states } => {
+                        if let Some(them) = self.index_of(&device) {
+                            self.devices[me].saved.insert(them, states);
+                        }
+                    }
+                    HubOutput::Event(HubEvent::Session { device, event }) => {
+                        if let Some(them) = self.index_of(&device) {
+                            self.devices[me].events.push((them, event));
+                        }
+                    }
+                    HubOutput::Event(HubEvent::SessionFailed { error, .. }) => {
+                        self.errors.push(error.to_string());
+                    }
+                    HubOutput::Event(_) => {}
+                }
+            }
+            let actor = self.next_actor(me);
+            let now = self.clock();
+            let Some(dev) = self.devices.get_mut(me) else {
+                return;
+            };
+            let mut docs = HostDocs {
+                docs: &mut dev.docs,
+                person: dev.person,
+                actor,
+            };
+            for (conn, (frames, bytes)) in written {
+                dev.hub.handle_sent(now, &mut docs, conn, frames, bytes);
+            }
+            // Like the daemon, pass a change from one peer on to every other peer, so
+            // changes travel along chains of devices that are not all connected.
+            for doc in changed {
+                dev.hub.handle_local_change(now, &mut docs, &doc);
+            }
         }
     }
 
-    /// Moves one end's queued messages onto the wire and its events to its device.
-    fn drain(&mut self, pair: (usize, usize), side: usize) {
-        let (me, them) = if side == 0 { pair } else { (pair.1, pair.0) };
-        let Some(link) = self.links.get_mut(&pair) else {
-            return;
+    /// Puts one frame from device `me` on `conn`'s wire, checking that no private
+    /// document travels to a device outside its person. False if the link is gone.
+    fn put_on_wire(&mut self, me: usize, conn: ConnId, frame: Vec<u8>) -> bool {
+        let Some((pair, side)) = self.link_of(me, conn) else {
+            return false;
         };
-        let mut bytes = Vec::new();
-        while let Some(message) = link.ends[side].session.poll_transmit() {
-            if let Message::Sync { document_id, .. } | Message::Request { document_id, .. } =
-                &message
-            {
-                for end in [me, them] {
-                    if let Some(dev) = self.devices.get(end) {
-                        if document_id.as_str().starts_with("private-")
-                            && !dev.may_hold(document_id)
-                        {
-                            self.violations.push(format!(
-                                "{document_id} was sent on a link with {}",
-                                dev.device.short()
-                            ));
-                        }
+        let them = if side == 0 { pair.1 } else { pair.0 };
+        let payload = frame.get(4..).unwrap_or_default();
+        if let Ok(Message::Sync { document_id, .. } | Message::Request { document_id, .. }) =
+            Message::decode(payload)
+        {
+            for end in [me, them] {
+                if let Some(dev) = self.devices.get(end) {
+                    if document_id.as_str().starts_with("private-") && !dev.may_hold(&document_id) {
+                        self.violations.push(format!(
+                            "{document_id} was sent on a link with {}",
+                            dev.device.short()
+                        ));
                     }
                 }
             }
-            match encode_frame(&message) {
-                Ok(frame) => bytes.extend(frame),
-                Err(err) => self.errors.push(err.to_string()),
-            }
         }
-        self.bytes_sent += bytes.len() as u64;
-        link.ends[1 - side].inbox.extend(bytes);
-        let mut events = Vec::new();
-        while let Some(event) = link.ends[side].session.poll_event() {
-            events.push((them, event));
+        self.bytes_sent += frame.len() as u64;
+        if let Some(link) = self.links.get_mut(&pair) {
+            link.ends[1 - side].inbox.extend(frame);
         }
-        let changed: BTreeSet<DocId> = events
-            .iter()
-            .filter_map(|(_, e)| match e {
-                SessionEvent::DocChanged { doc } => Some(doc.clone()),
-                _ => None,
-            })
-            .collect();
-        if let Some(dev) = self.devices.get_mut(me) {
-            dev.events.extend(events);
-        }
-        // Like the daemon, pass a change from one peer on to every other peer, so
-        // changes travel along chains of devices that are not all connected.
-        for doc in changed {
-            self.notify_local_change(me, &doc, Some(pair));
-        }
+        true
     }
 
-    /// Tells every session on `device` (except the one on `skip`) that `doc` changed.
-    fn notify_local_change(&mut self, device: usize, doc: &DocId, skip: Option<(usize, usize)>) {
-        let links: Vec<(usize, usize)> = self
-            .links
-            .keys()
-            .filter(|(a, b)| (*a == device || *b == device) && Some((*a, *b)) != skip)
-            .copied()
-            .collect();
-        for pair in links {
-            let side = usize::from(pair.1 == device);
-            self.with_end(pair, side, |session, now, docs| {
-                session.handle_local_change(now, doc, docs)
-            });
-        }
-    }
-
-    /// Calls `handle_timeout` on every session whose timer is due.
+    /// Fires every hub timer that is due.
     fn fire_due_timers(&mut self) {
-        let due: Vec<((usize, usize), usize)> = self
-            .links
-            .iter()
-            .flat_map(|(pair, link)| {
-                link.ends.iter().enumerate().filter_map(|(side, end)| {
-                    end.session
-                        .poll_timeout()
-                        .filter(|t| *t <= self.now)
-                        .map(|_| (*pair, side))
-                })
+        let due: Vec<usize> = (0..self.devices.len())
+            .filter(|&i| {
+                self.devices[i]
+                    .hub
+                    .poll_timeout()
+                    .is_some_and(|t| t <= self.now)
             })
             .collect();
-        for (pair, side) in due {
-            self.with_end(pair, side, |session, now, docs| {
-                session.handle_timeout(now, docs)
+        for me in due {
+            self.with_hub(me, |hub, now, docs| {
+                let _ = hub.handle_timeout(now, docs);
             });
         }
     }
@@ -623,9 +698,11 @@ impl<R: RngCore> Network<R> {
         let (pair, side) = pending[self.rng.gen_range(0..pending.len())];
         let tick = self.rng.gen_range(0..3u64);
         self.advance(Duration::from_millis(tick));
-        let Some(end) = self.links.get_mut(&pair).map(|l| &mut l.ends[side]) else {
+        let Some(link) = self.links.get_mut(&pair) else {
             return true;
         };
+        let conn = link.conn;
+        let end = &mut link.ends[side];
         // Usually deliver everything queued, sometimes a partial read, to exercise
         // frame reassembly.
         let len = if self.rng.gen_bool(0.5) {
@@ -648,12 +725,13 @@ impl<R: RngCore> Network<R> {
             self.disconnect(pair.0, pair.1, Persist::Current);
             return true;
         }
+        let me = if side == 0 { pair.0 } else { pair.1 };
         for message in messages {
-            if !self.links.contains_key(&pair) {
+            if self.links.get(&pair).is_none_or(|l| l.conn != conn) {
                 break;
             }
-            self.with_end(pair, side, |session, now, docs| {
-                session.handle_message(now, message, docs)
+            self.with_hub(me, |hub, now, docs| {
+                hub.handle_message(now, docs, conn, message)
             });
         }
         true
@@ -672,9 +750,9 @@ impl<R: RngCore> Network<R> {
                 continue;
             }
             let next = self
-                .links
-                .values()
-                .flat_map(|l| l.ends.iter().filter_map(|e| e.session.poll_timeout()))
+                .devices
+                .iter()
+                .filter_map(|d| d.hub.poll_timeout())
                 .min();
             match next {
                 Some(at) => {
