@@ -882,9 +882,11 @@ async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
         status.people = owner.people;
         status.refused = owner.refused;
         status.household_epoch = owner.household_epoch;
-        let book = ready.net.book();
-        let traffic = ready.net.traffic();
-        let refused_by = ready.net.refused_by();
+        let crate::net::NetSnapshot {
+            book,
+            traffic,
+            refused_by,
+        } = ready.net.snapshot().await;
         status.peers = owner
             .peers
             .into_iter()

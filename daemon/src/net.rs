@@ -6,24 +6,31 @@
 //! writes back whatever the owner sends. It also keeps the address book: static peers,
 //! and the last address that worked for each device.
 //!
+//! **One owner.** The connection table, the address book, the dial schedule, what
+//! discovery offered and who refused this device belong to one task ([`NetState`],
+//! driven by `run`); [`Net`] is its handle, and every link, dial and discovery task
+//! talks to it by message. Only the traffic counters are shared, as atomics, so a frame
+//! costs no message.
+//!
 //! **One connection per device.** A new connection from a device replaces the old one at
 //! once, because a peer that dials again has restarted or lost its link, and waiting
 //! for the old one to time out would stall sync for seconds. The one exception is
 //! two devices dialling each other at the same moment: then the connection dialled by the
-//! smaller device id wins on both sides, so they do not replace each other in a loop.
+//! smaller device id wins on both sides, so they do not replace each other in a loop
+//! (`hearth_core::sync::dial::keep_existing`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use hearth_core::identity::DeviceId;
 use hearth_core::sync::dial::{keep_existing, Dialer, LiveLink, BACKOFF_MAX};
 use hearth_core::sync::{FrameDecoder, Role};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::{ActorHandle, ActorMsg};
 use crate::clock::Clock;
@@ -67,6 +74,51 @@ pub struct Traffic {
     pub frames_received: u64,
 }
 
+/// A device's traffic counters, shared with its links' tasks.
+#[derive(Debug, Default)]
+struct TrafficCounters {
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
+    frames_sent: AtomicU64,
+    frames_received: AtomicU64,
+}
+
+impl TrafficCounters {
+    fn sent(&self, bytes: usize) {
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.frames_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn read(&self, bytes: usize) {
+        self.bytes_received
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn frame_read(&self) {
+        self.frames_received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Traffic {
+        Traffic {
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            frames_sent: self.frames_sent.load(Ordering::Relaxed),
+            frames_received: self.frames_received.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What `status` shows of the network.
+#[derive(Debug, Clone, Default)]
+pub struct NetSnapshot {
+    /// The address book.
+    pub book: AddressBook,
+    /// Sync traffic per device since this daemon started.
+    pub traffic: HashMap<String, Traffic>,
+    /// Devices that refused this one at the handshake the last time it dialled them.
+    pub refused_by: BTreeSet<String>,
+}
+
 struct LiveConn {
     id: ConnId,
     connection: quinn::Connection,
@@ -77,32 +129,58 @@ struct LiveConn {
 /// Addresses discovery found under one label, and how dialling them went.
 #[derive(Default)]
 struct Offer {
-    queue: std::collections::VecDeque<SocketAddr>,
+    queue: VecDeque<SocketAddr>,
     tried: BTreeSet<SocketAddr>,
     running: bool,
     device: Option<String>,
 }
 
-/// The network driver's shared state.
+/// What the network's owner is asked to do.
+enum NetMsg {
+    /// A connection was authenticated: give it an id under the one-connection rule.
+    Register {
+        device: DeviceId,
+        connection: quinn::Connection,
+        dialled: bool,
+        reply: oneshot::Sender<Option<(ConnId, Arc<TrafficCounters>)>>,
+    },
+    /// A connection ended.
+    Unregister { device: DeviceId, conn: ConnId },
+    /// A dialled peer spoke on the link at `addr`: its backoff starts over, and it no
+    /// longer refuses this device.
+    Answered { addr: SocketAddr, device: DeviceId },
+    /// A device refused this one at a dial's handshake.
+    RefusedBy { device: String },
+    /// The address that worked for a device.
+    Remember { device: DeviceId, addr: SocketAddr },
+    /// A static peer to keep dialling.
+    AddStatic { addr: SocketAddr },
+    /// Skip every backoff.
+    DialNow,
+    /// Discovery found these dialable addresses under a label.
+    Offer {
+        label: String,
+        addrs: Vec<SocketAddr>,
+    },
+    /// Discovery saw a label withdrawn.
+    ForgetOffer { label: String },
+    /// The next address of an offer to try, if any.
+    NextOfferAddr {
+        label: String,
+        reply: oneshot::Sender<Option<SocketAddr>>,
+    },
+    /// An offer's address led to this device.
+    OfferReached { label: String, device: DeviceId },
+    /// What `status` shows.
+    Snapshot { reply: oneshot::Sender<NetSnapshot> },
+}
+
+/// The network driver's handle; its state is owned by one task (see the module docs).
 pub struct Net {
     transport: Transport,
     actor: ActorHandle,
-    me: DeviceId,
-    data_dir: PathBuf,
-    config_peers: Vec<String>,
-    book: Mutex<AddressBook>,
-    live: Mutex<HashMap<String, LiveConn>>,
-    traffic: Mutex<HashMap<String, Traffic>>,
-    /// When to dial which address (the rules live in `hearth_core::sync::dial`).
-    dialer: Mutex<Dialer>,
-    clock: Clock,
-    next_conn: AtomicU64,
-    wake: Notify,
     pairing: Arc<crate::pairing::Pairing>,
-    offers: Mutex<HashMap<String, Offer>>,
-    /// Devices that refused this one at the handshake when it last dialled them: their
-    /// person removed this device, as far as they are concerned.
-    refused_by: Mutex<BTreeSet<String>>,
+    inbox: mpsc::UnboundedSender<NetMsg>,
 }
 
 /// An address as this device keys it: a dual-stack socket sees an IPv4 peer as
@@ -118,6 +196,25 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Everything the network's owner keeps.
+struct NetState {
+    net: Weak<Net>,
+    me: DeviceId,
+    data_dir: PathBuf,
+    identity: age::x25519::Identity,
+    config_peers: Vec<String>,
+    clock: Clock,
+    book: AddressBook,
+    live: HashMap<String, LiveConn>,
+    traffic: HashMap<String, Arc<TrafficCounters>>,
+    dialer: Dialer,
+    next_conn: ConnId,
+    offers: HashMap<String, Offer>,
+    /// Devices that refused this one at the handshake when it last dialled them: their
+    /// person removed this device, as far as they are concerned.
+    refused_by: BTreeSet<String>,
+}
+
 impl Net {
     /// Starts accepting and dialling.
     pub fn start(
@@ -128,27 +225,44 @@ impl Net {
         config_peers: Vec<String>,
         pairing: Arc<crate::pairing::Pairing>,
     ) -> Arc<Net> {
-        let book = book::load(&data_dir, pairing.identity());
+        let identity = pairing.identity().clone();
+        let book = book::load(&data_dir, &identity);
+        let (inbox, messages) = mpsc::unbounded_channel();
         let net = Arc::new(Net {
             transport,
             actor,
+            pairing,
+            inbox,
+        });
+        let state = NetState {
+            net: Arc::downgrade(&net),
             me,
             data_dir,
+            identity,
             config_peers,
-            book: Mutex::new(book),
-            live: Mutex::new(HashMap::new()),
-            traffic: Mutex::new(HashMap::new()),
-            dialer: Mutex::new(Dialer::new()),
             clock: Clock::new(),
-            next_conn: AtomicU64::new(1),
-            wake: Notify::new(),
-            pairing,
-            offers: Mutex::new(HashMap::new()),
-            refused_by: Mutex::new(BTreeSet::new()),
-        });
+            book,
+            live: HashMap::new(),
+            traffic: HashMap::new(),
+            dialer: Dialer::new(),
+            next_conn: 1,
+            offers: HashMap::new(),
+            refused_by: BTreeSet::new(),
+        };
+        tokio::spawn(state.run(messages));
         tokio::spawn(net.clone().accept_loop());
-        tokio::spawn(net.clone().dial_loop());
         net
+    }
+
+    fn tell(&self, message: NetMsg) {
+        // Only fails once the owner stopped, at shutdown.
+        let _ = self.inbox.send(message);
+    }
+
+    async fn ask<T>(&self, message: impl FnOnce(oneshot::Sender<T>) -> NetMsg) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        self.tell(message(reply));
+        answer.await.ok()
     }
 
     /// Pairing state.
@@ -177,11 +291,10 @@ impl Net {
         )]
     }
 
-    /// Devices that refused this one at the handshake the last time it dialled them.
-    pub fn refused_by(&self) -> BTreeSet<String> {
-        self.refused_by
-            .lock()
-            .map(|r| r.clone())
+    /// The address book, traffic and refusals, for `status`.
+    pub async fn snapshot(&self) -> NetSnapshot {
+        self.ask(|reply| NetMsg::Snapshot { reply })
+            .await
             .unwrap_or_default()
     }
 
@@ -193,54 +306,28 @@ impl Net {
         } = error
         {
             tracing::info!(peer = %device, "a device no longer accepts this one");
-            if let Ok(mut refused) = self.refused_by.lock() {
-                refused.insert(device.to_string());
-            }
+            self.tell(NetMsg::RefusedBy {
+                device: device.to_string(),
+            });
         }
-    }
-
-    /// Sync traffic per device since this daemon started.
-    pub fn traffic(&self) -> HashMap<String, Traffic> {
-        self.traffic.lock().map(|t| t.clone()).unwrap_or_default()
-    }
-
-    fn count(&self, device: &DeviceId, update: impl FnOnce(&mut Traffic)) {
-        if let Ok(mut traffic) = self.traffic.lock() {
-            update(traffic.entry(device.to_string()).or_default());
-        }
-    }
-
-    /// A copy of the address book.
-    pub fn book(&self) -> AddressBook {
-        self.book.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
     /// Remembers a static peer and dials it now.
     pub fn add_static(&self, addr: SocketAddr) {
-        if let Ok(mut book) = self.book.lock() {
-            book.static_peers.insert(addr.to_string());
-        }
-        self.save_book();
-        self.dial_now();
+        self.tell(NetMsg::AddStatic { addr });
     }
 
     /// Records the address that worked for a device.
     pub fn remember(&self, device: &DeviceId, addr: SocketAddr) {
-        let addr = canonical(addr);
-        let changed = self.book.lock().is_ok_and(|mut book| {
-            book.last_addr.insert(device.to_string(), addr.to_string()) != Some(addr.to_string())
+        self.tell(NetMsg::Remember {
+            device: *device,
+            addr,
         });
-        if changed {
-            self.save_book();
-        }
     }
 
     /// Skips every backoff and dials everyone not connected.
     pub fn dial_now(&self) {
-        if let Ok(mut dialer) = self.dialer.lock() {
-            dialer.dial_now();
-        }
-        self.wake.notify_one();
+        self.tell(NetMsg::DialNow);
     }
 
     /// Takes addresses that discovery found under one household label, best first, and
@@ -250,82 +337,38 @@ impl Net {
     /// Nothing is dialled when a connected device already uses one of the addresses,
     /// or when this label already led to a device that is connected; an address is
     /// tried once per label (the dial loop keeps redialling the one that worked).
-    pub fn offer(self: &Arc<Self>, label: &str, addrs: Vec<SocketAddr>) {
+    pub fn offer(&self, label: &str, addrs: Vec<SocketAddr>) {
         let Ok(local) = self.transport.local_addr() else {
             return;
         };
-        let mut addrs: Vec<SocketAddr> = addrs
+        let addrs: Vec<SocketAddr> = addrs
             .into_iter()
             .filter(|a| crate::discovery::dialable(local, a))
             .collect();
-        if addrs.is_empty() || self.connected_at(&addrs) {
-            return;
-        }
-        // The last address that worked for any device goes first.
-        let known: BTreeSet<String> = self.book().last_addr.into_values().collect();
-        addrs.sort_by_key(|a| !known.contains(&a.to_string()));
-        let start = {
-            let Ok(live) = self
-                .live
-                .lock()
-                .map(|l| l.keys().cloned().collect::<BTreeSet<_>>())
-            else {
-                return;
-            };
-            let Ok(mut offers) = self.offers.lock() else {
-                return;
-            };
-            if !offers.contains_key(label) && offers.len() >= MAX_OFFERS {
-                offers.retain(|_, o| o.running);
-            }
-            let offer = offers.entry(label.to_string()).or_default();
-            if offer.device.as_ref().is_some_and(|d| live.contains(d)) {
-                return;
-            }
-            for addr in addrs {
-                if offer.tried.insert(addr) {
-                    offer.queue.push_back(addr);
-                }
-            }
-            let start = !offer.running && !offer.queue.is_empty();
-            offer.running |= start;
-            start
-        };
-        if start {
-            tokio::spawn(self.clone().dial_offer(label.to_string()));
+        if !addrs.is_empty() {
+            self.tell(NetMsg::Offer {
+                label: label.to_string(),
+                addrs,
+            });
         }
     }
 
     /// Forgets a label discovery saw withdrawn.
     pub fn forget_offer(&self, label: &str) {
-        if let Ok(mut offers) = self.offers.lock() {
-            offers.remove(label);
-        }
-    }
-
-    /// Whether a live connection's peer address is among `addrs`.
-    fn connected_at(&self, addrs: &[SocketAddr]) -> bool {
-        // By address and port alone: the scope id a connection reports may differ in form
-        // from the one discovery heard.
-        let key = |a: SocketAddr| {
-            let a = canonical(a);
-            (a.ip(), a.port())
-        };
-        let wanted: BTreeSet<_> = addrs.iter().copied().map(key).collect();
-        self.live.lock().is_ok_and(|live| {
-            live.values()
-                .any(|c| wanted.contains(&key(c.connection.remote_address())))
-        })
+        self.tell(NetMsg::ForgetOffer {
+            label: label.to_string(),
+        });
     }
 
     async fn dial_offer(self: Arc<Self>, label: String) {
         loop {
-            let next = self.offers.lock().ok().and_then(|mut offers| {
-                let offer = offers.get_mut(&label)?;
-                let next = offer.queue.pop_front();
-                offer.running = next.is_some();
-                next
-            });
+            let next = self
+                .ask(|reply| NetMsg::NextOfferAddr {
+                    label: label.clone(),
+                    reply,
+                })
+                .await
+                .flatten();
             let Some(addr) = next else {
                 return;
             };
@@ -348,24 +391,14 @@ impl Net {
             };
             let device = dialed.peer_device_id();
             let connection = dialed.connection;
-            if let Ok(mut offers) = self.offers.lock() {
-                if let Some(offer) = offers.get_mut(&label) {
-                    offer.device = Some(device.to_string());
-                    offer.queue.clear();
-                    offer.running = false;
-                }
-            }
+            self.tell(NetMsg::OfferReached {
+                label: label.clone(),
+                device,
+            });
             tracing::debug!(peer = %device, %addr, "reached a device that discovery found");
             self.remember(&device, addr);
             self.run_link(connection, device, Role::Initiator).await;
             return;
-        }
-    }
-
-    fn save_book(&self) {
-        let recipient = self.pairing.identity().to_public();
-        if let Err(e) = book::save(&self.data_dir, &recipient, &self.book()) {
-            tracing::warn!(error = %e, "could not save the address book");
         }
     }
 
@@ -394,62 +427,6 @@ impl Net {
         }
     }
 
-    fn targets(&self) -> Vec<SocketAddr> {
-        let book = self.book();
-        let connected: BTreeSet<String> = self
-            .live
-            .lock()
-            .map(|l| l.keys().cloned().collect())
-            .unwrap_or_default();
-        let mut addrs: BTreeSet<String> = book.static_peers.clone();
-        addrs.extend(self.config_peers.iter().cloned());
-        for (device, addr) in &book.last_addr {
-            if !connected.contains(device) {
-                addrs.insert(addr.clone());
-            }
-        }
-        // An address whose device is connected needs no dial.
-        for (device, addr) in &book.last_addr {
-            if connected.contains(device) {
-                addrs.remove(addr);
-            }
-        }
-        addrs.iter().filter_map(|a| a.parse().ok()).collect()
-    }
-
-    async fn dial_loop(self: Arc<Self>) {
-        loop {
-            let targets: Vec<(String, SocketAddr)> = self
-                .targets()
-                .into_iter()
-                .map(|addr| (addr.to_string(), addr))
-                .collect();
-            let now = self.clock.now().mono;
-            let plan = self.dialer.lock().ok().map(|mut dialer| {
-                dialer.plan(
-                    now,
-                    targets.iter().map(|(key, _)| key.clone()),
-                    &mut rand::thread_rng(),
-                )
-            });
-            let Some(plan) = plan else {
-                return;
-            };
-            for (_, addr) in targets.iter().filter(|(key, _)| plan.dial.contains(key)) {
-                let net = self.clone();
-                let addr = *addr;
-                tokio::spawn(async move { net.dial(addr).await });
-            }
-            let sleep = plan
-                .next_due
-                .map_or(BACKOFF_MAX, |due| due.saturating_sub(self.clock.now().mono));
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
-            }
-        }
-    }
-
     async fn dial(self: Arc<Self>, addr: SocketAddr) {
         match self.transport.connect(addr, Alpn::Sync, None).await {
             Ok(dialed) => {
@@ -469,54 +446,6 @@ impl Net {
         }
     }
 
-    /// Registers a connection under its device, applying the one-connection rule.
-    fn register(
-        &self,
-        device: &DeviceId,
-        connection: &quinn::Connection,
-        dialled: bool,
-    ) -> Option<ConnId> {
-        let mut live = self.live.lock().ok()?;
-        let key = device.to_string();
-        if let Some(existing) = live.get(&key) {
-            let existing_link = LiveLink {
-                dialled: existing.dialled,
-                age: existing.since.elapsed(),
-            };
-            if keep_existing(&self.me, device, existing_link, dialled) {
-                transport::close(connection, CloseReason::Replaced);
-                return None;
-            }
-            transport::close(&existing.connection, CloseReason::Replaced);
-        }
-        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        live.insert(
-            key,
-            LiveConn {
-                id,
-                connection: connection.clone(),
-                dialled,
-                since: Instant::now(),
-            },
-        );
-        Some(id)
-    }
-
-    fn unregister(&self, device: &DeviceId, conn: ConnId) {
-        if let Ok(mut live) = self.live.lock() {
-            if live.get(&device.to_string()).is_some_and(|c| c.id == conn) {
-                live.remove(&device.to_string());
-            }
-        }
-        if let Some(addr) = self.book().last_addr.get(&device.to_string()) {
-            if let Ok(mut dialer) = self.dialer.lock() {
-                dialer.lost(addr, self.clock.now().mono);
-            }
-        }
-        // A lost connection is worth redialling promptly.
-        self.wake.notify_one();
-    }
-
     /// Runs one sync connection until it ends.
     async fn run_link(
         self: Arc<Self>,
@@ -525,7 +454,16 @@ impl Net {
         role: Role,
     ) {
         let dialled = role == Role::Initiator;
-        let Some(conn) = self.register(&device, &connection, dialled) else {
+        let registered = self
+            .ask(|reply| NetMsg::Register {
+                device,
+                connection: connection.clone(),
+                dialled,
+                reply,
+            })
+            .await
+            .flatten();
+        let Some((conn, traffic)) = registered else {
             return;
         };
         let streams = if dialled {
@@ -537,7 +475,7 @@ impl Net {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(peer = %device, error = %e, "the sync stream could not be opened");
-                self.unregister(&device, conn);
+                self.tell(NetMsg::Unregister { device, conn });
                 return;
             }
         };
@@ -558,16 +496,19 @@ impl Net {
         // Reading and writing run apart, so that a write waiting for the peer's flow
         // control credit never stops this side from reading: two peers that both have
         // more to send than a stream window would otherwise wait on each other forever.
-        let writer =
-            tokio::spawn(
-                self.clone()
-                    .write_link(connection.clone(), send, out_rx, conn, device),
-            );
-        self.read_link(&connection, &mut recv, conn, device, dialled)
+        let writer = tokio::spawn(self.clone().write_link(
+            connection.clone(),
+            send,
+            out_rx,
+            conn,
+            device,
+            traffic.clone(),
+        ));
+        self.read_link(&connection, &mut recv, conn, device, dialled, &traffic)
             .await;
         writer.abort();
         let _ = self.actor.send(ActorMsg::PeerClosed { conn }).await;
-        self.unregister(&device, conn);
+        self.tell(NetMsg::Unregister { device, conn });
     }
 
     /// Reads frames until the connection ends, handing each message to the owner.
@@ -578,6 +519,7 @@ impl Net {
         conn: ConnId,
         device: DeviceId,
         dialled: bool,
+        traffic: &TrafficCounters,
     ) {
         let mut decoder = FrameDecoder::new();
         let mut buf = vec![0u8; 64 * 1024];
@@ -595,9 +537,9 @@ impl Net {
                         transport::TransportError::RefusedByPeer { .. }
                     ) {
                         tracing::info!(peer = %device, "a device no longer accepts this one");
-                        if let Ok(mut refused) = self.refused_by.lock() {
-                            refused.insert(device.to_string());
-                        }
+                        self.tell(NetMsg::RefusedBy {
+                            device: device.to_string(),
+                        });
                     }
                     return;
                 }
@@ -605,20 +547,18 @@ impl Net {
             };
             if !answered {
                 answered = true;
-                if let Ok(mut refused) = self.refused_by.lock() {
-                    refused.remove(&device.to_string());
-                }
-                if let Ok(mut dialer) = self.dialer.lock() {
-                    dialer.answered(&canonical(connection.remote_address()).to_string());
-                }
+                self.tell(NetMsg::Answered {
+                    addr: connection.remote_address(),
+                    device,
+                });
             }
-            self.count(&device, |t| t.bytes_received += n as u64);
+            traffic.read(n);
             let bad = match decoder.push(&buf[..n]) {
                 Err(e) => Some(e),
                 Ok(()) => loop {
                     match decoder.next_message() {
                         Ok(Some(message)) => {
-                            self.count(&device, |t| t.frames_received += 1);
+                            traffic.frame_read();
                             let sent = self
                                 .actor
                                 .send(ActorMsg::PeerMessage { conn, message })
@@ -650,6 +590,7 @@ impl Net {
         mut out_rx: mpsc::UnboundedReceiver<Outbound>,
         conn: ConnId,
         device: DeviceId,
+        traffic: Arc<TrafficCounters>,
     ) {
         // Written since the last report to the owner, which counts them off the
         // connection's queue (its sync hub holds sync messages back while it is full).
@@ -678,10 +619,7 @@ impl Net {
                     }
                 }
             }
-            self.count(&device, |t| {
-                t.bytes_sent += frame.len() as u64;
-                t.frames_sent += 1;
-            });
+            traffic.sent(frame.len());
             frames += 1;
             bytes += frame.len();
             // One report per burst: nothing else waits, so the owner has said all it
@@ -702,6 +640,222 @@ impl Net {
     /// Closes every connection, for shutdown.
     pub async fn shutdown(&self) {
         self.transport.shutdown().await;
+    }
+}
+
+impl NetState {
+    /// Takes messages until every handle is gone, dialling what falls due in between.
+    async fn run(mut self, mut messages: mpsc::UnboundedReceiver<NetMsg>) {
+        loop {
+            let next_due = self.dial_due();
+            let sleep =
+                next_due.map_or(BACKOFF_MAX, |due| due.saturating_sub(self.clock.now().mono));
+            tokio::select! {
+                biased;
+                message = messages.recv() => match message {
+                    Some(message) => self.handle(message),
+                    None => return,
+                },
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    fn handle(&mut self, message: NetMsg) {
+        match message {
+            NetMsg::Register {
+                device,
+                connection,
+                dialled,
+                reply,
+            } => {
+                let registered = self.register(&device, &connection, dialled);
+                let _ = reply.send(registered);
+            }
+            NetMsg::Unregister { device, conn } => self.unregister(&device, conn),
+            NetMsg::Answered { addr, device } => {
+                self.refused_by.remove(&device.to_string());
+                self.dialer.answered(&canonical(addr).to_string());
+            }
+            NetMsg::RefusedBy { device } => {
+                self.refused_by.insert(device);
+            }
+            NetMsg::Remember { device, addr } => {
+                let addr = canonical(addr).to_string();
+                if self.book.last_addr.insert(device.to_string(), addr.clone()) != Some(addr) {
+                    self.save_book();
+                }
+            }
+            NetMsg::AddStatic { addr } => {
+                self.book.static_peers.insert(addr.to_string());
+                self.save_book();
+                self.dialer.dial_now();
+            }
+            NetMsg::DialNow => self.dialer.dial_now(),
+            NetMsg::Offer { label, addrs } => self.offer(label, addrs),
+            NetMsg::ForgetOffer { label } => {
+                self.offers.remove(&label);
+            }
+            NetMsg::NextOfferAddr { label, reply } => {
+                let next = self.offers.get_mut(&label).and_then(|offer| {
+                    let next = offer.queue.pop_front();
+                    offer.running = next.is_some();
+                    next
+                });
+                let _ = reply.send(next);
+            }
+            NetMsg::OfferReached { label, device } => {
+                if let Some(offer) = self.offers.get_mut(&label) {
+                    offer.device = Some(device.to_string());
+                    offer.queue.clear();
+                    offer.running = false;
+                }
+            }
+            NetMsg::Snapshot { reply } => {
+                let _ = reply.send(NetSnapshot {
+                    book: self.book.clone(),
+                    traffic: self
+                        .traffic
+                        .iter()
+                        .map(|(device, t)| (device.clone(), t.snapshot()))
+                        .collect(),
+                    refused_by: self.refused_by.clone(),
+                });
+            }
+        }
+    }
+
+    /// Dials the addresses that are due, and returns when the next one falls due.
+    fn dial_due(&mut self) -> Option<Duration> {
+        let targets: Vec<(String, SocketAddr)> = self
+            .targets()
+            .into_iter()
+            .map(|addr| (addr.to_string(), addr))
+            .collect();
+        let now = self.clock.now().mono;
+        let plan = self.dialer.plan(
+            now,
+            targets.iter().map(|(key, _)| key.clone()),
+            &mut rand::thread_rng(),
+        );
+        let net = self.net.upgrade()?;
+        for (_, addr) in targets.iter().filter(|(key, _)| plan.dial.contains(key)) {
+            tokio::spawn(net.clone().dial(*addr));
+        }
+        plan.next_due
+    }
+
+    fn targets(&self) -> Vec<SocketAddr> {
+        let mut addrs: BTreeSet<String> = self.book.static_peers.clone();
+        addrs.extend(self.config_peers.iter().cloned());
+        for (device, addr) in &self.book.last_addr {
+            if !self.live.contains_key(device) {
+                addrs.insert(addr.clone());
+            }
+        }
+        // An address whose device is connected needs no dial.
+        for (device, addr) in &self.book.last_addr {
+            if self.live.contains_key(device) {
+                addrs.remove(addr);
+            }
+        }
+        addrs.iter().filter_map(|a| a.parse().ok()).collect()
+    }
+
+    fn offer(&mut self, label: String, mut addrs: Vec<SocketAddr>) {
+        if self.connected_at(&addrs) {
+            return;
+        }
+        // The last address that worked for any device goes first.
+        let known: BTreeSet<&String> = self.book.last_addr.values().collect();
+        addrs.sort_by_key(|a| !known.contains(&a.to_string()));
+        if !self.offers.contains_key(&label) && self.offers.len() >= MAX_OFFERS {
+            self.offers.retain(|_, o| o.running);
+        }
+        let offer = self.offers.entry(label.clone()).or_default();
+        if offer
+            .device
+            .as_ref()
+            .is_some_and(|d| self.live.contains_key(d))
+        {
+            return;
+        }
+        for addr in addrs {
+            if offer.tried.insert(addr) {
+                offer.queue.push_back(addr);
+            }
+        }
+        let start = !offer.running && !offer.queue.is_empty();
+        offer.running |= start;
+        if let Some(net) = self.net.upgrade().filter(|_| start) {
+            tokio::spawn(net.dial_offer(label));
+        }
+    }
+
+    /// Whether a live connection's peer address is among `addrs`.
+    fn connected_at(&self, addrs: &[SocketAddr]) -> bool {
+        // By address and port alone: the scope id a connection reports may differ in form
+        // from the one discovery heard.
+        let key = |a: SocketAddr| {
+            let a = canonical(a);
+            (a.ip(), a.port())
+        };
+        let wanted: BTreeSet<_> = addrs.iter().copied().map(key).collect();
+        self.live
+            .values()
+            .any(|c| wanted.contains(&key(c.connection.remote_address())))
+    }
+
+    fn save_book(&self) {
+        let recipient = self.identity.to_public();
+        if let Err(e) = book::save(&self.data_dir, &recipient, &self.book) {
+            tracing::warn!(error = %e, "could not save the address book");
+        }
+    }
+
+    /// Registers a connection under its device, applying the one-connection rule.
+    fn register(
+        &mut self,
+        device: &DeviceId,
+        connection: &quinn::Connection,
+        dialled: bool,
+    ) -> Option<(ConnId, Arc<TrafficCounters>)> {
+        let key = device.to_string();
+        if let Some(existing) = self.live.get(&key) {
+            let existing_link = LiveLink {
+                dialled: existing.dialled,
+                age: existing.since.elapsed(),
+            };
+            if keep_existing(&self.me, device, existing_link, dialled) {
+                transport::close(connection, CloseReason::Replaced);
+                return None;
+            }
+            transport::close(&existing.connection, CloseReason::Replaced);
+        }
+        let id = self.next_conn;
+        self.next_conn += 1;
+        self.live.insert(
+            key.clone(),
+            LiveConn {
+                id,
+                connection: connection.clone(),
+                dialled,
+                since: Instant::now(),
+            },
+        );
+        Some((id, self.traffic.entry(key).or_default().clone()))
+    }
+
+    fn unregister(&mut self, device: &DeviceId, conn: ConnId) {
+        let key = device.to_string();
+        if self.live.get(&key).is_some_and(|c| c.id == conn) {
+            self.live.remove(&key);
+        }
+        // A lost connection is worth redialling promptly (the loop replans after
+        // every message).
+        if let Some(addr) = self.book.last_addr.get(&key) {
+            self.dialer.lost(addr, self.clock.now().mono);
+        }
     }
 }
 

@@ -41,7 +41,7 @@ use hearth_core::pair::{
 };
 use hearth_core::sync::{
     encode_frame, DocAccess, DocId, FrameDecoder, FrameError, Message, PeerId, PeerMetadata, Role,
-    Session, SessionConfig, SyncLimits,
+    Session, SessionConfig, SessionEvent, SyncLimits,
 };
 use hearthd::storage::{DocStore, StoreError};
 use rand::SeedableRng;
@@ -269,7 +269,7 @@ pub fn sync_session(data: &[u8]) {
         let result = match op % 10 {
             0 => match Message::decode(input.slice()) {
                 Ok(message) => session.handle_message(now, message, &mut ours),
-                Err(_) => Ok(()),
+                Err(_) => (),
             },
             1 => {
                 let versions = if input.byte() & 7 == 0 {
@@ -323,7 +323,7 @@ pub fn sync_session(data: &[u8]) {
                         };
                         session.handle_message(now, message, &mut ours)
                     }
-                    None => Ok(()),
+                    None => (),
                 }
             }
             5 => {
@@ -389,7 +389,10 @@ pub fn sync_session(data: &[u8]) {
                 }
             }
         }
-        while session.poll_event().is_some() {}
+        let mut failed = false;
+        while let Some(event) = session.poll_event() {
+            failed |= matches!(event, SessionEvent::Failed { .. });
+        }
         assert!(
             ours.asked.is_subset(&allowed),
             "the session asked for {:?}",
@@ -406,7 +409,8 @@ pub fn sync_session(data: &[u8]) {
                 "a timer {at:?} beyond every bound (now {now:?})"
             );
         }
-        if result.is_err() {
+        let () = result;
+        if failed {
             assert!(session.is_closed(), "a fatal error left the session open");
             break;
         }

@@ -521,12 +521,12 @@ impl Hub {
         let Some(link) = self.links.get_mut(&conn) else {
             return;
         };
-        let result = link.session.handle_message(now.mono, message, docs);
+        link.session.handle_message(now.mono, message, docs);
         if link.farewell.is_some() {
             // Whatever changed came from this peer, which has it already.
             link.farewell_heads = docs.household_heads();
         }
-        self.finish_input(now, conn, result.err());
+        self.drain(now, conn);
     }
 
     /// The connection ended; its sync states are saved.
@@ -572,8 +572,8 @@ impl Hub {
             if link.farewell.is_some() && !link.farewell_fresh {
                 continue;
             }
-            let result = link.session.handle_local_change(now.mono, doc, docs);
-            self.finish_input(now, conn, result.err());
+            link.session.handle_local_change(now.mono, doc, docs);
+            self.drain(now, conn);
         }
     }
 
@@ -592,7 +592,7 @@ impl Hub {
             link.queued_bytes = link.queued_bytes.saturating_sub(bytes);
         }
         if self.open_for_input(now, docs, conn) {
-            self.finish_input(now, conn, None);
+            self.drain(now, conn);
         }
     }
 
@@ -632,8 +632,8 @@ impl Hub {
             let Some(link) = self.links.get_mut(&conn) else {
                 continue;
             };
-            let result = link.session.handle_timeout(now.mono, docs);
-            self.finish_input(now, conn, result.err());
+            link.session.handle_timeout(now.mono, docs);
+            self.drain(now, conn);
         }
         TimeoutOutcome { pause_ended }
     }
@@ -785,22 +785,6 @@ impl Hub {
         true
     }
 
-    /// Drains the session after an input, and closes it if the input failed.
-    fn finish_input(&mut self, now: Now, conn: ConnId, failed: Option<SessionError>) {
-        self.drain(now, conn);
-        let Some(error) = failed else {
-            return;
-        };
-        tracing::info!(error = %error, "a sync session ended with an error");
-        if let Some(link) = self.links.get(&conn) {
-            self.held.push(HubOutput::Event(HubEvent::SessionFailed {
-                device: link.device,
-                error: error.clone(),
-            }));
-        }
-        self.close_held(conn, Some(CloseWhy::Sync(error.code())));
-    }
-
     /// Closes a session in farewell as soon as the household holds something written
     /// after the farewell began (here, or relayed from another peer), before the session
     /// could send it: a farewell carries the pause or the leaving, nothing newer.
@@ -872,6 +856,7 @@ impl Hub {
         }
         let mut save = false;
         let mut farewell_done = None;
+        let mut failed = None;
         while let Some(event) = link.session.poll_event() {
             self.held.push(HubOutput::Event(HubEvent::Session {
                 device,
@@ -915,6 +900,10 @@ impl Hub {
                 SessionEvent::DocUnavailable { doc } if doc == DocId::household() => {
                     self.progress.entry(device).or_default().on_hold = true;
                 }
+                SessionEvent::Failed { error } => {
+                    tracing::info!(error = %error, "a sync session ended with an error");
+                    failed = Some(error);
+                }
                 SessionEvent::ReconciliationAborted { reason, .. } => {
                     tracing::info!(peer = %device, ?reason, "a reconciliation was given up; it resumes when either side has something new");
                 }
@@ -956,6 +945,12 @@ impl Hub {
         }
         if let Some(why) = farewell_done {
             self.held.push(HubOutput::Close { conn, why });
+        }
+        if let Some(error) = failed {
+            let why = CloseWhy::Sync(error.code());
+            self.held
+                .push(HubOutput::Event(HubEvent::SessionFailed { device, error }));
+            self.close_held(conn, Some(why));
         }
     }
 }

@@ -27,9 +27,9 @@
 //!    [`encode_frame`], then drain [`Session::poll_event`] until `None`.
 //! 3. Arm a timer for [`Session::poll_timeout`] (replacing any earlier one).
 //!
-//! An `Err` from any `handle_*` is fatal: drain `poll_transmit` once more (the session
-//! queues an `error` message for the peer), then close the stream with
-//! [`SessionError::code`].
+//! A session that ends reports it once, as [`SessionEvent::Failed`]: send what
+//! `poll_transmit` still gives (its `error` message for the peer), then close the stream
+//! with [`SessionError::code`]. Inputs after that are ignored.
 
 pub mod dial;
 pub mod frame;

@@ -190,6 +190,13 @@ pub enum SessionEvent {
         /// What was held and refused, without content.
         admission: Admission,
     },
+    /// The session ended with this error: close the connection with
+    /// [`SessionError::code`] once the last messages (its `error` to the peer) are out.
+    /// Inputs after it are ignored.
+    Failed {
+        /// What went wrong.
+        error: SessionError,
+    },
     /// The peer sent its current household secret epoch. The driver decides whether to
     /// adopt it (only from a device it trusts; see [`crate::epochs`]).
     Epoch {
@@ -422,18 +429,20 @@ impl Session {
 
     // ----- inputs -------------------------------------------------------------------
 
-    /// Handles one message from the peer.
+    /// Handles one message from the peer. A message that ends the session is reported
+    /// as [`SessionEvent::Failed`].
     pub fn handle_message<D: DocAccess + ?Sized>(
         &mut self,
         now: Duration,
         message: Message,
         docs: &mut D,
-    ) -> Result<(), SessionError> {
-        let result = self.dispatch(now, message, docs);
-        if let Err(err) = &result {
+    ) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if let Err(err) = self.dispatch(now, message, docs) {
             self.fail(err);
         }
-        result
     }
 
     /// Pushes a local commit on `doc` to the peer, at once or after a short debounce
@@ -443,15 +452,15 @@ impl Session {
         now: Duration,
         doc: &DocId,
         docs: &mut D,
-    ) -> Result<(), SessionError> {
+    ) {
         match self.phase {
-            Phase::Closed => return Err(SessionError::Closed),
-            // Every allowed document is synced when the handshake finishes.
-            Phase::Handshake { .. } => return Ok(()),
+            // Every allowed document is synced when the handshake finishes; a closed
+            // session has reported its end already.
+            Phase::Closed | Phase::Handshake { .. } => return,
             Phase::Ready => {}
         }
         if !self.allowed.contains(doc) {
-            return Ok(());
+            return;
         }
         let debounce = self.limits.push_debounce;
         let entry = self.doc_entry(doc);
@@ -465,7 +474,6 @@ impl Session {
             }
             _ => self.push_now(now, doc, docs),
         }
-        Ok(())
     }
 
     /// Sends this device's current household secret epoch to the peer: at once if the
@@ -521,20 +529,14 @@ impl Session {
     /// Handles the timer armed from [`Self::poll_timeout`]: flushes debounced pushes,
     /// aborts reconciliations past their time bound, and fails a handshake that took
     /// too long.
-    pub fn handle_timeout<D: DocAccess + ?Sized>(
-        &mut self,
-        now: Duration,
-        docs: &mut D,
-    ) -> Result<(), SessionError> {
+    pub fn handle_timeout<D: DocAccess + ?Sized>(&mut self, now: Duration, docs: &mut D) {
         match self.phase {
-            Phase::Closed => return Err(SessionError::Closed),
+            Phase::Closed => return,
             Phase::Handshake { deadline } => {
                 if now >= deadline {
-                    let err = SessionError::HandshakeTimeout;
-                    self.fail(&err);
-                    return Err(err);
+                    self.fail(SessionError::HandshakeTimeout);
                 }
-                return Ok(());
+                return;
             }
             Phase::Ready => {}
         }
@@ -560,7 +562,6 @@ impl Session {
         for doc in expired {
             self.abort(&doc, AbortReason::TimedOut);
         }
-        Ok(())
     }
 
     // ----- outputs ------------------------------------------------------------------
@@ -1054,7 +1055,9 @@ impl Session {
 
     /// Ends the session: tells the peer why (unless the peer is the one who gave up)
     /// and stops all further work.
-    fn fail(&mut self, err: &SessionError) {
+    /// Ends the session: an `error` message for the peer (unless the peer itself gave
+    /// up), then [`SessionEvent::Failed`] for the driver. Reported once.
+    fn fail(&mut self, err: SessionError) {
         if self.phase == Phase::Closed {
             return;
         }
@@ -1064,6 +1067,7 @@ impl Session {
         if !matches!(err, SessionError::Remote { .. } | SessionError::Closed) {
             self.transmit.push_back(Message::error(&err.to_string()));
         }
+        self.events.push_back(SessionEvent::Failed { error: err });
     }
 }
 
@@ -1097,6 +1101,14 @@ fn heads_equal(theirs: Option<&[ChangeHash]>, ours: &[ChangeHash]) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The error the session ended with, if it ended (draining its events).
+    fn failure(session: &mut Session) -> Option<SessionError> {
+        std::iter::from_fn(|| session.poll_event()).find_map(|e| match e {
+            SessionEvent::Failed { error } => Some(error),
+            _ => None,
+        })
+    }
     use automerge::transaction::Transactable;
     use automerge::ROOT;
     use uuid::Uuid;
@@ -1196,10 +1208,10 @@ mod tests {
                 return;
             }
             for m in to_b {
-                b.handle_message(Duration::ZERO, m, b_docs).unwrap();
+                b.handle_message(Duration::ZERO, m, b_docs);
             }
             for m in to_a {
-                a.handle_message(Duration::ZERO, m, a_docs).unwrap();
+                a.handle_message(Duration::ZERO, m, a_docs);
             }
         }
         panic!("sessions kept talking");
@@ -1225,7 +1237,7 @@ mod tests {
             peer_metadata: PeerMetadata::default(),
             supported_protocol_versions: vec!["1".to_owned()],
         };
-        session.handle_message(Duration::ZERO, join, docs).unwrap();
+        session.handle_message(Duration::ZERO, join, docs);
         assert!(session.is_ready());
         session
     }
@@ -1246,7 +1258,7 @@ mod tests {
             peer_metadata: PeerMetadata::default(),
             supported_protocol_versions: vec!["1".to_owned()],
         };
-        b.handle_message(Duration::ZERO, join, &mut b_docs).unwrap();
+        b.handle_message(Duration::ZERO, join, &mut b_docs);
         // 2. The rest flows until quiet; Bob creates the household on first sync.
         pump(&mut a, &mut a_docs, &mut b, &mut b_docs);
         assert_eq!(
@@ -1280,7 +1292,7 @@ mod tests {
         let first = drain(&mut a);
         assert!(first.iter().all(|m| !matches!(m, Message::Epoch { .. })));
         for m in first {
-            b.handle_message(Duration::ZERO, m, &mut b_docs).unwrap();
+            b.handle_message(Duration::ZERO, m, &mut b_docs);
         }
         pump(&mut a, &mut a_docs, &mut b, &mut b_docs);
         let got: Vec<SessionEvent> = events(&mut b)
@@ -1299,10 +1311,8 @@ mod tests {
             target_id: PeerId::from(&bob_dev()),
             epoch: Epoch::new(9, [1; 32]),
         };
-        assert_eq!(
-            b.handle_message(Duration::ZERO, forged, &mut b_docs),
-            Err(SessionError::PeerMismatch)
-        );
+        b.handle_message(Duration::ZERO, forged, &mut b_docs);
+        assert_eq!(failure(&mut b), Some(SessionError::PeerMismatch));
     }
 
     #[test]
@@ -1352,9 +1362,10 @@ mod tests {
             target_id: PeerId::from(&bob_dev()),
             epoch: crate::epochs::Epoch::new(1, [1; 32]),
         };
+        b.handle_message(Duration::ZERO, early, &mut docs);
         assert!(matches!(
-            b.handle_message(Duration::ZERO, early, &mut docs),
-            Err(SessionError::UnexpectedMessage { .. })
+            failure(&mut b),
+            Some(SessionError::UnexpectedMessage { .. })
         ));
     }
 
@@ -1382,9 +1393,7 @@ mod tests {
                 document_id: doc.clone(),
                 data: ask.clone(),
             };
-            session
-                .handle_message(Duration::ZERO, request, &mut docs)
-                .unwrap();
+            session.handle_message(Duration::ZERO, request, &mut docs);
             replies.push(drain(&mut session));
         }
         // 2. Both get the same answer: unavailable. Existence is not revealed.
@@ -1407,9 +1416,7 @@ mod tests {
         let mut state = am_sync::State::new();
         let push = forged.generate_sync_message(&mut state).unwrap().encode();
         let message = sync_msg(bob_dev(), alice_dev(), alice_private(), push);
-        session
-            .handle_message(Duration::ZERO, message, &mut docs)
-            .unwrap();
+        session.handle_message(Duration::ZERO, message, &mut docs);
         assert!(matches!(
             drain(&mut session).as_slice(),
             [Message::DocUnavailable { .. }]
@@ -1417,15 +1424,11 @@ mod tests {
 
         // 4. Garbage data for a forbidden doc is not even decoded.
         let garbage = sync_msg(bob_dev(), alice_dev(), alice_private(), vec![0xff; 8]);
-        session
-            .handle_message(Duration::ZERO, garbage, &mut docs)
-            .unwrap();
+        session.handle_message(Duration::ZERO, garbage, &mut docs);
 
         // 5. A local change to the private doc is never pushed to Bob.
         edit(&mut docs, &alice_private(), "note", "x");
-        session
-            .handle_local_change(Duration::ZERO, &alice_private(), &mut docs)
-            .unwrap();
+        session.handle_local_change(Duration::ZERO, &alice_private(), &mut docs);
         assert!(drain(&mut session)
             .iter()
             .all(|m| matches!(m, Message::DocUnavailable { .. })));
@@ -1479,9 +1482,8 @@ mod tests {
             peer_metadata: PeerMetadata::default(),
             supported_protocol_versions: vec!["1".to_owned()],
         };
-        let err = session
-            .handle_message(Duration::ZERO, join, &mut docs)
-            .unwrap_err();
+        session.handle_message(Duration::ZERO, join, &mut docs);
+        let err = failure(&mut session).unwrap();
         assert_eq!(err, SessionError::PeerMismatch);
         assert_eq!(err.code(), ApplicationErrorCode::PeerMismatch);
         assert!(matches!(
@@ -1489,10 +1491,9 @@ mod tests {
             [Message::Error { .. }]
         ));
         assert!(session.is_closed());
-        assert_eq!(
-            session.handle_timeout(Duration::ZERO, &mut docs),
-            Err(SessionError::Closed)
-        );
+        session.handle_timeout(Duration::ZERO, &mut docs);
+        // Ended once: later inputs are ignored, not reported again.
+        assert_eq!(failure(&mut session), None);
     }
 
     #[test]
@@ -1507,9 +1508,10 @@ mod tests {
             peer_metadata: PeerMetadata::default(),
             supported_protocol_versions: vec!["2".to_owned()],
         };
+        session.handle_message(Duration::ZERO, join, &mut docs);
         assert_eq!(
-            session.handle_message(Duration::ZERO, join, &mut docs),
-            Err(SessionError::UnsupportedVersion)
+            failure(&mut session),
+            Some(SessionError::UnsupportedVersion)
         );
 
         let mut session = Session::new(
@@ -1517,9 +1519,10 @@ mod tests {
             Duration::ZERO,
         );
         let early = sync_msg(bob_dev(), alice_dev(), DocId::household(), vec![]);
+        session.handle_message(Duration::ZERO, early, &mut docs);
         assert_eq!(
-            session.handle_message(Duration::ZERO, early, &mut docs),
-            Err(SessionError::UnexpectedMessage { got: "sync" })
+            failure(&mut session),
+            Some(SessionError::UnexpectedMessage { got: "sync" })
         );
     }
 
@@ -1532,10 +1535,9 @@ mod tests {
         );
         let deadline = session.poll_timeout().unwrap();
         assert_eq!(deadline, Duration::from_secs(15));
-        session
-            .handle_timeout(Duration::from_secs(14), &mut docs)
-            .unwrap();
-        let err = session.handle_timeout(deadline, &mut docs).unwrap_err();
+        session.handle_timeout(Duration::from_secs(14), &mut docs);
+        session.handle_timeout(deadline, &mut docs);
+        let err = failure(&mut session).unwrap();
         assert_eq!(err, SessionError::HandshakeTimeout);
         assert_eq!(err.code(), ApplicationErrorCode::HandshakeTimeout);
     }
@@ -1545,9 +1547,8 @@ mod tests {
         let mut docs = Docs::default();
         let mut session = ready_responder(&[], &mut docs);
         drain(&mut session);
-        let err = session
-            .handle_message(Duration::ZERO, Message::error("bye"), &mut docs)
-            .unwrap_err();
+        session.handle_message(Duration::ZERO, Message::error("bye"), &mut docs);
+        let err = failure(&mut session).unwrap();
         assert_eq!(
             err,
             SessionError::Remote {
@@ -1564,9 +1565,8 @@ mod tests {
         let mut session = ready_responder(std::slice::from_ref(&household), &mut docs);
         drain(&mut session);
         let bad = sync_msg(bob_dev(), alice_dev(), household.clone(), vec![0x42, 0xff]);
-        let err = session
-            .handle_message(Duration::ZERO, bad, &mut docs)
-            .unwrap_err();
+        session.handle_message(Duration::ZERO, bad, &mut docs);
+        let err = failure(&mut session).unwrap();
         assert_eq!(err, SessionError::BadSyncData { doc: household });
         assert_eq!(err.code(), ApplicationErrorCode::BadSyncData);
     }
@@ -1585,9 +1585,7 @@ mod tests {
             let mut state = am_sync::State::new();
             let data = empty.generate_sync_message(&mut state).unwrap().encode();
             let message = sync_msg(bob_dev(), alice_dev(), household.clone(), data);
-            session
-                .handle_message(Duration::from_millis(round), message, &mut docs)
-                .unwrap();
+            session.handle_message(Duration::from_millis(round), message, &mut docs);
             let sent = drain(&mut session).len();
             if aborted.is_some() {
                 sent_after_abort += sent;
@@ -1605,9 +1603,7 @@ mod tests {
         // A parked document ignores the peer until something changes locally.
         assert_eq!(sent_after_abort, 0);
         edit(&mut docs, &household, "new", "entry");
-        session
-            .handle_local_change(Duration::from_secs(1), &household, &mut docs)
-            .unwrap();
+        session.handle_local_change(Duration::from_secs(1), &household, &mut docs);
         assert_eq!(drain(&mut session).len(), 1);
     }
 
@@ -1620,7 +1616,7 @@ mod tests {
         assert_eq!(drain(&mut session).len(), 2);
         let limit = SyncLimits::default().max_duration;
         assert_eq!(session.poll_timeout(), Some(limit));
-        session.handle_timeout(limit, &mut docs).unwrap();
+        session.handle_timeout(limit, &mut docs);
         assert!(
             events(&mut session).contains(&SessionEvent::ReconciliationAborted {
                 doc: household,
@@ -1640,21 +1636,17 @@ mod tests {
         let debounce = SyncLimits::default().push_debounce;
         // 1. The first commit after a quiet spell goes out at once.
         edit(&mut docs, &household, "a", "1");
-        session
-            .handle_local_change(t0, &household, &mut docs)
-            .unwrap();
+        session.handle_local_change(t0, &household, &mut docs);
         assert_eq!(drain(&mut session).len(), 1);
         // 2. Commits right after it wait for the debounce timer.
         for i in 0..3u64 {
             edit(&mut docs, &household, "b", "2");
-            session
-                .handle_local_change(t0 + Duration::from_millis(i), &household, &mut docs)
-                .unwrap();
+            session.handle_local_change(t0 + Duration::from_millis(i), &household, &mut docs);
         }
         assert!(drain(&mut session).is_empty());
         assert_eq!(session.poll_timeout(), Some(t0 + debounce));
         // 3. The timer pushes them together.
-        session.handle_timeout(t0 + debounce, &mut docs).unwrap();
+        session.handle_timeout(t0 + debounce, &mut docs);
         assert_eq!(drain(&mut session).len(), 1);
     }
 
@@ -1673,15 +1665,15 @@ mod tests {
         for i in 0..100u32 {
             now += Duration::from_millis(10);
             edit(&mut a_docs, &household, &format!("k{i}"), "v");
-            a.handle_local_change(now, &household, &mut a_docs).unwrap();
-            a.handle_timeout(now, &mut a_docs).unwrap();
+            a.handle_local_change(now, &household, &mut a_docs);
+            a.handle_timeout(now, &mut a_docs);
         }
         assert!(drain(&mut a).is_empty());
         // 2. A message from Bo is applied, but the reply waits too.
         edit(&mut b_docs, &household, "from-bo", "v");
-        b.handle_local_change(now, &household, &mut b_docs).unwrap();
+        b.handle_local_change(now, &household, &mut b_docs);
         for message in drain(&mut b) {
-            a.handle_message(now, message, &mut a_docs).unwrap();
+            a.handle_message(now, message, &mut a_docs);
         }
         assert!(drain(&mut a).is_empty());
         // 3. Room comes back: one message carries all of it.
@@ -1689,7 +1681,7 @@ mod tests {
         let sent = drain(&mut a);
         assert_eq!(sent.len(), 1, "{sent:?}");
         for message in sent {
-            b.handle_message(now, message, &mut b_docs).unwrap();
+            b.handle_message(now, message, &mut b_docs);
         }
         pump(&mut a, &mut a_docs, &mut b, &mut b_docs);
         assert_eq!(
@@ -1813,7 +1805,8 @@ mod tests {
                 }
                 proptest::prop_assert!(!docs.touched.contains(&alice_private()));
                 proptest::prop_assert!(!docs.touched.contains(&DocId::new("x")));
-                if result.is_err() {
+                let () = result;
+                if failure(&mut session).is_some() {
                     proptest::prop_assert!(session.is_closed());
                     break;
                 }
