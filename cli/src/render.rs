@@ -1,10 +1,10 @@
 //! Human output: tables, short summaries and the plain words for every stable key.
 //!
-//! Renderers take the daemon's JSON results and return finished text, so they are pure
-//! and tested on fixed inputs. They read fields leniently: a field this build does not
-//! know is ignored, and a missing one is left out rather than failing the command. They
-//! must not call the daemon or print; the commands do that. Wording is warm and plain,
-//! and describes signals, never verdicts.
+//! Renderers take the daemon's answers, read into `hearth-api`'s types, and return
+//! finished text, so they are pure and tested on fixed inputs. A field this build does
+//! not know is ignored; an answer that lacks one it needs fails to read, with a message
+//! about versions, before any renderer runs. They must not call the daemon or print; the
+//! commands do that. Wording is warm and plain, and describes signals, never verdicts.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
