@@ -658,6 +658,25 @@ mod tests {
     }
 
     #[test]
+    fn today_puts_the_names_beside_the_view() {
+        let view = ForYou {
+            person: ME,
+            today: when().date,
+            asks: Vec::new(),
+            handoffs: vec![handoff()],
+            received: Vec::new(),
+            replies: Vec::new(),
+            since: None,
+            checked_in_today: true,
+            paused_due: Vec::new(),
+        };
+        let names = BTreeMap::from([(ME.to_string(), "Robin".to_string())]);
+        let mut before = serde_json::to_value(&view).unwrap();
+        before["names"] = json!(names);
+        same_wire(&Today { view, names }, before);
+    }
+
+    #[test]
     fn roster_pairing_and_bundle_answers_keep_their_shape() {
         let with = vec!["Sam".to_string()];
         same_wire(

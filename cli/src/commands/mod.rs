@@ -155,3 +155,22 @@ pub(crate) fn write<T: DeserializeOwned>(
     io.out.write(&render(&record, &names, io.style))?;
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_that_does_not_fit_its_type_is_a_version_error_not_a_panic() {
+        let answer = serde_json::json!({ "id": 3, "title": ["not", "a", "title"] });
+        let err = decode::<hearth_api::ItemSaved>(answer).unwrap_err();
+        assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+        let report = crate::error::report(&anyhow::Error::new(err));
+        assert!(
+            report.message.contains("same version"),
+            "{}",
+            report.message
+        );
+    }
+}
