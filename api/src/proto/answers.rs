@@ -159,18 +159,17 @@ pub struct LogEntry {
     /// The name of the person it is about.
     pub person: String,
     /// That person's id, so a client can say "you".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub person_id: Option<PersonId>,
     /// The record itself.
     pub record: LogRecord,
     /// One line about it, in plain words.
     pub summary: String,
     /// The author's UTC offset then, in minutes.
-    #[serde(default)]
     pub utc_offset_min: i32,
     /// On this person's own reveal-together answers: whether the partner's answer for
     /// that day is overdue, so this one has opened while theirs is still sealed here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_for_theirs: Option<bool>,
 }
 
