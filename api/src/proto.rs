@@ -19,6 +19,9 @@ use hearth_core::model::{
 };
 use serde::{Deserialize, Serialize};
 
+mod answers;
+pub use answers::*;
+
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -777,6 +780,13 @@ pub struct People {
     pub people: Vec<PersonSummary>,
 }
 
+/// An answer as the JSON a response carries. Serializing the protocol's own types
+/// fails only on a bug (a map with non-string keys, say), so the caller is told so.
+pub fn encode_answer<T: Serialize>(answer: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(answer)
+        .map_err(|e| ApiError::internal(format!("could not encode the answer: {e}")))
+}
+
 impl Response {
     /// A success.
     pub fn ok(id: u64, value: serde_json::Value) -> Response {
@@ -911,8 +921,10 @@ pub struct EventLine {
     pub event: Event,
 }
 
-/// The shape of `status`.
+/// The shape of `status`. A field left out reads as empty, so a client still shows what
+/// it can of a daemon a version apart.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Status {
     /// Protocol version.
     pub protocol: u32,
@@ -1024,6 +1036,7 @@ pub struct DeviceSummary {
 
 /// A document in `status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DocStatus {
     /// Document id.
     pub id: String,
@@ -1044,6 +1057,7 @@ pub struct DocStatus {
 
 /// A peer in `status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PeerStatus {
     /// Device id.
     pub device_id: String,

@@ -13,12 +13,13 @@ use anyhow::{anyhow, bail, Context as _};
 use hearth_api::client::Client;
 use hearth_api::paths::Paths;
 use hearth_api::{
-    AckParams, AnswerParams, At, Call, CheckinParams, DaemonCall, DocCall, DoneParams,
-    HandoffParams, LedgerAddParams, MomentParams, NetCall, ReflectParams, Status,
+    AckParams, AnswerParams, At, Call, CheckinParams, DaemonCall, DocCall, DoneParams, DoneSaved,
+    HandoffParams, Invite, ItemSaved, LedgerAddParams, LogEntry, MomentParams, NetCall,
+    ReflectParams, Status,
 };
 use hearth_core::model::{
-    AckKind, Answer, Basic, BasicLevel, BodySign, BurnoutSign, Domain, HandoffState, Labour,
-    MomentKind, Stage, TargetKind, Visibility,
+    AckKind, Answer, Basic, BasicLevel, BodySign, BurnoutSign, Domain, Handoff, HandoffState,
+    Labour, MomentKind, Stage, TargetKind, Visibility,
 };
 use serde_json::Value;
 
@@ -56,6 +57,14 @@ impl Device {
         self.client
             .call(call)
             .with_context(|| format!("{}'s device refused a demo step", self.name))
+    }
+
+    /// One call, its answer read into the protocol type `T`.
+    fn call_as<T: serde::de::DeserializeOwned>(
+        &mut self,
+        call: impl Into<Call>,
+    ) -> anyhow::Result<T> {
+        Ok(crate::commands::decode(self.call(call)?)?)
     }
 
     fn stop(self) -> anyhow::Result<()> {
@@ -114,13 +123,6 @@ fn now_at() -> At {
     }
 }
 
-fn id(record: &Value) -> anyhow::Result<String> {
-    record["id"]
-        .as_str()
-        .map(String::from)
-        .ok_or_else(|| anyhow!("a created record came back without an id"))
-}
-
 /// Runs the demo.
 pub(crate) fn run(io: &mut Io, args: DemoArgs) -> anyhow::Result<()> {
     let root = tempfile::Builder::new()
@@ -176,12 +178,12 @@ fn script(io: &mut Io, ada_dir: &Path, bo_dir: &Path) -> anyhow::Result<()> {
     })?;
 
     step(io, "Pairing them with a one-time code")?;
-    let invite = ada.call(NetCall::PairInvite {
+    let invite: Invite = ada.call_as(NetCall::PairInvite {
         timeout_secs: Some(60),
         own_device: false,
     })?;
-    let code = invite["code"].as_str().unwrap_or_default().to_string();
-    let addr = invite["addresses"][0].as_str().map(String::from);
+    let code = invite.code;
+    let addr = invite.addresses.into_iter().next();
     let waiter = {
         let socket = ada.ctx.paths.socket.clone();
         std::thread::spawn(move || -> anyhow::Result<Value> {
@@ -253,7 +255,7 @@ fn script(io: &mut Io, ada_dir: &Path, bo_dir: &Path) -> anyhow::Result<()> {
 }
 
 fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
-    let meals = ada.call(DocCall::LedgerAdd(LedgerAddParams {
+    let meals: ItemSaved = ada.call_as(DocCall::LedgerAdd(LedgerAddParams {
         title: "Plan the week's meals".into(),
         domain: Domain::Household,
         labour: Labour::Cognitive,
@@ -266,7 +268,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
         good_enough: Some("Five dinners sketched; leftovers count".into()),
         at: days_ago(14, 10),
     }))?;
-    let bins = bo.call(DocCall::LedgerAdd(LedgerAddParams {
+    let bins: ItemSaved = bo.call_as(DocCall::LedgerAdd(LedgerAddParams {
         title: "Bins and recycling".into(),
         domain: Domain::Household,
         labour: Labour::Physical,
@@ -344,7 +346,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
         }))?;
         if day % 3 == 0 {
             bo.call(DocCall::LedgerDone(DoneParams {
-                item: Some(id(&bins)?),
+                item: Some(bins.item.id.to_string()),
                 minutes: Some(15),
                 at: days_ago(day, 19),
                 ..Default::default()
@@ -364,8 +366,8 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
             }))?;
         }
     }
-    let done = ada.call(DocCall::LedgerDone(DoneParams {
-        item: Some(id(&meals)?),
+    let done: DoneSaved = ada.call_as(DocCall::LedgerDone(DoneParams {
+        item: Some(meals.item.id.to_string()),
         minutes: Some(45),
         note: Some("Sunday planning".into()),
         at: days_ago(7, 17),
@@ -373,7 +375,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
     }))?;
     bo.call(DocCall::LedgerAck(AckParams {
         target_kind: TargetKind::Done,
-        target: id(&done)?,
+        target: done.done.id.to_string(),
         kind: AckKind::Thanks,
         to: Some("partner".into()),
         note: Some("I never see how much this takes. Thank you.".into()),
@@ -384,15 +386,15 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
         converge(ada, bo)?;
         bo.call(DocCall::LedgerAck(AckParams {
             target_kind: TargetKind::Done,
-            target: id(&done)?,
+            target: done.done.id.to_string(),
             kind: AckKind::Thanks,
             to: Some("partner".into()),
             note: Some("I never see how much this takes. Thank you.".into()),
             at: days_ago(6, 8),
         }))
     })?;
-    let handoff = ada.call(DocCall::LedgerHandoff(HandoffParams {
-        item: id(&meals)?,
+    let handoff: Handoff = ada.call_as(DocCall::LedgerHandoff(HandoffParams {
+        item: meals.item.id.to_string(),
         stage: Stage::Plan,
         to: Some("partner".into()),
         note: Some("Could you take the planning for a month?".into()),
@@ -400,7 +402,7 @@ fn write_history(ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
     }))?;
     converge(ada, bo)?;
     bo.call(DocCall::LedgerAnswer(AnswerParams {
-        handoff: id(&handoff)?,
+        handoff: handoff.id.to_string(),
         answer: HandoffState::Accepted,
         counter: None,
         at: days_ago(2, 9),
@@ -445,23 +447,21 @@ fn converge(ada: &mut Device, bo: &mut Device) -> anyhow::Result<Vec<String>> {
 }
 
 fn record_total(device: &mut Device) -> anyhow::Result<u64> {
-    let status = device.call(DaemonCall::Status)?;
-    Ok(status["documents"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|d| d["id"] == "household")
-        .flat_map(|d| d["records"].as_object().cloned().unwrap_or_default())
-        .filter_map(|(_, n)| n.as_u64())
+    let status: Status = device.call_as(DaemonCall::Status)?;
+    Ok(status
+        .documents
+        .iter()
+        .filter(|d| d.id == "household")
+        .flat_map(|d| d.records.values())
+        .map(|n| *n as u64)
         .sum())
 }
 
 fn summary(io: &mut Io, ada: &mut Device, bo: &mut Device) -> anyhow::Result<()> {
     io.out.line("")?;
     for device in [&mut *ada, &mut *bo] {
-        let log = device.call(DocCall::Log(Default::default()))?;
-        let entries = log.as_array().cloned().unwrap_or_default();
-        let count = |kind: &str| entries.iter().filter(|e| e["kind"] == kind).count();
+        let entries: Vec<LogEntry> = device.call_as(DocCall::Log(Default::default()))?;
+        let count = |kind: &str| entries.iter().filter(|e| e.kind == kind).count();
         io.out.line(&format!(
             "{}'s device sees {} check-ins, {} moments, {} done entries and {} thank-yous (its own private entries included)",
             device.name,

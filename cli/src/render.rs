@@ -1,18 +1,22 @@
 //! Human output: tables, short summaries and the plain words for every stable key.
 //!
-//! Renderers take the daemon's JSON results and return finished text, so they are pure
-//! and tested on fixed inputs. They read fields leniently: a field this build does not
-//! know is ignored, and a missing one is left out rather than failing the command. They
-//! must not call the daemon or print; the commands do that. Wording is warm and plain,
-//! and describes signals, never verdicts.
+//! Renderers take the daemon's answers, read into `hearth-api`'s types, and return
+//! finished text, so they are pure and tested on fixed inputs. A field this build does
+//! not know is ignored; an answer that lacks one it needs fails to read, with a message
+//! about versions, before any renderer runs. They must not call the daemon or print; the
+//! commands do that. Wording is warm and plain, and describes signals, never verdicts.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use hearth_core::model::{Basic, Domain, MomentKind};
-use serde_json::Value;
+use hearth_core::model::{
+    Acknowledgment, Answer, Basic, BasicLevel, Handoff, HandoffState, Moment, OwnAnswer, PersonId,
+    TargetKind, When,
+};
 
-use hearth_api::{People, PersonSummary, Status};
+use hearth_api::{
+    CheckinSaved, DoneSaved, ItemSaved, People, PersonSummary, ReflectionSaved, Status,
+};
 
 use crate::out::Style;
 
@@ -58,8 +62,9 @@ impl Names {
         }
     }
 
-    pub(crate) fn of(&self, v: &Value) -> String {
-        v.as_str().map(|id| self.name(id)).unwrap_or_default()
+    /// A person's name by their id, as [`Names::name`].
+    pub(crate) fn of(&self, id: &PersonId) -> String {
+        self.name(&id.to_string())
     }
 }
 
@@ -70,15 +75,9 @@ pub(crate) fn local_time(at_ms: i64, utc_offset_min: i64) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-pub(crate) fn when_of(record: &Value) -> String {
-    match record["at"].as_i64() {
-        Some(at) => local_time(at, record["utc_offset_min"].as_i64().unwrap_or(0)),
-        None => record["date"].as_str().unwrap_or_default().to_string(),
-    }
-}
-
-pub(crate) fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_default()
+/// Local wall-clock time of a record's [`When`].
+pub(crate) fn when_of(when: &When) -> String {
+    local_time(when.at, i64::from(when.utc_offset_min))
 }
 
 /// Human-friendly byte counts.
@@ -138,8 +137,8 @@ pub(crate) fn local_offset_min() -> i64 {
 }
 
 /// For a reveal-together answer: whether it waits for the partner or opens now.
-pub(crate) fn sealed_note(out: &mut String, r: &Value) {
-    match r["waiting_for_partner"].as_bool() {
+pub(crate) fn sealed_note(out: &mut String, waiting_for_partner: Option<bool>) {
+    match waiting_for_partner {
         Some(true) => {
             let _ = writeln!(
                 out,
@@ -156,242 +155,317 @@ pub(crate) fn sealed_note(out: &mut String, r: &Value) {
     }
 }
 
-/// The one-paragraph answer to a write: what was saved, and a gentle signal if any.
-pub(crate) fn created(kind: &str, r: &Value, names: &Names, style: Style) -> String {
-    let id = style.dim(short_id(text(r, "id")));
-    let when = when_of(r);
+fn dim_id(id: &impl std::fmt::Display, style: Style) -> String {
+    style.dim(short_id(&id.to_string()))
+}
+
+/// The answer to `hearth checkin`: what was saved, and a gentle signal if any.
+pub(crate) fn checkin_saved(saved: &CheckinSaved, _names: &Names, style: Style) -> String {
+    let r = &saved.record;
+    let id = dim_id(&r.id, style);
+    let when = when_of(&r.when);
     let mut out = String::new();
-    match kind {
-        "checkin" => {
-            // Support for not feeling safe comes first, before anything else is said.
-            if let Some(support) = r["support"].as_str() {
-                let _ = writeln!(out, "{}", style.warn(support));
-            }
-            let signs = r["signs"].as_object().map(|m| m.len()).unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "Check-in saved for {when}: battery {}, {signs} sign(s) rated, {}.  {id}",
-                r["battery"],
-                text(r, "visibility")
-            );
-            let unmet: Vec<&str> = r["basics"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, level)| level.as_str() == Some("no"))
-                .filter_map(|(k, _)| k.parse::<Basic>().ok())
-                .filter(|b| *b != Basic::Safety)
-                .map(|v| v.label())
-                .collect();
-            let kept: Vec<&str> = r["kept_to_self"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(|k| match k {
-                    "safety" => "feeling safe",
-                    _ => "wishing for relief",
-                })
-                .collect();
-            if !kept.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "Your answer on {} stays on your own devices.",
-                    kept.join(" and on ")
-                );
-            }
-            if !unmet.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "{} {} not met. Restoring the basics comes before anything else.",
-                    style.warn("Basics first:"),
-                    unmet.join(", ")
-                );
-            }
-            if let Some(ask) = r["ask"].as_str() {
-                let _ = writeln!(out, "Your ask is there for your partner: “{ask}”");
-            }
-            sealed_note(&mut out, r);
-        }
-        "reflection" => {
-            let _ = writeln!(
-                out,
-                "Reflection saved for {when} ({}).  {id}",
-                text(r, "visibility")
-            );
-            sealed_note(&mut out, r);
-            let answers: Vec<&str> = ["energy", "safe", "aligned"]
-                .iter()
-                .map(|k| text(r, k))
-                .collect();
-            if answers.iter().all(|a| *a == "yes") {
-                let _ = writeln!(
-                    out,
-                    "Yes to all three often points to depletion rather than a deeper mismatch: rest and small moments tend to help most."
-                );
-            } else if answers[1] == "no" {
-                let _ = writeln!(
-                    out,
-                    "Not feeling safe matters more than any chart. Talking with someone you trust outside the two of you can help."
-                );
-            }
-        }
-        "reply" => {
-            let _ = writeln!(
-                out,
-                "Your reply is on its way to {}: “{}”  {id}",
-                names.of(&r["to"]),
-                text(r, "note")
-            );
-        }
-        "item" => {
-            let domain = text(r, "domain")
-                .parse::<Domain>()
-                .map(|v| v.label())
-                .unwrap_or("other");
-            let _ = writeln!(
-                out,
-                "Added “{}” ({domain}, weight {}).  {id}",
-                text(r, "title"),
-                r["weight"]
-            );
-            // Stages meant for the partner are offered, not assigned: say so plainly.
-            for h in r["offered"].as_array().into_iter().flatten() {
-                let _ = writeln!(
-                    out,
-                    "Offered the {} stage to {}; it stays with you until they accept.  {}",
-                    text(h, "stage"),
-                    names.of(&h["to"]),
-                    style.dim(short_id(text(h, "id")))
-                );
-            }
-        }
-        "edited" => {
-            let _ = writeln!(
-                out,
-                "Changed “{}”. Agree it again together with `hearth ledger agree`.  {id}",
-                text(r, "title")
-            );
-            for h in r["offered"].as_array().into_iter().flatten() {
-                let _ = writeln!(
-                    out,
-                    "Offered the {} stage to {}; it stays where it is until they accept.  {}",
-                    text(h, "stage"),
-                    names.of(&h["to"]),
-                    style.dim(short_id(text(h, "id")))
-                );
-            }
-        }
-        "paused" => {
-            let until = r["paused_until"]
-                .as_str()
-                .map(|d| format!(" until {d}"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "Paused “{}”{until}: it carries no load for now. `hearth ledger resume` brings it back.  {id}",
-                text(r, "title")
-            );
-        }
-        "resumed" => {
-            let _ = writeln!(out, "“{}” is active again.  {id}", text(r, "title"));
-        }
-        "agreed" => {
-            let _ = writeln!(
-                out,
-                "You agreed to “{}”{}.  {id}",
-                text(r, "title"),
-                if r["agreed_by_everyone"].as_bool() == Some(true) {
-                    "; you have both agreed it now"
-                } else {
-                    "; it shows as agreed once your partner agrees too"
-                }
-            );
-        }
-        "retired" => {
-            let _ = writeln!(out, "Retired “{}”.  {id}", text(r, "title"));
-        }
-        "done" => {
-            let what = match (r["label"].as_str(), r["item_title"].as_str()) {
-                (Some(label), _) | (None, Some(label)) => format!("“{label}”"),
-                (None, None) => format!("item {}", short_id(text(r, "item"))),
-            };
-            let minutes = r["minutes"]
-                .as_u64()
-                .map(|m| format!(", {m} min"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "Noted: {} did {what} ({when}{minutes}).  {id}",
-                names.of(&r["by"])
-            );
-        }
-        "ack" => {
-            let about = match text(&r["target"], "kind") {
-                "item" => "an item",
-                "done" => "something done",
-                "checkin" => "a check-in",
-                "moment" => "a moment",
-                _ => "an entry",
-            };
-            let _ = writeln!(
-                out,
-                "Sent {} “{}” about {about}.  {id}",
-                names.of(&r["to"]),
-                text(r, "kind"),
-            );
-        }
-        "handoff" => {
-            let state = text(r, "state");
-            if state == "open" {
-                let _ = writeln!(
-                    out,
-                    "Proposed handing “{}” of item {} to {}.  {id}",
-                    text(r, "stage"),
-                    short_id(text(r, "item")),
-                    names.of(&r["to"])
-                );
-                let _ = writeln!(
-                    out,
-                    "They can answer with {} or {}.",
-                    style.cmd(&format!("hearth ledger accept {}", short_id(text(r, "id")))),
-                    style.cmd(&format!(
-                        "hearth ledger decline {}",
-                        short_id(text(r, "id"))
-                    ))
-                );
-            } else {
-                let _ = writeln!(out, "Handoff {state}.  {id}");
-            }
-        }
-        "moment" => {
-            let kind = text(r, "kind")
-                .parse::<MomentKind>()
-                .map(|v| v.label())
-                .unwrap_or("a moment");
-            let _ = writeln!(
-                out,
-                "Moment noted: {kind}, started by {} ({when}).  {id}",
-                names.of(&r["started_by"])
-            );
-        }
-        _ => {
-            let _ = writeln!(out, "Saved.  {id}");
-        }
+    // Support for not feeling safe comes first, before anything else is said.
+    if let Some(support) = &saved.support {
+        let _ = writeln!(out, "{}", style.warn(support));
+    }
+    let _ = writeln!(
+        out,
+        "Check-in saved for {when}: battery {}, {} sign(s) rated, {}.  {id}",
+        r.battery,
+        r.signs.len(),
+        r.visibility
+    );
+    // In the order of their keys, as they have always been listed.
+    let mut unmet: Vec<Basic> = r
+        .basics
+        .iter()
+        .filter(|(basic, level)| **level == BasicLevel::No && **basic != Basic::Safety)
+        .map(|(basic, _)| *basic)
+        .collect();
+    unmet.sort_by_key(|basic| basic.key());
+    let unmet: Vec<&str> = unmet.iter().map(|basic| basic.label()).collect();
+    let kept: Vec<&str> = r
+        .kept_to_self
+        .iter()
+        .map(|answer| match answer {
+            OwnAnswer::Safety => "feeling safe",
+            OwnAnswer::Relief => "wishing for relief",
+        })
+        .collect();
+    if !kept.is_empty() {
+        let _ = writeln!(
+            out,
+            "Your answer on {} stays on your own devices.",
+            kept.join(" and on ")
+        );
+    }
+    if !unmet.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} {} not met. Restoring the basics comes before anything else.",
+            style.warn("Basics first:"),
+            unmet.join(", ")
+        );
+    }
+    if let Some(ask) = &r.ask {
+        let _ = writeln!(out, "Your ask is there for your partner: “{ask}”");
+    }
+    sealed_note(&mut out, saved.waiting_for_partner);
+    out
+}
+
+/// The answer to `hearth reflect`.
+pub(crate) fn reflection_saved(saved: &ReflectionSaved, _names: &Names, style: Style) -> String {
+    let r = &saved.record;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Reflection saved for {} ({}).  {}",
+        when_of(&r.when),
+        r.visibility,
+        dim_id(&r.id, style)
+    );
+    sealed_note(&mut out, saved.waiting_for_partner);
+    if [r.energy, r.safe, r.aligned]
+        .iter()
+        .all(|a| *a == Answer::Yes)
+    {
+        let _ = writeln!(
+            out,
+            "Yes to all three often points to depletion rather than a deeper mismatch: rest and small moments tend to help most."
+        );
+    } else if r.safe == Answer::No {
+        let _ = writeln!(
+            out,
+            "Not feeling safe matters more than any chart. Talking with someone you trust outside the two of you can help."
+        );
     }
     out
+}
+
+/// The answer to `hearth reply`.
+pub(crate) fn reply_sent(r: &Acknowledgment, names: &Names, style: Style) -> String {
+    format!(
+        "Your reply is on its way to {}: “{}”  {}\n",
+        names.of(&r.to),
+        r.note.as_deref().unwrap_or_default(),
+        dim_id(&r.id, style)
+    )
+}
+
+/// Stages meant for the partner are offered, not assigned: say so plainly.
+fn offered_lines(out: &mut String, offered: &[Handoff], stays: &str, names: &Names, style: Style) {
+    for h in offered {
+        let _ = writeln!(
+            out,
+            "Offered the {} stage to {}; it stays {stays} until they accept.  {}",
+            h.stage,
+            names.of(&h.to),
+            dim_id(&h.id, style)
+        );
+    }
+}
+
+/// The answer to `hearth ledger add` (and each item `ledger starter` adds).
+pub(crate) fn item_added(saved: &ItemSaved, names: &Names, style: Style) -> String {
+    let r = &saved.item;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Added “{}” ({}, weight {}).  {}",
+        r.title,
+        r.domain.label(),
+        r.weight,
+        dim_id(&r.id, style)
+    );
+    offered_lines(&mut out, &saved.offered, "with you", names, style);
+    out
+}
+
+/// The answer to `hearth ledger edit`.
+pub(crate) fn item_edited(saved: &ItemSaved, names: &Names, style: Style) -> String {
+    let r = &saved.item;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Changed “{}”. Agree it again together with `hearth ledger agree`.  {}",
+        r.title,
+        dim_id(&r.id, style)
+    );
+    offered_lines(&mut out, &saved.offered, "where it is", names, style);
+    out
+}
+
+/// The answer to `hearth ledger pause`.
+pub(crate) fn item_paused(saved: &ItemSaved, _names: &Names, style: Style) -> String {
+    let r = &saved.item;
+    let until = r
+        .paused_until
+        .map(|d| format!(" until {d}"))
+        .unwrap_or_default();
+    format!(
+        "Paused “{}”{until}: it carries no load for now. `hearth ledger resume` brings it back.  {}\n",
+        r.title,
+        dim_id(&r.id, style)
+    )
+}
+
+/// The answer to `hearth ledger resume`.
+pub(crate) fn item_resumed(saved: &ItemSaved, _names: &Names, style: Style) -> String {
+    let r = &saved.item;
+    format!("“{}” is active again.  {}\n", r.title, dim_id(&r.id, style))
+}
+
+/// The answer to `hearth ledger agree`.
+pub(crate) fn item_agreed(saved: &ItemSaved, _names: &Names, style: Style) -> String {
+    let r = &saved.item;
+    format!(
+        "You agreed to “{}”{}.  {}\n",
+        r.title,
+        if saved.agreed_by_everyone == Some(true) {
+            "; you have both agreed it now"
+        } else {
+            "; it shows as agreed once your partner agrees too"
+        },
+        dim_id(&r.id, style)
+    )
+}
+
+/// The answer to `hearth ledger retire`.
+pub(crate) fn item_retired(saved: &ItemSaved, _names: &Names, style: Style) -> String {
+    let r = &saved.item;
+    format!("Retired “{}”.  {}\n", r.title, dim_id(&r.id, style))
+}
+
+/// The answer to `hearth ledger done`.
+pub(crate) fn done_saved(saved: &DoneSaved, names: &Names, style: Style) -> String {
+    let r = &saved.done;
+    let what = match (&r.label, &saved.item_title) {
+        (Some(label), _) | (None, Some(label)) => format!("“{label}”"),
+        (None, None) => {
+            let item = r.item.map(|i| i.to_string()).unwrap_or_default();
+            format!("item {}", short_id(&item))
+        }
+    };
+    let minutes = r.minutes.map(|m| format!(", {m} min")).unwrap_or_default();
+    format!(
+        "Noted: {} did {what} ({}{minutes}).  {}\n",
+        names.of(&r.by),
+        when_of(&r.when),
+        dim_id(&r.id, style)
+    )
+}
+
+/// The answer to `hearth ledger ack`.
+pub(crate) fn ack_sent(r: &Acknowledgment, names: &Names, style: Style) -> String {
+    let about = match r.target.kind {
+        TargetKind::Item => "an item",
+        TargetKind::Done => "something done",
+        TargetKind::CheckIn => "a check-in",
+        TargetKind::Moment => "a moment",
+    };
+    format!(
+        "Sent {} “{}” about {about}.  {}\n",
+        names.of(&r.to),
+        r.kind,
+        dim_id(&r.id, style)
+    )
+}
+
+/// The answer to `hearth ledger handoff` and to an answer of one (accept, decline, ...).
+pub(crate) fn handoff_saved(r: &Handoff, names: &Names, style: Style) -> String {
+    let id = r.id.to_string();
+    let short = short_id(&id);
+    let mut out = String::new();
+    if r.state == HandoffState::Open {
+        let item = r.item.to_string();
+        let _ = writeln!(
+            out,
+            "Proposed handing “{}” of item {} to {}.  {}",
+            r.stage,
+            short_id(&item),
+            names.of(&r.to),
+            style.dim(short)
+        );
+        let _ = writeln!(
+            out,
+            "They can answer with {} or {}.",
+            style.cmd(&format!("hearth ledger accept {short}")),
+            style.cmd(&format!("hearth ledger decline {short}"))
+        );
+    } else {
+        let _ = writeln!(out, "Handoff {}.  {}", r.state, style.dim(short));
+    }
+    out
+}
+
+/// The answer to `hearth moment`.
+pub(crate) fn moment_saved(r: &Moment, names: &Names, style: Style) -> String {
+    format!(
+        "Moment noted: {}, started by {} ({}).  {}\n",
+        r.kind.label(),
+        names.of(&r.started_by),
+        when_of(&r.when),
+        dim_id(&r.id, style)
+    )
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::commands::data::imported;
-    use crate::commands::data::render_log as log;
-    use crate::commands::ledger::ledger_list;
-    use crate::commands::ledger::ledger_show;
-    use crate::commands::lifecycle::render_status as status;
-    use serde_json::json;
+    use crate::commands::data::render_log;
+    use crate::commands::ledger;
+    use crate::commands::lifecycle::render_status;
+    use serde::de::DeserializeOwned;
+    use serde_json::{json, Value};
+
+    /// Reads a fixture into the protocol type the renderer takes.
+    fn typed<T: DeserializeOwned>(v: &Value) -> T {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    fn status(v: &Value, style: Style) -> String {
+        render_status(&typed(v), style)
+    }
+
+    fn created(kind: &str, r: &Value, names: &Names, style: Style) -> String {
+        match kind {
+            "checkin" => checkin_saved(&typed(r), names, style),
+            "reflection" => reflection_saved(&typed(r), names, style),
+            other => panic!("no fixture renderer for {other}"),
+        }
+    }
+
+    fn ledger_list(items: &[Value], names: &Names, style: Style) -> String {
+        let items: Vec<_> = items.iter().map(typed).collect();
+        ledger::ledger_list(&items, names, style)
+    }
+
+    fn ledger_show(v: &Value, names: &Names, style: Style) -> String {
+        ledger::ledger_show(&typed(v), names, style)
+    }
+
+    fn log(entries: &[Value], names: &Names, style: Style) -> String {
+        let entries: Vec<_> = entries.iter().map(typed).collect();
+        render_log(&entries, names, style)
+    }
+
+    fn imported(v: &Value) -> String {
+        crate::commands::data::imported(&typed(v))
+    }
+
+    const ROBIN: &str = "aaaaaaaa-1111-4111-8111-111111111111";
+    const SAM: &str = "bbbbbbbb-2222-4222-8222-222222222222";
+
+    /// Robin (the caller) and Sam, with ids that read as the records' UUIDs.
+    fn people() -> Names {
+        Names::from_status(&typed(&json!({
+            "person": {"id": ROBIN, "name": "Robin"},
+            "people": [{"id": ROBIN, "name": "Robin"}, {"id": SAM, "name": "Sam"}]
+        })))
+    }
 
     fn names() -> Names {
         Names::from_status(
@@ -554,11 +628,12 @@ mod tests {
     #[test]
     fn checkin_summary_puts_basics_first() {
         let r = json!({
-            "id": "0123456789abcdef", "at": 0, "utc_offset_min": 0, "battery": 20,
+            "id": "01234567-89ab-cdef-0123-456789abcdef", "author": ROBIN,
+            "at": 0, "date": "1970-01-01", "utc_offset_min": 0, "battery": 20,
             "signs": {"dread": 3}, "basics": {"sleep": "no", "food": "met"},
             "visibility": "shared"
         });
-        let s = created("checkin", &r, &names(), Style::plain());
+        let s = created("checkin", &r, &people(), Style::plain());
         assert!(
             s.contains("battery 20, 1 sign(s) rated, shared.  01234567"),
             "{s}"
@@ -569,8 +644,10 @@ mod tests {
 
     #[test]
     fn reflection_summary_is_a_signal_not_a_verdict() {
-        let r = json!({"id": "x", "energy": "yes", "safe": "yes", "aligned": "yes", "visibility": "private"});
-        let s = created("reflection", &r, &names(), Style::plain());
+        let r = json!({"id": "01234567-89ab-cdef-0123-456789abcdef", "author": ROBIN,
+            "at": 0, "date": "1970-01-01",
+            "energy": "yes", "safe": "yes", "aligned": "yes", "visibility": "private"});
+        let s = created("reflection", &r, &people(), Style::plain());
         assert!(s.contains("often points to depletion"), "{s}");
         assert!(!s.to_lowercase().contains("diagnos"), "{s}");
     }
@@ -578,32 +655,36 @@ mod tests {
     #[test]
     fn ledger_list_shows_owner_names_per_stage() {
         let items = vec![json!({
-            "id": "1234567890", "title": "School forms", "domain": "parenting", "weight": 2,
-            "invisible": true, "status": "active",
-            "owners": {"notice": "bbbbbbbb-2222", "plan": "bbbbbbbb-2222", "do": "aaaaaaaa-1111"}
+            "id": "12345678-90ab-4cde-8f01-234567890abc", "title": "School forms",
+            "domain": "parenting", "labour": "cognitive", "weight": 2,
+            "invisible": true, "status": "active", "created_by": ROBIN, "created_at": 0,
+            "owners": {"notice": SAM, "plan": SAM, "do": ROBIN}
         })];
-        let s = ledger_list(&items, &names(), Style::plain());
+        let s = ledger_list(&items, &people(), Style::plain());
         let row = s.lines().nth(1).unwrap();
         assert!(
             row.starts_with("12345678  School forms (invisible)  parenting"),
             "{row}"
         );
         assert!(row.contains("Sam     Sam   you  -"), "{row}");
-        assert!(ledger_list(&[], &names(), Style::plain()).contains("ledger is empty"));
+        assert!(ledger_list(&[], &people(), Style::plain()).contains("ledger is empty"));
     }
 
     #[test]
     fn ledger_show_lists_history() {
+        const ITEM: &str = "11111111-0000-4000-8000-000000000001";
         let v = json!({
-            "item": {"id": "i1", "title": "Bins", "domain": "household", "labour": "physical",
-                      "weight": 1, "status": "active", "owners": {"do": "bbbbbbbb-2222"},
-                      "good_enough": "out by 8"},
-            "done": [{"id": "d1", "by": "bbbbbbbb-2222", "at": 0, "utc_offset_min": 0, "minutes": 5}],
-            "handoffs": [{"id": "h1", "stage": "do", "from": "aaaaaaaa-1111", "to": "bbbbbbbb-2222",
-                          "state": "open", "at": 0, "utc_offset_min": 0}],
+            "item": {"id": ITEM, "title": "Bins", "domain": "household", "labour": "physical",
+                      "weight": 1, "status": "active", "owners": {"do": SAM},
+                      "good_enough": "out by 8", "created_by": SAM, "created_at": 0},
+            "done": [{"id": "22222222-0000-4000-8000-000000000002", "item": ITEM, "by": SAM,
+                      "at": 0, "date": "1970-01-01", "utc_offset_min": 0, "minutes": 5}],
+            "handoffs": [{"id": "33333333-0000-4000-8000-000000000003", "item": ITEM,
+                          "stage": "do", "from": ROBIN, "to": SAM,
+                          "state": "open", "at": 0, "date": "1970-01-01", "utc_offset_min": 0}],
             "acks": []
         });
-        let s = ledger_show(&v, &names(), Style::plain());
+        let s = ledger_show(&v, &people(), Style::plain());
         assert!(s.contains("good enough   out by 8"), "{s}");
         assert!(s.contains("1970-01-01 00:00  Sam (5 min)"), "{s}");
         assert!(s.contains("do from you to Sam: open"), "{s}");
@@ -611,21 +692,26 @@ mod tests {
 
     #[test]
     fn log_rows_show_time_kind_person_and_summary() {
+        let moment = |id: &str, by: &str| json!({"id": id, "kind": "laugh", "started_by": by, "at": 0, "date": "1970-01-01"});
+        const MOMENT: &str = "abcdef01-2300-4000-8000-000000000000";
         let entries = vec![json!({
-            "kind": "moments", "id": "abcdef0123", "at": 0, "utc_offset_min": 120,
-            "date": "1970-01-01", "person": "Sam", "person_id": "bbbbbbbb-2222",
-            "summary": "a laugh\nover tea"
+            "kind": "moments", "id": MOMENT, "at": 0, "utc_offset_min": 120,
+            "date": "1970-01-01", "person": "Sam", "person_id": SAM,
+            "summary": "a laugh\nover tea", "record": moment(MOMENT, SAM)
         })];
-        let s = log(&entries, &names(), Style::plain());
+        let s = log(&entries, &people(), Style::plain());
         assert_eq!(
             s.lines().nth(1).unwrap(),
             "1970-01-01 02:00  moment  Sam  a laugh over tea  abcdef01"
         );
-        assert!(log(&[], &names(), Style::plain()).contains("Nothing"));
+        assert!(log(&[], &people(), Style::plain()).contains("Nothing"));
         // Without an id the name is shown as sent.
-        let entries =
-            vec![json!({"kind": "moments", "id": "x", "at": 0, "person": "Kim", "summary": ""})];
-        assert!(log(&entries, &names(), Style::plain()).contains("Kim"));
+        const KIMS: &str = "cccccccc-0000-4000-8000-000000000000";
+        let entries = vec![
+            json!({"kind": "moments", "id": KIMS, "at": 0, "date": "1970-01-01",
+            "person": "Kim", "summary": "", "record": moment(KIMS, KIMS)}),
+        ];
+        assert!(log(&entries, &people(), Style::plain()).contains("Kim"));
     }
 
     #[test]

@@ -717,7 +717,7 @@ async fn write_json<T: Serialize>(
 
 /// A typed answer as the JSON the connection writes.
 fn answer<T: Serialize>(value: T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(value).map_err(|e| ApiError::internal(e.to_string()))
+    hearth_api::encode_answer(&value)
 }
 
 /// Everything but `status` and `shutdown` waits until the documents have loaded: the

@@ -19,8 +19,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use hearth_api::{
-    listed_by_default, ApiError, At, DocCall, ErrorCode, LogParams, PersonRef, RosterCall,
-    RECORD_KINDS,
+    listed_by_default, ApiError, At, DocCall, DoneSaved, EntrySaved, ErrorCode, ExportDocument,
+    ExportRecords, Imported, ItemHistory, ItemSaved, Left, LogEntry, LogParams, LogRecord, Paused,
+    PersonRef, Resumed, RosterCall, SealedMarker, Today, RECORD_KINDS,
 };
 
 pub mod bundle;
@@ -155,21 +156,18 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             // Support goes to the one who gave the answer, in the answer to their own
             // write: it never travels to the partner.
             let unsafe_now = checkin.basics.get(&Basic::Safety) == Some(&BasicLevel::No);
-            let support = |value: &mut Value| {
-                if unsafe_now {
-                    value["support"] = Value::String(SAFETY_SUPPORT.to_string());
-                }
-            };
+            let support = unsafe_now.then(|| SAFETY_SUPPORT.to_string());
             if checkin.visibility == Visibility::RevealTogether {
-                let mut outcome = add_sealed(docs, &checkin, now)?;
-                support(&mut outcome.value);
-                return Ok(outcome);
+                return add_sealed(docs, &checkin, support, now);
             }
             docs.add_checkin(&checkin, now).map_err(api_error)?;
             let doc = docs.doc_kind_for(checkin.visibility);
-            let mut value = to_json(&checkin);
-            support(&mut value);
-            let mut outcome = Outcome::wrote(value, doc, "checkins");
+            let saved = EntrySaved {
+                record: &checkin,
+                support,
+                waiting_for_partner: None,
+            };
+            let mut outcome = Outcome::wrote(to_json(&saved), doc, "checkins");
             if kept {
                 // The kept answers went into the private document.
                 outcome
@@ -192,11 +190,12 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
                 visibility: p.visibility.unwrap_or(Visibility::Private),
             };
             if reflection.visibility == Visibility::RevealTogether {
-                return add_sealed(docs, &reflection, now);
+                return add_sealed(docs, &reflection, None, now);
             }
             docs.add_reflection(&reflection, now).map_err(api_error)?;
             let doc = docs.doc_kind_for(reflection.visibility);
-            Ok(Outcome::wrote(to_json(&reflection), doc, "reflections"))
+            let saved = EntrySaved::plain(&reflection);
+            Ok(Outcome::wrote(to_json(&saved), doc, "reflections"))
         }
         DocCall::LedgerAdd(p) => {
             let default_owner = person_or(docs, &p.owner, "me")?;
@@ -260,9 +259,12 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
                 .into_iter()
                 .filter(|a| a.target.kind == TargetKind::Item && a.target.id == id)
                 .collect();
-            Ok(Outcome::read(
-                json!({ "item": item, "done": done, "handoffs": handoffs, "acks": acks }),
-            ))
+            Ok(Outcome::read(to_json(&ItemHistory {
+                acks,
+                done,
+                handoffs,
+                item,
+            })))
         }
         DocCall::LedgerDone(p) => {
             let item = match &p.item {
@@ -279,12 +281,13 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
                 note: ops::optional_text(p.note),
             };
             docs.add_done(&done, now).map_err(api_error)?;
-            let mut value = to_json(&done);
             // The item's title, so the answer can say what was done rather than an id.
-            if let Some(item) = done.item.and_then(|i| docs.ledger_item(i).ok()) {
-                value["item_title"] = Value::String(item.title);
-            }
-            Ok(Outcome::wrote(value, DocKind::Household, "done"))
+            let item_title = done
+                .item
+                .and_then(|i| docs.ledger_item(i).ok())
+                .map(|item| item.title);
+            let saved = DoneSaved { done, item_title };
+            Ok(Outcome::wrote(to_json(&saved), DocKind::Household, "done"))
         }
         DocCall::LedgerAck(p) => {
             let coll = match p.target_kind {
@@ -387,12 +390,22 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
         DocCall::LedgerPause { id, until } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
             let item = docs.pause_ledger_item(id, until, now).map_err(api_error)?;
-            Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
+            let saved = ItemSaved::plain(item);
+            Ok(Outcome::wrote(
+                to_json(&saved),
+                DocKind::Household,
+                "ledger",
+            ))
         }
         DocCall::LedgerResume { id } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
             let item = docs.resume_ledger_item(id, now).map_err(api_error)?;
-            Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
+            let saved = ItemSaved::plain(item);
+            Ok(Outcome::wrote(
+                to_json(&saved),
+                DocKind::Household,
+                "ledger",
+            ))
         }
         DocCall::LedgerAgree { id, at } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
@@ -400,16 +413,27 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             let (item, everyone) = docs
                 .agree_ledger_item(id, me, at.at.unwrap_or(now), now)
                 .map_err(api_error)?;
-            let mut value = to_json(&item);
-            value["agreed_by_everyone"] = Value::Bool(everyone);
-            Ok(Outcome::wrote(value, DocKind::Household, "ledger"))
+            let saved = ItemSaved {
+                agreed_by_everyone: Some(everyone),
+                ..ItemSaved::plain(item)
+            };
+            Ok(Outcome::wrote(
+                to_json(&saved),
+                DocKind::Household,
+                "ledger",
+            ))
         }
         DocCall::LedgerRetire { id, at } => {
             let id = resolve(docs, Collection::Ledger, &id)?;
             let item = docs
                 .update_ledger_item(id, at.at.unwrap_or(now), |i| i.status = ItemStatus::Retired)
                 .map_err(api_error)?;
-            Ok(Outcome::wrote(to_json(&item), DocKind::Household, "ledger"))
+            let saved = ItemSaved::plain(item);
+            Ok(Outcome::wrote(
+                to_json(&saved),
+                DocKind::Household,
+                "ledger",
+            ))
         }
         DocCall::MomentAdd(p) => {
             let moment = Moment {
@@ -446,12 +470,12 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
         } => {
             let today = When::from_utc(now, utc_offset_min).date;
             let view = hearth_core::today::for_you(docs, today, docs.for_you_seen_at());
-            let mut value = to_json(&view);
-            value["names"] = json!(docs
+            let names = docs
                 .people()
                 .into_iter()
                 .map(|p| (p.id.to_string(), p.name))
-                .collect::<BTreeMap<_, _>>());
+                .collect();
+            let value = to_json(&Today { view, names });
             if !mark_seen {
                 return Ok(Outcome::read(value));
             }
@@ -483,14 +507,16 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
 
 /// A written ledger item, with the handoffs it offered to the partner (if any).
 fn item_with_offers(item: &LedgerItem, offered: &[Handoff]) -> Outcome {
-    let mut value = to_json(item);
     let mut kinds = BTreeSet::from(["ledger"]);
     if !offered.is_empty() {
-        value["offered"] = to_json(&offered);
         kinds.insert("handoffs");
     }
+    let saved = ItemSaved {
+        offered: offered.to_vec(),
+        ..ItemSaved::plain(item.clone())
+    };
     Outcome {
-        value,
+        value: to_json(&saved),
         touched: BTreeMap::from([(DocKind::Household, kinds)]),
     }
 }
@@ -498,14 +524,22 @@ fn item_with_offers(item: &LedgerItem, offered: &[Handoff]) -> Outcome {
 /// Writes an answer sealed until the partner answers the same day, under a key made for
 /// it alone. The answer says whether it waits, or opens at once because the partner's
 /// answer is already here (the owner publishes the key in this same batch).
-fn add_sealed<R: Sealable>(docs: &mut Docs, record: &R, now: Millis) -> Result<Outcome, ApiError> {
+fn add_sealed<R: Sealable>(
+    docs: &mut Docs,
+    record: &R,
+    support: Option<String>,
+    now: Millis,
+) -> Result<Outcome, ApiError> {
     // From the operating system's random source: nothing but this key opens the answer.
     let key = age::x25519::Identity::generate();
     docs.add_sealed(record, &key, now).map_err(api_error)?;
     let kind = R::COLLECTION.key();
-    let mut value = to_json(record);
     let opens_now = docs.reveals_due().iter().any(|(_, id)| *id == record.id());
-    value["waiting_for_partner"] = Value::Bool(!opens_now);
+    let value = to_json(&EntrySaved {
+        record,
+        support,
+        waiting_for_partner: Some(!opens_now),
+    });
     let mut touched = BTreeMap::new();
     touched.insert(DocKind::Household, BTreeSet::from([kind]));
     touched.insert(docs.private.kind(), BTreeSet::from([kind]));

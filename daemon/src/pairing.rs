@@ -28,7 +28,7 @@ use hearth_core::pair::{
 };
 use hearth_core::roster::{self, RosterExport};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
@@ -38,7 +38,7 @@ use crate::actor::{now_millis, ActorHandle, ActorMsg};
 use crate::epochs::HouseholdKeys;
 use crate::net::Net;
 use crate::transport::{self, Accepted, Alpn, CloseReason, PairingWindow, TrustSet};
-use hearth_api::{ApiError, ErrorCode};
+use hearth_api::{ApiError, ErrorCode, InviteUsed, Joined, ThisDevice};
 
 /// How long `pair join` without an address looks for the inviting device.
 const FIND_TIMEOUT: Duration = Duration::from_secs(15);
@@ -258,13 +258,13 @@ impl Pairing {
                 name,
                 device_name,
                 device,
-            } => Ok(json!({
-                "paired": true,
-                "role": role.as_str(),
-                "name": name,
-                "device_name": device_name,
-                "device_id": device,
-            })),
+            } => hearth_api::encode_answer(&InviteUsed {
+                paired: true,
+                role: role.as_str().into(),
+                name,
+                device_name,
+                device_id: device,
+            }),
             InviteResult::WrongCode => Err(ApiError::new(
                 ErrorCode::Invalid,
                 "someone tried to join with a code that did not match, so the invite is used up",
@@ -795,13 +795,16 @@ pub async fn join(
     }
     net.remember(&inviter_device, addr);
     net.dial_now();
-    Ok(json!({
-        "paired": true,
-        "role": role.as_str(),
-        "name": inviter.display_name,
-        "device_id": inviter_device.to_string(),
-        "this_device": { "id": my_device, "name": device_name },
-    }))
+    hearth_api::encode_answer(&Joined {
+        paired: true,
+        role: role.as_str().into(),
+        name: inviter.display_name,
+        device_id: inviter_device.to_string(),
+        this_device: ThisDevice {
+            id: my_device,
+            name: device_name,
+        },
+    })
 }
 
 /// How long the enrolment after the handshake may take.

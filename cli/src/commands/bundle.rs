@@ -7,10 +7,10 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use hearth_api::BundleCall;
+use hearth_api::{BundleCall, BundleDevice, BundleExported, BundleImported};
 use serde_json::Value;
 
-use super::{Io, Session};
+use super::{decode, Io, Session};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::export;
@@ -38,10 +38,10 @@ fn export_bundle(ctx: &Ctx, io: &mut Io, out: &Path, all: bool) -> anyhow::Resul
         .into());
     }
     let mut session = Session::open(ctx)?;
-    let answer = session.call(BundleCall::BundleExport { all })?;
-    let encoded = answer["bundle"].as_str().unwrap_or_default();
+    let raw = session.call(BundleCall::BundleExport { all })?;
+    let answer: BundleExported = decode(raw.clone())?;
     let bytes = data_encoding::BASE64
-        .decode(encoded.as_bytes())
+        .decode(answer.bundle.as_bytes())
         .map_err(|_| {
             anyhow::anyhow!(
                 "hearthd sent a bundle that is not base64; this is a bug, please report it"
@@ -49,7 +49,8 @@ fn export_bundle(ctx: &Ctx, io: &mut Io, out: &Path, all: bool) -> anyhow::Resul
         })?;
     export::write_private(out, &bytes)?;
     if ctx.json {
-        let mut shown = answer.clone();
+        // The answer as the daemon sent it, the file's name in place of its bytes.
+        let mut shown = raw;
         if let Value::Object(map) = &mut shown {
             map.remove("bundle");
             map.insert("file".into(), Value::String(out.display().to_string()));
@@ -61,25 +62,22 @@ fn export_bundle(ctx: &Ctx, io: &mut Io, out: &Path, all: bool) -> anyhow::Resul
     Ok(())
 }
 
-fn device_names(list: &Value) -> Vec<String> {
-    list.as_array()
-        .into_iter()
-        .flatten()
+fn device_names(list: &[BundleDevice]) -> Vec<String> {
+    list.iter()
         .map(|d| {
-            let name = d["name"].as_str().unwrap_or("a device");
-            match d["person"].as_str() {
-                Some(person) if !person.is_empty() && !name.contains(person) => {
-                    format!("{person}'s {name}")
-                }
-                _ => name.to_string(),
+            let (name, person) = (&d.name, &d.person);
+            if !person.is_empty() && !name.contains(person.as_str()) {
+                format!("{person}'s {name}")
+            } else {
+                name.clone()
             }
         })
         .collect()
 }
 
-fn exported(answer: &Value, out: &Path, style: Style) -> String {
-    let bytes = answer["bytes"].as_u64().unwrap_or(0);
-    let what = if answer["complete"].as_bool().unwrap_or(false) {
+fn exported(answer: &BundleExported, out: &Path, style: Style) -> String {
+    let bytes = answer.bytes;
+    let what = if answer.complete {
         "everything you share"
     } else {
         "the changes they lack, as far as this device knows"
@@ -87,9 +85,9 @@ fn exported(answer: &Value, out: &Path, style: Style) -> String {
     let mut text = format!(
         "Wrote {} ({bytes} bytes): {what}, sealed for {} and signed by this device.\n",
         out.display(),
-        device_names(&answer["sealed_for"]).join(", ")
+        device_names(&answer.sealed_for).join(", ")
     );
-    let unreadable = device_names(&answer["not_readable_by"]);
+    let unreadable = device_names(&answer.not_readable_by);
     if !unreadable.is_empty() {
         text.push_str(&format!(
             "{} {} cannot open it: this device does not know its key yet. Let them sync once.\n",
@@ -111,12 +109,11 @@ fn import_bundle(ctx: &Ctx, io: &mut Io, file: &Path) -> anyhow::Result<()> {
         io.out.json(&answer)?;
         return Ok(());
     }
-    let from = device_names(&Value::Array(vec![answer["signer"].clone()])).join("");
-    let text = match answer["new_changes"].as_u64() {
-        Some(0) | None => {
-            format!("Nothing new in {source}: everything in it from {from} is already here.\n")
-        }
-        Some(n) => format!("Merged {n} new change(s) from {from}.\n"),
+    let answer: BundleImported = decode(answer)?;
+    let from = device_names(std::slice::from_ref(&answer.signer)).join("");
+    let text = match answer.new_changes {
+        0 => format!("Nothing new in {source}: everything in it from {from} is already here.\n"),
+        n => format!("Merged {n} new change(s) from {from}.\n"),
     };
     io.out.write(&text)?;
     Ok(())

@@ -3,18 +3,17 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use hearth_api::client::ClientError;
-use hearth_api::{DocCall, LogParams};
+use hearth_api::{DocCall, Imported, LogEntry, LogParams};
 use hearth_core::insights::{render_html, render_markdown, render_terminal, Insights};
 use serde_json::{json, Value};
 
-use super::{Io, Session};
+use super::{decode, Io, Session};
 use crate::args::{parse_date, parse_record_kind};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::export;
 use crate::out::Style;
-use crate::render::{short_id, table, text, when_of, Names};
+use crate::render::{local_time, short_id, table, Names};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -42,8 +41,7 @@ pub(super) fn log(ctx: &Ctx, io: &mut Io, args: LogArgs) -> anyhow::Result<()> {
         io.out.json(&session.call(call)?)?;
         return Ok(());
     }
-    let (entries, names) = session.call_named(call)?;
-    let entries = entries.as_array().cloned().unwrap_or_default();
+    let (entries, names) = session.call_named::<Vec<LogEntry>>(call)?;
     io.out.write(&render_log(&entries, &names, io.style))?;
     Ok(())
 }
@@ -103,7 +101,7 @@ pub(super) fn import(ctx: &Ctx, io: &mut Io, args: ImportArgs) -> anyhow::Result
     if ctx.json {
         io.out.json(&result)?;
     } else {
-        io.out.write(&imported(&result))?;
+        io.out.write(&imported(&decode(result)?))?;
     }
     Ok(())
 }
@@ -146,8 +144,7 @@ fn fetch_insights(
         include_private,
         utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
     })?;
-    let report: Insights = serde_json::from_value(raw.clone())
-        .map_err(|e| ClientError::Protocol(format!("the insights report does not read: {e}")))?;
+    let report: Insights = decode(raw.clone())?;
     Ok((raw, report))
 }
 
@@ -275,7 +272,7 @@ fn kind_label(kind: &str) -> &str {
 }
 
 /// `hearth log`: one row per entry, with the local time it happened.
-pub(crate) fn render_log(entries: &[Value], names: &Names, style: Style) -> String {
+pub(crate) fn render_log(entries: &[LogEntry], names: &Names, style: Style) -> String {
     if entries.is_empty() {
         return "Nothing in this range yet.\n".into();
     }
@@ -283,16 +280,16 @@ pub(crate) fn render_log(entries: &[Value], names: &Names, style: Style) -> Stri
         .iter()
         .map(|e| {
             // The daemon sends the name and the id; the id lets us say "you".
-            let person = match e["person_id"].as_str() {
-                Some(id) => names.name(id),
-                None => text(e, "person").to_string(),
+            let person = match &e.person_id {
+                Some(id) => names.of(id),
+                None => e.person.clone(),
             };
             vec![
-                when_of(e),
-                kind_label(text(e, "kind")).to_string(),
+                local_time(e.at, i64::from(e.utc_offset_min)),
+                kind_label(&e.kind).to_string(),
                 person,
-                text(e, "summary").replace(['\n', '\r'], " "),
-                short_id(text(e, "id")).to_string(),
+                e.summary.replace(['\n', '\r'], " "),
+                short_id(&e.id.to_string()).to_string(),
             ]
         })
         .collect();
@@ -300,12 +297,9 @@ pub(crate) fn render_log(entries: &[Value], names: &Names, style: Style) -> Stri
 }
 
 /// `hearth import`: how many records were new.
-pub(crate) fn imported(v: &Value) -> String {
-    match v["imported"].as_u64() {
-        Some(0) => "Nothing new: every record in the file is already here.\n".into(),
-        Some(n) => {
-            format!("Imported {n} new record(s); records already here were left as they were.\n")
-        }
-        None => "Import merged.\n".into(),
+pub(crate) fn imported(answer: &Imported) -> String {
+    match answer.imported {
+        0 => "Nothing new: every record in the file is already here.\n".into(),
+        n => format!("Imported {n} new record(s); records already here were left as they were.\n"),
     }
 }

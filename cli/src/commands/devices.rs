@@ -5,20 +5,15 @@
 //! (who may rename or remove what, what a pause holds back) live in the daemon; the only
 //! thing decided here is asking before `leave`, because only a terminal can ask.
 
-use hearth_api::RosterCall;
-use serde_json::Value;
+use hearth_api::{DeviceSummary, Left, Paused, Resumed, RosterCall};
 
-use crate::commands::{Io, Session};
+use crate::commands::{decode, Io, Session};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::out::Style;
 use crate::prompt;
 use crate::render::{local_offset_min, local_time};
 use clap::{Args, Subcommand};
-
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_default()
-}
 
 /// The first groups of a device id, enough to tell a household's devices apart.
 fn short_device(id: &str) -> String {
@@ -38,7 +33,7 @@ pub(super) fn devices(ctx: &Ctx, io: &mut Io, cmd: DevicesCommand) -> anyhow::Re
             if ctx.json {
                 io.out.json(&list)?;
             } else {
-                let rows = list.as_array().cloned().unwrap_or_default();
+                let rows: Vec<DeviceSummary> = decode(list)?;
                 io.out.write(&device_table(&rows, io.style))?;
             }
         }
@@ -47,10 +42,11 @@ pub(super) fn devices(ctx: &Ctx, io: &mut Io, cmd: DevicesCommand) -> anyhow::Re
             if ctx.json {
                 io.out.json(&device)?;
             } else {
+                let device: DeviceSummary = decode(device)?;
                 io.out.line(&format!(
                     "Renamed {} to {}.",
-                    io.style.dim(&short_device(text(&device, "id"))),
-                    io.style.bold(text(&device, "name"))
+                    io.style.dim(&short_device(&device.id)),
+                    io.style.bold(&device.name)
                 ))?;
             }
         }
@@ -59,10 +55,11 @@ pub(super) fn devices(ctx: &Ctx, io: &mut Io, cmd: DevicesCommand) -> anyhow::Re
             if ctx.json {
                 io.out.json(&device)?;
             } else {
+                let device: DeviceSummary = decode(device)?;
                 io.out.line(&format!(
                     "Removed {} ({}'s). Every device refuses it once it hears of this; it keeps what it had already synced.",
-                    io.style.bold(text(&device, "name")),
-                    text(&device, "person")
+                    io.style.bold(&device.name),
+                    device.person
                 ))?;
             }
         }
@@ -71,34 +68,30 @@ pub(super) fn devices(ctx: &Ctx, io: &mut Io, cmd: DevicesCommand) -> anyhow::Re
 }
 
 /// The roster as a table: yours first, this device marked.
-fn device_table(rows: &[Value], style: Style) -> String {
+fn device_table(rows: &[DeviceSummary], style: Style) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|d| {
-            let marker = if d["this_device"].as_bool().unwrap_or(false) {
-                "*"
-            } else {
-                ""
-            };
-            let added_by = match (d["added_by_name"].as_str(), d["added_by"].as_str()) {
-                (Some(name), _) => name.to_string(),
+            let marker = if d.this_device { "*" } else { "" };
+            let added_by = match (&d.added_by_name, &d.added_by) {
+                (Some(name), _) => name.clone(),
                 (None, Some(id)) => short_device(id),
                 (None, None) => "started the household".into(),
             };
-            let state = if let Some(at) = d["removed_at"].as_i64() {
+            let state = if let Some(at) = d.removed_at {
                 format!("removed {}", when(Some(at)))
-            } else if d["this_device"].as_bool().unwrap_or(false) {
+            } else if d.this_device {
                 "this device".into()
-            } else if d["trusted"].as_bool().unwrap_or(false) {
+            } else if d.trusted {
                 "in use".into()
             } else {
                 "sharing ended".into()
             };
             vec![
                 marker.to_string(),
-                short_device(text(d, "id")),
-                text(d, "name").to_string(),
-                text(d, "person").to_string(),
+                short_device(&d.id),
+                d.name.clone(),
+                d.person.clone(),
                 added_by,
                 state,
             ]
@@ -111,17 +104,11 @@ fn device_table(rows: &[Value], style: Style) -> String {
     )
 }
 
-fn names(v: &Value) -> String {
-    let names: Vec<&str> = v["with"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if names.is_empty() {
-        "your partner".into()
-    } else {
-        names.join(" and ")
+/// The partner's names as the answer gives them; "your partner" when it gives none.
+fn names(with: Option<&[String]>) -> String {
+    match with {
+        Some(names) if !names.is_empty() => names.join(" and "),
+        _ => "your partner".into(),
     }
 }
 
@@ -134,13 +121,14 @@ pub(super) fn pause(ctx: &Ctx, io: &mut Io, args: PauseArgs) -> anyhow::Result<(
         io.out.json(&result)?;
         return Ok(());
     }
-    let until = match result["until"].as_i64() {
+    let paused: Paused = decode(result)?;
+    let until = match paused.until {
         Some(at) => format!("until {}", when(Some(at))),
         None => format!("until you run {}", io.style.cmd("hearth resume")),
     };
     io.out.line(&format!(
         "Sharing with {} is paused {until}.",
-        names(&result)
+        names(Some(&paused.with))
     ))?;
     io.out.line(
         "Your own devices keep syncing, and what you write waits here until the pause ends.",
@@ -153,10 +141,13 @@ pub(super) fn resume(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     let result = session.call(RosterCall::Resume)?;
     if ctx.json {
         io.out.json(&result)?;
-    } else if result["resumed"].as_bool().unwrap_or(false) {
+        return Ok(());
+    }
+    let resumed: Resumed = decode(result)?;
+    if resumed.resumed {
         io.out.line(&format!(
             "Sharing with {} again. What you wrote during the pause goes to them now.",
-            names(&result)
+            names(resumed.with.as_deref())
         ))?;
     } else {
         io.out.line("Sharing was not paused; nothing changed.")?;
@@ -187,15 +178,18 @@ pub(super) fn leave(ctx: &Ctx, io: &mut Io, args: LeaveArgs) -> anyhow::Result<(
     let result = session.call(RosterCall::Leave { confirm: true })?;
     if ctx.json {
         io.out.json(&result)?;
-    } else if result["already"].as_bool().unwrap_or(false) {
+        return Ok(());
+    }
+    let left: Left = decode(result)?;
+    if left.already {
         io.out.line(&format!(
             "You already ended sharing on {}.",
-            when(result["at"].as_i64())
+            when(Some(left.at))
         ))?;
     } else {
         io.out.line(&format!(
             "Sharing with {} has ended. Everything you had stays on your devices; {} still writes it out.",
-            names(&result),
+            names(left.with.as_deref()),
             io.style.cmd("hearth export")
         ))?;
     }
@@ -289,11 +283,12 @@ mod tests {
 
     #[test]
     fn the_device_table_marks_this_device_and_says_who_added_each() {
-        let rows = vec![
-            json!({"id": "AAAA-BBBB-CCCC-DDDD", "name": "laptop", "person": "Robin", "this_device": true, "trusted": true, "added_at": 1}),
-            json!({"id": "EEEE-FFFF-GGGG-HHHH", "name": "phone", "person": "Robin", "added_by": "AAAA-BBBB-CCCC-DDDD", "added_by_name": "laptop", "this_device": false, "trusted": true, "added_at": 2}),
-            json!({"id": "IIII-JJJJ-KKKK-LLLL", "name": "old tablet", "person": "Sam", "added_by": "AAAA-BBBB-CCCC-DDDD", "removed_at": 0, "this_device": false, "trusted": false, "added_at": 3}),
-        ];
+        let rows: Vec<DeviceSummary> = serde_json::from_value(json!([
+            {"id": "AAAA-BBBB-CCCC-DDDD", "name": "laptop", "person": "Robin", "person_id": "r", "this_device": true, "trusted": true, "added_at": 1},
+            {"id": "EEEE-FFFF-GGGG-HHHH", "name": "phone", "person": "Robin", "person_id": "r", "added_by": "AAAA-BBBB-CCCC-DDDD", "added_by_name": "laptop", "this_device": false, "trusted": true, "added_at": 2},
+            {"id": "IIII-JJJJ-KKKK-LLLL", "name": "old tablet", "person": "Sam", "person_id": "s", "added_by": "AAAA-BBBB-CCCC-DDDD", "removed_at": 0, "this_device": false, "trusted": false, "added_at": 3},
+        ]))
+        .unwrap();
         let table = device_table(&rows, Style::plain());
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[1].starts_with("*  AAAA-BBBB-CCCC  laptop"), "{table}");

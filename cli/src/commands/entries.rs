@@ -4,21 +4,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use hearth_api::{CheckinParams, DocCall, MomentParams, ReflectParams};
+use hearth_api::{CheckinParams, DocCall, MomentParams, ReflectParams, Today};
 use hearth_core::labels;
 use hearth_core::model::{
-    Answer, Basic, BasicLevel, BodySign, BurnoutSign, MomentKind, Visibility,
+    Answer, Basic, BasicLevel, BodySign, BurnoutSign, MomentKind, PersonId, Visibility,
 };
+use hearth_core::together::{Together, TogetherStep};
 
-use super::{write, Io, Session};
+use super::{decode, write, Io, Session};
 use crate::args::{parse_basic, parse_key, parse_sign, parse_visibility, AtArg};
 use crate::daemonctl::Ctx;
 use crate::error::CliError;
 use crate::out::Style;
 use crate::prompt;
-use crate::render::{short_id, text};
+use crate::render::{self, short_id};
 use clap::Args;
-use serde_json::Value;
 
 fn needs_terminal(what: &str, flags: &str) -> CliError {
     CliError::Usage {
@@ -78,7 +78,7 @@ pub(super) fn checkin(ctx: &Ctx, io: &mut Io, args: CheckinArgs) -> anyhow::Resu
     if prompt::interactive() {
         confirm_shared_words(&mut params)?;
     }
-    write(ctx, io, "checkin", DocCall::CheckinAdd(params))
+    write(ctx, io, DocCall::CheckinAdd(params), render::checkin_saved)
 }
 
 /// On a terminal, shows the note and the ask of a shared check-in before it is saved,
@@ -234,7 +234,12 @@ pub(super) fn reflect(ctx: &Ctx, io: &mut Io, args: ReflectArgs) -> anyhow::Resu
         visibility,
         at,
     };
-    write(ctx, io, "reflection", DocCall::ReflectAdd(params))
+    write(
+        ctx,
+        io,
+        DocCall::ReflectAdd(params),
+        render::reflection_saved,
+    )
 }
 
 pub(super) fn moment(ctx: &Ctx, io: &mut Io, args: MomentArgs) -> anyhow::Result<()> {
@@ -266,7 +271,7 @@ pub(super) fn moment(ctx: &Ctx, io: &mut Io, args: MomentArgs) -> anyhow::Result
         note: non_empty(args.note),
         at,
     };
-    write(ctx, io, "moment", DocCall::MomentAdd(params))
+    write(ctx, io, DocCall::MomentAdd(params), render::moment_saved)
 }
 
 /// `hearth today`: what waits for you. Looking marks thank-yous and replies as seen.
@@ -279,7 +284,7 @@ pub(super) fn today(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     if ctx.json {
         io.out.json(&view)?;
     } else {
-        io.out.write(&for_you(&view, io.style))?;
+        io.out.write(&for_you(&decode(view)?, io.style))?;
     }
     Ok(())
 }
@@ -291,7 +296,7 @@ pub(super) fn reply(ctx: &Ctx, io: &mut Io, args: ReplyArgs) -> anyhow::Result<(
         text: args.text,
         at: args.at.resolve(),
     };
-    write(ctx, io, "reply", call)
+    write(ctx, io, call, render::reply_sent)
 }
 
 /// `hearth together`: the weekly walk. On a terminal, one step at a time, at your pace;
@@ -305,22 +310,22 @@ pub(super) fn together(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
         io.out.json(&walk)?;
         return Ok(());
     }
-    let steps = walk["steps"].as_array().cloned().unwrap_or_default();
+    let walk: Together = decode(walk)?;
     let interactive = prompt::interactive();
     io.out.line(&format!(
         "Together, about {} minutes. Take the steps in order; skip any that do not fit today.",
-        walk["minutes"].as_u64().unwrap_or(15)
+        walk.minutes
     ))?;
-    for (n, step) in steps.iter().enumerate() {
+    for (n, step) in walk.steps.iter().enumerate() {
         io.out.write(&together_step(n + 1, step, io.style))?;
         io.out.flush()?;
-        if interactive && n + 1 < steps.len() {
+        if interactive && n + 1 < walk.steps.len() {
             // Nothing is recorded here: Enter only moves on when you are ready.
             prompt::read_line("Enter when you are ready for the next step… ")?;
         }
     }
     io.out.line("")?;
-    io.out.line(walk["closing"].as_str().unwrap_or_default())?;
+    io.out.line(&walk.closing)?;
     Ok(())
 }
 
@@ -415,44 +420,45 @@ pub(crate) struct MomentArgs {
 
 /// "For you" (`hearth today`, and the top of `hearth status` on a terminal): a few lines,
 /// each with the one command that answers it.
-pub(crate) fn for_you(v: &Value, style: Style) -> String {
-    let name = |id: &Value| {
-        id.as_str()
-            .and_then(|id| v["names"][id].as_str())
+pub(crate) fn for_you(today: &Today, style: Style) -> String {
+    let v = &today.view;
+    let name = |id: &PersonId| {
+        today
+            .names
+            .get(&id.to_string())
+            .map(String::as_str)
             .unwrap_or("your partner")
             .to_string()
     };
-    let list = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+    let quoted = |note: &Option<String>| {
+        note.as_deref()
+            .map(|n| format!(": “{n}”"))
+            .unwrap_or_default()
+    };
     let mut out = String::new();
     let _ = writeln!(out, "{}", style.bold("For you"));
     let mut quiet = true;
-    for ask in list("asks") {
+    for ask in &v.asks {
         quiet = false;
-        let id = short_id(text(&ask, "checkin"));
-        let _ = writeln!(
-            out,
-            "  {} asks: “{}”",
-            name(&ask["from"]),
-            text(&ask, "ask")
-        );
+        let checkin = ask.checkin.to_string();
+        let id = short_id(&checkin);
+        let _ = writeln!(out, "  {} asks: “{}”", name(&ask.from), ask.ask);
         let _ = writeln!(
             out,
             "    {}",
             style.dim(&format!("answer: hearth reply {id} \"...\""))
         );
     }
-    for h in list("handoffs") {
+    for h in &v.handoffs {
         quiet = false;
-        let id = short_id(text(&h, "id"));
+        let handoff = h.id.to_string();
+        let id = short_id(&handoff);
         let _ = writeln!(
             out,
             "  {} offers you the {} stage of an item{}",
-            name(&h["from"]),
-            text(&h, "stage"),
-            h["note"]
-                .as_str()
-                .map(|n| format!(": “{n}”"))
-                .unwrap_or_default()
+            name(&h.from),
+            h.stage,
+            quoted(&h.note)
         );
         let _ = writeln!(
             out,
@@ -462,36 +468,33 @@ pub(crate) fn for_you(v: &Value, style: Style) -> String {
             ))
         );
     }
-    for a in list("replies") {
+    for a in &v.replies {
         quiet = false;
         let _ = writeln!(
             out,
             "  {} replied to your ask: “{}”",
-            name(&a["from"]),
-            text(&a, "note")
+            name(&a.from),
+            a.note.as_deref().unwrap_or_default()
         );
     }
-    for a in list("received") {
+    for a in &v.received {
         quiet = false;
-        let what = match text(&a, "kind") {
+        let what = match a.kind.key() {
             "thanks" => "thanked you",
             "repair" => "reached out to make things right",
             _ => "saw what you did",
         };
-        let note = a["note"]
-            .as_str()
-            .map(|n| format!(": “{n}”"))
-            .unwrap_or_default();
-        let _ = writeln!(out, "  {} {what}{note}", name(&a["from"]));
+        let _ = writeln!(out, "  {} {what}{}", name(&a.from), quoted(&a.note));
     }
-    for item in list("paused_due") {
+    for item in &v.paused_due {
         quiet = false;
-        let id = short_id(text(&item, "id"));
+        let item_id = item.id.to_string();
+        let id = short_id(&item_id);
         let _ = writeln!(
             out,
             "  “{}” was paused until {}: look at it again together?",
-            text(&item, "title"),
-            text(&item, "paused_until")
+            item.title,
+            item.paused_until.map(|d| d.to_string()).unwrap_or_default()
         );
         let _ = writeln!(
             out,
@@ -504,7 +507,7 @@ pub(crate) fn for_you(v: &Value, style: Style) -> String {
     if quiet {
         let _ = writeln!(out, "  Nothing is waiting for you.");
     }
-    if v["checked_in_today"].as_bool() == Some(true) {
+    if v.checked_in_today {
         let _ = writeln!(out, "  You have checked in today.");
     } else {
         let _ = writeln!(
@@ -517,15 +520,11 @@ pub(crate) fn for_you(v: &Value, style: Style) -> String {
 }
 
 /// One step of `hearth together`.
-pub(crate) fn together_step(n: usize, step: &Value, style: Style) -> String {
+pub(crate) fn together_step(n: usize, step: &TogetherStep, style: Style) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "\n{}",
-        style.bold(&format!("{n}. {}", text(step, "title")))
-    );
-    let _ = writeln!(out, "   {}", text(step, "text"));
-    if let Some(prompt) = step["prompt"].as_str() {
+    let _ = writeln!(out, "\n{}", style.bold(&format!("{n}. {}", step.title)));
+    let _ = writeln!(out, "   {}", step.text);
+    if let Some(prompt) = &step.prompt {
         let _ = writeln!(out, "   {} {prompt}", style.dim("To start:"));
     }
     out

@@ -1,19 +1,23 @@
 //! `hearth ledger ...`: the household's responsibilities, who holds each stage, what was
 //! done, acknowledgments, and handoffs with their answers.
 
-use hearth_api::{AckParams, AnswerParams, DocCall, DoneParams, HandoffParams, LedgerAddParams};
-use hearth_core::model::{AckKind, Cadence, Domain, HandoffState, Labour, Stage, TargetKind};
+use hearth_api::{
+    AckParams, AnswerParams, DocCall, DoneParams, HandoffParams, ItemHistory, ItemSaved,
+    LedgerAddParams,
+};
+use hearth_core::model::{
+    AckKind, Cadence, Domain, HandoffState, Labour, LedgerItem, Stage, TargetKind,
+};
 use std::fmt::Write as _;
 
-use super::{write, Io, Session};
+use super::{decode, write, Io, Session};
 use crate::args::{parse_date, parse_key, parse_stage_owner, AtArg};
 use crate::daemonctl::Ctx;
 use crate::out::Style;
 use crate::render;
-use crate::render::{short_id, table, text, when_of, Names};
+use crate::render::{short_id, table, when_of, Names};
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
-use serde_json::Value;
 
 pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<()> {
     match cmd {
@@ -31,7 +35,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 good_enough: a.good_enough,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "item", DocCall::LedgerAdd(params))
+            write(ctx, io, DocCall::LedgerAdd(params), render::item_added)
         }
         LedgerCommand::List { all } => {
             let mut session = Session::open(ctx)?;
@@ -40,8 +44,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 io.out.json(&session.call(call)?)?;
                 return Ok(());
             }
-            let (items, names) = session.call_named(call)?;
-            let items = items.as_array().cloned().unwrap_or_default();
+            let (items, names) = session.call_named::<Vec<LedgerItem>>(call)?;
             io.out.write(&ledger_list(&items, &names, io.style))?;
             Ok(())
         }
@@ -52,7 +55,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 io.out.json(&session.call(call)?)?;
                 return Ok(());
             }
-            let (shown, names) = session.call_named(call)?;
+            let (shown, names) = session.call_named::<ItemHistory>(call)?;
             io.out.write(&ledger_show(&shown, &names, io.style))?;
             Ok(())
         }
@@ -65,7 +68,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 note: a.note,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "done", DocCall::LedgerDone(params))
+            write(ctx, io, DocCall::LedgerDone(params), render::done_saved)
         }
         LedgerCommand::Ack(a) => {
             let params = AckParams {
@@ -76,7 +79,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 note: a.note,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "ack", DocCall::LedgerAck(params))
+            write(ctx, io, DocCall::LedgerAck(params), render::ack_sent)
         }
         LedgerCommand::Handoff(a) => {
             let params = HandoffParams {
@@ -86,7 +89,12 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 note: a.note,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "handoff", DocCall::LedgerHandoff(params))
+            write(
+                ctx,
+                io,
+                DocCall::LedgerHandoff(params),
+                render::handoff_saved,
+            )
         }
         LedgerCommand::Accept(a) => answer(ctx, io, a, HandoffState::Accepted, None),
         LedgerCommand::Decline(a) => answer(ctx, io, a, HandoffState::Declined, None),
@@ -106,26 +114,31 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
                 good_enough: a.good_enough,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "edited", DocCall::LedgerEdit(params))
+            write(ctx, io, DocCall::LedgerEdit(params), render::item_edited)
         }
-        LedgerCommand::Pause { id, until } => {
-            write(ctx, io, "paused", DocCall::LedgerPause { id, until })
+        LedgerCommand::Pause { id, until } => write(
+            ctx,
+            io,
+            DocCall::LedgerPause { id, until },
+            render::item_paused,
+        ),
+        LedgerCommand::Resume { id } => {
+            write(ctx, io, DocCall::LedgerResume { id }, render::item_resumed)
         }
-        LedgerCommand::Resume { id } => write(ctx, io, "resumed", DocCall::LedgerResume { id }),
         LedgerCommand::Starter { add } => starter(ctx, io, add),
         LedgerCommand::Agree(a) => {
             let call = DocCall::LedgerAgree {
                 id: a.id,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "agreed", call)
+            write(ctx, io, call, render::item_agreed)
         }
         LedgerCommand::Retire(a) => {
             let call = DocCall::LedgerRetire {
                 id: a.id,
                 at: a.at.resolve(),
             };
-            write(ctx, io, "retired", call)
+            write(ctx, io, call, render::item_retired)
         }
     }
 }
@@ -143,7 +156,12 @@ fn answer(
         counter,
         at: args.at.resolve(),
     };
-    write(ctx, io, "handoff", DocCall::LedgerAnswer(params))
+    write(
+        ctx,
+        io,
+        DocCall::LedgerAnswer(params),
+        render::handoff_saved,
+    )
 }
 
 /// `hearth ledger starter`: offers the starter list; adds only what was chosen.
@@ -205,9 +223,9 @@ fn starter(ctx: &Ctx, io: &mut Io, add: Vec<String>) -> anyhow::Result<()> {
         io.out.line("Nothing added.")?;
     } else {
         let names = session.names()?;
-        for item in &added {
-            io.out
-                .write(&render::created("item", item, &names, io.style))?;
+        for item in added {
+            let item: ItemSaved = decode(item)?;
+            io.out.write(&render::item_added(&item, &names, io.style))?;
         }
     }
     Ok(())
@@ -422,15 +440,15 @@ pub(crate) struct CounterArgs {
 
 // ----- rendering -------------------------------------------------------------------
 
-fn owner_cell(item: &Value, stage: Stage, names: &Names) -> String {
-    match item["owners"][stage.key()].as_str() {
-        Some(id) => names.name(id),
+fn owner_cell(item: &LedgerItem, stage: Stage, names: &Names) -> String {
+    match item.owners.get(stage) {
+        Some(id) => names.of(&id),
         None => "-".into(),
     }
 }
 
 /// `hearth ledger list`.
-pub(crate) fn ledger_list(items: &[Value], names: &Names, style: Style) -> String {
+pub(crate) fn ledger_list(items: &[LedgerItem], names: &Names, style: Style) -> String {
     if items.is_empty() {
         return format!(
             "The ledger is empty. Add what the household carries with {}\n",
@@ -440,20 +458,20 @@ pub(crate) fn ledger_list(items: &[Value], names: &Names, style: Style) -> Strin
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|item| {
-            let mut title = text(item, "title").to_string();
-            if item["invisible"].as_bool().unwrap_or(false) {
+            let mut title = item.title.clone();
+            if item.invisible {
                 title.push_str(" (invisible)");
             }
             vec![
-                short_id(text(item, "id")).to_string(),
+                short_id(&item.id.to_string()).to_string(),
                 title,
-                text(item, "domain").to_string(),
-                item["weight"].to_string(),
+                item.domain.to_string(),
+                item.weight.to_string(),
                 owner_cell(item, Stage::Notice, names),
                 owner_cell(item, Stage::Plan, names),
                 owner_cell(item, Stage::Do, names),
                 owner_cell(item, Stage::FollowUp, names),
-                text(item, "status").to_string(),
+                item.status.to_string(),
             ]
         })
         .collect();
@@ -475,52 +493,42 @@ pub(crate) fn ledger_list(items: &[Value], names: &Names, style: Style) -> Strin
 }
 
 /// `hearth ledger show`.
-pub(crate) fn ledger_show(v: &Value, names: &Names, style: Style) -> String {
-    let item = &v["item"];
+pub(crate) fn ledger_show(shown: &ItemHistory, names: &Names, style: Style) -> String {
+    let item = &shown.item;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{}  {}",
-        style.bold(text(item, "title")),
-        style.dim(text(item, "id"))
+        style.bold(&item.title),
+        style.dim(&item.id.to_string())
     );
     let field = |out: &mut String, name: &str, value: String| {
         if !value.is_empty() {
             let _ = writeln!(out, "  {}{value}", style.dim(&format!("{name:<14}")));
         }
     };
-    let mut kind = format!("{}, {}", text(item, "domain"), text(item, "labour"));
-    if item["invisible"].as_bool().unwrap_or(false) {
+    let mut kind = format!("{}, {}", item.domain, item.labour);
+    if item.invisible {
         kind.push_str(", invisible");
     }
     field(&mut out, "kind", kind);
-    field(&mut out, "weight", item["weight"].to_string());
-    field(&mut out, "status", text(item, "status").to_string());
+    field(&mut out, "weight", item.weight.to_string());
+    field(&mut out, "status", item.status.to_string());
     let mut rhythm = Vec::new();
-    if let Some(c) = item["cadence"].as_str() {
+    if let Some(c) = item.cadence {
         rhythm.push(c.to_string());
     }
-    if let Some(m) = item["minutes_per_week"].as_u64() {
+    if let Some(m) = item.minutes_per_week {
         rhythm.push(format!("about {m} min a week"));
     }
     field(&mut out, "rhythm", rhythm.join(", "));
     for stage in Stage::ALL {
         field(&mut out, stage.key(), owner_cell(item, *stage, names));
     }
-    field(
-        &mut out,
-        "good enough",
-        text(item, "good_enough").to_string(),
-    );
+    field(&mut out, "good enough", item.good_enough.clone());
     // Agreed once everyone in the household has agreed (`hearth ledger agree`).
-    let agreed: Vec<&str> = item["agreed_by"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let everyone =
-        !names.by_id.is_empty() && names.by_id.keys().all(|p| agreed.contains(&p.as_str()));
+    let agreed: Vec<String> = item.agreed_by.iter().map(|p| p.to_string()).collect();
+    let everyone = !names.by_id.is_empty() && names.by_id.keys().all(|p| agreed.contains(p));
     let agreement = if everyone && names.by_id.len() > 1 {
         "agreed by both of you".to_string()
     } else {
@@ -536,63 +544,60 @@ pub(crate) fn ledger_show(v: &Value, names: &Names, style: Style) -> String {
     };
     field(&mut out, "agreed", agreement);
 
-    let done = v["done"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(out, "\n{}", style.bold("Done"));
-    if done.is_empty() {
+    if shown.done.is_empty() {
         let _ = writeln!(out, "  nothing recorded yet");
     }
-    for d in &done {
-        let minutes = d["minutes"]
-            .as_u64()
-            .map(|m| format!(" ({m} min)"))
-            .unwrap_or_default();
-        let note = d["note"]
-            .as_str()
+    for d in &shown.done {
+        let minutes = d.minutes.map(|m| format!(" ({m} min)")).unwrap_or_default();
+        let note = d
+            .note
+            .as_deref()
             .map(|n| format!(" — {n}"))
             .unwrap_or_default();
         let _ = writeln!(
             out,
             "  {}  {}{minutes}{note}  {}",
-            when_of(d),
-            names.of(&d["by"]),
-            style.dim(short_id(text(d, "id")))
+            when_of(&d.when),
+            names.of(&d.by),
+            style.dim(short_id(&d.id.to_string()))
         );
     }
-    let handoffs = v["handoffs"].as_array().cloned().unwrap_or_default();
-    if !handoffs.is_empty() {
+    if !shown.handoffs.is_empty() {
         let _ = writeln!(out, "\n{}", style.bold("Handoffs"));
-        for h in &handoffs {
-            let counter = h["counter"]
-                .as_str()
+        for h in &shown.handoffs {
+            let counter = h
+                .counter
+                .as_deref()
                 .map(|c| format!(" — counter: {c}"))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "  {}  {} from {} to {}: {}{counter}  {}",
-                when_of(h),
-                text(h, "stage"),
-                names.of(&h["from"]),
-                names.of(&h["to"]),
-                text(h, "state"),
-                style.dim(short_id(text(h, "id")))
+                when_of(&h.when),
+                h.stage,
+                names.of(&h.from),
+                names.of(&h.to),
+                h.state,
+                style.dim(short_id(&h.id.to_string()))
             );
         }
     }
-    let acks = v["acks"].as_array().cloned().unwrap_or_default();
-    if !acks.is_empty() {
+    if !shown.acks.is_empty() {
         let _ = writeln!(out, "\n{}", style.bold("Acknowledgments"));
-        for a in &acks {
-            let note = a["note"]
-                .as_str()
+        for a in &shown.acks {
+            let note = a
+                .note
+                .as_deref()
                 .map(|n| format!(" — {n}"))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "  {}  {} to {}: {}{note}",
-                when_of(a),
-                names.of(&a["from"]),
-                names.of(&a["to"]),
-                text(a, "kind")
+                when_of(&a.when),
+                names.of(&a.from),
+                names.of(&a.to),
+                a.kind
             );
         }
     }

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use hearth_api::client::Client;
-use hearth_api::{DaemonCall, DocCall, Status};
+use hearth_api::{DaemonCall, DocCall, PeerStatus, Status, Today};
 use serde_json::{json, Value};
 
-use super::{Io, Session};
+use super::{decode, Io, Session};
 use crate::daemonctl::{self, Ctx};
 use crate::error::CliError;
 use crate::out::Style;
 use crate::prompt;
-use crate::render::{bytes, local_offset_min, local_time, text};
+use crate::render::{bytes, local_offset_min, local_time};
 use clap::{Args, Subcommand};
 
 pub(super) fn init(ctx: &Ctx, io: &mut Io, args: InitArgs) -> anyhow::Result<()> {
@@ -89,11 +89,12 @@ pub(super) fn status(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     if ctx.json {
         io.out.json(&status)?;
     } else {
+        let status: Status = decode(status)?;
         // On a terminal, what waits for you comes first. A glance here does not count
         // as looking: thank-yous stay new until `hearth today`.
-        let ready = status["person"].is_object();
+        let ready = status.person.is_some();
         if ready && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            if let Ok(view) = session.call(DocCall::Today {
+            if let Ok(view) = session.call_as::<Today>(DocCall::Today {
                 utc_offset_min: chrono::Local::now().offset().local_minus_utc() / 60,
                 mark_seen: false,
             }) {
@@ -313,11 +314,11 @@ pub(crate) enum DaemonCommand {
 // ----- rendering -------------------------------------------------------------------
 
 /// `hearth status`.
-pub(crate) fn render_status(s: &Value, style: Style) -> String {
+pub(crate) fn render_status(s: &Status, style: Style) -> String {
     let mut out = String::new();
     let label = |l: &str| style.dim(&format!("{l:<15}"));
-    let _ = writeln!(out, "{}{}", label("Data directory"), text(s, "data_dir"));
-    let state = text(s, "state");
+    let _ = writeln!(out, "{}{}", label("Data directory"), s.data_dir);
+    let state = s.state.as_str();
     let state_words = match state {
         "ready" => style.good("ready"),
         "locked" => style.warn("locked until the passphrase is given"),
@@ -332,7 +333,7 @@ pub(crate) fn render_status(s: &Value, style: Style) -> String {
         out,
         "{}running (pid {}), {state_words}",
         label("Daemon"),
-        s["pid"]
+        s.pid
     );
     if state == "uninitialized" {
         let _ = writeln!(
@@ -342,37 +343,34 @@ pub(crate) fn render_status(s: &Value, style: Style) -> String {
         );
         return out;
     }
-    if let Some(name) = s["person"]["name"].as_str() {
-        let device = text(s, "device_id");
-        let device = if device.is_empty() {
-            String::new()
-        } else {
-            format!("  {}", style.dim(&format!("device {device}")))
+    if let Some(person) = &s.person {
+        let device = match s.device_id.as_deref() {
+            None | Some("") => String::new(),
+            Some(device) => format!("  {}", style.dim(&format!("device {device}"))),
         };
-        let _ = writeln!(out, "{}{name}{device}", label("You"));
+        let _ = writeln!(out, "{}{}{device}", label("You"), person.name);
     }
-    let docs = s["documents"].as_array().cloned().unwrap_or_default();
     // The private document's id carries the person's id; the word is enough here.
-    let doc_name = |d: &Value| -> String {
-        let id = text(d, "id");
+    let doc_name = |id: &str| -> String {
         if id.starts_with("private") {
             "private".into()
         } else {
             id.to_string()
         }
     };
-    let id_width = docs
+    let id_width = s
+        .documents
         .iter()
-        .map(|d| doc_name(d).chars().count())
+        .map(|d| doc_name(&d.id).chars().count())
         .max()
         .unwrap_or(0);
     let mut first = true;
-    for doc in &docs {
-        let mut counts: Vec<String> = doc["records"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_u64().filter(|n| *n > 0).map(|n| format!("{n} {k}")))
+    for doc in &s.documents {
+        let mut counts: Vec<String> = doc
+            .records
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{n} {k}"))
             .collect();
         if counts.is_empty() {
             counts.push("empty".into());
@@ -381,31 +379,26 @@ pub(crate) fn render_status(s: &Value, style: Style) -> String {
             out,
             "{}{:<id_width$}  {:>9}  {}",
             label(if first { "Documents" } else { "" }),
-            doc_name(doc),
-            bytes(doc["disk_bytes"].as_u64().unwrap_or(0)),
+            doc_name(&doc.id),
+            bytes(doc.disk_bytes),
             style.dim(&counts.join(", "))
         );
         first = false;
-        if let Some(q) = doc["quarantined"].as_array().filter(|q| !q.is_empty()) {
+        if !doc.quarantined.is_empty() {
             let _ = writeln!(
                 out,
                 "{}{}",
                 label(""),
                 style.warn(&format!(
                     "{} file(s) could not be read and were set aside in quarantine/; a partner's device can bring their changes back",
-                    q.len()
+                    doc.quarantined.len()
                 ))
             );
         }
     }
-    let peers = s["peers"].as_array().cloned().unwrap_or_default();
     let sharing_notes = sharing(s, style);
-    let ended = s["people"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|p| p["left_at"].is_i64());
-    if peers.is_empty() && !ended {
+    let ended = s.people.iter().any(|p| p.left_at.is_some());
+    if s.peers.is_empty() && !ended {
         let _ = writeln!(
             out,
             "{}no partner yet; everything stays on this device until you pair",
@@ -413,16 +406,16 @@ pub(crate) fn render_status(s: &Value, style: Style) -> String {
         );
     } else {
         let mut first = true;
-        for p in &peers {
-            let connected = if p["refuses_this_device"].as_bool().unwrap_or(false) {
+        for p in &s.peers {
+            let connected = if p.refuses_this_device {
                 style.dim("no longer accepts this device")
-            } else if p["on_hold"].as_bool().unwrap_or(false) {
+            } else if p.on_hold {
                 style.dim("connected, sharing on hold")
-            } else if p["connected"].as_bool().unwrap_or(false) {
+            } else if p.connected {
                 style.good("connected")
             } else {
-                let last = p["last_sync"]
-                    .as_i64()
+                let last = p
+                    .last_sync
                     .map(|t| format!("last synced {}", local_time(t, local_offset_min())))
                     .unwrap_or_else(|| "not synced yet".into());
                 style.dim(&last)
@@ -431,50 +424,44 @@ pub(crate) fn render_status(s: &Value, style: Style) -> String {
                 out,
                 "{}{} ({})  {connected}",
                 label(if first { "Devices" } else { "" }),
-                text(p, "name"),
-                text(p, "person"),
+                p.name,
+                p.person,
             );
             first = false;
         }
     }
     out.push_str(&sharing_notes);
     out.push_str(&refused(s, style));
-    out.push_str(&unproven_changes(&peers, style));
+    out.push_str(&unproven_changes(&s.peers, style));
     out
 }
 
 /// Changes a peer sent that were held or refused because their author could not be
 /// shown to be allowed to write them. Counts and plain reasons, never content.
-fn unproven_changes(peers: &[Value], style: Style) -> String {
+fn unproven_changes(peers: &[PeerStatus], style: Style) -> String {
     let mut out = String::new();
     for p in peers {
-        let held = p["held_changes"].as_u64().unwrap_or(0);
-        let refused = p["refused_changes"].as_u64().unwrap_or(0);
+        let (held, refused) = (p.held_changes, p.refused_changes);
         if held > 0 {
             let _ = writeln!(
                 out,
                 "{}",
                 style.dim(&format!(
                     "Waiting: {held} change(s) from {} ({}) wait until the device that wrote them is confirmed.",
-                    text(p, "name"),
-                    text(p, "person"),
+                    p.name,
+                    p.person,
                 ))
             );
         }
         if refused > 0 {
-            let reasons: Vec<&str> = p["refused_because"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let reasons = &p.refused_because;
             let _ = writeln!(
                 out,
                 "{}",
                 style.warn(&format!(
                     "Not accepted: {refused} change(s) from {} ({}) touched entries that were not theirs to change ({}). Nothing here changed because of them.",
-                    text(p, "name"),
-                    text(p, "person"),
+                    p.name,
+                    p.person,
                     if reasons.is_empty() { "no reason given".to_string() } else { reasons.join("; ") },
                 ))
             );
@@ -485,10 +472,9 @@ fn unproven_changes(peers: &[Value], style: Style) -> String {
 
 /// Roster entries and removals this device did not accept, said plainly: someone's
 /// changes asked for something their signatures do not back, and nothing changed.
-fn refused(s: &Value, style: Style) -> String {
+fn refused(s: &Status, style: Style) -> String {
     let mut out = String::new();
-    let refused = s["refused"].as_array().cloned().unwrap_or_default();
-    if refused.is_empty() {
+    if s.refused.is_empty() {
         return out;
     }
     let _ = writeln!(
@@ -496,24 +482,25 @@ fn refused(s: &Value, style: Style) -> String {
         "{}",
         style.warn(&format!(
             "Not accepted: {} change(s) to the list of devices that this device could not verify. Nothing about who can sync changed.",
-            refused.len()
+            s.refused.len()
         ))
     );
-    for r in &refused {
-        let what = if text(r, "what") == "removal" {
+    for r in &s.refused {
+        let what = if r.what == "removal" {
             "a removal of device"
         } else {
             "device"
         };
-        let from = r["sent_by"]
-            .as_str()
+        let from = r
+            .sent_by
+            .as_deref()
             .map(|by| format!(", from {}", short_device_ids(by)))
             .unwrap_or_default();
         let _ = writeln!(
             out,
             "  {what} {}: {}{from}",
-            short_device_ids(text(r, "device_id")),
-            text(r, "reason"),
+            short_device_ids(&r.device_id),
+            r.reason,
         );
     }
     out
@@ -533,30 +520,26 @@ fn short_device_ids(id: &str) -> String {
 
 /// The pause and leaving lines of `status`, worded gently: a pause is a breather that
 /// either partner may take, and nobody is to blame for it.
-pub(crate) fn sharing(s: &Value, style: Style) -> String {
+pub(crate) fn sharing(s: &Status, style: Style) -> String {
     let mut out = String::new();
-    let me = s["person"]["id"].as_str().unwrap_or_default();
-    let people = s["people"].as_array().cloned().unwrap_or_default();
-    let others: Vec<&str> = people
+    let me = s.person.as_ref().map(|p| p.id.as_str()).unwrap_or_default();
+    let others: Vec<&str> = s
+        .people
         .iter()
-        .filter(|p| text(p, "id") != me)
-        .map(|p| text(p, "name"))
+        .filter(|p| p.id != me)
+        .map(|p| p.name.as_str())
         .collect();
     let partner = if others.is_empty() {
         "your partner".to_string()
     } else {
         others.join(" and ")
     };
-    let at = |v: &Value| -> String {
-        v.as_i64()
-            .map(|t| local_time(t, local_offset_min()))
-            .unwrap_or_default()
-    };
-    for p in &people {
-        let mine = text(p, "id") == me;
-        let name = text(p, "name");
-        if p["left_at"].is_i64() {
-            let when = at(&p["left_at"]);
+    let at = |t: i64| local_time(t, local_offset_min());
+    for p in &s.people {
+        let mine = p.id == me;
+        let name = &p.name;
+        if let Some(left_at) = p.left_at {
+            let when = at(left_at);
             let line = if mine {
                 format!("You ended sharing with {partner} on {when}. Your copy of everything and your private entries stay on your devices; `hearth export` still writes them out.")
             } else {
@@ -565,9 +548,9 @@ pub(crate) fn sharing(s: &Value, style: Style) -> String {
             let _ = writeln!(out, "{}{line}", style.dim(&format!("{:<15}", "Sharing")));
             continue;
         }
-        if p["paused"].is_object() {
-            let until = match p["paused"]["until"].as_i64() {
-                Some(t) => format!("until {}", at(&Value::from(t))),
+        if let Some(pause) = &p.paused {
+            let until = match pause.until {
+                Some(t) => format!("until {}", at(t)),
                 None if mine => "until you resume".to_string(),
                 None => "for now".to_string(),
             };

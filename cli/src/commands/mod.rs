@@ -11,14 +11,15 @@ pub(crate) mod lifecycle;
 pub(crate) mod meta;
 pub(crate) mod pairing;
 
-use hearth_api::client::Client;
+use hearth_api::client::{Client, ClientError};
 use hearth_api::{Call, DaemonCall, Status};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::args::{Cli, Command};
 use crate::daemonctl::{self, Ctx};
 use crate::out::{Out, Style};
-use crate::render::{self, Names};
+use crate::render::Names;
 
 /// Runs one parsed command line.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -99,13 +100,25 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// One call whose answer names people, with their names from the same answer.
-    pub(crate) fn call_named(&mut self, call: impl Into<Call>) -> anyhow::Result<(Value, Names)> {
+    /// One call, its answer read into the protocol type `T`.
+    pub(crate) fn call_as<T: DeserializeOwned>(
+        &mut self,
+        call: impl Into<Call>,
+    ) -> anyhow::Result<T> {
+        Ok(decode(self.call(call)?)?)
+    }
+
+    /// One call whose answer names people, read into the protocol type `T`, with their
+    /// names from the same answer.
+    pub(crate) fn call_named<T: DeserializeOwned>(
+        &mut self,
+        call: impl Into<Call>,
+    ) -> anyhow::Result<(T, Names)> {
         let (value, people) =
             daemonctl::call_unlocking(self.ctx, &mut self.client, call.into(), |c, call| {
                 c.call_with_people(call)
             })?;
-        Ok((value, Names::from_people(&people)))
+        Ok((decode(value)?, Names::from_people(&people)))
     }
 
     /// People's names, for showing them instead of ids.
@@ -115,13 +128,22 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Sends a write and shows the created record: raw with `--json`, else a summary.
-/// One round trip: the answer carries the names the summary needs.
-pub(crate) fn write(
+/// Reads a daemon answer into its protocol type. An answer that does not fit means the
+/// two programs are of different versions, and the user is told that, not shown a panic.
+pub(crate) fn decode<T: DeserializeOwned>(answer: Value) -> Result<T, ClientError> {
+    serde_json::from_value(answer).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+/// How a command words a typed answer for the terminal.
+pub(crate) type Render<T> = fn(&T, &Names, Style) -> String;
+
+/// Sends a write and shows the created record: as the daemon sent it with `--json`, else
+/// a summary. One round trip: the answer carries the names the summary needs.
+pub(crate) fn write<T: DeserializeOwned>(
     ctx: &Ctx,
     io: &mut Io,
-    kind: &str,
     call: impl Into<Call>,
+    render: Render<T>,
 ) -> anyhow::Result<()> {
     let mut session = Session::open(ctx)?;
     if ctx.json {
@@ -129,8 +151,26 @@ pub(crate) fn write(
         io.out.json(&record)?;
         return Ok(());
     }
-    let (record, names) = session.call_named(call)?;
-    io.out
-        .write(&render::created(kind, &record, &names, io.style))?;
+    let (record, names) = session.call_named::<T>(call)?;
+    io.out.write(&render(&record, &names, io.style))?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_that_does_not_fit_its_type_is_a_version_error_not_a_panic() {
+        let answer = serde_json::json!({ "id": 3, "title": ["not", "a", "title"] });
+        let err = decode::<hearth_api::ItemSaved>(answer).unwrap_err();
+        assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+        let report = crate::error::report(&anyhow::Error::new(err));
+        assert!(
+            report.message.contains("same version"),
+            "{}",
+            report.message
+        );
+    }
 }

@@ -1,11 +1,11 @@
 //! `pair`, `peers` and `sync`: bringing a partner's device into the household and
 //! keeping the two in touch.
 
-use hearth_api::client::ClientError;
-use hearth_api::{Invite, NetCall};
+use hearth_api::{Invite, InviteUsed, Joined, NetCall, PeerAdded};
+use hearth_core::pair::InviteRole;
 use serde_json::json;
 
-use crate::commands::{Io, Session};
+use crate::commands::{decode, Io, Session};
 use crate::daemonctl::Ctx;
 use clap::Subcommand;
 
@@ -35,8 +35,7 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
                 own_device,
             })?;
             if !ctx.json {
-                let typed: Invite = serde_json::from_value(invite.clone())
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                let typed: Invite = decode(invite.clone())?;
                 let code = typed.code.as_str();
                 let addrs = &typed.addresses;
                 io.out
@@ -73,19 +72,20 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
             if ctx.json {
                 io.out
                     .json(&json!({ "invite": invite, "result": result }))?;
-            } else if result["role"] == "own-device" {
+                return Ok(());
+            }
+            let used: InviteUsed = decode(result)?;
+            if used.role == InviteRole::OwnDevice.as_str() {
                 io.out.line(&format!(
                     "Your device {} ({}) joined. It now shares your private entries; if you do not recognise it, remove it with {}.",
-                    io.style.bold(result["device_name"].as_str().unwrap_or("another device")),
-                    result["device_id"].as_str().unwrap_or_default(),
+                    io.style.bold(&used.device_name),
+                    used.device_id,
                     io.style.cmd("hearth devices remove ID")
                 ))?;
             } else {
                 io.out.line(&format!(
                     "{} joined from {} ({}). Welcome to the household.",
-                    result["name"].as_str().unwrap_or("Your partner"),
-                    result["device_name"].as_str().unwrap_or("their device"),
-                    result["device_id"].as_str().unwrap_or_default()
+                    used.name, used.device_name, used.device_id
                 ))?;
             }
         }
@@ -98,19 +98,21 @@ pub(super) fn pair(ctx: &Ctx, io: &mut Io, cmd: PairCommand) -> anyhow::Result<(
             let result = session.call(NetCall::PairJoin { code, addr, merge })?;
             if ctx.json {
                 io.out.json(&result)?;
-            } else if result["role"] == "own-device" {
+                return Ok(());
+            }
+            let joined: Joined = decode(result)?;
+            let this = &joined.this_device;
+            if joined.role == InviteRole::OwnDevice.as_str() {
                 io.out.line(&format!(
                     "This device, {} ({}), is now one of {}'s devices. Your private entries and the household will arrive here shortly.",
-                    io.style.bold(result["this_device"]["name"].as_str().unwrap_or("this device")),
-                    result["this_device"]["id"].as_str().unwrap_or_default(),
-                    result["name"].as_str().unwrap_or("your")
+                    io.style.bold(&this.name),
+                    this.id,
+                    joined.name
                 ))?;
             } else {
                 io.out.line(&format!(
                     "You joined {}'s household from this device, {} ({}). Your devices will now keep each other up to date.",
-                    result["name"].as_str().unwrap_or("your partner"),
-                    result["this_device"]["name"].as_str().unwrap_or("this device"),
-                    result["this_device"]["id"].as_str().unwrap_or_default()
+                    joined.name, this.name, this.id
                 ))?;
             }
         }
@@ -126,9 +128,10 @@ pub(super) fn peers(ctx: &Ctx, io: &mut Io, cmd: PeersCommand) -> anyhow::Result
             if ctx.json {
                 io.out.json(&result)?;
             } else {
+                let added: PeerAdded = decode(result)?;
                 io.out.line(&format!(
                     "Added {}; this device will keep reaching out to it.",
-                    result["added"].as_str().unwrap_or_default()
+                    added.added
                 ))?;
             }
         }

@@ -20,10 +20,10 @@ use hearth_core::envelope::bundle::{self, Bundle, BundleError};
 use hearth_core::identity::DeviceId;
 use hearth_core::model::{Device, Millis, PersonId};
 use ring::signature::Ed25519KeyPair;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::Outcome;
-use hearth_api::{ApiError, ErrorCode};
+use hearth_api::{ApiError, BundleDevice, BundleExported, BundleImported, ErrorCode};
 
 /// What `bundle.export` needs beyond the documents.
 pub struct ExportContext<'a> {
@@ -77,19 +77,19 @@ fn sharing_ended(docs: &Docs, people: &[PersonId]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn device_json(docs: &Docs, device: &Device) -> Value {
+fn bundle_device(docs: &Docs, device: &Device) -> BundleDevice {
     let person = docs
         .people()
         .into_iter()
         .find(|p| p.id == device.person)
         .map(|p| p.name)
         .unwrap_or_default();
-    json!({
-        "device_id": device.id,
-        "name": device.name,
-        "person": person,
-        "person_id": device.person,
-    })
+    BundleDevice {
+        device_id: device.id.clone(),
+        name: device.name.clone(),
+        person,
+        person_id: device.person,
+    }
 }
 
 /// Seals the household changes the partner's devices lack (all of them with `all`),
@@ -162,14 +162,14 @@ pub fn export(
         docs: vec![doc],
     };
     let bytes = bundle::seal(&contents, &recipients, ctx.signer).map_err(bundle_error)?;
-    Ok(json!({
-        "bundle": data_encoding::BASE64.encode(&bytes),
-        "bytes": bytes.len(),
-        "data_bytes": changes,
-        "complete": complete,
-        "sealed_for": sealed_for.iter().map(|d| device_json(docs, d)).collect::<Vec<_>>(),
-        "not_readable_by": unreadable.iter().map(|d| device_json(docs, d)).collect::<Vec<_>>(),
-    }))
+    hearth_api::encode_answer(&BundleExported {
+        bundle: data_encoding::BASE64.encode(&bytes),
+        bytes: bytes.len() as u64,
+        data_bytes: changes as u64,
+        complete,
+        sealed_for: sealed_for.iter().map(|d| bundle_device(docs, d)).collect(),
+        not_readable_by: unreadable.iter().map(|d| bundle_device(docs, d)).collect(),
+    })
 }
 
 /// The refusal of a bundle that carries changes whose author could not be proven, or
@@ -249,12 +249,12 @@ pub fn import(
         })
     });
     let mut outcome = Outcome {
-        value: json!({
-            "new_changes": new_changes,
-            "signer": device_json(docs, &signer),
-            "created_at": contents.created_at,
-            "up_to_date": up_to_date,
-        }),
+        value: hearth_api::encode_answer(&BundleImported {
+            new_changes: new_changes as u64,
+            signer: bundle_device(docs, &signer),
+            created_at: contents.created_at,
+            up_to_date,
+        })?,
         ..Outcome::default()
     };
     if new_changes > 0 {

@@ -10,20 +10,21 @@ pub(super) fn entry(
     when: &When,
     person: PersonId,
     summary: String,
-    record: Value,
+    record: LogRecord,
     docs: &Docs,
-) -> Value {
-    json!({
-        "kind": kind,
-        "id": id,
-        "at": when.at,
-        "date": when.date,
-        "utc_offset_min": when.utc_offset_min,
-        "person": name_of(docs, person),
-        "person_id": person,
-        "summary": summary,
-        "record": record,
-    })
+) -> LogEntry {
+    LogEntry {
+        at: when.at,
+        date: when.date,
+        id,
+        kind: kind.to_string(),
+        person: name_of(docs, person),
+        person_id: Some(person),
+        record,
+        summary,
+        utc_offset_min: when.utc_offset_min,
+        waiting_for_theirs: None,
+    }
 }
 
 pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiError> {
@@ -45,7 +46,7 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
         p.from.is_none_or(|from| date >= from) && p.to.is_none_or(|to| date <= to)
     };
     let by = |id: PersonId| person.is_none_or(|p| p == id);
-    let mut entries: Vec<(Millis, Value)> = Vec::new();
+    let mut entries: Vec<(Millis, LogEntry)> = Vec::new();
     // Answers still sealed: this person's own read as theirs with a note that they
     // wait, the partner's show only that they exist.
     let sealed = docs.sealed();
@@ -81,9 +82,9 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
         }
     };
     // The same, for scripts: on each of this person's reveal-together answers.
-    let mark_late = |record: &mut Value, author: PersonId, id: Uuid, v: Visibility| {
+    let mark_late = |entry: &mut LogEntry, author: PersonId, id: Uuid, v: Visibility| {
         if author == docs.me && v == Visibility::RevealTogether {
-            record["waiting_for_theirs"] = Value::Bool(theirs_late.contains_key(&id));
+            entry.waiting_for_theirs = Some(theirs_late.contains_key(&id));
         }
     };
     for e in sealed.iter().filter(|e| e.author != docs.me) {
@@ -97,7 +98,15 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
             let summary = format!("sealed: opens once you have answered for {} too", e.date);
             entries.push((
                 e.at,
-                entry(kind, e.id, &when, e.author, summary, sealed_json(e), docs),
+                entry(
+                    kind,
+                    e.id,
+                    &when,
+                    e.author,
+                    summary,
+                    LogRecord::Sealed(sealed_marker(e)),
+                    docs,
+                ),
             ));
         }
     }
@@ -122,7 +131,7 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
                     &c.when,
                     c.author,
                     summary,
-                    to_json(&c),
+                    LogRecord::CheckIn(c.clone()),
                     docs,
                 );
                 mark_late(&mut e, c.author, c.id, c.visibility);
@@ -146,7 +155,7 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
                     &r.when,
                     r.author,
                     summary,
-                    to_json(&r),
+                    LogRecord::Reflection(r.clone()),
                     docs,
                 );
                 mark_late(&mut e, r.author, r.id, r.visibility);
@@ -170,7 +179,7 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
                         &d.when,
                         d.by,
                         format!("did {what}"),
-                        to_json(&d),
+                        LogRecord::Done(d.clone()),
                         docs,
                     ),
                 ));
@@ -183,7 +192,15 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
                 let summary = format!("{} to {}", a.kind, name_of(docs, a.to));
                 entries.push((
                     a.when.at,
-                    entry("acks", a.id, &a.when, a.from, summary, to_json(&a), docs),
+                    entry(
+                        "acks",
+                        a.id,
+                        &a.when,
+                        a.from,
+                        summary,
+                        LogRecord::Ack(a.clone()),
+                        docs,
+                    ),
                 ));
             }
         }
@@ -201,7 +218,7 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
                         &h.when,
                         h.from,
                         summary,
-                        to_json(&h),
+                        LogRecord::Handoff(h.clone()),
                         docs,
                     ),
                 ));
@@ -219,7 +236,7 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
                         &m.when,
                         m.started_by,
                         format!("a {} moment", m.kind),
-                        to_json(&m),
+                        LogRecord::Moment(m.clone()),
                         docs,
                     ),
                 ));
@@ -233,7 +250,15 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
                 let summary = format!("added {}", i.title);
                 entries.push((
                     i.created_at,
-                    entry("ledger", i.id, &w, i.created_by, summary, to_json(&i), docs),
+                    entry(
+                        "ledger",
+                        i.id,
+                        &w,
+                        i.created_by,
+                        summary,
+                        LogRecord::Item(i.clone()),
+                        docs,
+                    ),
                 ));
             }
         }
@@ -243,20 +268,21 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
         let skip = entries.len().saturating_sub(limit);
         entries.drain(..skip);
     }
-    Ok(Value::Array(entries.into_iter().map(|(_, v)| v).collect()))
+    let entries: Vec<LogEntry> = entries.into_iter().map(|(_, e)| e).collect();
+    Ok(to_json(&entries))
 }
 
 /// An answer this device cannot read yet: that it exists, by whom and when, nothing more.
-pub(super) fn sealed_json(e: &SealedEntry) -> Value {
-    json!({
-        "id": e.id,
-        "kind": e.collection.key(),
-        "author": e.author,
-        "date": e.date,
-        "at": e.at,
-        "visibility": Visibility::RevealTogether,
-        "sealed": true,
-    })
+pub(super) fn sealed_marker(e: &SealedEntry) -> SealedMarker {
+    SealedMarker {
+        id: e.id,
+        kind: e.collection.key().to_string(),
+        author: e.author,
+        date: e.date,
+        at: e.at,
+        visibility: Visibility::RevealTogether,
+        sealed: true,
+    }
 }
 
 pub(super) fn visibility_tag(v: Visibility) -> &'static str {

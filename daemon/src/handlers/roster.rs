@@ -295,7 +295,12 @@ pub fn roster_call(
                 .map_err(api_error)?;
             tracing::info!("sharing with the partner's devices is paused");
             Ok(Outcome::wrote(
-                json!({ "paused": true, "since": pause.since, "until": pause.until, "with": partner_names(docs) }),
+                to_json(&Paused {
+                    paused: true,
+                    since: pause.since,
+                    until: pause.until,
+                    with: partner_names(docs),
+                }),
                 DocKind::Household,
                 "people",
             ))
@@ -304,21 +309,30 @@ pub fn roster_call(
             let recorded = docs.pause_of(docs.me);
             let was_active = recorded.is_some_and(|p| p.active_at(now));
             if recorded.is_none() {
-                return Ok(Outcome::read(json!({ "resumed": false })));
+                return Ok(Outcome::read(to_json(&Resumed {
+                    resumed: false,
+                    with: None,
+                })));
             }
             docs.set_pause(docs.me, None, now).map_err(api_error)?;
             tracing::info!("sharing with the partner's devices resumed");
             Ok(Outcome::wrote(
-                json!({ "resumed": was_active, "with": partner_names(docs) }),
+                to_json(&Resumed {
+                    resumed: was_active,
+                    with: Some(partner_names(docs)),
+                }),
                 DocKind::Household,
                 "people",
             ))
         }
         RosterCall::Leave { confirm } => {
             if let Some(at) = docs.left_at(docs.me) {
-                return Ok(Outcome::read(
-                    json!({ "left": true, "already": true, "at": at }),
-                ));
+                return Ok(Outcome::read(to_json(&Left {
+                    left: true,
+                    already: true,
+                    at,
+                    with: None,
+                })));
             }
             if !confirm {
                 return Err(ApiError::new(
@@ -331,7 +345,12 @@ pub fn roster_call(
             docs.set_left(docs.me, now, now).map_err(api_error)?;
             tracing::info!("this person ended sharing with the partner");
             Ok(Outcome::wrote(
-                json!({ "left": true, "already": false, "at": now, "with": partner_names(docs) }),
+                to_json(&Left {
+                    left: true,
+                    already: false,
+                    at: now,
+                    with: Some(partner_names(docs)),
+                }),
                 DocKind::Household,
                 "people",
             ))

@@ -10,28 +10,28 @@ pub const EXPORT_VERSION: u64 = 1;
 
 pub(super) fn export(docs: &Docs) -> Value {
     let reflections = docs.reflections();
-    json!({
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "records": {
-            "people": docs.people(),
-            "devices": docs.devices(),
-            "checkins": docs.checkins(),
-            "reflections": reflections,
-            "ledger": docs.ledger_items(),
-            "done": docs.done_entries(),
-            "acks": docs.acks(),
-            "handoffs": docs.handoffs(),
-            "moments": docs.moments(),
+    to_json(&ExportDocument {
+        format: EXPORT_FORMAT.to_string(),
+        version: EXPORT_VERSION,
+        records: ExportRecords {
+            people: docs.people(),
+            devices: docs.devices(),
+            checkins: docs.checkins(),
+            reflections,
+            ledger: docs.ledger_items(),
+            done: docs.done_entries(),
+            acks: docs.acks(),
+            handoffs: docs.handoffs(),
+            moments: docs.moments(),
             // The partner's answers still sealed: only that they exist. This person's
             // own are among `checkins` and `reflections`, readable.
-            "sealed": docs
+            sealed: docs
                 .sealed()
                 .iter()
                 .filter(|e| e.author != docs.me)
-                .map(sealed_json)
-                .collect::<Vec<_>>(),
-        }
+                .map(sealed_marker)
+                .collect(),
+        },
     })
 }
 
@@ -280,7 +280,9 @@ pub(super) fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outco
     }
     *docs = scratch;
     Ok(Outcome {
-        value: json!({ "imported": added }),
+        value: to_json(&Imported {
+            imported: added as u64,
+        }),
         touched,
     })
 }
