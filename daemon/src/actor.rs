@@ -11,7 +11,6 @@
 //! IO; nothing async ever waits on a lock it holds.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,7 +24,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::handlers::{self, Outcome};
-use crate::storage::{DocStore, StoreError};
+use crate::storage::{DataDir, DeviceInfo, DocStore, StoreError};
 use crate::sync_hub::{ConnId, Outbound, PeerProgress, SendQueue, SyncHub};
 use crate::transport::TrustSet;
 use hearth_api::{
@@ -137,8 +136,8 @@ pub enum ActorMsg {
         /// (the inviting device writes one too, without it; the two are concurrent
         /// versions of one entry, and bundles read the recipient from either).
         own: Box<hearth_core::model::Device>,
-        /// The data directory, file name and contents of the new `device.json`.
-        device_file: (PathBuf, String, Vec<u8>),
+        /// The new `device.json`.
+        device_info: DeviceInfo,
         /// Where the answer goes once everything is durable.
         reply: Reply,
     },
@@ -262,8 +261,8 @@ pub struct Actor {
     /// A device stopped being trusted in this batch: the household secret moves to a
     /// new epoch before anything else goes out.
     trust_shrank: bool,
-    /// The data directory, where the read cache goes.
-    data_dir: PathBuf,
+    /// The data directory, where the read cache and `device.json` go.
+    data_dir: DataDir,
 }
 
 /// Where an own-device join builds the new household before it replaces this device's.
@@ -373,8 +372,8 @@ pub struct ActorContext {
     pub trust: Arc<TrustSet>,
     /// This device.
     pub device: DeviceId,
-    /// Where sync states are kept.
-    pub sync_dir: PathBuf,
+    /// Where documents, sync states and the read cache are kept.
+    pub data_dir: DataDir,
     /// This device's Ed25519 key, which signs offline bundles.
     pub signer: Arc<ring::signature::Ed25519KeyPair>,
     /// The household secret's epochs, which the owner moves on and adopts.
@@ -392,11 +391,11 @@ pub fn now_millis() -> Millis {
 impl Actor {
     /// Opens both documents from their stores.
     pub fn open(
-        docs_dir: PathBuf,
         identity: &age::x25519::Identity,
         me: hearth_core::model::PersonId,
         ctx: ActorContext,
     ) -> Result<Actor, StoreError> {
+        let docs_dir = ctx.data_dir.docs();
         let actor_id = run_actor(&ctx.signer);
         recover_join(&docs_dir, identity, me)?;
         let (household_doc, household) =
@@ -411,7 +410,7 @@ impl Actor {
             events: ctx.events,
             hub: SyncHub::new(
                 ctx.device,
-                ctx.sync_dir,
+                ctx.data_dir.clone(),
                 identity.clone(),
                 ctx.signer.clone(),
                 ctx.keys,
@@ -425,7 +424,7 @@ impl Actor {
             refused_from: BTreeMap::new(),
             trusted: BTreeSet::new(),
             trust_shrank: false,
-            data_dir: docs_dir.parent().map(PathBuf::from).unwrap_or_default(),
+            data_dir: ctx.data_dir,
         };
         actor.docs.set_device_key(signer_key(&actor.signer));
         actor.note_refusals("this device");
@@ -606,7 +605,7 @@ impl Actor {
         person: PersonId,
         roster: RosterExport,
         own: hearth_core::model::Device,
-        device_file: (PathBuf, String, Vec<u8>),
+        device_info: DeviceInfo,
         now: Millis,
     ) -> Result<Value, ApiError> {
         if !handlers::is_fresh_device(&self.docs, &self.me_device) {
@@ -624,13 +623,7 @@ impl Actor {
             ));
         }
         let old = self.docs.me;
-        let Some(docs_dir) = self.household.store.dir().parent().map(PathBuf::from) else {
-            return Err(storage_error(&StoreError::Io {
-                action: "find the documents directory",
-                path: self.household.store.dir().to_path_buf(),
-                source: std::io::Error::other("no parent directory"),
-            }));
-        };
+        let docs_dir = self.data_dir.docs();
         let store_err = |e: StoreError| storage_error(&e);
         // 1. The new household, durable beside the old one. A fresh actor id: the old
         //    documents' changes must never meet changes with the same sequence numbers.
@@ -650,14 +643,9 @@ impl Actor {
             .map_err(store_err)?;
         drop(store);
         // 2. The commit point.
-        let (data_dir, name, bytes) = device_file;
-        if let Err(e) = crate::storage::atomic_write(&data_dir, &name, &bytes) {
+        if let Err(e) = self.data_dir.write_device_info(&device_info) {
             let _ = remove_dir_if_present(&joining);
-            return Err(store_err(StoreError::Io {
-                action: "write",
-                path: data_dir.join(&name),
-                source: e,
-            }));
+            return Err(store_err(e));
         }
         // 3. Swap and reopen. The sessions (a fresh device has none worth keeping) end.
         self.hub.abandon();
@@ -965,12 +953,12 @@ impl Actor {
                     person,
                     roster,
                     own,
-                    device_file,
+                    device_info,
                     reply,
                 } => {
                     // Answered at once: the join writes its own files, durably, and the
                     // batch's commit below has nothing of it left to do.
-                    let _ = reply.send(self.become_person(person, roster, *own, device_file, now));
+                    let _ = reply.send(self.become_person(person, roster, *own, device_info, now));
                 }
                 ActorMsg::SyncNow => sync_now = true,
                 ActorMsg::Shutdown { done } => shutdown = Some(done),

@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +25,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 
 use crate::actor::{ActorHandle, ActorMsg};
+use crate::pairing::Pairing;
+use crate::storage::DataDir;
 use crate::sync_hub::{ConnId, Outbound, SendQueue};
 use crate::transport::{self, Alpn, CloseReason, Transport};
 
@@ -104,7 +105,9 @@ pub struct Net {
     transport: Transport,
     actor: ActorHandle,
     me: DeviceId,
-    data_dir: PathBuf,
+    data_dir: DataDir,
+    /// This device's age recipient, which the address book is sealed to.
+    recipient: age::x25519::Recipient,
     config_peers: Vec<String>,
     book: Mutex<AddressBook>,
     live: Mutex<HashMap<String, LiveConn>>,
@@ -112,7 +115,7 @@ pub struct Net {
     backoff: Mutex<HashMap<String, Backoff>>,
     next_conn: AtomicU64,
     wake: Notify,
-    pairing: Arc<crate::pairing::Pairing>,
+    pairing: Pairing,
     offers: Mutex<HashMap<String, Offer>>,
     /// When each address last lost a live connection, for the fast redial backoff.
     lost: Mutex<HashMap<String, Instant>>,
@@ -140,16 +143,18 @@ impl Net {
         transport: Transport,
         actor: ActorHandle,
         me: DeviceId,
-        data_dir: PathBuf,
+        data_dir: DataDir,
+        identity: &age::x25519::Identity,
         config_peers: Vec<String>,
-        pairing: Arc<crate::pairing::Pairing>,
+        pairing: Pairing,
     ) -> Arc<Net> {
-        let book = book::load(&data_dir, pairing.identity());
+        let book = book::load(&data_dir, identity);
         let net = Arc::new(Net {
             transport,
             actor,
             me,
             data_dir,
+            recipient: identity.to_public(),
             config_peers,
             book: Mutex::new(book),
             live: Mutex::new(HashMap::new()),
@@ -168,7 +173,7 @@ impl Net {
     }
 
     /// Pairing state.
-    pub fn pairing(&self) -> &Arc<crate::pairing::Pairing> {
+    pub fn pairing(&self) -> &Pairing {
         &self.pairing
     }
 
@@ -379,8 +384,7 @@ impl Net {
     }
 
     fn save_book(&self) {
-        let recipient = self.pairing.identity().to_public();
-        if let Err(e) = book::save(&self.data_dir, &recipient, &self.book()) {
+        if let Err(e) = book::save(&self.data_dir, &self.recipient, &self.book()) {
             tracing::warn!(error = %e, "could not save the address book");
         }
     }

@@ -20,7 +20,6 @@
 //! that at the handshake, kept equal to [`Policy::trusts`] by the owner.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +41,7 @@ use hearth_core::epochs::Epoch;
 pub use hearth_core::sync::policy::{trusted_devices, Policy};
 
 use crate::epochs::HouseholdKeys;
-use crate::storage;
+use crate::storage::{self, DataDir};
 use hearth_api::Event;
 
 /// Identifies one network connection for its lifetime.
@@ -366,7 +365,7 @@ const SAVE_INTERVAL: Duration = Duration::from_secs(30);
 pub struct SyncHub {
     epoch: Instant,
     me: DeviceId,
-    sync_dir: PathBuf,
+    data_dir: DataDir,
     identity: age::x25519::Identity,
     links: BTreeMap<ConnId, Link>,
     progress: BTreeMap<String, PeerProgress>,
@@ -398,7 +397,7 @@ impl SyncHub {
     /// An empty hub.
     pub fn new(
         me: DeviceId,
-        sync_dir: PathBuf,
+        data_dir: DataDir,
         identity: age::x25519::Identity,
         signer: Arc<Ed25519KeyPair>,
         keys: Arc<HouseholdKeys>,
@@ -406,7 +405,7 @@ impl SyncHub {
         SyncHub {
             epoch: Instant::now(),
             me,
-            sync_dir,
+            data_dir,
             identity,
             links: BTreeMap::new(),
             progress: BTreeMap::new(),
@@ -1021,18 +1020,14 @@ impl SyncHub {
         Some(state.shared_heads).filter(|heads| !heads.is_empty())
     }
 
-    fn state_file(device: &DeviceId) -> String {
-        format!("{}.hearth", device.to_string().replace('-', ""))
-    }
-
     fn load_states(&self, device: &DeviceId) -> Vec<(DocId, Vec<u8>)> {
-        let path = self.sync_dir.join(Self::state_file(device));
-        let Ok(sealed) = std::fs::read(&path) else {
-            return Vec::new();
+        // A file that cannot be read counts as none; one that does not open or parse is
+        // warned about below.
+        let parsed = match self.data_dir.load_sync_states(&self.identity, device) {
+            Ok(Some(plain)) => serde_json::from_slice::<SavedStates>(&plain).ok(),
+            Err(storage::StoreError::Unsealed { .. }) => None,
+            Ok(None) | Err(_) => return Vec::new(),
         };
-        let parsed = hearth_core::envelope::open(&self.identity, &sealed)
-            .ok()
-            .and_then(|plain| serde_json::from_slice::<SavedStates>(&plain).ok());
         match parsed {
             Some(saved) => saved
                 .states
@@ -1074,19 +1069,9 @@ impl SyncHub {
         let result = serde_json::to_vec(&saved)
             .map_err(|e| e.to_string())
             .and_then(|plain| {
-                hearth_core::envelope::seal(&self.identity.to_public(), &plain)
-                    .map_err(|e| e.to_string())
-            })
-            .and_then(|sealed| {
-                hearth_api::paths::ensure_private_dir(&self.sync_dir)
-                    .and_then(|()| {
-                        storage::atomic_write(
-                            &self.sync_dir,
-                            &Self::state_file(&link.device),
-                            &sealed,
-                        )
-                    })
-                    .map_err(|e| e.to_string())
+                self.data_dir
+                    .save_sync_states(&self.identity.to_public(), &link.device, &plain)
+                    .map_err(|e| e.for_log())
             });
         if let Err(e) = result {
             // Losing a sync state costs one fuller exchange next time, never data.
@@ -1272,12 +1257,12 @@ mod tests {
         let secrets =
             hearth_core::secrets::DeviceSecrets::generate(&ring::rand::SystemRandom::new())
                 .unwrap();
-        let keys = Arc::new(HouseholdKeys::load(dir.path().to_path_buf(), &secrets));
+        let keys = Arc::new(HouseholdKeys::load(DataDir::new(dir.path()), &secrets));
         let signer =
             Arc::new(Ed25519KeyPair::from_pkcs8_maybe_unchecked(secrets.device_pkcs8()).unwrap());
         let mut hub = SyncHub::new(
             me_id,
-            dir.path().join("sync"),
+            DataDir::new(dir.path()),
             secrets.age_identity().clone(),
             signer,
             keys.clone(),
