@@ -261,43 +261,17 @@ pub struct Actor {
     /// A device stopped being trusted in this batch: the household secret moves to a
     /// new epoch before anything else goes out.
     trust_shrank: bool,
-    /// The data directory, where the read cache and `device.json` go.
+    /// The data directory: the documents, the read cache and `device.json`.
     data_dir: DataDir,
 }
 
-/// Where an own-device join builds the new household before it replaces this device's.
-const JOINING_DIR: &str = "household-joining";
-/// Where the replaced household sits for a moment during the swap.
-const REPLACED_DIR: &str = "household-replaced";
-
-fn io_err(
-    action: &'static str,
-    path: &std::path::Path,
-) -> impl FnOnce(std::io::Error) -> StoreError {
-    let path = path.to_owned();
-    move |source| StoreError::Io {
-        action,
-        path,
-        source,
-    }
-}
-
-fn remove_dir_if_present(dir: &std::path::Path) -> Result<(), StoreError> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err("remove directory", dir)(e)),
-    }
-}
-
 fn open_doc(
-    docs_dir: &std::path::Path,
+    data_dir: &DataDir,
     identity: &age::x25519::Identity,
     kind: DocKind,
     actor_id: &automerge::ActorId,
 ) -> Result<(Doc, Stored), StoreError> {
-    let dir = docs_dir.join(kind.doc_id());
-    let (store, loaded) = DocStore::open(&dir, identity)?;
+    let (store, loaded) = DocStore::open(&data_dir.doc(kind), identity)?;
     let durable_heads = loaded.doc.get_heads();
     let mut doc = Doc::from_automerge(kind, loaded.doc, actor_id.clone());
     for bytes in &loaded.proofs {
@@ -317,35 +291,16 @@ fn open_doc(
     ))
 }
 
-/// Puts a household built by an own-device join in place of the old one. Safe to run
-/// again after a crash at any point: each step is a rename or a removal that is
-/// skipped when already done.
-fn swap_in_joined_household(docs_dir: &std::path::Path) -> Result<(), StoreError> {
-    let current = docs_dir.join(DocKind::Household.doc_id());
-    let joining = docs_dir.join(JOINING_DIR);
-    let replaced = docs_dir.join(REPLACED_DIR);
-    match std::fs::rename(&current, &replaced) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("set aside the old household", &current)(e)),
-    }
-    std::fs::rename(&joining, &current).map_err(io_err("move the new household in", &joining))?;
-    std::fs::File::open(docs_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("sync directory", docs_dir))?;
-    remove_dir_if_present(&replaced)
-}
-
 /// Finishes or forgets an own-device join that a crash interrupted. The new
 /// `device.json` is the commit point: if it names a person of the household built in
 /// `household-joining`, the join happened and the swap is finished; otherwise the
 /// half-built household is thrown away and the device is as fresh as before.
 fn recover_join(
-    docs_dir: &std::path::Path,
+    data_dir: &DataDir,
     identity: &age::x25519::Identity,
     me: PersonId,
 ) -> Result<(), StoreError> {
-    let joining = docs_dir.join(JOINING_DIR);
+    let joining = data_dir.joining_household();
     if joining.exists() {
         let (_, loaded) = DocStore::open(&joining, identity)?;
         let doc = Doc::from_automerge(DocKind::Household, loaded.doc, automerge::ActorId::random());
@@ -355,13 +310,13 @@ fn recover_join(
             .any(|p| p.id == me);
         if committed {
             tracing::warn!("finishing an own-device join that was interrupted");
-            swap_in_joined_household(docs_dir)?;
+            data_dir.swap_in_joined_household()?;
         } else {
             tracing::warn!("forgetting an own-device join that did not finish");
-            remove_dir_if_present(&joining)?;
+            data_dir.remove_joining_household()?;
         }
     }
-    remove_dir_if_present(&docs_dir.join(REPLACED_DIR))
+    data_dir.remove_replaced_household()
 }
 
 /// What the owner needs beyond its documents.
@@ -395,13 +350,12 @@ impl Actor {
         me: hearth_core::model::PersonId,
         ctx: ActorContext,
     ) -> Result<Actor, StoreError> {
-        let docs_dir = ctx.data_dir.docs();
         let actor_id = run_actor(&ctx.signer);
-        recover_join(&docs_dir, identity, me)?;
+        recover_join(&ctx.data_dir, identity, me)?;
         let (household_doc, household) =
-            open_doc(&docs_dir, identity, DocKind::Household, &actor_id)?;
+            open_doc(&ctx.data_dir, identity, DocKind::Household, &actor_id)?;
         let (private_doc, private) =
-            open_doc(&docs_dir, identity, DocKind::Private(me), &actor_id)?;
+            open_doc(&ctx.data_dir, identity, DocKind::Private(me), &actor_id)?;
         let (deadline, _) = watch::channel(None);
         let mut actor = Actor {
             docs: Docs::from_parts(household_doc, private_doc, me),
@@ -623,13 +577,14 @@ impl Actor {
             ));
         }
         let old = self.docs.me;
-        let docs_dir = self.data_dir.docs();
         let store_err = |e: StoreError| storage_error(&e);
         // 1. The new household, durable beside the old one. A fresh actor id: the old
         //    documents' changes must never meet changes with the same sequence numbers.
         let actor_id = run_actor(&self.signer);
-        let joining = docs_dir.join(JOINING_DIR);
-        remove_dir_if_present(&joining).map_err(store_err)?;
+        let joining = self.data_dir.joining_household();
+        self.data_dir
+            .remove_joining_household()
+            .map_err(store_err)?;
         let (mut store, loaded) = DocStore::open(&joining, &self.identity).map_err(store_err)?;
         let mut fresh = Docs::from_parts(
             Doc::from_automerge(DocKind::Household, loaded.doc, actor_id.clone()),
@@ -644,18 +599,22 @@ impl Actor {
         drop(store);
         // 2. The commit point.
         if let Err(e) = self.data_dir.write_device_info(&device_info) {
-            let _ = remove_dir_if_present(&joining);
+            let _ = self.data_dir.remove_joining_household();
             return Err(store_err(e));
         }
         // 3. Swap and reopen. The sessions (a fresh device has none worth keeping) end.
         self.hub.abandon();
-        swap_in_joined_household(&docs_dir).map_err(store_err)?;
-        remove_dir_if_present(&docs_dir.join(DocKind::Private(old).doc_id())).map_err(store_err)?;
+        self.data_dir
+            .swap_in_joined_household()
+            .map_err(store_err)?;
+        self.data_dir
+            .remove_doc(DocKind::Private(old))
+            .map_err(store_err)?;
         let (household_doc, household) =
-            open_doc(&docs_dir, &self.identity, DocKind::Household, &actor_id)
+            open_doc(&self.data_dir, &self.identity, DocKind::Household, &actor_id)
                 .map_err(store_err)?;
         let (private_doc, private) = open_doc(
-            &docs_dir,
+            &self.data_dir,
             &self.identity,
             DocKind::Private(person),
             &actor_id,

@@ -34,7 +34,7 @@ use crate::handlers;
 use crate::net::Net;
 use crate::pairing::{Pairing, PairingSetup};
 use crate::read_cache;
-use crate::storage::{DataDir, DeviceInfo};
+use crate::storage::{DataDir, DeviceInfo, StoreError};
 use crate::transport::{DeviceKey, Transport, TrustSet};
 use hearth_api::config::{Config, ConfigError};
 use hearth_api::paths::{ensure_private_dir, Paths};
@@ -441,6 +441,20 @@ fn start_ready(
     })
 }
 
+/// The network driver as discovery's [`discovery::PeerSink`]: what discovery hears
+/// becomes a dial.
+struct NetSink(Arc<Net>);
+
+impl discovery::PeerSink for NetSink {
+    fn offer(&self, label: &str, addrs: Vec<std::net::SocketAddr>) {
+        self.0.offer(label, addrs);
+    }
+
+    fn forget(&self, label: &str) {
+        self.0.forget_offer(label);
+    }
+}
+
 /// Starts discovery, or runs without it (known addresses only) when it cannot start:
 /// a daemon that cannot multicast still syncs with the peers it knows.
 fn start_discovery(
@@ -458,7 +472,7 @@ fn start_discovery(
                     backend,
                     listen.port(),
                     Arc::new(pairing.clone()),
-                    Arc::new(discovery::NetSink(net.clone())),
+                    Arc::new(NetSink(net.clone())),
                     discovery::system_clock,
                 )
             })

@@ -92,7 +92,6 @@ struct Invite {
 /// What pairing needs that stays the same while the daemon runs: this device's keys,
 /// the transport it dials with and the handles it talks through.
 struct PairingContext {
-    trust: Arc<TrustSet>,
     owner: ActorHandle,
     transport: Transport,
     identity: age::x25519::Identity,
@@ -129,7 +128,10 @@ enum Request {
 /// task touches it; everyone else sends a [`Request`] through a [`Pairing`] handle.
 struct PairingTask {
     inbox: mpsc::Receiver<Request>,
-    ctx: Arc<PairingContext>,
+    /// Where an open invite holds a pairing window open.
+    trust: Arc<TrustSet>,
+    /// Whose change signal tells discovery that the open invite changed.
+    keys: Arc<HouseholdKeys>,
     me: PersonId,
     invite: Option<Invite>,
     last_result: Option<watch::Receiver<Option<InviteResult>>>,
@@ -138,6 +140,28 @@ struct PairingTask {
 }
 
 impl PairingTask {
+    /// Starts the task on the current runtime: where to send it requests, and where it
+    /// publishes the open invite's number.
+    fn start(
+        trust: Arc<TrustSet>,
+        keys: Arc<HouseholdKeys>,
+        me: PersonId,
+    ) -> (mpsc::Sender<Request>, watch::Receiver<Option<u8>>) {
+        let (requests, inbox) = mpsc::channel(INBOX);
+        let (invite_number, number_seen) = watch::channel(None);
+        let task = PairingTask {
+            inbox,
+            trust,
+            keys,
+            me,
+            invite: None,
+            last_result: None,
+            invite_number,
+        };
+        tokio::spawn(task.run());
+        (requests, number_seen)
+    }
+
     async fn run(mut self) {
         loop {
             let expiry = self.invite.as_ref().map(|i| i.expires_at);
@@ -182,7 +206,7 @@ impl PairingTask {
     }
 
     fn open(&mut self, role: InviteRole, timeout: Duration) -> Result<PairingCode, ApiError> {
-        if self.ctx.keys.current().is_none() {
+        if self.keys.current().is_none() {
             return Err(ApiError::new(
                 ErrorCode::Invalid,
                 "this device joined a household but has no household secret",
@@ -195,7 +219,7 @@ impl PairingTask {
             code: code.clone(),
             role,
             expires_at: Instant::now() + timeout,
-            _window: self.ctx.trust.open_pairing(),
+            _window: self.trust.open_pairing(),
             result,
         };
         if let Some(old) = self.invite.replace(invite) {
@@ -221,8 +245,22 @@ impl PairingTask {
     fn changed(&self) {
         self.invite_number
             .send_replace(self.invite.as_ref().map(|i| i.code.number()));
-        self.ctx.keys.notify();
+        self.keys.notify();
     }
+}
+
+/// Sends the pairing task `request`, built around a reply channel, and waits for the
+/// answer.
+async fn ask<T>(
+    requests: &mpsc::Sender<Request>,
+    request: impl FnOnce(oneshot::Sender<T>) -> Request,
+) -> Result<T, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    requests
+        .send(request(reply))
+        .await
+        .map_err(|_| ApiError::stopping())?;
+    answer.await.map_err(|_| ApiError::stopping())
 }
 
 /// Sleeps until `deadline`, or forever without one.
@@ -269,8 +307,9 @@ pub struct PairingSetup<'a> {
 impl Pairing {
     /// Starts the pairing task of a ready daemon on the current runtime.
     pub fn spawn(setup: PairingSetup<'_>) -> Pairing {
+        let (requests, invite_number) =
+            PairingTask::start(setup.trust, setup.keys.clone(), setup.me);
         let ctx = Arc::new(PairingContext {
-            trust: setup.trust,
             owner: setup.owner,
             transport: setup.transport,
             identity: setup.secrets.age_identity().clone(),
@@ -278,32 +317,19 @@ impl Pairing {
             signer: setup.signer,
             keys: setup.keys,
         });
-        let (requests, inbox) = mpsc::channel(INBOX);
-        let (invite_number, number_seen) = watch::channel(None);
-        let task = PairingTask {
-            inbox,
-            ctx: ctx.clone(),
-            me: setup.me,
-            invite: None,
-            last_result: None,
-            invite_number,
-        };
-        tokio::spawn(task.run());
         Pairing {
             requests,
             ctx,
-            invite_number: number_seen,
+            invite_number,
         }
     }
 
-    /// Sends `request` built around a reply channel, and waits for the answer.
-    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, ApiError> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(request(reply))
-            .await
-            .map_err(|_| ApiError::stopping())?;
-        answer.await.map_err(|_| ApiError::stopping())
+    /// Asks the pairing task.
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, ApiError> {
+        ask(&self.requests, request).await
     }
 
     /// Changes whenever the open invite or the household secret may have changed.
@@ -429,7 +455,7 @@ impl Pairing {
     }
 
     fn save_household_epoch(&self, epoch: Epoch) -> Result<(), ApiError> {
-        self.device
+        self.ctx
             .keys
             .replace(epoch)
             .map_err(|e| ApiError::internal(format!("could not save the household secret: {e}")))
@@ -1057,5 +1083,109 @@ fn role_not_accepted(role: InviteRole) -> ApiError {
             "this code invites a partner, and this device already holds entries of its own that joining would mix into the shared household; nothing about it was sent and the invite is used up",
             "ask for a new invite, then join from a fresh device (`hearth init` with a new --data-dir), or add --merge to bring these entries along",
         ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::storage::DataDir;
+
+    fn keys(dir: &tempfile::TempDir, with_secret: bool) -> Arc<HouseholdKeys> {
+        let random = ring::rand::SystemRandom::new();
+        let secrets = if with_secret {
+            hearth_core::secrets::DeviceSecrets::generate(&random)
+        } else {
+            hearth_core::secrets::DeviceSecrets::generate_unpaired(&random)
+        }
+        .unwrap();
+        Arc::new(HouseholdKeys::load(DataDir::new(dir.path()), &secrets))
+    }
+
+    async fn open(
+        requests: &mpsc::Sender<Request>,
+        timeout: Duration,
+    ) -> Result<PairingCode, ApiError> {
+        ask(requests, |reply| Request::Open {
+            role: InviteRole::Partner,
+            timeout,
+            reply,
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn last_result(
+        requests: &mpsc::Sender<Request>,
+    ) -> watch::Receiver<Option<InviteResult>> {
+        ask(requests, |reply| Request::LastResult { reply })
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_invite_is_open_at_a_time_until_it_expires_or_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let trust = TrustSet::new();
+        let (requests, number) =
+            PairingTask::start(trust.clone(), keys(&dir, true), PersonId::nil());
+        let minute = Duration::from_secs(60);
+
+        // A newer invite replaces the open one, which ends as replaced.
+        let first = open(&requests, minute).await.unwrap();
+        assert_eq!(*number.borrow(), Some(first.number()));
+        let mut replaced = last_result(&requests).await;
+        let second = open(&requests, minute).await.unwrap();
+        assert_eq!(*number.borrow(), Some(second.number()));
+        replaced.changed().await.unwrap();
+        assert_eq!(
+            *replaced.borrow(),
+            Some(InviteResult::Failed("a newer invite replaced it".into()))
+        );
+
+        // Nobody comes: it expires on time, and the pairing label goes.
+        let mut expiring = last_result(&requests).await;
+        tokio::time::sleep(minute - Duration::from_secs(1)).await;
+        assert_eq!(*expiring.borrow(), None, "still open just before its time");
+        expiring.changed().await.unwrap();
+        assert_eq!(*expiring.borrow(), Some(InviteResult::Expired));
+        assert_eq!(*number.borrow(), None);
+
+        // The first connection takes it; a second finds none.
+        open(&requests, minute).await.unwrap();
+        let taken = ask(&requests, |reply| Request::Take { reply }).await.unwrap();
+        assert!(taken.is_some());
+        assert_eq!(*number.borrow(), None);
+        let again = ask(&requests, |reply| Request::Take { reply }).await.unwrap();
+        assert!(again.is_none(), "an invite is single-use");
+        // A taken invite does not expire under whoever holds it.
+        tokio::time::sleep(2 * minute).await;
+        assert_eq!(*last_result(&requests).await.borrow(), None);
+        drop(taken);
+    }
+
+    #[tokio::test]
+    async fn a_device_without_a_household_secret_invites_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let (requests, number) =
+            PairingTask::start(TrustSet::new(), keys(&dir, false), PersonId::nil());
+        let refused = open(&requests, Duration::from_secs(60)).await.unwrap_err();
+        assert!(refused.message.contains("no household secret"));
+        assert_eq!(*number.borrow(), None);
+    }
+
+    #[tokio::test]
+    async fn an_own_device_join_changes_whose_device_this_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let (requests, _) = PairingTask::start(TrustSet::new(), keys(&dir, true), PersonId::nil());
+        let person = PersonId::from_u128(7);
+        requests
+            .send(Request::BecamePerson { person })
+            .await
+            .unwrap();
+        let me = ask(&requests, |reply| Request::Me { reply }).await.unwrap();
+        assert_eq!(me, person);
     }
 }

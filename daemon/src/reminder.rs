@@ -7,7 +7,7 @@
 //! (no streaks, no "you missed"), carries no name or entry, and is sent at most once a
 //! day, not before [`FROM_HOUR`] local time so nobody is pinged in the night.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 

@@ -141,8 +141,7 @@ pub trait Discovery: Send + Sync {
     fn shutdown(&self) -> Stopping;
 }
 
-/// What the driver needs from the daemon's pairing state (`crate::pairing::Pairing`
-/// implements it).
+/// What the driver needs from the daemon's pairing state, which implements it.
 pub trait Keys: Send + Sync {
     /// The household secret of the current epoch, once there is one. Labels are
     /// announced from it only.
@@ -167,19 +166,6 @@ pub trait PeerSink: Send + Sync {
     fn offer(&self, label: &str, addrs: Vec<SocketAddr>);
     /// The label was withdrawn.
     fn forget(&self, label: &str);
-}
-
-/// The network driver as a [`PeerSink`].
-pub struct NetSink(pub Arc<crate::net::Net>);
-
-impl PeerSink for NetSink {
-    fn offer(&self, label: &str, addrs: Vec<SocketAddr>) {
-        self.0.offer(label, addrs);
-    }
-
-    fn forget(&self, label: &str) {
-        self.0.forget_offer(label);
-    }
 }
 
 /// Unix seconds, for the token hour.

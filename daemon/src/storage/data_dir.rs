@@ -7,6 +7,8 @@
 //! opened with this device's age identity here, so no caller writes one in plain.
 //!
 //! ```text
+//! <data>/docs/<doc>/            one document's store (see the store's layout)
+//! <data>/docs/household-joining  an own-device join's new household, until swapped in
 //! <data>/device.json             who this device is (person, device id); not secret
 //! <data>/household-secret.hearth the household secret's epochs             (sealed)
 //! <data>/peers.hearth            the address book                          (sealed)
@@ -22,6 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::*;
+use hearth_core::doc::DocKind;
 use hearth_core::identity::DeviceId;
 use hearth_core::model::PersonId;
 
@@ -30,6 +33,10 @@ pub const DEVICE_FILE: &str = "device.json";
 /// The household secret's epochs. A joined device of an older version kept its one
 /// secret here as 32 bytes.
 pub const HOUSEHOLD_SECRET_FILE: &str = "household-secret.hearth";
+/// Where an own-device join builds the new household, under `docs/`.
+const JOINING_DIR: &str = "household-joining";
+/// Where the replaced household sits for a moment during the swap, under `docs/`.
+const REPLACED_DIR: &str = "household-replaced";
 /// The sealed address book.
 pub const BOOK_FILE: &str = "peers.hearth";
 /// The plain-text address book of older versions.
@@ -70,6 +77,50 @@ impl DataDir {
     /// Where the documents are stored, one directory each (see [`DocStore`]).
     pub fn docs(&self) -> PathBuf {
         self.root.join(DOCS_DIR)
+    }
+
+    /// The store of one document.
+    pub fn doc(&self, kind: DocKind) -> PathBuf {
+        self.docs().join(kind.doc_id())
+    }
+
+    /// Removes a document's store, for a document this device no longer keeps.
+    pub fn remove_doc(&self, kind: DocKind) -> Result<(), StoreError> {
+        remove_dir_if_present(&self.doc(kind))
+    }
+
+    /// Where an own-device join builds the new household before it replaces this
+    /// device's.
+    pub fn joining_household(&self) -> PathBuf {
+        self.docs().join(JOINING_DIR)
+    }
+
+    /// Throws away a household an own-device join was building.
+    pub fn remove_joining_household(&self) -> Result<(), StoreError> {
+        remove_dir_if_present(&self.joining_household())
+    }
+
+    /// Puts the household an own-device join built in place of the old one. Safe to
+    /// run again after a crash at any point: each step is a rename or a removal that is
+    /// skipped when already done.
+    pub fn swap_in_joined_household(&self) -> Result<(), StoreError> {
+        let docs = self.docs();
+        let current = self.doc(DocKind::Household);
+        let joining = self.joining_household();
+        let replaced = docs.join(REPLACED_DIR);
+        match fs::rename(&current, &replaced) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("set aside the old household", &current)(e)),
+        }
+        fs::rename(&joining, &current).map_err(io_error("move the new household in", &joining))?;
+        sync_dir(&docs).map_err(io_error("sync directory", &docs))?;
+        self.remove_replaced_household()
+    }
+
+    /// Removes the household a swap set aside, should a crash have left it.
+    pub fn remove_replaced_household(&self) -> Result<(), StoreError> {
+        remove_dir_if_present(&self.docs().join(REPLACED_DIR))
     }
 
     /// Creates the directory (0700), or tightens an existing one to 0700.
@@ -266,6 +317,14 @@ fn sync_state_file(device: &DeviceId) -> String {
     format!("{}{FILE_SUFFIX}", device.to_string().replace('-', ""))
 }
 
+fn remove_dir_if_present(dir: &Path) -> Result<(), StoreError> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("remove directory", dir)(e)),
+    }
+}
+
 fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
@@ -295,4 +354,83 @@ pub enum DeviceInfoError {
         /// What is wrong, without the file's contents.
         reason: &'static str,
     },
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn sync_states_are_sealed_private_and_per_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = DataDir::new(dir.path());
+        let identity = age::x25519::Identity::generate();
+        let device = DeviceId::from_public_key(&[7; 32]);
+        let other = DeviceId::from_public_key(&[8; 32]);
+        assert!(data_dir
+            .load_sync_states(&identity, &device)
+            .unwrap()
+            .is_none());
+        data_dir
+            .save_sync_states(&identity.to_public(), &device, b"heads of Ada")
+            .unwrap();
+        let back = data_dir.load_sync_states(&identity, &device).unwrap();
+        assert_eq!(back.as_deref().map(Vec::as_slice), Some(&b"heads of Ada"[..]));
+        assert!(data_dir.load_sync_states(&identity, &other).unwrap().is_none());
+
+        let sync = dir.path().join(SYNC_DIR);
+        assert_eq!(mode(&sync), 0o700);
+        let file = sync.join(sync_state_file(&device));
+        assert_eq!(mode(&file), 0o600);
+        assert!(!String::from_utf8_lossy(&fs::read(&file).unwrap()).contains("Ada"));
+
+        let stranger = age::x25519::Identity::generate();
+        let refused = data_dir.load_sync_states(&stranger, &device).unwrap_err();
+        assert!(matches!(refused, StoreError::Unsealed { .. }));
+        assert!(
+            !refused.for_log().contains(&dir.path().display().to_string()),
+            "a log line names the file, never the data directory"
+        );
+    }
+
+    #[test]
+    fn device_info_round_trips_and_a_damaged_one_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = DataDir::new(dir.path());
+        assert!(matches!(
+            data_dir.read_device_info(),
+            Err(DeviceInfoError::Unreadable { .. })
+        ));
+        let info = DeviceInfo {
+            person: PersonId::from_u128(3),
+            device_id: "DEVICE".into(),
+        };
+        data_dir.write_device_info(&info).unwrap();
+        assert_eq!(mode(&dir.path().join(DEVICE_FILE)), 0o600);
+        let back = data_dir.read_device_info().unwrap();
+        assert_eq!((back.person, back.device_id), (info.person, info.device_id));
+        fs::write(dir.path().join(DEVICE_FILE), "{\"person\": \"Ada\"").unwrap();
+        let damaged = data_dir.read_device_info().unwrap_err().to_string();
+        assert!(damaged.contains("restore it from a backup"));
+        assert!(!damaged.contains("Ada"), "never the file's contents");
+    }
+
+    #[test]
+    fn the_status_cache_is_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = DataDir::new(dir.path());
+        let identity = age::x25519::Identity::generate();
+        data_dir
+            .save_status_cache(&identity.to_public(), b"status")
+            .unwrap();
+        assert_eq!(mode(&dir.path().join(STATUS_CACHE_FILE)), 0o600);
+        assert!(data_dir.take_status_cache().unwrap().is_some());
+        assert!(data_dir.take_status_cache().unwrap().is_none());
+    }
 }
