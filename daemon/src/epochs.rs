@@ -14,6 +14,9 @@ use zeroize::Zeroizing;
 
 use crate::storage::DataDir;
 
+/// Where the epochs are kept, sealed (see [`DataDir::load_household_epochs`]).
+pub use crate::storage::HOUSEHOLD_SECRET_FILE;
+
 /// This device's household secret epochs.
 pub struct HouseholdKeys {
     /// Where the epochs are kept, sealed to this device's identity. A joined device of
@@ -183,7 +186,6 @@ impl HouseholdKeys {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::storage::HOUSEHOLD_SECRET_FILE;
 
     #[test]
     fn rotation_is_durable_and_an_old_file_loads_as_epoch_zero() {

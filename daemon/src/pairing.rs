@@ -15,6 +15,15 @@
 //!
 //! This module moves bytes between a QUIC stream and the handshake; all cryptography
 //! and message checks live in `core::pair`.
+//!
+//! **One owner.** The pairing state (this device's person and the one open invite, with
+//! its expiry) belongs to one task, `PairingTask`, which loops over its inbox and the
+//! open invite's deadline. Everyone else holds a [`Pairing`], a cheap handle that sends
+//! the task a request and awaits the reply. The protocol IO (an incoming connection in
+//! [`accept`], a join in [`join`]) runs in the caller's task and asks the pairing task
+//! only for what it owns, so a slow peer never holds up another request. Pairing knows
+//! nothing of the network driver: the transport and the document owner's handle are
+//! given at start, and [`join`] returns the inviter's address for the caller to dial.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
