@@ -610,9 +610,13 @@ impl Actor {
         self.data_dir
             .remove_doc(DocKind::Private(old))
             .map_err(store_err)?;
-        let (household_doc, household) =
-            open_doc(&self.data_dir, &self.identity, DocKind::Household, &actor_id)
-                .map_err(store_err)?;
+        let (household_doc, household) = open_doc(
+            &self.data_dir,
+            &self.identity,
+            DocKind::Household,
+            &actor_id,
+        )
+        .map_err(store_err)?;
         let (private_doc, private) = open_doc(
             &self.data_dir,
             &self.identity,

@@ -966,8 +966,7 @@ async fn init(
     let signer = ctx.signer.clone();
     let actor = tokio::task::spawn_blocking(move || -> Result<Actor, ApiError> {
         let now = now_millis();
-        let mut actor =
-            Actor::open(&identity, me, ctx).map_err(|e| storage_error(&e))?;
+        let mut actor = Actor::open(&identity, me, ctx).map_err(|e| storage_error(&e))?;
         let docs = actor.docs_mut();
         docs.add_person(
             &Person {

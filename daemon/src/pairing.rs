@@ -45,9 +45,9 @@ use zeroize::Zeroizing;
 use hearth_core::epochs::Epoch;
 
 use crate::actor::{now_millis, ActorHandle, ActorMsg};
-use crate::storage::DeviceInfo;
 use crate::discovery::{self, Discoverer};
 use crate::epochs::HouseholdKeys;
+use crate::storage::DeviceInfo;
 use crate::transport::{self, Accepted, Alpn, CloseReason, PairingWindow, Transport, TrustSet};
 use hearth_api::{ApiError, ErrorCode};
 
@@ -122,7 +122,9 @@ enum Request {
         reply: oneshot::Sender<Result<PairingCode, ApiError>>,
     },
     /// Takes the open invite for an incoming pairing connection.
-    Take { reply: oneshot::Sender<Option<Invite>> },
+    Take {
+        reply: oneshot::Sender<Option<Invite>>,
+    },
     /// Where the latest invite's result will appear.
     LastResult {
         reply: oneshot::Sender<Option<watch::Receiver<Option<InviteResult>>>>,
@@ -373,7 +375,10 @@ impl Pairing {
 
     /// Takes the open invite: it is single-use from the first connection on.
     async fn take_invite(&self) -> Option<Invite> {
-        self.ask(|reply| Request::Take { reply }).await.ok().flatten()
+        self.ask(|reply| Request::Take { reply })
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Waits until the latest invite ends.
@@ -796,11 +801,8 @@ async fn connect_inviter(
             if local.is_some_and(|l| !discovery::dialable(l, &addr)) {
                 continue;
             }
-            match tokio::time::timeout(
-                FIND_DIAL_TIMEOUT,
-                transport.connect(addr, Alpn::Pair, None),
-            )
-            .await
+            match tokio::time::timeout(FIND_DIAL_TIMEOUT, transport.connect(addr, Alpn::Pair, None))
+                .await
             {
                 Ok(Ok(dialed)) => return Ok((dialed, addr)),
                 Ok(Err(e)) => last_error = Some(format!("{addr}: {e}")),
@@ -1164,10 +1166,14 @@ mod tests {
 
         // The first connection takes it; a second finds none.
         open(&requests, minute).await.unwrap();
-        let taken = ask(&requests, |reply| Request::Take { reply }).await.unwrap();
+        let taken = ask(&requests, |reply| Request::Take { reply })
+            .await
+            .unwrap();
         assert!(taken.is_some());
         assert_eq!(*number.borrow(), None);
-        let again = ask(&requests, |reply| Request::Take { reply }).await.unwrap();
+        let again = ask(&requests, |reply| Request::Take { reply })
+            .await
+            .unwrap();
         assert!(again.is_none(), "an invite is single-use");
         // A taken invite does not expire under whoever holds it.
         tokio::time::sleep(2 * minute).await;

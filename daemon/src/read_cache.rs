@@ -19,14 +19,13 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use hearth_core::envelope::{self, EnvelopeError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::actor::OwnerStatus;
 use crate::storage::{DataDir, StoreError};
 
 /// The cache file, directly under the data directory.
@@ -70,23 +69,25 @@ fn io_error(action: &'static str) -> impl FnOnce(io::Error) -> CacheError {
     move |source| CacheError::Io { action, source }
 }
 
+/// The cache as written. Generic over the status it holds (the owner's
+/// `actor::OwnerStatus`), so that this module needs nothing from the owner.
 #[derive(Serialize, Deserialize)]
-struct Cached {
+struct Cached<S> {
     version: u32,
     fingerprint: Fingerprint,
-    status: OwnerStatus,
+    status: S,
 }
 
 /// Writes the cache for `status`, which must describe the store as it is on disk now.
-pub fn write(
+pub fn write<S: Serialize>(
     data_dir: &DataDir,
     recipient: &age::x25519::Recipient,
-    status: &OwnerStatus,
+    status: &S,
 ) -> Result<(), CacheError> {
     let cached = Cached {
         version: VERSION,
         fingerprint: fingerprint(data_dir)?,
-        status: status.clone(),
+        status,
     };
     let plain = zeroize::Zeroizing::new(
         serde_json::to_vec(&cached).map_err(|_| CacheError::Malformed("it does not serialize"))?,
@@ -96,16 +97,16 @@ pub fn write(
 
 /// Reads the cache, deletes it, and returns what it holds if the store is exactly as
 /// it was when the cache was written. `Ok(None)` when there is no cache.
-pub fn take(
+pub fn take<S: serde::de::DeserializeOwned>(
     data_dir: &DataDir,
     identity: &age::x25519::Identity,
-) -> Result<Option<OwnerStatus>, CacheError> {
+) -> Result<Option<S>, CacheError> {
     // Used at most once: gone from the disk before it is read.
     let Some(sealed) = data_dir.take_status_cache()? else {
         return Ok(None);
     };
     let plain = zeroize::Zeroizing::new(envelope::open(identity, &sealed)?);
-    let cached: Cached = serde_json::from_slice(&plain)
+    let cached: Cached<S> = serde_json::from_slice(&plain)
         .map_err(|_| CacheError::Malformed("it is not the expected JSON"))?;
     if cached.version != VERSION {
         return Err(CacheError::Malformed("its version is not this daemon's"));
@@ -182,6 +183,7 @@ fn line(name: &str, meta: &fs::Metadata) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::actor::OwnerStatus;
     use crate::storage;
     use hearth_api::{DocStatus, PersonSummary};
 
@@ -213,11 +215,15 @@ mod tests {
     fn a_cache_is_used_once_when_nothing_changed() {
         let (dir, id) = store();
         write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
-        let got = take(&DataDir::new(dir.path()), &id).unwrap().unwrap();
+        let got = take::<OwnerStatus>(&DataDir::new(dir.path()), &id)
+            .unwrap()
+            .unwrap();
         assert_eq!(got.people[0].name, "Ada");
         assert_eq!(got.documents[0].disk_bytes, 6);
         assert!(
-            take(&DataDir::new(dir.path()), &id).unwrap().is_none(),
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id)
+                .unwrap()
+                .is_none(),
             "used at most once"
         );
     }
@@ -236,7 +242,10 @@ mod tests {
         let docs = dir.path().join("docs").join("household");
         write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
         storage::atomic_write(&docs, "chunk-00000000000000000001.hearth", b"x").unwrap();
-        assert!(matches!(take(&DataDir::new(dir.path()), &id), Err(CacheError::Stale)));
+        assert!(matches!(
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
+            Err(CacheError::Stale)
+        ));
         assert!(
             !dir.path().join(CACHE_FILE).exists(),
             "a stale cache is removed"
@@ -245,15 +254,24 @@ mod tests {
         // The same name and length, written again: a new inode.
         write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
         storage::atomic_write(&docs, "snapshot-00000000000000000001.hearth", b"SEALED").unwrap();
-        assert!(matches!(take(&DataDir::new(dir.path()), &id), Err(CacheError::Stale)));
+        assert!(matches!(
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
+            Err(CacheError::Stale)
+        ));
 
         // The secret epochs and the sync states count too.
         write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
         storage::atomic_write(dir.path(), storage::HOUSEHOLD_SECRET_FILE, b"e").unwrap();
-        assert!(matches!(take(&DataDir::new(dir.path()), &id), Err(CacheError::Stale)));
+        assert!(matches!(
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
+            Err(CacheError::Stale)
+        ));
         write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
         storage::create_private_dir(&dir.path().join("sync")).unwrap();
-        assert!(matches!(take(&DataDir::new(dir.path()), &id), Err(CacheError::Stale)));
+        assert!(matches!(
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
+            Err(CacheError::Stale)
+        ));
     }
 
     #[test]
@@ -262,7 +280,7 @@ mod tests {
         write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
         let other = age::x25519::Identity::generate();
         assert!(matches!(
-            take(&DataDir::new(dir.path()), &other),
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &other),
             Err(CacheError::Unsealed(_))
         ));
         assert!(!dir.path().join(CACHE_FILE).exists());
@@ -274,14 +292,14 @@ mod tests {
         bytes[last] ^= 1;
         fs::write(&path, &bytes).unwrap();
         assert!(matches!(
-            take(&DataDir::new(dir.path()), &id),
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
             Err(CacheError::Unsealed(_))
         ));
 
         let sealed = envelope::seal(&id.to_public(), b"{\"not\": \"a cache\"}").unwrap();
         fs::write(&path, sealed).unwrap();
         assert!(matches!(
-            take(&DataDir::new(dir.path()), &id),
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
             Err(CacheError::Malformed(_))
         ));
     }

@@ -219,7 +219,10 @@ impl StoreError {
             StoreError::NotInitialized { .. } => "there is no identity yet".to_owned(),
             StoreError::AlreadyInitialized { .. } => "an identity exists already".to_owned(),
             StoreError::Unsealed { path, source } => {
-                format!("{} cannot be opened with this device's key ({source})", short(path))
+                format!(
+                    "{} cannot be opened with this device's key ({source})",
+                    short(path)
+                )
             }
             other => other.to_string(),
         }

@@ -108,7 +108,10 @@ mod tests {
         assert!(!legacy.exists(), "the plain-text copy is gone");
         let raw = std::fs::read(dir.path().join(BOOK_FILE)).unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("198.51.100.7"));
-        assert_eq!(load(&DataDir::new(dir.path()), &identity).last_addr, book().last_addr);
+        assert_eq!(
+            load(&DataDir::new(dir.path()), &identity).last_addr,
+            book().last_addr
+        );
     }
 
     #[test]
@@ -116,9 +119,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let identity = age::x25519::Identity::generate();
         std::fs::write(dir.path().join(BOOK_FILE), b"not sealed").unwrap();
-        assert!(load(&DataDir::new(dir.path()), &identity).static_peers.is_empty());
+        assert!(load(&DataDir::new(dir.path()), &identity)
+            .static_peers
+            .is_empty());
         std::fs::remove_file(dir.path().join(BOOK_FILE)).unwrap();
         std::fs::write(dir.path().join(LEGACY_BOOK_FILE), b"{\"static_peers\": 7}").unwrap();
-        assert!(load(&DataDir::new(dir.path()), &identity).static_peers.is_empty());
+        assert!(load(&DataDir::new(dir.path()), &identity)
+            .static_peers
+            .is_empty());
     }
 }

@@ -203,7 +203,11 @@ impl DataDir {
         identity: &age::x25519::Identity,
         device: &DeviceId,
     ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        self.open_sealed(&self.root.join(SYNC_DIR), &sync_state_file(device), identity)
+        self.open_sealed(
+            &self.root.join(SYNC_DIR),
+            &sync_state_file(device),
+            identity,
+        )
     }
 
     /// Seals the sync states for `device` and writes them, creating `sync/` (0700).
@@ -271,7 +275,8 @@ impl DataDir {
     /// What the owner's part of `status` is read from, for the read cache's
     /// fingerprint: a label and a path each, the directories before the files.
     pub fn status_sources(&self) -> [(&'static str, PathBuf); 4] {
-        [DOCS_DIR, SYNC_DIR, HOUSEHOLD_SECRET_FILE, DEVICE_FILE].map(|name| (name, self.root.join(name)))
+        [DOCS_DIR, SYNC_DIR, HOUSEHOLD_SECRET_FILE, DEVICE_FILE]
+            .map(|name| (name, self.root.join(name)))
     }
 
     /// The date of the last reminder, as written; `None` when there is none.
@@ -381,8 +386,14 @@ mod tests {
             .save_sync_states(&identity.to_public(), &device, b"heads of Ada")
             .unwrap();
         let back = data_dir.load_sync_states(&identity, &device).unwrap();
-        assert_eq!(back.as_deref().map(Vec::as_slice), Some(&b"heads of Ada"[..]));
-        assert!(data_dir.load_sync_states(&identity, &other).unwrap().is_none());
+        assert_eq!(
+            back.as_deref().map(Vec::as_slice),
+            Some(&b"heads of Ada"[..])
+        );
+        assert!(data_dir
+            .load_sync_states(&identity, &other)
+            .unwrap()
+            .is_none());
 
         let sync = dir.path().join(SYNC_DIR);
         assert_eq!(mode(&sync), 0o700);
@@ -394,7 +405,9 @@ mod tests {
         let refused = data_dir.load_sync_states(&stranger, &device).unwrap_err();
         assert!(matches!(refused, StoreError::Unsealed { .. }));
         assert!(
-            !refused.for_log().contains(&dir.path().display().to_string()),
+            !refused
+                .for_log()
+                .contains(&dir.path().display().to_string()),
             "a log line names the file, never the data directory"
         );
     }
