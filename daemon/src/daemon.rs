@@ -70,6 +70,7 @@ struct Ready {
     actor: ActorHandle,
     device_id: String,
     net: Arc<Net>,
+    pairing: Pairing,
     discovery: Option<Arc<Discoverer>>,
 }
 
@@ -432,11 +433,12 @@ fn start_ready(
         shared.config.peers.clone(),
         pairing.clone(),
     );
-    let discovery = start_discovery(mode, &shared.config, listen, &net, pairing);
+    let discovery = start_discovery(mode, &shared.config, listen, &net, &pairing);
     Ok(Ready {
         actor: handle,
         device_id: device.to_string(),
         net,
+        pairing,
         discovery,
     })
 }
@@ -462,7 +464,7 @@ fn start_discovery(
     config: &Config,
     listen: std::net::SocketAddr,
     net: &Arc<Net>,
-    pairing: Pairing,
+    pairing: &Pairing,
 ) -> Option<Arc<Discoverer>> {
     let started = discovery::backend(mode, &config.mdns_interfaces, listen).and_then(|backend| {
         backend
@@ -746,11 +748,11 @@ async fn net_call(shared: &Arc<Shared>, call: NetCall) -> Result<serde_json::Val
             } else {
                 InviteRole::Partner
             };
-            ready.net.pairing().check_can_invite(role).await?;
+            ready.pairing.check_can_invite(role).await?;
             let timeout = std::time::Duration::from_secs(
                 timeout_secs.unwrap_or(shared.config.pair_timeout_secs),
             );
-            let code = ready.net.pairing().invite(timeout, role).await?;
+            let code = ready.pairing.invite(timeout, role).await?;
             answer(Invite {
                 addresses: ready
                     .net
@@ -763,7 +765,7 @@ async fn net_call(shared: &Arc<Shared>, call: NetCall) -> Result<serde_json::Val
                 role: role.as_str().into(),
             })
         }
-        NetCall::PairWait => shared.ready()?.net.pairing().wait().await,
+        NetCall::PairWait => shared.ready()?.pairing.wait().await,
         NetCall::PairJoin { code, addr, merge } => pair_join(shared, code, addr, merge).await,
         NetCall::PeersAdd { addr } => {
             let ready = shared.ready()?;
@@ -811,7 +813,7 @@ async fn pair_join(
             }
         };
     let join = crate::pairing::JoinOptions { merge };
-    let joined = crate::pairing::join(ready.net.pairing(), &code, target, join).await?;
+    let joined = crate::pairing::join(&ready.pairing, &code, target, join).await?;
     ready.net.remember(&joined.inviter, joined.addr);
     ready.net.dial_now();
     Ok(joined.answer)

@@ -172,11 +172,6 @@ impl Net {
         net
     }
 
-    /// Pairing state.
-    pub fn pairing(&self) -> &Pairing {
-        &self.pairing
-    }
-
     /// The transport, for pairing.
     pub fn transport(&self) -> &Transport {
         &self.transport
