@@ -126,7 +126,7 @@ pub enum ActorMsg {
     },
     /// Makes this fresh device another device of `person` (an own-device join): its
     /// documents are replaced by a household holding `roster` and `person`'s private
-    /// document, and `device_file` (who this device is) is rewritten as the commit point.
+    /// document, and `device_info` (who this device is) is rewritten as the commit point.
     BecomePerson {
         /// The person this device now belongs to.
         person: PersonId,
