@@ -11,7 +11,6 @@
 //! IO; nothing async ever waits on a lock it holds.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,7 +24,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::handlers::{self, Outcome};
-use crate::storage::{DocStore, StoreError};
+use crate::storage::{DataDir, DeviceInfo, DocStore, StoreError};
 use crate::sync_hub::{ConnId, Outbound, SyncDriver};
 use crate::transport::TrustSet;
 use hearth_api::{
@@ -130,7 +129,7 @@ pub enum ActorMsg {
     },
     /// Makes this fresh device another device of `person` (an own-device join): its
     /// documents are replaced by a household holding `roster` and `person`'s private
-    /// document, and `device_file` (who this device is) is rewritten as the commit point.
+    /// document, and `device_info` (who this device is) is rewritten as the commit point.
     BecomePerson {
         /// The person this device now belongs to.
         person: PersonId,
@@ -140,8 +139,8 @@ pub enum ActorMsg {
         /// (the inviting device writes one too, without it; the two are concurrent
         /// versions of one entry, and bundles read the recipient from either).
         own: Box<hearth_core::model::Device>,
-        /// The data directory, file name and contents of the new `device.json`.
-        device_file: (PathBuf, String, Vec<u8>),
+        /// The new `device.json`.
+        device_info: DeviceInfo,
         /// Where the answer goes once everything is durable.
         reply: Reply,
     },
@@ -265,43 +264,17 @@ pub struct Actor {
     /// A device stopped being trusted in this batch: the household secret moves to a
     /// new epoch before anything else goes out.
     trust_shrank: bool,
-    /// The data directory, where the read cache goes.
-    data_dir: PathBuf,
-}
-
-/// Where an own-device join builds the new household before it replaces this device's.
-const JOINING_DIR: &str = "household-joining";
-/// Where the replaced household sits for a moment during the swap.
-const REPLACED_DIR: &str = "household-replaced";
-
-fn io_err(
-    action: &'static str,
-    path: &std::path::Path,
-) -> impl FnOnce(std::io::Error) -> StoreError {
-    let path = path.to_owned();
-    move |source| StoreError::Io {
-        action,
-        path,
-        source,
-    }
-}
-
-fn remove_dir_if_present(dir: &std::path::Path) -> Result<(), StoreError> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err("remove directory", dir)(e)),
-    }
+    /// The data directory: the documents, the read cache and `device.json`.
+    data_dir: DataDir,
 }
 
 fn open_doc(
-    docs_dir: &std::path::Path,
+    data_dir: &DataDir,
     identity: &age::x25519::Identity,
     kind: DocKind,
     actor_id: &automerge::ActorId,
 ) -> Result<(Doc, Stored), StoreError> {
-    let dir = docs_dir.join(kind.doc_id());
-    let (store, loaded) = DocStore::open(&dir, identity)?;
+    let (store, loaded) = DocStore::open(&data_dir.doc(kind), identity)?;
     let durable_heads = loaded.doc.get_heads();
     let mut doc = Doc::from_automerge(kind, loaded.doc, actor_id.clone());
     for bytes in &loaded.proofs {
@@ -321,35 +294,16 @@ fn open_doc(
     ))
 }
 
-/// Puts a household built by an own-device join in place of the old one. Safe to run
-/// again after a crash at any point: each step is a rename or a removal that is
-/// skipped when already done.
-fn swap_in_joined_household(docs_dir: &std::path::Path) -> Result<(), StoreError> {
-    let current = docs_dir.join(DocKind::Household.doc_id());
-    let joining = docs_dir.join(JOINING_DIR);
-    let replaced = docs_dir.join(REPLACED_DIR);
-    match std::fs::rename(&current, &replaced) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("set aside the old household", &current)(e)),
-    }
-    std::fs::rename(&joining, &current).map_err(io_err("move the new household in", &joining))?;
-    std::fs::File::open(docs_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("sync directory", docs_dir))?;
-    remove_dir_if_present(&replaced)
-}
-
 /// Finishes or forgets an own-device join that a crash interrupted. The new
 /// `device.json` is the commit point: if it names a person of the household built in
 /// `household-joining`, the join happened and the swap is finished; otherwise the
 /// half-built household is thrown away and the device is as fresh as before.
 fn recover_join(
-    docs_dir: &std::path::Path,
+    data_dir: &DataDir,
     identity: &age::x25519::Identity,
     me: PersonId,
 ) -> Result<(), StoreError> {
-    let joining = docs_dir.join(JOINING_DIR);
+    let joining = data_dir.joining_household();
     if joining.exists() {
         let (_, loaded) = DocStore::open(&joining, identity)?;
         let doc = Doc::from_automerge(DocKind::Household, loaded.doc, automerge::ActorId::random());
@@ -359,13 +313,13 @@ fn recover_join(
             .any(|p| p.id == me);
         if committed {
             tracing::warn!("finishing an own-device join that was interrupted");
-            swap_in_joined_household(docs_dir)?;
+            data_dir.swap_in_joined_household()?;
         } else {
             tracing::warn!("forgetting an own-device join that did not finish");
-            remove_dir_if_present(&joining)?;
+            data_dir.remove_joining_household()?;
         }
     }
-    remove_dir_if_present(&docs_dir.join(REPLACED_DIR))
+    data_dir.remove_replaced_household()
 }
 
 /// What the owner needs beyond its documents.
@@ -376,8 +330,8 @@ pub struct ActorContext {
     pub trust: Arc<TrustSet>,
     /// This device.
     pub device: DeviceId,
-    /// Where sync states are kept.
-    pub sync_dir: PathBuf,
+    /// Where documents, sync states and the read cache are kept.
+    pub data_dir: DataDir,
     /// This device's Ed25519 key, which signs offline bundles.
     pub signer: Arc<ring::signature::Ed25519KeyPair>,
     /// The household secret's epochs, which the owner moves on and adopts.
@@ -389,17 +343,16 @@ pub use crate::clock::now_millis;
 impl Actor {
     /// Opens both documents from their stores.
     pub fn open(
-        docs_dir: PathBuf,
         identity: &age::x25519::Identity,
         me: hearth_core::model::PersonId,
         ctx: ActorContext,
     ) -> Result<Actor, StoreError> {
         let actor_id = run_actor(&ctx.signer);
-        recover_join(&docs_dir, identity, me)?;
+        recover_join(&ctx.data_dir, identity, me)?;
         let (household_doc, household) =
-            open_doc(&docs_dir, identity, DocKind::Household, &actor_id)?;
+            open_doc(&ctx.data_dir, identity, DocKind::Household, &actor_id)?;
         let (private_doc, private) =
-            open_doc(&docs_dir, identity, DocKind::Private(me), &actor_id)?;
+            open_doc(&ctx.data_dir, identity, DocKind::Private(me), &actor_id)?;
         let (deadline, _) = watch::channel(None);
         let mut actor = Actor {
             docs: Docs::from_parts(household_doc, private_doc, me),
@@ -408,7 +361,7 @@ impl Actor {
             events: ctx.events,
             hub: SyncDriver::new(
                 ctx.device,
-                ctx.sync_dir,
+                ctx.data_dir.clone(),
                 identity.clone(),
                 ctx.signer.clone(),
                 ctx.keys,
@@ -422,7 +375,7 @@ impl Actor {
             refused_from: BTreeMap::new(),
             trusted: BTreeSet::new(),
             trust_shrank: false,
-            data_dir: docs_dir.parent().map(PathBuf::from).unwrap_or_default(),
+            data_dir: ctx.data_dir,
         };
         actor.docs.set_device_key(signer_key(&actor.signer));
         actor.note_refusals("this device");
@@ -603,7 +556,7 @@ impl Actor {
         person: PersonId,
         roster: RosterExport,
         own: hearth_core::model::Device,
-        device_file: (PathBuf, String, Vec<u8>),
+        device_info: DeviceInfo,
         now: Millis,
     ) -> Result<Value, ApiError> {
         if !handlers::is_fresh_device(&self.docs, &self.me_device) {
@@ -621,19 +574,14 @@ impl Actor {
             ));
         }
         let old = self.docs.me;
-        let Some(docs_dir) = self.household.store.dir().parent().map(PathBuf::from) else {
-            return Err(storage_error(&StoreError::Io {
-                action: "find the documents directory",
-                path: self.household.store.dir().to_path_buf(),
-                source: std::io::Error::other("no parent directory"),
-            }));
-        };
         let store_err = |e: StoreError| storage_error(&e);
         // 1. The new household, durable beside the old one. A fresh actor id: the old
         //    documents' changes must never meet changes with the same sequence numbers.
         let actor_id = run_actor(&self.signer);
-        let joining = docs_dir.join(JOINING_DIR);
-        remove_dir_if_present(&joining).map_err(store_err)?;
+        let joining = self.data_dir.joining_household();
+        self.data_dir
+            .remove_joining_household()
+            .map_err(store_err)?;
         let (mut store, loaded) = DocStore::open(&joining, &self.identity).map_err(store_err)?;
         let mut fresh = Docs::from_parts(
             Doc::from_automerge(DocKind::Household, loaded.doc, actor_id.clone()),
@@ -647,24 +595,27 @@ impl Actor {
             .map_err(store_err)?;
         drop(store);
         // 2. The commit point.
-        let (data_dir, name, bytes) = device_file;
-        if let Err(e) = crate::storage::atomic_write(&data_dir, &name, &bytes) {
-            let _ = remove_dir_if_present(&joining);
-            return Err(store_err(StoreError::Io {
-                action: "write",
-                path: data_dir.join(&name),
-                source: e,
-            }));
+        if let Err(e) = self.data_dir.write_device_info(&device_info) {
+            let _ = self.data_dir.remove_joining_household();
+            return Err(store_err(e));
         }
         // 3. Swap and reopen. The sessions (a fresh device has none worth keeping) end.
         self.hub.abandon();
-        swap_in_joined_household(&docs_dir).map_err(store_err)?;
-        remove_dir_if_present(&docs_dir.join(DocKind::Private(old).doc_id())).map_err(store_err)?;
-        let (household_doc, household) =
-            open_doc(&docs_dir, &self.identity, DocKind::Household, &actor_id)
-                .map_err(store_err)?;
+        self.data_dir
+            .swap_in_joined_household()
+            .map_err(store_err)?;
+        self.data_dir
+            .remove_doc(DocKind::Private(old))
+            .map_err(store_err)?;
+        let (household_doc, household) = open_doc(
+            &self.data_dir,
+            &self.identity,
+            DocKind::Household,
+            &actor_id,
+        )
+        .map_err(store_err)?;
         let (private_doc, private) = open_doc(
-            &docs_dir,
+            &self.data_dir,
             &self.identity,
             DocKind::Private(person),
             &actor_id,
@@ -962,12 +913,12 @@ impl Actor {
                     person,
                     roster,
                     own,
-                    device_file,
+                    device_info,
                     reply,
                 } => {
                     // Answered at once: the join writes its own files, durably, and the
                     // batch's commit below has nothing of it left to do.
-                    let _ = reply.send(self.become_person(person, roster, *own, device_file, now));
+                    let _ = reply.send(self.become_person(person, roster, *own, device_info, now));
                 }
                 ActorMsg::SyncNow => sync_now = true,
                 ActorMsg::Shutdown { done } => shutdown = Some(done),

@@ -19,7 +19,7 @@ use hearth_core::model::{Person, PersonId};
 use hearth_core::pair::InviteRole;
 
 use hearth_core::secrets::{DeviceSecrets, SecretsError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, watch};
@@ -32,9 +32,9 @@ use crate::discovery::{self, Discoverer};
 use crate::epochs::HouseholdKeys;
 use crate::handlers;
 use crate::net::Net;
-use crate::pairing::Pairing;
+use crate::pairing::{Pairing, PairingSetup};
 use crate::read_cache;
-use crate::storage::{self, DataDirLock, StoreError};
+use crate::storage::{DataDir, DeviceInfo, StoreError};
 use crate::transport::{DeviceKey, Transport, TrustSet};
 use hearth_api::config::{Config, ConfigError};
 use hearth_api::paths::{ensure_private_dir, Paths};
@@ -51,30 +51,6 @@ pub struct RunOptions {
     pub paths: Paths,
     /// The passphrase for a protected identity, if known at start.
     pub passphrase: Option<String>,
-}
-
-/// Who this device is, kept beside the identity. Not secret.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct DeviceInfo {
-    person: PersonId,
-    device_id: String,
-}
-
-pub(crate) const DEVICE_FILE: &str = "device.json";
-
-/// The directory, name and contents of `device.json` for `person` on this device: a
-/// an own-device join rewrites it (see `ActorMsg::BecomePerson`).
-pub(crate) fn device_file(
-    data_dir: &Path,
-    person: PersonId,
-    device_id: &str,
-) -> Result<(std::path::PathBuf, String, Vec<u8>), ApiError> {
-    let bytes = serde_json::to_vec_pretty(&DeviceInfo {
-        person,
-        device_id: device_id.to_string(),
-    })
-    .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok((data_dir.to_path_buf(), DEVICE_FILE.to_string(), bytes))
 }
 
 enum State {
@@ -94,11 +70,14 @@ struct Ready {
     actor: ActorHandle,
     device_id: String,
     net: Arc<Net>,
+    pairing: Pairing,
     discovery: Option<Arc<Discoverer>>,
 }
 
 struct Shared {
     paths: Paths,
+    /// Every file under `paths.data_dir`.
+    data_dir: DataDir,
     config: Config,
     state: Mutex<State>,
     events: broadcast::Sender<Event>,
@@ -211,13 +190,14 @@ pub enum RunError {
 /// Runs the daemon in the foreground until it is told to stop.
 pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let paths = opts.paths.clone();
-    ensure_private_dir(&paths.data_dir).map_err(|source| RunError::DataDir {
+    let data_dir = DataDir::new(&paths.data_dir);
+    data_dir.create().map_err(|source| RunError::DataDir {
         path: paths.data_dir.display().to_string(),
         source,
     })?;
     let config = Config::load(&paths.config())?;
     init_logging(config.log.as_deref());
-    let lock = DataDirLock::acquire(&paths.data_dir)?;
+    let lock = data_dir.lock()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -234,8 +214,10 @@ async fn serve(opts: RunOptions, config: Config) -> Result<(), RunError> {
     let (events, _) = broadcast::channel(1024);
     let (shutdown, mut shutdown_rx) = watch::channel(false);
     let (loaded, _) = watch::channel(true);
+    let data_dir = DataDir::new(&paths.data_dir);
     let shared = Arc::new(Shared {
         paths: paths.clone(),
+        data_dir: data_dir.clone(),
         config,
         state: Mutex::new(State::Uninitialized),
         events,
@@ -244,18 +226,18 @@ async fn serve(opts: RunOptions, config: Config) -> Result<(), RunError> {
     });
 
     let mut to_load = None;
-    let initial = if !paths.identity().exists() {
+    let initial = if !data_dir.has_identity() {
         State::Uninitialized
     } else {
-        let bytes = storage::read_secrets(&paths.data_dir)?;
+        let bytes = data_dir.read_secrets()?;
         if DeviceSecrets::is_protected(&bytes) && opts.passphrase.is_none() {
             State::Locked
         } else {
             let secrets = DeviceSecrets::from_file_bytes(&bytes, opts.passphrase.as_deref())?;
             if let Some(passphrase) = opts.passphrase.as_deref() {
-                strengthen(&paths.data_dir, &bytes, &secrets, passphrase);
+                strengthen(&data_dir, &bytes, &secrets, passphrase);
             }
-            let cached = match read_cache::take(&paths.data_dir, secrets.age_identity()) {
+            let cached = match read_cache::take(&data_dir, secrets.age_identity()) {
                 Ok(cached) => cached,
                 Err(e) => {
                     tracing::info!(reason = %e, "not using the read cache");
@@ -293,7 +275,7 @@ async fn serve(opts: RunOptions, config: Config) -> Result<(), RunError> {
     }
     {
         let watching = shared.clone();
-        let data_dir = paths.data_dir.clone();
+        let data_dir = data_dir.clone();
         let day = shared.config.together_day;
         // After the load: its first look would otherwise find the daemon still loading
         // and wait a whole check interval.
@@ -381,29 +363,11 @@ fn bind_socket(socket: &Path) -> anyhow::Result<UnixListener> {
 }
 
 async fn open_ready(shared: &Arc<Shared>, secrets: &DeviceSecrets) -> anyhow::Result<Ready> {
-    let paths = shared.paths.clone();
-    let info: DeviceInfo = {
-        let path = paths.data_dir.join(DEVICE_FILE);
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "could not read {}; the data directory is incomplete",
-                path.display()
-            )
-        })?;
-        // A fixed description, not serde's message: that quotes the value it choked on.
-        serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "{} is damaged ({}); restore it from a backup",
-                path.display(),
-                hearth_core::json_error_kind(&e)
-            )
-        })?
-    };
+    let info = shared.data_dir.read_device_info()?;
     let identity = secrets.age_identity().clone();
     let me = info.person;
     let (trust, ctx) = actor_context(shared, secrets)?;
-    let actor = tokio::task::spawn_blocking(move || Actor::open(paths.docs(), &identity, me, ctx))
-        .await??;
+    let actor = tokio::task::spawn_blocking(move || Actor::open(&identity, me, ctx)).await??;
     start_ready(shared, actor, secrets, trust, me)
 }
 
@@ -421,10 +385,10 @@ fn actor_context(
         events: shared.events.clone(),
         trust: trust.clone(),
         device: DeviceId::from_public_key(&secrets.device_public_key()),
-        sync_dir: shared.paths.data_dir.join("sync"),
+        data_dir: shared.data_dir.clone(),
         signer: Arc::new(signer),
         keys: {
-            let keys = Arc::new(HouseholdKeys::load(shared.paths.data_dir.clone(), secrets));
+            let keys = Arc::new(HouseholdKeys::load(shared.data_dir.clone(), secrets));
             keys.feed_transport(trust.clone());
             keys
         },
@@ -450,31 +414,47 @@ fn start_ready(
             .map_err(|_| {
                 anyhow::anyhow!("this device's key cannot sign; its identity file is damaged")
             })?;
-    let pairing = Arc::new(Pairing::new(
+    let pairing = Pairing::spawn(PairingSetup {
         trust,
-        handle.clone(),
-        shared.paths.data_dir.clone(),
+        owner: handle.clone(),
+        transport: transport.clone(),
         secrets,
-        Arc::new(signer),
+        signer: Arc::new(signer),
         me,
         keys,
-    ));
+    });
     let listen = transport.local_addr()?;
     let net = Net::start(
         transport,
         handle.clone(),
         device,
-        shared.paths.data_dir.clone(),
+        shared.data_dir.clone(),
+        secrets.age_identity(),
         shared.config.peers.clone(),
         pairing.clone(),
     );
-    let discovery = start_discovery(mode, &shared.config, listen, &net, pairing);
+    let discovery = start_discovery(mode, &shared.config, listen, &net, &pairing);
     Ok(Ready {
         actor: handle,
         device_id: device.to_string(),
         net,
+        pairing,
         discovery,
     })
+}
+
+/// The network driver as discovery's [`discovery::PeerSink`]: what discovery hears
+/// becomes a dial.
+struct NetSink(Arc<Net>);
+
+impl discovery::PeerSink for NetSink {
+    fn offer(&self, label: &str, addrs: Vec<std::net::SocketAddr>) {
+        self.0.offer(label, addrs);
+    }
+
+    fn forget(&self, label: &str) {
+        self.0.forget_offer(label);
+    }
 }
 
 /// Starts discovery, or runs without it (known addresses only) when it cannot start:
@@ -484,7 +464,7 @@ fn start_discovery(
     config: &Config,
     listen: std::net::SocketAddr,
     net: &Arc<Net>,
-    pairing: Arc<Pairing>,
+    pairing: &Pairing,
 ) -> Option<Arc<Discoverer>> {
     let started = discovery::backend(mode, &config.mdns_interfaces, listen).and_then(|backend| {
         backend
@@ -493,8 +473,8 @@ fn start_discovery(
                     mode,
                     backend,
                     listen.port(),
-                    pairing,
-                    Arc::new(discovery::NetSink(net.clone())),
+                    Arc::new(pairing.clone()),
+                    Arc::new(NetSink(net.clone())),
                     discovery::system_clock,
                 )
             })
@@ -768,11 +748,11 @@ async fn net_call(shared: &Arc<Shared>, call: NetCall) -> Result<serde_json::Val
             } else {
                 InviteRole::Partner
             };
-            ready.net.pairing().check_can_invite(role).await?;
+            ready.pairing.check_can_invite(role).await?;
             let timeout = std::time::Duration::from_secs(
                 timeout_secs.unwrap_or(shared.config.pair_timeout_secs),
             );
-            let code = ready.net.pairing().invite(timeout, role)?;
+            let code = ready.pairing.invite(timeout, role).await?;
             answer(Invite {
                 addresses: ready
                     .net
@@ -785,7 +765,7 @@ async fn net_call(shared: &Arc<Shared>, call: NetCall) -> Result<serde_json::Val
                 role: role.as_str().into(),
             })
         }
-        NetCall::PairWait => shared.ready()?.net.pairing().wait().await,
+        NetCall::PairWait => shared.ready()?.pairing.wait().await,
         NetCall::PairJoin { code, addr, merge } => pair_join(shared, code, addr, merge).await,
         NetCall::PeersAdd { addr } => {
             let ready = shared.ready()?;
@@ -833,7 +813,10 @@ async fn pair_join(
             }
         };
     let join = crate::pairing::JoinOptions { merge };
-    crate::pairing::join(ready.net.pairing(), &ready.net, &code, target, join).await
+    let joined = crate::pairing::join(&ready.pairing, &code, target, join).await?;
+    ready.net.remember(&joined.inviter, joined.addr);
+    ready.net.dial_now();
+    Ok(joined.answer)
 }
 
 async fn status(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
@@ -933,7 +916,7 @@ async fn init(
     passphrase: Option<String>,
 ) -> Result<serde_json::Value, ApiError> {
     if !matches!(shared.state.lock().as_deref(), Ok(State::Uninitialized))
-        || shared.paths.identity().exists()
+        || shared.data_dir.has_identity()
     {
         return Err(ApiError::new(
             ErrorCode::AlreadyInitialized,
@@ -975,7 +958,7 @@ async fn init(
         DeviceSecrets::generate(&ring::rand::SystemRandom::new()).map_err(secrets_error)?;
     let device_id = DeviceId::from_public_key(&secrets.device_public_key()).to_string();
     let me = Uuid::new_v4();
-    let paths = shared.paths.clone();
+    let data_dir = shared.data_dir.clone();
     let (trust, ctx) =
         actor_context(shared, &secrets).map_err(|e| ApiError::internal(format!("{e:#}")))?;
     let file_bytes = secrets
@@ -987,8 +970,7 @@ async fn init(
     let signer = ctx.signer.clone();
     let actor = tokio::task::spawn_blocking(move || -> Result<Actor, ApiError> {
         let now = now_millis();
-        let mut actor =
-            Actor::open(paths.docs(), &identity, me, ctx).map_err(|e| storage_error(&e))?;
+        let mut actor = Actor::open(&identity, me, ctx).map_err(|e| storage_error(&e))?;
         let docs = actor.docs_mut();
         docs.add_person(
             &Person {
@@ -1006,20 +988,16 @@ async fn init(
         docs.put_device(&device, now).map_err(handlers::api_error)?;
         docs.refresh_roster();
         actor.flush().map_err(|e| storage_error(&e))?;
-        let info = serde_json::to_vec_pretty(&DeviceInfo {
-            person: me,
-            device_id: device_id_for_roster,
-        })
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-        storage::atomic_write(&paths.data_dir, DEVICE_FILE, &info).map_err(|e| {
-            storage_error(&StoreError::Io {
-                action: "write",
-                path: paths.data_dir.join(DEVICE_FILE),
-                source: e,
+        data_dir
+            .write_device_info(&DeviceInfo {
+                person: me,
+                device_id: device_id_for_roster,
             })
-        })?;
+            .map_err(|e| storage_error(&e))?;
         // The identity goes last: its presence is what marks the directory initialised.
-        storage::write_secrets(&paths.data_dir, &file_bytes).map_err(|e| storage_error(&e))?;
+        data_dir
+            .write_secrets(&file_bytes)
+            .map_err(|e| storage_error(&e))?;
         Ok(actor)
     })
     .await
@@ -1043,14 +1021,14 @@ async fn init(
 /// Seals an identity file that an older version wrote with less scrypt work again at
 /// today's work factor, once the passphrase has opened it. A failure leaves the old
 /// file, which still opens, in place.
-fn strengthen(data_dir: &Path, bytes: &[u8], secrets: &DeviceSecrets, passphrase: &str) {
+fn strengthen(data_dir: &DataDir, bytes: &[u8], secrets: &DeviceSecrets, passphrase: &str) {
     if !DeviceSecrets::needs_stronger_protection(bytes) {
         return;
     }
     let written = secrets
         .to_file_bytes(Some(passphrase))
         .map_err(|e| e.to_string())
-        .and_then(|b| storage::replace_secrets(data_dir, &b).map_err(|e| e.to_string()));
+        .and_then(|b| data_dir.replace_secrets(&b).map_err(|e| e.for_log()));
     match written {
         Ok(()) => {
             tracing::info!("sealed the identity file again at today's passphrase work factor")
@@ -1068,9 +1046,9 @@ async fn unlock(shared: &Arc<Shared>, passphrase: String) -> Result<serde_json::
             unlocked: true,
         });
     }
-    let data_dir = shared.paths.data_dir.clone();
+    let data_dir = shared.data_dir.clone();
     let secrets = tokio::task::spawn_blocking(move || -> Result<DeviceSecrets, ApiError> {
-        let bytes = storage::read_secrets(&data_dir).map_err(|e| storage_error(&e))?;
+        let bytes = data_dir.read_secrets().map_err(|e| storage_error(&e))?;
         let secrets =
             DeviceSecrets::from_file_bytes(&bytes, Some(&passphrase)).map_err(secrets_error)?;
         strengthen(&data_dir, &bytes, &secrets, &passphrase);

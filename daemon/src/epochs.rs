@@ -5,7 +5,6 @@
 //! pairing and discovery (which read the secrets). The rules themselves are in
 //! [`hearth_core::epochs`]. Nothing here logs a secret.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -13,16 +12,16 @@ use hearth_core::epochs::{Epoch, Epochs};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
-use crate::storage;
+use crate::storage::DataDir;
 
-/// Where the household secret's epochs are kept, sealed to this device's identity. A
-/// joined device of an older version kept its one secret here as 32 bytes; that loads
-/// as epoch 0.
-pub const HOUSEHOLD_SECRET_FILE: &str = "household-secret.hearth";
+/// Where the epochs are kept, sealed (see [`DataDir::load_household_epochs`]).
+pub use crate::storage::HOUSEHOLD_SECRET_FILE;
 
 /// This device's household secret epochs.
 pub struct HouseholdKeys {
-    data_dir: PathBuf,
+    /// Where the epochs are kept, sealed to this device's identity. A joined device of
+    /// an older version kept its one secret there as 32 bytes; that loads as epoch 0.
+    data_dir: DataDir,
     recipient: age::x25519::Recipient,
     epochs: Mutex<Epochs>,
     /// Loaded from a version before epochs (the bare secret, or only the identity
@@ -45,11 +44,12 @@ impl std::fmt::Debug for HouseholdKeys {
 impl HouseholdKeys {
     /// Loads the epochs: the sealed file if there is one, else the household secret in
     /// the identity file (a founding device that never rotated) as epoch 0, else none.
-    pub fn load(data_dir: PathBuf, secrets: &hearth_core::secrets::DeviceSecrets) -> Self {
+    pub fn load(data_dir: DataDir, secrets: &hearth_core::secrets::DeviceSecrets) -> Self {
         let identity = secrets.age_identity();
-        let stored = std::fs::read(data_dir.join(HOUSEHOLD_SECRET_FILE))
+        let stored = data_dir
+            .load_household_epochs(identity)
             .ok()
-            .and_then(|sealed| hearth_core::envelope::open(identity, &sealed).ok())
+            .flatten()
             .and_then(|plain| match Epochs::decode(&plain) {
                 Ok(epochs) => Some(epochs),
                 Err(e) => {
@@ -168,9 +168,9 @@ impl HouseholdKeys {
         let Some(out) = f(&mut next) else {
             return Ok(None);
         };
-        let sealed = hearth_core::envelope::seal(&self.recipient, &next.encode())
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        storage::atomic_write(&self.data_dir, HOUSEHOLD_SECRET_FILE, &sealed)?;
+        self.data_dir
+            .save_household_epochs(&self.recipient, &next.encode())
+            .map_err(|e| std::io::Error::other(e.for_log()))?;
         *guard = next;
         if let Some(trust) = self.transport.get() {
             trust.set_household_secrets(guard.secrets());
@@ -196,8 +196,9 @@ mod tests {
         .unwrap();
         // An older joined device's file: the bare secret, sealed.
         let sealed = hearth_core::envelope::seal(&secrets.age_recipient(), &[3u8; 32]).unwrap();
+        let data_dir = DataDir::new(dir.path());
         std::fs::write(dir.path().join(HOUSEHOLD_SECRET_FILE), sealed).unwrap();
-        let keys = HouseholdKeys::load(dir.path().to_path_buf(), &secrets);
+        let keys = HouseholdKeys::load(data_dir.clone(), &secrets);
         assert_eq!(keys.current().unwrap().number, 0);
         assert!(keys.is_legacy());
         let seen = keys.changes();
@@ -205,7 +206,7 @@ mod tests {
         assert_eq!(next.number, 1);
         assert!(seen.has_changed().unwrap());
         assert!(!keys.is_legacy());
-        let again = HouseholdKeys::load(dir.path().to_path_buf(), &secrets);
+        let again = HouseholdKeys::load(data_dir, &secrets);
         assert!(!again.is_legacy());
         assert_eq!(again.current().unwrap(), next);
         assert_eq!(again.secrets().len(), 2);

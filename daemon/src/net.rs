@@ -21,7 +21,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -34,6 +33,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::{ActorHandle, ActorMsg};
 use crate::clock::Clock;
+use crate::pairing::Pairing;
+use crate::storage::DataDir;
 use crate::sync_hub::{ConnId, Outbound};
 use crate::transport::{self, Alpn, CloseReason, Transport};
 
@@ -179,7 +180,7 @@ enum NetMsg {
 pub struct Net {
     transport: Transport,
     actor: ActorHandle,
-    pairing: Arc<crate::pairing::Pairing>,
+    pairing: Pairing,
     inbox: mpsc::UnboundedSender<NetMsg>,
 }
 
@@ -200,8 +201,9 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
 struct NetState {
     net: Weak<Net>,
     me: DeviceId,
-    data_dir: PathBuf,
-    identity: age::x25519::Identity,
+    data_dir: DataDir,
+    /// This device's age recipient, which the address book is sealed to.
+    recipient: age::x25519::Recipient,
     config_peers: Vec<String>,
     clock: Clock,
     book: AddressBook,
@@ -221,12 +223,12 @@ impl Net {
         transport: Transport,
         actor: ActorHandle,
         me: DeviceId,
-        data_dir: PathBuf,
+        data_dir: DataDir,
+        identity: &age::x25519::Identity,
         config_peers: Vec<String>,
-        pairing: Arc<crate::pairing::Pairing>,
+        pairing: Pairing,
     ) -> Arc<Net> {
-        let identity = pairing.identity().clone();
-        let book = book::load(&data_dir, &identity);
+        let book = book::load(&data_dir, identity);
         let (inbox, messages) = mpsc::unbounded_channel();
         let net = Arc::new(Net {
             transport,
@@ -238,7 +240,7 @@ impl Net {
             net: Arc::downgrade(&net),
             me,
             data_dir,
-            identity,
+            recipient: identity.to_public(),
             config_peers,
             clock: Clock::new(),
             book,
@@ -263,11 +265,6 @@ impl Net {
         let (reply, answer) = oneshot::channel();
         self.tell(message(reply));
         answer.await.ok()
-    }
-
-    /// Pairing state.
-    pub fn pairing(&self) -> &Arc<crate::pairing::Pairing> {
-        &self.pairing
     }
 
     /// The transport, for pairing.
@@ -807,8 +804,7 @@ impl NetState {
     }
 
     fn save_book(&self) {
-        let recipient = self.identity.to_public();
-        if let Err(e) = book::save(&self.data_dir, &recipient, &self.book) {
+        if let Err(e) = book::save(&self.data_dir, &self.recipient, &self.book) {
             tracing::warn!(error = %e, "could not save the address book");
         }
     }

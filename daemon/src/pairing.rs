@@ -15,9 +15,18 @@
 //!
 //! This module moves bytes between a QUIC stream and the handshake; all cryptography
 //! and message checks live in `core::pair`.
+//!
+//! **One owner.** The pairing state (this device's person and the one open invite, with
+//! its expiry) belongs to one task, `PairingTask`, which loops over its inbox and the
+//! open invite's deadline. Everyone else holds a [`Pairing`], a cheap handle that sends
+//! the task a request and awaits the reply. The protocol IO (an incoming connection in
+//! [`accept`], a join in [`join`]) runs in the caller's task and asks the pairing task
+//! only for what it owns, so a slow peer never holds up another request. Pairing knows
+//! nothing of the network driver: the transport and the document owner's handle are
+//! given at start, and [`join`] returns the inviter's address for the caller to dial.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_core::identity::DeviceId;
@@ -29,16 +38,18 @@ use hearth_core::pair::{
 use hearth_core::roster::{self, RosterExport};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 use hearth_core::epochs::Epoch;
 
 use crate::actor::{now_millis, ActorHandle, ActorMsg};
+use crate::discovery::{self, Discoverer};
 use crate::epochs::HouseholdKeys;
-use crate::net::Net;
-use crate::transport::{self, Accepted, Alpn, CloseReason, PairingWindow, TrustSet};
-use hearth_api::{ApiError, ErrorCode, InviteUsed, Joined, ThisDevice};
+use crate::storage::DeviceInfo;
+use crate::transport::{self, Accepted, Alpn, CloseReason, PairingWindow, Transport, TrustSet};
+use hearth_api::{ApiError, ErrorCode, InviteUsed, ThisDevice};
 
 /// How long `pair join` without an address looks for the inviting device.
 const FIND_TIMEOUT: Duration = Duration::from_secs(15);
@@ -46,6 +57,8 @@ const FIND_TIMEOUT: Duration = Duration::from_secs(15);
 const FIND_DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one pairing attempt may take once connected.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests waiting for the pairing task; a caller beyond this waits its turn.
+const INBOX: usize = 64;
 
 /// How `pair join` joins.
 #[derive(Debug, Clone, Copy, Default)]
@@ -76,111 +89,135 @@ pub enum InviteResult {
     Expired,
 }
 
+/// The open invite. Whoever holds it holds the transport's pairing window open.
 struct Invite {
     code: PairingCode,
     role: InviteRole,
+    expires_at: Instant,
     _window: PairingWindow,
     result: watch::Sender<Option<InviteResult>>,
 }
 
-/// Pairing state of one daemon.
-pub struct Pairing {
-    trust: Arc<TrustSet>,
-    actor: ActorHandle,
-    data_dir: std::path::PathBuf,
+/// What pairing needs that stays the same while the daemon runs: this device's keys,
+/// the transport it dials with and the handles it talks through.
+struct PairingContext {
+    owner: ActorHandle,
+    transport: Transport,
     identity: age::x25519::Identity,
     local_key: [u8; 32],
     /// Signs the admissions this device grants and its own entry when it joins.
     signer: Arc<ring::signature::Ed25519KeyPair>,
-    /// This device's person; a same-person join changes it once.
-    me: Mutex<PersonId>,
     /// The household secret's epochs, shared with the document owner, which moves them
     /// on. Their change signal also carries the open invite's changes, so that
     /// discovery announces the right labels.
     keys: Arc<HouseholdKeys>,
-    invite: Mutex<Option<Invite>>,
-    last_result: Mutex<Option<watch::Receiver<Option<InviteResult>>>>,
 }
 
-impl Pairing {
-    /// Pairing for a ready daemon.
-    pub fn new(
+/// A request to the pairing task.
+enum Request {
+    /// Opens a new invite, replacing any open one.
+    Open {
+        role: InviteRole,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<PairingCode, ApiError>>,
+    },
+    /// Takes the open invite for an incoming pairing connection.
+    Take {
+        reply: oneshot::Sender<Option<Invite>>,
+    },
+    /// Where the latest invite's result will appear.
+    LastResult {
+        reply: oneshot::Sender<Option<watch::Receiver<Option<InviteResult>>>>,
+    },
+    /// This device's person.
+    Me { reply: oneshot::Sender<PersonId> },
+    /// An own-device join made this device another device of `person`.
+    BecamePerson { person: PersonId },
+}
+
+/// The pairing task's state: this device's person and the one open invite. Only the
+/// task touches it; everyone else sends a [`Request`] through a [`Pairing`] handle.
+struct PairingTask {
+    inbox: mpsc::Receiver<Request>,
+    /// Where an open invite holds a pairing window open.
+    trust: Arc<TrustSet>,
+    /// Whose change signal tells discovery that the open invite changed.
+    keys: Arc<HouseholdKeys>,
+    me: PersonId,
+    invite: Option<Invite>,
+    last_result: Option<watch::Receiver<Option<InviteResult>>>,
+    /// The open invite's code number, read by discovery without a round trip.
+    invite_number: watch::Sender<Option<u8>>,
+}
+
+impl PairingTask {
+    /// Starts the task on the current runtime: where to send it requests, and where it
+    /// publishes the open invite's number.
+    fn start(
         trust: Arc<TrustSet>,
-        actor: ActorHandle,
-        data_dir: std::path::PathBuf,
-        secrets: &hearth_core::secrets::DeviceSecrets,
-        signer: Arc<ring::signature::Ed25519KeyPair>,
-        me: PersonId,
         keys: Arc<HouseholdKeys>,
-    ) -> Pairing {
-        let identity = secrets.age_identity().clone();
-        Pairing {
+        me: PersonId,
+    ) -> (mpsc::Sender<Request>, watch::Receiver<Option<u8>>) {
+        let (requests, inbox) = mpsc::channel(INBOX);
+        let (invite_number, number_seen) = watch::channel(None);
+        let task = PairingTask {
+            inbox,
             trust,
-            actor,
-            data_dir,
-            identity,
-            local_key: secrets.device_public_key(),
-            signer,
-            me: Mutex::new(me),
             keys,
-            invite: Mutex::new(None),
-            last_result: Mutex::new(None),
+            me,
+            invite: None,
+            last_result: None,
+            invite_number,
+        };
+        tokio::spawn(task.run());
+        (requests, number_seen)
+    }
+
+    async fn run(mut self) {
+        loop {
+            let expiry = self.invite.as_ref().map(|i| i.expires_at);
+            tokio::select! {
+                biased;
+                request = self.inbox.recv() => match request {
+                    Some(request) => self.handle(request),
+                    // Every handle is gone: the daemon is stopping. Dropping the open
+                    // invite tells a waiting `pair wait` so.
+                    None => break,
+                },
+                () = sleep_until(expiry) => self.finish(InviteResult::Expired),
+            }
         }
     }
 
-    /// Changes whenever the open invite or the household secret may have changed.
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        self.keys.changes()
+    fn handle(&mut self, request: Request) {
+        match request {
+            Request::Open {
+                role,
+                timeout,
+                reply,
+            } => {
+                let _ = reply.send(self.open(role, timeout));
+            }
+            Request::Take { reply } => {
+                let taken = self.invite.take();
+                self.changed();
+                let _ = reply.send(taken);
+            }
+            Request::LastResult { reply } => {
+                let _ = reply.send(self.last_result.clone());
+            }
+            Request::Me { reply } => {
+                let _ = reply.send(self.me);
+            }
+            Request::BecamePerson { person } => {
+                self.me = person;
+                self.changed();
+            }
+        }
     }
 
-    /// Tells discovery and the transport that the open invite or the household secrets
-    /// may have changed.
-    fn changed(&self) {
-        self.keys.notify();
-    }
-
-    /// The number part of the open invite's code, for the pairing announcement.
-    pub fn open_invite_number(&self) -> Option<u8> {
-        self.invite
-            .lock()
-            .ok()
-            .and_then(|slot| slot.as_ref().map(|i| i.code.number()))
-    }
-
-    /// This device's age identity, which every file it keeps is sealed to.
-    pub fn identity(&self) -> &age::x25519::Identity {
-        &self.identity
-    }
-
-    /// This device's person.
-    pub fn me(&self) -> PersonId {
-        self.me.lock().map(|m| *m).unwrap_or_default()
-    }
-
-    /// The household secret of the current epoch, once this device has one.
-    pub fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>> {
-        self.keys.current().map(|e| e.secret)
-    }
-
-    /// The secrets whose discovery labels this device answers (see
-    /// [`HouseholdKeys::discoverable_secrets`]).
-    pub fn discoverable_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
-        self.keys.discoverable_secrets()
-    }
-
-    /// The current epoch (number and secret), which pairing hands over.
-    pub fn household_epoch(&self) -> Option<Epoch> {
-        self.keys.current()
-    }
-
-    /// Opens a new invite for `role`, replacing any open one, and closes it after
-    /// `timeout`.
-    pub fn invite(
-        self: &Arc<Self>,
-        timeout: Duration,
-        role: InviteRole,
-    ) -> Result<PairingCode, ApiError> {
-        if self.household_secret().is_none() {
+    fn open(&mut self, role: InviteRole, timeout: Duration) -> Result<PairingCode, ApiError> {
+        if self.keys.current().is_none() {
             return Err(ApiError::new(
                 ErrorCode::Invalid,
                 "this device joined a household but has no household secret",
@@ -192,51 +229,161 @@ impl Pairing {
         let invite = Invite {
             code: code.clone(),
             role,
+            expires_at: Instant::now() + timeout,
             _window: self.trust.open_pairing(),
             result,
         };
-        if let Ok(mut slot) = self.invite.lock() {
-            if let Some(old) = slot.replace(invite) {
-                old.result.send_replace(Some(InviteResult::Failed(
-                    "a newer invite replaced it".into(),
-                )));
-            }
+        if let Some(old) = self.invite.replace(invite) {
+            old.result.send_replace(Some(InviteResult::Failed(
+                "a newer invite replaced it".into(),
+            )));
         }
-        if let Ok(mut last) = self.last_result.lock() {
-            *last = Some(receiver);
-        }
+        self.last_result = Some(receiver);
         self.changed();
-        let me = self.clone();
-        let expiring = code.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            me.finish_if(&expiring, InviteResult::Expired);
-        });
         Ok(code)
     }
 
-    /// Ends the invite with `code` if it is still the open one.
-    fn finish_if(&self, code: &PairingCode, result: InviteResult) {
-        if let Ok(mut slot) = self.invite.lock() {
-            if slot.as_ref().is_some_and(|i| i.code == *code) {
-                if let Some(invite) = slot.take() {
-                    invite.result.send_replace(Some(result));
-                }
-            }
+    /// Ends the open invite with `result`.
+    fn finish(&mut self, result: InviteResult) {
+        if let Some(invite) = self.invite.take() {
+            invite.result.send_replace(Some(result));
         }
         self.changed();
     }
 
+    /// Tells discovery and the transport that the open invite or the household secrets
+    /// may have changed: the number first, so that discovery reads the new one.
+    fn changed(&self) {
+        self.invite_number
+            .send_replace(self.invite.as_ref().map(|i| i.code.number()));
+        self.keys.notify();
+    }
+}
+
+/// Sends the pairing task `request`, built around a reply channel, and waits for the
+/// answer.
+async fn ask<T>(
+    requests: &mpsc::Sender<Request>,
+    request: impl FnOnce(oneshot::Sender<T>) -> Request,
+) -> Result<T, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    requests
+        .send(request(reply))
+        .await
+        .map_err(|_| ApiError::stopping())?;
+    answer.await.map_err(|_| ApiError::stopping())
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A handle to this daemon's pairing task. Cheap to clone; the task ends when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub struct Pairing {
+    requests: mpsc::Sender<Request>,
+    ctx: Arc<PairingContext>,
+    invite_number: watch::Receiver<Option<u8>>,
+}
+
+impl std::fmt::Debug for Pairing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pairing").finish_non_exhaustive()
+    }
+}
+
+/// What the pairing task is started with.
+pub struct PairingSetup<'a> {
+    /// The transport's trust set, which an open invite opens a pairing window in.
+    pub trust: Arc<TrustSet>,
+    /// The document owner, which holds the roster.
+    pub owner: ActorHandle,
+    /// The transport a joining device dials with.
+    pub transport: Transport,
+    /// This device's secrets.
+    pub secrets: &'a hearth_core::secrets::DeviceSecrets,
+    /// This device's signing key.
+    pub signer: Arc<ring::signature::Ed25519KeyPair>,
+    /// This device's person.
+    pub me: PersonId,
+    /// The household secret's epochs.
+    pub keys: Arc<HouseholdKeys>,
+}
+
+impl Pairing {
+    /// Starts the pairing task of a ready daemon on the current runtime.
+    pub fn spawn(setup: PairingSetup<'_>) -> Pairing {
+        let (requests, invite_number) =
+            PairingTask::start(setup.trust, setup.keys.clone(), setup.me);
+        let ctx = Arc::new(PairingContext {
+            owner: setup.owner,
+            transport: setup.transport,
+            identity: setup.secrets.age_identity().clone(),
+            local_key: setup.secrets.device_public_key(),
+            signer: setup.signer,
+            keys: setup.keys,
+        });
+        Pairing {
+            requests,
+            ctx,
+            invite_number,
+        }
+    }
+
+    /// Asks the pairing task.
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, ApiError> {
+        ask(&self.requests, request).await
+    }
+
+    /// Changes whenever the open invite or the household secret may have changed.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.ctx.keys.changes()
+    }
+
+    /// The number part of the open invite's code, for the pairing announcement.
+    pub fn open_invite_number(&self) -> Option<u8> {
+        *self.invite_number.borrow()
+    }
+
+    /// This device's person.
+    async fn me(&self) -> Result<PersonId, ApiError> {
+        self.ask(|reply| Request::Me { reply }).await
+    }
+
+    /// Opens a new invite for `role`, replacing any open one, and closes it after
+    /// `timeout`.
+    pub async fn invite(
+        &self,
+        timeout: Duration,
+        role: InviteRole,
+    ) -> Result<PairingCode, ApiError> {
+        self.ask(|reply| Request::Open {
+            role,
+            timeout,
+            reply,
+        })
+        .await?
+    }
+
     /// Takes the open invite: it is single-use from the first connection on.
-    fn take_invite(&self) -> Option<Invite> {
-        let taken = self.invite.lock().ok().and_then(|mut slot| slot.take());
-        self.changed();
-        taken
+    async fn take_invite(&self) -> Option<Invite> {
+        self.ask(|reply| Request::Take { reply })
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Waits until the latest invite ends.
     pub async fn wait(&self) -> Result<Value, ApiError> {
-        let receiver = self.last_result.lock().ok().and_then(|r| r.clone());
+        let receiver = self.ask(|reply| Request::LastResult { reply }).await?;
         let Some(mut receiver) = receiver else {
             return Err(ApiError::new(
                 ErrorCode::NotFound,
@@ -301,24 +448,50 @@ impl Pairing {
         Ok(())
     }
 
-    async fn roster(&self) -> Result<RosterExport, ApiError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.actor.send(ActorMsg::Roster { reply }).await?;
+    /// Asks the document owner.
+    async fn ask_owner<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> ActorMsg,
+    ) -> Result<T, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.ctx.owner.send(request(reply)).await?;
         answer.await.map_err(|_| ApiError::stopping())
     }
 
+    async fn roster(&self) -> Result<RosterExport, ApiError> {
+        self.ask_owner(|reply| ActorMsg::Roster { reply }).await
+    }
+
     async fn add_to_roster(&self, roster: RosterExport) -> Result<(), ApiError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.actor
-            .send(ActorMsg::AddToRoster { roster, reply })
-            .await?;
-        answer.await.map_err(|_| ApiError::stopping())?.map(|_| ())
+        self.ask_owner(|reply| ActorMsg::AddToRoster { roster, reply })
+            .await?
+            .map(|_| ())
     }
 
     fn save_household_epoch(&self, epoch: Epoch) -> Result<(), ApiError> {
-        self.keys
+        self.ctx
+            .keys
             .replace(epoch)
             .map_err(|e| ApiError::internal(format!("could not save the household secret: {e}")))
+    }
+}
+
+/// Discovery announces from the household secret and the open invite.
+impl discovery::Keys for Pairing {
+    fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>> {
+        self.ctx.keys.current().map(|e| e.secret)
+    }
+
+    fn discoverable_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
+        self.ctx.keys.discoverable_secrets()
+    }
+
+    fn open_invite_number(&self) -> Option<u8> {
+        Pairing::open_invite_number(self)
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        Pairing::changes(self)
     }
 }
 
@@ -388,14 +561,14 @@ async fn drive(
 }
 
 /// Handles an incoming pairing connection on the inviting device.
-pub async fn accept(pairing: Arc<Pairing>, accepted: Accepted) {
+pub async fn accept(pairing: Pairing, accepted: Accepted) {
     let connection = accepted.connection;
-    let Some(invite) = pairing.take_invite() else {
+    let Some(invite) = pairing.take_invite().await else {
         transport::close(&connection, CloseReason::ProtocolViolation);
         return;
     };
     let peer = accepted.peer;
-    let local_tls_key = accepted.local_tls_key.unwrap_or(pairing.local_key);
+    let local_tls_key = accepted.local_tls_key.unwrap_or(pairing.ctx.local_key);
     let result = tokio::time::timeout(
         ATTEMPT_TIMEOUT,
         invite_side(
@@ -451,11 +624,13 @@ async fn invite_side(
             "both of you are already in this household, so a partner invite admits nobody; to add another device of yours, run `hearth pair invite --own-device`",
         ));
     }
-    let me_id = pairing.me();
+    let me_id = pairing.me().await.map_err(|e| failed(&e.message))?;
     let me = roster.people.iter().find(|p| p.id == me_id).cloned();
-    let my_device = DeviceId::from_public_key(&pairing.local_key).to_string();
+    let my_device = DeviceId::from_public_key(&pairing.ctx.local_key).to_string();
     let epoch = pairing
-        .household_epoch()
+        .ctx
+        .keys
+        .current()
         .ok_or_else(|| failed("no household secret"))?;
     let admission = Admission {
         people: roster.people.iter().map(|p| p.id).collect(),
@@ -469,7 +644,7 @@ async fn invite_side(
     let my_name = me.map(|p| p.name).unwrap_or_default();
     let info = InviterInfo {
         role,
-        device_key: pairing.local_key,
+        device_key: pairing.ctx.local_key,
         display_name: my_name.clone(),
         person_id: me_id,
         roster: serde_json::to_vec(&roster)
@@ -478,10 +653,10 @@ async fn invite_side(
         household_epoch: epoch.number,
         // This side showed a one-time certificate: prove the device key over both TLS
         // keys, inside the sealed payload only a code holder opens.
-        device_sig: (local_tls_key != pairing.local_key).then(|| {
+        device_sig: (local_tls_key != pairing.ctx.local_key).then(|| {
             let message = hearth_core::pair::inviter_device_message(&local_tls_key, &peer);
             let mut sig = [0u8; 64];
-            sig.copy_from_slice(pairing.signer.sign(&message).as_ref());
+            sig.copy_from_slice(pairing.ctx.signer.sign(&message).as_ref());
             sig
         }),
     };
@@ -548,7 +723,7 @@ async fn invite_side(
         added_at: now,
         revoked_at: None,
         admission: Some(roster::admit(
-            &pairing.signer,
+            &pairing.ctx.signer,
             &joiner.device_key,
             person,
             admit_as,
@@ -591,20 +766,19 @@ pub enum JoinTarget {
     /// The address the user gave.
     Addr(SocketAddr),
     /// Whatever discovery finds announcing the code's number.
-    Discover(Arc<crate::discovery::Discoverer>),
+    Discover(Arc<Discoverer>),
 }
 
 /// Dials the inviting device for `hearth-pair/1`. With discovery, every address found
 /// for the code's number is tried in turn, as they arrive, until one answers.
 async fn connect_inviter(
-    net: &Net,
+    transport: &Transport,
     code: &PairingCode,
     target: JoinTarget,
 ) -> Result<(transport::Dialed, SocketAddr), ApiError> {
     let discovery = match target {
         JoinTarget::Addr(addr) => {
-            return net
-                .transport()
+            return transport
                 .connect(addr, Alpn::Pair, None)
                 .await
                 .map(|dialed| (dialed, addr))
@@ -620,18 +794,15 @@ async fn connect_inviter(
     };
     let mut found = discovery.find_inviter(code.number());
     let deadline = tokio::time::Instant::now() + FIND_TIMEOUT;
-    let local = net.transport().local_addr().ok();
+    let local = transport.local_addr().ok();
     let mut last_error = None;
     while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, found.recv()).await {
         for addr in batch {
-            if local.is_some_and(|l| !crate::discovery::dialable(l, &addr)) {
+            if local.is_some_and(|l| !discovery::dialable(l, &addr)) {
                 continue;
             }
-            match tokio::time::timeout(
-                FIND_DIAL_TIMEOUT,
-                net.transport().connect(addr, Alpn::Pair, None),
-            )
-            .await
+            match tokio::time::timeout(FIND_DIAL_TIMEOUT, transport.connect(addr, Alpn::Pair, None))
+                .await
             {
                 Ok(Ok(dialed)) => return Ok((dialed, addr)),
                 Ok(Err(e)) => last_error = Some(format!("{addr}: {e}")),
@@ -654,14 +825,25 @@ async fn connect_inviter(
     ))
 }
 
+/// A finished join: the answer for `pair join`, and the inviting device and the address
+/// it answered at, which the caller dials for sync.
+#[derive(Debug)]
+pub struct Joined {
+    /// The answer for the client.
+    pub answer: Value,
+    /// The inviting device.
+    pub inviter: DeviceId,
+    /// Where it answered.
+    pub addr: SocketAddr,
+}
+
 /// Joins a household from the joining device.
 pub async fn join(
     pairing: &Pairing,
-    net: &Net,
     code: &str,
     target: JoinTarget,
     options: JoinOptions,
-) -> Result<Value, ApiError> {
+) -> Result<Joined, ApiError> {
     let code: PairingCode = code.parse().map_err(|e: hearth_core::pair::CodeError| {
         ApiError::new(
             ErrorCode::Invalid,
@@ -673,12 +855,12 @@ pub async fn join(
     // Which roles this device can take, decided before dialling; the inviter's code
     // says which one it is, and a role this device cannot take is refused before it
     // says anything about itself.
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    pairing.actor.send(ActorMsg::IsFresh { reply }).await?;
-    let fresh = answer.await.map_err(|_| ApiError::stopping())?;
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    pairing.actor.send(ActorMsg::HoldsEntries { reply }).await?;
-    let holds_entries = answer.await.map_err(|_| ApiError::stopping())?;
+    let fresh = pairing
+        .ask_owner(|reply| ActorMsg::IsFresh { reply })
+        .await?;
+    let holds_entries = pairing
+        .ask_owner(|reply| ActorMsg::HoldsEntries { reply })
+        .await?;
     let policy = JoinerPolicy {
         accepts_partner: !holds_entries || options.merge,
         accepts_own_device: fresh,
@@ -691,34 +873,34 @@ pub async fn join(
             "join from a fresh device (`hearth init` with a new --data-dir), or add --merge to bring these entries along",
         ));
     }
-    let me_id = pairing.me();
+    let me_id = pairing.me().await?;
     let me = roster
         .people
         .iter()
         .find(|p| p.id == me_id)
         .cloned()
         .ok_or_else(|| ApiError::internal("this device's person is missing from its roster"))?;
-    let my_device = DeviceId::from_public_key(&pairing.local_key).to_string();
+    let my_device = DeviceId::from_public_key(&pairing.ctx.local_key).to_string();
     let device_name = roster
         .devices
         .iter()
         .find(|d| d.id == my_device)
         .map(|d| d.name.clone())
         .unwrap_or_else(|| "another device".into());
-    let (dialed, addr) = connect_inviter(net, &code, target).await?;
+    let (dialed, addr) = connect_inviter(&pairing.ctx.transport, &code, target).await?;
     let (connection, peer) = (dialed.connection, dialed.peer);
     let (mut send, mut recv) = connection
         .open_bi()
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let info = JoinerInfo {
-        device_key: pairing.local_key,
+        device_key: pairing.ctx.local_key,
         person_id: me_id,
         person_name: me.name.clone(),
         device_name: device_name.clone(),
     };
     let tls = TlsBinding {
-        local_tls_key: pairing.local_key,
+        local_tls_key: pairing.ctx.local_key,
         peer_tls_key: peer,
     };
     let mut handshake = Handshake::new_joiner(&code, info, policy, tls, &mut rand::rngs::OsRng);
@@ -768,24 +950,27 @@ pub async fn join(
     let inviter_device = DeviceId::from_public_key(&inviter.device_key);
     let role = inviter.role;
     if role == InviteRole::OwnDevice {
-        let device_file =
-            crate::daemon::device_file(&pairing.data_dir, inviter.person_id, &my_device)?;
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        let device_info = DeviceInfo {
+            person: inviter.person_id,
+            device_id: my_device.clone(),
+        };
         pairing
-            .actor
-            .send(ActorMsg::BecomePerson {
+            .ask_owner(|reply| ActorMsg::BecomePerson {
                 person: inviter.person_id,
                 roster: received,
                 own: Box::new(own),
-                device_file,
+                device_info,
                 reply,
             })
-            .await?;
-        answer.await.map_err(|_| ApiError::stopping())??;
-        if let Ok(mut me) = pairing.me.lock() {
-            *me = inviter.person_id;
-        }
-        pairing.changed();
+            .await??;
+        // The owner wrote the commit point: from now on this device is that person's.
+        pairing
+            .requests
+            .send(Request::BecamePerson {
+                person: inviter.person_id,
+            })
+            .await
+            .map_err(|_| ApiError::stopping())?;
     } else {
         // Our own entry as the inviter admitted it replaces the one `init` wrote.
         let mut received = received;
@@ -793,17 +978,19 @@ pub async fn join(
         received.devices.push(own);
         pairing.add_to_roster(received).await?;
     }
-    net.remember(&inviter_device, addr);
-    net.dial_now();
-    hearth_api::encode_answer(&Joined {
-        paired: true,
-        role: role.as_str().into(),
-        name: inviter.display_name,
-        device_id: inviter_device.to_string(),
-        this_device: ThisDevice {
-            id: my_device,
-            name: device_name,
-        },
+    Ok(Joined {
+        answer: hearth_api::encode_answer(&hearth_api::Joined {
+            paired: true,
+            role: role.as_str().into(),
+            name: inviter.display_name,
+            device_id: inviter_device.to_string(),
+            this_device: ThisDevice {
+                id: my_device,
+                name: device_name,
+            },
+        })?,
+        inviter: inviter_device,
+        addr,
     })
 }
 
@@ -848,14 +1035,14 @@ async fn enrol(
     };
     let person = match inviter.role {
         InviteRole::OwnDevice => inviter.person_id,
-        InviteRole::Partner => pairing.me(),
+        InviteRole::Partner => pairing.me().await?,
     };
-    let recipient = pairing.identity.to_public().to_string();
+    let recipient = pairing.ctx.identity.to_public().to_string();
     let template = Device {
         id: my_device.to_string(),
         person,
         name: device_name.to_string(),
-        public_key: data_encoding::HEXLOWER.encode(&pairing.local_key),
+        public_key: data_encoding::HEXLOWER.encode(&pairing.ctx.local_key),
         age_recipient: Some(recipient.clone()),
         added_by: None,
         added_at: 0,
@@ -866,7 +1053,7 @@ async fn enrol(
     };
     let request = Enrolment {
         age_recipient: recipient,
-        self_sig: roster::self_sign(&pairing.signer, &template),
+        self_sig: roster::self_sign(&pairing.ctx.signer, &template),
     };
     let exchange = async {
         let (mut send, mut recv) = connection.open_bi().await.map_err(|_| ())?;
@@ -910,5 +1097,113 @@ fn role_not_accepted(role: InviteRole) -> ApiError {
             "this code invites a partner, and this device already holds entries of its own that joining would mix into the shared household; nothing about it was sent and the invite is used up",
             "ask for a new invite, then join from a fresh device (`hearth init` with a new --data-dir), or add --merge to bring these entries along",
         ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::storage::DataDir;
+
+    fn keys(dir: &tempfile::TempDir, with_secret: bool) -> Arc<HouseholdKeys> {
+        let random = ring::rand::SystemRandom::new();
+        let secrets = if with_secret {
+            hearth_core::secrets::DeviceSecrets::generate(&random)
+        } else {
+            hearth_core::secrets::DeviceSecrets::generate_unpaired(&random)
+        }
+        .unwrap();
+        Arc::new(HouseholdKeys::load(DataDir::new(dir.path()), &secrets))
+    }
+
+    async fn open(
+        requests: &mpsc::Sender<Request>,
+        timeout: Duration,
+    ) -> Result<PairingCode, ApiError> {
+        ask(requests, |reply| Request::Open {
+            role: InviteRole::Partner,
+            timeout,
+            reply,
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn last_result(
+        requests: &mpsc::Sender<Request>,
+    ) -> watch::Receiver<Option<InviteResult>> {
+        ask(requests, |reply| Request::LastResult { reply })
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_invite_is_open_at_a_time_until_it_expires_or_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let trust = TrustSet::new();
+        let (requests, number) =
+            PairingTask::start(trust.clone(), keys(&dir, true), PersonId::nil());
+        let minute = Duration::from_secs(60);
+
+        // A newer invite replaces the open one, which ends as replaced.
+        let first = open(&requests, minute).await.unwrap();
+        assert_eq!(*number.borrow(), Some(first.number()));
+        let mut replaced = last_result(&requests).await;
+        let second = open(&requests, minute).await.unwrap();
+        assert_eq!(*number.borrow(), Some(second.number()));
+        replaced.changed().await.unwrap();
+        assert_eq!(
+            *replaced.borrow(),
+            Some(InviteResult::Failed("a newer invite replaced it".into()))
+        );
+
+        // Nobody comes: it expires on time, and the pairing label goes.
+        let mut expiring = last_result(&requests).await;
+        tokio::time::sleep(minute - Duration::from_secs(1)).await;
+        assert_eq!(*expiring.borrow(), None, "still open just before its time");
+        expiring.changed().await.unwrap();
+        assert_eq!(*expiring.borrow(), Some(InviteResult::Expired));
+        assert_eq!(*number.borrow(), None);
+
+        // The first connection takes it; a second finds none.
+        open(&requests, minute).await.unwrap();
+        let taken = ask(&requests, |reply| Request::Take { reply })
+            .await
+            .unwrap();
+        assert!(taken.is_some());
+        assert_eq!(*number.borrow(), None);
+        let again = ask(&requests, |reply| Request::Take { reply })
+            .await
+            .unwrap();
+        assert!(again.is_none(), "an invite is single-use");
+        // A taken invite does not expire under whoever holds it.
+        tokio::time::sleep(2 * minute).await;
+        assert_eq!(*last_result(&requests).await.borrow(), None);
+        drop(taken);
+    }
+
+    #[tokio::test]
+    async fn a_device_without_a_household_secret_invites_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let (requests, number) =
+            PairingTask::start(TrustSet::new(), keys(&dir, false), PersonId::nil());
+        let refused = open(&requests, Duration::from_secs(60)).await.unwrap_err();
+        assert!(refused.message.contains("no household secret"));
+        assert_eq!(*number.borrow(), None);
+    }
+
+    #[tokio::test]
+    async fn an_own_device_join_changes_whose_device_this_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let (requests, _) = PairingTask::start(TrustSet::new(), keys(&dir, true), PersonId::nil());
+        let person = PersonId::from_u128(7);
+        requests
+            .send(Request::BecamePerson { person })
+            .await
+            .unwrap();
+        let me = ask(&requests, |reply| Request::Me { reply }).await.unwrap();
+        assert_eq!(me, person);
     }
 }

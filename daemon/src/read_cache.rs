@@ -26,11 +26,10 @@ use hearth_core::envelope::{self, EnvelopeError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::actor::OwnerStatus;
-use crate::storage;
+use crate::storage::{DataDir, StoreError};
 
 /// The cache file, directly under the data directory.
-pub const CACHE_FILE: &str = "status-cache.hearth";
+pub use crate::storage::STATUS_CACHE_FILE as CACHE_FILE;
 
 /// Bumped when the cached fields change meaning; another version is ignored.
 const VERSION: u32 = 1;
@@ -41,7 +40,10 @@ type Fingerprint = [u8; 32];
 /// Why the cache could not be written or used. None of these is ever fatal.
 #[derive(Debug, Error)]
 pub enum CacheError {
-    /// Reading, writing or listing a file failed.
+    /// The cache file could not be read, removed or written.
+    #[error("{}", .0.for_log())]
+    File(#[from] StoreError),
+    /// Listing or inspecting the files the cache describes failed.
     #[error("could not {action} for the read cache: {source}")]
     Io {
         /// What was being done.
@@ -67,48 +69,44 @@ fn io_error(action: &'static str) -> impl FnOnce(io::Error) -> CacheError {
     move |source| CacheError::Io { action, source }
 }
 
+/// The cache as written. Generic over the status it holds (the owner's
+/// `actor::OwnerStatus`), so that this module needs nothing from the owner.
 #[derive(Serialize, Deserialize)]
-struct Cached {
+struct Cached<S> {
     version: u32,
     fingerprint: Fingerprint,
-    status: OwnerStatus,
+    status: S,
 }
 
 /// Writes the cache for `status`, which must describe the store as it is on disk now.
-pub fn write(
-    data_dir: &Path,
+pub fn write<S: Serialize>(
+    data_dir: &DataDir,
     recipient: &age::x25519::Recipient,
-    status: &OwnerStatus,
+    status: &S,
 ) -> Result<(), CacheError> {
     let cached = Cached {
         version: VERSION,
         fingerprint: fingerprint(data_dir)?,
-        status: status.clone(),
+        status,
     };
     let plain = zeroize::Zeroizing::new(
         serde_json::to_vec(&cached).map_err(|_| CacheError::Malformed("it does not serialize"))?,
     );
-    let sealed = envelope::seal(recipient, &plain)?;
-    storage::atomic_write(data_dir, CACHE_FILE, &sealed).map_err(io_error("write the cache"))
+    Ok(data_dir.save_status_cache(recipient, &plain)?)
 }
 
 /// Reads the cache, deletes it, and returns what it holds if the store is exactly as
 /// it was when the cache was written. `Ok(None)` when there is no cache.
-pub fn take(
-    data_dir: &Path,
+pub fn take<S: serde::de::DeserializeOwned>(
+    data_dir: &DataDir,
     identity: &age::x25519::Identity,
-) -> Result<Option<OwnerStatus>, CacheError> {
-    let path = data_dir.join(CACHE_FILE);
-    let sealed = match fs::read(&path) {
-        Ok(sealed) => sealed,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error("read the cache")(e)),
+) -> Result<Option<S>, CacheError> {
+    // Used at most once: gone from the disk before it is read.
+    let Some(sealed) = data_dir.take_status_cache()? else {
+        return Ok(None);
     };
-    // Used at most once. The fingerprint still guards it should the removal be lost
-    // in a crash, so no directory fsync is needed here.
-    fs::remove_file(&path).map_err(io_error("remove the used cache"))?;
     let plain = zeroize::Zeroizing::new(envelope::open(identity, &sealed)?);
-    let cached: Cached = serde_json::from_slice(&plain)
+    let cached: Cached<S> = serde_json::from_slice(&plain)
         .map_err(|_| CacheError::Malformed("it is not the expected JSON"))?;
     if cached.version != VERSION {
         return Err(CacheError::Malformed("its version is not this daemon's"));
@@ -120,16 +118,14 @@ pub fn take(
 }
 
 /// The fingerprint of every file the owner's status is read from.
-fn fingerprint(data_dir: &Path) -> Result<Fingerprint, CacheError> {
+fn fingerprint(data_dir: &DataDir) -> Result<Fingerprint, CacheError> {
     let mut lines = Vec::new();
-    for name in ["docs", "sync"] {
-        walk(&data_dir.join(name), name, &mut lines)?;
-    }
-    for name in [
-        crate::epochs::HOUSEHOLD_SECRET_FILE,
-        crate::daemon::DEVICE_FILE,
-    ] {
-        describe(&data_dir.join(name), name, &mut lines)?;
+    for (name, path) in data_dir.status_sources() {
+        if path.is_dir() {
+            walk(&path, name, &mut lines)?;
+        } else {
+            describe(&path, name, &mut lines)?;
+        }
     }
     lines.sort();
     let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
@@ -187,6 +183,8 @@ fn line(name: &str, meta: &fs::Metadata) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::actor::OwnerStatus;
+    use crate::storage;
     use hearth_api::{DocStatus, PersonSummary};
 
     fn store() -> (tempfile::TempDir, age::x25519::Identity) {
@@ -216,12 +214,16 @@ mod tests {
     #[test]
     fn a_cache_is_used_once_when_nothing_changed() {
         let (dir, id) = store();
-        write(dir.path(), &id.to_public(), &status()).unwrap();
-        let got = take(dir.path(), &id).unwrap().unwrap();
+        write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
+        let got = take::<OwnerStatus>(&DataDir::new(dir.path()), &id)
+            .unwrap()
+            .unwrap();
         assert_eq!(got.people[0].name, "Ada");
         assert_eq!(got.documents[0].disk_bytes, 6);
         assert!(
-            take(dir.path(), &id).unwrap().is_none(),
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id)
+                .unwrap()
+                .is_none(),
             "used at most once"
         );
     }
@@ -229,7 +231,7 @@ mod tests {
     #[test]
     fn it_is_sealed() {
         let (dir, id) = store();
-        write(dir.path(), &id.to_public(), &status()).unwrap();
+        write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
         let on_disk = fs::read(dir.path().join(CACHE_FILE)).unwrap();
         assert!(!String::from_utf8_lossy(&on_disk).contains("Ada"));
     }
@@ -238,54 +240,66 @@ mod tests {
     fn a_new_chunk_or_a_rewritten_file_makes_it_stale() {
         let (dir, id) = store();
         let docs = dir.path().join("docs").join("household");
-        write(dir.path(), &id.to_public(), &status()).unwrap();
+        write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
         storage::atomic_write(&docs, "chunk-00000000000000000001.hearth", b"x").unwrap();
-        assert!(matches!(take(dir.path(), &id), Err(CacheError::Stale)));
+        assert!(matches!(
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
+            Err(CacheError::Stale)
+        ));
         assert!(
             !dir.path().join(CACHE_FILE).exists(),
             "a stale cache is removed"
         );
 
         // The same name and length, written again: a new inode.
-        write(dir.path(), &id.to_public(), &status()).unwrap();
+        write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
         storage::atomic_write(&docs, "snapshot-00000000000000000001.hearth", b"SEALED").unwrap();
-        assert!(matches!(take(dir.path(), &id), Err(CacheError::Stale)));
+        assert!(matches!(
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
+            Err(CacheError::Stale)
+        ));
 
         // The secret epochs and the sync states count too.
-        write(dir.path(), &id.to_public(), &status()).unwrap();
-        storage::atomic_write(dir.path(), crate::epochs::HOUSEHOLD_SECRET_FILE, b"e").unwrap();
-        assert!(matches!(take(dir.path(), &id), Err(CacheError::Stale)));
-        write(dir.path(), &id.to_public(), &status()).unwrap();
+        write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
+        storage::atomic_write(dir.path(), storage::HOUSEHOLD_SECRET_FILE, b"e").unwrap();
+        assert!(matches!(
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
+            Err(CacheError::Stale)
+        ));
+        write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
         storage::create_private_dir(&dir.path().join("sync")).unwrap();
-        assert!(matches!(take(dir.path(), &id), Err(CacheError::Stale)));
+        assert!(matches!(
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
+            Err(CacheError::Stale)
+        ));
     }
 
     #[test]
     fn a_damaged_or_foreign_cache_is_refused_and_removed() {
         let (dir, id) = store();
-        write(dir.path(), &id.to_public(), &status()).unwrap();
+        write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
         let other = age::x25519::Identity::generate();
         assert!(matches!(
-            take(dir.path(), &other),
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &other),
             Err(CacheError::Unsealed(_))
         ));
         assert!(!dir.path().join(CACHE_FILE).exists());
 
-        write(dir.path(), &id.to_public(), &status()).unwrap();
+        write(&DataDir::new(dir.path()), &id.to_public(), &status()).unwrap();
         let path = dir.path().join(CACHE_FILE);
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         fs::write(&path, &bytes).unwrap();
         assert!(matches!(
-            take(dir.path(), &id),
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
             Err(CacheError::Unsealed(_))
         ));
 
         let sealed = envelope::seal(&id.to_public(), b"{\"not\": \"a cache\"}").unwrap();
         fs::write(&path, sealed).unwrap();
         assert!(matches!(
-            take(dir.path(), &id),
+            take::<OwnerStatus>(&DataDir::new(dir.path()), &id),
             Err(CacheError::Malformed(_))
         ));
     }

@@ -11,13 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::storage::DataDir;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike, Weekday};
 
 /// The local hour from which the reminder may be shown.
 pub const FROM_HOUR: u32 = 9;
-/// The file, in the data directory, holding the date of the last reminder. Only a date:
-/// nothing in it is an entry, a name or a key.
-pub const LAST_FILE: &str = "reminded";
 /// Environment variable naming the notifier program, called with a title and a body;
 /// `off` turns reminders off. Without it, `notify-send` is used where it is installed.
 pub const NOTIFIER_ENV: &str = "HEARTH_NOTIFIER";
@@ -50,21 +48,14 @@ fn notifier() -> Option<PathBuf> {
     }
 }
 
-fn read_last(data_dir: &Path) -> Option<NaiveDate> {
-    let text = std::fs::read_to_string(data_dir.join(LAST_FILE)).ok()?;
-    text.trim().parse().ok()
-}
-
-fn write_last(data_dir: &Path, date: NaiveDate) -> std::io::Result<()> {
-    let path = data_dir.join(LAST_FILE);
-    let temp = data_dir.join(format!("{LAST_FILE}.tmp"));
-    std::fs::write(&temp, date.to_string())?;
-    std::fs::rename(temp, path)
+fn read_last(data_dir: &DataDir) -> Option<NaiveDate> {
+    let bytes = data_dir.read_reminded().ok()??;
+    String::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
 /// Runs until the daemon stops. `ready` says whether this device has a person yet: an
 /// uninitialised or locked daemon reminds nobody.
-pub async fn run(data_dir: PathBuf, day: Option<Weekday>, ready: impl Fn() -> bool) {
+pub async fn run(data_dir: DataDir, day: Option<Weekday>, ready: impl Fn() -> bool) {
     let Some(program) = day.and_then(|_| notifier()) else {
         return;
     };
@@ -73,8 +64,8 @@ pub async fn run(data_dir: PathBuf, day: Option<Weekday>, ready: impl Fn() -> bo
         if ready() && due(now, day, read_last(&data_dir)) {
             notify(&program).await;
             // Remembered even when the notifier failed: one attempt a day, never a nag.
-            if let Err(e) = write_last(&data_dir, now.date()) {
-                tracing::warn!(error = %e, "could not note that today's reminder was shown");
+            if let Err(e) = data_dir.write_reminded(&now.date().to_string()) {
+                tracing::warn!(error = %e.for_log(), "could not note that today's reminder was shown");
             }
         }
         tokio::time::sleep(CHECK_EVERY).await;
@@ -131,11 +122,12 @@ mod tests {
     #[test]
     fn the_last_date_round_trips_and_junk_reads_as_none() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read_last(dir.path()), None);
+        let data_dir = DataDir::new(dir.path());
+        assert_eq!(read_last(&data_dir), None);
         let day: NaiveDate = "2026-12-06".parse().unwrap();
-        write_last(dir.path(), day).unwrap();
-        assert_eq!(read_last(dir.path()), Some(day));
-        std::fs::write(dir.path().join(LAST_FILE), "not a date").unwrap();
-        assert_eq!(read_last(dir.path()), None);
+        data_dir.write_reminded(&day.to_string()).unwrap();
+        assert_eq!(read_last(&data_dir), Some(day));
+        std::fs::write(dir.path().join(crate::storage::REMINDED_FILE), "not a date").unwrap();
+        assert_eq!(read_last(&data_dir), None);
     }
 }

@@ -10,6 +10,8 @@
 //!
 //! # Layout
 //!
+//! [`DataDir`] names every file; the store's own are:
+//!
 //! ```text
 //! <data>/hearthd.lock            exclusive flock, holder's pid inside   (DataDirLock)
 //! <data>/identity.age            device secrets, see hearth_core::secrets
@@ -174,6 +176,16 @@ pub enum StoreError {
     /// Encrypting a file failed.
     #[error("could not encrypt a file for the store: {0}")]
     Seal(#[from] EnvelopeError),
+    /// A sealed file does not open with this device's identity: it is damaged, or
+    /// sealed for another key.
+    #[error("{} cannot be opened with this device's key ({source})", .path.display())]
+    Unsealed {
+        /// The file.
+        path: PathBuf,
+        /// Why it does not open.
+        #[source]
+        source: EnvelopeError,
+    },
 }
 
 impl StoreError {
@@ -206,6 +218,12 @@ impl StoreError {
             }
             StoreError::NotInitialized { .. } => "there is no identity yet".to_owned(),
             StoreError::AlreadyInitialized { .. } => "an identity exists already".to_owned(),
+            StoreError::Unsealed { path, source } => {
+                format!(
+                    "{} cannot be opened with this device's key ({source})",
+                    short(path)
+                )
+            }
             other => other.to_string(),
         }
     }
@@ -235,11 +253,13 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
     }
 }
 
+mod data_dir;
 mod doc_store;
 mod files;
 mod identity_file;
 mod lock;
 
+pub use data_dir::*;
 pub use doc_store::*;
 pub use files::*;
 pub use identity_file::*;

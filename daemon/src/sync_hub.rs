@@ -11,7 +11,6 @@
 //! here, on the owner's thread, so the sessions touch the documents without locks.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,7 +35,7 @@ pub use hearth_core::sync::policy::{trusted_devices, Policy};
 
 use crate::clock::Clock;
 use crate::epochs::HouseholdKeys;
-use crate::storage;
+use crate::storage::{self, DataDir};
 use hearth_api::Event;
 
 /// What the owner tells a connection's writer to do.
@@ -267,7 +266,7 @@ fn close_code(why: CloseWhy) -> u32 {
 
 /// The sync states saved per peer device, sealed to this device's age identity.
 struct SyncStates {
-    dir: PathBuf,
+    data_dir: DataDir,
     identity: age::x25519::Identity,
 }
 
@@ -277,18 +276,14 @@ struct SavedStates {
 }
 
 impl SyncStates {
-    fn file(device: &DeviceId) -> String {
-        format!("{}.hearth", device.to_string().replace('-', ""))
-    }
-
     fn load(&self, device: &DeviceId) -> Vec<(DocId, Vec<u8>)> {
-        let path = self.dir.join(Self::file(device));
-        let Ok(sealed) = std::fs::read(&path) else {
-            return Vec::new();
+        // A file that cannot be read counts as none; one that does not open or parse is
+        // warned about below.
+        let parsed = match self.data_dir.load_sync_states(&self.identity, device) {
+            Ok(Some(plain)) => serde_json::from_slice::<SavedStates>(&plain).ok(),
+            Err(storage::StoreError::Unsealed { .. }) => None,
+            Ok(None) | Err(_) => return Vec::new(),
         };
-        let parsed = hearth_core::envelope::open(&self.identity, &sealed)
-            .ok()
-            .and_then(|plain| serde_json::from_slice::<SavedStates>(&plain).ok());
         match parsed {
             Some(saved) => saved
                 .states
@@ -323,13 +318,9 @@ impl SyncStates {
         let result = serde_json::to_vec(&saved)
             .map_err(|e| e.to_string())
             .and_then(|plain| {
-                hearth_core::envelope::seal(&self.identity.to_public(), &plain)
-                    .map_err(|e| e.to_string())
-            })
-            .and_then(|sealed| {
-                hearth_api::paths::ensure_private_dir(&self.dir)
-                    .and_then(|()| storage::atomic_write(&self.dir, &Self::file(device), &sealed))
-                    .map_err(|e| e.to_string())
+                self.data_dir
+                    .save_sync_states(&self.identity.to_public(), device, &plain)
+                    .map_err(|e| e.for_log())
             });
         if let Err(e) = result {
             // Losing a sync state costs one fuller exchange next time, never data.
@@ -356,7 +347,7 @@ impl SyncDriver {
     /// A driver with no connection.
     pub fn new(
         me: DeviceId,
-        sync_dir: PathBuf,
+        data_dir: DataDir,
         identity: age::x25519::Identity,
         signer: Arc<Ed25519KeyPair>,
         keys: Arc<HouseholdKeys>,
@@ -369,10 +360,7 @@ impl SyncDriver {
                 farewell: Some(FAREWELL),
             }),
             writers: BTreeMap::new(),
-            states: SyncStates {
-                dir: sync_dir,
-                identity,
-            },
+            states: SyncStates { data_dir, identity },
             signer,
             keys,
             events: Vec::new(),

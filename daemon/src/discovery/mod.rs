@@ -141,7 +141,7 @@ pub trait Discovery: Send + Sync {
     fn shutdown(&self) -> Stopping;
 }
 
-/// What the driver needs from the daemon's pairing state.
+/// What the driver needs from the daemon's pairing state, which implements it.
 pub trait Keys: Send + Sync {
     /// The household secret of the current epoch, once there is one. Labels are
     /// announced from it only.
@@ -166,37 +166,6 @@ pub trait PeerSink: Send + Sync {
     fn offer(&self, label: &str, addrs: Vec<SocketAddr>);
     /// The label was withdrawn.
     fn forget(&self, label: &str);
-}
-
-impl Keys for crate::pairing::Pairing {
-    fn household_secret(&self) -> Option<Zeroizing<[u8; 32]>> {
-        crate::pairing::Pairing::household_secret(self)
-    }
-
-    fn discoverable_secrets(&self) -> Vec<Zeroizing<[u8; 32]>> {
-        crate::pairing::Pairing::discoverable_secrets(self)
-    }
-
-    fn open_invite_number(&self) -> Option<u8> {
-        crate::pairing::Pairing::open_invite_number(self)
-    }
-
-    fn changes(&self) -> watch::Receiver<u64> {
-        crate::pairing::Pairing::changes(self)
-    }
-}
-
-/// The network driver as a [`PeerSink`].
-pub struct NetSink(pub Arc<crate::net::Net>);
-
-impl PeerSink for NetSink {
-    fn offer(&self, label: &str, addrs: Vec<SocketAddr>) {
-        self.0.offer(label, addrs);
-    }
-
-    fn forget(&self, label: &str) {
-        self.0.forget_offer(label);
-    }
 }
 
 /// Unix seconds, for the token hour.

@@ -5,36 +5,31 @@
 //! Older versions kept it in plain JSON as `peers.json`; that file is read once,
 //! rewritten sealed, and removed.
 
-use std::path::Path;
-
 use super::AddressBook;
-use crate::storage;
-
-/// The sealed book.
-const BOOK_FILE: &str = "peers.hearth";
-/// The plain-text book of older versions, migrated on first load.
-const LEGACY_BOOK_FILE: &str = "peers.json";
+use crate::storage::DataDir;
 
 /// Loads the book, migrating a plain-text one. A book that cannot be read is a lost
 /// cache, not lost data: addresses come back through discovery and pairing.
-pub(super) fn load(data_dir: &Path, identity: &age::x25519::Identity) -> AddressBook {
-    match std::fs::read(data_dir.join(BOOK_FILE)) {
-        Ok(sealed) => {
-            let book = hearth_core::envelope::open(identity, &sealed)
-                .ok()
-                .and_then(|plain| serde_json::from_slice(&plain).ok());
+pub(super) fn load(data_dir: &DataDir, identity: &age::x25519::Identity) -> AddressBook {
+    match data_dir.load_address_book(identity) {
+        Ok(Some(plain)) => {
+            let book = serde_json::from_slice(&plain).ok();
             if book.is_none() {
                 tracing::warn!("the address book could not be read; starting afresh, and addresses come back as devices are found");
             }
             return book.unwrap_or_default();
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(None) => {}
+        Err(crate::storage::StoreError::Unsealed { .. }) => {
+            tracing::warn!("the address book could not be read; starting afresh, and addresses come back as devices are found");
+            return AddressBook::default();
+        }
         Err(e) => {
-            tracing::warn!(error = %e.kind(), "the address book could not be read; starting afresh");
+            tracing::warn!(error = %e.for_log(), "the address book could not be read; starting afresh");
             return AddressBook::default();
         }
     }
-    let Ok(plain) = std::fs::read(data_dir.join(LEGACY_BOOK_FILE)) else {
+    let Ok(Some(plain)) = data_dir.read_legacy_address_book() else {
         return AddressBook::default();
     };
     // serde's message would quote the addresses; say only that it was unreadable.
@@ -47,12 +42,12 @@ pub(super) fn load(data_dir: &Path, identity: &age::x25519::Identity) -> Address
         AddressBook::default()
     });
     match save(data_dir, &identity.to_public(), &book) {
-        Ok(()) => match std::fs::remove_file(data_dir.join(LEGACY_BOOK_FILE)) {
+        Ok(()) => match data_dir.remove_legacy_address_book() {
             Ok(()) => {
                 tracing::info!("sealed the address book, which an older version kept in plain text")
             }
             Err(e) => {
-                tracing::warn!(error = %e.kind(), "sealed the address book but could not remove the plain-text copy")
+                tracing::warn!(error = %e.for_log(), "sealed the address book but could not remove the plain-text copy")
             }
         },
         Err(e) => {
@@ -64,21 +59,23 @@ pub(super) fn load(data_dir: &Path, identity: &age::x25519::Identity) -> Address
 
 /// Seals the book to `recipient` (this device) and writes it atomically.
 pub(super) fn save(
-    data_dir: &Path,
+    data_dir: &DataDir,
     recipient: &age::x25519::Recipient,
     book: &AddressBook,
 ) -> Result<(), String> {
     let plain = zeroize::Zeroizing::new(
         serde_json::to_vec(book).map_err(|e| hearth_core::json_error_kind(&e).to_string())?,
     );
-    let sealed = hearth_core::envelope::seal(recipient, &plain).map_err(|e| e.to_string())?;
-    storage::atomic_write(data_dir, BOOK_FILE, &sealed).map_err(|e| e.to_string())
+    data_dir
+        .save_address_book(recipient, &plain)
+        .map_err(|e| e.for_log())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::storage::{BOOK_FILE, LEGACY_BOOK_FILE};
 
     fn book() -> AddressBook {
         let mut book = AddressBook::default();
@@ -92,10 +89,10 @@ mod tests {
     fn the_book_is_sealed_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
         let identity = age::x25519::Identity::generate();
-        save(dir.path(), &identity.to_public(), &book()).unwrap();
+        save(&DataDir::new(dir.path()), &identity.to_public(), &book()).unwrap();
         let raw = std::fs::read(dir.path().join(BOOK_FILE)).unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("192.0.2.10"));
-        let back = load(dir.path(), &identity);
+        let back = load(&DataDir::new(dir.path()), &identity);
         assert_eq!(back.static_peers, book().static_peers);
         assert_eq!(back.last_addr, book().last_addr);
     }
@@ -106,12 +103,15 @@ mod tests {
         let identity = age::x25519::Identity::generate();
         let legacy = dir.path().join(LEGACY_BOOK_FILE);
         std::fs::write(&legacy, serde_json::to_vec(&book()).unwrap()).unwrap();
-        let migrated = load(dir.path(), &identity);
+        let migrated = load(&DataDir::new(dir.path()), &identity);
         assert_eq!(migrated.static_peers, book().static_peers);
         assert!(!legacy.exists(), "the plain-text copy is gone");
         let raw = std::fs::read(dir.path().join(BOOK_FILE)).unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("198.51.100.7"));
-        assert_eq!(load(dir.path(), &identity).last_addr, book().last_addr);
+        assert_eq!(
+            load(&DataDir::new(dir.path()), &identity).last_addr,
+            book().last_addr
+        );
     }
 
     #[test]
@@ -119,9 +119,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let identity = age::x25519::Identity::generate();
         std::fs::write(dir.path().join(BOOK_FILE), b"not sealed").unwrap();
-        assert!(load(dir.path(), &identity).static_peers.is_empty());
+        assert!(load(&DataDir::new(dir.path()), &identity)
+            .static_peers
+            .is_empty());
         std::fs::remove_file(dir.path().join(BOOK_FILE)).unwrap();
         std::fs::write(dir.path().join(LEGACY_BOOK_FILE), b"{\"static_peers\": 7}").unwrap();
-        assert!(load(dir.path(), &identity).static_peers.is_empty());
+        assert!(load(&DataDir::new(dir.path()), &identity)
+            .static_peers
+            .is_empty());
     }
 }
