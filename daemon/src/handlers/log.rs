@@ -97,7 +97,15 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
             let summary = format!("sealed: opens once you have answered for {} too", e.date);
             entries.push((
                 e.at,
-                entry(kind, e.id, &when, e.author, summary, sealed_json(e), docs),
+                entry(
+                    kind,
+                    e.id,
+                    &when,
+                    e.author,
+                    summary,
+                    transfer::sealed_marker(e),
+                    docs,
+                ),
             ));
         }
     }
@@ -244,19 +252,6 @@ pub(super) fn log(docs: &Docs, p: &LogParams, now: Millis) -> Result<Value, ApiE
         entries.drain(..skip);
     }
     Ok(Value::Array(entries.into_iter().map(|(_, v)| v).collect()))
-}
-
-/// An answer this device cannot read yet: that it exists, by whom and when, nothing more.
-pub(super) fn sealed_json(e: &SealedEntry) -> Value {
-    json!({
-        "id": e.id,
-        "kind": e.collection.key(),
-        "author": e.author,
-        "date": e.date,
-        "at": e.at,
-        "visibility": Visibility::RevealTogether,
-        "sealed": true,
-    })
 }
 
 pub(super) fn visibility_tag(v: Visibility) -> &'static str {

@@ -1,15 +1,98 @@
 //! `export` and `import`: the whole household as one JSON file, and reading it back
-//! with every record checked and every author the importing person.
+//! with every record checked and every new record the importing person's own.
 
-use super::*;
+use serde_json::{json, Value};
 
-/// The export format's name and version.
+use super::{Fresh, Touched, Written};
+use crate::doc::{Collection, DocError, DocKind, Docs, Record, Sealable, SealedEntry};
+use crate::model::{
+    Acknowledgment, CheckIn, DoneEntry, Handoff, LedgerItem, Millis, Moment, Person, PersonId,
+    Reflection, ValidationError, Visibility,
+};
+
+/// The export format's name.
 pub const EXPORT_FORMAT: &str = "hearth-export";
 /// Bumped when the export shape changes incompatibly.
 pub const EXPORT_VERSION: u64 = 1;
 
-pub(super) fn export(docs: &Docs) -> Value {
-    let reflections = docs.reflections();
+/// How many refused records an error names; the rest are counted.
+const SHOWN: usize = 5;
+
+/// Why an import was refused. Nothing was imported in any case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The file has no `hearth-export` format tag.
+    #[error("this file is not a Hearth export")]
+    NotAnExport,
+    /// The file is of another export version.
+    #[error("this export has version {version}, and this Hearth reads version {EXPORT_VERSION}")]
+    Version {
+        /// The file's version (0 when it has none).
+        version: u64,
+    },
+    /// A collection of the file could not be read as records.
+    #[error("the `{kind}` records could not be read: {reason}")]
+    Unreadable {
+        /// The collection key.
+        kind: String,
+        /// Why.
+        reason: String,
+    },
+    /// The documents refused one record.
+    #[error("{kind} {id}: {error}")]
+    Refused {
+        /// The collection key.
+        kind: &'static str,
+        /// The record's id.
+        id: uuid::Uuid,
+        /// Why.
+        error: DocError,
+    },
+    /// New records in the file speak for someone else.
+    #[error("{count} record(s) in the file were written by someone else, and an import brings in only your own: {shown}{more}", count = .records.len(), shown = shown(.records).join(", "), more = more(.records))]
+    Foreign {
+        /// `kind id` of each.
+        records: Vec<String>,
+    },
+    /// Records in the file have the id of different records here.
+    #[error("{count} record(s) in the file have the same id as different records here: {shown}", count = .records.len(), shown = shown(.records).join(", "))]
+    Conflicts {
+        /// `kind id` of each.
+        records: Vec<String>,
+    },
+}
+
+fn shown(records: &[String]) -> Vec<&str> {
+    records.iter().take(SHOWN).map(String::as_str).collect()
+}
+
+fn more(records: &[String]) -> String {
+    match records.len().saturating_sub(SHOWN) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    }
+}
+
+impl ImportError {
+    /// What to do next, for an API error's hint.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            ImportError::Foreign { .. } => {
+                "nothing was imported; take those records out of the file and import it again. Your partner's entries reach you from their own devices when you sync"
+            }
+            ImportError::Conflicts { .. } => {
+                "nothing was imported; this file may come from another household, or the records were edited since it was exported"
+            }
+            _ => "nothing was imported; the file should come from `hearth export`",
+        }
+    }
+}
+
+/// Everything this device can read, as a file `import` reads back. The partner's
+/// answers still sealed appear only as [`sealed_marker`]s; this person's own are among
+/// `checkins` and `reflections`, readable.
+pub fn export(docs: &Docs) -> Value {
     json!({
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -17,60 +100,70 @@ pub(super) fn export(docs: &Docs) -> Value {
             "people": docs.people(),
             "devices": docs.devices(),
             "checkins": docs.checkins(),
-            "reflections": reflections,
+            "reflections": docs.reflections(),
             "ledger": docs.ledger_items(),
             "done": docs.done_entries(),
             "acks": docs.acks(),
             "handoffs": docs.handoffs(),
             "moments": docs.moments(),
-            // The partner's answers still sealed: only that they exist. This person's
-            // own are among `checkins` and `reflections`, readable.
             "sealed": docs
                 .sealed()
                 .iter()
                 .filter(|e| e.author != docs.me)
-                .map(sealed_json)
+                .map(sealed_marker)
                 .collect::<Vec<_>>(),
         }
     })
 }
 
-pub(super) fn import_error(message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        ErrorCode::Invalid,
-        message,
-        "nothing was imported; the file should come from `hearth export`",
-    )
+/// An answer this device cannot read yet: that it exists, by whom and when, nothing more.
+pub fn sealed_marker(e: &SealedEntry) -> Value {
+    json!({
+        "id": e.id,
+        "kind": e.collection.key(),
+        "author": e.author,
+        "date": e.date,
+        "at": e.at,
+        "visibility": Visibility::RevealTogether,
+        "sealed": true,
+    })
 }
 
-pub(super) fn records<T: serde::de::DeserializeOwned>(
+fn records<T: serde::de::DeserializeOwned>(
     data: &Value,
     kind: &str,
-) -> Result<Vec<T>, ApiError> {
+) -> Result<Vec<T>, ImportError> {
     match data.get("records").and_then(|r| r.get(kind)) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| import_error(format!("the `{kind}` records could not be read: {e}"))),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| ImportError::Unreadable {
+            kind: kind.to_string(),
+            reason: e.to_string(),
+        }),
     }
 }
 
-/// Imports a `hearth export` file, all or nothing. Records already present with the same
-/// content are skipped; a record whose id exists with different content is a conflict and
-/// stops the import before anything is written.
+/// Imports a `hearth export` file, all or nothing, and answers how many records came
+/// in. Records already present with the same content are skipped; a record whose id
+/// exists with different content is a conflict and stops the import before anything is
+/// written.
 ///
 /// Only this person's own records come in: a new record whose author (`author`, `by`,
 /// `from`, `started_by`, a handoff's `answered_by`) is someone else, or a new person
 /// record other than this person's, refuses the whole import. Another person's records
 /// reach this device from their own devices, where their authorship can be proven.
-pub(super) fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outcome, ApiError> {
+/// This person's reveal-together answers are sealed again under keys from `fresh`.
+pub fn import(
+    docs: &mut Docs,
+    data: &Value,
+    fresh: &mut dyn Fresh,
+    now: Millis,
+) -> Result<Written<usize>, ImportError> {
     if data.get("format").and_then(Value::as_str) != Some(EXPORT_FORMAT) {
-        return Err(import_error("this file is not a Hearth export"));
+        return Err(ImportError::NotAnExport);
     }
     let version = data.get("version").and_then(Value::as_u64).unwrap_or(0);
     if version != EXPORT_VERSION {
-        return Err(import_error(format!(
-            "this export has version {version}, and this Hearth reads version {EXPORT_VERSION}"
-        )));
+        return Err(ImportError::Version { version });
     }
     let people: Vec<Person> = records(data, "people")?;
     // Answers a check-in's author kept to themselves (`kept_to_self`) go only to the
@@ -97,7 +190,7 @@ pub(super) fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outco
     let mut conflicts = Vec::new();
     let mut foreign = Vec::new();
     let mut added = 0usize;
-    let mut touched: BTreeMap<DocKind, BTreeSet<&'static str>> = BTreeMap::new();
+    let mut touched = Touched::new();
     let me = docs.me;
 
     // `$authors` names the people a record speaks for. A record that would be written
@@ -113,8 +206,12 @@ pub(super) fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outco
                         foreign.push(format!("{} {}", $coll.key(), record.id));
                     }
                     None => {
-                        $add(&mut scratch, record).map_err(|e: DocError| {
-                            import_error(format!("{} {}: {}", $coll.key(), record.id, e))
+                        $add(&mut scratch, record).map_err(|error: DocError| {
+                            ImportError::Refused {
+                                kind: $coll.key(),
+                                id: record.id,
+                                error,
+                            }
                         })?;
                         touched
                             .entry($doc(&scratch, record))
@@ -163,7 +260,7 @@ pub(super) fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outco
                 }));
             }
             if r.visibility == Visibility::RevealTogether {
-                return import_answer(d, r, now);
+                return import_answer(d, r, fresh, now);
             }
             d.add_checkin(r, now)
         },
@@ -182,7 +279,7 @@ pub(super) fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outco
                 }));
             }
             if r.visibility == Visibility::RevealTogether {
-                return import_answer(d, r, now);
+                return import_answer(d, r, fresh, now);
             }
             d.add_reflection(r, now)
         },
@@ -191,11 +288,7 @@ pub(super) fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outco
     merge!(
         done,
         Collection::Done,
-        |d: &Docs, r: &DoneEntry| d
-            .household
-            .get::<DoneEntry>(&r.id.to_string())
-            .ok()
-            .flatten(),
+        |d: &Docs, r: &DoneEntry| stored_in_household::<DoneEntry>(d, r),
         |r: &DoneEntry| [r.by],
         |d: &mut Docs, r: &DoneEntry| d.add_done(r, now),
         household
@@ -203,7 +296,7 @@ pub(super) fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outco
     merge!(
         moments,
         Collection::Moments,
-        |d: &Docs, r: &Moment| d.household.get::<Moment>(&r.id.to_string()).ok().flatten(),
+        |d: &Docs, r: &Moment| stored_in_household::<Moment>(d, r),
         |r: &Moment| [r.started_by],
         |d: &mut Docs, r: &Moment| d.add_moment(r, now),
         household
@@ -211,7 +304,7 @@ pub(super) fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outco
     merge!(
         handoffs,
         Collection::Handoffs,
-        |d: &Docs, r: &Handoff| d.household.get::<Handoff>(&r.id.to_string()).ok().flatten(),
+        |d: &Docs, r: &Handoff| stored_in_household::<Handoff>(d, r),
         // An answer to a handoff is the answerer's, so it counts as theirs too.
         |r: &Handoff| std::iter::once(r.from).chain(r.answered_by),
         |d: &mut Docs, r: &Handoff| {
@@ -229,43 +322,17 @@ pub(super) fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outco
     merge!(
         acks,
         Collection::Acks,
-        |d: &Docs, r: &Acknowledgment| d
-            .household
-            .get::<Acknowledgment>(&r.id.to_string())
-            .ok()
-            .flatten(),
+        |d: &Docs, r: &Acknowledgment| stored_in_household::<Acknowledgment>(d, r),
         |r: &Acknowledgment| [r.from],
         |d: &mut Docs, r: &Acknowledgment| d.add_ack(r, now),
         household
     );
 
     if !foreign.is_empty() {
-        let shown: Vec<&str> = foreign.iter().take(5).map(String::as_str).collect();
-        let more = match foreign.len() - shown.len() {
-            0 => String::new(),
-            n => format!(" and {n} more"),
-        };
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!(
-                "{} record(s) in the file were written by someone else, and an import brings in only your own: {}{more}",
-                foreign.len(),
-                shown.join(", ")
-            ),
-            "nothing was imported; take those records out of the file and import it again. Your partner's entries reach you from their own devices when you sync",
-        ));
+        return Err(ImportError::Foreign { records: foreign });
     }
     if !conflicts.is_empty() {
-        let shown: Vec<&String> = conflicts.iter().take(5).collect();
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!(
-                "{} record(s) in the file have the same id as different records here: {}",
-                conflicts.len(),
-                shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-            "nothing was imported; this file may come from another household, or the records were edited since it was exported",
-        ));
+        return Err(ImportError::Conflicts { records: conflicts });
     }
     // This person's own reveal-together answers keep their new keys in the private
     // document, and their kept answers (`kept_to_self`) go there too, so it must be made
@@ -279,21 +346,19 @@ pub(super) fn import(docs: &mut Docs, data: &Value, now: Millis) -> Result<Outco
         touched.entry(scratch.private.kind()).or_default();
     }
     *docs = scratch;
-    Ok(Outcome {
-        value: json!({ "imported": added }),
+    Ok(Written {
+        record: added,
         touched,
     })
 }
 
-pub(super) fn household<T>(_: &Docs, _: &T) -> DocKind {
+fn household<T>(_: &Docs, _: &T) -> DocKind {
     DocKind::Household
 }
 
-/// An answer that is here sealed, unreadable to this device, counts as already here:
-/// an import must never overwrite it with text from a file.
 /// One record by its key, from whichever of the two documents holds it. A keyed read,
 /// so checking a whole import file for conflicts stays linear.
-pub(super) fn stored<R: hearth_core::doc::Record>(docs: &Docs, key: &str) -> Option<R> {
+fn stored<R: Record>(docs: &Docs, key: &str) -> Option<R> {
     docs.household
         .get::<R>(key)
         .ok()
@@ -301,7 +366,14 @@ pub(super) fn stored<R: hearth_core::doc::Record>(docs: &Docs, key: &str) -> Opt
         .or_else(|| docs.private.get::<R>(key).ok().flatten())
 }
 
-pub(super) fn sealed_here<R: Sealable + Clone>(docs: &Docs, record: &R) -> Option<R> {
+/// The household's record with the id of `record`, if any.
+fn stored_in_household<R: Record>(docs: &Docs, record: &R) -> Option<R> {
+    docs.household.get::<R>(&record.key()).ok().flatten()
+}
+
+/// An answer that is here sealed, unreadable to this device, counts as already here:
+/// an import must never overwrite it with text from a file.
+fn sealed_here<R: Sealable + Clone>(docs: &Docs, record: &R) -> Option<R> {
     docs.household
         .contains(R::COLLECTION, &record.key())
         .then(|| record.clone())
@@ -310,9 +382,10 @@ pub(super) fn sealed_here<R: Sealable + Clone>(docs: &Docs, record: &R) -> Optio
 /// Imports one of this person's reveal-together answers: it is sealed again under a
 /// fresh key, and opens by the usual rule. Another person's answer never gets here
 /// ([`import`] refuses it first); should it, it is refused again rather than written.
-pub(super) fn import_answer<R: Sealable>(
+fn import_answer<R: Sealable>(
     docs: &mut Docs,
     record: &R,
+    fresh: &mut dyn Fresh,
     now: Millis,
 ) -> Result<(), DocError> {
     if record.author() != docs.me {
@@ -321,5 +394,5 @@ pub(super) fn import_answer<R: Sealable>(
             reason: "an import brings in only your own answers".into(),
         }));
     }
-    docs.add_sealed(record, &age::x25519::Identity::generate(), now)
+    docs.add_sealed(record, &fresh.sealing_key(), now)
 }
