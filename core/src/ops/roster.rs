@@ -418,3 +418,218 @@ pub fn leave(docs: &mut Docs, confirm: bool, now: Millis) -> Result<Written<Left
         "people",
     ))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::doc::tests::{actor, person};
+
+    const THIS: &str = "AAAA-BBBB-CCCC";
+    const NOW: Millis = 1_000;
+
+    fn device(id: &str, person: PersonId) -> Device {
+        Device {
+            id: id.into(),
+            person,
+            name: format!("device {id}"),
+            public_key: "00".repeat(32),
+            age_recipient: None,
+            added_by: None,
+            added_at: 0,
+            revoked_at: None,
+            admission: None,
+            self_sig: None,
+            removal: None,
+        }
+    }
+
+    /// Ada with two devices (this one first), and Bo with one when `with_partner`.
+    fn household(with_partner: bool) -> Docs {
+        let ada = person("Ada", 1);
+        let mut docs = Docs::new(ada.id, actor(1));
+        docs.add_person(&ada, 0).unwrap();
+        docs.put_device(&device(THIS, ada.id), 0).unwrap();
+        docs.put_device(&device("AAAA-ZZZZ-0000", ada.id), 0)
+            .unwrap();
+        if with_partner {
+            let bo = person("Bo", 2);
+            docs.add_person(&bo, 0).unwrap();
+            docs.put_device(&device("QQQQ-RRRR-SSSS", bo.id), 0)
+                .unwrap();
+        }
+        docs
+    }
+
+    fn signer() -> Ed25519KeyPair {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&crate::test_rng()).unwrap();
+        Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+    }
+
+    #[test]
+    fn device_ids_resolve_by_prefix_whatever_the_dashes_and_case() {
+        let docs = household(true);
+        assert_eq!(
+            resolve_device(&docs, "qqqq r").unwrap().id,
+            "QQQQ-RRRR-SSSS"
+        );
+        assert!(matches!(
+            resolve_device(&docs, "aaaa"),
+            Err(RosterOpError::AmbiguousDevice { count: 2, .. })
+        ));
+        for nothing in ["XYZ", " - "] {
+            assert!(matches!(
+                resolve_device(&docs, nothing),
+                Err(RosterOpError::NoSuchDevice { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn each_person_renames_only_their_own_devices() {
+        let mut docs = household(true);
+        let renamed = rename_device(&mut docs, "aaaaz", " phone ", NOW).unwrap();
+        assert_eq!(renamed.record.name, "phone");
+        assert_eq!(
+            renamed.touched,
+            BTreeMap::from([(DocKind::Household, BTreeSet::from(["devices"]))])
+        );
+        assert!(matches!(
+            rename_device(&mut docs, "QQQQ", "x", NOW),
+            Err(RosterOpError::NotYourDevice { owner }) if owner == "Bo"
+        ));
+    }
+
+    #[test]
+    fn an_own_device_is_removed_for_everyone_and_a_partners_only_for_this_person() {
+        let mut docs = household(true);
+        let me = docs.me;
+        let signer = signer();
+        assert!(matches!(
+            remove_device(&mut docs, THIS, &signer, THIS, NOW),
+            Err(RosterOpError::ThisDevice)
+        ));
+        // The partner's device: distrusted in this person's private document; the
+        // household's roster entry is theirs and stays as it is.
+        let theirs = remove_device(&mut docs, THIS, &signer, "QQQQ", NOW).unwrap();
+        assert_eq!(theirs.record.revoked_at, Some(NOW));
+        assert_eq!(
+            theirs.touched,
+            BTreeMap::from([(DocKind::Private(me), BTreeSet::from(["devices"]))])
+        );
+        assert_eq!(resolve_device(&docs, "QQQQ").unwrap().revoked_at, None);
+        assert!(matches!(
+            remove_device(&mut docs, THIS, &signer, "QQQQ", NOW),
+            Err(RosterOpError::AlreadyRemoved)
+        ));
+        // An own device carries a removal signed by this one.
+        let own = remove_device(&mut docs, THIS, &signer, "AAAAZ", NOW).unwrap();
+        assert!(own.record.removal.is_some());
+        assert_eq!(
+            own.touched.keys().collect::<Vec<_>>(),
+            [&DocKind::Household]
+        );
+        assert!(matches!(
+            rename_device(&mut docs, "AAAAZ", "x", NOW),
+            Err(RosterOpError::DeviceGone)
+        ));
+        let listed = devices_listed(&docs);
+        assert_eq!(listed.last().unwrap().person, person("Bo", 2).id);
+    }
+
+    #[test]
+    fn pausing_needs_a_partner_and_a_sensible_length() {
+        assert!(matches!(
+            pause(&mut household(false), None, NOW),
+            Err(RosterOpError::NoPartnerYet { what: "pause" })
+        ));
+        let mut docs = household(true);
+        assert!(matches!(
+            pause(&mut docs, Some(0), NOW),
+            Err(RosterOpError::PauseTooShort)
+        ));
+        assert!(matches!(
+            pause(&mut docs, Some(MAX_PAUSE_SECS + 1), NOW),
+            Err(RosterOpError::PauseTooLong { days: 90 })
+        ));
+        let paused = pause(&mut docs, Some(60), NOW).unwrap().record;
+        assert_eq!(paused.pause.until, Some(61_000));
+        assert_eq!(paused.with, ["Bo"]);
+        // Resumed after its end: cleared, but it was no longer in force.
+        let late = resume(&mut docs, 61_000).unwrap();
+        assert!(matches!(
+            late.record,
+            Resumed::Cleared {
+                was_active: false,
+                ..
+            }
+        ));
+        let again = resume(&mut docs, 62_000).unwrap();
+        assert_eq!(again.record, Resumed::NotPaused);
+        assert!(again.touched.is_empty());
+    }
+
+    #[test]
+    fn leaving_needs_confirmation_happens_once_and_ends_pausing() {
+        let mut docs = household(true);
+        assert!(matches!(
+            leave(&mut docs, false, NOW),
+            Err(RosterOpError::LeaveUnconfirmed)
+        ));
+        pause(&mut docs, None, NOW).unwrap();
+        let left = leave(&mut docs, true, NOW).unwrap().record;
+        assert_eq!(
+            (left.already, left.with),
+            (false, Some(vec!["Bo".to_string()]))
+        );
+        assert_eq!(docs.pause_of(docs.me), None, "leaving ends the pause");
+        let again = leave(&mut docs, false, NOW + 1).unwrap();
+        assert_eq!((again.record.at, again.record.already), (NOW, true));
+        assert!(again.touched.is_empty());
+        assert!(matches!(
+            pause(&mut docs, None, NOW),
+            Err(RosterOpError::SharingEnded { who, .. }) if who == "you"
+        ));
+    }
+
+    #[test]
+    fn a_roster_merge_never_undoes_a_revocation_and_keeps_a_known_age_recipient() {
+        let mut docs = household(true);
+        let mut known = resolve_device(&docs, "AAAAZ").unwrap();
+        known.age_recipient = Some("age1known".into());
+        docs.put_device(&known, 0).unwrap();
+        let mut gone = resolve_device(&docs, "QQQQ").unwrap();
+        gone.revoked_at = Some(5);
+        docs.put_device(&gone, 0).unwrap();
+        // An older copy: neither revocation nor recipient, and a new name.
+        let mut older = household(true);
+        let mut renamed = resolve_device(&older, "AAAAZ").unwrap();
+        renamed.name = "tablet".into();
+        older.put_device(&renamed, 0).unwrap();
+        let roster = RosterExport {
+            people: older.people(),
+            devices: older.devices(),
+            left: Vec::new(),
+        };
+        let touched = merge_roster(&mut docs, &roster, NOW).unwrap();
+        assert_eq!(
+            touched,
+            BTreeMap::from([(DocKind::Household, BTreeSet::from(["devices"]))])
+        );
+        let merged = resolve_device(&docs, "AAAAZ").unwrap();
+        assert_eq!(merged.name, "tablet");
+        assert_eq!(merged.age_recipient.as_deref(), Some("age1known"));
+        assert_eq!(resolve_device(&docs, "QQQQ").unwrap().revoked_at, Some(5));
+    }
+
+    #[test]
+    fn a_device_is_fresh_only_without_entries_or_anyone_else() {
+        let ada = person("Ada", 1);
+        let mut alone = Docs::new(ada.id, actor(1));
+        alone.add_person(&ada, 0).unwrap();
+        alone.put_device(&device(THIS, ada.id), 0).unwrap();
+        assert!(is_fresh_device(&alone, THIS) && !holds_entries(&alone));
+        assert!(!is_fresh_device(&alone, "ANOTHER"));
+        assert!(!is_fresh_device(&household(true), THIS));
+    }
+}

@@ -396,3 +396,98 @@ fn import_answer<R: Sealable>(
     }
     docs.add_sealed(record, &fresh.sealing_key(), now)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::doc::tests::{docs_pair, item};
+    use crate::model::{MomentKind, When};
+    use crate::ops::CountingFresh;
+
+    const NOW: Millis = 1_767_225_600_000;
+
+    fn moment(id: u128, by: PersonId) -> Moment {
+        Moment {
+            id: uuid::Uuid::from_u128(id),
+            kind: MomentKind::Laugh,
+            started_by: by,
+            when: When::from_utc(NOW - 1000, 0),
+            note: Some("the cat".into()),
+        }
+    }
+
+    #[test]
+    fn an_export_imports_into_a_fresh_copy_and_again_changes_nothing() {
+        let (mut ada, _, ada_id, _) = docs_pair();
+        ada.add_moment(&moment(7, ada_id), NOW).unwrap();
+        ada.household.put(&item(ada_id, 8), NOW).unwrap();
+        let file = export(&ada);
+        assert_eq!(file["format"], EXPORT_FORMAT);
+
+        // A copy that knows both people (as after pairing) and nothing else.
+        let (mut copy, _, _, _) = docs_pair();
+        let first = import(&mut copy, &file, &mut CountingFresh(0), NOW).unwrap();
+        assert_eq!(first.record, 2);
+        assert_eq!(
+            first.touched,
+            Touched::from([(DocKind::Household, ["ledger", "moments"].into())])
+        );
+        let second = import(&mut copy, &file, &mut CountingFresh(0), NOW).unwrap();
+        assert_eq!(second.record, 0);
+        assert!(second.touched.is_empty());
+    }
+
+    #[test]
+    fn records_of_someone_else_refuse_the_whole_import() {
+        let (mut ada, _, ada_id, bo_id) = docs_pair();
+        ada.add_moment(&moment(7, ada_id), NOW).unwrap();
+        ada.add_moment(&moment(8, bo_id), NOW).unwrap();
+        let file = export(&ada);
+        let (_, mut bo, _, _) = docs_pair();
+        let heads = bo.household.heads();
+        let refused = import(&mut bo, &file, &mut CountingFresh(0), NOW).unwrap_err();
+        assert!(matches!(&refused, ImportError::Foreign { records } if records.len() == 1));
+        assert!(refused.to_string().contains("moments "), "{refused}");
+        assert_eq!(bo.household.heads(), heads, "nothing was written");
+    }
+
+    #[test]
+    fn a_different_record_under_a_known_id_is_a_conflict() {
+        let (mut ada, _, ada_id, _) = docs_pair();
+        ada.add_moment(&moment(7, ada_id), NOW).unwrap();
+        let mut file = export(&ada);
+        file["records"]["moments"][0]["note"] = Value::String("edited".into());
+        let refused = import(&mut ada, &file, &mut CountingFresh(0), NOW).unwrap_err();
+        assert!(matches!(refused, ImportError::Conflicts { .. }));
+        assert!(refused.hint().contains("another household"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_an_export_of_this_version_is_refused() {
+        let (mut ada, _, _, _) = docs_pair();
+        let fresh = &mut CountingFresh(0);
+        assert!(matches!(
+            import(&mut ada, &json!({ "format": "other" }), fresh, NOW),
+            Err(ImportError::NotAnExport)
+        ));
+        assert!(matches!(
+            import(&mut ada, &json!({ "format": EXPORT_FORMAT }), fresh, NOW),
+            Err(ImportError::Version { version: 0 })
+        ));
+        let unreadable =
+            json!({ "format": EXPORT_FORMAT, "version": 1, "records": { "moments": 3 } });
+        assert!(matches!(
+            import(&mut ada, &unreadable, fresh, NOW),
+            Err(ImportError::Unreadable { .. })
+        ));
+    }
+
+    #[test]
+    fn many_foreign_records_are_named_five_at_a_time() {
+        let records: Vec<String> = (0..7).map(|n| format!("moments {n}")).collect();
+        let message = ImportError::Foreign { records }.to_string();
+        assert!(message.starts_with("7 record(s)"), "{message}");
+        assert!(message.ends_with("moments 4 and 2 more"), "{message}");
+    }
+}
