@@ -198,6 +198,23 @@ pub fn resolve_person(people: &[Person], me: PersonId, who: &str) -> Result<Pers
     }
 }
 
+/// A [`Fresh`] for tests: ids counted up from 1000, keys from the OS (a key's value never
+/// matters to a test, only that it is new).
+#[cfg(test)]
+pub(crate) struct CountingFresh(pub u128);
+
+#[cfg(test)]
+impl Fresh for CountingFresh {
+    fn id(&mut self) -> Uuid {
+        self.0 += 1;
+        Uuid::from_u128(1000 + self.0)
+    }
+
+    fn sealing_key(&mut self) -> age::x25519::Identity {
+        age::x25519::Identity::generate()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -278,22 +295,5 @@ mod tests {
             resolve_person(&twins, ada.id, "Ada"),
             Err(OpsError::AmbiguousPerson { who: "Ada".into() })
         );
-    }
-}
-
-/// A [`Fresh`] for tests: ids counted up from 1000, keys from the OS (a key's value never
-/// matters to a test, only that it is new).
-#[cfg(test)]
-pub(crate) struct CountingFresh(pub u128);
-
-#[cfg(test)]
-impl Fresh for CountingFresh {
-    fn id(&mut self) -> Uuid {
-        self.0 += 1;
-        Uuid::from_u128(1000 + self.0)
-    }
-
-    fn sealing_key(&mut self) -> age::x25519::Identity {
-        age::x25519::Identity::generate()
     }
 }

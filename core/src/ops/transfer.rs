@@ -40,14 +40,14 @@ pub enum ImportError {
         reason: String,
     },
     /// The documents refused one record.
-    #[error("{kind} {id}: {error}")]
+    #[error("{kind} {id}: {reason}")]
     Refused {
         /// The collection key.
         kind: &'static str,
         /// The record's id.
         id: uuid::Uuid,
-        /// Why.
-        error: DocError,
+        /// Why, in the document error's words.
+        reason: String,
     },
     /// New records in the file speak for someone else.
     #[error("{count} record(s) in the file were written by someone else, and an import brings in only your own: {shown}{more}", count = .records.len(), shown = shown(.records).join(", "), more = more(.records))]
@@ -210,7 +210,7 @@ pub fn import(
                             ImportError::Refused {
                                 kind: $coll.key(),
                                 id: record.id,
-                                error,
+                                reason: error.to_string(),
                             }
                         })?;
                         touched
