@@ -1,8 +1,10 @@
 //! Turns control calls into reads and writes of the documents.
 //!
 //! Everything here runs on the document owner's thread (see [`crate::actor`]) with
-//! `&mut Docs`; it does no IO. A write returns the record it created and the documents it
-//! touched, and the owner makes those durable before anyone hears about it.
+//! `&mut Docs`; it does no IO. Each write decodes its params, calls one
+//! [`hearth_core::ops`] function, which decides everything, and encodes the answer: the
+//! record it created and the documents it touched, which the owner makes durable before
+//! anyone hears about it. New ids and sealing keys come from [`OsFresh`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
