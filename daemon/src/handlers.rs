@@ -399,18 +399,8 @@ fn insights(
     utc_offset_min: i32,
     now: Millis,
 ) -> Result<Value, ApiError> {
-    use hearth_core::insights::{compute, InsightInputs, Params};
     let today = When::from_utc(now, utc_offset_min).date;
-    let mut params = Params::default();
-    if let Some(weeks) = weeks {
-        params.weeks = weeks;
-    }
-    let invalid = |e: hearth_core::insights::InsightsError| {
-        ApiError::new(ErrorCode::Invalid, e.to_string(), "try a smaller --weeks")
-    };
-    params.validate().map_err(invalid)?;
-    let since = today - chrono::Duration::days(i64::from(params.history_days()));
-    let inputs = InsightInputs::from_docs_since(docs, include_private, since);
-    let report = compute(&inputs, today, &params).map_err(invalid)?;
+    let report = hearth_core::insights::report(docs, include_private, weeks, today)
+        .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string(), "try a smaller --weeks"))?;
     Ok(to_json(&report))
 }
