@@ -1,38 +1,36 @@
 //! Turns control calls into reads and writes of the documents.
 //!
 //! Everything here runs on the document owner's thread (see [`crate::actor`]) with
-//! `&mut Docs`; it does no IO. A write returns the record it created and the documents it
-//! touched, and the owner makes those durable before anyone hears about it.
+//! `&mut Docs`; it does no IO. Each write decodes its params, calls one
+//! [`hearth_core::ops`] function, which decides everything, and encodes the answer: the
+//! record it created and the documents it touched, which the owner makes durable before
+//! anyone hears about it. New ids and sealing keys come from [`OsFresh`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
-use hearth_core::doc::{Collection, DocError, DocKind, Docs, Sealable, SealedEntry};
-use hearth_core::insights::SAFETY_SUPPORT;
-use hearth_core::model::{
-    Acknowledgment, Basic, BasicLevel, CheckIn, Device, DoneEntry, Handoff, HandoffState,
-    ItemStatus, LedgerItem, Millis, Moment, Owners, Person, PersonId, Reflection, Target,
-    TargetKind, ValidationError, Visibility, When,
-};
-use hearth_core::ops;
+use hearth_core::doc::{DocError, DocKind, Docs, SealedEntry};
+use hearth_core::model::{LedgerItem, Millis, PersonId, ValidationError, Visibility, When};
+use hearth_core::ops::records::{self, EntryTime, RecordError};
+use hearth_core::ops::roster::RosterOpError;
+use hearth_core::ops::transfer::{self, ImportError};
+use hearth_core::ops::{self, name_of, Touched, Written};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use hearth_api::{
-    listed_by_default, ApiError, At, DocCall, DoneSaved, EntrySaved, ErrorCode, ExportDocument,
-    ExportRecords, Imported, ItemHistory, ItemSaved, Left, LogEntry, LogParams, LogRecord, Paused,
-    PersonRef, Resumed, RosterCall, SealedMarker, Today, RECORD_KINDS,
+    listed_by_default, ApiError, At, DocCall, DoneSaved, EntrySaved, ErrorCode, Imported,
+    ItemHistory, ItemSaved, LogEntry, LogParams, LogRecord, RosterCall, SealedMarker, Today,
+    RECORD_KINDS,
 };
 
 pub mod bundle;
 mod log;
 pub(crate) mod rogue;
 mod roster;
-mod transfer;
 
 use log::*;
 pub use roster::*;
-pub use transfer::*;
 
 /// What a handled call did.
 #[derive(Debug, Default)]
@@ -55,6 +53,15 @@ impl Outcome {
         let mut touched = BTreeMap::new();
         touched.insert(doc, BTreeSet::from([kind]));
         Outcome { value, touched }
+    }
+
+    fn of(value: Value, touched: Touched) -> Outcome {
+        Outcome { value, touched }
+    }
+
+    /// A write whose answer is the record as written.
+    fn written<T: serde::Serialize>(written: Written<T>) -> Outcome {
+        Outcome::of(to_json(&written.record), written.touched)
     }
 }
 
@@ -88,25 +95,6 @@ fn invalid(v: ValidationError) -> ApiError {
     )
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
-/// Resolves `me`, `partner`, a name or an id prefix to a person (`ops::resolve_person`).
-pub fn resolve_person(docs: &Docs, who: &str) -> Result<PersonId, ApiError> {
-    ops::resolve_person(&docs.people(), docs.me, who).map_err(ops_error)
-}
-
-fn person_or(docs: &Docs, who: &Option<PersonRef>, default: &str) -> Result<PersonId, ApiError> {
-    resolve_person(docs, who.as_deref().unwrap_or(default))
-}
-
-/// The entry's time, refused if it lies in the future: `--at` is checked by the CLI too,
-/// but a JSON client or a modified one reaches this directly.
-fn when(at: &At, now: Millis) -> Result<When, ApiError> {
-    ops::entry_when(at.at, at.utc_offset_min, now).map_err(ops_error)
-}
-
 fn ops_error(e: ops::OpsError) -> ApiError {
     let code = match e {
         ops::OpsError::NoPartnerYet | ops::OpsError::NoSuchPerson { .. } => ErrorCode::NotFound,
@@ -116,121 +104,114 @@ fn ops_error(e: ops::OpsError) -> ApiError {
     ApiError::new(code, e.to_string(), e.hint())
 }
 
-fn new_id() -> Uuid {
-    Uuid::new_v4()
+fn record_error(e: RecordError) -> ApiError {
+    match e {
+        RecordError::Rule(e) => ops_error(e),
+        RecordError::Doc(e) => api_error(e),
+        RecordError::AnswerRefused(v) => {
+            ApiError::new(ErrorCode::Invalid, v.to_string(), RecordError::ANSWER_HINT)
+        }
+        other => ApiError::internal(other.to_string()),
+    }
 }
 
-fn resolve(docs: &Docs, coll: Collection, prefix: &str) -> Result<Uuid, ApiError> {
-    docs.resolve(coll, prefix).map_err(api_error)
+fn import_error(e: ImportError) -> ApiError {
+    ApiError::new(ErrorCode::Invalid, e.to_string(), e.hint())
 }
 
-fn name_of(docs: &Docs, id: PersonId) -> String {
-    docs.people()
-        .into_iter()
-        .find(|p| p.id == id)
-        .map(|p| p.name)
-        .unwrap_or_else(|| "someone".into())
+fn roster_error(e: RosterOpError) -> ApiError {
+    let code = match e {
+        RosterOpError::Doc(e) => return api_error(e),
+        RosterOpError::NoSuchDevice { .. } => ErrorCode::NotFound,
+        RosterOpError::AmbiguousDevice { .. } => ErrorCode::Ambiguous,
+        _ => ErrorCode::Invalid,
+    };
+    let hint = e.hint().unwrap_or("nothing was changed");
+    ApiError::new(code, e.to_string(), hint)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// Resolves `me`, `partner`, a name or an id prefix to a person (`ops::resolve_person`).
+pub fn resolve_person(docs: &Docs, who: &str) -> Result<PersonId, ApiError> {
+    ops::resolve_person(&docs.people(), docs.me, who).map_err(ops_error)
+}
+
+/// The daemon's source of new ids and sealing keys: the operating system's.
+pub(crate) struct OsFresh;
+
+impl ops::Fresh for OsFresh {
+    fn id(&mut self) -> Uuid {
+        Uuid::new_v4()
+    }
+
+    fn sealing_key(&mut self) -> age::x25519::Identity {
+        // From the operating system's random source: nothing but this key opens the answer.
+        age::x25519::Identity::generate()
+    }
+}
+
+fn entry_time(at: &At) -> EntryTime {
+    EntryTime {
+        at: at.at,
+        utc_offset_min: at.utc_offset_min,
+    }
 }
 
 /// Handles one call against the documents.
 pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, ApiError> {
+    let fresh = &mut OsFresh;
     match call {
         DocCall::CheckinAdd(p) => {
-            let mut checkin = CheckIn {
-                id: new_id(),
-                author: docs.me,
-                when: when(&p.at, now)?,
+            let request = records::NewCheckin {
                 battery: p.battery,
                 signs: p.signs,
                 body: p.body,
                 basics: p.basics,
-                note: ops::optional_text(p.note),
-                ask: ops::optional_text(p.ask),
-                visibility: p.visibility.unwrap_or(Visibility::Shared),
-                kept_to_self: BTreeSet::new(),
+                note: p.note,
+                ask: p.ask,
+                visibility: p.visibility,
+                share_safety: p.share_safety,
+                at: entry_time(&p.at),
             };
-            if !p.share_safety && checkin.visibility != Visibility::Private {
-                checkin.keep_own_answers();
-            }
-            let kept = !checkin.kept_to_self.is_empty();
+            let written = records::add_checkin(docs, request, fresh, now).map_err(record_error)?;
             // Support goes to the one who gave the answer, in the answer to their own
             // write: it never travels to the partner.
-            let unsafe_now = checkin.basics.get(&Basic::Safety) == Some(&BasicLevel::No);
-            let support = unsafe_now.then(|| SAFETY_SUPPORT.to_string());
-            if checkin.visibility == Visibility::RevealTogether {
-                return add_sealed(docs, &checkin, support, now);
-            }
-            docs.add_checkin(&checkin, now).map_err(api_error)?;
-            let doc = docs.doc_kind_for(checkin.visibility);
-            let saved = EntrySaved {
-                record: &checkin,
-                support,
-                waiting_for_partner: None,
-            };
-            let mut outcome = Outcome::wrote(to_json(&saved), doc, "checkins");
-            if kept {
-                // The kept answers went into the private document.
-                outcome
-                    .touched
-                    .entry(docs.private.kind())
-                    .or_default()
-                    .insert("checkins");
-            }
-            Ok(outcome)
+            let support = records::safety_support(&written.record.entry).map(str::to_string);
+            Ok(entry_outcome(written, support))
         }
         DocCall::ReflectAdd(p) => {
-            let reflection = Reflection {
-                id: new_id(),
-                author: docs.me,
-                when: when(&p.at, now)?,
+            let request = records::NewReflection {
                 energy: p.energy,
                 safe: p.safe,
                 aligned: p.aligned,
-                note: ops::optional_text(p.note),
-                visibility: p.visibility.unwrap_or(Visibility::Private),
+                note: p.note,
+                visibility: p.visibility,
+                at: entry_time(&p.at),
             };
-            if reflection.visibility == Visibility::RevealTogether {
-                return add_sealed(docs, &reflection, None, now);
-            }
-            docs.add_reflection(&reflection, now).map_err(api_error)?;
-            let doc = docs.doc_kind_for(reflection.visibility);
-            let saved = EntrySaved::plain(&reflection);
-            Ok(Outcome::wrote(to_json(&saved), doc, "reflections"))
+            let written =
+                records::add_reflection(docs, request, fresh, now).map_err(record_error)?;
+            Ok(entry_outcome(written, None))
         }
         DocCall::LedgerAdd(p) => {
-            let default_owner = person_or(docs, &p.owner, "me")?;
-            let mut owners = Owners::all(default_owner);
-            for (stage, who) in &p.owners {
-                owners.set(*stage, Some(resolve_person(docs, who)?));
-            }
-            let item = LedgerItem {
-                id: new_id(),
-                title: p.title.trim().to_string(),
+            let request = records::NewLedgerItem {
+                title: p.title,
                 domain: p.domain,
                 labour: p.labour,
                 invisible: p.invisible,
-                owners,
+                owners: p.owners,
+                owner: p.owner,
                 cadence: p.cadence,
                 minutes_per_week: p.minutes_per_week,
                 weight: p.weight,
-                good_enough: p.good_enough.unwrap_or_default(),
-                status: ItemStatus::Active,
-                agreed_by: BTreeSet::from([docs.me]),
-                agreed_at: Some(p.at.at.unwrap_or(now)),
-                created_by: docs.me,
-                created_at: p.at.at.unwrap_or(now),
-                created_utc_offset_min: p.at.utc_offset_min,
-                paused_until: None,
+                good_enough: p.good_enough,
+                at: entry_time(&p.at),
             };
-            let (item, offered) = docs
-                .add_ledger_item_offering(
-                    &item,
-                    &mut std::iter::repeat_with(new_id),
-                    when(&p.at, now)?,
-                    now,
-                )
-                .map_err(api_error)?;
-            Ok(item_with_offers(&item, &offered))
+            let written =
+                records::add_ledger_item(docs, request, fresh, now).map_err(record_error)?;
+            Ok(item_with_offers(written))
         }
         DocCall::LedgerList { all } => {
             let mut items: Vec<LedgerItem> = docs
@@ -242,217 +223,118 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             Ok(Outcome::read(to_json(&items)))
         }
         DocCall::LedgerShow { id } => {
-            let id = resolve(docs, Collection::Ledger, &id)?;
-            let item = docs.ledger_item(id).map_err(api_error)?;
-            let done: Vec<DoneEntry> = docs
-                .done_entries()
-                .into_iter()
-                .filter(|d| d.item == Some(id))
-                .collect();
-            let handoffs: Vec<Handoff> = docs
-                .handoffs()
-                .into_iter()
-                .filter(|h| h.item == id)
-                .collect();
-            let acks: Vec<Acknowledgment> = docs
-                .acks()
-                .into_iter()
-                .filter(|a| a.target.kind == TargetKind::Item && a.target.id == id)
-                .collect();
+            let history = records::ledger_item_history(docs, &id).map_err(record_error)?;
             Ok(Outcome::read(to_json(&ItemHistory {
-                acks,
-                done,
-                handoffs,
-                item,
+                acks: history.acks,
+                done: history.done,
+                handoffs: history.handoffs,
+                item: history.item,
             })))
         }
         DocCall::LedgerDone(p) => {
-            let item = match &p.item {
-                Some(prefix) => Some(resolve(docs, Collection::Ledger, prefix)?),
-                None => None,
-            };
-            let done = DoneEntry {
-                id: new_id(),
-                item,
-                label: ops::optional_text(p.label),
-                by: person_or(docs, &p.by, "me")?,
-                when: when(&p.at, now)?,
+            let request = records::NewDone {
+                item: p.item,
+                label: p.label,
+                by: p.by,
                 minutes: p.minutes,
-                note: ops::optional_text(p.note),
+                note: p.note,
+                at: entry_time(&p.at),
             };
-            docs.add_done(&done, now).map_err(api_error)?;
-            // The item's title, so the answer can say what was done rather than an id.
-            let item_title = done
-                .item
-                .and_then(|i| docs.ledger_item(i).ok())
-                .map(|item| item.title);
-            let saved = DoneSaved { done, item_title };
-            Ok(Outcome::wrote(to_json(&saved), DocKind::Household, "done"))
+            let written = records::add_done(docs, request, fresh, now).map_err(record_error)?;
+            let saved = DoneSaved {
+                done: written.record.done,
+                item_title: written.record.item_title,
+            };
+            Ok(Outcome::of(to_json(&saved), written.touched))
         }
         DocCall::LedgerAck(p) => {
-            let coll = match p.target_kind {
-                TargetKind::Item => Collection::Ledger,
-                TargetKind::Done => Collection::Done,
-                TargetKind::CheckIn => Collection::CheckIns,
-                TargetKind::Moment => Collection::Moments,
-            };
-            let target = resolve(docs, coll, &p.target)?;
-            let ack = Acknowledgment {
-                id: new_id(),
-                from: docs.me,
-                to: person_or(docs, &p.to, "partner")?,
-                target: Target {
-                    kind: p.target_kind,
-                    id: target,
-                },
+            let request = records::NewAck {
+                target_kind: p.target_kind,
+                target: p.target,
                 kind: p.kind,
-                when: when(&p.at, now)?,
-                note: ops::optional_text(p.note),
+                to: p.to,
+                note: p.note,
+                at: entry_time(&p.at),
             };
-            docs.add_ack(&ack, now).map_err(api_error)?;
-            Ok(Outcome::wrote(to_json(&ack), DocKind::Household, "acks"))
+            let written = records::add_ack(docs, request, fresh, now).map_err(record_error)?;
+            Ok(Outcome::written(written))
         }
         DocCall::LedgerHandoff(p) => {
-            let item = resolve(docs, Collection::Ledger, &p.item)?;
-            let handoff = Handoff {
-                id: new_id(),
-                item,
+            let request = records::NewHandoff {
+                item: p.item,
                 stage: p.stage,
-                from: docs.me,
-                to: person_or(docs, &p.to, "partner")?,
-                when: when(&p.at, now)?,
-                note: ops::optional_text(p.note),
-                state: HandoffState::Open,
-                answered_by: None,
-                answered_at: None,
-                counter: None,
+                to: p.to,
+                note: p.note,
+                at: entry_time(&p.at),
             };
-            docs.propose_handoff(&handoff, now).map_err(api_error)?;
-            Ok(Outcome::wrote(
-                to_json(&handoff),
-                DocKind::Household,
-                "handoffs",
-            ))
+            let written =
+                records::propose_handoff(docs, request, fresh, now).map_err(record_error)?;
+            Ok(Outcome::written(written))
         }
         DocCall::LedgerAnswer(p) => {
-            let id = resolve(docs, Collection::Handoffs, &p.handoff)?;
-            let me = docs.me;
-            let at = p.at.at.unwrap_or(now);
-            let handoff = docs
-                .answer_handoff(id, p.answer, me, p.counter, at)
-                .map_err(|e| match e {
-                    // The generic hint ("fix the value") does not help here: say where
-                    // the handoff stands and what can be done instead.
-                    DocError::Invalid(v) => ApiError::new(
-                        ErrorCode::Invalid,
-                        v.to_string(),
-                        "nothing was changed; `hearth ledger show ITEM` shows who holds each stage and every handoff's state, and `hearth ledger handoff ITEM --stage STAGE` offers a stage anew",
-                    ),
-                    other => api_error(other),
-                })?;
-            let mut outcome = Outcome::wrote(to_json(&handoff), DocKind::Household, "handoffs");
-            if p.answer == HandoffState::Accepted {
-                outcome
-                    .touched
-                    .entry(DocKind::Household)
-                    .or_default()
-                    .insert("ledger");
-            }
-            Ok(outcome)
+            let at = entry_time(&p.at);
+            let written = records::answer_handoff(docs, &p.handoff, p.answer, p.counter, at, now)
+                .map_err(record_error)?;
+            Ok(Outcome::written(written))
         }
         DocCall::LedgerEdit(p) => {
-            let id = resolve(docs, Collection::Ledger, &p.id)?;
-            let mut owners = Vec::new();
-            for (stage, who) in &p.owners {
-                owners.push((*stage, resolve_person(docs, who)?));
-            }
-            let edit = hearth_core::doc::ItemEdit {
-                title: p.title.filter(|t| !t.trim().is_empty()),
-                owners,
+            let request = records::LedgerEdit {
+                id: p.id,
+                title: p.title,
+                owners: p.owners,
                 cadence: p.cadence,
                 weight: p.weight,
                 minutes_per_week: p.minutes_per_week,
                 good_enough: p.good_enough,
+                at: entry_time(&p.at),
             };
-            let me = docs.me;
-            let (item, offered) = docs
-                .edit_ledger_item(
-                    id,
-                    &edit,
-                    me,
-                    &mut std::iter::repeat_with(new_id),
-                    when(&p.at, now)?,
-                    now,
-                )
-                .map_err(api_error)?;
-            Ok(item_with_offers(&item, &offered))
+            let written =
+                records::edit_ledger_item(docs, request, fresh, now).map_err(record_error)?;
+            Ok(item_with_offers(written))
         }
         DocCall::LedgerPause { id, until } => {
-            let id = resolve(docs, Collection::Ledger, &id)?;
-            let item = docs.pause_ledger_item(id, until, now).map_err(api_error)?;
-            let saved = ItemSaved::plain(item);
-            Ok(Outcome::wrote(
-                to_json(&saved),
-                DocKind::Household,
-                "ledger",
-            ))
+            let written =
+                records::pause_ledger_item(docs, &id, until, now).map_err(record_error)?;
+            Ok(item_outcome(written))
         }
         DocCall::LedgerResume { id } => {
-            let id = resolve(docs, Collection::Ledger, &id)?;
-            let item = docs.resume_ledger_item(id, now).map_err(api_error)?;
-            let saved = ItemSaved::plain(item);
-            Ok(Outcome::wrote(
-                to_json(&saved),
-                DocKind::Household,
-                "ledger",
-            ))
+            let written = records::resume_ledger_item(docs, &id, now).map_err(record_error)?;
+            Ok(item_outcome(written))
         }
         DocCall::LedgerAgree { id, at } => {
-            let id = resolve(docs, Collection::Ledger, &id)?;
-            let me = docs.me;
-            let (item, everyone) = docs
-                .agree_ledger_item(id, me, at.at.unwrap_or(now), now)
-                .map_err(api_error)?;
+            let written = records::agree_ledger_item(docs, &id, entry_time(&at), now)
+                .map_err(record_error)?;
+            let (item, everyone) = written.record;
             let saved = ItemSaved {
                 agreed_by_everyone: Some(everyone),
                 ..ItemSaved::plain(item)
             };
-            Ok(Outcome::wrote(
-                to_json(&saved),
-                DocKind::Household,
-                "ledger",
-            ))
+            Ok(Outcome::of(to_json(&saved), written.touched))
         }
         DocCall::LedgerRetire { id, at } => {
-            let id = resolve(docs, Collection::Ledger, &id)?;
-            let item = docs
-                .update_ledger_item(id, at.at.unwrap_or(now), |i| i.status = ItemStatus::Retired)
-                .map_err(api_error)?;
-            let saved = ItemSaved::plain(item);
-            Ok(Outcome::wrote(
-                to_json(&saved),
-                DocKind::Household,
-                "ledger",
-            ))
+            let written = records::retire_ledger_item(docs, &id, entry_time(&at), now)
+                .map_err(record_error)?;
+            Ok(item_outcome(written))
         }
         DocCall::MomentAdd(p) => {
-            let moment = Moment {
-                id: new_id(),
+            let request = records::NewMoment {
                 kind: p.kind,
-                started_by: person_or(docs, &p.started_by, "me")?,
-                when: when(&p.at, now)?,
-                note: ops::optional_text(p.note),
+                started_by: p.started_by,
+                note: p.note,
+                at: entry_time(&p.at),
             };
-            docs.add_moment(&moment, now).map_err(api_error)?;
-            Ok(Outcome::wrote(
-                to_json(&moment),
-                DocKind::Household,
-                "moments",
-            ))
+            let written = records::add_moment(docs, request, fresh, now).map_err(record_error)?;
+            Ok(Outcome::written(written))
         }
         DocCall::Log(p) => log(docs, &p, now).map(Outcome::read),
-        DocCall::Export => Ok(Outcome::read(export(docs))),
-        DocCall::Import { data } => import(docs, &data, now),
+        DocCall::Export => Ok(Outcome::read(transfer::export(docs))),
+        DocCall::Import { data } => {
+            let written = transfer::import(docs, &data, fresh, now).map_err(import_error)?;
+            let imported = Imported {
+                imported: written.record as u64,
+            };
+            Ok(Outcome::of(to_json(&imported), written.touched))
+        }
         DocCall::RoguePut {
             collection,
             key,
@@ -479,15 +361,8 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             if !mark_seen {
                 return Ok(Outcome::read(value));
             }
-            let before = docs.private.heads();
-            docs.set_for_you_seen_at(now, now).map_err(api_error)?;
-            if docs.private.heads() == before {
-                return Ok(Outcome::read(value));
-            }
-            Ok(Outcome {
-                value,
-                touched: BTreeMap::from([(docs.private.kind(), BTreeSet::new())]),
-            })
+            let touched = records::mark_for_you_seen(docs, now).map_err(record_error)?;
+            Ok(Outcome::of(value, touched))
         }
         DocCall::Together { utc_offset_min } => {
             let today = When::from_utc(now, utc_offset_min).date;
@@ -496,54 +371,40 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             ))))
         }
         DocCall::Reply { ask, text, at } => {
-            let checkin = resolve(docs, Collection::CheckIns, &ask)?;
-            let ack = hearth_core::today::reply(docs, new_id(), checkin, &text, when(&at, now)?)
-                .map_err(api_error)?;
-            docs.add_ack(&ack, now).map_err(api_error)?;
-            Ok(Outcome::wrote(to_json(&ack), DocKind::Household, "acks"))
+            let written = records::reply(docs, &ask, &text, entry_time(&at), fresh, now)
+                .map_err(record_error)?;
+            Ok(Outcome::written(written))
         }
     }
 }
 
-/// A written ledger item, with the handoffs it offered to the partner (if any).
-fn item_with_offers(item: &LedgerItem, offered: &[Handoff]) -> Outcome {
-    let mut kinds = BTreeSet::from(["ledger"]);
-    if !offered.is_empty() {
-        kinds.insert("handoffs");
-    }
-    let saved = ItemSaved {
-        offered: offered.to_vec(),
-        ..ItemSaved::plain(item.clone())
+/// A check-in or reflection as written: the record, the support its safety answer
+/// calls for (only ever in the answer to its author), and for a reveal-together one
+/// whether it waits for the partner.
+fn entry_outcome<T: serde::Serialize>(
+    written: Written<records::Entry<T>>,
+    support: Option<String>,
+) -> Outcome {
+    let saved = EntrySaved {
+        record: &written.record.entry,
+        support,
+        waiting_for_partner: written.record.waiting_for_partner,
     };
-    Outcome {
-        value: to_json(&saved),
-        touched: BTreeMap::from([(DocKind::Household, kinds)]),
-    }
+    Outcome::of(to_json(&saved), written.touched)
 }
 
-/// Writes an answer sealed until the partner answers the same day, under a key made for
-/// it alone. The answer says whether it waits, or opens at once because the partner's
-/// answer is already here (the owner publishes the key in this same batch).
-fn add_sealed<R: Sealable>(
-    docs: &mut Docs,
-    record: &R,
-    support: Option<String>,
-    now: Millis,
-) -> Result<Outcome, ApiError> {
-    // From the operating system's random source: nothing but this key opens the answer.
-    let key = age::x25519::Identity::generate();
-    docs.add_sealed(record, &key, now).map_err(api_error)?;
-    let kind = R::COLLECTION.key();
-    let opens_now = docs.reveals_due().iter().any(|(_, id)| *id == record.id());
-    let value = to_json(&EntrySaved {
-        record,
-        support,
-        waiting_for_partner: Some(!opens_now),
-    });
-    let mut touched = BTreeMap::new();
-    touched.insert(DocKind::Household, BTreeSet::from([kind]));
-    touched.insert(docs.private.kind(), BTreeSet::from([kind]));
-    Ok(Outcome { value, touched })
+/// A ledger item as written.
+fn item_outcome(written: Written<LedgerItem>) -> Outcome {
+    Outcome::of(to_json(&ItemSaved::plain(written.record)), written.touched)
+}
+
+/// A written ledger item, with the handoffs it offered to the partner (if any).
+fn item_with_offers(written: Written<records::ItemWithOffers>) -> Outcome {
+    let saved = ItemSaved {
+        offered: written.record.offered,
+        ..ItemSaved::plain(written.record.item)
+    };
+    Outcome::of(to_json(&saved), written.touched)
 }
 
 fn insights(
@@ -553,18 +414,8 @@ fn insights(
     utc_offset_min: i32,
     now: Millis,
 ) -> Result<Value, ApiError> {
-    use hearth_core::insights::{compute, InsightInputs, Params};
     let today = When::from_utc(now, utc_offset_min).date;
-    let mut params = Params::default();
-    if let Some(weeks) = weeks {
-        params.weeks = weeks;
-    }
-    let invalid = |e: hearth_core::insights::InsightsError| {
-        ApiError::new(ErrorCode::Invalid, e.to_string(), "try a smaller --weeks")
-    };
-    params.validate().map_err(invalid)?;
-    let since = today - chrono::Duration::days(i64::from(params.history_days()));
-    let inputs = InsightInputs::from_docs_since(docs, include_private, since);
-    let report = compute(&inputs, today, &params).map_err(invalid)?;
+    let report = hearth_core::insights::report(docs, include_private, weeks, today)
+        .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string(), "try a smaller --weeks"))?;
     Ok(to_json(&report))
 }

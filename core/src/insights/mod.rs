@@ -483,6 +483,24 @@ fn own_private(doc: &Doc, me: PersonId) -> bool {
     doc.kind() == DocKind::Private(me)
 }
 
+/// The report `hearth insights` asks for: `weeks` of weekly series (the default when
+/// absent), from the documents read as far back as the parameters need, for `today`.
+pub fn report(
+    docs: &Docs,
+    include_private: bool,
+    weeks: Option<u32>,
+    today: NaiveDate,
+) -> Result<Insights, InsightsError> {
+    let mut params = Params::default();
+    if let Some(weeks) = weeks {
+        params.weeks = weeks;
+    }
+    params.validate()?;
+    let since = today - chrono::Duration::days(i64::from(params.history_days()));
+    let inputs = InsightInputs::from_docs_since(docs, include_private, since);
+    compute(&inputs, today, &params)
+}
+
 /// Computes the report for `today` (the caller's local date).
 pub fn compute(
     inputs: &InsightInputs,

@@ -1389,3 +1389,18 @@ fn no_percentage_sits_beside_a_name_and_nothing_ranks() {
         assert!(!signal.why.contains('%'), "{}", signal.why);
     }
 }
+
+#[test]
+fn the_report_asked_for_uses_the_weeks_given_and_refuses_an_impossible_span() {
+    let (docs, _, _, _) = crate::doc::tests::docs_pair();
+    let four = report(&docs, false, Some(4), today()).unwrap();
+    assert_eq!((four.params.weeks, four.weeks.len()), (4, 4));
+    assert_eq!(
+        report(&docs, false, None, today()).unwrap().params.weeks,
+        Params::default().weeks
+    );
+    assert!(matches!(
+        report(&docs, false, Some(0), today()),
+        Err(InsightsError::ParamOutOfRange { name: "weeks", .. })
+    ));
+}

@@ -1,7 +1,13 @@
 //! The roster calls: devices listed, named and removed, pairing's roster merge,
-//! pausing and leaving.
+//! pausing and leaving. The rules are `hearth_core::ops::roster`'s; this turns their
+//! answers into the control API's.
 
 use super::*;
+use hearth_core::doc::Collection;
+use hearth_core::model::Device;
+use hearth_core::ops::roster::{Left, Paused, Resumed};
+
+pub use hearth_core::ops::roster::MAX_PAUSE_SECS;
 
 /// Counts records per collection, for `status`.
 pub fn record_counts(doc: &hearth_core::doc::Doc) -> BTreeMap<String, usize> {
@@ -12,113 +18,33 @@ pub fn record_counts(doc: &hearth_core::doc::Doc) -> BTreeMap<String, usize> {
         .collect()
 }
 
-/// Adds people and devices learnt in pairing, leaving records already present alone.
+/// Adds people and devices learnt in pairing, leaving records already present alone
+/// (`ops::roster::merge_roster`).
 pub fn add_to_roster(
     docs: &mut Docs,
     roster: hearth_core::roster::RosterExport,
     now: Millis,
 ) -> Result<Outcome, ApiError> {
-    let mut kinds = BTreeSet::new();
-    let known_people: BTreeSet<PersonId> = docs.people().iter().map(|p| p.id).collect();
-    for person in &roster.people {
-        if !known_people.contains(&person.id) {
-            docs.add_person(person, now).map_err(api_error)?;
-            kinds.insert("people");
-        }
-    }
-    let known_devices: BTreeMap<String, Device> = docs
-        .devices()
-        .into_iter()
-        .map(|d| (d.id.clone(), d))
-        .collect();
-    for device in &roster.devices {
-        match known_devices.get(&device.id) {
-            Some(current) if current == device => {}
-            // A revocation is never undone by an older copy of the roster.
-            Some(current) if current.revoked_at.is_some() => {}
-            Some(current) => {
-                let mut merged = device.clone();
-                merged.age_recipient = merged
-                    .age_recipient
-                    .or_else(|| current.age_recipient.clone());
-                docs.put_device(&merged, now).map_err(api_error)?;
-                kinds.insert("devices");
-            }
-            None => {
-                docs.put_device(device, now).map_err(api_error)?;
-                kinds.insert("devices");
-            }
-        }
-    }
-    let mut touched = BTreeMap::new();
-    if !kinds.is_empty() {
-        touched.insert(DocKind::Household, kinds);
-    }
-    Ok(Outcome {
-        value: json!({ "added": true }),
-        touched,
-    })
+    let touched = ops::roster::merge_roster(docs, &roster, now).map_err(api_error)?;
+    Ok(Outcome::of(json!({ "added": true }), touched))
 }
 
 /// Whether this device holds entries beyond its own person and device.
 pub fn holds_entries(docs: &Docs) -> bool {
-    [&docs.household, &docs.private].iter().any(|doc| {
-        Collection::ALL
-            .iter()
-            .filter(|c| !matches!(c, Collection::People | Collection::Devices))
-            .any(|c| doc.count(*c) > 0)
-    })
+    ops::roster::holds_entries(docs)
 }
 
-// ----- the roster, pausing and leaving ------------------------------------------------
-//
-// These calls need to know which device is answering, so the owner routes them here
-// rather than through `handle`. The rules they keep are in ARCHITECTURE.md ("Roster").
-
-/// The longest pause `pause --for` accepts: a pause is a breather, not a way to leave.
-pub const MAX_PAUSE_SECS: u64 = 90 * 24 * 3600;
-
-/// A device id as typed: upper case, without the dashes between groups or spaces.
-pub(super) fn device_key(id: &str) -> String {
-    id.chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .flat_map(char::to_uppercase)
-        .collect()
+/// Whether this device is fresh enough to become another device of someone else.
+pub fn is_fresh_device(docs: &Docs, this_device: &str) -> bool {
+    ops::roster::is_fresh_device(docs, this_device)
 }
 
 /// Resolves a device id or a prefix of it (dashes and case do not matter).
 pub fn resolve_device(docs: &Docs, prefix: &str) -> Result<Device, ApiError> {
-    let wanted = device_key(prefix);
-    let not_found = || {
-        ApiError::new(
-            ErrorCode::NotFound,
-            format!(
-                "no device on the roster has an id starting with `{}`",
-                prefix.trim()
-            ),
-            "`hearth devices list` shows the ids; a few characters are enough",
-        )
-    };
-    if wanted.is_empty() {
-        return Err(not_found());
-    }
-    let mut matches: Vec<Device> = docs
-        .devices()
-        .into_iter()
-        .filter(|d| device_key(&d.id).starts_with(&wanted))
-        .collect();
-    match matches.len() {
-        0 => Err(not_found()),
-        1 => Ok(matches.remove(0)),
-        n => Err(ApiError::new(
-            ErrorCode::Ambiguous,
-            format!("`{}` matches {n} devices", prefix.trim()),
-            "type more characters of the id",
-        )),
-    }
+    ops::roster::resolve_device(docs, prefix).map_err(roster_error)
 }
 
-pub(super) fn device_summary(
+fn device_summary(
     docs: &Docs,
     device: &Device,
     this_device: &str,
@@ -143,39 +69,6 @@ pub(super) fn device_summary(
     }
 }
 
-pub(super) fn partner_names(docs: &Docs) -> Vec<String> {
-    docs.people()
-        .into_iter()
-        .filter(|p| p.id != docs.me)
-        .map(|p| p.name)
-        .collect()
-}
-
-/// Refuses pausing or leaving when there is nobody to share with, or sharing has ended.
-pub(super) fn require_sharing(docs: &Docs, what: &str) -> Result<(), ApiError> {
-    let people = docs.people();
-    if !people.iter().any(|p| p.id != docs.me) {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!("no partner has joined this household yet, so there is no sharing to {what}"),
-            "pair your partner's device with `hearth pair invite` first",
-        ));
-    }
-    if let Some(who) = people.iter().find(|p| docs.left_at(p.id).is_some()) {
-        let subject = if who.id == docs.me {
-            "you".to_string()
-        } else {
-            who.name.clone()
-        };
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!("sharing in this household has ended ({subject} left), so there is nothing to {what}"),
-            "your own copy stays here; `hearth export` writes it out",
-        ));
-    }
-    Ok(())
-}
-
 /// Handles a roster, pause or leave call on the owner's thread. `this_device` is the
 /// id of the device answering.
 pub fn roster_call(
@@ -185,191 +78,75 @@ pub fn roster_call(
     call: RosterCall,
     now: Millis,
 ) -> Result<Outcome, ApiError> {
+    // The policy before the call: a removed device's summary says it is no longer
+    // trusted because its copy carries `revoked_at`.
     let policy = hearth_core::sync::Policy::from_docs(docs, now);
+    let summary = |docs: &Docs, written: Written<Device>| {
+        let value = to_json(&device_summary(docs, &written.record, this_device, &policy));
+        Outcome::of(value, written.touched)
+    };
     match call {
         RosterCall::DevicesList => {
-            let mut list: Vec<hearth_api::DeviceSummary> = docs
-                .devices()
+            let list: Vec<hearth_api::DeviceSummary> = ops::roster::devices_listed(docs)
                 .iter()
                 .map(|d| device_summary(docs, d, this_device, &policy))
                 .collect();
-            // Yours first, then by when they were added.
-            list.sort_by_key(|d| (d.person_id != docs.me.to_string(), d.added_at));
             Ok(Outcome::read(to_json(&list)))
         }
         RosterCall::DevicesRename { id, name } => {
-            let mut device = resolve_device(docs, &id)?;
-            if device.person != docs.me {
-                return Err(ApiError::new(
-                    ErrorCode::Invalid,
-                    format!(
-                        "that device is {}'s; each person names their own devices",
-                        name_of(docs, device.person)
-                    ),
-                    "ask them to rename it with `hearth devices rename` on one of their devices",
-                ));
-            }
-            if device.revoked_at.is_some() {
-                return Err(ApiError::new(
-                    ErrorCode::Invalid,
-                    "that device was removed from the household",
-                    "`hearth devices list` shows the devices still in use",
-                ));
-            }
-            device.name = name.trim().to_string();
-            docs.put_device(&device, now).map_err(api_error)?;
-            let summary = device_summary(docs, &device, this_device, &policy);
-            Ok(Outcome::wrote(
-                to_json(&summary),
-                DocKind::Household,
-                "devices",
-            ))
+            let written =
+                ops::roster::rename_device(docs, &id, &name, now).map_err(roster_error)?;
+            Ok(summary(docs, written))
         }
         RosterCall::DevicesRemove { id } => {
-            let mut device = resolve_device(docs, &id)?;
-            if device.id == this_device {
-                return Err(ApiError::new(
-                    ErrorCode::Invalid,
-                    "that is the device you are using",
-                    "remove it from another of your devices; to stop sharing with your partner altogether, use `hearth leave`",
-                ));
-            }
-            let distrusted = docs.distrusted().iter().any(|(d, _)| *d == device.id);
-            if device.revoked_at.is_some() || distrusted {
-                return Err(ApiError::new(
-                    ErrorCode::Invalid,
-                    "that device was already removed",
-                    "`hearth devices list` shows the devices still in use",
-                ));
-            }
-            device.revoked_at = Some(now);
-            let doc = if device.person == docs.me {
-                // One of this person's own devices: a signed removal that every device
-                // of the household honours.
-                let key = hearth_core::roster::parse_key(&device.public_key).map_err(|_| {
-                    ApiError::new(
-                        ErrorCode::Invalid,
-                        "that device's key on the roster is damaged",
-                        "nothing was changed; `hearth status` lists roster entries this device refused",
-                    )
-                })?;
-                device.removal = Some(hearth_core::roster::remove(signer, &key, now));
-                docs.put_device(&device, now).map_err(api_error)?;
-                tracing::info!(peer = %device.id, "removed one of this person's devices from the roster");
-                DocKind::Household
-            } else {
-                // The partner's device: only this person's devices stop trusting it.
-                // What the partner's devices trust among themselves is theirs to decide.
-                docs.distrust(&device.id, now).map_err(api_error)?;
-                tracing::info!(peer = %device.id, "this person's devices stop trusting a partner's device");
-                DocKind::Private(docs.me)
-            };
-            let summary = device_summary(docs, &device, this_device, &policy);
-            Ok(Outcome::wrote(to_json(&summary), doc, "devices"))
+            let written = ops::roster::remove_device(docs, this_device, signer, &id, now)
+                .map_err(roster_error)?;
+            Ok(summary(docs, written))
         }
         RosterCall::Pause { for_secs } => {
-            require_sharing(docs, "pause")?;
-            let until = match for_secs {
-                Some(0) => {
-                    return Err(ApiError::new(
-                        ErrorCode::Invalid,
-                        "a pause needs to last a while",
-                        "give --for a length such as 2h or 2d, or leave it out to pause until `hearth resume`",
-                    ))
-                }
-                Some(secs) if secs > MAX_PAUSE_SECS => {
-                    return Err(ApiError::new(
-                        ErrorCode::Invalid,
-                        format!(
-                            "a pause can last at most {} days",
-                            MAX_PAUSE_SECS / (24 * 3600)
-                        ),
-                        "pick a shorter --for, or pause without --for and resume when you are ready",
-                    ))
-                }
-                Some(secs) => Some(now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX / 2) * 1000)),
-                None => None,
+            let written = ops::roster::pause(docs, for_secs, now).map_err(roster_error)?;
+            let Paused { pause, with } = written.record;
+            let paused = hearth_api::Paused {
+                paused: true,
+                since: pause.since,
+                until: pause.until,
+                with,
             };
-            let pause = hearth_core::model::Pause { since: now, until };
-            docs.set_pause(docs.me, Some(&pause), now)
-                .map_err(api_error)?;
-            tracing::info!("sharing with the partner's devices is paused");
-            Ok(Outcome::wrote(
-                to_json(&Paused {
-                    paused: true,
-                    since: pause.since,
-                    until: pause.until,
-                    with: partner_names(docs),
-                }),
-                DocKind::Household,
-                "people",
-            ))
+            Ok(Outcome::of(to_json(&paused), written.touched))
         }
         RosterCall::Resume => {
-            let recorded = docs.pause_of(docs.me);
-            let was_active = recorded.is_some_and(|p| p.active_at(now));
-            if recorded.is_none() {
-                return Ok(Outcome::read(to_json(&Resumed {
+            let written = ops::roster::resume(docs, now).map_err(roster_error)?;
+            let resumed = match written.record {
+                Resumed::NotPaused => hearth_api::Resumed {
                     resumed: false,
                     with: None,
-                })));
-            }
-            docs.set_pause(docs.me, None, now).map_err(api_error)?;
-            tracing::info!("sharing with the partner's devices resumed");
-            Ok(Outcome::wrote(
-                to_json(&Resumed {
+                },
+                Resumed::Cleared { was_active, with } => hearth_api::Resumed {
                     resumed: was_active,
-                    with: Some(partner_names(docs)),
-                }),
-                DocKind::Household,
-                "people",
-            ))
+                    with: Some(with),
+                },
+            };
+            Ok(Outcome::of(to_json(&resumed), written.touched))
         }
         RosterCall::Leave { confirm } => {
-            if let Some(at) = docs.left_at(docs.me) {
-                return Ok(Outcome::read(to_json(&Left {
-                    left: true,
-                    already: true,
-                    at,
-                    with: None,
-                })));
-            }
-            if !confirm {
-                return Err(ApiError::new(
-                    ErrorCode::Invalid,
-                    "leaving ends sharing with your partner for good, so it needs a confirmation",
-                    "run `hearth leave` on a terminal to be asked, or add --yes",
-                ));
-            }
-            require_sharing(docs, "end")?;
-            docs.set_left(docs.me, now, now).map_err(api_error)?;
-            tracing::info!("this person ended sharing with the partner");
-            Ok(Outcome::wrote(
-                to_json(&Left {
-                    left: true,
-                    already: false,
-                    at: now,
-                    with: Some(partner_names(docs)),
-                }),
-                DocKind::Household,
-                "people",
-            ))
+            let written = ops::roster::leave(docs, confirm, now).map_err(roster_error)?;
+            let Left { at, already, with } = written.record;
+            let left = hearth_api::Left {
+                left: true,
+                already,
+                at,
+                with,
+            };
+            Ok(Outcome::of(to_json(&left), written.touched))
         }
     }
-}
-
-/// Whether this device is fresh enough to become another device of someone else: no
-/// entries, and a roster of nothing but itself and its own person.
-pub fn is_fresh_device(docs: &Docs, this_device: &str) -> bool {
-    !holds_entries(docs)
-        && docs.people().iter().all(|p| p.id == docs.me)
-        && docs.devices().iter().all(|d| d.id == this_device)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod roster_tests {
     use super::*;
+    use hearth_core::model::Person;
 
     fn device(id: &str, person: PersonId) -> Device {
         Device {

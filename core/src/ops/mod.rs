@@ -2,9 +2,66 @@
 //! control socket, or a modified client. They live here, not in the CLI, so the daemon
 //! applies them to every request.
 //!
-//! Pure: the current time comes in as an argument.
+//! Pure: the current time, new ids and sealing keys come in as arguments ([`Fresh`]),
+//! so core reads no clock and no OS random source. Each use case is one function over
+//! [`Docs`] that returns what it wrote and which documents it touched; the daemon turns
+//! that into an answer and makes the touched documents durable.
+//!
+//! - the rules on values and people: here;
+//! - [`records`]: the entries and the ledger, built from a request and written;
+//! - [`roster`]: devices, pausing, leaving and pairing's roster merge;
+//! - [`transfer`]: `export` and `import`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use uuid::Uuid;
+
+use crate::doc::{DocKind, Docs};
 use crate::model::{Millis, Person, PersonId, When};
+
+pub mod records;
+pub mod roster;
+pub mod transfer;
+
+/// Where a write's new ids and sealing keys come from. The daemon draws them from the
+/// operating system; tests from a seeded generator.
+pub trait Fresh {
+    /// A new record id.
+    fn id(&mut self) -> Uuid;
+    /// A new key for one reveal-together answer: nothing but it opens the answer.
+    fn sealing_key(&mut self) -> age::x25519::Identity;
+}
+
+/// The documents a write changed, with the record kinds (collection keys) that changed
+/// in each. The owner makes exactly these durable before anyone hears of the write.
+pub type Touched = BTreeMap<DocKind, BTreeSet<&'static str>>;
+
+/// What a write produced, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written<T> {
+    /// The record as written (or the use case's answer).
+    pub record: T,
+    /// The documents it changed.
+    pub touched: Touched,
+}
+
+impl<T> Written<T> {
+    /// A record of kind `kind` written into `doc`.
+    pub fn one(record: T, doc: DocKind, kind: &'static str) -> Written<T> {
+        Written {
+            record,
+            touched: BTreeMap::from([(doc, BTreeSet::from([kind]))]),
+        }
+    }
+
+    /// An answer that wrote nothing.
+    pub fn nothing(record: T) -> Written<T> {
+        Written {
+            record,
+            touched: Touched::new(),
+        }
+    }
+}
 
 /// How far in the future an entry's time may point; a few minutes absorb clock skew
 /// between the device that wrote the request and the daemon.
@@ -101,6 +158,21 @@ pub fn required_text(text: &str, field: &'static str) -> Result<String, OpsError
     Ok(trimmed.to_string())
 }
 
+/// The person `who` names, or `default` (`me`, `partner`, ...) when the request left it
+/// out.
+pub fn person_or(docs: &Docs, who: Option<&str>, default: &str) -> Result<PersonId, OpsError> {
+    resolve_person(&docs.people(), docs.me, who.unwrap_or(default))
+}
+
+/// The name people see for `id`, or "someone" for a person not on the roster.
+pub fn name_of(docs: &Docs, id: PersonId) -> String {
+    docs.people()
+        .into_iter()
+        .find(|p| p.id == id)
+        .map(|p| p.name)
+        .unwrap_or_else(|| "someone".into())
+}
+
 /// The person `who` names: `me`, `partner`, a display name (any case) or an id prefix,
 /// among `people`, where `me` is the asking person.
 pub fn resolve_person(people: &[Person], me: PersonId, who: &str) -> Result<PersonId, OpsError> {
@@ -123,6 +195,23 @@ pub fn resolve_person(people: &[Person], me: PersonId, who: &str) -> Result<Pers
         [one] => Ok(one.id),
         [] => Err(OpsError::NoSuchPerson { who: who.into() }),
         _ => Err(OpsError::AmbiguousPerson { who: who.into() }),
+    }
+}
+
+/// A [`Fresh`] for tests: ids counted up from 1000, keys from the OS (a key's value never
+/// matters to a test, only that it is new).
+#[cfg(test)]
+pub(crate) struct CountingFresh(pub u128);
+
+#[cfg(test)]
+impl Fresh for CountingFresh {
+    fn id(&mut self) -> Uuid {
+        self.0 += 1;
+        Uuid::from_u128(1000 + self.0)
+    }
+
+    fn sealing_key(&mut self) -> age::x25519::Identity {
+        age::x25519::Identity::generate()
     }
 }
 
