@@ -197,7 +197,14 @@ fn start(ctx: &Ctx, io: &mut Io) -> anyhow::Result<()> {
     {
         daemonctl::unlock(ctx, &mut client)?;
     }
-    let status: Status = client.call_as(DaemonCall::Status)?;
+    // Started means ready to use: while the documents load (the daemon answers from its
+    // last figures meanwhile), wait for them, briefly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut status: Status = client.call_as(DaemonCall::Status)?;
+    while status.state == "loading" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        status = client.call_as(DaemonCall::Status)?;
+    }
     let summary = daemon_summary(ctx, &status, started);
     if ctx.json {
         io.out.json(&summary)?;
