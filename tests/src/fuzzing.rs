@@ -266,11 +266,12 @@ pub fn sync_session(data: &[u8]) {
             break;
         }
         let op = input.byte();
-        let result = match op % 10 {
-            0 => match Message::decode(input.slice()) {
-                Ok(message) => session.handle_message(now, message, &mut ours),
-                Err(_) => (),
-            },
+        match op % 10 {
+            0 => {
+                if let Ok(message) = Message::decode(input.slice()) {
+                    session.handle_message(now, message, &mut ours);
+                }
+            }
             1 => {
                 let versions = if input.byte() & 7 == 0 {
                     vec![String::from_utf8_lossy(input.slice()).into_owned()]
@@ -303,27 +304,24 @@ pub fn sync_session(data: &[u8]) {
                     edit(&mut theirs, "theirs", i64::from(step));
                 }
                 let doc = pick_doc(input.byte());
-                match theirs.generate_sync_message(&mut their_state) {
-                    Some(m) => {
-                        let data = m.encode();
-                        let message = if op % 10 == 3 {
-                            Message::Sync {
-                                sender_id: peer.clone(),
-                                target_id: me.clone(),
-                                document_id: doc,
-                                data,
-                            }
-                        } else {
-                            Message::Request {
-                                sender_id: peer.clone(),
-                                target_id: me.clone(),
-                                document_id: doc,
-                                data,
-                            }
-                        };
-                        session.handle_message(now, message, &mut ours)
-                    }
-                    None => (),
+                if let Some(m) = theirs.generate_sync_message(&mut their_state) {
+                    let data = m.encode();
+                    let message = if op % 10 == 3 {
+                        Message::Sync {
+                            sender_id: peer.clone(),
+                            target_id: me.clone(),
+                            document_id: doc,
+                            data,
+                        }
+                    } else {
+                        Message::Request {
+                            sender_id: peer.clone(),
+                            target_id: me.clone(),
+                            document_id: doc,
+                            data,
+                        }
+                    };
+                    session.handle_message(now, message, &mut ours);
                 }
             }
             5 => {
@@ -409,7 +407,6 @@ pub fn sync_session(data: &[u8]) {
                 "a timer {at:?} beyond every bound (now {now:?})"
             );
         }
-        let () = result;
         if failed {
             assert!(session.is_closed(), "a fatal error left the session open");
             break;

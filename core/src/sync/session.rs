@@ -1744,7 +1744,7 @@ mod tests {
             let mut theirs = Automerge::new();
             let mut their_state = am_sync::State::new();
             for op in ops {
-                let result = match op {
+                match op {
                     Hostile::Sync { doc, valid, request, bytes } => {
                         if valid {
                             let mut tx = theirs.transaction();
@@ -1805,7 +1805,6 @@ mod tests {
                 }
                 proptest::prop_assert!(!docs.touched.contains(&alice_private()));
                 proptest::prop_assert!(!docs.touched.contains(&DocId::new("x")));
-                let () = result;
                 if failure(&mut session).is_some() {
                     proptest::prop_assert!(session.is_closed());
                     break;
