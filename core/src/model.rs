@@ -952,6 +952,23 @@ impl Person {
 }
 
 impl Device {
+    /// A roster entry as first written, before anyone admits, signs or removes it.
+    pub fn unsigned(id: String, person: PersonId, name: String, public_key: String) -> Device {
+        Device {
+            id,
+            person,
+            name,
+            public_key,
+            age_recipient: None,
+            added_by: None,
+            added_at: 0,
+            revoked_at: None,
+            admission: None,
+            self_sig: None,
+            removal: None,
+        }
+    }
+
     /// Checks the device name.
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_title("device name", &self.name)

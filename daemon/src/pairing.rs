@@ -1039,17 +1039,13 @@ async fn enrol(
     };
     let recipient = pairing.ctx.identity.to_public().to_string();
     let template = Device {
-        id: my_device.to_string(),
-        person,
-        name: device_name.to_string(),
-        public_key: data_encoding::HEXLOWER.encode(&pairing.ctx.local_key),
         age_recipient: Some(recipient.clone()),
-        added_by: None,
-        added_at: 0,
-        revoked_at: None,
-        admission: None,
-        self_sig: None,
-        removal: None,
+        ..Device::unsigned(
+            my_device.to_string(),
+            person,
+            device_name.to_string(),
+            data_encoding::HEXLOWER.encode(&pairing.ctx.local_key),
+        )
     };
     let request = Enrolment {
         age_recipient: recipient,

@@ -98,19 +98,7 @@ fn handoff(n: u128, item: Uuid, from: PersonId, to: PersonId) -> Handoff {
 }
 
 fn device(id: &str, person: PersonId) -> Device {
-    Device {
-        id: id.into(),
-        person,
-        name: "laptop".into(),
-        public_key: "00".repeat(32),
-        age_recipient: None,
-        added_by: None,
-        added_at: 0,
-        revoked_at: None,
-        admission: None,
-        self_sig: None,
-        removal: None,
-    }
+    Device::unsigned(id.into(), person, "laptop".into(), "00".repeat(32))
 }
 
 fn coll(am: &Automerge, c: Collection) -> ObjId {

@@ -429,19 +429,7 @@ mod tests {
     const NOW: Millis = 1_000;
 
     fn device(id: &str, person: PersonId) -> Device {
-        Device {
-            id: id.into(),
-            person,
-            name: format!("device {id}"),
-            public_key: "00".repeat(32),
-            age_recipient: None,
-            added_by: None,
-            added_at: 0,
-            revoked_at: None,
-            admission: None,
-            self_sig: None,
-            removal: None,
-        }
+        Device::unsigned(id.into(), person, format!("device {id}"), "00".repeat(32))
     }
 
     /// Ada with two devices (this one first), and Bo with one when `with_partner`.

@@ -87,19 +87,12 @@ mod tests {
     use uuid::Uuid;
 
     fn device(n: u8, person: PersonId) -> Device {
-        Device {
-            id: format!("DEV{n}"),
+        Device::unsigned(
+            format!("DEV{n}"),
             person,
-            name: format!("device {n}"),
-            public_key: "00".repeat(32),
-            age_recipient: None,
-            added_by: None,
-            added_at: 0,
-            revoked_at: None,
-            admission: None,
-            self_sig: None,
-            removal: None,
-        }
+            format!("device {n}"),
+            "00".repeat(32),
+        )
     }
 
     /// Ada (this device's person) and Bo, with no devices yet.

@@ -149,19 +149,7 @@ mod roster_tests {
     use hearth_core::model::Person;
 
     fn device(id: &str, person: PersonId) -> Device {
-        Device {
-            id: id.into(),
-            person,
-            name: format!("device {id}"),
-            public_key: "00".repeat(32),
-            age_recipient: None,
-            added_by: None,
-            added_at: 0,
-            revoked_at: None,
-            admission: None,
-            self_sig: None,
-            removal: None,
-        }
+        Device::unsigned(id.into(), person, format!("device {id}"), "00".repeat(32))
     }
 
     fn docs(with_partner: bool) -> Docs {

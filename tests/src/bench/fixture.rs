@@ -280,19 +280,7 @@ pub fn household_of(a: Docs, b: Docs) -> Result<Household, BenchError> {
 
 /// The generator never reads devices; a partner who is not paired yet has none.
 fn placeholder_device(person: PersonId) -> Device {
-    Device {
-        id: String::new(),
-        person,
-        name: "not paired".into(),
-        public_key: String::new(),
-        age_recipient: None,
-        added_by: None,
-        added_at: 0,
-        revoked_at: None,
-        admission: None,
-        self_sig: None,
-        removal: None,
-    }
+    Device::unsigned(String::new(), person, "not paired".into(), String::new())
 }
 
 /// What [`fill_alone`] wrote.

@@ -682,17 +682,13 @@ impl RawPeer {
         let key = self.public_key();
         let recipient = age::x25519::Identity::generate().to_public().to_string();
         let template = hearth_core::model::Device {
-            id: hearth_core::identity::DeviceId::from_public_key(&key).to_string(),
-            person,
-            name: device_name.to_string(),
-            public_key: data_encoding::HEXLOWER.encode(&key),
             age_recipient: Some(recipient.clone()),
-            added_by: None,
-            added_at: 0,
-            revoked_at: None,
-            admission: None,
-            self_sig: None,
-            removal: None,
+            ..hearth_core::model::Device::unsigned(
+                hearth_core::identity::DeviceId::from_public_key(&key).to_string(),
+                person,
+                device_name.to_string(),
+                data_encoding::HEXLOWER.encode(&key),
+            )
         };
         let request = serde_json::json!({
             "age_recipient": recipient,

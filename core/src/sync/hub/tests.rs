@@ -69,19 +69,12 @@ fn device_id(n: u8) -> DeviceId {
 }
 
 fn device(n: u8, person: PersonId) -> Device {
-    Device {
-        id: device_id(n).to_string(),
+    Device::unsigned(
+        device_id(n).to_string(),
         person,
-        name: format!("device {n}"),
-        public_key: "00".repeat(32),
-        age_recipient: None,
-        added_by: None,
-        added_at: 0,
-        revoked_at: None,
-        admission: None,
-        self_sig: None,
-        removal: None,
-    }
+        format!("device {n}"),
+        "00".repeat(32),
+    )
 }
 
 /// The documents of `me`'s device, with Ada's devices 1 and 2 and Bo's device 3.
