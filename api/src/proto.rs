@@ -11,12 +11,9 @@
 //! ← {"id":7,"error":{"code":"invalid","message":"...","hint":"..."}}
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use hearth_core::model::{
-    AckKind, Answer, Basic, BasicLevel, BodySign, BurnoutSign, Cadence, Domain, HandoffState,
-    ItemStatus, Labour, Millis, MomentKind, Stage, TargetKind, Visibility,
-};
+use hearth_core::model::{ItemStatus, Millis};
 use serde::{Deserialize, Serialize};
 
 mod answers;
@@ -48,18 +45,6 @@ pub struct Request {
 
 fn default_version() -> u32 {
     PROTOCOL_VERSION
-}
-
-/// When a write happened, as the CLI saw it: instant and the local UTC offset. Filled
-/// from `--at` for back-filling, or from the clock.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-pub struct At {
-    /// Unix milliseconds; `None` means now, by the daemon's clock.
-    #[serde(default)]
-    pub at: Option<Millis>,
-    /// The author's UTC offset in minutes.
-    #[serde(default)]
-    pub utc_offset_min: i32,
 }
 
 /// A person named on the command line: `me`, `partner`, a name, or an id prefix.
@@ -513,226 +498,15 @@ impl From<BundleCall> for Call {
     }
 }
 
-/// Parameters of `ledger.edit`; fields left out stay as they are.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct LedgerEditParams {
-    /// Id or prefix.
-    pub id: String,
-    /// A new title.
-    #[serde(default)]
-    pub title: Option<String>,
-    /// Who should hold which stage.
-    #[serde(default)]
-    pub owners: BTreeMap<Stage, PersonRef>,
-    /// A new cadence.
-    #[serde(default)]
-    pub cadence: Option<Cadence>,
-    /// A new weight, 1–3.
-    #[serde(default)]
-    pub weight: Option<u8>,
-    /// New rough minutes per week.
-    #[serde(default)]
-    pub minutes_per_week: Option<u32>,
-    /// A new "good enough" standard.
-    #[serde(default)]
-    pub good_enough: Option<String>,
-    /// When.
-    #[serde(default, flatten)]
-    pub at: At,
-}
-
-/// Parameters of `checkin.add`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct CheckinParams {
-    /// Energy left, 0–100.
-    pub battery: u8,
-    /// Burnout signs rated 0–4.
-    #[serde(default)]
-    pub signs: BTreeMap<BurnoutSign, u8>,
-    /// Body signs present.
-    #[serde(default)]
-    pub body: BTreeSet<BodySign>,
-    /// Basics and how well they were met.
-    #[serde(default)]
-    pub basics: BTreeMap<Basic, BasicLevel>,
-    /// Optional note.
-    #[serde(default)]
-    pub note: Option<String>,
-    /// Optional ask for the partner.
-    #[serde(default)]
-    pub ask: Option<String>,
-    /// Who may read it; defaults to shared.
-    #[serde(default)]
-    pub visibility: Option<Visibility>,
-    /// Whether the `safety` basic and the `relief` sign go to the partner with a shared
-    /// or reveal-together entry. By default they stay on the author's own devices.
-    #[serde(default)]
-    pub share_safety: bool,
-    /// When.
-    #[serde(default, flatten)]
-    pub at: At,
-}
-
-/// Parameters of `reflect.add`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReflectParams {
-    /// If you had more energy, would you want to work on this together?
-    pub energy: Answer,
-    /// Do you feel emotionally safe with your partner?
-    pub safe: Answer,
-    /// Are the two of you aligned on what you want?
-    pub aligned: Answer,
-    /// Optional note.
-    #[serde(default)]
-    pub note: Option<String>,
-    /// Who may read it; defaults to private.
-    #[serde(default)]
-    pub visibility: Option<Visibility>,
-    /// When.
-    #[serde(default, flatten)]
-    pub at: At,
-}
-
-/// Parameters of `ledger.add`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LedgerAddParams {
-    /// What it is.
-    pub title: String,
-    /// Area of life.
-    pub domain: Domain,
-    /// Kind of effort.
-    #[serde(default = "default_labour")]
-    pub labour: Labour,
-    /// Invisible work.
-    #[serde(default)]
-    pub invisible: bool,
-    /// Owner per stage; stages left out go to `owner`.
-    #[serde(default)]
-    pub owners: BTreeMap<Stage, PersonRef>,
-    /// The default owner of every stage; `me` when absent.
-    #[serde(default)]
-    pub owner: Option<PersonRef>,
-    /// How often.
-    #[serde(default)]
-    pub cadence: Option<Cadence>,
-    /// Rough minutes per week.
-    #[serde(default)]
-    pub minutes_per_week: Option<u32>,
-    /// 1–3.
-    #[serde(default = "default_weight")]
-    pub weight: u8,
-    /// The agreed "good enough" standard.
-    #[serde(default)]
-    pub good_enough: Option<String>,
-    /// When.
-    #[serde(default, flatten)]
-    pub at: At,
-}
-
-fn default_labour() -> Labour {
-    Labour::Physical
-}
-
-fn default_weight() -> u8 {
-    2
-}
-
-/// Parameters of `ledger.done`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct DoneParams {
-    /// Item id or prefix; absent for unlisted work.
-    #[serde(default)]
-    pub item: Option<String>,
-    /// Label for unlisted work.
-    #[serde(default)]
-    pub label: Option<String>,
-    /// Who did it; `me` when absent.
-    #[serde(default)]
-    pub by: Option<PersonRef>,
-    /// Minutes it took.
-    #[serde(default)]
-    pub minutes: Option<u32>,
-    /// Optional note.
-    #[serde(default)]
-    pub note: Option<String>,
-    /// When.
-    #[serde(default, flatten)]
-    pub at: At,
-}
-
-/// Parameters of `ledger.ack`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AckParams {
-    /// What kind of record it points at.
-    pub target_kind: TargetKind,
-    /// Its id or prefix.
-    pub target: String,
-    /// What it says.
-    #[serde(default = "default_ack_kind")]
-    pub kind: AckKind,
-    /// To whom; the partner when absent.
-    #[serde(default)]
-    pub to: Option<PersonRef>,
-    /// Optional note.
-    #[serde(default)]
-    pub note: Option<String>,
-    /// When.
-    #[serde(default, flatten)]
-    pub at: At,
-}
-
-fn default_ack_kind() -> AckKind {
-    AckKind::Seen
-}
-
-/// Parameters of `ledger.handoff`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HandoffParams {
-    /// Item id or prefix.
-    pub item: String,
-    /// The stage to move.
-    pub stage: Stage,
-    /// To whom; the partner when absent.
-    #[serde(default)]
-    pub to: Option<PersonRef>,
-    /// Optional note.
-    #[serde(default)]
-    pub note: Option<String>,
-    /// When.
-    #[serde(default, flatten)]
-    pub at: At,
-}
-
-/// Parameters of `ledger.answer` (accept, decline, counter, withdraw).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AnswerParams {
-    /// Handoff id or prefix.
-    pub handoff: String,
-    /// The answer.
-    pub answer: HandoffState,
-    /// The counter-proposal, when countering.
-    #[serde(default)]
-    pub counter: Option<String>,
-    /// When.
-    #[serde(default, flatten)]
-    pub at: At,
-}
-
-/// Parameters of `moment.add`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MomentParams {
-    /// What kind.
-    pub kind: MomentKind,
-    /// Who started it; `me` when absent.
-    #[serde(default)]
-    pub started_by: Option<PersonRef>,
-    /// Optional note.
-    #[serde(default)]
-    pub note: Option<String>,
-    /// When.
-    #[serde(default, flatten)]
-    pub at: At,
-}
+// The write requests' params, and `At`, when a write happened, are core's request types,
+// serde-derived in the wire format, so the daemon hands what it decodes straight to the
+// op. `tests/params_wire.rs` pins that format.
+pub use hearth_core::ops::records::{
+    EntryTime as At, HandoffAnswer as AnswerParams, LedgerEdit as LedgerEditParams,
+    NewAck as AckParams, NewCheckin as CheckinParams, NewDone as DoneParams,
+    NewHandoff as HandoffParams, NewLedgerItem as LedgerAddParams, NewMoment as MomentParams,
+    NewReflection as ReflectParams,
+};
 
 /// Parameters of `log`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -1190,6 +964,7 @@ pub fn listed_by_default(status: ItemStatus) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use hearth_core::model::MomentKind;
 
     #[test]
     fn requests_use_method_and_params() {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use hearth_core::doc::{DocError, DocKind, Docs, SealedEntry};
 use hearth_core::model::{LedgerItem, Millis, PersonId, ValidationError, Visibility, When};
-use hearth_core::ops::records::{self, EntryTime, RecordError};
+use hearth_core::ops::records::{self, RecordError};
 use hearth_core::ops::roster::RosterOpError;
 use hearth_core::ops::transfer::{self, ImportError};
 use hearth_core::ops::{self, name_of, Touched, Written};
@@ -19,9 +19,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use hearth_api::{
-    listed_by_default, ApiError, At, DocCall, DoneSaved, EntrySaved, ErrorCode, Imported,
-    ItemHistory, ItemSaved, LogEntry, LogParams, LogRecord, RosterCall, SealedMarker, Today,
-    RECORD_KINDS,
+    listed_by_default, ApiError, DocCall, DoneSaved, EntrySaved, ErrorCode, Imported, ItemHistory,
+    ItemSaved, LogEntry, LogParams, LogRecord, RosterCall, SealedMarker, Today, RECORD_KINDS,
 };
 
 pub mod bundle;
@@ -153,62 +152,23 @@ impl ops::Fresh for OsFresh {
     }
 }
 
-fn entry_time(at: &At) -> EntryTime {
-    EntryTime {
-        at: at.at,
-        utc_offset_min: at.utc_offset_min,
-    }
-}
-
 /// Handles one call against the documents.
 pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, ApiError> {
     let fresh = &mut OsFresh;
     match call {
-        DocCall::CheckinAdd(p) => {
-            let request = records::NewCheckin {
-                battery: p.battery,
-                signs: p.signs,
-                body: p.body,
-                basics: p.basics,
-                note: p.note,
-                ask: p.ask,
-                visibility: p.visibility,
-                share_safety: p.share_safety,
-                at: entry_time(&p.at),
-            };
+        DocCall::CheckinAdd(request) => {
             let written = records::add_checkin(docs, request, fresh, now).map_err(record_error)?;
             // Support goes to the one who gave the answer, in the answer to their own
             // write: it never travels to the partner.
             let support = records::safety_support(&written.record.entry).map(str::to_string);
             Ok(entry_outcome(written, support))
         }
-        DocCall::ReflectAdd(p) => {
-            let request = records::NewReflection {
-                energy: p.energy,
-                safe: p.safe,
-                aligned: p.aligned,
-                note: p.note,
-                visibility: p.visibility,
-                at: entry_time(&p.at),
-            };
+        DocCall::ReflectAdd(request) => {
             let written =
                 records::add_reflection(docs, request, fresh, now).map_err(record_error)?;
             Ok(entry_outcome(written, None))
         }
-        DocCall::LedgerAdd(p) => {
-            let request = records::NewLedgerItem {
-                title: p.title,
-                domain: p.domain,
-                labour: p.labour,
-                invisible: p.invisible,
-                owners: p.owners,
-                owner: p.owner,
-                cadence: p.cadence,
-                minutes_per_week: p.minutes_per_week,
-                weight: p.weight,
-                good_enough: p.good_enough,
-                at: entry_time(&p.at),
-            };
+        DocCall::LedgerAdd(request) => {
             let written =
                 records::add_ledger_item(docs, request, fresh, now).map_err(record_error)?;
             Ok(item_with_offers(written))
@@ -231,15 +191,7 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
                 item: history.item,
             })))
         }
-        DocCall::LedgerDone(p) => {
-            let request = records::NewDone {
-                item: p.item,
-                label: p.label,
-                by: p.by,
-                minutes: p.minutes,
-                note: p.note,
-                at: entry_time(&p.at),
-            };
+        DocCall::LedgerDone(request) => {
             let written = records::add_done(docs, request, fresh, now).map_err(record_error)?;
             let saved = DoneSaved {
                 done: written.record.done,
@@ -247,47 +199,20 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             };
             Ok(Outcome::of(to_json(&saved), written.touched))
         }
-        DocCall::LedgerAck(p) => {
-            let request = records::NewAck {
-                target_kind: p.target_kind,
-                target: p.target,
-                kind: p.kind,
-                to: p.to,
-                note: p.note,
-                at: entry_time(&p.at),
-            };
+        DocCall::LedgerAck(request) => {
             let written = records::add_ack(docs, request, fresh, now).map_err(record_error)?;
             Ok(Outcome::written(written))
         }
-        DocCall::LedgerHandoff(p) => {
-            let request = records::NewHandoff {
-                item: p.item,
-                stage: p.stage,
-                to: p.to,
-                note: p.note,
-                at: entry_time(&p.at),
-            };
+        DocCall::LedgerHandoff(request) => {
             let written =
                 records::propose_handoff(docs, request, fresh, now).map_err(record_error)?;
             Ok(Outcome::written(written))
         }
-        DocCall::LedgerAnswer(p) => {
-            let at = entry_time(&p.at);
-            let written = records::answer_handoff(docs, &p.handoff, p.answer, p.counter, at, now)
-                .map_err(record_error)?;
+        DocCall::LedgerAnswer(request) => {
+            let written = records::answer_handoff(docs, request, now).map_err(record_error)?;
             Ok(Outcome::written(written))
         }
-        DocCall::LedgerEdit(p) => {
-            let request = records::LedgerEdit {
-                id: p.id,
-                title: p.title,
-                owners: p.owners,
-                cadence: p.cadence,
-                weight: p.weight,
-                minutes_per_week: p.minutes_per_week,
-                good_enough: p.good_enough,
-                at: entry_time(&p.at),
-            };
+        DocCall::LedgerEdit(request) => {
             let written =
                 records::edit_ledger_item(docs, request, fresh, now).map_err(record_error)?;
             Ok(item_with_offers(written))
@@ -302,8 +227,7 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             Ok(item_outcome(written))
         }
         DocCall::LedgerAgree { id, at } => {
-            let written = records::agree_ledger_item(docs, &id, entry_time(&at), now)
-                .map_err(record_error)?;
+            let written = records::agree_ledger_item(docs, &id, at, now).map_err(record_error)?;
             let (item, everyone) = written.record;
             let saved = ItemSaved {
                 agreed_by_everyone: Some(everyone),
@@ -312,17 +236,10 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             Ok(Outcome::of(to_json(&saved), written.touched))
         }
         DocCall::LedgerRetire { id, at } => {
-            let written = records::retire_ledger_item(docs, &id, entry_time(&at), now)
-                .map_err(record_error)?;
+            let written = records::retire_ledger_item(docs, &id, at, now).map_err(record_error)?;
             Ok(item_outcome(written))
         }
-        DocCall::MomentAdd(p) => {
-            let request = records::NewMoment {
-                kind: p.kind,
-                started_by: p.started_by,
-                note: p.note,
-                at: entry_time(&p.at),
-            };
+        DocCall::MomentAdd(request) => {
             let written = records::add_moment(docs, request, fresh, now).map_err(record_error)?;
             Ok(Outcome::written(written))
         }
@@ -371,8 +288,8 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             ))))
         }
         DocCall::Reply { ask, text, at } => {
-            let written = records::reply(docs, &ask, &text, entry_time(&at), fresh, now)
-                .map_err(record_error)?;
+            let written =
+                records::reply(docs, &ask, &text, at, fresh, now).map_err(record_error)?;
             Ok(Outcome::written(written))
         }
     }

@@ -25,13 +25,13 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
             let params = LedgerAddParams {
                 title: a.title,
                 domain: a.domain,
-                labour: a.labour.unwrap_or(hearth_core::model::Labour::Physical),
+                labour: a.labour.unwrap_or(LedgerAddParams::DEFAULT_LABOUR),
                 invisible: a.invisible,
                 owners: a.stages.into_iter().collect(),
                 owner: a.owner,
                 cadence: a.cadence,
                 minutes_per_week: a.minutes,
-                weight: a.weight.unwrap_or(2),
+                weight: a.weight.unwrap_or(LedgerAddParams::DEFAULT_WEIGHT),
                 good_enough: a.good_enough,
                 at: a.at.resolve(),
             };
@@ -74,7 +74,7 @@ pub(super) fn run(ctx: &Ctx, io: &mut Io, cmd: LedgerCommand) -> anyhow::Result<
             let params = AckParams {
                 target_kind: a.on.unwrap_or(TargetKind::Item),
                 target: a.target,
-                kind: a.kind.unwrap_or(AckKind::Seen),
+                kind: a.kind.unwrap_or(AckParams::DEFAULT_KIND),
                 to: a.to,
                 note: a.note,
                 at: a.at.resolve(),
@@ -212,7 +212,7 @@ fn starter(ctx: &Ctx, io: &mut Io, add: Vec<String>) -> anyhow::Result<()> {
             owner: None,
             cadence: Some(s.cadence),
             minutes_per_week: None,
-            weight: 2,
+            weight: LedgerAddParams::DEFAULT_WEIGHT,
             good_enough: None,
             at: hearth_api::At::default(),
         }))?);

@@ -4,8 +4,14 @@
 //!
 //! Who may write what stays with [`Docs`] and [`crate::authority`]; this module decides
 //! only what a request means. New ids and sealing keys come from the caller's [`Fresh`].
+//!
+//! The request types (`NewCheckin`, ..., with [`EntryTime`]) are also the control API's
+//! params, as `hearth-api` re-exports them: their serde shape is the wire format, so a
+//! field's name, order or default here is a protocol change.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
 
 use super::{
     entry_when, optional_text, person_or, resolve_person, Fresh, OpsError, Touched, Written,
@@ -40,12 +46,15 @@ impl RecordError {
     pub const ANSWER_HINT: &'static str = "nothing was changed; `hearth ledger show ITEM` shows who holds each stage and every handoff's state, and `hearth ledger handoff ITEM --stage STAGE` offers a stage anew";
 }
 
-/// When an entry happened, as a request gives it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// When an entry happened, as a request gives it: from `--at` for back-filling, or from
+/// the client's clock. On the wire its two fields sit flat among the request's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryTime {
-    /// Unix ms; `None` for now.
+    /// Unix ms; `None` for now, by the daemon's clock.
+    #[serde(default)]
     pub at: Option<Millis>,
     /// The author's UTC offset in minutes.
+    #[serde(default)]
     pub utc_offset_min: i32,
 }
 
@@ -73,25 +82,34 @@ pub struct Entry<T> {
 }
 
 /// `checkin.add`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewCheckin {
     /// Energy left, 0–100.
     pub battery: u8,
     /// Burnout signs rated 0–4.
+    #[serde(default)]
     pub signs: BTreeMap<BurnoutSign, u8>,
     /// Body signs present.
+    #[serde(default)]
     pub body: BTreeSet<BodySign>,
     /// Basics and how well they were met.
+    #[serde(default)]
     pub basics: BTreeMap<Basic, BasicLevel>,
     /// Optional note.
+    #[serde(default)]
     pub note: Option<String>,
     /// Optional ask for the partner.
+    #[serde(default)]
     pub ask: Option<String>,
     /// Who may read it; shared when absent.
+    #[serde(default)]
     pub visibility: Option<Visibility>,
-    /// Whether the `safety` basic and `relief` sign go to the partner too.
+    /// Whether the `safety` basic and the `relief` sign go to the partner with a shared
+    /// or reveal-together entry. By default they stay on the author's own devices.
+    #[serde(default)]
     pub share_safety: bool,
     /// When.
+    #[serde(default, flatten)]
     pub at: EntryTime,
 }
 
@@ -144,7 +162,7 @@ pub fn safety_support(checkin: &CheckIn) -> Option<&'static str> {
 }
 
 /// `reflect.add`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewReflection {
     /// If you had more energy, would you want to work on this together?
     pub energy: Answer,
@@ -153,10 +171,13 @@ pub struct NewReflection {
     /// Are the two of you aligned on what you want?
     pub aligned: Answer,
     /// Optional note.
+    #[serde(default)]
     pub note: Option<String>,
     /// Who may read it; private when absent.
+    #[serde(default)]
     pub visibility: Option<Visibility>,
     /// When.
+    #[serde(default, flatten)]
     pub at: EntryTime,
 }
 
@@ -240,30 +261,54 @@ impl ItemWithOffers {
 }
 
 /// `ledger.add`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewLedgerItem {
     /// What it is.
     pub title: String,
     /// Area of life.
     pub domain: Domain,
-    /// Kind of effort.
+    /// Kind of effort; [`Self::DEFAULT_LABOUR`] when absent.
+    #[serde(default = "default_labour")]
     pub labour: Labour,
     /// Invisible work.
+    #[serde(default)]
     pub invisible: bool,
     /// Owner per stage (a person as `resolve_person` reads it); the rest go to `owner`.
+    #[serde(default)]
     pub owners: BTreeMap<Stage, String>,
     /// The owner of every other stage; `me` when absent.
+    #[serde(default)]
     pub owner: Option<String>,
     /// How often.
+    #[serde(default)]
     pub cadence: Option<Cadence>,
     /// Rough minutes per week.
+    #[serde(default)]
     pub minutes_per_week: Option<u32>,
-    /// 1–3.
+    /// 1–3; [`Self::DEFAULT_WEIGHT`] when absent.
+    #[serde(default = "default_weight")]
     pub weight: u8,
     /// The agreed "good enough" standard.
+    #[serde(default)]
     pub good_enough: Option<String>,
     /// When.
+    #[serde(default, flatten)]
     pub at: EntryTime,
+}
+
+impl NewLedgerItem {
+    /// The kind of effort when the request names none.
+    pub const DEFAULT_LABOUR: Labour = Labour::Physical;
+    /// The weight when the request gives none.
+    pub const DEFAULT_WEIGHT: u8 = 2;
+}
+
+fn default_labour() -> Labour {
+    NewLedgerItem::DEFAULT_LABOUR
+}
+
+fn default_weight() -> u8 {
+    NewLedgerItem::DEFAULT_WEIGHT
 }
 
 /// Adds a ledger item, agreed by its author. Stages put on the partner are offered to
@@ -309,23 +354,30 @@ pub fn add_ledger_item(
 }
 
 /// `ledger.edit`: fields left out stay as they are.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LedgerEdit {
     /// The item's id or prefix.
     pub id: String,
     /// A new title; a blank one is ignored.
+    #[serde(default)]
     pub title: Option<String>,
     /// Who should hold which stage.
+    #[serde(default)]
     pub owners: BTreeMap<Stage, String>,
     /// A new cadence.
+    #[serde(default)]
     pub cadence: Option<Cadence>,
-    /// A new weight.
+    /// A new weight, 1–3.
+    #[serde(default)]
     pub weight: Option<u8>,
     /// New rough minutes per week.
+    #[serde(default)]
     pub minutes_per_week: Option<u32>,
     /// A new "good enough" standard.
+    #[serde(default)]
     pub good_enough: Option<String>,
     /// When.
+    #[serde(default, flatten)]
     pub at: EntryTime,
 }
 
@@ -373,19 +425,25 @@ pub struct Done {
 }
 
 /// `ledger.done`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewDone {
     /// The item's id or prefix; absent for unlisted work.
+    #[serde(default)]
     pub item: Option<String>,
     /// A label for unlisted work.
+    #[serde(default)]
     pub label: Option<String>,
     /// Who did it; `me` when absent.
+    #[serde(default)]
     pub by: Option<String>,
     /// Minutes it took.
+    #[serde(default)]
     pub minutes: Option<u32>,
     /// Optional note.
+    #[serde(default)]
     pub note: Option<String>,
     /// When.
+    #[serde(default, flatten)]
     pub at: EntryTime,
 }
 
@@ -422,20 +480,33 @@ pub fn add_done(
 }
 
 /// `ledger.ack`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewAck {
     /// What kind of record it points at.
     pub target_kind: TargetKind,
     /// Its id or prefix.
     pub target: String,
-    /// What it says.
+    /// What it says; [`Self::DEFAULT_KIND`] when absent.
+    #[serde(default = "default_ack_kind")]
     pub kind: AckKind,
     /// To whom; the partner when absent.
+    #[serde(default)]
     pub to: Option<String>,
     /// Optional note.
+    #[serde(default)]
     pub note: Option<String>,
     /// When.
+    #[serde(default, flatten)]
     pub at: EntryTime,
+}
+
+impl NewAck {
+    /// What an acknowledgment says when the request does not say.
+    pub const DEFAULT_KIND: AckKind = AckKind::Seen;
+}
+
+fn default_ack_kind() -> AckKind {
+    NewAck::DEFAULT_KIND
 }
 
 /// Acknowledges an item, a done entry, a check-in or a moment.
@@ -469,17 +540,20 @@ pub fn add_ack(
 }
 
 /// `ledger.handoff`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewHandoff {
     /// The item's id or prefix.
     pub item: String,
     /// The stage to move.
     pub stage: Stage,
     /// To whom; the partner when absent.
+    #[serde(default)]
     pub to: Option<String>,
     /// Optional note.
+    #[serde(default)]
     pub note: Option<String>,
     /// When.
+    #[serde(default, flatten)]
     pub at: EntryTime,
 }
 
@@ -508,20 +582,32 @@ pub fn propose_handoff(
     Ok(Written::one(handoff, DocKind::Household, "handoffs"))
 }
 
-/// Answers a handoff (accept, decline, counter, withdraw). An accepted one moves the
-/// stage, so the item changes too.
+/// `ledger.answer`: accept, decline, counter or withdraw a handoff.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HandoffAnswer {
+    /// The handoff's id or prefix.
+    pub handoff: String,
+    /// The answer.
+    pub answer: HandoffState,
+    /// The counter-proposal, when countering.
+    #[serde(default)]
+    pub counter: Option<String>,
+    /// When it was given.
+    #[serde(default, flatten)]
+    pub at: EntryTime,
+}
+
+/// Answers a handoff. An accepted one moves the stage, so the item changes too.
 pub fn answer_handoff(
     docs: &mut Docs,
-    handoff: &str,
-    answer: HandoffState,
-    counter: Option<String>,
-    at: EntryTime,
+    request: HandoffAnswer,
     now: Millis,
 ) -> Result<Written<Handoff>, RecordError> {
-    let id = docs.resolve(Collection::Handoffs, handoff)?;
+    let id = docs.resolve(Collection::Handoffs, &request.handoff)?;
     let me = docs.me;
+    let answer = request.answer;
     let handoff = docs
-        .answer_handoff(id, answer, me, counter, at.at_or(now))
+        .answer_handoff(id, answer, me, request.counter, request.at.at_or(now))
         .map_err(|e| match e {
             DocError::Invalid(v) => RecordError::AnswerRefused(v),
             other => RecordError::Doc(other),
@@ -626,15 +712,18 @@ pub fn ledger_item_history(docs: &Docs, id: &str) -> Result<ItemHistory, RecordE
 }
 
 /// `moment.add`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewMoment {
     /// What kind.
     pub kind: MomentKind,
     /// Who started it; `me` when absent.
+    #[serde(default)]
     pub started_by: Option<String>,
     /// Optional note.
+    #[serde(default)]
     pub note: Option<String>,
     /// When.
+    #[serde(default, flatten)]
     pub at: EntryTime,
 }
 

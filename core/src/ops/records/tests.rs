@@ -242,13 +242,18 @@ fn an_accepted_handoff_touches_the_ledger_and_a_second_answer_is_refused_with_it
         .merge(&mut ada.household.automerge().clone())
         .unwrap();
     let id = offer.record.id.to_string();
-    let accepted =
-        answer_handoff(&mut bo, &id, HandoffState::Accepted, None, now_entry(), NOW).unwrap();
+    let answer = |answer| HandoffAnswer {
+        handoff: id.clone(),
+        answer,
+        counter: None,
+        at: now_entry(),
+    };
+    let accepted = answer_handoff(&mut bo, answer(HandoffState::Accepted), NOW).unwrap();
     assert_eq!(
         accepted.touched,
         BTreeMap::from([(DocKind::Household, BTreeSet::from(["handoffs", "ledger"]))])
     );
-    let again = answer_handoff(&mut bo, &id, HandoffState::Declined, None, now_entry(), NOW);
+    let again = answer_handoff(&mut bo, answer(HandoffState::Declined), NOW);
     assert!(matches!(again, Err(RecordError::AnswerRefused(_))));
 }
 
