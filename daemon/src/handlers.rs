@@ -19,8 +19,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use hearth_api::{
-    listed_by_default, ApiError, DocCall, DoneSaved, EntrySaved, ErrorCode, Imported, ItemHistory,
-    ItemSaved, LogEntry, LogParams, LogRecord, RosterCall, SealedMarker, Today, RECORD_KINDS,
+    listed_by_default, ApiError, DocCall, EntrySaved, ErrorCode, Imported, ItemSaved, LogEntry,
+    LogParams, LogRecord, RosterCall, SealedMarker, Today, RECORD_KINDS,
 };
 
 pub mod bundle;
@@ -184,20 +184,11 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
         }
         DocCall::LedgerShow { id } => {
             let history = records::ledger_item_history(docs, &id).map_err(record_error)?;
-            Ok(Outcome::read(to_json(&ItemHistory {
-                acks: history.acks,
-                done: history.done,
-                handoffs: history.handoffs,
-                item: history.item,
-            })))
+            Ok(Outcome::read(to_json(&history)))
         }
         DocCall::LedgerDone(request) => {
             let written = records::add_done(docs, request, fresh, now).map_err(record_error)?;
-            let saved = DoneSaved {
-                done: written.record.done,
-                item_title: written.record.item_title,
-            };
-            Ok(Outcome::of(to_json(&saved), written.touched))
+            Ok(Outcome::written(written))
         }
         DocCall::LedgerAck(request) => {
             let written = records::add_ack(docs, request, fresh, now).map_err(record_error)?;

@@ -77,30 +77,11 @@ impl ItemSaved {
     }
 }
 
-/// The answer to `ledger.done`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DoneSaved {
-    /// The entry.
-    #[serde(flatten)]
-    pub done: DoneEntry,
-    /// The item's title, when the entry names a listed item, so the answer can say what
-    /// was done rather than an id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub item_title: Option<String>,
-}
+/// The answer to `ledger.done`: the entry and its item's title (core builds it).
+pub use hearth_core::ops::records::Done as DoneSaved;
 
-/// The answer to `ledger.show`: one item and its recent history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ItemHistory {
-    /// Acknowledgments of the item.
-    pub acks: Vec<Acknowledgment>,
-    /// What was done of it.
-    pub done: Vec<DoneEntry>,
-    /// Handoffs of its stages.
-    pub handoffs: Vec<Handoff>,
-    /// The item.
-    pub item: LedgerItem,
-}
+/// The answer to `ledger.show`: one item and its history (core builds it).
+pub use hearth_core::ops::records::ItemHistory;
 
 /// An answer this device cannot read yet, in `log` and `export`: that it exists, by
 /// whom and when, nothing more.

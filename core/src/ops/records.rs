@@ -415,12 +415,14 @@ pub fn edit_ledger_item(
 }
 
 /// A done entry as written, with the title of the item it was for, so the answer can
-/// say what was done rather than an id.
-#[derive(Debug, Clone, PartialEq)]
+/// say what was done rather than an id. It is the answer to `ledger.done` on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {
     /// The entry.
+    #[serde(flatten)]
     pub done: DoneEntry,
     /// The item's title, when it names one that is here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_title: Option<String>,
 }
 
@@ -671,8 +673,9 @@ pub fn retire_ledger_item(
     Ok(Written::one(item, DocKind::Household, "ledger"))
 }
 
-/// One ledger item with everything that happened to it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// One ledger item with everything that happened to it: the answer to `ledger.show` on
+/// the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemHistory {
     /// The item.
     pub item: LedgerItem,
