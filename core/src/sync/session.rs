@@ -1259,11 +1259,12 @@ mod tests {
         session
     }
 
+    /// Sync states as a session hands them over for storage.
+    type Saved = Vec<(DocId, Vec<u8>)>;
+
     /// Alice (initiating) and Bob with the same household, synced once, and the sync
     /// states each saved at the end of that first session.
-    fn synced_once(
-        allowed: &[DocId],
-    ) -> (Docs, Docs, Vec<(DocId, Vec<u8>)>, Vec<(DocId, Vec<u8>)>) {
+    fn synced_once(allowed: &[DocId]) -> (Docs, Docs, Saved, Saved) {
         let household = DocId::household();
         let mut a_docs = Docs::with(std::slice::from_ref(&household));
         let mut b_docs = Docs::with(&[]);
