@@ -881,7 +881,7 @@ impl Actor {
                     device,
                     role,
                     out,
-                } => self.hub.connected(conn, device, role, out),
+                } => self.hub.connected(&mut self.docs, conn, device, role, out),
                 ActorMsg::Sent {
                     conn,
                     frames,

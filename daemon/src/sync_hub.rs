@@ -433,6 +433,7 @@ impl SyncDriver {
     /// Starts a session for a new connection with `device`; `out` reaches its writer.
     pub fn connected(
         &mut self,
+        docs: &mut Docs,
         conn: ConnId,
         device: DeviceId,
         role: Role,
@@ -441,10 +442,9 @@ impl SyncDriver {
         self.writers.insert(conn, out);
         let saved = self.states.load(&device);
         let epoch = self.keys.current();
-        let now = self.now();
-        self.hub
-            .handle_connected(now, conn, device, role, saved, epoch);
-        self.flush();
+        self.input(docs, |hub, now, docs| {
+            hub.handle_connected(now, docs, conn, device, role, saved, epoch)
+        });
     }
 
     /// Feeds one message from a peer.

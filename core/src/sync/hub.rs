@@ -444,9 +444,12 @@ impl Hub {
 
     /// Starts a session for a new connection with `device`, resuming from the sync
     /// states saved for it, and telling it this device's epoch of the household secret.
-    pub fn handle_connected(
+    /// An initiator's first flight carries its sync messages behind `join`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_connected<D: HubDocs + ?Sized>(
         &mut self,
         now: Now,
+        docs: &mut D,
         conn: ConnId,
         device: DeviceId,
         role: Role,
@@ -485,7 +488,8 @@ impl Hub {
             // Only trusted devices get this far (checked just above).
             epoch,
         };
-        let session = Session::new(config, now.mono);
+        let mut session = Session::new(config, now.mono);
+        session.handle_start(now.mono, docs);
         self.links.insert(
             conn,
             Link {

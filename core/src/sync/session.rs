@@ -417,6 +417,23 @@ impl Session {
         session
     }
 
+    /// Sends an initiator's first sync message for each allowed document right behind
+    /// its `join`, so that a reconnect with nothing new costs one round trip: the
+    /// responder is ready once it has read `join`, answers `peer` with its own sync
+    /// messages, and both sides agree on that one exchange. These first messages carry
+    /// heads and a bloom filter only (no changes before the peer's `have` is known), for
+    /// the same documents as after the handshake. Automerge marks them in flight, so the
+    /// handshake's end sends nothing twice. A responder does nothing here.
+    pub fn handle_start<D: DocAccess + ?Sized>(&mut self, now: Duration, docs: &mut D) {
+        if self.role != Role::Initiator || !matches!(self.phase, Phase::Handshake { .. }) {
+            return;
+        }
+        let allowed: Vec<DocId> = self.allowed.iter().cloned().collect();
+        for doc in allowed {
+            self.push_now(now, &doc, docs);
+        }
+    }
+
     /// Whether the `join`/`peer` exchange has finished.
     pub fn is_ready(&self) -> bool {
         self.phase == Phase::Ready
@@ -1240,6 +1257,194 @@ mod tests {
         session.handle_message(Duration::ZERO, join, docs);
         assert!(session.is_ready());
         session
+    }
+
+    /// Sync states as a session hands them over for storage.
+    type Saved = Vec<(DocId, Vec<u8>)>;
+
+    /// Alice (initiating) and Bob with the same household, synced once, and the sync
+    /// states each saved at the end of that first session.
+    fn synced_once(allowed: &[DocId]) -> (Docs, Docs, Saved, Saved) {
+        let household = DocId::household();
+        let mut a_docs = Docs::with(std::slice::from_ref(&household));
+        let mut b_docs = Docs::with(&[]);
+        b_docs.docs.insert(
+            household.clone(),
+            a_docs.docs[&household]
+                .fork()
+                .with_actor("b0".as_bytes().into()),
+        );
+        let (mut a, mut b) = alice_and_bob(allowed);
+        a.handle_start(Duration::ZERO, &mut a_docs);
+        pump(&mut a, &mut a_docs, &mut b, &mut b_docs);
+        assert!(events(&mut b).contains(&SessionEvent::SyncCompleted {
+            doc: household.clone()
+        }));
+        (a_docs, b_docs, a.persisted_states(), b.persisted_states())
+    }
+
+    fn resumed(
+        local: DeviceId,
+        remote: DeviceId,
+        role: Role,
+        allowed: &[DocId],
+        saved: Vec<(DocId, Vec<u8>)>,
+    ) -> Session {
+        let mut config = config(local, remote, role, allowed);
+        config.persisted = saved;
+        Session::new(config, Duration::ZERO)
+    }
+
+    /// The Automerge sync payload of a `sync` or `request`.
+    fn payload(message: &Message) -> Option<am_sync::Message> {
+        match message {
+            Message::Sync { data, .. } | Message::Request { data, .. } => {
+                am_sync::Message::decode(data).ok()
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_reconnect_with_nothing_new_takes_one_round_trip() {
+        let household = DocId::household();
+        let allowed = [household.clone()];
+        let (mut a_docs, mut b_docs, a_saved, b_saved) = synced_once(&allowed);
+        let mut a = resumed(alice_dev(), bob_dev(), Role::Initiator, &allowed, a_saved);
+        let mut b = resumed(bob_dev(), alice_dev(), Role::Responder, &allowed, b_saved);
+        a.handle_start(Duration::ZERO, &mut a_docs);
+
+        // Flight 1, Alice → Bob: `join` and her sync, without waiting for `peer`. It
+        // carries heads, never changes.
+        let first = drain(&mut a);
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert!(matches!(first[0], Message::Join { .. }));
+        assert!(
+            matches!(&first[1], Message::Sync { document_id, .. } if *document_id == household)
+        );
+        assert!(payload(&first[1]).unwrap().changes.is_empty());
+        for m in first {
+            b.handle_message(Duration::ZERO, m, &mut b_docs);
+        }
+        // Bob is done on reading it.
+        let b_events = events(&mut b);
+        assert_eq!(b_events[0], SessionEvent::PeerReady);
+        assert!(b_events.contains(&SessionEvent::SyncCompleted {
+            doc: household.clone()
+        }));
+
+        // Flight 2, Bob → Alice: `peer` and his sync; Alice is done on reading it.
+        let second = drain(&mut b);
+        assert_eq!(second.len(), 2, "{second:?}");
+        assert!(matches!(second[0], Message::Peer { .. }));
+        assert!(matches!(second[1], Message::Sync { .. }));
+        for m in second {
+            a.handle_message(Duration::ZERO, m, &mut a_docs);
+        }
+        let a_events = events(&mut a);
+        assert_eq!(a_events[0], SessionEvent::PeerReady);
+        assert!(a_events.contains(&SessionEvent::SyncCompleted { doc: household }));
+
+        // Nothing is left to say, and nothing went twice: one round trip in all.
+        assert!(drain(&mut a).is_empty());
+        assert!(drain(&mut b).is_empty());
+        assert_eq!(a.poll_timeout(), None);
+        assert_eq!(b.poll_timeout(), None);
+    }
+
+    #[test]
+    fn an_initiator_that_waits_for_peer_still_syncs_with_a_responder() {
+        // A session never told to start is an initiator of the version before: `join`
+        // alone, then its sync once `peer` is in. The responder's code is the same for
+        // both, so this and the test above cover old and new initiators against it.
+        let household = DocId::household();
+        let allowed = [household.clone()];
+        let (mut a_docs, mut b_docs, a_saved, b_saved) = synced_once(&allowed);
+        let mut a = resumed(alice_dev(), bob_dev(), Role::Initiator, &allowed, a_saved);
+        let mut b = resumed(bob_dev(), alice_dev(), Role::Responder, &allowed, b_saved);
+        let first = drain(&mut a);
+        assert_eq!(first.len(), 1);
+        pump_from(first, &mut a, &mut a_docs, &mut b, &mut b_docs);
+        assert!(events(&mut a).contains(&SessionEvent::SyncCompleted {
+            doc: household.clone()
+        }));
+        assert!(events(&mut b).contains(&SessionEvent::SyncCompleted { doc: household }));
+    }
+
+    /// Delivers `first` to `b`, then pumps both ways.
+    fn pump_from(
+        first: Vec<Message>,
+        a: &mut Session,
+        a_docs: &mut Docs,
+        b: &mut Session,
+        b_docs: &mut Docs,
+    ) {
+        for m in first {
+            b.handle_message(Duration::ZERO, m, b_docs);
+        }
+        pump(a, a_docs, b, b_docs);
+    }
+
+    #[test]
+    fn a_change_during_the_handshake_goes_once_it_ends() {
+        let household = DocId::household();
+        let allowed = [household.clone()];
+        let (mut a_docs, mut b_docs, a_saved, b_saved) = synced_once(&allowed);
+        let mut a = resumed(alice_dev(), bob_dev(), Role::Initiator, &allowed, a_saved);
+        let mut b = resumed(bob_dev(), alice_dev(), Role::Responder, &allowed, b_saved);
+        a.handle_start(Duration::ZERO, &mut a_docs);
+        let first = drain(&mut a);
+        edit(&mut a_docs, &household, "late", "yes");
+        a.handle_local_change(Duration::ZERO, &household, &mut a_docs);
+        pump_from(first, &mut a, &mut a_docs, &mut b, &mut b_docs);
+        assert_eq!(
+            a_docs.docs[&household].get_heads(),
+            b_docs.docs[&household].get_heads()
+        );
+        assert!(events(&mut a).contains(&SessionEvent::SyncCompleted { doc: household }));
+    }
+
+    #[test]
+    fn the_first_flight_names_only_allowed_documents() {
+        // Alice holds her private document too; Bob's device may see the household only.
+        let household = DocId::household();
+        let mut a_docs = Docs::with(&[household.clone(), alice_private()]);
+        let mut a = Session::new(
+            config(
+                alice_dev(),
+                bob_dev(),
+                Role::Initiator,
+                std::slice::from_ref(&household),
+            ),
+            Duration::ZERO,
+        );
+        a.handle_start(Duration::ZERO, &mut a_docs);
+        let first = drain(&mut a);
+        assert!(matches!(first[0], Message::Join { .. }));
+        for m in &first[1..] {
+            match m {
+                Message::Sync { document_id, .. } | Message::Request { document_id, .. } => {
+                    assert_eq!(*document_id, household);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            assert!(payload(m).unwrap().changes.is_empty());
+        }
+        assert_eq!(first.len(), 2);
+        assert!(!a_docs.touched.contains(&alice_private()));
+        // A responder has nothing to say before `join`.
+        let mut b = Session::new(
+            config(
+                bob_dev(),
+                alice_dev(),
+                Role::Responder,
+                std::slice::from_ref(&household),
+            ),
+            Duration::ZERO,
+        );
+        let mut b_docs = Docs::with(std::slice::from_ref(&household));
+        b.handle_start(Duration::ZERO, &mut b_docs);
+        assert!(drain(&mut b).is_empty());
     }
 
     #[test]

@@ -461,11 +461,9 @@ impl<R: RngCore> Network<R> {
                 .cloned()
                 .unwrap_or_default();
             let peer = self.devices[them].device;
-            let now = self.clock();
-            self.devices[me]
-                .hub
-                .handle_connected(now, conn, peer, role, saved, None);
-            self.settle(me);
+            self.with_hub(me, |hub, now, docs| {
+                hub.handle_connected(now, docs, conn, peer, role, saved, None);
+            });
         }
         true
     }

@@ -151,10 +151,24 @@ struct Wire {
 }
 
 fn connect(a: &mut Side, b: &mut Side, a_id: u8, b_id: u8, now: Now) {
-    a.hub
-        .handle_connected(now, 1, device_id(b_id), Role::Initiator, Vec::new(), None);
-    b.hub
-        .handle_connected(now, 1, device_id(a_id), Role::Responder, Vec::new(), None);
+    a.hub.handle_connected(
+        now,
+        &mut Plain(&mut a.docs),
+        1,
+        device_id(b_id),
+        Role::Initiator,
+        Vec::new(),
+        None,
+    );
+    b.hub.handle_connected(
+        now,
+        &mut Plain(&mut b.docs),
+        1,
+        device_id(a_id),
+        Role::Responder,
+        Vec::new(),
+        None,
+    );
 }
 
 fn pump(a: &mut Side, b: &mut Side, now: Now) -> Wire {
@@ -373,6 +387,7 @@ fn epoch_rig(partner_first: bool) -> (Docs, MemoryKeys, Hub) {
     for (conn, peer) in [(1, order[0]), (2, order[1])] {
         hub.handle_connected(
             at(0),
+            &mut Plain(&mut docs),
             conn,
             device_id(peer),
             Role::Responder,
