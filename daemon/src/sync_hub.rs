@@ -358,6 +358,7 @@ impl SyncDriver {
                 me,
                 limits: SyncLimits::default(),
                 farewell: Some(FAREWELL),
+                session_events: false,
             }),
             writers: BTreeMap::new(),
             states: SyncStates { data_dir, identity },

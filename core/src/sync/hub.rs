@@ -184,8 +184,9 @@ pub enum HubEvent {
         /// What went wrong.
         error: SessionError,
     },
-    /// Whatever a session with the device reported, for drivers that watch sessions
-    /// closely (the simulator, tests); the events above already say what a daemon needs.
+    /// Whatever a session with the device reported, only with
+    /// [`HubConfig::session_events`]: for drivers that watch sessions closely (the
+    /// simulator, tests); the events above already say what a daemon needs.
     Session {
         /// The device.
         device: DeviceId,
@@ -249,6 +250,9 @@ pub struct HubConfig {
     /// How long a farewell may last ([`FAREWELL`]); `None` closes at once, for a
     /// network where a change of policy reaches every device together (the simulator).
     pub farewell: Option<Duration>,
+    /// Also report every session event as [`HubEvent::Session`]. The simulator and tests
+    /// watch them; a daemon does not, and saves a copy of each on its busiest path.
+    pub session_events: bool,
 }
 
 struct Link {
@@ -862,10 +866,12 @@ impl Hub {
         let mut farewell_done = None;
         let mut failed = None;
         while let Some(event) = link.session.poll_event() {
-            self.held.push(HubOutput::Event(HubEvent::Session {
-                device,
-                event: event.clone(),
-            }));
+            if self.config.session_events {
+                self.held.push(HubOutput::Event(HubEvent::Session {
+                    device,
+                    event: event.clone(),
+                }));
+            }
             match event {
                 SessionEvent::PeerReady => {
                     link.ready = true;

@@ -238,6 +238,7 @@ impl<R: RngCore> Network<R> {
                 me: device,
                 limits: self.limits,
                 farewell: None,
+                session_events: true,
             }),
             saved: BTreeMap::new(),
             actor_seq: 0,
