@@ -106,6 +106,7 @@ fn hub(me: u8) -> Hub {
         me: device_id(me),
         limits: SyncLimits::default(),
         farewell: Some(FAREWELL),
+        session_events: true,
     })
 }
 
@@ -495,4 +496,51 @@ fn a_pause_ending_by_itself_arms_a_timer_and_asks_for_the_new_policy() {
     enforce(&mut a.hub, &mut a.docs, at(500));
     assert!(!a.hub.policy().hold_others);
     assert_eq!(a.hub.poll_timeout(), None);
+}
+
+/// The partner's modified client asks again and again for Ada's private document and
+/// never reads an answer. Refusals are never held back, so its queue grows until the hub
+/// cuts it off, at the hard bound and no later.
+#[test]
+fn a_partner_that_keeps_asking_and_never_reads_is_cut_off_at_the_hard_bound() {
+    let mut a = Side::new(ada(), 1);
+    let mut b = Side::new(bo(), 3);
+    connect(&mut a, &mut b, 1, 3, at(0));
+    pump(&mut a, &mut b, at(0));
+    use automerge::sync::SyncDoc;
+    let empty = automerge::Automerge::new();
+    let data = empty
+        .generate_sync_message(&mut automerge::sync::State::new())
+        .map(|m| m.encode())
+        .unwrap_or_default();
+    let (mut sent, mut closed) = (0, None);
+    for _ in 0..(QUEUE_HARD_FRAMES + 50) {
+        let ask = Message::Request {
+            sender_id: PeerId::from(&device_id(3)),
+            target_id: PeerId::from(&device_id(1)),
+            document_id: DocId::private(&ada()),
+            data: data.clone(),
+        };
+        a.hub.handle_message(at(1), &mut Plain(&mut a.docs), 1, ask);
+        for out in a.release() {
+            match out {
+                HubOutput::Send { frame, .. } => {
+                    sent += 1;
+                    // Only refusals: nothing of the private document goes out.
+                    let answer = Message::decode(&frame[4..]).unwrap();
+                    assert!(
+                        matches!(answer, Message::DocUnavailable { .. }),
+                        "{answer:?}"
+                    );
+                }
+                HubOutput::Close { why, .. } => closed = closed.or(Some(why)),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(
+        closed,
+        Some(CloseWhy::Sync(ApplicationErrorCode::ProtocolViolation))
+    );
+    assert!(sent <= QUEUE_HARD_FRAMES, "{sent} frames queued");
 }
