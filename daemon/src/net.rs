@@ -267,11 +267,6 @@ impl Net {
         answer.await.ok()
     }
 
-    /// The transport, for pairing.
-    pub fn transport(&self) -> &Transport {
-        &self.transport
-    }
-
     /// Addresses we listen on, for `status` and `pair invite`.
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
         let Ok(local) = self.transport.local_addr() else {

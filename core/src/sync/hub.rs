@@ -605,9 +605,10 @@ impl Hub {
     }
 
     /// Fires what is due at `now`: sessions' timers, farewells that ran out, and the end
-    /// of this person's pause (the driver then hands in the policy it calls for, through
-    /// [`Hub::handle_policy`]; until then the hub keeps the old one and does not fire
-    /// again for it).
+    /// of this person's pause, by the monotonic deadline or the wall clock, whichever
+    /// says so first (the driver then hands in the policy it calls for, through
+    /// [`Hub::handle_policy`]; until then the hub keeps the old one, arms no timer for
+    /// it, and says `pause_ended` on every call).
     pub fn handle_timeout<D: HubDocs + ?Sized>(
         &mut self,
         now: Now,
