@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use hearth_core::model::{ItemStatus, Millis};
+use hearth_core::model::Millis;
 use serde::{Deserialize, Serialize};
 
 mod answers;
@@ -508,25 +508,8 @@ pub use hearth_core::ops::records::{
     NewReflection as ReflectParams,
 };
 
-/// Parameters of `log`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct LogParams {
-    /// Only this person's entries.
-    #[serde(default)]
-    pub person: Option<PersonRef>,
-    /// Only these record kinds (collection keys: `checkins`, `moments`, ...).
-    #[serde(default)]
-    pub kinds: Vec<String>,
-    /// From this local date, inclusive.
-    #[serde(default)]
-    pub from: Option<chrono::NaiveDate>,
-    /// To this local date, inclusive.
-    #[serde(default)]
-    pub to: Option<chrono::NaiveDate>,
-    /// At most this many entries, newest kept.
-    #[serde(default)]
-    pub limit: Option<usize>,
-}
+/// Parameters of `log` (core's query).
+pub use hearth_core::ops::log::LogQuery as LogParams;
 
 /// One response line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -944,21 +927,9 @@ pub struct Subscribed {
     pub subscribed: bool,
 }
 
-/// Kinds accepted by `--kind` in `log`, and the record kinds in events.
-pub const RECORD_KINDS: &[&str] = &[
-    "checkins",
-    "reflections",
-    "ledger",
-    "done",
-    "acks",
-    "handoffs",
-    "moments",
-];
-
-/// The item statuses an `ledger list` shows by default.
-pub fn listed_by_default(status: ItemStatus) -> bool {
-    status != ItemStatus::Retired
-}
+// Kinds accepted by `--kind` in `log`, and the record kinds in events; the ledger's
+// default listing.
+pub use hearth_core::ops::log::{listed_by_default, RECORD_KINDS};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -8,9 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::NaiveDate;
-use hearth_core::doc::{DocError, DocKind, Docs, SealedEntry};
-use hearth_core::model::{LedgerItem, Millis, PersonId, ValidationError, Visibility, When};
+use hearth_core::doc::{DocError, DocKind, Docs};
+use hearth_core::model::{LedgerItem, Millis, PersonId, ValidationError, When};
 use hearth_core::ops::records::{self, RecordError};
 use hearth_core::ops::roster::RosterOpError;
 use hearth_core::ops::transfer::{self, ImportError};
@@ -19,16 +18,13 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use hearth_api::{
-    listed_by_default, ApiError, DocCall, EntrySaved, ErrorCode, Imported, ItemSaved, LogEntry,
-    LogParams, LogRecord, RosterCall, SealedMarker, Today, RECORD_KINDS,
+    ApiError, DocCall, EntrySaved, ErrorCode, Imported, ItemSaved, RosterCall, Today,
 };
 
 pub mod bundle;
-mod log;
 pub(crate) mod rogue;
 mod roster;
 
-use log::*;
 pub use roster::*;
 
 /// What a handled call did.
@@ -114,6 +110,13 @@ fn record_error(e: RecordError) -> ApiError {
     }
 }
 
+fn log_error(e: ops::log::LogError) -> ApiError {
+    match e {
+        ops::log::LogError::Rule(e) => ops_error(e),
+        other => ApiError::new(ErrorCode::Invalid, other.to_string(), other.hint()),
+    }
+}
+
 fn import_error(e: ImportError) -> ApiError {
     ApiError::new(ErrorCode::Invalid, e.to_string(), e.hint())
 }
@@ -174,13 +177,7 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             Ok(item_with_offers(written))
         }
         DocCall::LedgerList { all } => {
-            let mut items: Vec<LedgerItem> = docs
-                .ledger_items()
-                .into_iter()
-                .filter(|i| all || listed_by_default(i.status))
-                .collect();
-            items.sort_by(|a, b| (a.domain, &a.title).cmp(&(b.domain, &b.title)));
-            Ok(Outcome::read(to_json(&items)))
+            Ok(Outcome::read(to_json(&ops::log::ledger_list(docs, all))))
         }
         DocCall::LedgerShow { id } => {
             let history = records::ledger_item_history(docs, &id).map_err(record_error)?;
@@ -234,8 +231,11 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             let written = records::add_moment(docs, request, fresh, now).map_err(record_error)?;
             Ok(Outcome::written(written))
         }
-        DocCall::Log(p) => log(docs, &p, now).map(Outcome::read),
-        DocCall::Export => Ok(Outcome::read(transfer::export(docs))),
+        DocCall::Log(query) => {
+            let entries = ops::log::timeline(docs, &query, now).map_err(log_error)?;
+            Ok(Outcome::read(to_json(&entries)))
+        }
+        DocCall::Export => Ok(Outcome::read(to_json(&transfer::export(docs)))),
         DocCall::Import { data } => {
             let written = transfer::import(docs, &data, fresh, now).map_err(import_error)?;
             let imported = Imported {

@@ -9,13 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use hearth_core::model::{
-    Acknowledgment, CheckIn, Device, DoneEntry, Handoff, LedgerItem, Millis, Moment, Person,
-    PersonId, Reflection, Visibility,
-};
+use hearth_core::model::{CheckIn, Handoff, LedgerItem, Millis, Reflection};
 use hearth_core::today::ForYou;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// A check-in or reflection just written (`checkin.add`, `reflect.add`), with what the
 /// answer adds for its author alone.
@@ -83,135 +79,8 @@ pub use hearth_core::ops::records::Done as DoneSaved;
 /// The answer to `ledger.show`: one item and its history (core builds it).
 pub use hearth_core::ops::records::ItemHistory;
 
-/// An answer this device cannot read yet, in `log` and `export`: that it exists, by
-/// whom and when, nothing more.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SealedMarker {
-    /// The entry's id.
-    pub id: Uuid,
-    /// Its collection (`checkins` or `reflections`).
-    pub kind: String,
-    /// Who wrote it.
-    pub author: PersonId,
-    /// The author's local date.
-    pub date: chrono::NaiveDate,
-    /// When it was written, Unix ms.
-    pub at: Millis,
-    /// Always reveal-together.
-    pub visibility: Visibility,
-    /// Always true.
-    pub sealed: bool,
-}
-
-/// The record inside a `log` entry: the model record of the entry's kind, or the
-/// marker of a sealed answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum LogRecord {
-    /// A partner's answer still sealed.
-    Sealed(SealedMarker),
-    /// `checkins`.
-    CheckIn(CheckIn),
-    /// `reflections`.
-    Reflection(Reflection),
-    /// `done`.
-    Done(DoneEntry),
-    /// `acks`.
-    Ack(Acknowledgment),
-    /// `handoffs`.
-    Handoff(Handoff),
-    /// `moments`.
-    Moment(Moment),
-    /// `ledger`.
-    Item(LedgerItem),
-}
-
-/// One entry of the timeline (`log`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LogEntry {
-    /// When it happened, Unix ms.
-    pub at: Millis,
-    /// The author's local date.
-    pub date: chrono::NaiveDate,
-    /// The record's id.
-    pub id: Uuid,
-    /// Its collection: `checkins`, `moments`, ... (see [`crate::RECORD_KINDS`]).
-    pub kind: String,
-    /// The name of the person it is about.
-    pub person: String,
-    /// That person's id, so a client can say "you".
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub person_id: Option<PersonId>,
-    /// The record itself.
-    pub record: LogRecord,
-    /// One line about it, in plain words.
-    pub summary: String,
-    /// The author's UTC offset then, in minutes.
-    pub utc_offset_min: i32,
-    /// On this person's own reveal-together answers: whether the partner's answer for
-    /// that day is overdue, so this one has opened while theirs is still sealed here.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiting_for_theirs: Option<bool>,
-}
-
-/// How a `log` entry reads off the wire before its record is typed by its kind: the
-/// kind says which model type the record is, so no guessing between look-alikes.
-#[derive(Deserialize)]
-struct LogEntryWire {
-    at: Millis,
-    date: chrono::NaiveDate,
-    id: Uuid,
-    kind: String,
-    person: String,
-    #[serde(default)]
-    person_id: Option<PersonId>,
-    record: serde_json::Value,
-    summary: String,
-    #[serde(default)]
-    utc_offset_min: i32,
-    #[serde(default)]
-    waiting_for_theirs: Option<bool>,
-}
-
-impl LogRecord {
-    /// Reads a record of the collection `kind`.
-    fn from_kind(kind: &str, value: serde_json::Value) -> Result<LogRecord, String> {
-        use serde_json::from_value;
-        let sealed = value.get("sealed").and_then(serde_json::Value::as_bool) == Some(true);
-        let record = match kind {
-            _ if sealed => from_value(value).map(LogRecord::Sealed),
-            "checkins" => from_value(value).map(LogRecord::CheckIn),
-            "reflections" => from_value(value).map(LogRecord::Reflection),
-            "done" => from_value(value).map(LogRecord::Done),
-            "acks" => from_value(value).map(LogRecord::Ack),
-            "handoffs" => from_value(value).map(LogRecord::Handoff),
-            "moments" => from_value(value).map(LogRecord::Moment),
-            "ledger" => from_value(value).map(LogRecord::Item),
-            other => return Err(format!("`{other}` is not a record kind")),
-        };
-        record.map_err(|e| format!("a `{kind}` record does not read: {e}"))
-    }
-}
-
-impl<'de> Deserialize<'de> for LogEntry {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<LogEntry, D::Error> {
-        let wire = LogEntryWire::deserialize(deserializer)?;
-        let record =
-            LogRecord::from_kind(&wire.kind, wire.record).map_err(serde::de::Error::custom)?;
-        Ok(LogEntry {
-            at: wire.at,
-            date: wire.date,
-            id: wire.id,
-            kind: wire.kind,
-            person: wire.person,
-            person_id: wire.person_id,
-            record,
-            summary: wire.summary,
-            utc_offset_min: wire.utc_offset_min,
-            waiting_for_theirs: wire.waiting_for_theirs,
-        })
-    }
-}
+/// The `log` timeline's entries and the marker of a sealed answer (core builds them).
+pub use hearth_core::ops::log::{LogEntry, LogRecord, SealedMarker};
 
 /// The answer to `today`: what waits for this person, and everyone's names by id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,43 +92,8 @@ pub struct Today {
     pub names: BTreeMap<String, String>,
 }
 
-/// The answer to `export`: everything this device can read, in the file format
-/// `import` reads back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExportDocument {
-    /// Always `hearth-export`.
-    pub format: String,
-    /// The format's version.
-    pub version: u64,
-    /// The records, by collection.
-    pub records: ExportRecords,
-}
-
-/// The records of an export, one list per collection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExportRecords {
-    /// Everyone in the household.
-    pub people: Vec<Person>,
-    /// The roster.
-    pub devices: Vec<Device>,
-    /// Check-ins this device can read.
-    pub checkins: Vec<CheckIn>,
-    /// Reflections this device can read.
-    pub reflections: Vec<Reflection>,
-    /// The ledger.
-    pub ledger: Vec<LedgerItem>,
-    /// What was done.
-    pub done: Vec<DoneEntry>,
-    /// Acknowledgments.
-    pub acks: Vec<Acknowledgment>,
-    /// Handoffs.
-    pub handoffs: Vec<Handoff>,
-    /// Moments.
-    pub moments: Vec<Moment>,
-    /// The partner's answers still sealed: only that they exist. This person's own are
-    /// among `checkins` and `reflections`, readable.
-    pub sealed: Vec<SealedMarker>,
-}
+/// The answer to `export`, the file `import` reads back (core builds it).
+pub use hearth_core::ops::transfer::{ExportDocument, ExportRecords};
 
 /// The answer to `import`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,48 +139,8 @@ pub struct Left {
     pub with: Option<Vec<String>>,
 }
 
-/// A device named in a bundle's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleDevice {
-    /// Its id.
-    pub device_id: String,
-    /// Its name.
-    pub name: String,
-    /// Its person's name; empty when unknown.
-    pub person: String,
-    /// Its person's id.
-    pub person_id: PersonId,
-}
-
-/// The answer to `bundle.export`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleExported {
-    /// The bundle file's bytes, base64.
-    pub bundle: String,
-    /// The bundle's size in bytes.
-    pub bytes: u64,
-    /// The size of the changes inside, before sealing.
-    pub data_bytes: u64,
-    /// Whether it holds everything, not only what the partner's devices lack.
-    pub complete: bool,
-    /// The partner's devices that can open it.
-    pub sealed_for: Vec<BundleDevice>,
-    /// The partner's devices whose key this device does not know yet.
-    pub not_readable_by: Vec<BundleDevice>,
-}
-
-/// The answer to `bundle.import`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleImported {
-    /// How many changes were new here.
-    pub new_changes: u64,
-    /// The device that made and signed it.
-    pub signer: BundleDevice,
-    /// When it was made, Unix ms.
-    pub created_at: Millis,
-    /// Whether this device now holds everything the bundle's sender held.
-    pub up_to_date: bool,
-}
+/// The answers to `bundle.export` and `bundle.import` (core builds them).
+pub use hearth_core::ops::bundle::{BundleDevice, BundleExported, BundleImported};
 
 /// The answer to `pair.wait`: who joined with the invite.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -396,10 +190,11 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use hearth_core::model::{
-        Basic, BasicLevel, Domain, HandoffState, ItemStatus, Labour, MomentKind, Owners, Stage,
-        When,
+        Basic, BasicLevel, Domain, DoneEntry, HandoffState, ItemStatus, Labour, Moment, MomentKind,
+        Owners, Stage, Visibility, When,
     };
     use serde_json::{json, Value};
+    use uuid::Uuid;
 
     use super::*;
 

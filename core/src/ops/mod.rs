@@ -10,7 +10,9 @@
 //! - the rules on values and people: here;
 //! - [`records`]: the entries and the ledger, built from a request and written;
 //! - [`roster`]: devices, pausing, leaving and pairing's roster merge;
-//! - [`transfer`]: `export` and `import`.
+//! - [`transfer`]: `export` and `import`;
+//! - [`log`]: the timeline, and the ledger's default listing;
+//! - [`bundle`]: offline bundles, made and taken in.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +21,8 @@ use uuid::Uuid;
 use crate::doc::{DocKind, Docs};
 use crate::model::{Millis, Person, PersonId, When};
 
+pub mod bundle;
+pub mod log;
 pub mod records;
 pub mod roster;
 pub mod transfer;

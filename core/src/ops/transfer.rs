@@ -1,13 +1,15 @@
 //! `export` and `import`: the whole household as one JSON file, and reading it back
 //! with every record checked and every new record the importing person's own.
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use super::log::SealedMarker;
 use super::{Fresh, Touched, Written};
-use crate::doc::{Collection, DocError, DocKind, Docs, Record, Sealable, SealedEntry};
+use crate::doc::{Collection, DocError, DocKind, Docs, Record, Sealable};
 use crate::model::{
-    Acknowledgment, CheckIn, DoneEntry, Handoff, LedgerItem, Millis, Moment, Person, PersonId,
-    Reflection, ValidationError, Visibility,
+    Acknowledgment, CheckIn, Device, DoneEntry, Handoff, LedgerItem, Millis, Moment, Person,
+    PersonId, Reflection, ValidationError, Visibility,
 };
 
 /// The export format's name.
@@ -89,44 +91,69 @@ impl ImportError {
     }
 }
 
+/// The answer to `export`: everything this device can read, in the file format
+/// `import` reads back. Its field names are the file format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportDocument {
+    /// Always `hearth-export`.
+    pub format: String,
+    /// The format's version.
+    pub version: u64,
+    /// The records, by collection.
+    pub records: ExportRecords,
+}
+
+/// The records of an export, one list per collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRecords {
+    /// Everyone in the household.
+    pub people: Vec<Person>,
+    /// The roster.
+    pub devices: Vec<Device>,
+    /// Check-ins this device can read.
+    pub checkins: Vec<CheckIn>,
+    /// Reflections this device can read.
+    pub reflections: Vec<Reflection>,
+    /// The ledger.
+    pub ledger: Vec<LedgerItem>,
+    /// What was done.
+    pub done: Vec<DoneEntry>,
+    /// Acknowledgments.
+    pub acks: Vec<Acknowledgment>,
+    /// Handoffs.
+    pub handoffs: Vec<Handoff>,
+    /// Moments.
+    pub moments: Vec<Moment>,
+    /// The partner's answers still sealed: only that they exist. This person's own are
+    /// among `checkins` and `reflections`, readable.
+    pub sealed: Vec<SealedMarker>,
+}
+
 /// Everything this device can read, as a file `import` reads back. The partner's
-/// answers still sealed appear only as [`sealed_marker`]s; this person's own are among
+/// answers still sealed appear only as [`SealedMarker`]s; this person's own are among
 /// `checkins` and `reflections`, readable.
-pub fn export(docs: &Docs) -> Value {
-    json!({
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "records": {
-            "people": docs.people(),
-            "devices": docs.devices(),
-            "checkins": docs.checkins(),
-            "reflections": docs.reflections(),
-            "ledger": docs.ledger_items(),
-            "done": docs.done_entries(),
-            "acks": docs.acks(),
-            "handoffs": docs.handoffs(),
-            "moments": docs.moments(),
-            "sealed": docs
+pub fn export(docs: &Docs) -> ExportDocument {
+    ExportDocument {
+        format: EXPORT_FORMAT.to_string(),
+        version: EXPORT_VERSION,
+        records: ExportRecords {
+            people: docs.people(),
+            devices: docs.devices(),
+            checkins: docs.checkins(),
+            reflections: docs.reflections(),
+            ledger: docs.ledger_items(),
+            done: docs.done_entries(),
+            acks: docs.acks(),
+            handoffs: docs.handoffs(),
+            moments: docs.moments(),
+            sealed: docs
                 .sealed()
                 .iter()
                 .filter(|e| e.author != docs.me)
-                .map(sealed_marker)
-                .collect::<Vec<_>>(),
-        }
-    })
-}
-
-/// An answer this device cannot read yet: that it exists, by whom and when, nothing more.
-pub fn sealed_marker(e: &SealedEntry) -> Value {
-    json!({
-        "id": e.id,
-        "kind": e.collection.key(),
-        "author": e.author,
-        "date": e.date,
-        "at": e.at,
-        "visibility": Visibility::RevealTogether,
-        "sealed": true,
-    })
+                .map(SealedMarker::of)
+                .collect(),
+        },
+    }
 }
 
 fn records<T: serde::de::DeserializeOwned>(
@@ -404,6 +431,7 @@ mod tests {
     use crate::doc::tests::{docs_pair, item};
     use crate::model::{MomentKind, When};
     use crate::ops::CountingFresh;
+    use serde_json::json;
 
     const NOW: Millis = 1_767_225_600_000;
 
@@ -422,7 +450,7 @@ mod tests {
         let (mut ada, _, ada_id, _) = docs_pair();
         ada.add_moment(&moment(7, ada_id), NOW).unwrap();
         ada.household.put(&item(ada_id, 8), NOW).unwrap();
-        let file = export(&ada);
+        let file = serde_json::to_value(export(&ada)).unwrap();
         assert_eq!(file["format"], EXPORT_FORMAT);
 
         // A copy that knows both people (as after pairing) and nothing else.
@@ -443,7 +471,7 @@ mod tests {
         let (mut ada, _, ada_id, bo_id) = docs_pair();
         ada.add_moment(&moment(7, ada_id), NOW).unwrap();
         ada.add_moment(&moment(8, bo_id), NOW).unwrap();
-        let file = export(&ada);
+        let file = serde_json::to_value(export(&ada)).unwrap();
         let (_, mut bo, _, _) = docs_pair();
         let heads = bo.household.heads();
         let refused = import(&mut bo, &file, &mut CountingFresh(0), NOW).unwrap_err();
@@ -456,7 +484,7 @@ mod tests {
     fn a_different_record_under_a_known_id_is_a_conflict() {
         let (mut ada, _, ada_id, _) = docs_pair();
         ada.add_moment(&moment(7, ada_id), NOW).unwrap();
-        let mut file = export(&ada);
+        let mut file = serde_json::to_value(export(&ada)).unwrap();
         file["records"]["moments"][0]["note"] = Value::String("edited".into());
         let refused = import(&mut ada, &file, &mut CountingFresh(0), NOW).unwrap_err();
         assert!(matches!(refused, ImportError::Conflicts { .. }));
