@@ -37,11 +37,9 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn read(value: Value) -> Outcome {
-        Outcome {
-            value,
-            touched: BTreeMap::new(),
-        }
+    /// A read: its answer, nothing written.
+    fn read<T: serde::Serialize>(answer: &T) -> Result<Outcome, ApiError> {
+        Outcome::of(answer, Touched::new())
     }
 
     fn wrote(value: Value, doc: DocKind, kind: &'static str) -> Outcome {
@@ -50,13 +48,18 @@ impl Outcome {
         Outcome { value, touched }
     }
 
-    fn of(value: Value, touched: Touched) -> Outcome {
-        Outcome { value, touched }
+    /// An answer and the documents its call changed. Encoding Hearth's own answer types
+    /// fails only on a bug, which the caller is told of rather than sent `null`.
+    fn of<T: serde::Serialize>(answer: &T, touched: Touched) -> Result<Outcome, ApiError> {
+        Ok(Outcome {
+            value: hearth_api::encode_answer(answer)?,
+            touched,
+        })
     }
 
     /// A write whose answer is the record as written.
-    fn written<T: serde::Serialize>(written: Written<T>) -> Outcome {
-        Outcome::of(to_json(&written.record), written.touched)
+    fn written<T: serde::Serialize>(written: Written<T>) -> Result<Outcome, ApiError> {
+        Outcome::of(&written.record, written.touched)
     }
 }
 
@@ -132,10 +135,6 @@ fn roster_error(e: RosterOpError) -> ApiError {
     ApiError::new(code, e.to_string(), hint)
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
 /// Resolves `me`, `partner`, a name or an id prefix to a person (`ops::resolve_person`).
 pub fn resolve_person(docs: &Docs, who: &str) -> Result<PersonId, ApiError> {
     ops::resolve_person(&docs.people(), docs.me, who).map_err(ops_error)
@@ -164,55 +163,53 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             // Support goes to the one who gave the answer, in the answer to their own
             // write: it never travels to the partner.
             let support = records::safety_support(&written.record.entry).map(str::to_string);
-            Ok(entry_outcome(written, support))
+            entry_outcome(written, support)
         }
         DocCall::ReflectAdd(request) => {
             let written =
                 records::add_reflection(docs, request, fresh, now).map_err(record_error)?;
-            Ok(entry_outcome(written, None))
+            entry_outcome(written, None)
         }
         DocCall::LedgerAdd(request) => {
             let written =
                 records::add_ledger_item(docs, request, fresh, now).map_err(record_error)?;
-            Ok(item_with_offers(written))
+            item_with_offers(written)
         }
-        DocCall::LedgerList { all } => {
-            Ok(Outcome::read(to_json(&ops::log::ledger_list(docs, all))))
-        }
+        DocCall::LedgerList { all } => Outcome::read(&ops::log::ledger_list(docs, all)),
         DocCall::LedgerShow { id } => {
             let history = records::ledger_item_history(docs, &id).map_err(record_error)?;
-            Ok(Outcome::read(to_json(&history)))
+            Outcome::read(&history)
         }
         DocCall::LedgerDone(request) => {
             let written = records::add_done(docs, request, fresh, now).map_err(record_error)?;
-            Ok(Outcome::written(written))
+            Outcome::written(written)
         }
         DocCall::LedgerAck(request) => {
             let written = records::add_ack(docs, request, fresh, now).map_err(record_error)?;
-            Ok(Outcome::written(written))
+            Outcome::written(written)
         }
         DocCall::LedgerHandoff(request) => {
             let written =
                 records::propose_handoff(docs, request, fresh, now).map_err(record_error)?;
-            Ok(Outcome::written(written))
+            Outcome::written(written)
         }
         DocCall::LedgerAnswer(request) => {
             let written = records::answer_handoff(docs, request, now).map_err(record_error)?;
-            Ok(Outcome::written(written))
+            Outcome::written(written)
         }
         DocCall::LedgerEdit(request) => {
             let written =
                 records::edit_ledger_item(docs, request, fresh, now).map_err(record_error)?;
-            Ok(item_with_offers(written))
+            item_with_offers(written)
         }
         DocCall::LedgerPause { id, until } => {
             let written =
                 records::pause_ledger_item(docs, &id, until, now).map_err(record_error)?;
-            Ok(item_outcome(written))
+            item_outcome(written)
         }
         DocCall::LedgerResume { id } => {
             let written = records::resume_ledger_item(docs, &id, now).map_err(record_error)?;
-            Ok(item_outcome(written))
+            item_outcome(written)
         }
         DocCall::LedgerAgree { id, at } => {
             let written = records::agree_ledger_item(docs, &id, at, now).map_err(record_error)?;
@@ -221,27 +218,27 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
                 agreed_by_everyone: Some(everyone),
                 ..ItemSaved::plain(item)
             };
-            Ok(Outcome::of(to_json(&saved), written.touched))
+            Outcome::of(&saved, written.touched)
         }
         DocCall::LedgerRetire { id, at } => {
             let written = records::retire_ledger_item(docs, &id, at, now).map_err(record_error)?;
-            Ok(item_outcome(written))
+            item_outcome(written)
         }
         DocCall::MomentAdd(request) => {
             let written = records::add_moment(docs, request, fresh, now).map_err(record_error)?;
-            Ok(Outcome::written(written))
+            Outcome::written(written)
         }
         DocCall::Log(query) => {
             let entries = ops::log::timeline(docs, &query, now).map_err(log_error)?;
-            Ok(Outcome::read(to_json(&entries)))
+            Outcome::read(&entries)
         }
-        DocCall::Export => Ok(Outcome::read(to_json(&transfer::export(docs)))),
+        DocCall::Export => Outcome::read(&transfer::export(docs)),
         DocCall::Import { data } => {
             let written = transfer::import(docs, &data, fresh, now).map_err(import_error)?;
             let imported = Imported {
                 imported: written.record as u64,
             };
-            Ok(Outcome::of(to_json(&imported), written.touched))
+            Outcome::of(&imported, written.touched)
         }
         DocCall::RoguePut {
             collection,
@@ -253,7 +250,7 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
             weeks,
             include_private,
             utc_offset_min,
-        } => insights(docs, weeks, include_private, utc_offset_min, now).map(Outcome::read),
+        } => insights(docs, weeks, include_private, utc_offset_min, now),
         DocCall::Today {
             utc_offset_min,
             mark_seen,
@@ -265,23 +262,22 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
                 .into_iter()
                 .map(|p| (p.id.to_string(), p.name))
                 .collect();
-            let value = to_json(&Today { view, names });
-            if !mark_seen {
-                return Ok(Outcome::read(value));
-            }
-            let touched = records::mark_for_you_seen(docs, now).map_err(record_error)?;
-            Ok(Outcome::of(value, touched))
+            let answer = Today { view, names };
+            let touched = if mark_seen {
+                records::mark_for_you_seen(docs, now).map_err(record_error)?
+            } else {
+                Touched::new()
+            };
+            Outcome::of(&answer, touched)
         }
         DocCall::Together { utc_offset_min } => {
             let today = When::from_utc(now, utc_offset_min).date;
-            Ok(Outcome::read(to_json(&hearth_core::together::together(
-                docs, today,
-            ))))
+            Outcome::read(&hearth_core::together::together(docs, today))
         }
         DocCall::Reply { ask, text, at } => {
             let written =
                 records::reply(docs, &ask, &text, at, fresh, now).map_err(record_error)?;
-            Ok(Outcome::written(written))
+            Outcome::written(written)
         }
     }
 }
@@ -292,27 +288,27 @@ pub fn handle(docs: &mut Docs, call: DocCall, now: Millis) -> Result<Outcome, Ap
 fn entry_outcome<T: serde::Serialize>(
     written: Written<records::Entry<T>>,
     support: Option<String>,
-) -> Outcome {
+) -> Result<Outcome, ApiError> {
     let saved = EntrySaved {
         record: &written.record.entry,
         support,
         waiting_for_partner: written.record.waiting_for_partner,
     };
-    Outcome::of(to_json(&saved), written.touched)
+    Outcome::of(&saved, written.touched)
 }
 
 /// A ledger item as written.
-fn item_outcome(written: Written<LedgerItem>) -> Outcome {
-    Outcome::of(to_json(&ItemSaved::plain(written.record)), written.touched)
+fn item_outcome(written: Written<LedgerItem>) -> Result<Outcome, ApiError> {
+    Outcome::of(&ItemSaved::plain(written.record), written.touched)
 }
 
 /// A written ledger item, with the handoffs it offered to the partner (if any).
-fn item_with_offers(written: Written<records::ItemWithOffers>) -> Outcome {
+fn item_with_offers(written: Written<records::ItemWithOffers>) -> Result<Outcome, ApiError> {
     let saved = ItemSaved {
         offered: written.record.offered,
         ..ItemSaved::plain(written.record.item)
     };
-    Outcome::of(to_json(&saved), written.touched)
+    Outcome::of(&saved, written.touched)
 }
 
 fn insights(
@@ -321,9 +317,9 @@ fn insights(
     include_private: bool,
     utc_offset_min: i32,
     now: Millis,
-) -> Result<Value, ApiError> {
+) -> Result<Outcome, ApiError> {
     let today = When::from_utc(now, utc_offset_min).date;
     let report = hearth_core::insights::report(docs, include_private, weeks, today)
         .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string(), "try a smaller --weeks"))?;
-    Ok(to_json(&report))
+    Outcome::read(&report)
 }

@@ -164,7 +164,7 @@ pub const COMPACT_TAG: &str = "h1\u{1f}";
 pub(crate) const SEP: char = '\u{1f}';
 
 /// The first characters of the answers a check-in's author kept to themselves (see
-/// [`crate::model::OwnAnswer`]): `o1`, then the JSON of [`OwnParts`]. The value lives in
+/// [`crate::model::OwnAnswer`]): `o1`, then the JSON of [`crate::model::OwnParts`]. The value lives in
 /// the author's private document, in the `checkins` collection, under [`own_key`].
 ///
 /// **Why a separate value:** the household document syncs to the partner's devices, so

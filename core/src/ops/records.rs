@@ -64,10 +64,10 @@ impl EntryTime {
         entry_when(self.at, self.utc_offset_min, now)
     }
 
-    /// The instant alone, unchecked: for answers and agreements, which record when they
-    /// were given but carry no date of their own.
-    pub fn at_or(&self, now: Millis) -> Millis {
-        self.at.unwrap_or(now)
+    /// The instant alone, for answers and agreements, which record when they were given
+    /// but carry no date of their own; checked like an entry's time.
+    pub fn instant(&self, now: Millis) -> Result<Millis, OpsError> {
+        Ok(self.when(now)?.at)
     }
 }
 
@@ -323,7 +323,7 @@ pub fn add_ledger_item(
     for (stage, who) in &request.owners {
         owners.set(*stage, Some(resolve_person(&docs.people(), docs.me, who)?));
     }
-    let created_at = request.at.at_or(now);
+    let created_at = request.at.instant(now)?;
     let item = LedgerItem {
         id: fresh.id(),
         title: request.title.trim().to_string(),
@@ -609,7 +609,7 @@ pub fn answer_handoff(
     let me = docs.me;
     let answer = request.answer;
     let handoff = docs
-        .answer_handoff(id, answer, me, request.counter, request.at.at_or(now))
+        .answer_handoff(id, answer, me, request.counter, request.at.instant(now)?)
         .map_err(|e| match e {
             DocError::Invalid(v) => RecordError::AnswerRefused(v),
             other => RecordError::Doc(other),
@@ -657,7 +657,7 @@ pub fn agree_ledger_item(
 ) -> Result<Written<(LedgerItem, bool)>, RecordError> {
     let id = docs.resolve(Collection::Ledger, id)?;
     let me = docs.me;
-    let agreed = docs.agree_ledger_item(id, me, at.at_or(now), now)?;
+    let agreed = docs.agree_ledger_item(id, me, at.instant(now)?, now)?;
     Ok(Written::one(agreed, DocKind::Household, "ledger"))
 }
 
@@ -669,7 +669,7 @@ pub fn retire_ledger_item(
     now: Millis,
 ) -> Result<Written<LedgerItem>, RecordError> {
     let id = docs.resolve(Collection::Ledger, id)?;
-    let item = docs.update_ledger_item(id, at.at_or(now), |i| i.status = ItemStatus::Retired)?;
+    let item = docs.update_ledger_item(id, at.instant(now)?, |i| i.status = ItemStatus::Retired)?;
     Ok(Written::one(item, DocKind::Household, "ledger"))
 }
 

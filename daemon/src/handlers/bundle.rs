@@ -42,8 +42,5 @@ pub fn import(
     encoded: &str,
 ) -> Result<Outcome, ApiError> {
     let written = bundle::import(docs, identity, me_device, encoded).map_err(bundle_error)?;
-    Ok(Outcome::of(
-        hearth_api::encode_answer(&written.record)?,
-        written.touched,
-    ))
+    Outcome::of(&written.record, written.touched)
 }

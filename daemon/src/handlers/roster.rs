@@ -26,7 +26,7 @@ pub fn add_to_roster(
     now: Millis,
 ) -> Result<Outcome, ApiError> {
     let touched = ops::roster::merge_roster(docs, &roster, now).map_err(api_error)?;
-    Ok(Outcome::of(json!({ "added": true }), touched))
+    Outcome::of(&json!({ "added": true }), touched)
 }
 
 /// Whether this device holds entries beyond its own person and device.
@@ -82,8 +82,8 @@ pub fn roster_call(
     // trusted because its copy carries `revoked_at`.
     let policy = hearth_core::sync::Policy::from_docs(docs, now);
     let summary = |docs: &Docs, written: Written<Device>| {
-        let value = to_json(&device_summary(docs, &written.record, this_device, &policy));
-        Outcome::of(value, written.touched)
+        let answer = device_summary(docs, &written.record, this_device, &policy);
+        Outcome::of(&answer, written.touched)
     };
     match call {
         RosterCall::DevicesList => {
@@ -91,17 +91,17 @@ pub fn roster_call(
                 .iter()
                 .map(|d| device_summary(docs, d, this_device, &policy))
                 .collect();
-            Ok(Outcome::read(to_json(&list)))
+            Outcome::read(&list)
         }
         RosterCall::DevicesRename { id, name } => {
             let written =
                 ops::roster::rename_device(docs, &id, &name, now).map_err(roster_error)?;
-            Ok(summary(docs, written))
+            summary(docs, written)
         }
         RosterCall::DevicesRemove { id } => {
             let written = ops::roster::remove_device(docs, this_device, signer, &id, now)
                 .map_err(roster_error)?;
-            Ok(summary(docs, written))
+            summary(docs, written)
         }
         RosterCall::Pause { for_secs } => {
             let written = ops::roster::pause(docs, for_secs, now).map_err(roster_error)?;
@@ -112,7 +112,7 @@ pub fn roster_call(
                 until: pause.until,
                 with,
             };
-            Ok(Outcome::of(to_json(&paused), written.touched))
+            Outcome::of(&paused, written.touched)
         }
         RosterCall::Resume => {
             let written = ops::roster::resume(docs, now).map_err(roster_error)?;
@@ -126,7 +126,7 @@ pub fn roster_call(
                     with: Some(with),
                 },
             };
-            Ok(Outcome::of(to_json(&resumed), written.touched))
+            Outcome::of(&resumed, written.touched)
         }
         RosterCall::Leave { confirm } => {
             let written = ops::roster::leave(docs, confirm, now).map_err(roster_error)?;
@@ -137,7 +137,7 @@ pub fn roster_call(
                 at,
                 with,
             };
-            Ok(Outcome::of(to_json(&left), written.touched))
+            Outcome::of(&left, written.touched)
         }
     }
 }

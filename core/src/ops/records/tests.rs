@@ -181,6 +181,36 @@ fn a_ledger_item_is_agreed_by_its_author_and_stages_put_on_the_partner_are_offer
 }
 
 #[test]
+fn a_ledger_write_dated_in_the_future_is_refused_like_an_entry() {
+    // `at` on an item, an agreement or a retirement comes from the client, as an
+    // entry's does: a JSON client may not date them ahead either.
+    let (mut ada, _, _, _) = docs_pair();
+    let fresh = &mut CountingFresh(0);
+    let item = add_ledger_item(&mut ada, new_item(None), fresh, NOW).unwrap();
+    let id = item.record.item.id.to_string();
+    let heads = ada.household.heads();
+    let ahead = EntryTime {
+        at: Some(NOW + crate::ops::FUTURE_SLACK_MS + 1),
+        utc_offset_min: 0,
+    };
+    let mut future_item = new_item(None);
+    future_item.at = ahead;
+    let refused =
+        |r: Result<(), RecordError>| matches!(r, Err(RecordError::Rule(OpsError::InTheFuture)));
+    assert!(refused(
+        add_ledger_item(&mut ada, future_item, fresh, NOW).map(|_| ())
+    ));
+    assert!(refused(
+        agree_ledger_item(&mut ada, &id, ahead, NOW).map(|_| ())
+    ));
+    assert!(refused(
+        retire_ledger_item(&mut ada, &id, ahead, NOW).map(|_| ())
+    ));
+    assert_eq!(ada.household.heads(), heads, "nothing was written");
+    assert!(retire_ledger_item(&mut ada, &id, EntryTime::default(), NOW).is_ok());
+}
+
+#[test]
 fn done_names_its_item_and_an_ack_goes_to_the_partner_by_default() {
     let (mut ada, _, ada_id, bo_id) = docs_pair();
     let fresh = &mut CountingFresh(0);
