@@ -654,6 +654,15 @@ fn events_reach_the_page_after_a_write() {
     let data: Value = serde_json::from_str(event.strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(data["event"], "doc-changed", "{data}");
     assert!(!text.contains("a laugh"), "events carry no content");
+
+    // An open page does not hold the daemon up: it stops, and the stream ends.
+    let Page { mut daemon, .. } = page;
+    daemon.stop().unwrap();
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
 }
 
 /// Listening sockets on `port` in /proc/net/tcp and tcp6: `(local address hex, ipv6)`.
