@@ -3,6 +3,11 @@
 //! The daemon serves the page on 127.0.0.1 only and answers a link with a one-time token
 //! (`web.open`); this command hands that link to the desktop's opener (`xdg-open` on
 //! Linux, `open` on macOS) or prints it.
+//!
+//! The opener is not given the link itself: a command line is visible to every user of
+//! the computer, and whoever redeems a one-time link first gets the session. It is given
+//! a small file in the data directory, readable by this user only, that forwards the
+//! browser to the link.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,7 +35,15 @@ pub(super) fn open(ctx: &Ctx, io: &mut Io, args: OpenArgs) -> anyhow::Result<()>
         io.out.line(&opened.url)?;
         return Ok(());
     }
-    if let Err(why) = open_in_browser(&opened.url) {
+    let forward = match write_forwarding_page(&ctx.paths.data_dir, &opened.url) {
+        Ok(file) => file,
+        Err(e) => {
+            let why = format!("the page's link could not be written for the browser ({e})");
+            io.out.line(&could_not_open(&why, &opened.url))?;
+            return Ok(());
+        }
+    };
+    if let Err(why) = open_in_browser(&forward) {
         io.out.line(&could_not_open(&why, &opened.url))?;
     }
     Ok(())
@@ -40,6 +53,41 @@ fn could_not_open(why: &str, url: &str) -> String {
     format!(
         "Hearth's page is ready, but {why}. Open this link in your browser; it works once, \
          within two minutes:\n{url}"
+    )
+}
+
+/// The file that forwards the browser to the page's one-time link.
+const FORWARD_FILE: &str = "open-page.html";
+
+/// Writes [`FORWARD_FILE`] (mode 0600) and returns its `file://` address. The token in
+/// it works once: after the browser has used it, the file opens nothing.
+fn write_forwarding_page(data_dir: &Path, url: &str) -> std::io::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(FORWARD_FILE);
+    // A file left by an earlier run may have other modes; start afresh.
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(forwarding_page(url).as_bytes())?;
+    file.sync_all()?;
+    let absolute = std::path::absolute(&path)?;
+    Ok(format!("file://{}", absolute.display()))
+}
+
+/// A page that sends the browser on to `url` at once (no script needed).
+fn forwarding_page(url: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
+         <meta http-equiv=\"refresh\" content=\"0; url={url}\">\n\
+         <title>Opening Hearth</title></head>\n\
+         <body><p>Opening Hearth… If nothing happens, <a href=\"{url}\">open the page</a>.</p></body></html>\n"
     )
 }
 
@@ -120,6 +168,30 @@ mod tests {
         std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(find_on_path("xdg-open", &path), Some(plain));
         assert_eq!(find_on_path("open-nothing", &path), None);
+    }
+
+    #[test]
+    fn the_opener_gets_a_private_file_that_forwards_to_the_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let url = "http://127.0.0.1:7448/?token=T0k-en_";
+        let stale = dir.path().join(FORWARD_FILE);
+        std::fs::write(&stale, "old").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let address = write_forwarding_page(dir.path(), url).unwrap();
+        assert!(address.starts_with("file:///"), "{address}");
+        assert!(
+            !address.contains("token"),
+            "the token stays off the command line"
+        );
+        let file = std::path::PathBuf::from(address.trim_start_matches("file://"));
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.contains(&format!("content=\"0; url={url}\"")),
+            "{text}"
+        );
     }
 
     #[test]
