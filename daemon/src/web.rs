@@ -13,8 +13,10 @@
 //!   `Access-Control-*` header.
 //!
 //! Then, per route: `GET /?token=` swaps a one-time token (2 minutes) for a session
-//! cookie (`HttpOnly; SameSite=Strict`); `/api/*` needs that cookie and a same-origin
-//! request; `POST /api/call` also needs the session's CSRF token in `X-Hearth-CSRF`,
+//! cookie (`HttpOnly; SameSite=Strict`) and hands the session's CSRF token to the page
+//! in the redirect's fragment (`/#csrf=`), which never reaches a server; `/api/*` needs
+//! the cookie, a same-origin request and the CSRF token (`X-Hearth-CSRF`, or `?csrf=`
+//! for the event stream), so a cookie alone opens nothing; `POST /api/call` also needs
 //! JSON of at most 1 MiB, and a method on the page's list ([`page_may`]). The call then
 //! goes through the control socket's own routing ([`Backend`]), so the page can do
 //! nothing the socket would not check the same way.
@@ -179,10 +181,10 @@ struct Auth(mpsc::Sender<AuthMsg>);
 
 enum AuthMsg {
     NewToken(oneshot::Sender<Result<String, WebError>>),
-    /// Consumes a token; answers a new session's cookie value.
+    /// Consumes a token; answers a new session's cookie value and CSRF token.
     Redeem {
         token: String,
-        reply: oneshot::Sender<Option<String>>,
+        reply: oneshot::Sender<Option<(String, String)>>,
     },
     /// Answers the session's CSRF token.
     Session {
@@ -205,7 +207,7 @@ impl Auth {
         self.ask(AuthMsg::NewToken).await?
     }
 
-    async fn redeem(&self, token: String) -> Option<String> {
+    async fn redeem(&self, token: String) -> Option<(String, String)> {
         self.ask(|reply| AuthMsg::Redeem { token, reply })
             .await
             .ok()
@@ -272,12 +274,12 @@ impl AuthTask {
         }
     }
 
-    fn new_session(&mut self, now: Instant) -> Option<String> {
+    fn new_session(&mut self, now: Instant) -> Option<(String, String)> {
         let session = self.secret().ok()?;
         let csrf = self.secret().ok()?;
         bound(&mut self.sessions, MAX_SESSIONS, |(_, began)| *began);
-        self.sessions.insert(session.clone(), (csrf, now));
-        Some(session)
+        self.sessions.insert(session.clone(), (csrf.clone(), now));
+        Some((session, csrf))
     }
 
     /// 32 random bytes, base64url without padding.
@@ -479,13 +481,16 @@ async fn index<B: Backend>(State(page): State<Page<B>>, uri: Uri, headers: Heade
     });
     if let Some(token) = token {
         return match page.auth.redeem(token).await {
-            Some(session) => {
+            Some((session, csrf)) => {
                 let cookie =
                     format!("{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/");
+                // The CSRF token rides in the fragment, which the browser keeps to the
+                // page and never sends: the cookie alone (which any server on
+                // 127.0.0.1 this browser visits receives) opens nothing.
                 (
                     StatusCode::SEE_OTHER,
                     [
-                        (header::LOCATION, "/".to_string()),
+                        (header::LOCATION, format!("/#csrf={csrf}")),
                         (header::SET_COOKIE, cookie),
                     ],
                 )
@@ -500,7 +505,21 @@ async fn index<B: Backend>(State(page): State<Page<B>>, uri: Uri, headers: Heade
     }
 }
 
-/// `GET /api/session`: the CSRF token and who "me" is.
+/// The session's CSRF token was sent and matches.
+fn csrf_matches(sent: Option<&[u8]>, csrf: &str) -> bool {
+    sent.is_some_and(|sent| constant_time_eq(sent, csrf.as_bytes()))
+}
+
+fn no_csrf() -> Response {
+    api_refusal(
+        StatusCode::FORBIDDEN,
+        "this request lacks the page's CSRF token",
+        "reload the page; if it persists run `hearth open` again",
+    )
+}
+
+/// `GET /api/session`: who "me" is. It needs the CSRF token as every API call does, so
+/// the cookie alone tells nothing.
 async fn api_session<B: Backend>(State(page): State<Page<B>>, headers: HeaderMap) -> Response {
     if !same_origin(&headers, page.port) {
         return cross_origin();
@@ -508,11 +527,11 @@ async fn api_session<B: Backend>(State(page): State<Page<B>>, headers: HeaderMap
     let Some(csrf) = session_of(&page, &headers).await else {
         return no_session();
     };
+    if !csrf_matches(headers.get(CSRF_HEADER).map(HeaderValue::as_bytes), &csrf) {
+        return no_csrf();
+    }
     match page.backend.me().await {
-        Some(me) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "csrf": csrf, "me": me }),
-        ),
+        Some(me) => json(StatusCode::OK, &serde_json::json!({ "me": me })),
         None => api_refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             "Hearth is not ready on this device",
@@ -541,13 +560,8 @@ async fn api_call<B: Backend>(
     let Some(csrf) = session_of(&page, &headers).await else {
         return no_session();
     };
-    let sent = headers.get(CSRF_HEADER).map(HeaderValue::as_bytes);
-    if !sent.is_some_and(|sent| constant_time_eq(sent, csrf.as_bytes())) {
-        return api_refusal(
-            StatusCode::FORBIDDEN,
-            "this write lacks the page's CSRF token",
-            "reload the page; if it persists run `hearth open` again",
-        );
+    if !csrf_matches(headers.get(CSRF_HEADER).map(HeaderValue::as_bytes), &csrf) {
+        return no_csrf();
     }
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -688,13 +702,24 @@ pub fn page_may(call: &Call) -> bool {
     }
 }
 
-/// `GET /api/events`: the daemon's events as server-sent events.
-async fn api_events<B: Backend>(State(page): State<Page<B>>, headers: HeaderMap) -> Response {
+/// `GET /api/events?csrf=`: the daemon's events as server-sent events. `EventSource`
+/// cannot send a header, so the CSRF token comes in the query (which no log records).
+async fn api_events<B: Backend>(
+    State(page): State<Page<B>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if !same_origin(&headers, page.port) {
         return cross_origin();
     }
-    if session_of(&page, &headers).await.is_none() {
+    let Some(csrf) = session_of(&page, &headers).await else {
         return no_session();
+    };
+    let sent = uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("csrf=")));
+    if !csrf_matches(sent.map(str::as_bytes), &csrf) {
+        return no_csrf();
     }
     let events = page.backend.events();
     let stream = futures_util::stream::unfold(events, |mut events| async move {

@@ -204,7 +204,8 @@ impl Page {
         )
     }
 
-    /// Swaps a fresh token for a session and fetches its CSRF token.
+    /// Swaps a fresh token for a session; the CSRF token comes in the redirect's
+    /// fragment, as the browser hands it to the page.
     fn session(&self) -> Session {
         let swap = self.get(&format!("/?token={}", self.token()), "");
         assert_eq!(swap.status, 303, "{}", swap.text());
@@ -215,10 +216,15 @@ impl Page {
             .next()
             .unwrap()
             .to_string();
-        let session = self.get("/api/session", &format!("Cookie: {cookie}\r\n"));
-        assert_eq!(session.status, 200, "{}", session.text());
-        let csrf = session.json()["csrf"].as_str().unwrap().to_string();
-        Session { cookie, csrf }
+        let csrf = swap
+            .header("location")
+            .and_then(|l| l.strip_prefix("/#csrf="))
+            .unwrap()
+            .to_string();
+        let session = Session { cookie, csrf };
+        let me = self.get("/api/session", &session.headers());
+        assert_eq!(me.status, 200, "{}", me.text());
+        session
     }
 
     /// The timeline as the control socket shows it.
@@ -248,7 +254,10 @@ fn a_link_is_swapped_once_for_a_strict_session_cookie() {
     let token = page.token();
     let swap = page.get(&format!("/?token={token}"), "");
     assert_eq!(swap.status, 303);
-    assert_eq!(swap.header("location"), Some("/"));
+    // The CSRF token goes to the page in the fragment, never in a cookie.
+    let location = swap.header("location").unwrap().to_string();
+    let csrf = location.strip_prefix("/#csrf=").unwrap();
+    assert_eq!(csrf.len(), 43, "{location}");
     let cookie = swap.header("set-cookie").unwrap().to_string();
     let parts: Vec<&str> = cookie.split(';').map(str::trim).collect();
     assert!(parts[0].starts_with("hearth_session="), "{cookie}");
@@ -303,10 +312,11 @@ fn a_link_is_swapped_once_for_a_strict_session_cookie() {
     // The API needs the cookie too, and knows who "me" is.
     assert_eq!(page.get("/api/session", "").status, 403);
     assert_eq!(page.get("/api/events", "").status, 403);
-    let session = page.get("/api/session", &cookie_line).json();
+    let with_csrf = format!("{cookie_line}X-Hearth-CSRF: {csrf}\r\n");
+    let session = page.get("/api/session", &with_csrf).json();
     let me = page.daemon.status().unwrap().person.unwrap().id;
     assert_eq!(session["me"], me.as_str());
-    assert_eq!(session["csrf"].as_str().unwrap().len(), 43);
+    assert!(session.get("csrf").is_none(), "{session}");
     assert_eq!(page.get("/nothing-here", &cookie_line).status, 404);
 }
 
@@ -367,7 +377,11 @@ fn every_route_refuses_a_forged_host_and_reads_nothing() {
     assert_eq!(page.log(), before);
     assert_eq!(page.get(&format!("/?token={token}"), "").status, 303);
     // `localhost` is this page too.
-    let local = page.get_as(&format!("localhost:{port}"), "/api/session", &cookie);
+    let local = page.get_as(
+        &format!("localhost:{port}"),
+        "/api/session",
+        &session.headers(),
+    );
     assert_eq!(local.status, 200);
 }
 
@@ -482,6 +496,47 @@ fn writes_need_the_session_its_csrf_token_and_the_page_origin() {
     assert_eq!(bad.json()["error"]["code"], "invalid");
     let unknown = page.call(&session, &json!({"method": "rm-rf"}));
     assert_eq!(unknown.status, 400);
+}
+
+/// A cookie is not scoped to a port: another server on 127.0.0.1 that this browser
+/// visits (another user's, say) receives it. Alone it reads and writes nothing; the
+/// CSRF token that every API route needs only ever reached the page, in a fragment.
+#[test]
+fn a_session_cookie_alone_reads_and_writes_nothing() {
+    let page = Page::start();
+    let session = page.session();
+    let before = page.log();
+    let stolen = format!("Cookie: {}\r\n", session.cookie);
+    let json = "Content-Type: application/json\r\n";
+    assert_eq!(page.get("/api/session", &stolen).status, 403);
+    assert_eq!(page.get("/api/events", &stolen).status, 403);
+    assert_eq!(page.get("/api/events?csrf=guess", &stolen).status, 403);
+    let read = json!({"method": "log", "params": {}});
+    for body in [read, checkin("with a stolen cookie")] {
+        let reply = page.post(&format!("{stolen}{json}"), body.to_string().as_bytes());
+        assert_eq!(reply.status, 403, "{}", reply.text());
+        assert!(reply.json().get("ok").is_none());
+    }
+    assert_eq!(page.log(), before);
+    // The index itself holds no data: it is the same page for everyone.
+    assert_eq!(page.get("/", &stolen).status, 200);
+    // With the token the page holds, both work.
+    assert_eq!(page.get("/api/session", &session.headers()).status, 200);
+    let mut stream = TcpStream::connect(("127.0.0.1", page.port)).unwrap();
+    stream.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET /api/events?csrf={} HTTP/1.1\r\nHost: {}\r\n{stolen}\r\n",
+        session.csrf,
+        page.host()
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(
+        &head, b"HTTP/1.1 200",
+        "the stream opens with the page's token"
+    );
 }
 
 #[test]
@@ -617,7 +672,8 @@ fn events_reach_the_page_after_a_write() {
     stream.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
     write!(
         stream,
-        "GET /api/events HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nAccept: text/event-stream\r\n\r\n",
+        "GET /api/events?csrf={} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nAccept: text/event-stream\r\n\r\n",
+        session.csrf,
         page.host(),
         session.cookie
     )
@@ -835,7 +891,8 @@ fn hearth_open_prints_the_link_or_says_kindly_where_it_is() {
     let path = format!("{no_opener}:/usr/bin:/bin");
     let failed = run(&["open"], &path);
     assert!(failed.contains("could not open a browser"), "{failed}");
-    // One that works prints nothing; it got the link.
+    // One that works prints nothing. It is given a private file that forwards to the
+    // link, never the link itself: a command line is visible to other users.
     let seen = empty.path().join("seen");
     std::fs::write(
         empty.path().join("xdg-open"),
@@ -843,9 +900,15 @@ fn hearth_open_prints_the_link_or_says_kindly_where_it_is() {
     )
     .unwrap();
     assert_eq!(run(&["open"], &path), "");
-    let link = std::fs::read_to_string(&seen).unwrap();
+    let given = std::fs::read_to_string(&seen).unwrap();
+    assert!(given.starts_with("file:///"), "{given}");
+    assert!(!given.contains("token"), "{given}");
+    let forward = std::path::PathBuf::from(given.trim_start_matches("file://"));
+    let mode = std::fs::metadata(&forward).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "only this user may read {forward:?}");
+    let text = std::fs::read_to_string(&forward).unwrap();
     assert!(
-        link.starts_with("http://127.0.0.1:") && link.contains("?token="),
-        "{link}"
+        text.contains("url=http://127.0.0.1:") && text.contains("?token="),
+        "{text}"
     );
 }
