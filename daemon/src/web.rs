@@ -505,9 +505,28 @@ async fn index<B: Backend>(State(page): State<Page<B>>, uri: Uri, headers: Heade
     }
 }
 
-/// The session's CSRF token was sent and matches.
-fn csrf_matches(sent: Option<&[u8]>, csrf: &str) -> bool {
-    sent.is_some_and(|sent| constant_time_eq(sent, csrf.as_bytes()))
+/// What every `/api/*` route checks first: the request comes from the page itself, with
+/// a live session's cookie and that session's CSRF token (`sent`).
+async fn authorize<B>(
+    page: &Page<B>,
+    headers: &HeaderMap,
+    sent: Option<&[u8]>,
+) -> Result<(), Response> {
+    if !same_origin(headers, page.port) {
+        return Err(cross_origin());
+    }
+    let Some(csrf) = session_of(page, headers).await else {
+        return Err(no_session());
+    };
+    if !sent.is_some_and(|sent| constant_time_eq(sent, csrf.as_bytes())) {
+        return Err(no_csrf());
+    }
+    Ok(())
+}
+
+/// The CSRF token in its header.
+fn csrf_header(headers: &HeaderMap) -> Option<&[u8]> {
+    headers.get(CSRF_HEADER).map(HeaderValue::as_bytes)
 }
 
 fn no_csrf() -> Response {
@@ -521,14 +540,8 @@ fn no_csrf() -> Response {
 /// `GET /api/session`: who "me" is. It needs the CSRF token as every API call does, so
 /// the cookie alone tells nothing.
 async fn api_session<B: Backend>(State(page): State<Page<B>>, headers: HeaderMap) -> Response {
-    if !same_origin(&headers, page.port) {
-        return cross_origin();
-    }
-    let Some(csrf) = session_of(&page, &headers).await else {
-        return no_session();
-    };
-    if !csrf_matches(headers.get(CSRF_HEADER).map(HeaderValue::as_bytes), &csrf) {
-        return no_csrf();
+    if let Err(refusal) = authorize(&page, &headers, csrf_header(&headers)).await {
+        return refusal;
     }
     match page.backend.me().await {
         Some(me) => json(StatusCode::OK, &serde_json::json!({ "me": me })),
@@ -554,14 +567,8 @@ async fn api_call<B: Backend>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if !same_origin(&headers, page.port) {
-        return cross_origin();
-    }
-    let Some(csrf) = session_of(&page, &headers).await else {
-        return no_session();
-    };
-    if !csrf_matches(headers.get(CSRF_HEADER).map(HeaderValue::as_bytes), &csrf) {
-        return no_csrf();
+    if let Err(refusal) = authorize(&page, &headers, csrf_header(&headers)).await {
+        return refusal;
     }
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -709,17 +716,11 @@ async fn api_events<B: Backend>(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if !same_origin(&headers, page.port) {
-        return cross_origin();
-    }
-    let Some(csrf) = session_of(&page, &headers).await else {
-        return no_session();
-    };
     let sent = uri
         .query()
         .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("csrf=")));
-    if !csrf_matches(sent.map(str::as_bytes), &csrf) {
-        return no_csrf();
+    if let Err(refusal) = authorize(&page, &headers, sent.map(str::as_bytes)).await {
+        return refusal;
     }
     let events = page.backend.events();
     let stream = futures_util::stream::unfold(events, |mut events| async move {
