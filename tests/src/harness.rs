@@ -170,6 +170,9 @@ impl TestDaemon {
             .arg("--data-dir")
             .arg(&paths.data_dir)
             .env("HEARTH_LISTEN", &options.listen)
+            // The local page, when a test opens it, on a port of its own: never the
+            // default one, which a real daemon on this machine may hold.
+            .env("HEARTH_WEB_LISTEN", "127.0.0.1:0")
             .env(
                 "HEARTH_LOG",
                 options.log.clone().unwrap_or_else(|| {
