@@ -92,7 +92,8 @@ async function call(method, params) {
     method: 'POST',
     credentials: 'same-origin',
     headers: { 'Content-Type': 'application/json', 'X-Hearth-CSRF': state.csrf },
-    body: JSON.stringify({ method, params: params || {} }),
+    // A call without params (`status`) sends none: an empty map is not "nothing" to it.
+    body: JSON.stringify(params === undefined ? { method } : { method, params }),
   });
   let body = null;
   try { body = await res.json(); } catch (_) { /* an empty or plain-text refusal */ }
@@ -298,7 +299,7 @@ async function submitCheckin(ev) {
   if (!saved) return;
   const lines = [];
   if (saved.support) lines.push(h('p', { class: 'support', role: 'alert' }, saved.support));
-  lines.push(h('p', { class: 'saved' }, `Check-in saved for ${day(saved.date)}: battery ${saved.battery}, ${saved.visibility === 'private' ? 'private' : saved.visibility === 'shared' ? 'shared' : 'revealed together'}.`));
+  lines.push(h('p', { class: 'saved' }, `Check-in saved for ${day(saved.date)}: battery ${saved.battery}, ${saved.visibility === 'private' ? 'private' : saved.visibility === 'shared' ? 'shared' : 'to open together'}.`));
   const kept = (saved.kept_to_self || []).map((k) => (k === 'safety' ? 'feeling safe' : 'wishing for relief'));
   if (kept.length) lines.push(h('p', {}, `Your answer on ${kept.join(' and on ')} stays on your own devices.`));
   if (saved.waiting_for_partner) lines.push(h('p', {}, 'It stays sealed until your partner checks in for today too.'));
@@ -388,13 +389,13 @@ function bandText(shares) {
   return shares.no_load ? 'nothing assigned' : 'one person so far';
 }
 
-function spread(by, done) {
+function spread(by, done, balancedPct) {
   const total = by.reduce((a, c) => a + c.n, 0);
   if (!total) return '';
   const sides = by.filter((c) => c.n > 0).length;
   const most = Math.max(...by.map((c) => c.n)) / total;
   if (sides === 1) return by.length > 1 ? ` Lately they were all ${done} from one side.` : ` Lately they were ${done} by one person.`;
-  return most > 0.6 ? ` Lately most were ${done} from one side.` : ` Lately they were ${done} from both sides.`;
+  return most * 100 > balancedPct ? ` Lately most were ${done} from one side.` : ` Lately they were ${done} from both sides.`;
 }
 
 function num(v, digits) { return v == null ? null : Number(v).toFixed(digits); }
@@ -428,8 +429,8 @@ async function refreshInsights() {
   out.push(h('p', {}, `Over these weeks the split has been ${dir[b.direction] || b.direction}.`));
   const c = r.connection;
   out.push(h('h3', { text: 'Moments and thank-yous' }));
-  out.push(h('p', {}, `${num(c.moments.recent.per_week, 1)} moments a week in the last ${c.moments.recent.weeks} weeks, ${RATE[c.moments.trend]}.${spread(c.moments.recent.by, 'started')}`));
-  out.push(h('p', {}, `${num(c.acknowledgments.recent.per_week, 1)} acknowledgments a week, ${RATE[c.acknowledgments.trend]}.${spread(c.acknowledgments.recent.by, 'given')}`));
+  out.push(h('p', {}, `${num(c.moments.recent.per_week, 1)} moments a week in the last ${c.moments.recent.weeks} weeks, ${RATE[c.moments.trend]}.${spread(c.moments.recent.by, 'started', r.params.balanced_max_pct)}`));
+  out.push(h('p', {}, `${num(c.acknowledgments.recent.per_week, 1)} acknowledgments a week, ${RATE[c.acknowledgments.trend]}.${spread(c.acknowledgments.recent.by, 'given', r.params.balanced_max_pct)}`));
   if (r.reflections.length) {
     out.push(h('h3', { text: 'Reflections' }));
     const word = { yes: 'yes', no: 'no', unsure: 'not sure' };

@@ -27,7 +27,7 @@ const CHROMIUM: [&str; 2] = ["/usr/lib/chromium/chromium", "/usr/bin/chromium"];
 /// How long a wait on the page may take before the test fails.
 pub const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The key WebDriver wants for an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52f-4f735a0ecc1b";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Keys for [`Browser::keys`], as the WebDriver spec numbers them.
 pub mod key {
@@ -260,8 +260,12 @@ impl Browser {
                 return Ok(found);
             }
             if Instant::now() > deadline {
-                let status = self.text_of("#toast").unwrap_or_default();
-                bail!("waited {PAGE_TIMEOUT:?} for {what}; the page's last note: {status:?}");
+                let note = self.text_of("#toast").unwrap_or_default();
+                let status = self.text_of("#status-line").unwrap_or_default();
+                let url = self.js("return location.href", &[]).unwrap_or_default();
+                bail!(
+                    "waited {PAGE_TIMEOUT:?} for {what} on {url}; the page says {status:?}, its last note {note:?}"
+                );
             }
         }
     }

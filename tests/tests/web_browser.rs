@@ -161,10 +161,11 @@ fn a_checkin_on_adas_page_shows_on_bos_page_live() {
     let bo = h.open(&h.bo, DESKTOP);
     // Marks Bo's page, so a reload would show.
     bo.js("window.hearthTestMark = 'still here'", &[]).unwrap();
-    assert!(bo
-        .text_of("#today-checked-in")
-        .unwrap()
-        .contains("No check-in from you today yet"));
+    let bo_today = bo.text_of("#sec-today").unwrap();
+    assert!(
+        bo_today.contains("No check-in from you today yet"),
+        "{bo_today}"
+    );
 
     check_in(&ada, 40, "a long day, tea helps", "");
 
