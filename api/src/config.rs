@@ -38,10 +38,20 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// `web_listen` names an address other than 127.0.0.1: the page is never served
+    /// on another interface, whatever the config says.
+    #[error("web_listen = \"{addr}\" is refused: the page is only ever served on 127.0.0.1; set web_listen = \"127.0.0.1:PORT\" in config.toml (or HEARTH_WEB_LISTEN)")]
+    WebListen {
+        /// The address the config named.
+        addr: SocketAddr,
+    },
 }
 
 /// The default QUIC port.
 pub const DEFAULT_PORT: u16 = 7447;
+
+/// The default port of the local page (`hearth open`).
+pub const DEFAULT_WEB_PORT: u16 = 7448;
 
 /// The daemon's settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -67,6 +77,10 @@ pub struct Config {
     /// from 9:00 where a notifier exists (see `hearthd`'s `reminder`). Off when unset; it
     /// never counts anything.
     pub together_day: Option<chrono::Weekday>,
+    /// Where `hearth open` serves the local page (`HEARTH_WEB_LISTEN` overrides it).
+    /// Nothing listens there until `hearth open` asks; only 127.0.0.1 is accepted
+    /// ([`Config::web_addr`]).
+    pub web_listen: SocketAddr,
 }
 
 impl Default for Config {
@@ -81,6 +95,7 @@ impl Default for Config {
             mdns_interfaces: Vec::new(),
             log: None,
             together_day: None,
+            web_listen: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, DEFAULT_WEB_PORT)),
         }
     }
 }
@@ -125,6 +140,16 @@ impl Config {
         })
     }
 
+    /// The page's address: `web_listen` if it is on 127.0.0.1, else a clear refusal.
+    /// Any other address, `0.0.0.0`, `[::]`, `[::1]` and other loopback ones included,
+    /// is refused, so the page can never be reached from another interface.
+    pub fn web_addr(&self) -> Result<SocketAddr, ConfigError> {
+        match self.web_listen {
+            SocketAddr::V4(v4) if *v4.ip() == std::net::Ipv4Addr::LOCALHOST => Ok(self.web_listen),
+            addr => Err(ConfigError::WebListen { addr }),
+        }
+    }
+
     fn apply_env(&mut self) -> Result<(), ConfigError> {
         if let Ok(value) = std::env::var("HEARTH_LISTEN") {
             self.listen =
@@ -134,6 +159,16 @@ impl Config {
                         var: "HEARTH_LISTEN",
                         value: value.clone(),
                         reason: format!("{e}; use HOST:PORT such as 127.0.0.1:0"),
+                    })?;
+        }
+        if let Ok(value) = std::env::var("HEARTH_WEB_LISTEN") {
+            self.web_listen =
+                value
+                    .parse()
+                    .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                        var: "HEARTH_WEB_LISTEN",
+                        value: value.clone(),
+                        reason: format!("{e}; use 127.0.0.1:PORT such as 127.0.0.1:7448"),
                     })?;
         }
         if let Ok(value) = std::env::var("HEARTH_DISCOVERY") {
@@ -189,6 +224,28 @@ mod tests {
         assert_eq!(c.discovery, "off");
         let c = Config::parse("discovery = \"static\"\n", Path::new("config.toml")).unwrap();
         assert_eq!(c.discovery, "static");
+    }
+
+    #[test]
+    fn the_page_listens_on_127_0_0_1_only() {
+        let c = Config::parse("", Path::new("config.toml")).unwrap();
+        assert_eq!(c.web_addr().unwrap().to_string(), "127.0.0.1:7448");
+        let c = Config::parse("web_listen = \"127.0.0.1:0\"\n", Path::new("config.toml")).unwrap();
+        assert_eq!(c.web_addr().unwrap().port(), 0);
+        for refused in [
+            "0.0.0.0:7448",
+            "[::]:7448",
+            "[::1]:7448",
+            "127.0.0.2:7448",
+            "192.168.1.20:7448",
+        ] {
+            let text = format!("web_listen = \"{refused}\"\n");
+            // Read fine, so the daemon starts; refused when the page is started.
+            let c = Config::parse(&text, Path::new("config.toml")).unwrap();
+            let msg = c.web_addr().unwrap_err().to_string();
+            assert!(msg.contains("only ever served on 127.0.0.1"), "{msg}");
+            assert!(msg.contains("web_listen = \"127.0.0.1:PORT\""), "{msg}");
+        }
     }
 
     #[test]

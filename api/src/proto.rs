@@ -145,12 +145,17 @@ pub enum DaemonCall {
     /// Stops the daemon after flushing.
     #[serde(rename = "shutdown")]
     Shutdown,
+    /// Starts the local page on `web_listen` (127.0.0.1 only) if it is not running, and
+    /// answers a URL with a fresh one-time token ([`WebOpened`]).
+    #[serde(rename = "web.open")]
+    WebOpen,
 }
 
 impl DaemonCall {
     /// Every method name of this group, as on the wire; `Call` routes by it, so a
     /// variant missing here could not be called (the e2e tests call every one).
-    pub const METHODS: &'static [&'static str] = &["init", "unlock", "status", "shutdown"];
+    pub const METHODS: &'static [&'static str] =
+        &["init", "unlock", "status", "shutdown", "web.open"];
 }
 
 impl From<DaemonCall> for Call {
@@ -906,6 +911,16 @@ pub struct Stopping {
     pub stopping: bool,
 }
 
+/// The answer to `web.open`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebOpened {
+    /// The page's port on 127.0.0.1.
+    pub port: u16,
+    /// `http://127.0.0.1:PORT/?token=TOKEN`: the token works once, for two minutes, and
+    /// is swapped for a session cookie.
+    pub url: String,
+}
+
 /// The answer to `sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Syncing {
@@ -951,6 +966,18 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let status: Request = serde_json::from_str(r#"{"id":1,"method":"status"}"#).unwrap();
+        let web: Request = serde_json::from_str(r#"{"id":1,"method":"web.open"}"#).unwrap();
+        assert!(matches!(web.call, Call::Daemon(DaemonCall::WebOpen)));
+        assert_eq!(
+            serde_json::to_string(&Request {
+                v: 1,
+                id: 6,
+                call: DaemonCall::WebOpen.into(),
+                with_people: false,
+            })
+            .unwrap(),
+            r#"{"v":1,"id":6,"method":"web.open"}"#
+        );
         assert!(matches!(status.call, Call::Daemon(DaemonCall::Status)));
         let subscribe: Request = serde_json::from_str(r#"{"id":2,"method":"subscribe"}"#).unwrap();
         assert!(matches!(subscribe.call, Call::Subscribe));

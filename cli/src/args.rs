@@ -19,6 +19,7 @@ use crate::commands::ledger::LedgerCommand;
 use crate::commands::lifecycle::{DaemonCommand, InitArgs};
 use crate::commands::meta::{CompletionsArgs, ManArgs};
 use crate::commands::pairing::{PairCommand, PeersCommand};
+use crate::commands::web::OpenArgs;
 
 /// The heading that keeps the global options apart from each command's own.
 pub(crate) const GLOBAL: &str = "Global options";
@@ -72,6 +73,8 @@ pub(crate) enum Command {
     Daemon(DaemonCommand),
     /// Show the data directory, the daemon, the documents and any partner devices.
     Status,
+    /// Open Hearth's page in your browser, served by the daemon to this computer only.
+    Open(OpenArgs),
     /// What waits for you: your partner's asks, handoffs to answer, thank-yous since
     /// you last looked, and whether you checked in today.
     Today,

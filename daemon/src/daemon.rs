@@ -84,6 +84,8 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// False while the documents load at start.
     loaded: watch::Sender<bool>,
+    /// The local page, started by the first `web.open`.
+    web: crate::web::Web,
 }
 
 impl Shared {
@@ -223,6 +225,7 @@ async fn serve(opts: RunOptions, config: Config) -> Result<(), RunError> {
         events,
         shutdown,
         loaded,
+        web: crate::web::Web::new(),
     });
 
     let mut to_load = None;
@@ -542,7 +545,7 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) {
                 continue;
             }
         };
-        let result = match call {
+        let response = match call {
             Call::Subscribe => {
                 let mut events = shared.events.subscribe();
                 if write_json(
@@ -557,29 +560,76 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) {
                 stream_events(id, &mut events, &mut write, &mut reader).await;
                 return;
             }
-            Call::Daemon(call) => daemon_call(&shared, call).await,
-            Call::Net(call) => net_call(&shared, call).await,
-            Call::Doc(call) => owner_call(&shared, OwnerCall::Doc(call)).await,
-            Call::Roster(call) => owner_call(&shared, OwnerCall::Roster(call)).await,
-            Call::Bundle(call) => owner_call(&shared, OwnerCall::Bundle(call)).await,
-        };
-        let response = match result {
-            Ok(value) => {
-                let mut response = Response::ok(id, value);
-                if with_people {
-                    // After the answer, so a write that renamed someone shows the new name.
-                    if let Ok(ready) = shared.ready() {
-                        response.people = ready.actor.people().await;
-                    }
-                }
-                response
-            }
-            Err(error) => Response::err(id, error),
+            call => answer_call(&shared, id, call, with_people).await,
         };
         if write_json(&mut write, &response).await.is_err() {
             return;
         }
     }
+}
+
+/// Answers one call: the routing that the control socket and the page (`web`) share.
+/// `subscribe` streams on a connection of its own, so it is refused here.
+async fn answer_call(shared: &Arc<Shared>, id: u64, call: Call, with_people: bool) -> Response {
+    let result = match call {
+        Call::Subscribe => Err(ApiError::new(
+            ErrorCode::Invalid,
+            "subscribe turns a connection into an event stream and is answered there",
+            "send subscribe as a request of its own on the control socket",
+        )),
+        Call::Daemon(call) => daemon_call(shared, call).await,
+        Call::Net(call) => net_call(shared, call).await,
+        Call::Doc(call) => owner_call(shared, OwnerCall::Doc(call)).await,
+        Call::Roster(call) => owner_call(shared, OwnerCall::Roster(call)).await,
+        Call::Bundle(call) => owner_call(shared, OwnerCall::Bundle(call)).await,
+    };
+    match result {
+        Ok(value) => {
+            let mut response = Response::ok(id, value);
+            if with_people {
+                // After the answer, so a write that renamed someone shows the new name.
+                if let Ok(ready) = shared.ready() {
+                    response.people = ready.actor.people().await;
+                }
+            }
+            response
+        }
+        Err(error) => Response::err(id, error),
+    }
+}
+
+/// The page's way into the daemon: the same routing, events and owner as the socket.
+#[derive(Clone)]
+struct PageBackend(Arc<Shared>);
+
+impl crate::web::Backend for PageBackend {
+    fn call(&self, call: Call) -> futures_util::future::BoxFuture<'static, Response> {
+        let shared = self.0.clone();
+        Box::pin(async move { answer_call(&shared, 0, call, true).await })
+    }
+
+    fn events(&self) -> broadcast::Receiver<Event> {
+        self.0.events.subscribe()
+    }
+
+    fn me(&self) -> futures_util::future::BoxFuture<'static, Option<String>> {
+        let shared = self.0.clone();
+        Box::pin(async move {
+            let ready = shared.ready().ok()?;
+            ready.actor.people().await.map(|people| people.me)
+        })
+    }
+}
+
+/// `web.open`: once the documents are open, starts the page if needed and mints a link.
+async fn web_open(shared: &Arc<Shared>) -> Result<serde_json::Value, ApiError> {
+    shared.ready()?;
+    let opened = shared
+        .web
+        .open(&shared.config, PageBackend(shared.clone()))
+        .await
+        .map_err(|e| e.api_error())?;
+    answer(opened)
 }
 
 async fn stream_events(
@@ -726,6 +776,7 @@ async fn daemon_call(
             passphrase,
         } => init(shared, name, device_name, passphrase).await,
         DaemonCall::Unlock { passphrase } => unlock(shared, passphrase).await,
+        DaemonCall::WebOpen => web_open(shared).await,
     }
 }
 

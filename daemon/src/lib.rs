@@ -16,3 +16,4 @@ pub mod reminder;
 pub mod storage;
 pub mod sync_hub;
 pub mod transport;
+pub mod web;

@@ -74,6 +74,9 @@ pub struct DaemonOptions {
     /// Play a rogue paired device: the daemon accepts raw writes (`rogue.put`,
     /// `rogue.delete`), as a modified client would (`HEARTH_TEST_ROGUE=1`).
     pub rogue: bool,
+    /// `HEARTH_WEB_LISTEN`, where `hearth open` serves the page: `127.0.0.1:0` by
+    /// default, so parallel tests never share a port; `None` leaves it to config.toml.
+    pub web_listen: Option<String>,
 }
 
 impl Default for DaemonOptions {
@@ -84,6 +87,7 @@ impl Default for DaemonOptions {
             netns: None,
             log: None,
             rogue: false,
+            web_listen: Some("127.0.0.1:0".into()),
         }
     }
 }
@@ -170,9 +174,6 @@ impl TestDaemon {
             .arg("--data-dir")
             .arg(&paths.data_dir)
             .env("HEARTH_LISTEN", &options.listen)
-            // The local page, when a test opens it, on a port of its own: never the
-            // default one, which a real daemon on this machine may hold.
-            .env("HEARTH_WEB_LISTEN", "127.0.0.1:0")
             .env(
                 "HEARTH_LOG",
                 options.log.clone().unwrap_or_else(|| {
@@ -186,6 +187,10 @@ impl TestDaemon {
         if options.rogue {
             command.env("HEARTH_TEST_ROGUE", "1");
         }
+        match &options.web_listen {
+            Some(addr) => command.env("HEARTH_WEB_LISTEN", addr),
+            None => command.env_remove("HEARTH_WEB_LISTEN"),
+        };
         match &options.discovery {
             TestDiscovery::Off => {
                 command.env("HEARTH_DISCOVERY", "off");

@@ -47,6 +47,7 @@ fn start(ns: &str, dir: &Path, interfaces: &[&str], listen: &str) -> TestDaemon 
             netns: Some(ns.into()),
             log: Some("info,hearthd::net=debug,hearthd::discovery=debug".into()),
             rogue: false,
+            web_listen: None,
         },
     )
     .unwrap()

@@ -10,6 +10,7 @@ pub(crate) mod ledger;
 pub(crate) mod lifecycle;
 pub(crate) mod meta;
 pub(crate) mod pairing;
+pub(crate) mod web;
 
 use hearth_api::client::{Client, ClientError};
 use hearth_api::{Call, DaemonCall, Status};
@@ -69,6 +70,7 @@ fn dispatch(ctx: &Ctx, io: &mut Io, command: Command) -> anyhow::Result<()> {
         Command::Resume => devices::resume(ctx, io),
         Command::Leave(args) => devices::leave(ctx, io, args),
         Command::Demo(args) => crate::demo::run(io, args),
+        Command::Open(args) => web::open(ctx, io, args),
     }
 }
 
