@@ -74,10 +74,10 @@ function h(tag, attrs, ...children) {
     else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? '' : v);
   }
-  for (const c of children.flat()) if (c != null && c !== false) e.append(c);
+  for (const c of children.flat(Infinity)) if (c != null && c !== false) e.append(c);
   return e;
 }
-const fill = (el, ...children) => el.replaceChildren(...children.flat().filter((c) => c != null && c !== false));
+const fill = (el, ...children) => el.replaceChildren(...children.flat(Infinity).filter((c) => c != null && c !== false));
 
 function toast(text, bad) {
   const t = $('toast');
