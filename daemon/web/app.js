@@ -77,6 +77,9 @@ function h(tag, attrs, ...children) {
   for (const c of children.flat(Infinity)) if (c != null && c !== false) e.append(c);
   return e;
 }
+// Text with `commands` in it, the commands set as code.
+const withCode = (text) => String(text).split('`').map((part, i) => (i % 2 ? h('code', { text: part }) : part));
+const cap = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 const fill = (el, ...children) => el.replaceChildren(...children.flat(Infinity).filter((c) => c != null && c !== false));
 
 function toast(text, bad) {
@@ -163,7 +166,7 @@ function askCard(a) {
     if (!text.trim()) { toast('A reply needs a few words.', true); return; }
     if (await act(button, 'reply', { ask: a.checkin, text }, `Reply sent to ${state.names[a.from] || 'your partner'}.`)) refresh();
   };
-  const input = h('input', { type: 'text', id: inputId, class: 'reply-input', maxlength: 500, autocomplete: 'off' });
+  const input = h('input', { type: 'text', id: inputId, class: 'reply-input', maxlength: 500, autocomplete: 'off', placeholder: 'Or in your own words' });
   return h('li', { class: 'card ask', 'data-checkin': a.checkin },
     h('p', {}, h('strong', { text: `${Name(a.from)} asks: ` }), `“${a.ask}”`, h('small', { text: ` · ${day(a.date)}` })),
     h('div', { class: 'row' }, QUICK_REPLIES.map((q) => h('button', { type: 'button', class: 'reply-quick', onclick: (e) => send(e.currentTarget, q) }, q))),
@@ -175,7 +178,7 @@ function askCard(a) {
 
 function handoffCard(ho, titles) {
   const id = `counter-${ho.id}`;
-  const input = h('input', { type: 'text', id, class: 'counter-input', maxlength: 500, autocomplete: 'off' });
+  const input = h('input', { type: 'text', id, class: 'counter-input', maxlength: 500, autocomplete: 'off', placeholder: 'Or offer something else' });
   const answer = async (button, answer) => {
     const params = { handoff: ho.id, answer };
     if (answer === 'countered') {
@@ -327,7 +330,7 @@ function buildMoments() {
       const params = { kind: key, started_by: $('moment-by-partner').checked ? 'partner' : 'me', note: $('moment-note').value.trim() || null };
       if (await act(e.currentTarget, 'moment.add', params, `Moment saved: ${text}.`)) { $('moment-note').value = ''; refresh(); }
     },
-  }, text)));
+  }, cap(text))));
 }
 
 async function refreshMoments() {
@@ -407,10 +410,10 @@ async function refreshInsights() {
   out.push(h('h3', { text: 'What stands out' }));
   out.push(r.signals.length
     ? h('ul', { id: 'insights-signals', class: 'cards' }, r.signals.map((s) => h('li', { class: 'card', 'data-key': s.key },
-      h('strong', { text: SIGNAL_TITLES[s.key] || s.key }), s.person ? ` · ${who(s.person)}` : '', h('br'), s.why)))
+      h('strong', { text: SIGNAL_TITLES[s.key] || s.key }), s.person ? ` · ${who(s.person)}` : '', h('br'), withCode(s.why))))
     : h('p', {}, 'Nothing stands out right now.'));
   out.push(h('h3', { text: 'Next steps' }));
-  out.push(h('ol', { id: 'insights-steps' }, r.suggestions.map((s) => h('li', { 'data-step': s.step }, s.text))));
+  out.push(h('ol', { id: 'insights-steps' }, r.suggestions.map((s) => h('li', { 'data-step': s.step }, withCode(s.text)))));
   if (r.recovery.length) out.push(h('p', { class: 'hint' }, `The order of recovery: ${r.recovery.map((x) => `${STEP_TITLES[x.step] || x.step} (${STAGE_STATE[x.state] || x.state})`).join(' → ')}.`));
   out.push(h('h3', { text: 'Battery and signs, each against your own usual' }));
   for (const t of r.trends) {
@@ -449,9 +452,9 @@ async function refreshTogether() {
   fill($('together-body'),
     h('p', {}, `About ${w.minutes} minutes, for the two of you. Take the steps in order; skip any that do not fit today.`),
     h('ol', { class: 'steps' }, w.steps.map((s) => h('li', { 'data-step': s.key },
-      h('h3', { text: s.title }), h('p', { text: s.text }),
+      h('h3', { text: s.title }), h('p', {}, withCode(s.text)),
       s.prompt ? h('p', { class: 'prompt' }, h('span', { class: 'hint', text: 'To start: ' }), s.prompt) : null))),
-    h('p', { class: 'closing' }, w.closing));
+    h('p', { class: 'closing' }, withCode(w.closing)));
 }
 
 // ----- wiring ---------------------------------------------------------------------
