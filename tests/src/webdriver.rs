@@ -202,7 +202,11 @@ impl Browser {
 
     /// Clicks an element, as a person would (it must be visible and not covered).
     pub fn click(&self, el: &Element) -> anyhow::Result<()> {
-        self.cmd("POST", &format!("/element/{}/click", el.0), Some(&json!({})))?;
+        self.cmd(
+            "POST",
+            &format!("/element/{}/click", el.0),
+            Some(&json!({})),
+        )?;
         Ok(())
     }
 
@@ -280,7 +284,12 @@ impl Browser {
 
     /// Ends the session, which closes this Chromium.
     pub fn close(&self) -> anyhow::Result<()> {
-        http(self.port, "DELETE", &format!("/session/{}", self.session), None)?;
+        http(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        )?;
         Ok(())
     }
 }

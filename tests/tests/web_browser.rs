@@ -26,7 +26,9 @@ use serde_json::Value;
 /// A phone held upright, and a laptop.
 const PHONE: (u32, u32) = (400, 900);
 const DESKTOP: (u32, u32) = (1280, 900);
-const SECTIONS: [&str; 6] = ["today", "checkin", "moments", "ledger", "insights", "together"];
+const SECTIONS: [&str; 6] = [
+    "today", "checkin", "moments", "ledger", "insights", "together",
+];
 
 /// One browser test at a time: each runs two daemons and two Chromiums.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -85,7 +87,9 @@ impl Household {
 /// `web.open` on the control socket: the page's one-time URL, as `hearth open` gets it.
 fn page_url(d: &TestDaemon) -> String {
     let mut socket = UnixStream::connect(&d.paths.socket).unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     socket
         .write_all(b"{\"v\":1,\"id\":1,\"method\":\"web.open\"}\n")
         .unwrap();
@@ -102,7 +106,10 @@ fn page_url(d: &TestDaemon) -> String {
 /// Waits for the page's first data; answers when it came, in ms since navigation start.
 fn ready(b: &Browser) -> f64 {
     b.wait_for("the page's first data (body[data-ready])", || {
-        let v = b.js("return document.body && document.body.dataset.ready || null", &[])?;
+        let v = b.js(
+            "return document.body && document.body.dataset.ready || null",
+            &[],
+        )?;
         Ok(v.as_str().and_then(|s| s.parse().ok()))
     })
     .unwrap()
@@ -145,7 +152,8 @@ fn check_in(b: &Browser, battery: u32, note: &str, ask: &str) {
         b.keys(&b.get("#checkin-ask").unwrap(), ask).unwrap();
     }
     b.click_on("#checkin-submit").unwrap();
-    b.wait_for_text("#checkin-result", "Check-in saved").unwrap();
+    b.wait_for_text("#checkin-result", "Check-in saved")
+        .unwrap();
 }
 
 fn write(d: &TestDaemon, call: DocCall) -> Value {
@@ -218,12 +226,16 @@ fn bo_answers_an_ask_and_a_handoff_from_his_today_page() {
     bo.click_on("#today-asks li.ask .reply-quick").unwrap();
     bo.wait_for_text("#today-asks", "No asks waiting.").unwrap();
     go(&ada, "today");
-    ada.wait_for_text("#today-received", "Bo replied to your ask: “Yes, I've got it”")
-        .unwrap();
+    ada.wait_for_text(
+        "#today-received",
+        "Bo replied to your ask: “Yes, I've got it”",
+    )
+    .unwrap();
 
     // 2. Ada offers Bo the "do" stage from her ledger; Bo accepts it from Today.
     go(&ada, "ledger");
-    ada.wait_for_text("#ledger-list", "Bedtime stories").unwrap();
+    ada.wait_for_text("#ledger-list", "Bedtime stories")
+        .unwrap();
     let select = ada.get("#ledger-list li.item select").unwrap();
     ada.keys(&select, "do").unwrap();
     ada.click_on("#ledger-list li.item .item-handoff").unwrap();
@@ -323,7 +335,11 @@ fn every_section_at_phone_and_desktop_size() {
                     &[],
                 )
                 .unwrap();
-            assert_eq!(unnamed, Value::Array(vec![]), "unnamed controls in {section}");
+            assert_eq!(
+                unnamed,
+                Value::Array(vec![]),
+                "unnamed controls in {section}"
+            );
         }
     }
     eprintln!("screenshots in {}", shots.display());
@@ -376,7 +392,10 @@ fn the_page_asks_nothing_of_anyone_but_this_device() {
         .unwrap();
     for r in refs.as_array().unwrap() {
         let r = r.as_str().unwrap();
-        assert!(r.starts_with('/') || r.starts_with('#'), "the page refers to {r}");
+        assert!(
+            r.starts_with('/') || r.starts_with('#'),
+            "the page refers to {r}"
+        );
     }
     let here = ada.js("return location.href", &[]).unwrap();
     assert!(!here.as_str().unwrap().contains("token"), "{here}");
