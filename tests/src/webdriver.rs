@@ -182,6 +182,21 @@ impl Browser {
         )
     }
 
+    /// Emulates CSS media features, such as `prefers-color-scheme: dark`, through
+    /// Chromium's DevTools command (chromedriver's `goog/cdp/execute`).
+    pub fn emulate_media(&self, features: &[(&str, &str)]) -> anyhow::Result<()> {
+        let features: Vec<Value> = features
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect();
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            Some(&json!({"cmd": "Emulation.setEmulatedMedia", "params": {"features": features}})),
+        )?;
+        Ok(())
+    }
+
     /// The first element matching a CSS selector, if any.
     pub fn find(&self, css: &str) -> anyhow::Result<Option<Element>> {
         match self.cmd(

@@ -342,6 +342,25 @@ fn every_section_at_phone_and_desktop_size() {
             );
         }
     }
+    // Dark, with motion reduced: the page follows both wishes.
+    ada.set_size(PHONE.0, PHONE.1).unwrap();
+    ada.emulate_media(&[
+        ("prefers-color-scheme", "dark"),
+        ("prefers-reduced-motion", "reduce"),
+    ])
+    .unwrap();
+    go(&ada, "today");
+    ada.get("#today-handoffs li").unwrap();
+    let looks = ada
+        .js(
+            "window.scrollTo(0, 0); const t = document.getElementById('toast');
+             return [getComputedStyle(document.body).backgroundColor, getComputedStyle(t).transitionDuration]",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(looks[0], "rgb(27, 24, 22)", "{looks}");
+    assert_eq!(looks[1], "0s", "{looks}");
+    ada.screenshot(&shots.join("phone-today-dark.png")).unwrap();
     eprintln!("screenshots in {}", shots.display());
     // Nothing on any section puts a percentage next to a name.
     for section in SECTIONS {
