@@ -151,6 +151,14 @@ pub struct Browser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element(String);
 
+impl Element {
+    /// Whether the element is shown (WebDriver's "is displayed").
+    pub fn displayed(&self, browser: &Browser) -> anyhow::Result<bool> {
+        let v = browser.cmd("GET", &format!("/element/{}/displayed", self.0), None)?;
+        Ok(v.as_bool().unwrap_or(false))
+    }
+}
+
 impl Browser {
     fn cmd(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         let path = format!("/session/{}{path}", self.session);
@@ -215,8 +223,14 @@ impl Browser {
         self.wait_for(&format!("`{css}` to appear"), || self.find(css))
     }
 
-    /// Clicks an element, as a person would (it must be visible and not covered).
+    /// Clicks an element, as a person would (it must be visible and not covered). It is
+    /// first scrolled to the middle of the window, as a person would, where no sticky
+    /// header covers it.
     pub fn click(&self, el: &Element) -> anyhow::Result<()> {
+        self.js(
+            "arguments[0].scrollIntoView({block: 'center'})",
+            &[json!({ ELEMENT: el.0 })],
+        )?;
         self.cmd(
             "POST",
             &format!("/element/{}/click", el.0),

@@ -254,6 +254,64 @@ fn bo_answers_an_ask_and_a_handoff_from_his_today_page() {
 }
 
 #[test]
+fn a_safety_answer_on_the_page_stays_with_its_author() {
+    let Some(h) = household("a_safety_answer_on_the_page_stays_with_its_author") else {
+        return;
+    };
+    let ada = h.open(&h.ada, PHONE);
+    let bo = h.open(&h.bo, PHONE);
+    go(&bo, "checkin");
+    set_battery(&bo, 20);
+    // The sharing question comes up only once there is an answer of his own to keep.
+    assert!(!bo
+        .get("#checkin-share-safety")
+        .unwrap()
+        .displayed(&bo)
+        .unwrap());
+    bo.click_on("label.chip:has(input[data-basic=safety][value=no])")
+        .unwrap();
+    bo.click_on("label.chip:has(input[data-sign=dread][value='2'])")
+        .unwrap();
+    bo.wait_for("the sharing question", || {
+        let shown = bo.get("#checkin-share-safety")?.displayed(&bo)?;
+        Ok(shown.then_some(()))
+    })
+    .unwrap();
+    bo.keys(&bo.get("#checkin-note").unwrap(), "bo-page-note-7c1")
+        .unwrap();
+    bo.click_on("#checkin-submit").unwrap();
+    // Support comes at once, on his own page only, and says what stayed with him.
+    let result = bo
+        .wait_for_text("#checkin-result", "Check-in saved")
+        .unwrap();
+    assert!(
+        bo.find("#checkin-result .support").unwrap().is_some(),
+        "{result}"
+    );
+    assert!(
+        result.contains("Your answer on feeling safe stays on your own devices."),
+        "{result}"
+    );
+    // Ada sees the check-in, and nothing of the answer Bo kept in any view of what is
+    // recorded (her own check-in form asks her the question, so it is not one of them).
+    ada.wait_for_text("#log-recent", "bo-page-note-7c1")
+        .unwrap();
+    for section in ["today", "moments", "ledger", "insights", "together"] {
+        go(&ada, section);
+        let text = ada
+            .text_of(&format!("#sec-{section}"))
+            .unwrap()
+            .to_lowercase();
+        for word in ["feel safe", "feeling safe", "unsafe", "helpline"] {
+            assert!(
+                !text.contains(word),
+                "Ada's {section} shows `{word}`: {text}"
+            );
+        }
+    }
+}
+
+#[test]
 fn every_section_at_phone_and_desktop_size() {
     let Some(h) = household("every_section_at_phone_and_desktop_size") else {
         return;
