@@ -518,6 +518,12 @@ async function start() {
   const events = new EventSource('/api/events');
   events.addEventListener('hearth', refreshSoon);
   events.addEventListener('open', refreshSoon);
+  // A refused stream (the daemon restarted, so this session is gone) is not retried.
+  events.addEventListener('error', () => {
+    if (events.readyState === EventSource.CLOSED) {
+      $('status-line').textContent = 'This page lost touch with Hearth. Run hearth open again.';
+    }
+  });
   show(location.hash.slice(1));
 }
 
