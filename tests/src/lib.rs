@@ -10,3 +10,4 @@ pub mod epochs;
 pub mod fuzzing;
 pub mod generate;
 pub mod harness;
+pub mod webdriver;
