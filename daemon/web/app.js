@@ -505,17 +505,31 @@ async function start() {
   });
   document.addEventListener('focusout', () => { if (state.deferred) setTimeout(refreshSoon, 0); });
   window.addEventListener('hashchange', () => { show(location.hash.slice(1)); $('main').focus(); });
+  // The link's token swap hands this session's CSRF token to the page alone, in the
+  // fragment, which no server ever receives; it is kept for this tab and taken out of
+  // the address bar. Without it the session cookie opens nothing.
+  const fromLink = /^#csrf=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (fromLink) {
+    sessionStorage.setItem('hearth-csrf', fromLink[1]);
+    history.replaceState(null, '', '/#today');
+  }
+  state.csrf = sessionStorage.getItem('hearth-csrf');
+  const expired = 'This page has expired. Run `hearth open` again.';
   try {
-    const res = await fetch('/api/session', { credentials: 'same-origin' });
-    if (!res.ok) throw new Error('This page has expired. Run `hearth open` again.');
+    if (!state.csrf) throw new Error(expired);
+    const res = await fetch('/api/session', {
+      credentials: 'same-origin',
+      headers: { 'X-Hearth-CSRF': state.csrf },
+    });
+    if (!res.ok) throw new Error(expired);
     const s = await res.json();
-    state.csrf = s.csrf;
     state.me = s.me;
   } catch (e) {
     $('status-line').textContent = e.message;
     return;
   }
-  const events = new EventSource('/api/events');
+  // EventSource cannot send a header: the token goes in the query, which no log keeps.
+  const events = new EventSource(`/api/events?csrf=${encodeURIComponent(state.csrf)}`);
   events.addEventListener('hearth', refreshSoon);
   events.addEventListener('open', refreshSoon);
   // A refused stream (the daemon restarted, so this session is gone) is not retried.

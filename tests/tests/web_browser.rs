@@ -474,8 +474,12 @@ fn the_page_asks_nothing_of_anyone_but_this_device() {
             "the page refers to {r}"
         );
     }
+    // Neither the link's token nor the CSRF token the swap handed over in the fragment
+    // stays in the address bar.
     let here = ada.js("return location.href", &[]).unwrap();
-    assert!(!here.as_str().unwrap().contains("token"), "{here}");
+    let here = here.as_str().unwrap();
+    assert!(!here.contains("token") && !here.contains("csrf"), "{here}");
+    assert!(here.ends_with("/#moments"), "{here}");
 }
 
 /// The closing note's figures, with `HEARTH_WEB_BENCH=1`:
