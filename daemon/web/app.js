@@ -482,8 +482,18 @@ async function refresh() {
     toast(e.message, true);
   }
 }
-let pending = null;
-function refreshSoon() { clearTimeout(pending); pending = setTimeout(refresh, 60); }
+// On an event, read again at once; events that come while a read is under way (a
+// write, its sync, the peer's status) make one more read after it, not one each.
+const reading = { now: false, again: false };
+async function refreshSoon() {
+  if (reading.now) { reading.again = true; return; }
+  reading.now = true;
+  try {
+    do { reading.again = false; await refresh(); } while (reading.again);
+  } finally {
+    reading.now = false;
+  }
+}
 
 function show(section) {
   if (!SECTIONS.includes(section)) section = 'today';
