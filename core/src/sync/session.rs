@@ -1259,12 +1259,9 @@ mod tests {
         session
     }
 
-    /// Sync states as a session hands them over for storage.
-    type Saved = Vec<(DocId, Vec<u8>)>;
-
-    /// Alice (initiating) and Bob with the same household, synced once, and the sync
-    /// states each saved at the end of that first session.
-    fn synced_once(allowed: &[DocId]) -> (Docs, Docs, Saved, Saved) {
+    /// Alice (initiating) and Bob with the same household, synced once, and a new
+    /// session each that resumes from the sync state saved at the end of that one.
+    fn reconnected(allowed: &[DocId]) -> (Docs, Docs, Session, Session) {
         let household = DocId::household();
         let mut a_docs = Docs::with(std::slice::from_ref(&household));
         let mut b_docs = Docs::with(&[]);
@@ -1280,7 +1277,21 @@ mod tests {
         assert!(events(&mut b).contains(&SessionEvent::SyncCompleted {
             doc: household.clone()
         }));
-        (a_docs, b_docs, a.persisted_states(), b.persisted_states())
+        let a = resumed(
+            alice_dev(),
+            bob_dev(),
+            Role::Initiator,
+            allowed,
+            a.persisted_states(),
+        );
+        let b = resumed(
+            bob_dev(),
+            alice_dev(),
+            Role::Responder,
+            allowed,
+            b.persisted_states(),
+        );
+        (a_docs, b_docs, a, b)
     }
 
     fn resumed(
@@ -1309,9 +1320,7 @@ mod tests {
     fn a_reconnect_with_nothing_new_takes_one_round_trip() {
         let household = DocId::household();
         let allowed = [household.clone()];
-        let (mut a_docs, mut b_docs, a_saved, b_saved) = synced_once(&allowed);
-        let mut a = resumed(alice_dev(), bob_dev(), Role::Initiator, &allowed, a_saved);
-        let mut b = resumed(bob_dev(), alice_dev(), Role::Responder, &allowed, b_saved);
+        let (mut a_docs, mut b_docs, mut a, mut b) = reconnected(&allowed);
         a.handle_start(Duration::ZERO, &mut a_docs);
 
         // Flight 1, Alice → Bob: `join` and her sync, without waiting for `peer`. It
@@ -1359,9 +1368,7 @@ mod tests {
         // both, so this and the test above cover old and new initiators against it.
         let household = DocId::household();
         let allowed = [household.clone()];
-        let (mut a_docs, mut b_docs, a_saved, b_saved) = synced_once(&allowed);
-        let mut a = resumed(alice_dev(), bob_dev(), Role::Initiator, &allowed, a_saved);
-        let mut b = resumed(bob_dev(), alice_dev(), Role::Responder, &allowed, b_saved);
+        let (mut a_docs, mut b_docs, mut a, mut b) = reconnected(&allowed);
         let first = drain(&mut a);
         assert_eq!(first.len(), 1);
         pump_from(first, &mut a, &mut a_docs, &mut b, &mut b_docs);
@@ -1389,9 +1396,7 @@ mod tests {
     fn a_change_during_the_handshake_goes_once_it_ends() {
         let household = DocId::household();
         let allowed = [household.clone()];
-        let (mut a_docs, mut b_docs, a_saved, b_saved) = synced_once(&allowed);
-        let mut a = resumed(alice_dev(), bob_dev(), Role::Initiator, &allowed, a_saved);
-        let mut b = resumed(bob_dev(), alice_dev(), Role::Responder, &allowed, b_saved);
+        let (mut a_docs, mut b_docs, mut a, mut b) = reconnected(&allowed);
         a.handle_start(Duration::ZERO, &mut a_docs);
         let first = drain(&mut a);
         edit(&mut a_docs, &household, "late", "yes");
