@@ -473,13 +473,7 @@ const NO_SESSION_PAGE: &str = "To see Hearth here, run `hearth open` on this com
 
 /// `GET /`: swaps `?token=` for a session, or serves the page to a session.
 async fn index<B: Backend>(State(page): State<Page<B>>, uri: Uri, headers: HeaderMap) -> Response {
-    let token = uri.query().and_then(|query| {
-        query
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("token="))
-            .map(String::from)
-    });
-    if let Some(token) = token {
+    if let Some(token) = query_param(&uri, "token").map(String::from) {
         return match page.auth.redeem(token).await {
             Some((session, csrf)) => {
                 let cookie =
@@ -522,6 +516,14 @@ async fn authorize<B>(
         return Err(no_csrf());
     }
     Ok(())
+}
+
+/// The value of `name` in the request's query (`token`, `csrf`: base64url, never escaped).
+fn query_param<'u>(uri: &'u Uri, name: &str) -> Option<&'u str> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then_some(value)
+    })
 }
 
 /// The CSRF token in its header.
@@ -716,9 +718,7 @@ async fn api_events<B: Backend>(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let sent = uri
-        .query()
-        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("csrf=")));
+    let sent = query_param(&uri, "csrf");
     if let Err(refusal) = authorize(&page, &headers, sent.map(str::as_bytes)).await {
         return refusal;
     }

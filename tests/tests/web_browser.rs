@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use hearth_api::{At, DocCall, LedgerAddParams, MomentParams};
+use hearth_api::{At, CheckinParams, DocCall, LedgerAddParams, MomentParams};
 use hearth_core::model::{Domain, Labour, MomentKind, Stage};
 use hearth_tests::harness::{wait_converged, TestDaemon};
 use hearth_tests::webdriver::{self, key, Browser, Driver};
@@ -192,6 +192,44 @@ fn a_checkin_on_adas_page_shows_on_bos_page_live() {
         .unwrap();
     let text = ada.text_of("#main").unwrap() + &bo.text_of("#main").unwrap();
     assert!(!text.contains('%'), "a percentage on the page: {text}");
+}
+
+/// Whatever the partner's device writes, a modified client's included, is text on this
+/// page: markup in a note or an ask shows as the characters it is and makes no element
+/// (and the CSP would refuse a script or a far image even if it did).
+#[test]
+fn markup_the_partner_writes_shows_as_text_and_runs_nothing() {
+    let Some(h) = household("markup_the_partner_writes_shows_as_text_and_runs_nothing") else {
+        return;
+    };
+    let ada = h.open(&h.ada, DESKTOP);
+    let ask = "<img id=\"planted\" src=\"/x\" onerror=\"window.planted=1\">bedtime?";
+    write(
+        &h.bo,
+        DocCall::CheckinAdd(CheckinParams {
+            battery: 30,
+            note: Some("<b id=\"bold\">tired</b><script>window.planted=2</script>".into()),
+            ask: Some(ask.into()),
+            ..CheckinParams::default()
+        }),
+    );
+    ada.wait_for_text("#today-asks", ask).unwrap();
+    let seen = ada
+        .wait_for_text("#log-recent", "<b id=\"bold\">tired</b>")
+        .unwrap();
+    assert!(seen.contains("<script>"), "{seen}");
+    let planted = ada
+        .js(
+            "return [document.getElementById('planted'), document.getElementById('bold'),
+                     window.planted || null, document.querySelectorAll('script').length]",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        planted,
+        serde_json::json!([null, null, null, 1]),
+        "only app.js runs"
+    );
 }
 
 #[test]

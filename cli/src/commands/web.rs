@@ -75,8 +75,8 @@ fn write_forwarding_page(data_dir: &Path, url: &str) -> std::io::Result<String> 
         .create_new(true)
         .mode(0o600)
         .open(&path)?;
+    // No fsync: the browser reads it at once, and a lost one is replaced by the next run.
     file.write_all(forwarding_page(url).as_bytes())?;
-    file.sync_all()?;
     let absolute = std::path::absolute(&path)?;
     Ok(format!("file://{}", absolute.display()))
 }
