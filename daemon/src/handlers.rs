@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hearth_core::doc::{DocError, DocKind, Docs};
-use hearth_core::model::{LedgerItem, Millis, PersonId, ValidationError, When};
+use hearth_core::model::{LedgerItem, Millis, ValidationError, When};
 use hearth_core::ops::records::{self, RecordError};
 use hearth_core::ops::roster::RosterOpError;
 use hearth_core::ops::transfer::{self, ImportError};
@@ -133,11 +133,6 @@ fn roster_error(e: RosterOpError) -> ApiError {
     };
     let hint = e.hint().unwrap_or("nothing was changed");
     ApiError::new(code, e.to_string(), hint)
-}
-
-/// Resolves `me`, `partner`, a name or an id prefix to a person (`ops::resolve_person`).
-pub fn resolve_person(docs: &Docs, who: &str) -> Result<PersonId, ApiError> {
-    ops::resolve_person(&docs.people(), docs.me, who).map_err(ops_error)
 }
 
 /// The daemon's source of new ids and sealing keys: the operating system's.

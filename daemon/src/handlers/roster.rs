@@ -146,7 +146,7 @@ pub fn roster_call(
 #[allow(clippy::unwrap_used)]
 mod roster_tests {
     use super::*;
-    use hearth_core::model::Person;
+    use hearth_core::model::{Person, PersonId};
 
     fn device(id: &str, person: PersonId) -> Device {
         Device::unsigned(id.into(), person, format!("device {id}"), "00".repeat(32))
