@@ -19,7 +19,7 @@ use hearth_core::doc::{Doc, DocKind, Docs};
 use hearth_core::identity::DeviceId;
 use hearth_core::model::{Millis, PersonId};
 use hearth_core::provenance::HeadProof;
-use hearth_core::sync::{Message, Role};
+use hearth_core::sync::{Message, Role, WireForm};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -78,6 +78,8 @@ pub enum ActorMsg {
         device: DeviceId,
         /// Which side dialled.
         role: Role,
+        /// The layout its frames use, as the handshake settled.
+        form: WireForm,
         /// Where the session's messages go.
         out: mpsc::UnboundedSender<Outbound>,
     },
@@ -880,8 +882,11 @@ impl Actor {
                     conn,
                     device,
                     role,
+                    form,
                     out,
-                } => self.hub.connected(&mut self.docs, conn, device, role, out),
+                } => self
+                    .hub
+                    .connected(&mut self.docs, conn, device, role, form, out),
                 ActorMsg::Sent {
                     conn,
                     frames,

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use hearth_core::identity::DeviceId;
 use hearth_core::sync::dial::{keep_existing, Dialer, LiveLink, BACKOFF_MAX};
-use hearth_core::sync::{FrameDecoder, Role};
+use hearth_core::sync::{FrameDecoder, LinkEnds, PeerId, Role};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -472,12 +472,14 @@ impl Net {
             }
         };
         let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let form = transport::negotiated_sync_form(&connection);
         if self
             .actor
             .send(ActorMsg::PeerConnected {
                 conn,
                 device,
                 role,
+                form,
                 out: out_tx,
             })
             .await
@@ -496,8 +498,21 @@ impl Net {
             device,
             traffic.clone(),
         ));
-        self.read_link(&connection, &mut recv, conn, device, dialled, &traffic)
-            .await;
+        let ends = LinkEnds {
+            local: PeerId::from(&self.transport.device_id()),
+            remote: PeerId::from(&device),
+        };
+        let decoder = FrameDecoder::for_link(form, ends);
+        self.read_link(
+            &connection,
+            &mut recv,
+            decoder,
+            conn,
+            device,
+            dialled,
+            &traffic,
+        )
+        .await;
         writer.abort();
         let _ = self.actor.send(ActorMsg::PeerClosed { conn }).await;
         self.tell(NetMsg::Unregister { device, conn });
@@ -508,12 +523,12 @@ impl Net {
         &self,
         connection: &quinn::Connection,
         recv: &mut quinn::RecvStream,
+        mut decoder: FrameDecoder,
         conn: ConnId,
         device: DeviceId,
         dialled: bool,
         traffic: &TrafficCounters,
     ) {
-        let mut decoder = FrameDecoder::new();
         let mut buf = vec![0u8; 64 * 1024];
         // A dialled connection counts as established once the peer's first frame
         // arrives (see the transport docs); only then is its address's backoff reset.

@@ -24,7 +24,7 @@ use hearth_core::sync::hub::{
     roster_members, CloseWhy, EpochKeys, HubDocs, HubEvent, TimeoutOutcome,
 };
 use hearth_core::sync::{
-    DocAccess, DocId, Hub, HubConfig, HubOutput, Message, Now, Role, SyncLimits,
+    DocAccess, DocId, Hub, HubConfig, HubOutput, Message, Now, Role, SyncLimits, WireForm,
 };
 use ring::signature::Ed25519KeyPair;
 use serde::{Deserialize, Serialize};
@@ -438,13 +438,14 @@ impl SyncDriver {
         conn: ConnId,
         device: DeviceId,
         role: Role,
+        form: WireForm,
         out: mpsc::UnboundedSender<Outbound>,
     ) {
         self.writers.insert(conn, out);
         let saved = self.states.load(&device);
         let epoch = self.keys.current();
         self.input(docs, |hub, now, docs| {
-            hub.handle_connected(now, docs, conn, device, role, saved, epoch)
+            hub.handle_connected(now, docs, conn, device, role, form, saved, epoch)
         });
     }
 

@@ -40,8 +40,8 @@ use hearth_core::pair::{
     PairingCode, TlsBinding, PAIR_MAX_FRAME,
 };
 use hearth_core::sync::{
-    encode_frame, DocAccess, DocId, FrameDecoder, FrameError, Message, PeerId, PeerMetadata, Role,
-    Session, SessionConfig, SessionEvent, SyncLimits,
+    encode_frame, encode_frame_as, DocAccess, DocId, FrameDecoder, FrameError, LinkEnds, Message,
+    PeerId, PeerMetadata, Role, Session, SessionConfig, SessionEvent, SyncLimits, WireForm,
 };
 use hearthd::storage::{DocStore, StoreError};
 use rand::SeedableRng;
@@ -119,23 +119,27 @@ impl<'a> Input<'a> {
 /// frame cap (0 = the real [`hearth_core::sync::MAX_FRAME`]), the rest is the stream.
 pub fn frame_decoder(data: &[u8]) {
     let mut input = Input::new(data);
-    let chunk = 1 + usize::from(input.byte() % 64);
+    let first = input.byte();
+    let chunk = 1 + usize::from(first % 64);
+    // The top bit picks the connection's layout: classic or lean.
+    let form = if first & 0x80 == 0 {
+        WireForm::Classic
+    } else {
+        WireForm::Lean
+    };
     let cap = match input.byte() {
         0 => None,
         b => Some(16 + usize::from(b) * 16),
     };
     let stream = input.rest();
-    let mut decoder = match cap {
-        Some(cap) => FrameDecoder::with_max_frame(cap),
-        None => FrameDecoder::new(),
-    };
+    let mut decoder = decoder_for(form, cap);
     'feed: for piece in stream.chunks(chunk) {
         if decoder.push(piece).is_err() {
             break;
         }
         loop {
             match decoder.next_message() {
-                Ok(Some(message)) => check_round_trip(&message, cap),
+                Ok(Some(message)) => check_round_trip(&message, form, cap),
                 Ok(None) => break,
                 Err(FrameError::TooLarge { .. }) if cap.is_some() => break 'feed,
                 Err(_) => break 'feed,
@@ -152,15 +156,25 @@ pub fn frame_decoder(data: &[u8]) {
     }
 }
 
-fn check_round_trip(message: &Message, cap: Option<usize>) {
-    let Ok(frame) = encode_frame(message) else {
+/// A decoder for a link between Bob (remote) and Alice (local) in `form`, capped.
+fn decoder_for(form: WireForm, cap: Option<usize>) -> FrameDecoder {
+    let decoder = match cap {
+        Some(cap) => FrameDecoder::with_max_frame(cap),
+        None => FrameDecoder::new(),
+    };
+    let ends = LinkEnds {
+        local: PeerId::from(&alice()),
+        remote: PeerId::from(&bob()),
+    };
+    decoder.speaking(form, ends)
+}
+
+fn check_round_trip(message: &Message, form: WireForm, cap: Option<usize>) {
+    let Ok(frame) = encode_frame_as(message, form) else {
         // Only a message over the real cap cannot be encoded; a decoded one never is.
         panic!("a decoded message could not be re-encoded: {message:?}");
     };
-    let mut again = match cap {
-        Some(cap) => FrameDecoder::with_max_frame(cap.max(frame.len())),
-        None => FrameDecoder::new(),
-    };
+    let mut again = decoder_for(form, cap.map(|cap| cap.max(frame.len())));
     if let Err(e) = again.push(&frame) {
         panic!("a re-encoded message was refused: {e}");
     }

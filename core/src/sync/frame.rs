@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use ciborium::value::Value;
 
+use super::lean::{LinkEnds, WireForm};
 use super::message::Message;
 use super::ApplicationErrorCode;
 
@@ -108,9 +109,15 @@ impl FrameError {
     }
 }
 
-/// Encodes `message` as one frame: a 4-byte big-endian length, then CBOR.
+/// Encodes `message` as one frame in the classic layout: a 4-byte big-endian length,
+/// then CBOR.
 pub fn encode_frame(message: &Message) -> Result<Vec<u8>, FrameError> {
-    frame_value(&message.to_value(), MAX_FRAME)
+    encode_frame_as(message, WireForm::Classic)
+}
+
+/// Encodes `message` as one frame in the layout `form` of its connection.
+pub fn encode_frame_as(message: &Message, form: WireForm) -> Result<Vec<u8>, FrameError> {
+    frame_value(&message.to_value_as(form), MAX_FRAME)
 }
 
 /// Encodes an arbitrary CBOR value as one frame under `max` bytes of payload.
@@ -143,6 +150,8 @@ pub struct FrameDecoder {
     buf: Vec<u8>,
     max: usize,
     poisoned: bool,
+    /// The connection's ends when it speaks the lean layout; `None` for classic.
+    lean_ends: Option<LinkEnds>,
 }
 
 impl Default for FrameDecoder {
@@ -163,6 +172,21 @@ impl FrameDecoder {
             buf: Vec::new(),
             max,
             poisoned: false,
+            lean_ends: None,
+        }
+    }
+
+    /// A decoder with the [`MAX_FRAME`] cap for a sync connection that speaks `form`,
+    /// between `ends` (which lean messages leave out).
+    pub fn for_link(form: WireForm, ends: LinkEnds) -> Self {
+        Self::new().speaking(form, ends)
+    }
+
+    /// This decoder, reading messages in `form`'s layout between `ends`.
+    pub fn speaking(self, form: WireForm, ends: LinkEnds) -> Self {
+        Self {
+            lean_ends: (form == WireForm::Lean).then_some(ends),
+            ..self
         }
     }
 
@@ -209,7 +233,7 @@ impl FrameDecoder {
     pub fn next_message(&mut self) -> Result<Option<Message>, FrameError> {
         match self.next_frame()? {
             None => Ok(None),
-            Some(payload) => match Message::decode(&payload) {
+            Some(payload) => match Message::decode_as(&payload, self.lean_ends.as_ref()) {
                 Ok(message) => Ok(Some(message)),
                 Err(err) => {
                     self.poisoned = true;
@@ -241,6 +265,17 @@ impl FrameDecoder {
     }
 }
 
+/// Reads `payload` as exactly one CBOR item, nested no deeper than our messages need.
+pub(crate) fn read_cbor(payload: &[u8]) -> Result<Value, FrameError> {
+    let mut rest = payload;
+    let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut rest, RECURSION_LIMIT)
+        .map_err(|_| FrameError::MalformedCbor)?;
+    if !rest.is_empty() {
+        return Err(FrameError::TrailingBytes { extra: rest.len() });
+    }
+    Ok(value)
+}
+
 /// A decoded CBOR map with text keys and a text `type`, read field by field.
 ///
 /// Unknown keys are ignored so that a peer on a newer version may add fields; a key
@@ -255,14 +290,7 @@ impl CborMap {
     /// Decodes `payload` as exactly one CBOR map and returns it with its `type`, which
     /// must be one of `known` (the returned kind is the matching `'static` string).
     pub(crate) fn decode(payload: &[u8], known: &[&'static str]) -> Result<Self, FrameError> {
-        let mut rest = payload;
-        let value: Value =
-            ciborium::de::from_reader_with_recursion_limit(&mut rest, RECURSION_LIMIT)
-                .map_err(|_| FrameError::MalformedCbor)?;
-        if !rest.is_empty() {
-            return Err(FrameError::TrailingBytes { extra: rest.len() });
-        }
-        let Value::Map(entries) = value else {
+        let Value::Map(entries) = read_cbor(payload)? else {
             return Err(FrameError::NotAMessage);
         };
         let mut seen = BTreeSet::new();
@@ -443,7 +471,7 @@ pub(crate) fn text(s: &str) -> Value {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::sync::message::{PeerId, PeerMetadata};
     use crate::sync::DocId;

@@ -35,8 +35,8 @@ use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    encode_frame, ApplicationErrorCode, DocAccess, DocId, Message, Policy, Role, Session,
-    SessionConfig, SessionError, SessionEvent, SyncLimits,
+    encode_frame_as, ApplicationErrorCode, DocAccess, DocId, Message, Policy, Role, Session,
+    SessionConfig, SessionError, SessionEvent, SyncLimits, WireForm,
 };
 use crate::epochs::Epoch;
 use crate::identity::DeviceId;
@@ -133,7 +133,7 @@ pub enum HubOutput {
     Send {
         /// The connection.
         conn: ConnId,
-        /// One frame ([`encode_frame`]).
+        /// One frame ([`encode_frame_as`], in the connection's layout).
         frame: Vec<u8>,
     },
     /// Close the connection, after what it already has to send.
@@ -258,6 +258,8 @@ pub struct HubConfig {
 struct Link {
     device: DeviceId,
     session: Session,
+    /// The layout this connection's frames use, as its ALPN settled.
+    form: WireForm,
     /// Frames and bytes handed to the driver and not yet reported written.
     queued_frames: usize,
     queued_bytes: usize,
@@ -457,6 +459,7 @@ impl Hub {
         conn: ConnId,
         device: DeviceId,
         role: Role,
+        form: WireForm,
         saved: Vec<(DocId, Vec<u8>)>,
         epoch: Option<Epoch>,
     ) {
@@ -499,6 +502,7 @@ impl Hub {
             Link {
                 device,
                 session,
+                form,
                 queued_frames: 0,
                 queued_bytes: 0,
                 ready: false,
@@ -838,7 +842,7 @@ impl Hub {
         let device = link.device;
         let mut overflow = false;
         while let Some(message) = link.session.poll_transmit() {
-            let frame = match encode_frame(&message) {
+            let frame = match encode_frame_as(&message, link.form) {
                 Ok(frame) => frame,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not encode a sync message");

@@ -9,7 +9,8 @@ use std::fmt;
 
 use ciborium::value::Value;
 
-use super::frame::{text, CborMap, FrameError, MapBuilder};
+use super::frame::{read_cbor, text, CborMap, FrameError, MapBuilder};
+use super::lean::{self, LinkEnds, WireForm};
 use super::{DocId, MAX_ID_LEN};
 
 /// The only protocol version of automerge-repo's sync protocol, and ours.
@@ -37,10 +38,10 @@ const KNOWN_TYPES: &[&str] = &[
 /// Most signed heads one `hearth-proofs` message carries: one per device of a household.
 pub const MAX_PROOFS: usize = 64;
 /// Longest signed head accepted on the wire (see `provenance::PROOF_LEN`).
-const MAX_PROOF_BYTES: usize = 256;
+pub(crate) const MAX_PROOF_BYTES: usize = 256;
 
 /// Longest `error` text we send or keep: enough to explain, too short to smuggle data.
-const MAX_ERROR_TEXT: usize = 512;
+pub(crate) const MAX_ERROR_TEXT: usize = 512;
 
 /// The peer id carried in `senderId`/`targetId`; for Hearth, a device id in canonical
 /// form, which the session checks against the TLS identity.
@@ -78,7 +79,7 @@ impl fmt::Display for PeerId {
 }
 
 /// The longest epoch tag accepted in peer metadata (a fingerprint is 16 hex digits).
-const MAX_EPOCH_TAG_LEN: usize = 64;
+pub(crate) const MAX_EPOCH_TAG_LEN: usize = 64;
 
 /// What a peer says about itself in `join` and `peer`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -347,7 +348,24 @@ impl Message {
         .build()
     }
 
-    /// Decodes one frame payload.
+    /// Decodes one frame payload in the layout of a connection: classic when `lean_ends`
+    /// is `None`, else lean ([`super::lean`]), naming those ends as sender and target.
+    pub fn decode_as(payload: &[u8], lean_ends: Option<&LinkEnds>) -> Result<Self, FrameError> {
+        match lean_ends {
+            None => Self::decode(payload),
+            Some(ends) => lean::from_value(read_cbor(payload)?, ends),
+        }
+    }
+
+    /// The message as a CBOR value in `form`'s layout.
+    pub(crate) fn to_value_as(&self, form: WireForm) -> Value {
+        match form {
+            WireForm::Classic => self.to_value(),
+            WireForm::Lean => lean::to_value(self),
+        }
+    }
+
+    /// Decodes one frame payload in the classic layout.
     pub fn decode(payload: &[u8]) -> Result<Self, FrameError> {
         let mut map = CborMap::decode(payload, KNOWN_TYPES)?;
         let message = match map.kind() {

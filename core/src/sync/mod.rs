@@ -9,6 +9,8 @@
 //! * [`message`]: the vocabulary of automerge-repo's sync protocol (`join`, `peer`,
 //!   `request`, `sync`, `doc-unavailable`, `error`), so a samod or automerge-repo peer
 //!   could speak it over a QUIC stream.
+//! * [`lean`]: the same vocabulary without device ids or key names, which two Hearth
+//!   devices agree on by ALPN (`hearth/2`).
 //! * [`session`]: [`Session`], one state machine per connected peer device.
 //! * [`sim`]: a deterministic multi-peer network of sessions for tests.
 //!
@@ -34,6 +36,7 @@
 pub mod dial;
 pub mod frame;
 pub mod hub;
+pub mod lean;
 pub mod message;
 pub mod policy;
 pub mod session;
@@ -44,8 +47,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use frame::{encode_frame, FrameDecoder, FrameError, MAX_FRAME};
+pub use frame::{encode_frame, encode_frame_as, FrameDecoder, FrameError, MAX_FRAME};
 pub use hub::{Hub, HubConfig, HubOutput, Now};
+pub use lean::{LinkEnds, WireForm};
 pub use message::{Message, PeerId, PeerMetadata, PROTOCOL_VERSION};
 pub use policy::Policy;
 pub use session::{

@@ -45,7 +45,8 @@ use uuid::Uuid;
 
 use super::frame::FrameDecoder;
 use super::hub::{CloseWhy, ConnId, Hub, HubConfig, HubDocs, HubEvent, HubOutput, Member, Now};
-use super::message::Message;
+use super::lean::{LinkEnds, WireForm};
+use super::message::{Message, PeerId};
 use super::policy::Policy;
 use super::session::{DocAccess, Role, SessionEvent, SyncLimits};
 use super::DocId;
@@ -181,6 +182,7 @@ struct End {
 #[derive(Debug)]
 struct Link {
     conn: ConnId,
+    form: WireForm,
     ends: [End; 2],
 }
 
@@ -441,17 +443,18 @@ impl<R: RngCore> Network<R> {
         }
         let conn = self.next_conn;
         self.next_conn += 1;
-        let end = || End {
-            inbox: Vec::new(),
-            decoder: FrameDecoder::new(),
+        // Half the links speak the lean layout, so every property covers both.
+        let form = if conn % 2 == 1 {
+            WireForm::Lean
+        } else {
+            WireForm::Classic
         };
-        self.links.insert(
-            pair,
-            Link {
-                conn,
-                ends: [end(), end()],
-            },
-        );
+        let end = |local: usize, remote: usize| End {
+            inbox: Vec::new(),
+            decoder: FrameDecoder::for_link(form, self.ends(local, remote)),
+        };
+        let ends = [end(pair.0, pair.1), end(pair.1, pair.0)];
+        self.links.insert(pair, Link { conn, form, ends });
         for (me, them, role) in [
             (pair.0, pair.1, Role::Initiator),
             (pair.1, pair.0, Role::Responder),
@@ -463,7 +466,7 @@ impl<R: RngCore> Network<R> {
                 .unwrap_or_default();
             let peer = self.devices[them].device;
             self.with_hub(me, |hub, now, docs| {
-                hub.handle_connected(now, docs, conn, peer, role, saved, None);
+                hub.handle_connected(now, docs, conn, peer, role, form, saved, None);
             });
         }
         true
@@ -549,6 +552,14 @@ impl<R: RngCore> Network<R> {
     }
 
     /// The link a connection of device `me` belongs to, and `me`'s side of it.
+    /// Device `local`'s view of its link with `remote`, as the TLS handshake proves it.
+    fn ends(&self, local: usize, remote: usize) -> LinkEnds {
+        LinkEnds {
+            local: PeerId::from(&self.devices[local].device),
+            remote: PeerId::from(&self.devices[remote].device),
+        }
+    }
+
     fn link_of(&self, me: usize, conn: ConnId) -> Option<((usize, usize), usize)> {
         self.links
             .iter()
@@ -638,8 +649,10 @@ impl<R: RngCore> Network<R> {
         };
         let them = if side == 0 { pair.1 } else { pair.0 };
         let payload = frame.get(4..).unwrap_or_default();
+        let lean = self.links.get(&pair).map(|link| link.form) == Some(WireForm::Lean);
+        let ends = lean.then(|| self.ends(them, me));
         if let Ok(Message::Sync { document_id, .. } | Message::Request { document_id, .. }) =
-            Message::decode(payload)
+            Message::decode_as(payload, ends.as_ref())
         {
             for end in [me, them] {
                 if let Some(dev) = self.devices.get(end) {

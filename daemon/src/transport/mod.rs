@@ -53,7 +53,8 @@
 //!
 //! # Protocols and who may use them
 //!
-//! ALPN [`ALPN_SYNC`] (`hearth/1`) carries sync and is open only to keys the policy
+//! ALPN [`ALPN_SYNC_LEAN`] (`hearth/2`) and [`ALPN_SYNC`] (`hearth/1`) carry sync, in
+//! the lean and the classic layout of one vocabulary, and are open only to keys the policy
 //! allows ([`TrustPolicy::allows_sync`]: on the roster and not revoked). ALPN
 //! [`ALPN_PAIR`] (`hearth-pair/1`) carries pairing, whose peer is by definition not on the
 //! roster yet; it accepts any well-formed Ed25519 certificate with a valid handshake
@@ -127,6 +128,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use hearth_core::identity::DeviceId;
+use hearth_core::sync::WireForm;
 use quinn::crypto::rustls::{
     HandshakeData, NoInitialCipherSuite, QuicClientConfig, QuicServerConfig,
 };
@@ -141,8 +143,12 @@ use verify::{
     Claim, ClientVerifier, DialerCertResolver, HandshakeGate, ListenerCertResolver, ServerVerifier,
 };
 
-/// ALPN protocol id for sync connections.
+/// ALPN protocol id for sync connections in the classic layout, which every version
+/// of Hearth speaks.
 pub const ALPN_SYNC: &[u8] = b"hearth/1";
+/// ALPN protocol id for sync connections in the lean layout
+/// (`hearth_core::sync::lean`): the same messages without device ids.
+pub const ALPN_SYNC_LEAN: &[u8] = b"hearth/2";
 /// ALPN protocol id for pairing connections.
 pub const ALPN_PAIR: &[u8] = b"hearth-pair/1";
 /// The TLS server name every device dials. It is a placeholder (`.invalid` cannot
@@ -167,7 +173,7 @@ pub type PublicKey = [u8; 32];
 /// The application protocol of a connection, negotiated by ALPN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Alpn {
-    /// Sync between trusted devices ([`ALPN_SYNC`]).
+    /// Sync between trusted devices ([`ALPN_SYNC_LEAN`] or [`ALPN_SYNC`]).
     Sync,
     /// Pairing a new device ([`ALPN_PAIR`]).
     Pair,
@@ -178,11 +184,14 @@ impl Alpn {
     /// when a client offers several.
     const LISTENER_ORDER: [Self; 2] = [Self::Sync, Self::Pair];
 
-    /// The ALPN protocol id on the wire.
-    pub fn as_bytes(self) -> &'static [u8] {
+    /// The ALPN protocol ids that carry this protocol, most preferred first. Sync has
+    /// two layouts of one vocabulary; a listener picks the first the dialler offers,
+    /// so two devices that both know the lean one use it, and an older device is
+    /// answered in the classic one without a retry.
+    pub fn protocol_ids(self) -> &'static [&'static [u8]] {
         match self {
-            Self::Sync => ALPN_SYNC,
-            Self::Pair => ALPN_PAIR,
+            Self::Sync => &[ALPN_SYNC_LEAN, ALPN_SYNC],
+            Self::Pair => &[ALPN_PAIR],
         }
     }
 
@@ -190,13 +199,13 @@ impl Alpn {
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         Self::LISTENER_ORDER
             .into_iter()
-            .find(|alpn| alpn.as_bytes() == bytes)
+            .find(|alpn| alpn.protocol_ids().contains(&bytes))
     }
 
-    /// The protocol id as text, for logs.
+    /// The protocol as text, for logs.
     pub fn name(self) -> &'static str {
         match self {
-            Self::Sync => "hearth/1",
+            Self::Sync => "hearth sync",
             Self::Pair => "hearth-pair/1",
         }
     }
@@ -562,6 +571,19 @@ pub fn negotiated_alpn(connection: &quinn::Connection) -> Option<Alpn> {
     Alpn::from_bytes(data.protocol.as_deref()?)
 }
 
+/// The layout a sync connection's frames use, by the ALPN id it negotiated.
+pub fn negotiated_sync_form(connection: &quinn::Connection) -> WireForm {
+    let protocol = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    if protocol.as_deref() == Some(ALPN_SYNC_LEAN) {
+        WireForm::Lean
+    } else {
+        WireForm::Classic
+    }
+}
+
 /// Turns a [`quinn::ConnectionError`] seen on `connection` (for instance from a stream
 /// read) into an actionable [`TransportError`]; in particular a handshake refusal that
 /// arrives after [`Transport::connect`] returned becomes
@@ -636,6 +658,9 @@ struct Shared {
     /// The endpoint's default configuration, which refuses everyone; per-connection
     /// configurations are clones of it with their own TLS configuration.
     fallback: quinn::ServerConfig,
+    /// Offers and accepts only `hearth/1` for sync, as a device from before the lean
+    /// layout did (tests of the two talking to each other).
+    classic_only: bool,
 }
 
 impl Shared {
@@ -645,6 +670,7 @@ impl Shared {
         trust: &Arc<dyn TrustPolicy>,
         provider: &Arc<CryptoProvider>,
         gate: Option<Arc<HandshakeGate>>,
+        protocol_ids: Vec<Vec<u8>>,
     ) -> Result<Arc<QuicServerConfig>, TransportError> {
         let verifier = ClientVerifier {
             provider: Arc::clone(provider),
@@ -660,10 +686,7 @@ impl Shared {
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(Arc::new(verifier))
             .with_cert_resolver(Arc::new(resolver));
-        tls.alpn_protocols = Alpn::LISTENER_ORDER
-            .into_iter()
-            .map(|alpn| alpn.as_bytes().to_vec())
-            .collect();
+        tls.alpn_protocols = protocol_ids;
         // No 0-RTT and no resumption: both would let a peer in without its certificate
         // being judged again.
         tls.max_early_data_size = 0;
@@ -677,8 +700,24 @@ impl Shared {
         gate: Arc<HandshakeGate>,
     ) -> Result<quinn::ServerConfig, TransportError> {
         let mut config = self.fallback.clone();
-        config.crypto = Self::server_crypto(self.device, &self.trust, &self.provider, Some(gate))?;
+        config.crypto = Self::server_crypto(
+            self.device,
+            &self.trust,
+            &self.provider,
+            Some(gate),
+            self.offered(&Alpn::LISTENER_ORDER),
+        )?;
         Ok(config)
+    }
+
+    /// The ALPN ids of `protocols`, in order, that this endpoint speaks.
+    fn offered(&self, protocols: &[Alpn]) -> Vec<Vec<u8>> {
+        protocols
+            .iter()
+            .flat_map(|alpn| alpn.protocol_ids())
+            .filter(|id| !(self.classic_only && **id == ALPN_SYNC_LEAN))
+            .map(|id| id.to_vec())
+            .collect()
     }
 
     fn client_config(
@@ -702,7 +741,7 @@ impl Shared {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_client_cert_resolver(Arc::new(resolver));
-        tls.alpn_protocols = vec![alpn.as_bytes().to_vec()];
+        tls.alpn_protocols = self.offered(&[alpn]);
         tls.resumption = rustls::client::Resumption::disabled();
         tls.enable_early_data = false;
         // The name is the same fixed placeholder for every device; sending it would
@@ -755,6 +794,11 @@ impl Transport {
             &trust,
             &provider,
             None,
+            Alpn::LISTENER_ORDER
+                .iter()
+                .flat_map(|alpn| alpn.protocol_ids())
+                .map(|id| id.to_vec())
+                .collect(),
         )?);
         fallback.transport_config(Arc::clone(&transport));
         let socket = bind_udp(bind)?;
@@ -776,8 +820,23 @@ impl Transport {
                 provider,
                 transport,
                 fallback,
+                classic_only: false,
             }),
         })
+    }
+
+    /// This endpoint speaks sync only as a device from before `hearth/2` did.
+    #[cfg(test)]
+    pub(crate) fn classic_only(mut self) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.classic_only = true;
+        }
+        self
+    }
+
+    /// This device's id, the key its endpoint proves.
+    pub fn device_id(&self) -> DeviceId {
+        DeviceId::from_public_key(&self.shared.device)
     }
 
     /// The address the endpoint listens on (with the real port if bound to port 0).

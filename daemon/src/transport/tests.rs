@@ -749,9 +749,11 @@ fn close_codes_round_trip() {
 #[test]
 fn alpn_ids_round_trip() {
     for alpn in Alpn::LISTENER_ORDER {
-        assert_eq!(Alpn::from_bytes(alpn.as_bytes()), Some(alpn));
-        assert_eq!(alpn.name().as_bytes(), alpn.as_bytes());
+        for id in alpn.protocol_ids() {
+            assert_eq!(Alpn::from_bytes(id), Some(alpn));
+        }
     }
+    assert_eq!(Alpn::from_bytes(ALPN_SYNC_LEAN), Some(Alpn::Sync));
     assert_eq!(Alpn::from_bytes(b"h3"), None);
 }
 
@@ -795,4 +797,32 @@ async fn a_removed_device_holding_an_old_epoch_never_sees_a_dialers_certificate(
         0,
         "the removed device was shown the dialler's device certificate"
     );
+}
+
+#[tokio::test]
+async fn two_new_devices_agree_on_the_lean_layout_and_an_older_one_gets_the_classic() {
+    // Alice and Bob both know `hearth/2`; Carol is a device from before it.
+    let alice = Device::new();
+    let bob = Device::new();
+    let mut carol = Device::new();
+    carol.transport = carol.transport.classic_only();
+    for (a, b) in [(&alice, &bob), (&alice, &carol), (&bob, &carol)] {
+        a.trusts(b);
+        b.trusts(a);
+    }
+    let form = |connection: &quinn::Connection| negotiated_sync_form(connection);
+    for (listener, dialer, expected) in [
+        (&alice, &bob, WireForm::Lean),
+        (&alice, &carol, WireForm::Classic),
+        (&carol, &bob, WireForm::Classic),
+    ] {
+        let (accepted, dialed) = sync_attempt(&listener.transport, &dialer.transport).await;
+        let (accepted, dialed) = (accepted.unwrap(), dialed.unwrap());
+        // Both ends read the same layout off the handshake, and both see sync.
+        assert_eq!(accepted.alpn, Alpn::Sync);
+        assert_eq!(negotiated_alpn(&dialed.connection), Some(Alpn::Sync));
+        assert_eq!(form(&accepted.connection), expected);
+        assert_eq!(form(&dialed.connection), expected);
+        close(&dialed.connection, CloseReason::Done);
+    }
 }

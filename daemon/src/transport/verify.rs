@@ -162,7 +162,7 @@ fn selected_alpn(hello: &ClientHello<'_>) -> Option<Alpn> {
     let offered: Vec<&[u8]> = hello.alpn()?.collect();
     Alpn::LISTENER_ORDER
         .into_iter()
-        .find(|ours| offered.contains(&ours.as_bytes()))
+        .find(|ours| ours.protocol_ids().iter().any(|id| offered.contains(id)))
 }
 
 /// The listener's certificate resolver for one connection.

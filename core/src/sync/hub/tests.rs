@@ -158,6 +158,7 @@ fn connect(a: &mut Side, b: &mut Side, a_id: u8, b_id: u8, now: Now) {
         1,
         device_id(b_id),
         Role::Initiator,
+        WireForm::Classic,
         Vec::new(),
         None,
     );
@@ -167,6 +168,7 @@ fn connect(a: &mut Side, b: &mut Side, a_id: u8, b_id: u8, now: Now) {
         1,
         device_id(a_id),
         Role::Responder,
+        WireForm::Classic,
         Vec::new(),
         None,
     );
@@ -392,6 +394,7 @@ fn epoch_rig(partner_first: bool) -> (Docs, MemoryKeys, Hub) {
             conn,
             device_id(peer),
             Role::Responder,
+            WireForm::Classic,
             Vec::new(),
             keys.current(),
         );
