@@ -1147,8 +1147,8 @@ fn wire_figures(
             None => report.add(SECTION, data, name, ratio, Unit::Ratio),
         }
         // What the envelopes cost beyond Automerge's own messages: the frames' length
-        // prefixes, message types and keys, the handshake, and the device ids that every
-        // message names (54 bytes each as CBOR text) although TLS already binds them.
+        // prefixes, message tags and the handshake (`hearth/2` names no device ids; a
+        // `hearth/1` link to an older device names two in every message).
         report.add(
             SECTION,
             data,
@@ -1156,25 +1156,6 @@ fn wire_figures(
             (sent + received).saturating_sub(yardstick) as f64,
             Unit::Bytes,
         );
-        let ids = ID_CBOR_BYTES * ids_named(frames_sent + frames_received);
-        report.add(
-            SECTION,
-            data,
-            "  of which device ids (join names one, other messages two)",
-            ids as f64,
-            Unit::Bytes,
-        );
-    }
-}
-
-/// A device id (52 base32 letters) as CBOR text.
-const ID_CBOR_BYTES: u64 = 54;
-
-/// Device ids the frames name at the least: `join` one, every other message two.
-fn ids_named(frames: u64) -> u64 {
-    match frames {
-        0 => 0,
-        n => 1 + 2 * (n - 1),
     }
 }
 
