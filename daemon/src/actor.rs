@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
 use hearth_core::doc::{Doc, DocKind, Docs};
@@ -35,6 +35,10 @@ use hearth_core::roster::RosterExport;
 
 /// The most calls folded into one group commit.
 const MAX_BATCH: usize = 512;
+/// How long the owner must have had nothing to do before it compacts a store: longer
+/// than the gaps inside a burst of writes or a sync exchange, short enough that a
+/// person never waits behind it after putting the laptop down.
+const COMPACT_WHEN_IDLE: Duration = Duration::from_millis(250);
 
 /// Where a call's answer goes.
 type Reply = oneshot::Sender<Result<Value, ApiError>>;
@@ -266,6 +270,9 @@ pub struct Actor {
     /// A device stopped being trusted in this batch: the household secret moves to a
     /// new epoch before anything else goes out.
     trust_shrank: bool,
+    /// Documents whose chunks call for compaction, done once the owner is idle for
+    /// [`COMPACT_WHEN_IDLE`].
+    compaction_due: BTreeSet<DocKind>,
     /// The data directory: the documents, the read cache and `device.json`.
     data_dir: DataDir,
 }
@@ -377,6 +384,7 @@ impl Actor {
             refused_from: BTreeMap::new(),
             trusted: BTreeSet::new(),
             trust_shrank: false,
+            compaction_due: BTreeSet::new(),
             data_dir: ctx.data_dir,
         };
         actor.docs.set_device_key(signer_key(&actor.signer));
@@ -536,13 +544,39 @@ impl Actor {
         }
     }
 
-    fn compact_if_needed(&mut self, kind: DocKind) {
+    /// Marks `kind` for compaction at the next quiet moment if its chunks call for it,
+    /// or compacts it now if they have piled up past what waiting is worth.
+    fn compact_when_idle(&mut self, kind: DocKind) {
+        let store = &self.parts(kind).1.store;
+        if store.must_compact() {
+            self.compact(kind);
+        } else if store.needs_compaction() {
+            self.compaction_due.insert(kind);
+        }
+    }
+
+    /// Compacts every document marked for it.
+    fn compact_due(&mut self) {
+        for kind in std::mem::take(&mut self.compaction_due) {
+            let clock = crate::sync_hub::phases::Clock::start();
+            self.compact(kind);
+            clock.stop(|p| &mut p.compact, 0);
+        }
+    }
+
+    fn compact(&mut self, kind: DocKind) {
+        self.compaction_due.remove(&kind);
         let (doc, stored) = self.parts(kind);
         if stored.store.needs_compaction() {
             let proofs: Vec<Vec<u8>> = doc.proofs().settled().map(HeadProof::encode).collect();
-            if let Err(e) = stored.store.compact(doc.automerge(), &proofs) {
+            match stored.store.compact(doc.automerge(), &proofs) {
+                Ok(()) => {
+                    tracing::info!(doc = %stored.doc_kind.doc_id(), "compacted a document into one snapshot")
+                }
                 // Compaction is an optimisation: the chunks it would replace are intact.
-                tracing::warn!(doc = %stored.doc_kind.doc_id(), error = %e.for_log(), "compaction failed; will retry later");
+                Err(e) => {
+                    tracing::warn!(doc = %stored.doc_kind.doc_id(), error = %e.for_log(), "compaction failed; will retry later")
+                }
             }
         }
     }
@@ -760,6 +794,7 @@ impl Actor {
     /// Starts the owner thread, and a timer task on the current tokio runtime that
     /// wakes it when a session timer is due.
     pub fn spawn(self) -> std::io::Result<ActorHandle> {
+        let runtime = tokio::runtime::Handle::current();
         let (tx, rx) = mpsc::channel(4096);
         let mut deadline = self.deadline.subscribe();
         let timer_tx = tx.clone();
@@ -789,14 +824,36 @@ impl Actor {
         });
         std::thread::Builder::new()
             .name("hearth-docs".into())
-            .spawn(move || self.run(rx))?;
+            .spawn(move || self.run(rx, runtime))?;
         Ok(ActorHandle { tx })
     }
 
-    fn run(mut self, mut rx: mpsc::Receiver<ActorMsg>) {
+    fn run(mut self, mut rx: mpsc::Receiver<ActorMsg>, runtime: tokio::runtime::Handle) {
+        // A store left with many chunks (a crash, an old version) is compacted at the
+        // first quiet moment after start, so the next start opens one snapshot.
+        for kind in [DocKind::Household, self.private.doc_kind] {
+            if self.parts(kind).1.store.needs_compaction() {
+                self.compaction_due.insert(kind);
+            }
+        }
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         while shutdown.is_none() {
-            let Some(first) = rx.blocking_recv() else {
+            let first = if self.compaction_due.is_empty() {
+                rx.blocking_recv()
+            } else {
+                // Compaction waits until nothing has come for a moment, so it never
+                // holds up a write, a sync round or a read that is under way.
+                // The timer is made inside the runtime's context, which `block_on` enters.
+                let quiet = async { tokio::time::timeout(COMPACT_WHEN_IDLE, rx.recv()).await };
+                match runtime.block_on(quiet) {
+                    Ok(next) => next,
+                    Err(_quiet) => {
+                        self.compact_due();
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else {
                 break;
             };
             let mut batch = vec![first];
@@ -1084,9 +1141,7 @@ impl Actor {
         });
         for doc in touched.keys().chain(remote.iter()).collect::<BTreeSet<_>>() {
             if !failed.contains_key(doc) {
-                let clock = crate::sync_hub::phases::Clock::start();
-                self.compact_if_needed(*doc);
-                clock.stop(|p| &mut p.compact, 0);
+                self.compact_when_idle(*doc);
             }
         }
         shutdown

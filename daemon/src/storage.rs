@@ -91,6 +91,8 @@ const MIN_COMPACTION_BYTES: u64 = 64 * 1024;
 /// Many tiny chunks cost a file open each at start-up, so compact past this count even
 /// when they are small.
 const MAX_CHUNKS: usize = 256;
+/// How many times past those bounds compaction stops waiting for the owner to be idle.
+const PILED_UP: u64 = 4;
 
 /// Errors from the store, the lock and the identity file.
 #[derive(Debug, Error)]

@@ -318,6 +318,15 @@ impl DocStore {
             || !self.obsolete.is_empty()
     }
 
+    /// True when the chunks have piled up so far past [`needs_compaction`]
+    /// (Self::needs_compaction) that compaction should not wait for a quiet moment:
+    /// a daemon that is never idle still keeps its store small.
+    pub fn must_compact(&self) -> bool {
+        let snapshot_len = self.snapshot.as_ref().map_or(0, |s| s.len);
+        self.chunk_bytes() > PILED_UP * snapshot_len.max(MIN_COMPACTION_BYTES)
+            || self.chunks.len() >= PILED_UP as usize * MAX_CHUNKS
+    }
+
     /// Replaces the snapshot and chunks with one new snapshot of `doc`.
     ///
     /// `doc` must be the document this store loaded, with every appended change in it:
