@@ -498,21 +498,8 @@ impl Net {
             device,
             traffic.clone(),
         ));
-        let ends = LinkEnds {
-            local: PeerId::from(&self.transport.device_id()),
-            remote: PeerId::from(&device),
-        };
-        let decoder = FrameDecoder::for_link(form, ends);
-        self.read_link(
-            &connection,
-            &mut recv,
-            decoder,
-            conn,
-            device,
-            dialled,
-            &traffic,
-        )
-        .await;
+        self.read_link(&connection, &mut recv, conn, device, dialled, &traffic)
+            .await;
         writer.abort();
         let _ = self.actor.send(ActorMsg::PeerClosed { conn }).await;
         self.tell(NetMsg::Unregister { device, conn });
@@ -523,12 +510,17 @@ impl Net {
         &self,
         connection: &quinn::Connection,
         recv: &mut quinn::RecvStream,
-        mut decoder: FrameDecoder,
         conn: ConnId,
         device: DeviceId,
         dialled: bool,
         traffic: &TrafficCounters,
     ) {
+        // Lean frames name neither device: the handshake proved both.
+        let ends = LinkEnds {
+            local: PeerId::from(&self.transport.device_id()),
+            remote: PeerId::from(&device),
+        };
+        let mut decoder = FrameDecoder::for_link(transport::negotiated_sync_form(connection), ends);
         let mut buf = vec![0u8; 64 * 1024];
         // A dialled connection counts as established once the peer's first frame
         // arrives (see the transport docs); only then is its address's backoff reset.

@@ -1,5 +1,6 @@
 //! When the daemon compacts its store: at a quiet moment, not in the middle of a burst
 //! of writes or a sync exchange, and soon after a start that finds many chunks left.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
