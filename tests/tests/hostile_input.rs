@@ -16,7 +16,9 @@ use std::time::Duration;
 use common::{invite, notes, secrets_of, wait_for_invite, write, Ended, RawPeer};
 use hearth_api::client::ClientError;
 use hearth_api::{DocCall, ErrorCode, Response, MAX_REQUEST_BYTES};
-use hearth_core::sync::{encode_frame, ApplicationErrorCode, Message, PeerId, PeerMetadata};
+use hearth_core::sync::{
+    encode_frame, encode_frame_as, ApplicationErrorCode, Message, PeerId, PeerMetadata, WireForm,
+};
 use hearth_tests::harness::{pair, wait_converged, TestDaemon};
 use hearthd::transport::Alpn;
 use serde_json::json;
@@ -196,7 +198,8 @@ fn hostile_sync_frames_close_the_connection_with_a_code_and_change_nothing() {
     let before = heads(&a);
     let addr = a.addr().unwrap();
     let household = *secrets_of(&a.paths.data_dir).household_secret().unwrap();
-    let peer = RawPeer::new(Some(b_secrets.device_pkcs8()), &[a_key]).in_household(household);
+    let raw = || RawPeer::new(Some(b_secrets.device_pkcs8()), &[a_key]).in_household(household);
+    let peer = raw().classic_only();
 
     let frame = |payload: &[u8]| -> Vec<u8> {
         let mut f = u32::try_from(payload.len()).unwrap().to_be_bytes().to_vec();
@@ -272,6 +275,52 @@ fn hostile_sync_frames_close_the_connection_with_a_code_and_change_nothing() {
         ),
     ];
     for (what, bytes, expected) in cases {
+        let ended = peer.send_and_wait_close(&addr, Alpn::Sync, &bytes);
+        assert_eq!(ended, expected, "{what}");
+        assert_eq!(heads(&a), before, "{what} changed the documents");
+    }
+    // The same on a lean (`hearth/2`) link, whose messages name no device at all, so
+    // there is no other device to claim to be.
+    let lean = |message: &Message| encode_frame_as(message, WireForm::Lean).unwrap();
+    let lean_join = lean(&Message::Join {
+        sender_id: PeerId::from(&a_device),
+        peer_metadata: PeerMetadata::default(),
+        supported_protocol_versions: vec!["1".into()],
+    });
+    let lean_cases: Vec<(&str, Vec<u8>, Ended)> = vec![
+        (
+            "lean: an unknown tag",
+            frame(&[0x81, 0x18, 0x63]),
+            code(ApplicationErrorCode::UnknownMessageType),
+        ),
+        (
+            "lean: a classic map",
+            frame(&type_only(b"join")),
+            code(ApplicationErrorCode::MalformedFrame),
+        ),
+        (
+            "lean: truncated",
+            frame(&[0x83, 0x03]),
+            code(ApplicationErrorCode::MalformedFrame),
+        ),
+        (
+            "lean: sync before join",
+            lean(&Message::Sync {
+                sender_id: PeerId::from(&b_device),
+                target_id: PeerId::from(&a_device),
+                document_id: hearth_core::sync::DocId::household(),
+                data: vec![0x42, 1, 2, 3],
+            }),
+            code(ApplicationErrorCode::ProtocolViolation),
+        ),
+        (
+            "lean: bad sync data after a good join",
+            [lean_join, frame(&[0x80])].concat(),
+            code(ApplicationErrorCode::MalformedFrame),
+        ),
+    ];
+    let peer = raw();
+    for (what, bytes, expected) in lean_cases {
         let ended = peer.send_and_wait_close(&addr, Alpn::Sync, &bytes);
         assert_eq!(ended, expected, "{what}");
         assert_eq!(heads(&a), before, "{what} changed the documents");

@@ -825,9 +825,9 @@ impl Transport {
         })
     }
 
-    /// This endpoint speaks sync only as a device from before `hearth/2` did.
-    #[cfg(test)]
-    pub(crate) fn classic_only(mut self) -> Self {
+    /// This endpoint speaks sync only as a device from before `hearth/2` did: for tests
+    /// of the classic layout and of mixed versions.
+    pub fn classic_only(mut self) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.classic_only = true;
         }

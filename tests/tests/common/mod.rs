@@ -503,6 +503,13 @@ impl RawPeer {
         self
     }
 
+    /// This peer speaks sync only in the classic layout (`hearth/1`), as a device from
+    /// before the lean one did.
+    pub fn classic_only(mut self) -> RawPeer {
+        self.transport = self.transport.classic_only();
+        self
+    }
+
     /// This peer's public key.
     pub fn public_key(&self) -> [u8; 32] {
         self.key.public_key()
