@@ -165,7 +165,12 @@ pub fn required_text(text: &str, field: &'static str) -> Result<String, OpsError
 /// The person `who` names, or `default` (`me`, `partner`, ...) when the request left it
 /// out.
 pub fn person_or(docs: &Docs, who: Option<&str>, default: &str) -> Result<PersonId, OpsError> {
-    resolve_person(&docs.people(), docs.me, who.unwrap_or(default))
+    let who = who.unwrap_or(default);
+    // `me` needs no look at the roster, and it is what nearly every write names.
+    if who.trim().eq_ignore_ascii_case("me") {
+        return Ok(docs.me);
+    }
+    resolve_person(&docs.people(), docs.me, who)
 }
 
 /// The name people see for `id`, or "someone" for a person not on the roster.
