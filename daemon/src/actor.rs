@@ -824,7 +824,10 @@ impl Actor {
         });
         std::thread::Builder::new()
             .name("hearth-docs".into())
-            .spawn(move || self.run(rx, runtime))?;
+            .spawn(move || {
+                let _exit_on_panic = ExitOnPanic(owner_stopped_on_a_bug);
+                self.run(rx, runtime);
+            })?;
         Ok(ActorHandle { tx })
     }
 
@@ -1148,6 +1151,28 @@ impl Actor {
     }
 }
 
+/// Calls its function if the thread holding it unwinds from a panic.
+///
+/// Without its owner thread the daemon would go on answering `status` while every
+/// write and read waited forever, which looks like a hang to the person using it.
+struct ExitOnPanic(fn());
+
+impl Drop for ExitOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            (self.0)();
+        }
+    }
+}
+
+/// Ends the daemon after the owner thread panicked. Every acknowledged write is already
+/// on disk, so this is no worse than a crash, and whoever started the daemon (the CLI's
+/// autostart, a service manager) can start it again.
+fn owner_stopped_on_a_bug() {
+    tracing::error!("the document owner stopped on a bug; hearthd exits so that it can be started again (nothing acknowledged is lost)");
+    std::process::exit(70);
+}
+
 /// The actor id this device writes under until it stops: its key, which every
 /// receiver checks against a signed head (`hearth_core::provenance`), and a fresh
 /// nonce, so that a change lost in a crash never shares a sequence number with a later
@@ -1172,4 +1197,32 @@ pub fn storage_error(e: &StoreError) -> ApiError {
         format!("this could not be saved: {e}"),
         "nothing was saved from this request; everything saved before is safe",
     )
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::ExitOnPanic;
+
+    static CALLED: AtomicUsize = AtomicUsize::new(0);
+
+    fn count() {
+        CALLED.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn only_a_panicking_owner_thread_ends_the_daemon() {
+        let normal = std::thread::spawn(|| {
+            let _guard = ExitOnPanic(count);
+        });
+        assert!(normal.join().is_ok());
+        assert_eq!(CALLED.load(Ordering::SeqCst), 0);
+        let panicking = std::thread::spawn(|| {
+            let _guard = ExitOnPanic(count);
+            panic!("a bug in the owner");
+        });
+        assert!(panicking.join().is_err());
+        assert_eq!(CALLED.load(Ordering::SeqCst), 1);
+    }
 }
