@@ -558,14 +558,13 @@ impl Actor {
     /// Compacts every document marked for it.
     fn compact_due(&mut self) {
         for kind in std::mem::take(&mut self.compaction_due) {
-            let clock = crate::sync_hub::phases::Clock::start();
             self.compact(kind);
-            clock.stop(|p| &mut p.compact, 0);
         }
     }
 
     fn compact(&mut self, kind: DocKind) {
         self.compaction_due.remove(&kind);
+        let clock = crate::sync_hub::phases::Clock::start();
         let (doc, stored) = self.parts(kind);
         if stored.store.needs_compaction() {
             let proofs: Vec<Vec<u8>> = doc.proofs().settled().map(HeadProof::encode).collect();
@@ -579,6 +578,7 @@ impl Actor {
                 }
             }
         }
+        clock.stop(|p| &mut p.compact, 0);
     }
 
     /// A own-device join on this fresh device: see [`ActorMsg::BecomePerson`].

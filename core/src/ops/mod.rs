@@ -167,10 +167,15 @@ pub fn required_text(text: &str, field: &'static str) -> Result<String, OpsError
 pub fn person_or(docs: &Docs, who: Option<&str>, default: &str) -> Result<PersonId, OpsError> {
     let who = who.unwrap_or(default);
     // `me` needs no look at the roster, and it is what nearly every write names.
-    if who.trim().eq_ignore_ascii_case("me") {
+    if names_me(who) {
         return Ok(docs.me);
     }
     resolve_person(&docs.people(), docs.me, who)
+}
+
+/// Whether `who` is `me`, in any case and with spaces around.
+fn names_me(who: &str) -> bool {
+    who.trim().eq_ignore_ascii_case("me")
 }
 
 /// The name people see for `id`, or "someone" for a person not on the roster.
@@ -185,10 +190,10 @@ pub fn name_of(docs: &Docs, id: PersonId) -> String {
 /// The person `who` names: `me`, `partner`, a display name (any case) or an id prefix,
 /// among `people`, where `me` is the asking person.
 pub fn resolve_person(people: &[Person], me: PersonId, who: &str) -> Result<PersonId, OpsError> {
-    let wanted = who.trim().to_lowercase();
-    if wanted == "me" {
+    if names_me(who) {
         return Ok(me);
     }
+    let wanted = who.trim().to_lowercase();
     if wanted == "partner" {
         return people
             .iter()

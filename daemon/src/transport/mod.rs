@@ -564,24 +564,25 @@ pub fn peer_public_key(connection: &quinn::Connection) -> Option<PublicKey> {
 
 /// The protocol `connection` negotiated.
 pub fn negotiated_alpn(connection: &quinn::Connection) -> Option<Alpn> {
-    let data = connection
-        .handshake_data()?
-        .downcast::<HandshakeData>()
-        .ok()?;
-    Alpn::from_bytes(data.protocol.as_deref()?)
+    Alpn::from_bytes(&negotiated_protocol_id(connection)?)
 }
 
 /// The layout a sync connection's frames use, by the ALPN id it negotiated.
 pub fn negotiated_sync_form(connection: &quinn::Connection) -> WireForm {
-    let protocol = connection
-        .handshake_data()
-        .and_then(|data| data.downcast::<HandshakeData>().ok())
-        .and_then(|data| data.protocol);
-    if protocol.as_deref() == Some(ALPN_SYNC_LEAN) {
+    if negotiated_protocol_id(connection).as_deref() == Some(ALPN_SYNC_LEAN) {
         WireForm::Lean
     } else {
         WireForm::Classic
     }
+}
+
+/// The ALPN id `connection` negotiated, as bytes.
+fn negotiated_protocol_id(connection: &quinn::Connection) -> Option<Vec<u8>> {
+    connection
+        .handshake_data()?
+        .downcast::<HandshakeData>()
+        .ok()?
+        .protocol
 }
 
 /// Turns a [`quinn::ConnectionError`] seen on `connection` (for instance from a stream
@@ -644,8 +645,19 @@ fn classify(addr: SocketAddr, alpn: Option<Alpn>, error: quinn::ConnectionError)
     }
 }
 
+/// The ALPN ids of `protocols`, in order, leaving out the lean sync layout for an
+/// endpoint that speaks only the classic one.
+fn protocol_ids(protocols: &[Alpn], classic_only: bool) -> Vec<Vec<u8>> {
+    protocols
+        .iter()
+        .flat_map(|alpn| alpn.protocol_ids())
+        .filter(|id| !(classic_only && **id == ALPN_SYNC_LEAN))
+        .map(|id| id.to_vec())
+        .collect()
+}
+
 /// Everything the endpoint needs to build per-connection TLS configurations.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Shared {
     certified: Arc<CertifiedKey>,
     /// Signs the in-channel proof of this device's key on accepted sync connections.
@@ -712,12 +724,7 @@ impl Shared {
 
     /// The ALPN ids of `protocols`, in order, that this endpoint speaks.
     fn offered(&self, protocols: &[Alpn]) -> Vec<Vec<u8>> {
-        protocols
-            .iter()
-            .flat_map(|alpn| alpn.protocol_ids())
-            .filter(|id| !(self.classic_only && **id == ALPN_SYNC_LEAN))
-            .map(|id| id.to_vec())
-            .collect()
+        protocol_ids(protocols, self.classic_only)
     }
 
     fn client_config(
@@ -794,11 +801,7 @@ impl Transport {
             &trust,
             &provider,
             None,
-            Alpn::LISTENER_ORDER
-                .iter()
-                .flat_map(|alpn| alpn.protocol_ids())
-                .map(|id| id.to_vec())
-                .collect(),
+            protocol_ids(&Alpn::LISTENER_ORDER, false),
         )?);
         fallback.transport_config(Arc::clone(&transport));
         let socket = bind_udp(bind)?;
@@ -828,9 +831,10 @@ impl Transport {
     /// This endpoint speaks sync only as a device from before `hearth/2` did: for tests
     /// of the classic layout and of mixed versions.
     pub fn classic_only(mut self) -> Self {
-        if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.classic_only = true;
-        }
+        self.shared = Arc::new(Shared {
+            classic_only: true,
+            ..Shared::clone(&self.shared)
+        });
         self
     }
 
